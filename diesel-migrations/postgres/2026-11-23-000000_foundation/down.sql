@@ -1,0 +1,1 @@
+DROP TABLE audit_head; DROP TABLE events; DROP TABLE users; DROP TABLE settings; DROP TABLE containers; DROP TABLE licenses; DROP TABLE order_lines; DROP TABLE orders; DROP TABLE tickets; DROP TABLE customers; DROP TABLE items; DROP TABLE firms;

@@ -1,0 +1,128 @@
+//! Prometheus text metrics: requests by route and status, latencies, and the domain counters.
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::service::Stats;
+
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    by_route: Mutex<HashMap<(String, String, u16), Series>>,
+}
+
+impl Metrics {
+    pub fn observe(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let secs = took.as_secs_f64();
+        let mut map = self.by_route.lock().expect("metrics");
+        let s = map
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default();
+        s.count += 1;
+        s.sum += secs;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+
+    pub fn render(&self, stats: &Stats) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP licentia_http_requests_total HTTP requests by route and status.\n# TYPE licentia_http_requests_total counter\n");
+        let map = self.by_route.lock().expect("metrics");
+        let mut keys: Vec<_> = map.keys().cloned().collect();
+        keys.sort();
+        for k in &keys {
+            let (m, r, s) = k;
+            let _ = writeln!(
+                out,
+                "licentia_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {}",
+                map[k].count
+            );
+        }
+        out.push_str("# HELP licentia_http_request_duration_seconds Request latency.\n# TYPE licentia_http_request_duration_seconds histogram\n");
+        let mut per_route: HashMap<(String, String), Series> = HashMap::new();
+        for (k, s) in map.iter() {
+            let agg = per_route.entry((k.0.clone(), k.1.clone())).or_default();
+            agg.count += s.count;
+            agg.sum += s.sum;
+            for i in 0..BUCKETS.len() {
+                agg.buckets[i] += s.buckets[i];
+            }
+        }
+        let mut routes: Vec<_> = per_route.into_iter().collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((m, r), s) in routes {
+            let l = format!("method=\"{m}\",route=\"{r}\"");
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "licentia_http_request_duration_seconds_bucket{{{l},le=\"{b}\"}} {}",
+                    s.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "licentia_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "licentia_http_request_duration_seconds_sum{{{l}}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                out,
+                "licentia_http_request_duration_seconds_count{{{l}}} {}",
+                s.count
+            );
+        }
+        for (name, help, v) in [
+            (
+                "licentia_orders_created_total",
+                "Orders created.",
+                &stats.orders_created,
+            ),
+            (
+                "licentia_tickets_created_total",
+                "Tickets created.",
+                &stats.tickets_created,
+            ),
+            (
+                "licentia_licenses_created_total",
+                "Licenses created.",
+                &stats.licenses_created,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        if let Some(rss) = resident_bytes() {
+            let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+        }
+        out
+    }
+}
+
+/// Resident set size of this process, from /proc (Linux).
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

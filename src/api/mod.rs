@@ -1,0 +1,61 @@
+//! Thin adapters: decode, turn credentials into an `Actor`, call one service, encode.
+pub mod json;
+pub mod metrics;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::error::Error;
+
+/// The JSON form of a domain error: `{"error": {"code": …, "message": …}}`.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::Invalid { .. } | Error::InvalidTicket(_) => StatusCode::BAD_REQUEST,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::AlreadyExists { .. } | Error::OrderConflict(_) | Error::Conflict(_) => {
+            StatusCode::CONFLICT
+        }
+        Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+        Error::Busy | Error::Retry => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        status_of(&self.0)
+    }
+    fn error_response(&self) -> HttpResponse {
+        if let Error::Internal(cause) = &self.0 {
+            tracing::error!(%cause, "internal error");
+        }
+        let mut r = HttpResponse::build(self.status_code());
+        if matches!(self.0, Error::Unauthenticated) {
+            r.insert_header(("WWW-Authenticate", "Basic realm=\"licentia\""));
+        }
+        r.json(serde_json::json!({"error": {"code": self.0.code(), "message": self.0.public_message()}}))
+    }
+}
+
+/// An error of the request itself, before a service is called (body too large, bad JSON).
+pub fn request_error(code: &'static str, status: StatusCode, message: String) -> actix_web::Error {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    actix_web::error::InternalError::from_response(message, HttpResponse::build(status).json(body))
+        .into()
+}

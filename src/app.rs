@@ -1,0 +1,65 @@
+//! Builds and runs the HTTP server on a `Core`.
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+use crate::api::{json, metrics::Metrics};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::service::Core;
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: Server,
+    pub core: web::Data<Core>,
+}
+
+/// Opens the database, binds the configured address (port 0 picks a free one) and returns
+/// the server, not yet awaited.
+pub async fn start(config: Config) -> Result<Running> {
+    let listener = TcpListener::bind(&config.listen)
+        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let workers = config.workers;
+    let limit = config.max_body_bytes;
+    let core = web::Data::new(Core::open(config).await?);
+    let metrics = web::Data::new(Metrics::default());
+    let data = core.clone();
+    let server = HttpServer::new(move || {
+        let m: Arc<Metrics> = metrics.clone().into_inner();
+        App::new()
+            .app_data(data.clone())
+            .app_data(metrics.clone())
+            .app_data(json::json_config(limit))
+            .app_data(web::PayloadConfig::new(limit))
+            .configure(json::configure)
+            .default_service(web::to(|| async {
+                HttpResponse::NotFound().json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}}))
+            }))
+            .wrap_fn(move |req, srv| {
+                let started = Instant::now();
+                let method = req.method().to_string();
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let m = m.clone();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await;
+                    let status = res.as_ref().map(|r| r.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    m.observe(&method, &route, status.as_u16(), started.elapsed());
+                    res
+                }
+            })
+            .wrap(tracing_actix_web::TracingLogger::default())
+    })
+    .workers(workers)
+    .listen(listener)
+    .map_err(|e| Error::internal(format!("cannot start the server: {e}")))?
+    .run();
+    Ok(Running { addr, server, core })
+}

@@ -1,0 +1,93 @@
+//! One domain error with a stable code per case; each adapter maps it to its own wire form.
+use std::fmt;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("not a valid ticket: {0}")]
+    InvalidTicket(String),
+    #[error("unknown {kind}: {id}")]
+    NotFound { kind: &'static str, id: String },
+    #[error("{kind} already exists: {id}")]
+    AlreadyExists { kind: &'static str, id: String },
+    #[error("authentication required or credentials wrong")]
+    Unauthenticated,
+    #[error("the role {role} may not {action}")]
+    Forbidden { role: String, action: &'static str },
+    #[error("order conflict: {0}")]
+    OrderConflict(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("the server is busy, try again")]
+    Busy,
+    /// A serialization conflict inside the writer; the write is run again.
+    #[error("retry")]
+    Retry,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, reason: impl fmt::Display) -> Error {
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+    pub fn not_found(kind: &'static str, id: impl fmt::Display) -> Error {
+        Error::NotFound {
+            kind,
+            id: id.to_string(),
+        }
+    }
+    pub fn internal(msg: impl fmt::Display) -> Error {
+        Error::Internal(msg.to_string())
+    }
+
+    /// The stable, machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid { .. } => "invalid_input",
+            Error::InvalidTicket(_) => "invalid_ticket",
+            Error::NotFound { kind, .. } => match *kind {
+                "item" => "unknown_item",
+                "ticket" => "unknown_ticket",
+                "customer" => "unknown_customer",
+                "order" => "unknown_order",
+                "license" => "unknown_license",
+                "user" => "unknown_user",
+                "firm" => "unknown_firm",
+                _ => "not_found",
+            },
+            Error::AlreadyExists { .. } => "already_exists",
+            Error::Unauthenticated => "unauthenticated",
+            Error::Forbidden { .. } => "forbidden",
+            Error::OrderConflict(_) => "order_conflict",
+            Error::Conflict(_) => "conflict",
+            Error::Busy | Error::Retry => "busy",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// What may be shown to the caller: internal causes are logged, never sent.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(_) => "internal error".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(e: diesel::result::Error) -> Error {
+        use diesel::result::{DatabaseErrorKind, Error as D};
+        match e {
+            D::NotFound => Error::internal("row not found"),
+            D::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Error::Retry,
+            other => Error::internal(format!("database: {other}")),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Licentia: an open-source license central.
+pub mod api;
+pub mod app;
+pub mod bench;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod service;
+pub mod store;

@@ -1,0 +1,407 @@
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use licentia::config::Config;
+use licentia::domain::{Actor, Interface, ItemKind, ItemOptions, Role};
+use licentia::error::Error;
+use licentia::service::{audit, catalog, demo, orders, users, Core};
+
+#[derive(Parser)]
+#[command(name = "licentia", version, about = "An open-source license central")]
+struct Cli {
+    /// A TOML configuration file; LICENTIA_* environment variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Seed the demo catalog and admin user first (if not there yet).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run the database migrations and exit.
+    Migrate,
+    /// Seed a demo catalog and an admin user whose password is printed once.
+    Demo,
+    /// Vendor users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Items (the catalog).
+    #[command(subcommand)]
+    Item(ItemCmd),
+    /// Orders.
+    #[command(subcommand)]
+    Order(OrderCmd),
+    /// Tickets.
+    #[command(subcommand)]
+    Ticket(TicketCmd),
+    /// The audit history.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Benchmarks against a running server.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user; the password is read from stdin with --password-stdin, else generated and printed.
+    Add {
+        username: String,
+        #[arg(long, default_value = "sales")]
+        role: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum ItemCmd {
+    List,
+    Show {
+        item_id: String,
+    },
+    Add {
+        #[arg(long)]
+        item_id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        product_code: i64,
+        #[arg(long, default_value = "license")]
+        kind: String,
+        #[arg(long)]
+        firm_code: Option<i64>,
+        /// Product item options as JSON, e.g. '{"license_quantity": 5, "feature_map": 3}'.
+        #[arg(long, default_value = "{}")]
+        options: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrderCmd {
+    /// Create an order; prints the ticket.
+    Create {
+        #[arg(long)]
+        customer: String,
+        /// SKU=QTY, repeatable.
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+        #[arg(long)]
+        erp_order_id: Option<String>,
+        #[arg(long, default_value = "cli")]
+        source: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TicketCmd {
+    Show { code: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the hash chain of the whole history.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Create orders over HTTP and print orders/s, p50/p99 and server memory.
+    Orders {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 20000)]
+        count: usize,
+        #[arg(long, default_value = "admin")]
+        user: String,
+        #[arg(long, env = "LICENTIA_BENCH_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "SNP-SINGLE")]
+        item: String,
+    },
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<Error>() {
+        Some(Error::Invalid { .. } | Error::InvalidTicket(_)) => 2,
+        Some(Error::NotFound { .. }) => 3,
+        Some(Error::AlreadyExists { .. } | Error::OrderConflict(_) | Error::Conflict(_)) => 4,
+        Some(Error::Unauthenticated | Error::Forbidden { .. }) => 5,
+        _ => 1,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LICENTIA_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Bench(BenchCmd::Orders {
+        url,
+        concurrency,
+        count,
+        user,
+        password,
+        item,
+    }) = cli.command
+    {
+        let b = licentia::bench::OrderBench {
+            url,
+            concurrency,
+            count,
+            user,
+            password,
+            item,
+        };
+        let report = tokio::task::spawn_blocking(move || licentia::bench::run_orders(&b)).await??;
+        println!("{report}");
+        return Ok(());
+    }
+    // LICENTIA_LOG and LICENTIA_BENCH_PASSWORD are read by the CLI itself, not the config.
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k != "LICENTIA_LOG" && k != "LICENTIA_BENCH_PASSWORD")
+        .collect();
+    let config = Config::from_parts(cli.config.as_deref(), &env).context("configuration")?;
+    let cli_actor = Actor {
+        name: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
+        role: Role::Admin,
+        interface: Interface::Cli,
+    };
+    match cli.command {
+        Command::Serve { demo: with_demo } => {
+            init_logging(&config);
+            let listen = config.listen.clone();
+            let running = licentia::app::start(config)
+                .await
+                .context("starting the server")?;
+            if with_demo {
+                print_demo(demo::seed(&running.core).await?);
+            }
+            tracing::info!(addr = %running.addr, requested = %listen, "licentia listening");
+            running.server.await.context("server")?;
+        }
+        Command::Migrate => {
+            Core::open(config).await?;
+            println!("migrations are up to date");
+        }
+        Command::Demo => {
+            let core = Core::open(config).await?;
+            print_demo(demo::seed(&core).await?);
+        }
+        Command::User(cmd) => {
+            let core = Core::open(config).await?;
+            match cmd {
+                UserCmd::Add {
+                    username,
+                    role,
+                    password_stdin,
+                } => {
+                    let role = Role::parse(&role)?;
+                    let (password, show) = if password_stdin {
+                        let mut s = String::new();
+                        std::io::stdin().read_to_string(&mut s)?;
+                        (s.trim_end_matches(['\r', '\n']).to_string(), false)
+                    } else {
+                        (users::generate_password(), true)
+                    };
+                    let u = users::add_user(
+                        &core,
+                        &cli_actor,
+                        users::NewUser {
+                            username,
+                            password: password.clone(),
+                            role,
+                        },
+                    )
+                    .await?;
+                    println!("user {} ({}) added", u.username, u.role);
+                    if show {
+                        println!("password: {password}");
+                    }
+                }
+                UserCmd::List => {
+                    for u in users::list_users(&core, &cli_actor).await? {
+                        println!(
+                            "{}\t{}\t{}",
+                            u.username,
+                            u.role,
+                            if u.active { "active" } else { "disabled" }
+                        );
+                    }
+                }
+            }
+        }
+        Command::Item(cmd) => {
+            let core = Core::open(config).await?;
+            match cmd {
+                ItemCmd::List => {
+                    for i in catalog::list_items(&core, &cli_actor).await? {
+                        println!(
+                            "{}\t{}\t{}\t{}/{}",
+                            i.item_id,
+                            i.kind.as_str(),
+                            i.name,
+                            i.firm_code,
+                            i.product_code
+                        );
+                    }
+                }
+                ItemCmd::Show { item_id } => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &catalog::get_item(&core, &cli_actor, item_id).await?
+                        )?
+                    );
+                }
+                ItemCmd::Add {
+                    item_id,
+                    name,
+                    product_code,
+                    kind,
+                    firm_code,
+                    options,
+                } => {
+                    let options: ItemOptions =
+                        serde_json::from_str(&options).map_err(|e| Error::invalid("options", e))?;
+                    let kind = ItemKind::parse(&kind)?;
+                    let item = catalog::create_item(
+                        &core,
+                        &cli_actor,
+                        catalog::NewItem {
+                            item_id,
+                            name,
+                            kind,
+                            firm_code,
+                            product_code,
+                            options,
+                        },
+                    )
+                    .await?;
+                    println!("item {} created", item.item_id);
+                }
+            }
+        }
+        Command::Order(OrderCmd::Create {
+            customer,
+            items,
+            erp_order_id,
+            source,
+            email,
+            comment,
+        }) => {
+            let core = Core::open(config).await?;
+            let mut lines = vec![];
+            for spec in items {
+                let (sku, qty) = spec.split_once('=').unwrap_or((&spec, "1"));
+                let quantity = qty.parse().map_err(|_| {
+                    Error::invalid("item", format!("'{spec}': quantity must be a number"))
+                })?;
+                lines.push(orders::OrderLine {
+                    item_id: sku.to_string(),
+                    quantity,
+                });
+            }
+            let req = orders::NewOrder {
+                source,
+                erp_order_id,
+                customer: catalog::CustomerData {
+                    external_id: customer,
+                    name: None,
+                    email,
+                    locale: None,
+                },
+                comment,
+                lines,
+            };
+            let view = orders::create_order(&core, &cli_actor, req).await?;
+            println!("{}", view.ticket);
+        }
+        Command::Ticket(TicketCmd::Show { code }) => {
+            let core = Core::open(config).await?;
+            let t = orders::get_ticket(&core, &cli_actor, &code).await?;
+            println!(
+                "ticket {}  customer {}  state {}",
+                t.ticket, t.customer_id, t.state
+            );
+            for l in t.licenses {
+                println!(
+                    "  license {}\t{}\t{}/{}\t{}\t{}",
+                    l.license_id,
+                    l.item_id,
+                    l.firm_code,
+                    l.product_code,
+                    l.state,
+                    l.serial.unwrap_or_default()
+                );
+            }
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let core = Core::open(config).await?;
+            let report = core.db.read(|c| audit::verify(c)).await?;
+            if report.problems.is_empty() {
+                println!("audit chain intact: {} events", report.events);
+            } else {
+                for p in &report.problems {
+                    println!("{p}");
+                }
+                anyhow::bail!(
+                    "audit chain broken: {} problem(s) in {} events",
+                    report.problems.len(),
+                    report.events
+                );
+            }
+        }
+        Command::Bench(_) => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn print_demo(o: demo::DemoOutcome) {
+    if !o.items_created.is_empty() {
+        println!("demo catalog: {}", o.items_created.join(", "));
+    }
+    match o.admin_password {
+        Some(p) => println!("admin user: admin\nadmin password (shown once): {p}"),
+        None => println!("admin user exists already; its password is unchanged"),
+    }
+}

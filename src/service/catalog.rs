@@ -1,0 +1,424 @@
+//! Items (what the vendor sells), customers and the firm's global settings.
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::audit::{self, Event};
+use super::Core;
+use crate::domain::{check_id, check_len, Actor, ItemKind, ItemOptions, Role, Settings, MAX_TEXT};
+use crate::error::{Error, Result};
+use crate::store::is_unique_violation;
+use crate::store::schema::{customers, firms, items, settings};
+
+#[derive(Debug, Clone, Queryable)]
+pub struct ItemRow {
+    pub id: i64,
+    pub firm_id: i64,
+    pub item_id: String,
+    pub name: String,
+    pub kind: String,
+    pub product_code: i64,
+    pub options: String,
+    pub active: bool,
+    pub version: i32,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Item {
+    pub item_id: String,
+    pub name: String,
+    pub kind: ItemKind,
+    pub firm_code: i64,
+    pub product_code: i64,
+    pub options: ItemOptions,
+    pub active: bool,
+    pub version: i32,
+}
+
+impl Item {
+    fn from_row(row: ItemRow, firm_code: i64) -> Result<Item> {
+        Ok(Item {
+            kind: ItemKind::parse(&row.kind)?,
+            options: serde_json::from_str(&row.options)
+                .map_err(|e| Error::internal(format!("item options: {e}")))?,
+            item_id: row.item_id,
+            name: row.name,
+            firm_code,
+            product_code: row.product_code,
+            active: row.active,
+            version: row.version,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewItem {
+    pub item_id: String,
+    pub name: String,
+    #[serde(default = "license_kind")]
+    pub kind: ItemKind,
+    /// Defaults to the server's firm code.
+    pub firm_code: Option<i64>,
+    pub product_code: i64,
+    #[serde(default)]
+    pub options: ItemOptions,
+}
+
+fn license_kind() -> ItemKind {
+    ItemKind::License
+}
+
+impl NewItem {
+    fn validate(&self) -> Result<()> {
+        check_id("item_id", &self.item_id)?;
+        check_len("name", &self.name, MAX_TEXT)?;
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid("name", "must not be empty"));
+        }
+        if !(0..=4_294_967_295).contains(&self.product_code) {
+            return Err(Error::invalid("product_code", "between 0 and 4294967295"));
+        }
+        self.options.validate()
+    }
+}
+
+fn load_item(c: &mut crate::store::Conn, item_id: &str) -> Result<Option<Item>> {
+    let row = items::table
+        .inner_join(firms::table)
+        .filter(items::item_id.eq(item_id))
+        .select((items::all_columns, firms::firm_code))
+        .first::<(ItemRow, i64)>(c)
+        .optional()?;
+    row.map(|(r, code)| Item::from_row(r, code)).transpose()
+}
+
+pub async fn create_item(core: &Core, actor: &Actor, req: NewItem) -> Result<Item> {
+    actor.require(&[Role::Admin], "manage items")?;
+    req.validate()?;
+    let firm_code = req.firm_code.unwrap_or(core.default_firm.firm_code);
+    let firm = super::firms::find_by_code(&core.db, firm_code).await?;
+    let actor = actor.clone();
+    core.db
+        .write(move |c| {
+            let now = super::now();
+            let res = diesel::insert_into(items::table)
+                .values((
+                    items::firm_id.eq(firm.id),
+                    items::item_id.eq(&req.item_id),
+                    items::name.eq(&req.name),
+                    items::kind.eq(req.kind.as_str()),
+                    items::product_code.eq(req.product_code),
+                    items::options.eq(serde_json::to_string(&req.options).expect("options")),
+                    items::active.eq(true),
+                    items::version.eq(1),
+                    items::created_at.eq(now),
+                    items::updated_at.eq(now),
+                ))
+                .execute(c);
+            match res {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(Error::AlreadyExists { kind: "item", id: req.item_id.clone() })
+                }
+                r => r?,
+            };
+            audit::record(c, &actor, Event {
+                action: "item.created",
+                details: serde_json::json!({"item_id": req.item_id, "kind": req.kind, "product_code": req.product_code}),
+                ..Default::default()
+            })?;
+            load_item(c, &req.item_id)?.ok_or_else(|| Error::internal("item vanished"))
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemChange {
+    /// The version the caller read; a concurrent change makes this a conflict.
+    pub version: i32,
+    pub name: Option<String>,
+    pub options: Option<ItemOptions>,
+    pub active: Option<bool>,
+}
+
+/// Changes an item for future orders; licenses already sold keep the options they were made with.
+pub async fn change_item(
+    core: &Core,
+    actor: &Actor,
+    item_id: String,
+    req: ItemChange,
+) -> Result<Item> {
+    actor.require(&[Role::Admin], "manage items")?;
+    if let Some(n) = &req.name {
+        check_len("name", n, MAX_TEXT)?;
+    }
+    if let Some(o) = &req.options {
+        o.validate()?;
+    }
+    let actor = actor.clone();
+    core.db
+        .write(move |c| {
+            let item = load_item(c, &item_id)?.ok_or_else(|| Error::not_found("item", &item_id))?;
+            let name = req.name.clone().unwrap_or(item.name.clone());
+            let options = req.options.clone().unwrap_or(item.options.clone());
+            let n = diesel::update(
+                items::table
+                    .filter(items::item_id.eq(&item_id))
+                    .filter(items::version.eq(req.version)),
+            )
+            .set((
+                items::name.eq(&name),
+                items::options.eq(serde_json::to_string(&options).expect("options")),
+                items::active.eq(req.active.unwrap_or(item.active)),
+                items::version.eq(req.version + 1),
+                items::updated_at.eq(super::now()),
+            ))
+            .execute(c)?;
+            if n == 0 {
+                return Err(Error::Conflict(format!(
+                    "item {item_id} was changed meanwhile (version {})",
+                    item.version
+                )));
+            }
+            audit::record(
+                c,
+                &actor,
+                Event {
+                    action: "item.changed",
+                    details: serde_json::json!({"item_id": item_id, "version": req.version + 1}),
+                    ..Default::default()
+                },
+            )?;
+            load_item(c, &item_id)?.ok_or_else(|| Error::internal("item vanished"))
+        })
+        .await
+}
+
+pub async fn get_item(core: &Core, actor: &Actor, item_id: String) -> Result<Item> {
+    let _ = actor;
+    core.db
+        .read(move |c| load_item(c, &item_id)?.ok_or_else(|| Error::not_found("item", &item_id)))
+        .await
+}
+
+pub async fn list_items(core: &Core, _actor: &Actor) -> Result<Vec<Item>> {
+    core.db
+        .read(|c| {
+            let rows = items::table
+                .inner_join(firms::table)
+                .select((items::all_columns, firms::firm_code))
+                .order(items::item_id.asc())
+                .load::<(ItemRow, i64)>(c)?;
+            rows.into_iter()
+                .map(|(r, code)| Item::from_row(r, code))
+                .collect()
+        })
+        .await
+}
+
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct Customer {
+    #[serde(skip)]
+    pub id: i64,
+    pub external_id: String,
+    pub name: String,
+    pub email: String,
+    pub locale: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// Customer data as an ERP or shop sends it with an order.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerData {
+    pub external_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+impl CustomerData {
+    pub fn validate(&self) -> Result<()> {
+        check_id("customer.external_id", &self.external_id)?;
+        check_len(
+            "customer.name",
+            self.name.as_deref().unwrap_or(""),
+            MAX_TEXT,
+        )?;
+        if let Some(e) = self.email.as_deref().filter(|e| !e.is_empty()) {
+            check_len("customer.email", e, 254)?;
+            let ok = e.split_once('@').is_some_and(|(l, d)| {
+                !l.is_empty() && d.contains('.') && !e.contains(char::is_whitespace)
+            });
+            if !ok {
+                return Err(Error::invalid("customer.email", "not an email address"));
+            }
+        }
+        if let Some(l) = &self.locale {
+            let ok = (2..=10).contains(&l.len())
+                && l.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+            if !ok {
+                return Err(Error::invalid(
+                    "customer.locale",
+                    "a language tag like en or de-DE",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Finds the customer by external id, creating it or updating the fields given. Inside a write.
+pub fn upsert_customer(c: &mut crate::store::Conn, data: &CustomerData) -> Result<Customer> {
+    let now = super::now();
+    let found = customers::table
+        .filter(customers::external_id.eq(&data.external_id))
+        .first::<Customer>(c)
+        .optional()?;
+    match found {
+        None => Ok(diesel::insert_into(customers::table)
+            .values((
+                customers::external_id.eq(&data.external_id),
+                customers::name.eq(data.name.clone().unwrap_or_default()),
+                customers::email.eq(data.email.clone().unwrap_or_default()),
+                customers::locale.eq(data.locale.clone().unwrap_or_else(|| "en".into())),
+                customers::created_at.eq(now),
+                customers::updated_at.eq(now),
+            ))
+            .get_result(c)?),
+        Some(cur) => {
+            let name = data.name.clone().unwrap_or(cur.name.clone());
+            let email = data.email.clone().unwrap_or(cur.email.clone());
+            let locale = data.locale.clone().unwrap_or(cur.locale.clone());
+            if (&name, &email, &locale) == (&cur.name, &cur.email, &cur.locale) {
+                return Ok(cur);
+            }
+            Ok(
+                diesel::update(customers::table.filter(customers::id.eq(cur.id)))
+                    .set((
+                        customers::name.eq(name),
+                        customers::email.eq(email),
+                        customers::locale.eq(locale),
+                        customers::updated_at.eq(now),
+                    ))
+                    .get_result(c)?,
+            )
+        }
+    }
+}
+
+pub async fn put_customer(core: &Core, actor: &Actor, data: CustomerData) -> Result<Customer> {
+    actor.require(&[Role::Admin, Role::Sales, Role::Erp], "manage customers")?;
+    data.validate()?;
+    let actor = actor.clone();
+    core.db
+        .write(move |c| {
+            let cust = upsert_customer(c, &data)?;
+            audit::record(
+                c,
+                &actor,
+                Event {
+                    action: "customer.saved",
+                    details: serde_json::json!({"external_id": cust.external_id}),
+                    ..Default::default()
+                },
+            )?;
+            Ok(cust)
+        })
+        .await
+}
+
+pub async fn get_customer(core: &Core, actor: &Actor, external_id: String) -> Result<Customer> {
+    actor.require(
+        &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
+        "read customers",
+    )?;
+    core.db
+        .read(move |c| {
+            customers::table
+                .filter(customers::external_id.eq(&external_id))
+                .first::<Customer>(c)
+                .optional()?
+                .ok_or_else(|| Error::not_found("customer", &external_id))
+        })
+        .await
+}
+
+pub async fn list_customers(core: &Core, actor: &Actor) -> Result<Vec<Customer>> {
+    actor.require(&[Role::Admin, Role::Sales, Role::Support], "read customers")?;
+    core.db
+        .read(|c| {
+            Ok(customers::table
+                .order(customers::id.asc())
+                .limit(1000)
+                .load(c)?)
+        })
+        .await
+}
+
+pub async fn get_settings(core: &Core, actor: &Actor) -> Result<Settings> {
+    actor.require(&[Role::Admin, Role::Support], "read settings")?;
+    let firm = core.default_firm.id;
+    core.db
+        .read(move |c| {
+            let body = settings::table
+                .filter(settings::firm_id.eq(firm))
+                .select(settings::body)
+                .first::<String>(c)
+                .optional()?;
+            match body {
+                Some(b) => {
+                    serde_json::from_str(&b).map_err(|e| Error::internal(format!("settings: {e}")))
+                }
+                None => Ok(Settings::default()),
+            }
+        })
+        .await
+}
+
+pub async fn put_settings(core: &Core, actor: &Actor, new: Settings) -> Result<Settings> {
+    actor.require(&[Role::Admin], "change settings")?;
+    new.validate()?;
+    let firm = core.default_firm.id;
+    let actor = actor.clone();
+    core.db
+        .write(move |c| {
+            let body = serde_json::to_string(&new).expect("settings");
+            let now = super::now();
+            let n = diesel::update(settings::table.filter(settings::firm_id.eq(firm)))
+                .set((
+                    settings::body.eq(&body),
+                    settings::version.eq(settings::version + 1),
+                    settings::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            if n == 0 {
+                diesel::insert_into(settings::table)
+                    .values((
+                        settings::firm_id.eq(firm),
+                        settings::body.eq(&body),
+                        settings::version.eq(1),
+                        settings::updated_at.eq(now),
+                    ))
+                    .execute(c)?;
+            }
+            audit::record(
+                c,
+                &actor,
+                Event {
+                    action: "settings.changed",
+                    details: serde_json::to_value(&new).expect("settings"),
+                    ..Default::default()
+                },
+            )?;
+            Ok(new.clone())
+        })
+        .await
+}

@@ -1,0 +1,184 @@
+//! Firm codes and their Ed25519 signing keys. A private key is kept sealed (AES-256-GCM) under
+//! the master key and is opened only when something must be signed.
+use std::io::Write;
+
+use base64::Engine;
+use diesel::prelude::*;
+use openssl::pkey::PKey;
+use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
+use serde::Serialize;
+
+use super::audit::{self, Event};
+use crate::config::Config;
+use crate::domain::{Actor, Interface};
+use crate::error::{Error, Result};
+use crate::store::schema::firms;
+use crate::store::{is_unique_violation, Db};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The key that seals the firms' private keys. From `master_key` in the configuration, or
+/// else from `<data_dir>/master.key`, made on first start with mode 0600.
+pub struct MasterKey([u8; 32]);
+
+impl MasterKey {
+    pub fn load(config: &Config) -> Result<MasterKey> {
+        let hex_key = if !config.master_key.0.is_empty() {
+            config.master_key.0.clone()
+        } else {
+            let path = config.data_dir.join("master.key");
+            match std::fs::read_to_string(&path) {
+                Ok(s) => s.trim().to_string(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key = hex::encode(random::<32>());
+                    std::fs::create_dir_all(&config.data_dir)
+                        .map_err(|e| Error::internal(format!("cannot create data_dir: {e}")))?;
+                    write_private(&path, &key)?;
+                    key
+                }
+                Err(e) => {
+                    return Err(Error::internal(format!(
+                        "cannot read {}: {e}",
+                        path.display()
+                    )))
+                }
+            }
+        };
+        let bytes = hex::decode(&hex_key)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| Error::invalid("master_key", "must be 64 hex characters"))?;
+        Ok(MasterKey(bytes))
+    }
+
+    fn seal(&self, plain: &[u8], aad: &[u8]) -> Result<String> {
+        let iv = random::<12>();
+        let mut tag = [0u8; 16];
+        let ct = encrypt_aead(
+            Cipher::aes_256_gcm(),
+            &self.0,
+            Some(&iv),
+            aad,
+            plain,
+            &mut tag,
+        )
+        .map_err(|e| Error::internal(format!("seal: {e}")))?;
+        Ok(format!("v1:{}", B64.encode([&iv[..], &ct, &tag].concat())))
+    }
+
+    pub fn open(&self, sealed: &str, aad: &[u8]) -> Result<Vec<u8>> {
+        let raw = sealed
+            .strip_prefix("v1:")
+            .and_then(|b| B64.decode(b).ok())
+            .filter(|r| r.len() > 28)
+            .ok_or_else(|| Error::internal("sealed key is malformed"))?;
+        let (iv, rest) = raw.split_at(12);
+        let (ct, tag) = rest.split_at(rest.len() - 16);
+        decrypt_aead(Cipher::aes_256_gcm(), &self.0, Some(iv), aad, ct, tag)
+            .map_err(|_| Error::internal("cannot open a firm key: wrong master key?"))
+    }
+}
+
+fn write_private(path: &std::path::Path, content: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::internal(format!("cannot create {}: {e}", path.display())))?;
+    f.write_all(content.as_bytes())
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    openssl::rand::rand_bytes(&mut b).expect("openssl CSPRNG");
+    b
+}
+
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct Firm {
+    pub id: i64,
+    pub firm_code: i64,
+    pub name: String,
+    pub key_id: String,
+    /// Base64 of the raw 32-byte Ed25519 public key.
+    pub public_key: String,
+    #[serde(skip)]
+    pub private_key_sealed: String,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+/// Finds the firm with `code`, or makes it with a fresh key pair.
+pub async fn ensure_firm(db: &Db, master: &MasterKey, code: i64, name: &str) -> Result<Firm> {
+    if let Some(f) = db
+        .read(move |c| {
+            Ok(firms::table
+                .filter(firms::firm_code.eq(code))
+                .first::<Firm>(c)
+                .optional()?)
+        })
+        .await?
+    {
+        return Ok(f);
+    }
+    let key = PKey::generate_ed25519().map_err(|e| Error::internal(format!("keygen: {e}")))?;
+    let public = key
+        .raw_public_key()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let private = key
+        .raw_private_key()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let key_id = hex::encode(&openssl::sha::sha256(&public)[..8]);
+    let sealed = master.seal(&private, format!("firm:{code}").as_bytes())?;
+    let public_b64 = B64.encode(&public);
+    let name = name.to_string();
+    db.write(move |c| {
+        if let Some(f) = firms::table
+            .filter(firms::firm_code.eq(code))
+            .first::<Firm>(c)
+            .optional()?
+        {
+            return Ok(f);
+        }
+        let res = diesel::insert_into(firms::table)
+            .values((
+                firms::firm_code.eq(code),
+                firms::name.eq(&name),
+                firms::key_id.eq(&key_id),
+                firms::public_key.eq(&public_b64),
+                firms::private_key_sealed.eq(&sealed),
+                firms::created_at.eq(super::now()),
+            ))
+            .execute(c);
+        match res {
+            Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
+            r => r?,
+        };
+        audit::record(
+            c,
+            &Actor::system(Interface::System),
+            Event {
+                action: "firm.created",
+                details: serde_json::json!({"firm_code": code, "key_id": key_id}),
+                ..Default::default()
+            },
+        )?;
+        Ok(firms::table
+            .filter(firms::firm_code.eq(code))
+            .first::<Firm>(c)?)
+    })
+    .await
+}
+
+pub async fn find_by_code(db: &Db, code: i64) -> Result<Firm> {
+    db.read(move |c| {
+        firms::table
+            .filter(firms::firm_code.eq(code))
+            .first::<Firm>(c)
+            .optional()?
+            .ok_or_else(|| Error::not_found("firm", code))
+    })
+    .await
+}

@@ -1,0 +1,67 @@
+//! The use cases. Each takes the `Core`, an `Actor` and a request, and returns a `Result`.
+pub mod audit;
+pub mod catalog;
+pub mod demo;
+pub mod firms;
+pub mod orders;
+pub mod users;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::{Db, DbOptions};
+
+/// Counters the metrics endpoint reports.
+#[derive(Default)]
+pub struct Stats {
+    pub orders_created: AtomicU64,
+    pub tickets_created: AtomicU64,
+    pub licenses_created: AtomicU64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+pub struct Core {
+    pub db: Db,
+    pub config: Config,
+    /// The firm made from the configuration on first start.
+    pub default_firm: firms::Firm,
+    pub credentials: users::CredentialCache,
+    pub stats: Stats,
+}
+
+impl Core {
+    /// Opens the database (running migrations) and makes sure the configured firm exists.
+    pub async fn open(config: Config) -> Result<Core> {
+        let db = Db::open(
+            &config.database_url,
+            &DbOptions {
+                pool_size: config.pool_size,
+                writer_batch_max: config.writer_batch_max,
+            },
+        )?;
+        let master = firms::MasterKey::load(&config)?;
+        let default_firm =
+            firms::ensure_firm(&db, &master, config.firm_code, &config.firm_name).await?;
+        Ok(Core {
+            credentials: users::CredentialCache::new(config.credential_cache_secs),
+            db,
+            config,
+            default_firm,
+            stats: Stats::default(),
+        })
+    }
+}
+
+/// Now, in UTC, truncated to microseconds so that it reads back the same from both backends.
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::Timelike;
+    let t = chrono::Utc::now().naive_utc();
+    t.with_nanosecond(t.nanosecond() / 1000 * 1000)
+        .expect("valid nanosecond")
+}

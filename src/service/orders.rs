@@ -1,0 +1,597 @@
+//! Orders become tickets with one license per unit of quantity. Orders are idempotent: the
+//! same source and ERP order id with the same lines returns the first result.
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::audit::{self, Event};
+use super::catalog::{upsert_customer, CustomerData};
+use super::{Core, Stats};
+use crate::domain::ticket::TicketCode;
+use crate::domain::{
+    check_id, check_len, license_state, Actor, Role, MAX_LINES, MAX_QUANTITY, MAX_TEXT,
+};
+use crate::error::{Error, Result};
+use crate::store::schema::{customers, items, licenses, order_lines, orders, tickets};
+use crate::store::{is_unique_violation, Conn};
+
+const INITIAL_BATCH: &str = "initial";
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLine {
+    pub item_id: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    /// Who sent the order (`api`, `erp`, a shop's connector name …); scopes `erp_order_id`.
+    #[serde(default = "api_source")]
+    pub source: String,
+    /// The ERP's or shop's order id. Without it the order cannot be recognised when re-sent.
+    pub erp_order_id: Option<String>,
+    pub customer: CustomerData,
+    #[serde(default)]
+    pub comment: String,
+    pub lines: Vec<OrderLine>,
+}
+
+fn api_source() -> String {
+    "api".into()
+}
+
+/// Appends lines to an existing order's ticket. `batch_key` makes the append itself
+/// idempotent: the same key with the same lines returns the first result.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddToOrder {
+    pub batch_key: Option<String>,
+    pub lines: Vec<OrderLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderView {
+    pub order_id: i64,
+    pub source: String,
+    pub erp_order_id: String,
+    pub customer_id: String,
+    pub ticket: String,
+    pub comment: String,
+    pub created_by: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub lines: Vec<LineView>,
+    /// False when this answer repeats an earlier identical request.
+    pub created: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LineView {
+    pub batch_key: String,
+    pub position: i32,
+    pub item_id: String,
+    pub quantity: i32,
+    pub licenses: Vec<i64>,
+}
+
+fn check_lines(lines: &[OrderLine]) -> Result<()> {
+    if lines.is_empty() {
+        return Err(Error::invalid("lines", "an order needs at least one line"));
+    }
+    if lines.len() > MAX_LINES {
+        return Err(Error::invalid(
+            "lines",
+            format!("at most {MAX_LINES} lines"),
+        ));
+    }
+    for (i, l) in lines.iter().enumerate() {
+        check_id(&format!("lines[{i}].item_id"), &l.item_id)?;
+        if l.quantity < 1 || l.quantity > MAX_QUANTITY as i64 {
+            return Err(Error::invalid(
+                format!("lines[{i}].quantity"),
+                format!("between 1 and {MAX_QUANTITY}"),
+            ));
+        }
+    }
+    let total: i64 = lines.iter().map(|l| l.quantity).sum();
+    if total > MAX_QUANTITY as i64 {
+        return Err(Error::invalid(
+            "lines",
+            format!("at most {MAX_QUANTITY} licenses per request"),
+        ));
+    }
+    Ok(())
+}
+
+impl NewOrder {
+    fn validate(&mut self) -> Result<()> {
+        check_id("source", &self.source)?;
+        match &self.erp_order_id {
+            Some(id) => check_id("erp_order_id", id)?,
+            None => {
+                self.erp_order_id = Some(format!("auto-{}", TicketCode::generate().as_stored()))
+            }
+        }
+        check_len("comment", &self.comment, MAX_TEXT * 4)?;
+        self.customer.validate()?;
+        check_lines(&self.lines)
+    }
+}
+
+const ORDER_ROLES: &[Role] = &[Role::Admin, Role::Sales, Role::Erp];
+
+pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Result<OrderView> {
+    actor.require(ORDER_ROLES, "create orders")?;
+    req.validate()?;
+    let actor = actor.clone();
+    let view = core
+        .db
+        .write(move |c| {
+            let erp_id = req.erp_order_id.clone().expect("validated");
+            if let Some(order_id) = find_order(c, &req.source, &erp_id)? {
+                let view = load_order(c, order_id, false)?;
+                let same_lines = lines_of(&view, INITIAL_BATCH) == req.lines;
+                if same_lines && view.customer_id == req.customer.external_id {
+                    return Ok(view);
+                }
+                return Err(Error::OrderConflict(format!(
+                    "order {erp_id} from {} exists with other lines or another customer; use add-to-order to append",
+                    req.source
+                )));
+            }
+            let resolved = resolve_items(c, &req.lines)?;
+            let customer = upsert_customer(c, &req.customer)?;
+            let code = new_ticket_code(c)?;
+            let now = super::now();
+            let ticket_id: i64 = diesel::insert_into(tickets::table)
+                .values((tickets::code.eq(code.as_stored()), tickets::customer_id.eq(customer.id), tickets::state.eq("active"), tickets::created_at.eq(now)))
+                .returning(tickets::id)
+                .get_result(c)?;
+            let inserted = diesel::insert_into(orders::table)
+                .values((
+                    orders::source.eq(&req.source),
+                    orders::erp_order_id.eq(&erp_id),
+                    orders::customer_id.eq(customer.id),
+                    orders::ticket_id.eq(ticket_id),
+                    orders::comment.eq(&req.comment),
+                    orders::created_by.eq(&actor.name),
+                    orders::created_at.eq(now),
+                ))
+                .returning(orders::id)
+                .get_result::<i64>(c);
+            // Another node inserted the same order first: run again, and find it.
+            let order_id = match inserted {
+                Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
+                r => r?,
+            };
+            let made = insert_lines(c, order_id, ticket_id, INITIAL_BATCH, &resolved)?;
+            audit::record(c, &actor, Event {
+                action: "order.created",
+                order_id: Some(order_id),
+                ticket: Some(code.as_stored()),
+                details: serde_json::json!({"source": req.source, "erp_order_id": erp_id,
+                    "customer": customer.external_id, "lines": req.lines, "licenses": made}),
+                ..Default::default()
+            })?;
+            load_order(c, order_id, true)
+        })
+        .await?;
+    if view.created {
+        count(&core.stats.orders_created, 1);
+        count(&core.stats.tickets_created, 1);
+        count(
+            &core.stats.licenses_created,
+            view.lines.iter().map(|l| l.licenses.len() as u64).sum(),
+        );
+    }
+    Ok(view)
+}
+
+fn count(c: &AtomicU64, n: u64) {
+    Stats::add(c, n)
+}
+
+/// Appends lines to the ticket of an existing order.
+pub async fn add_to_order(
+    core: &Core,
+    actor: &Actor,
+    source: String,
+    erp_order_id: String,
+    req: AddToOrder,
+) -> Result<OrderView> {
+    actor.require(ORDER_ROLES, "change orders")?;
+    check_id("source", &source)?;
+    check_id("erp_order_id", &erp_order_id)?;
+    check_lines(&req.lines)?;
+    let batch_key = match &req.batch_key {
+        Some(k) if k == INITIAL_BATCH => {
+            return Err(Error::invalid("batch_key", "'initial' is reserved"))
+        }
+        Some(k) => {
+            check_id("batch_key", k)?;
+            k.clone()
+        }
+        None => format!("add-{}", TicketCode::generate().as_stored()),
+    };
+    let actor = actor.clone();
+    let view = core
+        .db
+        .write(move |c| {
+            let order_id = find_order(c, &source, &erp_order_id)?.ok_or_else(|| Error::not_found("order", &erp_order_id))?;
+            let existing = load_order(c, order_id, false)?;
+            if existing.lines.iter().any(|l| l.batch_key == batch_key) {
+                if lines_of(&existing, &batch_key) == req.lines {
+                    return Ok(existing);
+                }
+                return Err(Error::OrderConflict(format!("batch {batch_key} of order {erp_order_id} exists with other lines")));
+            }
+            let resolved = resolve_items(c, &req.lines)?;
+            let ticket_id: i64 = orders::table.filter(orders::id.eq(order_id)).select(orders::ticket_id).first(c)?;
+            let made = insert_lines(c, order_id, ticket_id, &batch_key, &resolved)?;
+            audit::record(c, &actor, Event {
+                action: "order.lines_added",
+                order_id: Some(order_id),
+                ticket: Some(&existing.ticket.replace('-', "")),
+                details: serde_json::json!({"batch_key": batch_key, "lines": req.lines, "licenses": made}),
+                ..Default::default()
+            })?;
+            load_order(c, order_id, true)
+        })
+        .await?;
+    if view.created {
+        count(
+            &core.stats.licenses_created,
+            view.lines.iter().map(|l| l.licenses.len() as u64).sum(),
+        );
+    }
+    Ok(view)
+}
+
+pub async fn get_order(
+    core: &Core,
+    actor: &Actor,
+    source: String,
+    erp_order_id: String,
+) -> Result<OrderView> {
+    actor.require(
+        &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
+        "read orders",
+    )?;
+    core.db
+        .read(move |c| {
+            let id = find_order(c, &source, &erp_order_id)?
+                .ok_or_else(|| Error::not_found("order", &erp_order_id))?;
+            load_order(c, id, false)
+        })
+        .await
+}
+
+fn lines_of(view: &OrderView, batch: &str) -> Vec<OrderLine> {
+    view.lines
+        .iter()
+        .filter(|l| l.batch_key == batch)
+        .map(|l| OrderLine {
+            item_id: l.item_id.clone(),
+            quantity: l.quantity as i64,
+        })
+        .collect()
+}
+
+fn find_order(c: &mut Conn, source: &str, erp_id: &str) -> Result<Option<i64>> {
+    Ok(orders::table
+        .filter(orders::source.eq(source))
+        .filter(orders::erp_order_id.eq(erp_id))
+        .select(orders::id)
+        .first(c)
+        .optional()?)
+}
+
+struct Resolved {
+    item_pk: i64,
+    firm_id: i64,
+    product_code: i64,
+    options: String,
+    quantity: i32,
+}
+
+fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        let row: Option<(i64, i64, i64, String, String, bool)> = items::table
+            .filter(items::item_id.eq(&l.item_id))
+            .select((
+                items::id,
+                items::firm_id,
+                items::product_code,
+                items::options,
+                items::kind,
+                items::active,
+            ))
+            .first(c)
+            .optional()?;
+        let (item_pk, firm_id, product_code, options, kind, active) =
+            row.ok_or_else(|| Error::not_found("item", &l.item_id))?;
+        if !active {
+            return Err(Error::invalid(
+                format!("lines[{i}].item_id"),
+                format!("item {} is not for sale", l.item_id),
+            ));
+        }
+        if kind == "lock" {
+            return Err(Error::invalid(
+                format!("lines[{i}].item_id"),
+                "the lock item cannot be ordered",
+            ));
+        }
+        out.push(Resolved {
+            item_pk,
+            firm_id,
+            product_code,
+            options,
+            quantity: l.quantity as i32,
+        });
+    }
+    Ok(out)
+}
+
+fn new_ticket_code(c: &mut Conn) -> Result<TicketCode> {
+    // 119 bits of randomness make a collision practically impossible; check anyway.
+    loop {
+        let code = TicketCode::generate();
+        let taken: i64 = tickets::table
+            .filter(tickets::code.eq(code.as_stored()))
+            .count()
+            .get_result(c)?;
+        if taken == 0 {
+            return Ok(code);
+        }
+    }
+}
+
+fn insert_lines(
+    c: &mut Conn,
+    order_id: i64,
+    ticket_id: i64,
+    batch: &str,
+    resolved: &[Resolved],
+) -> Result<Vec<i64>> {
+    let now = super::now();
+    let mut made = Vec::new();
+    for (pos, r) in resolved.iter().enumerate() {
+        let line_id: i64 = diesel::insert_into(order_lines::table)
+            .values((
+                order_lines::order_id.eq(order_id),
+                order_lines::batch_key.eq(batch),
+                order_lines::position.eq(pos as i32 + 1),
+                order_lines::item_id.eq(r.item_pk),
+                order_lines::quantity.eq(r.quantity),
+            ))
+            .returning(order_lines::id)
+            .get_result(c)?;
+        for _ in 0..r.quantity {
+            diesel::insert_into(licenses::table)
+                .values((
+                    licenses::ticket_id.eq(ticket_id),
+                    licenses::order_line_id.eq(line_id),
+                    licenses::item_id.eq(r.item_pk),
+                    licenses::firm_id.eq(r.firm_id),
+                    licenses::product_code.eq(r.product_code),
+                    licenses::options.eq(&r.options),
+                    licenses::state.eq(license_state::AVAILABLE),
+                    licenses::generation.eq(1),
+                    licenses::version.eq(1),
+                    licenses::created_at.eq(now),
+                    licenses::updated_at.eq(now),
+                ))
+                .execute(c)?;
+        }
+        let ids: Vec<i64> = licenses::table
+            .filter(licenses::order_line_id.eq(line_id))
+            .select(licenses::id)
+            .order(licenses::id.asc())
+            .load(c)?;
+        made.extend(ids);
+    }
+    Ok(made)
+}
+
+fn load_order(c: &mut Conn, order_id: i64, created: bool) -> Result<OrderView> {
+    let (o, code, cust): (
+        (i64, String, String, String, String, chrono::NaiveDateTime),
+        String,
+        String,
+    ) = orders::table
+        .inner_join(tickets::table)
+        .inner_join(customers::table.on(customers::id.eq(orders::customer_id)))
+        .filter(orders::id.eq(order_id))
+        .select((
+            (
+                orders::id,
+                orders::source,
+                orders::erp_order_id,
+                orders::comment,
+                orders::created_by,
+                orders::created_at,
+            ),
+            tickets::code,
+            customers::external_id,
+        ))
+        .first(c)?;
+    let lines: Vec<(i64, String, i32, String, i32)> = order_lines::table
+        .inner_join(items::table)
+        .filter(order_lines::order_id.eq(order_id))
+        .select((
+            order_lines::id,
+            order_lines::batch_key,
+            order_lines::position,
+            items::item_id,
+            order_lines::quantity,
+        ))
+        .order(order_lines::id.asc())
+        .load(c)?;
+    let line_ids: Vec<i64> = lines.iter().map(|l| l.0).collect();
+    let mut by_line: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    let lic: Vec<(i64, i64)> = licenses::table
+        .filter(licenses::order_line_id.eq_any(&line_ids))
+        .select((licenses::order_line_id, licenses::id))
+        .order(licenses::id.asc())
+        .load(c)?;
+    for (line, id) in lic {
+        by_line.entry(line).or_default().push(id);
+    }
+    Ok(OrderView {
+        order_id: o.0,
+        source: o.1,
+        erp_order_id: o.2,
+        comment: o.3,
+        created_by: o.4,
+        created_at: o.5,
+        customer_id: cust,
+        ticket: TicketCode::parse(&code)?.to_string(),
+        lines: lines
+            .into_iter()
+            .map(|(id, batch_key, position, item_id, quantity)| LineView {
+                batch_key,
+                position,
+                item_id,
+                quantity,
+                licenses: by_line.remove(&id).unwrap_or_default(),
+            })
+            .collect(),
+        created,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketView {
+    pub ticket: String,
+    pub state: String,
+    pub customer_id: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub orders: Vec<String>,
+    pub licenses: Vec<LicenseView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LicenseView {
+    pub license_id: i64,
+    pub item_id: String,
+    pub firm_code: i64,
+    pub product_code: i64,
+    pub state: String,
+    pub generation: i32,
+    pub serial: Option<String>,
+    pub options: serde_json::Value,
+}
+
+/// A ticket with its licenses. The code is checked before the database is asked.
+pub async fn get_ticket(core: &Core, actor: &Actor, code: &str) -> Result<TicketView> {
+    actor.require(
+        &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
+        "read tickets",
+    )?;
+    let code = TicketCode::parse(code)?;
+    core.db
+        .read(move |c| {
+            let (tid, state, created_at, cust): (i64, String, chrono::NaiveDateTime, String) =
+                tickets::table
+                    .inner_join(customers::table)
+                    .filter(tickets::code.eq(code.as_stored()))
+                    .select((
+                        tickets::id,
+                        tickets::state,
+                        tickets::created_at,
+                        customers::external_id,
+                    ))
+                    .first(c)
+                    .optional()?
+                    .ok_or_else(|| Error::not_found("ticket", &code))?;
+            let orders: Vec<String> = orders::table
+                .filter(orders::ticket_id.eq(tid))
+                .select(orders::erp_order_id)
+                .load(c)?;
+            let rows: Vec<(i64, String, i64, i64, String, i32, Option<String>, String)> =
+                licenses::table
+                    .inner_join(items::table)
+                    .inner_join(
+                        crate::store::schema::firms::table
+                            .on(crate::store::schema::firms::id.eq(licenses::firm_id)),
+                    )
+                    .filter(licenses::ticket_id.eq(tid))
+                    .select((
+                        licenses::id,
+                        items::item_id,
+                        crate::store::schema::firms::firm_code,
+                        licenses::product_code,
+                        licenses::state,
+                        licenses::generation,
+                        licenses::serial,
+                        licenses::options,
+                    ))
+                    .order(licenses::id.asc())
+                    .load(c)?;
+            let licenses = rows
+                .into_iter()
+                .map(
+                    |(
+                        license_id,
+                        item_id,
+                        firm_code,
+                        product_code,
+                        state,
+                        generation,
+                        serial,
+                        options,
+                    )| LicenseView {
+                        license_id,
+                        item_id,
+                        firm_code,
+                        product_code,
+                        state,
+                        generation,
+                        serial,
+                        options: serde_json::from_str(&options).unwrap_or(serde_json::Value::Null),
+                    },
+                )
+                .collect();
+            Ok(TicketView {
+                ticket: code.to_string(),
+                state,
+                customer_id: cust,
+                created_at,
+                orders,
+                licenses,
+            })
+        })
+        .await
+}
+
+/// One license with the ticket it belongs to.
+pub async fn get_license(core: &Core, actor: &Actor, id: i64) -> Result<serde_json::Value> {
+    actor.require(
+        &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
+        "read licenses",
+    )?;
+    let ticket: Option<String> = core
+        .db
+        .read(move |c| {
+            Ok(licenses::table
+                .inner_join(tickets::table)
+                .filter(licenses::id.eq(id))
+                .select(tickets::code)
+                .first::<String>(c)
+                .optional()?)
+        })
+        .await?;
+    let code = ticket.ok_or_else(|| Error::not_found("license", id))?;
+    let view = get_ticket(core, actor, &code).await?;
+    let lic = view
+        .licenses
+        .into_iter()
+        .find(|l| l.license_id == id)
+        .ok_or_else(|| Error::not_found("license", id))?;
+    Ok(serde_json::json!({"ticket": view.ticket, "license": lic}))
+}

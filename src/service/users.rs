@@ -1,0 +1,282 @@
+//! Vendor users (admin, sales, support, erp) and their credentials.
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::audit::{self, Event};
+use super::Core;
+use crate::domain::{check_id, check_len, Actor, Interface, Role};
+use crate::error::{Error, Result};
+use crate::store::is_unique_violation;
+use crate::store::schema::users;
+
+/// Verified credentials, remembered for a while so that argon2 runs once per user and
+/// password, not once per request. Keys are SHA-256 over a per-process random salt, the user
+/// name and the password: the cache never holds a password. Any change to a user clears it.
+pub struct CredentialCache {
+    ttl: Duration,
+    salt: [u8; 32],
+    entries: Mutex<HashMap<[u8; 32], (Instant, String, Role)>>,
+}
+
+impl CredentialCache {
+    pub fn new(ttl_secs: u64) -> CredentialCache {
+        let mut salt = [0u8; 32];
+        openssl::rand::rand_bytes(&mut salt).expect("openssl CSPRNG");
+        CredentialCache {
+            ttl: Duration::from_secs(ttl_secs),
+            salt,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(&self, username: &str, password: &str) -> [u8; 32] {
+        let mut h = openssl::sha::Sha256::new();
+        h.update(&self.salt);
+        h.update(username.as_bytes());
+        h.update(&[0]);
+        h.update(password.as_bytes());
+        h.finish()
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<(String, Role)> {
+        let map = self.entries.lock().expect("credential cache");
+        map.get(key)
+            .filter(|(t, _, _)| t.elapsed() < self.ttl)
+            .map(|(_, u, r)| (u.clone(), *r))
+    }
+
+    fn put(&self, key: [u8; 32], username: String, role: Role) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut map = self.entries.lock().expect("credential cache");
+        if map.len() >= 10_000 {
+            map.retain(|_, (t, _, _)| t.elapsed() < self.ttl);
+        }
+        map.insert(key, (Instant::now(), username, role));
+    }
+
+    pub fn clear(&self) {
+        self.entries.lock().expect("credential cache").clear();
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub role: String,
+    pub active: bool,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// Checks a user name and password; returns the actor they stand for.
+pub async fn authenticate(
+    core: &Core,
+    username: &str,
+    password: &str,
+    interface: Interface,
+) -> Result<Actor> {
+    let key = core.credentials.key(username, password);
+    if let Some((name, role)) = core.credentials.get(&key) {
+        return Ok(Actor {
+            name,
+            role,
+            interface,
+        });
+    }
+    if username.len() > 64 || password.len() > 1024 {
+        return Err(Error::Unauthenticated);
+    }
+    let name = username.to_string();
+    let user = core
+        .db
+        .read(move |c| {
+            Ok(users::table
+                .filter(users::username.eq(name))
+                .first::<User>(c)
+                .optional()?)
+        })
+        .await?;
+    let Some(user) = user.filter(|u| u.active) else {
+        return Err(Error::Unauthenticated);
+    };
+    let pw = password.to_string();
+    let stored = user.password_hash.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored)
+            .is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))?;
+    if !ok {
+        return Err(Error::Unauthenticated);
+    }
+    let role = Role::parse(&user.role)?;
+    core.credentials.put(key, user.username.clone(), role);
+    Ok(Actor {
+        name: user.username,
+        role,
+        interface,
+    })
+}
+
+pub fn hash_password(password: &str) -> Result<String> {
+    if password.len() < 12 || password.len() > 1024 {
+        return Err(Error::invalid("password", "between 12 and 1024 bytes"));
+    }
+    Argon2::default()
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(format!("argon2: {e}")))
+}
+
+/// A random password of 20 characters for users made by the CLI or the demo.
+pub fn generate_password() -> String {
+    crate::domain::ticket::TicketCode::generate().as_stored()[..20].to_lowercase()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+}
+
+pub async fn add_user(core: &Core, actor: &Actor, req: NewUser) -> Result<User> {
+    actor.require(&[Role::Admin], "manage users")?;
+    check_id("username", &req.username)?;
+    let hash = {
+        let pw = req.password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&pw))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??
+    };
+    let actor = actor.clone();
+    let user = core
+        .db
+        .write(move |c| {
+            let now = super::now();
+            let res = diesel::insert_into(users::table)
+                .values((
+                    users::username.eq(&req.username),
+                    users::password_hash.eq(&hash),
+                    users::role.eq(req.role.as_str()),
+                    users::active.eq(true),
+                    users::created_at.eq(now),
+                    users::updated_at.eq(now),
+                ))
+                .get_result::<User>(c);
+            let user = match res {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(Error::AlreadyExists {
+                        kind: "user",
+                        id: req.username.clone(),
+                    })
+                }
+                r => r?,
+            };
+            audit::record(
+                c,
+                &actor,
+                Event {
+                    action: "user.created",
+                    details: serde_json::json!({"username": user.username, "role": user.role}),
+                    ..Default::default()
+                },
+            )?;
+            Ok(user)
+        })
+        .await?;
+    core.credentials.clear();
+    Ok(user)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    pub password: Option<String>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+}
+
+pub async fn change_user(
+    core: &Core,
+    actor: &Actor,
+    username: String,
+    req: UserChange,
+) -> Result<User> {
+    actor.require(&[Role::Admin], "manage users")?;
+    let hash = match req.password.clone() {
+        Some(pw) => Some(
+            tokio::task::spawn_blocking(move || hash_password(&pw))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))??,
+        ),
+        None => None,
+    };
+    let actor = actor.clone();
+    let user = core
+        .db
+        .write(move |c| {
+            let user = users::table
+                .filter(users::username.eq(&username))
+                .first::<User>(c)
+                .optional()?
+                .ok_or_else(|| Error::not_found("user", &username))?;
+            let target = users::table.filter(users::id.eq(user.id));
+            if let Some(h) = &hash {
+                diesel::update(target).set(users::password_hash.eq(h)).execute(c)?;
+            }
+            if let Some(r) = req.role {
+                diesel::update(target).set(users::role.eq(r.as_str())).execute(c)?;
+            }
+            if let Some(a) = req.active {
+                diesel::update(target).set(users::active.eq(a)).execute(c)?;
+            }
+            diesel::update(target).set(users::updated_at.eq(super::now())).execute(c)?;
+            audit::record(c, &actor, Event {
+                action: "user.changed",
+                details: serde_json::json!({"username": username, "password_changed": hash.is_some(),
+                    "role": req.role, "active": req.active}),
+                ..Default::default()
+            })?;
+            Ok(users::table.filter(users::id.eq(user.id)).first::<User>(c)?)
+        })
+        .await?;
+    core.credentials.clear();
+    Ok(user)
+}
+
+pub async fn list_users(core: &Core, actor: &Actor) -> Result<Vec<User>> {
+    actor.require(&[Role::Admin], "manage users")?;
+    core.db
+        .read(|c| Ok(users::table.order(users::id.asc()).load::<User>(c)?))
+        .await
+}
+
+pub async fn user_exists(core: &Core, username: &str) -> Result<bool> {
+    check_len("username", username, 64)?;
+    let name = username.to_string();
+    core.db
+        .read(move |c| {
+            Ok(users::table
+                .filter(users::username.eq(name))
+                .count()
+                .get_result::<i64>(c)?
+                > 0)
+        })
+        .await
+}

@@ -1,0 +1,279 @@
+//! Storage: one pool of readers and one writer thread that commits the writes of many
+//! concurrent requests in one transaction (group commit), on SQLite or PostgreSQL.
+pub mod schema;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("diesel-migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("diesel-migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum Conn {
+    Sqlite(diesel::SqliteConnection),
+    Pg(diesel::PgConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the database is: `postgres://…`, `sqlite://path`, or a bare path (SQLite).
+#[derive(Debug, Clone)]
+pub struct DbUrl {
+    pub backend: Backend,
+    pub target: String,
+}
+
+impl DbUrl {
+    pub fn parse(url: &str) -> Result<DbUrl> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DbUrl {
+                backend: Backend::Postgres,
+                target: url.to_string(),
+            })
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(DbUrl {
+                backend: Backend::Sqlite,
+                target: path.to_string(),
+            })
+        } else if url.contains("://") {
+            Err(Error::invalid(
+                "database_url",
+                "scheme must be sqlite:// or postgres://",
+            ))
+        } else if url.is_empty() {
+            Err(Error::invalid("database_url", "must not be empty"))
+        } else {
+            Ok(DbUrl {
+                backend: Backend::Sqlite,
+                target: url.to_string(),
+            })
+        }
+    }
+}
+
+/// Establishes connections of the backend the URL names (the derived `establish` would try
+/// every backend and hide the real error) and sets SQLite's pragmas on each.
+struct Manager {
+    url: DbUrl,
+    writer: bool,
+}
+
+impl Manager {
+    fn connect(&self) -> std::result::Result<Conn, diesel::ConnectionError> {
+        match self.url.backend {
+            Backend::Postgres => Ok(Conn::Pg(diesel::PgConnection::establish(&self.url.target)?)),
+            Backend::Sqlite => {
+                let mut c = diesel::SqliteConnection::establish(&self.url.target)?;
+                // synchronous=FULL on the writer: an update, ticket or lock never leaves the
+                // server before the commit it depends on is on disk.
+                let sync = if self.writer { "FULL" } else { "NORMAL" };
+                c.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
+                ))
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(Conn::Sqlite(c))
+            }
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = r2d2::Error;
+    fn connect(&self) -> std::result::Result<Conn, r2d2::Error> {
+        Manager::connect(self).map_err(r2d2::Error::ConnectionError)
+    }
+    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.is_broken()
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Conn) -> Box<dyn FnOnce(Option<&Error>) + Send> + Send>;
+
+/// The database handle shared by every request: readers from a pool, writes through the
+/// group-commit writer.
+#[derive(Clone)]
+pub struct Db {
+    pub backend: Backend,
+    readers: r2d2::Pool<Manager>,
+    writer: mpsc::SyncSender<Job>,
+}
+
+pub struct DbOptions {
+    pub pool_size: u32,
+    pub writer_batch_max: usize,
+}
+
+impl Db {
+    /// Connects, runs the migrations, builds the pool and starts the writer thread.
+    pub fn open(url: &str, opts: &DbOptions) -> Result<Db> {
+        let url = DbUrl::parse(url)?;
+        if url.backend == Backend::Sqlite {
+            if let Some(dir) = std::path::Path::new(&url.target).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::internal(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+            }
+        }
+        let manager = Manager {
+            url: url.clone(),
+            writer: true,
+        };
+        let mut writer_conn = manager
+            .connect()
+            .map_err(|e| Error::internal(format!("cannot connect to the database: {e}")))?;
+        run_migrations(&mut writer_conn)?;
+        let readers = r2d2::Pool::builder()
+            .max_size(opts.pool_size)
+            .connection_timeout(Duration::from_secs(10))
+            .build(Manager {
+                url: url.clone(),
+                writer: false,
+            })
+            .map_err(|e| Error::internal(format!("cannot build the connection pool: {e}")))?;
+        let (tx, rx) = mpsc::sync_channel::<Job>(4096);
+        let batch_max = opts.writer_batch_max.max(1);
+        thread::Builder::new()
+            .name("licentia-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx, batch_max))
+            .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
+        Ok(Db {
+            backend: url.backend,
+            readers,
+            writer: tx,
+        })
+    }
+
+    /// Runs `f` on a pooled reader connection, off the async executor.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<T> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| Error::internal(format!("pool: {e}")))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("reader task: {e}")))?
+    }
+
+    /// Runs `f` in its own savepoint inside the writer's next group transaction; the answer
+    /// comes back only after that transaction is committed (durable before delivered).
+    /// `f` may run again if the database reports a serialization conflict.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Conn) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let mut f = f;
+        let job: Job = Box::new(move |conn: &mut Conn| {
+            let mut outcome = run_in_savepoint(conn, &mut f);
+            for _ in 0..3 {
+                match &outcome {
+                    Err(Error::Retry) => outcome = run_in_savepoint(conn, &mut f),
+                    _ => break,
+                }
+            }
+            Box::new(move |commit_error: Option<&Error>| {
+                let answer = match commit_error {
+                    Some(e) => Err(Error::internal(format!("commit failed: {e}"))),
+                    None => outcome,
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        self.writer.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => Error::Busy,
+            mpsc::TrySendError::Disconnected(_) => Error::internal("the writer has stopped"),
+        })?;
+        match rx.await {
+            Ok(Err(Error::Retry)) => Err(Error::Busy),
+            Ok(r) => r,
+            Err(_) => Err(Error::internal("the writer dropped a job")),
+        }
+    }
+}
+
+fn run_in_savepoint<T>(conn: &mut Conn, f: &mut impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
+    conn.transaction(|c| f(c))
+}
+
+fn writer_loop(mut conn: Conn, rx: mpsc::Receiver<Job>, batch_max: usize) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        let committed: Result<()> = conn.transaction(|c| {
+            for job in batch.drain(..) {
+                replies.push(job(c));
+            }
+            Ok(())
+        });
+        let err = committed.err();
+        if let Some(e) = &err {
+            tracing::error!(error = %e, jobs = replies.len(), "group commit failed");
+        }
+        for reply in replies {
+            reply(err.as_ref());
+        }
+    }
+}
+
+pub fn run_migrations(conn: &mut Conn) -> Result<()> {
+    let res = match conn {
+        Conn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        Conn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    res.map_err(|e| Error::internal(format!("migrations failed: {e}")))
+}
+
+/// Whether a database error is a unique-constraint violation (a concurrent insert won).
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Locks the audit chain head for this transaction (PostgreSQL: other nodes wait; SQLite: the
+/// one writer already serializes).
+pub fn lock_audit_head(conn: &mut Conn) -> Result<(i64, String)> {
+    use schema::audit_head::dsl::*;
+    let q = audit_head
+        .filter(id.eq(1))
+        .select((last_event_id, last_hash));
+    let row = match conn {
+        Conn::Pg(pg) => q.for_update().first::<(i64, String)>(pg)?,
+        Conn::Sqlite(lite) => q.first::<(i64, String)>(lite)?,
+    };
+    Ok(row)
+}

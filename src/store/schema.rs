@@ -1,0 +1,148 @@
+// One schema in portable types, shared by SQLite and PostgreSQL.
+diesel::table! {
+    firms (id) {
+        id -> BigInt,
+        firm_code -> BigInt,
+        name -> Text,
+        key_id -> Text,
+        public_key -> Text,
+        private_key_sealed -> Text,
+        created_at -> Timestamp,
+    }
+}
+diesel::table! {
+    items (id) {
+        id -> BigInt,
+        firm_id -> BigInt,
+        item_id -> Text,
+        name -> Text,
+        kind -> Text,
+        product_code -> BigInt,
+        options -> Text,
+        active -> Bool,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+diesel::table! {
+    customers (id) {
+        id -> BigInt,
+        external_id -> Text,
+        name -> Text,
+        email -> Text,
+        locale -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+diesel::table! {
+    tickets (id) {
+        id -> BigInt,
+        code -> Text,
+        customer_id -> BigInt,
+        state -> Text,
+        created_at -> Timestamp,
+    }
+}
+diesel::table! {
+    orders (id) {
+        id -> BigInt,
+        source -> Text,
+        erp_order_id -> Text,
+        customer_id -> BigInt,
+        ticket_id -> BigInt,
+        comment -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+diesel::table! {
+    order_lines (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        batch_key -> Text,
+        position -> Integer,
+        item_id -> BigInt,
+        quantity -> Integer,
+    }
+}
+diesel::table! {
+    licenses (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        order_line_id -> BigInt,
+        item_id -> BigInt,
+        firm_id -> BigInt,
+        product_code -> BigInt,
+        options -> Text,
+        state -> Text,
+        generation -> Integer,
+        version -> Integer,
+        serial -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+diesel::table! {
+    settings (firm_id) {
+        firm_id -> BigInt,
+        body -> Text,
+        version -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        interface -> Text,
+        action -> Text,
+        order_id -> Nullable<BigInt>,
+        ticket -> Nullable<Text>,
+        license_id -> Nullable<BigInt>,
+        serial -> Nullable<Text>,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+diesel::table! {
+    audit_head (id) {
+        id -> BigInt,
+        last_event_id -> BigInt,
+        last_hash -> Text,
+    }
+}
+
+diesel::joinable!(items -> firms (firm_id));
+diesel::joinable!(licenses -> items (item_id));
+diesel::joinable!(licenses -> tickets (ticket_id));
+diesel::joinable!(order_lines -> items (item_id));
+diesel::joinable!(orders -> tickets (ticket_id));
+diesel::joinable!(tickets -> customers (customer_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    firms,
+    items,
+    customers,
+    tickets,
+    orders,
+    order_lines,
+    licenses,
+    settings,
+    users,
+    events,
+    audit_head
+);
