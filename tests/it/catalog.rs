@@ -1,0 +1,71 @@
+use serde_json::json;
+
+use crate::harness::TestApp;
+
+#[test]
+fn items_carry_their_options_and_changes_are_versioned() {
+    let app = TestApp::start();
+    let item = json!({"item_id": "CAD-PRO", "name": "CAD Pro", "product_code": 2001,
+        "options": {"license_quantity": 10, "feature_map": 7, "usage_period_days": 90, "container_types": ["dongle"], "text": "CAD"}});
+    let (s, v) = app.admin("POST", "/api/v1/items", Some(item.clone()));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        (
+            v["options"]["feature_map"].as_i64(),
+            v["kind"].as_str(),
+            v["version"].as_i64()
+        ),
+        (Some(7), Some("license"), Some(1))
+    );
+    let (s, v) = app.admin("POST", "/api/v1/items", Some(item));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("already_exists"))
+    );
+
+    for bad in [
+        json!({"item_id": "B1", "name": "B", "product_code": -1}),
+        json!({"item_id": "B2", "name": "B", "product_code": 1, "options": {"container_types": []}}),
+        json!({"item_id": "B3", "name": "B", "product_code": 1, "options": {"usage_period_days": 0}}),
+        json!({"item_id": "B4", "name": "", "product_code": 1}),
+        json!({"item_id": "B5", "name": "B", "product_code": 1, "options": {"colour": "red"}}),
+        json!({"item_id": "B6", "name": "B", "product_code": 1, "kind": "gift"}),
+    ] {
+        let (s, v) = app.admin("POST", "/api/v1/items", Some(bad.clone()));
+        assert_eq!(s, 400, "{bad} -> {v}");
+    }
+    assert_eq!(app.count("items"), 7);
+
+    let (s, v) = app.admin(
+        "PATCH",
+        "/api/v1/items/CAD-PRO",
+        Some(json!({"version": 1, "name": "CAD Pro 2"})),
+    );
+    assert_eq!((s, v["version"].as_i64()), (200, Some(2)));
+    let (s, v) = app.admin(
+        "PATCH",
+        "/api/v1/items/CAD-PRO",
+        Some(json!({"version": 1, "name": "stale"})),
+    );
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("conflict")));
+    let (s, v) = app.admin("GET", "/api/v1/items/CAD-PRO", None);
+    assert_eq!((s, v["name"].as_str()), (200, Some("CAD Pro 2")));
+    let (s, v) = app.admin("GET", "/api/v1/items/NOPE", None);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("unknown_item"))
+    );
+
+    // An item withdrawn from sale cannot be ordered.
+    app.admin(
+        "PATCH",
+        "/api/v1/items/CAD-PRO",
+        Some(json!({"version": 2, "active": false})),
+    );
+    let (s, _) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(crate::harness::order("O1", "C", &[("CAD-PRO", 1)])),
+    );
+    assert_eq!(s, 400);
+}

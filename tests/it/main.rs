@@ -1,0 +1,9 @@
+//! The one integration test binary. The same suite runs on SQLite (default) and on
+//! PostgreSQL (`TEST_BACKEND=postgres`, `TEST_PG_URL`).
+mod harness;
+
+mod access;
+mod audit;
+mod catalog;
+mod cli;
+mod orders;
