@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, then the integration suite on SQLite and on PostgreSQL.
+# PostgreSQL: TEST_PG_URL if set; else the server at 127.0.0.1:5432 if one answers; else a
+# private cluster started here on a free port (installing PostgreSQL if needed) and stopped
+# at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+cargo build --tests --locked
+echo "== unit tests and integration suite on SQLite"
+TEST_BACKEND=sqlite cargo test --locked
+
+pg_dir=""
+cleanup() {
+  if [ -n "$pg_dir" ]; then
+    pg_ctl_as stop -D "$pg_dir/data" -m fast >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+  fi
+}
+trap cleanup EXIT
+
+pg_ctl_as() {
+  local bin; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$bin/pg_ctl" "$@"; else "$bin/pg_ctl" "$@"; fi
+}
+
+pg_answers() { # host port
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+if [ -z "${TEST_PG_URL:-}" ]; then
+  if [ -z "${PRIVATE_PG:-}" ] && pg_answers 127.0.0.1 5432; then
+    export TEST_PG_URL="postgres://postgres@127.0.0.1:5432/postgres"
+  else
+    echo "== no PostgreSQL at 127.0.0.1:5432: starting a private cluster"
+    scripts/install-deps.sh --postgres
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+    [ -n "$bin" ] || { echo "PostgreSQL binaries not found under /usr/lib/postgresql after install" >&2; exit 1; }
+    port=""
+    for p in $(seq 55432 55999); do
+      if ! pg_answers 127.0.0.1 "$p"; then port=$p; break; fi
+    done
+    [ -n "$port" ] || { echo "no free port for PostgreSQL" >&2; exit 1; }
+    pg_dir=$(mktemp -d /tmp/licentia-pg.XXXXXX)
+    [ "$(id -u)" -eq 0 ] && chown postgres "$pg_dir"
+    if [ "$(id -u)" -eq 0 ]; then
+      runuser -u postgres -- "$bin/initdb" -D "$pg_dir/data" -U postgres -A trust >/dev/null
+    else
+      "$bin/initdb" -D "$pg_dir/data" -U postgres -A trust >/dev/null
+    fi
+    pg_ctl_as start -D "$pg_dir/data" -w -l "$pg_dir/log" -o "-p $port -k $pg_dir -h 127.0.0.1 -c fsync=on" >/dev/null
+    export TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  fi
+fi
+echo "== integration suite on PostgreSQL ($TEST_PG_URL)"
+TEST_BACKEND=postgres cargo test --locked --test it
