@@ -213,7 +213,8 @@ impl Db {
         match rx.await {
             Ok(Err(Error::Retry)) => Err(Error::Busy),
             Ok(r) => r,
-            Err(_) => Err(Error::internal("the writer dropped a job")),
+            // The batch never ran (its transaction could not begin): nothing was written.
+            Err(_) => Err(Error::Busy),
         }
     }
 }
@@ -232,11 +233,10 @@ fn writer_loop(mut conn: Conn, rx: mpsc::Receiver<Job>, batch_max: usize) {
             }
         }
         let mut replies = Vec::with_capacity(batch.len());
-        let committed: Result<()> = conn.transaction(|c| {
+        let committed = group_transaction(&mut conn, |c| {
             for job in batch.drain(..) {
                 replies.push(job(c));
             }
-            Ok(())
         });
         let err = committed.err();
         if let Some(e) = &err {
@@ -246,6 +246,30 @@ fn writer_loop(mut conn: Conn, rx: mpsc::Receiver<Job>, batch_max: usize) {
             reply(err.as_ref());
         }
     }
+}
+
+/// One transaction around a batch of jobs. SQLite begins it IMMEDIATE, so that another
+/// process writing the same file (a second node, the CLI) waits on busy_timeout instead of
+/// failing on a lock upgrade.
+fn group_transaction(conn: &mut Conn, run: impl FnOnce(&mut Conn)) -> Result<()> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        Conn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    run(conn);
+    let committed = match conn {
+        Conn::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+        Conn::Pg(c) => AnsiTransactionManager::commit_transaction(c),
+    };
+    if let Err(e) = committed {
+        let _ = match conn {
+            Conn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
+            Conn::Pg(c) => AnsiTransactionManager::rollback_transaction(c),
+        };
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 pub fn run_migrations(conn: &mut Conn) -> Result<()> {

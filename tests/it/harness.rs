@@ -251,3 +251,66 @@ pub fn order(erp_id: &str, customer: &str, lines: &[(&str, i64)]) -> Value {
         "lines": lines.iter().map(|(i, q)| serde_json::json!({"item_id": i, "quantity": q})).collect::<Vec<_>>(),
     })
 }
+
+/// A second server process-alike on the same database: its own pool, writer and HTTP server.
+pub struct Node {
+    pub base: String,
+    rt: tokio::runtime::Runtime,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    pub fn second_node(&self) -> Node {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = rt.block_on(licentia::app::start(self.db.config())).unwrap();
+        let handle = running.server.handle();
+        rt.spawn(running.server);
+        Node {
+            base: format!("http://{}", running.addr),
+            rt,
+            handle,
+        }
+    }
+
+    /// The same call against another node.
+    pub fn admin_at(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        use base64::Engine;
+        let req = ureq::request(method, &format!("{base}{path}")).set(
+            "Authorization",
+            &format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PW}"))
+            ),
+        );
+        let res = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        (
+            status,
+            serde_json::from_str(&resp.into_string().unwrap()).unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.rt.block_on(self.handle.stop(false));
+    }
+}

@@ -275,3 +275,49 @@ fn bad_orders_are_refused_with_a_clear_code_and_write_nothing() {
         (404, Some("unknown_ticket"))
     );
 }
+
+#[test]
+fn two_nodes_on_one_database_make_one_order_and_keep_one_history() {
+    let app = TestApp::start();
+    let node = app.second_node();
+    let results: Vec<(u16, serde_json::Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|i| {
+                let (app, node) = (&app, &node);
+                s.spawn(move || {
+                    let base = if i % 2 == 0 {
+                        app.base.clone()
+                    } else {
+                        node.base.clone()
+                    };
+                    // Two distinct orders, each sent 16 times across both nodes.
+                    let body = order(&format!("MN-{}", i % 4 / 2), "C-5", &[("SNP-SINGLE", 1)]);
+                    app.admin_at(&base, "POST", "/api/v1/orders", Some(body))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        results.iter().all(|(s, _)| *s == 200 || *s == 201),
+        "{results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|(s, _)| *s == 201).count(),
+        2,
+        "{results:?}"
+    );
+    assert_eq!(
+        (
+            app.count("orders"),
+            app.count("tickets"),
+            app.count("licenses")
+        ),
+        (2, 2, 2)
+    );
+    let report = app
+        .rt
+        .block_on(app.core.db.read(|c| licentia::service::audit::verify(c)))
+        .unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
