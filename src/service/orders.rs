@@ -372,7 +372,7 @@ fn insert_lines(
             .returning(order_lines::id)
             .get_result(c)?;
         for _ in 0..r.quantity {
-            diesel::insert_into(licenses::table)
+            let id: i64 = diesel::insert_into(licenses::table)
                 .values((
                     licenses::ticket_id.eq(ticket_id),
                     licenses::order_line_id.eq(line_id),
@@ -386,14 +386,10 @@ fn insert_lines(
                     licenses::created_at.eq(now),
                     licenses::updated_at.eq(now),
                 ))
-                .execute(c)?;
+                .returning(licenses::id)
+                .get_result(c)?;
+            made.push(id);
         }
-        let ids: Vec<i64> = licenses::table
-            .filter(licenses::order_line_id.eq(line_id))
-            .select(licenses::id)
-            .order(licenses::id.asc())
-            .load(c)?;
-        made.extend(ids);
     }
     Ok(made)
 }

@@ -24,6 +24,9 @@ pub struct CredentialCache {
     ttl: Duration,
     salt: [u8; 32],
     entries: Mutex<HashMap<[u8; 32], (Instant, String, Role)>>,
+    /// Argon2 takes 19 MiB and tens of milliseconds per verification: at most two run at
+    /// once, so a burst of first requests (or of wrong passwords) cannot exhaust memory.
+    verifying: tokio::sync::Semaphore,
 }
 
 impl CredentialCache {
@@ -34,6 +37,7 @@ impl CredentialCache {
             ttl: Duration::from_secs(ttl_secs),
             salt,
             entries: Mutex::new(HashMap::new()),
+            verifying: tokio::sync::Semaphore::new(2),
         }
     }
 
@@ -98,6 +102,20 @@ pub async fn authenticate(
     }
     if username.len() > 64 || password.len() > 1024 {
         return Err(Error::Unauthenticated);
+    }
+    let _permit = core
+        .credentials
+        .verifying
+        .acquire()
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
+    // Requests that waited for the permit find the verification of the first in the cache.
+    if let Some((name, role)) = core.credentials.get(&key) {
+        return Ok(Actor {
+            name,
+            role,
+            interface,
+        });
     }
     let name = username.to_string();
     let user = core

@@ -72,6 +72,8 @@ CREATE TABLE licenses (
   updated_at TIMESTAMP NOT NULL
 );
 CREATE INDEX licenses_ticket ON licenses (ticket_id);
+CREATE INDEX licenses_order_line ON licenses (order_line_id);
+CREATE INDEX licenses_serial ON licenses (serial);
 CREATE TABLE containers (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   serial TEXT NOT NULL UNIQUE,
@@ -111,6 +113,9 @@ CREATE TABLE events (
   prev_hash TEXT NOT NULL,
   hash TEXT NOT NULL
 );
+CREATE INDEX events_ticket ON events (ticket);
+CREATE INDEX events_order ON events (order_id);
+CREATE INDEX tickets_customer ON tickets (customer_id);
 CREATE TABLE audit_head (
   id INTEGER PRIMARY KEY,
   last_event_id BIGINT NOT NULL,
