@@ -377,7 +377,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit(AuditCmd::Verify) => {
             let core = Core::open(config).await?;
-            let report = core.db.read(|c| audit::verify(c)).await?;
+            let report = core.db.read(audit::verify).await?;
             if report.problems.is_empty() {
                 println!("audit chain intact: {} events", report.events);
             } else {

@@ -144,12 +144,18 @@ pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Resu
             }
             let resolved = resolve_items(c, &req.lines)?;
             let customer = upsert_customer(c, &req.customer)?;
-            let code = new_ticket_code(c)?;
+            // 119 random bits: a collision is practically impossible, and if it happens the
+            // unique index refuses it and the write runs again with a new code.
+            let code = TicketCode::generate();
             let now = super::now();
-            let ticket_id: i64 = diesel::insert_into(tickets::table)
+            let ticket_id: i64 = match diesel::insert_into(tickets::table)
                 .values((tickets::code.eq(code.as_stored()), tickets::customer_id.eq(customer.id), tickets::state.eq("active"), tickets::created_at.eq(now)))
                 .returning(tickets::id)
-                .get_result(c)?;
+                .get_result(c)
+            {
+                Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
+                r => r?,
+            };
             let inserted = diesel::insert_into(orders::table)
                 .values((
                     orders::source.eq(&req.source),
@@ -337,20 +343,6 @@ fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
     Ok(out)
 }
 
-fn new_ticket_code(c: &mut Conn) -> Result<TicketCode> {
-    // 119 bits of randomness make a collision practically impossible; check anyway.
-    loop {
-        let code = TicketCode::generate();
-        let taken: i64 = tickets::table
-            .filter(tickets::code.eq(code.as_stored()))
-            .count()
-            .get_result(c)?;
-        if taken == 0 {
-            return Ok(code);
-        }
-    }
-}
-
 fn insert_lines(
     c: &mut Conn,
     order_id: i64,
@@ -483,6 +475,9 @@ pub struct LicenseView {
     pub options: serde_json::Value,
 }
 
+/// license id, item id, firm code, product code, state, generation, serial, options.
+type LicenseRow = (i64, String, i64, i64, String, i32, Option<String>, String);
+
 /// A ticket with its licenses. The code is checked before the database is asked.
 pub async fn get_ticket(core: &Core, actor: &Actor, code: &str) -> Result<TicketView> {
     actor.require(
@@ -509,26 +504,25 @@ pub async fn get_ticket(core: &Core, actor: &Actor, code: &str) -> Result<Ticket
                 .filter(orders::ticket_id.eq(tid))
                 .select(orders::erp_order_id)
                 .load(c)?;
-            let rows: Vec<(i64, String, i64, i64, String, i32, Option<String>, String)> =
-                licenses::table
-                    .inner_join(items::table)
-                    .inner_join(
-                        crate::store::schema::firms::table
-                            .on(crate::store::schema::firms::id.eq(licenses::firm_id)),
-                    )
-                    .filter(licenses::ticket_id.eq(tid))
-                    .select((
-                        licenses::id,
-                        items::item_id,
-                        crate::store::schema::firms::firm_code,
-                        licenses::product_code,
-                        licenses::state,
-                        licenses::generation,
-                        licenses::serial,
-                        licenses::options,
-                    ))
-                    .order(licenses::id.asc())
-                    .load(c)?;
+            let rows: Vec<LicenseRow> = licenses::table
+                .inner_join(items::table)
+                .inner_join(
+                    crate::store::schema::firms::table
+                        .on(crate::store::schema::firms::id.eq(licenses::firm_id)),
+                )
+                .filter(licenses::ticket_id.eq(tid))
+                .select((
+                    licenses::id,
+                    items::item_id,
+                    crate::store::schema::firms::firm_code,
+                    licenses::product_code,
+                    licenses::state,
+                    licenses::generation,
+                    licenses::serial,
+                    licenses::options,
+                ))
+                .order(licenses::id.asc())
+                .load(c)?;
             let licenses = rows
                 .into_iter()
                 .map(

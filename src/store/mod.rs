@@ -255,7 +255,21 @@ fn group_transaction(conn: &mut Conn, run: impl FnOnce(&mut Conn)) -> Result<()>
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     match conn {
         Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        Conn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+        Conn::Pg(c) => {
+            AnsiTransactionManager::begin_transaction(c)?;
+            // Other nodes wait here until this batch commits: the history chain stays linear.
+            // Taken once per batch, outside the jobs' savepoints.
+            use schema::audit_head::dsl::*;
+            let locked = audit_head
+                .filter(id.eq(1))
+                .select(last_event_id)
+                .for_update()
+                .first::<i64>(c);
+            if let Err(e) = locked {
+                let _ = AnsiTransactionManager::rollback_transaction(c);
+                return Err(e.into());
+            }
+        }
     }
     run(conn);
     let committed = match conn {
@@ -288,16 +302,12 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     )
 }
 
-/// Locks the audit chain head for this transaction (PostgreSQL: other nodes wait; SQLite: the
-/// one writer already serializes).
-pub fn lock_audit_head(conn: &mut Conn) -> Result<(i64, String)> {
+/// Reads the audit chain head. Writers hold its row lock for the whole group transaction
+/// (taken in `group_transaction`), so the chain is appended by one transaction at a time.
+pub fn audit_head(conn: &mut Conn) -> Result<(i64, String)> {
     use schema::audit_head::dsl::*;
-    let q = audit_head
+    Ok(audit_head
         .filter(id.eq(1))
-        .select((last_event_id, last_hash));
-    let row = match conn {
-        Conn::Pg(pg) => q.for_update().first::<(i64, String)>(pg)?,
-        Conn::Sqlite(lite) => q.first::<(i64, String)>(lite)?,
-    };
-    Ok(row)
+        .select((last_event_id, last_hash))
+        .first::<(i64, String)>(conn)?)
 }

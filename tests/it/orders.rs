@@ -317,7 +317,7 @@ fn two_nodes_on_one_database_make_one_order_and_keep_one_history() {
     );
     let report = app
         .rt
-        .block_on(app.core.db.read(|c| licentia::service::audit::verify(c)))
+        .block_on(app.core.db.read(licentia::service::audit::verify))
         .unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
