@@ -166,32 +166,7 @@ impl TestApp {
         auth: Option<(&str, &str)>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = ureq::request(method, &format!("{}{path}", self.base));
-        if let Some((u, p)) = auth {
-            use base64::Engine;
-            req = req.set(
-                "Authorization",
-                &format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-                ),
-            );
-        }
-        let res = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let status = resp.status();
-        let text = resp.into_string().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        call_at(&self.base, method, path, auth, body)
     }
 
     /// As the admin.
@@ -199,27 +174,26 @@ impl TestApp {
         self.call(method, path, Some(("admin", ADMIN_PW)), body)
     }
 
+    /// The same call against another node.
+    pub fn admin_at(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        call_at(base, method, path, Some(("admin", ADMIN_PW)), body)
+    }
+
     pub fn raw_post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
-        use base64::Engine;
-        let res = ureq::post(&format!("{}{path}", self.base))
-            .set(
-                "Authorization",
-                &format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PW}"))
-                ),
-            )
-            .set("Content-Type", content_type)
-            .send_bytes(body);
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("POST {path}: {e}"),
-        };
-        let status = resp.status();
-        (
-            status,
-            serde_json::from_str(&resp.into_string().unwrap()).unwrap_or(Value::Null),
+        let req = with_auth(
+            ureq::post(&format!("{}{path}", self.base)),
+            Some(("admin", ADMIN_PW)),
+        );
+        answer(
+            "POST",
+            path,
+            req.set("Content-Type", content_type).send_bytes(body),
         )
     }
 
@@ -275,42 +249,54 @@ impl TestApp {
             handle,
         }
     }
-
-    /// The same call against another node.
-    pub fn admin_at(
-        &self,
-        base: &str,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        use base64::Engine;
-        let req = ureq::request(method, &format!("{base}{path}")).set(
-            "Authorization",
-            &format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PW}"))
-            ),
-        );
-        let res = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let status = resp.status();
-        (
-            status,
-            serde_json::from_str(&resp.into_string().unwrap()).unwrap_or(Value::Null),
-        )
-    }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         self.rt.block_on(self.handle.stop(false));
     }
+}
+
+fn with_auth(req: ureq::Request, auth: Option<(&str, &str)>) -> ureq::Request {
+    use base64::Engine;
+    match auth {
+        Some((u, p)) => req.set(
+            "Authorization",
+            &format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            ),
+        ),
+        None => req,
+    }
+}
+
+fn call_at(
+    base: &str,
+    method: &str,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let req = with_auth(ureq::request(method, &format!("{base}{path}")), auth);
+    let res = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    answer(method, path, res)
+}
+
+/// Status and body (JSON, or the text as a JSON string) of any answer, errors included.
+fn answer(method: &str, path: &str, res: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let resp = match res {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
