@@ -39,6 +39,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub pool_size: u32,
     pub writer_batch_max: usize,
+    /// Writer connections on PostgreSQL (SQLite has one writer).
+    pub pg_writers: usize,
     pub workers: usize,
     /// `text` or `json`.
     pub log_format: String,
@@ -59,6 +61,7 @@ impl Default for Config {
             max_body_bytes: 256 * 1024,
             pool_size: 8,
             writer_batch_max: 256,
+            pg_writers: 2,
             workers: 2,
             log_format: "text".into(),
             credential_cache_secs: 300,
@@ -128,6 +131,7 @@ impl Config {
             ("max_body_bytes", Int),
             ("pool_size", Int),
             ("writer_batch_max", Int),
+            ("pg_writers", Int),
             ("workers", Int),
             ("log_format", Str),
             ("credential_cache_secs", Int),

@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use crate::domain::Actor;
 use crate::error::Result;
-use crate::store::schema::{audit_head, events};
+use crate::store::history::{self, chain_hash, EventRow};
+use crate::store::schema::events;
 use crate::store::{audit_head as read_head, Conn};
 
 #[derive(Default)]
@@ -17,44 +18,10 @@ pub struct Event<'a> {
     pub details: serde_json::Value,
 }
 
-#[derive(Debug, Serialize, Queryable)]
-pub struct EventRow {
-    pub id: i64,
-    pub at: chrono::NaiveDateTime,
-    pub actor: String,
-    pub interface: String,
-    pub action: String,
-    pub order_id: Option<i64>,
-    pub ticket: Option<String>,
-    pub license_id: Option<i64>,
-    pub serial: Option<String>,
-    pub details: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-fn chain_hash(prev: &str, e: &EventRow) -> String {
-    let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
-    let text = [
-        prev,
-        &e.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
-        &e.actor,
-        &e.interface,
-        &e.action,
-        &opt(e.order_id),
-        e.ticket.as_deref().unwrap_or(""),
-        &opt(e.license_id),
-        e.serial.as_deref().unwrap_or(""),
-        &e.details,
-    ]
-    .join("\u{1f}");
-    hex::encode(openssl::sha::sha256(text.as_bytes()))
-}
-
-/// Appends one event to the chain. Call inside the transaction of the change it records.
-pub fn record(conn: &mut Conn, actor: &Actor, ev: Event) -> Result<()> {
-    let (last_id, last_hash) = read_head(conn)?;
-    let mut row = EventRow {
+/// Records one event of the change being written; it is appended to the chain in the same
+/// transaction. Call inside `Db::write`.
+pub fn record(_conn: &mut Conn, actor: &Actor, ev: Event) -> Result<()> {
+    history::defer(EventRow {
         id: 0,
         at: super::now(),
         actor: actor.name.clone(),
@@ -65,34 +32,9 @@ pub fn record(conn: &mut Conn, actor: &Actor, ev: Event) -> Result<()> {
         license_id: ev.license_id,
         serial: ev.serial.map(str::to_string),
         details: ev.details.to_string(),
-        prev_hash: last_hash,
+        prev_hash: String::new(),
         hash: String::new(),
-    };
-    row.hash = chain_hash(&row.prev_hash, &row);
-    let id: i64 = diesel::insert_into(events::table)
-        .values((
-            events::at.eq(row.at),
-            events::actor.eq(&row.actor),
-            events::interface.eq(&row.interface),
-            events::action.eq(&row.action),
-            events::order_id.eq(row.order_id),
-            events::ticket.eq(&row.ticket),
-            events::license_id.eq(row.license_id),
-            events::serial.eq(&row.serial),
-            events::details.eq(&row.details),
-            events::prev_hash.eq(&row.prev_hash),
-            events::hash.eq(&row.hash),
-        ))
-        .returning(events::id)
-        .get_result(conn)?;
-    debug_assert!(id > last_id);
-    diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
-        .set((
-            audit_head::last_event_id.eq(id),
-            audit_head::last_hash.eq(&row.hash),
-        ))
-        .execute(conn)?;
-    Ok(())
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -108,7 +50,7 @@ pub fn verify(conn: &mut Conn) -> Result<VerifyReport> {
         events: 0,
         problems: vec![],
     };
-    let mut prev = "0".repeat(64);
+    let mut prev = history::GENESIS.to_string();
     let mut after = 0i64;
     loop {
         let page: Vec<EventRow> = events::table

@@ -283,7 +283,7 @@ pub fn upsert_customer(c: &mut crate::store::Conn, data: &CustomerData) -> Resul
         .first::<Customer>(c)
         .optional()?;
     match found {
-        None => Ok(diesel::insert_into(customers::table)
+        None => match diesel::insert_into(customers::table)
             .values((
                 customers::external_id.eq(&data.external_id),
                 customers::name.eq(data.name.clone().unwrap_or_default()),
@@ -292,7 +292,12 @@ pub fn upsert_customer(c: &mut crate::store::Conn, data: &CustomerData) -> Resul
                 customers::created_at.eq(now),
                 customers::updated_at.eq(now),
             ))
-            .get_result(c)?),
+            .get_result(c)
+        {
+            // Another writer made this customer a moment ago: run again, and find it.
+            Err(e) if is_unique_violation(&e) => Err(Error::Retry),
+            r => Ok(r?),
+        },
         Some(cur) => {
             let name = data.name.clone().unwrap_or(cur.name.clone());
             let email = data.email.clone().unwrap_or(cur.email.clone());

@@ -43,6 +43,7 @@ impl Core {
             &DbOptions {
                 pool_size: config.pool_size,
                 writer_batch_max: config.writer_batch_max,
+                pg_writers: config.pg_writers,
             },
         )?;
         let master = firms::MasterKey::load(&config)?;

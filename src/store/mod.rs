@@ -1,8 +1,9 @@
 //! Storage: one pool of readers and one writer thread that commits the writes of many
 //! concurrent requests in one transaction (group commit), on SQLite or PostgreSQL.
+pub mod history;
 pub mod schema;
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -119,6 +120,8 @@ pub struct Db {
 pub struct DbOptions {
     pub pool_size: u32,
     pub writer_batch_max: usize,
+    /// Writer threads (connections) for PostgreSQL; SQLite always has one.
+    pub pg_writers: usize,
 }
 
 impl Db {
@@ -138,10 +141,13 @@ impl Db {
             url: url.clone(),
             writer: true,
         };
-        let mut writer_conn = manager
-            .connect()
-            .map_err(|e| Error::internal(format!("cannot connect to the database: {e}")))?;
-        run_migrations(&mut writer_conn)?;
+        let connect = || {
+            manager
+                .connect()
+                .map_err(|e| Error::internal(format!("cannot connect to the database: {e}")))
+        };
+        let mut first = connect()?;
+        run_migrations(&mut first)?;
         let readers = r2d2::Pool::builder()
             .max_size(opts.pool_size)
             .connection_timeout(Duration::from_secs(10))
@@ -151,11 +157,23 @@ impl Db {
             })
             .map_err(|e| Error::internal(format!("cannot build the connection pool: {e}")))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(4096);
+        let rx = Arc::new(Mutex::new(rx));
         let batch_max = opts.writer_batch_max.max(1);
-        thread::Builder::new()
-            .name("licentia-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, batch_max))
-            .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
+        let writers = match url.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => opts.pg_writers.max(1),
+        };
+        let mut conns = vec![first];
+        for _ in 1..writers {
+            conns.push(connect()?);
+        }
+        for (n, conn) in conns.into_iter().enumerate() {
+            let rx = rx.clone();
+            thread::Builder::new()
+                .name(format!("licentia-writer-{n}"))
+                .spawn(move || writer_loop(conn, rx, batch_max))
+                .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
+        }
         Ok(Db {
             backend: url.backend,
             readers,
@@ -220,16 +238,31 @@ impl Db {
 }
 
 fn run_in_savepoint<T>(conn: &mut Conn, f: &mut impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
-    conn.transaction(|c| f(c))
+    let mark = history::mark();
+    let outcome = conn.transaction(|c| f(c));
+    if outcome.is_err() {
+        history::cut_back(mark);
+    }
+    outcome
 }
 
-fn writer_loop(mut conn: Conn, rx: mpsc::Receiver<Job>, batch_max: usize) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < batch_max {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+fn writer_loop(mut conn: Conn, rx: Arc<Mutex<mpsc::Receiver<Job>>>, batch_max: usize) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let rx = match rx.lock() {
+                Ok(rx) => rx,
+                Err(_) => return,
+            };
+            match rx.recv() {
+                Ok(first) => batch.push(first),
+                Err(_) => return,
+            }
+            while batch.len() < batch_max {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
             }
         }
         let mut replies = Vec::with_capacity(batch.len());
@@ -255,33 +288,25 @@ fn group_transaction(conn: &mut Conn, run: impl FnOnce(&mut Conn)) -> Result<()>
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     match conn {
         Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        Conn::Pg(c) => {
-            AnsiTransactionManager::begin_transaction(c)?;
-            // Other nodes wait here until this batch commits: the history chain stays linear.
-            // Taken once per batch, outside the jobs' savepoints.
-            use schema::audit_head::dsl::*;
-            let locked = audit_head
-                .filter(id.eq(1))
-                .select(last_event_id)
-                .for_update()
-                .first::<i64>(c);
-            if let Err(e) = locked {
-                let _ = AnsiTransactionManager::rollback_transaction(c);
-                return Err(e.into());
-            }
-        }
+        Conn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
+    history::begin();
     run(conn);
-    let committed = match conn {
-        Conn::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
-        Conn::Pg(c) => AnsiTransactionManager::commit_transaction(c),
-    };
+    let appended = history::append(conn);
+    history::end();
+    let committed = appended.and_then(|_| {
+        match conn {
+            Conn::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+            Conn::Pg(c) => AnsiTransactionManager::commit_transaction(c),
+        }
+        .map_err(Error::from)
+    });
     if let Err(e) = committed {
         let _ = match conn {
             Conn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
             Conn::Pg(c) => AnsiTransactionManager::rollback_transaction(c),
         };
-        return Err(e.into());
+        return Err(e);
     }
     Ok(())
 }
