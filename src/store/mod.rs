@@ -67,6 +67,7 @@ impl DbUrl {
 
 /// Establishes connections of the backend the URL names (the derived `establish` would try
 /// every backend and hide the real error) and sets SQLite's pragmas on each.
+#[derive(Clone)]
 struct Manager {
     url: DbUrl,
     writer: bool,
@@ -168,10 +169,10 @@ impl Db {
             conns.push(connect()?);
         }
         for (n, conn) in conns.into_iter().enumerate() {
-            let rx = rx.clone();
+            let (rx, manager) = (rx.clone(), manager.clone());
             thread::Builder::new()
                 .name(format!("licentia-writer-{n}"))
-                .spawn(move || writer_loop(conn, rx, batch_max))
+                .spawn(move || writer_loop(conn, &manager, rx, batch_max))
                 .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
         }
         Ok(Db {
@@ -246,7 +247,12 @@ fn run_in_savepoint<T>(conn: &mut Conn, f: &mut impl FnMut(&mut Conn) -> Result<
     outcome
 }
 
-fn writer_loop(mut conn: Conn, rx: Arc<Mutex<mpsc::Receiver<Job>>>, batch_max: usize) {
+fn writer_loop(
+    mut conn: Conn,
+    manager: &Manager,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    batch_max: usize,
+) {
     loop {
         let mut batch = Vec::new();
         {
@@ -277,6 +283,17 @@ fn writer_loop(mut conn: Conn, rx: Arc<Mutex<mpsc::Receiver<Job>>>, batch_max: u
         }
         for reply in replies {
             reply(err.as_ref());
+        }
+        // A lost connection (database restarted, network cut) is made anew before the next
+        // group, rather than failing every write from now on.
+        while err.is_some() && conn.ping().is_err() {
+            match manager.connect() {
+                Ok(c) => conn = c,
+                Err(e) => {
+                    tracing::error!(error = %e, "writer cannot reconnect; retrying");
+                    thread::sleep(Duration::from_secs(1));
+                }
+            }
         }
     }
 }

@@ -7,3 +7,4 @@ mod audit;
 mod catalog;
 mod cli;
 mod orders;
+mod resilience;
