@@ -174,6 +174,31 @@ pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Resu
                 r => r?,
             };
             let made = insert_lines(c, order_id, ticket_id, INITIAL_BATCH, &resolved)?;
+            // The answer is built from what was just written: no reads after the inserts.
+            let view = OrderView {
+                order_id,
+                source: req.source.clone(),
+                erp_order_id: erp_id.clone(),
+                customer_id: customer.external_id.clone(),
+                ticket: code.to_string(),
+                comment: req.comment.clone(),
+                created_by: actor.name.clone(),
+                created_at: now,
+                lines: req
+                    .lines
+                    .iter()
+                    .zip(&made)
+                    .enumerate()
+                    .map(|(i, (l, ids))| LineView {
+                        batch_key: INITIAL_BATCH.into(),
+                        position: i as i32 + 1,
+                        item_id: l.item_id.clone(),
+                        quantity: l.quantity as i32,
+                        licenses: ids.clone(),
+                    })
+                    .collect(),
+                created: true,
+            };
             audit::record(c, &actor, Event {
                 action: "order.created",
                 order_id: Some(order_id),
@@ -182,7 +207,7 @@ pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Resu
                     "customer": customer.external_id, "lines": req.lines, "licenses": made}),
                 ..Default::default()
             })?;
-            load_order(c, order_id, true)
+            Ok(view)
         })
         .await?;
     if view.created {
@@ -343,15 +368,16 @@ fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
     Ok(out)
 }
 
+/// Inserts the lines and their licenses; returns the license ids of each line.
 fn insert_lines(
     c: &mut Conn,
     order_id: i64,
     ticket_id: i64,
     batch: &str,
     resolved: &[Resolved],
-) -> Result<Vec<i64>> {
+) -> Result<Vec<Vec<i64>>> {
     let now = super::now();
-    let mut made = Vec::new();
+    let mut made = Vec::with_capacity(resolved.len());
     for (pos, r) in resolved.iter().enumerate() {
         let line_id: i64 = diesel::insert_into(order_lines::table)
             .values((
@@ -363,6 +389,7 @@ fn insert_lines(
             ))
             .returning(order_lines::id)
             .get_result(c)?;
+        let mut ids = Vec::with_capacity(r.quantity as usize);
         for _ in 0..r.quantity {
             let id: i64 = diesel::insert_into(licenses::table)
                 .values((
@@ -380,8 +407,9 @@ fn insert_lines(
                 ))
                 .returning(licenses::id)
                 .get_result(c)?;
-            made.push(id);
+            ids.push(id);
         }
+        made.push(ids);
     }
     Ok(made)
 }
