@@ -2,7 +2,9 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::domain::Actor;
+use super::Core;
+use crate::domain::ticket::TicketCode;
+use crate::domain::{Actor, Role};
 use crate::error::Result;
 use crate::store::history::{self, chain_hash, EventRow};
 use crate::store::schema::events;
@@ -86,18 +88,25 @@ pub fn verify(conn: &mut Conn) -> Result<VerifyReport> {
     Ok(report)
 }
 
-pub fn history(
-    conn: &mut Conn,
-    order: Option<i64>,
-    ticket: Option<&str>,
-    limit: i64,
+/// The events of a ticket or an order (or the first 1,000 of all), oldest first.
+pub async fn history(
+    core: &Core,
+    actor: &Actor,
+    ticket: Option<String>,
+    order_id: Option<i64>,
 ) -> Result<Vec<EventRow>> {
-    let mut q = events::table.into_boxed();
-    if let Some(o) = order {
-        q = q.filter(events::order_id.eq(o));
-    }
-    if let Some(t) = ticket {
-        q = q.filter(events::ticket.eq(t.to_string()));
-    }
-    Ok(q.order(events::id.asc()).limit(limit).load(conn)?)
+    actor.require(&[Role::Admin, Role::Support], "read the history")?;
+    let ticket = ticket.map(|t| TicketCode::parse(&t)).transpose()?;
+    core.db
+        .read(move |c| {
+            let mut q = events::table.into_boxed();
+            if let Some(o) = order_id {
+                q = q.filter(events::order_id.eq(o));
+            }
+            if let Some(t) = &ticket {
+                q = q.filter(events::ticket.eq(t.as_stored().to_string()));
+            }
+            Ok(q.order(events::id.asc()).limit(1000).load(c)?)
+        })
+        .await
 }

@@ -182,6 +182,11 @@ impl Db {
         })
     }
 
+    /// Whether the database answers (for the health check).
+    pub async fn ping(&self) -> Result<()> {
+        self.read(|c| Ok(c.ping()?)).await
+    }
+
     /// Runs `f` on a pooled reader connection, off the async executor.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
