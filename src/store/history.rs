@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use diesel::prelude::*;
 
-use super::schema::{audit_head, events};
+use super::schema::audit_head;
 use super::Conn;
 use crate::error::{Error, Result};
 
@@ -80,6 +80,37 @@ pub(super) fn cut_back(to: usize) {
 }
 
 /// Appends the pending events to the chain; the caller commits right after.
+const INSERT_EVENTS: &str = "INSERT INTO events (at, actor, interface, action, order_id, ticket, \
+     license_id, serial, details, prev_hash, hash) VALUES";
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+macro_rules! bind_events {
+    ($q:expr, $rows:expr) => {{
+        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+        let mut q = $q;
+        for e in $rows {
+            q = q
+                .bind::<Timestamp, _>(e.at)
+                .bind::<Text, _>(e.actor.clone())
+                .bind::<Text, _>(e.interface.clone())
+                .bind::<Text, _>(e.action.clone())
+                .bind::<Nullable<BigInt>, _>(e.order_id)
+                .bind::<Nullable<Text>, _>(e.ticket.clone())
+                .bind::<Nullable<BigInt>, _>(e.license_id)
+                .bind::<Nullable<Text>, _>(e.serial.clone())
+                .bind::<Text, _>(e.details.clone())
+                .bind::<Text, _>(e.prev_hash.clone())
+                .bind::<Text, _>(e.hash.clone());
+        }
+        q
+    }};
+}
+
 pub(super) fn append(conn: &mut Conn) -> Result<()> {
     let pending = PENDING.with(|p| p.borrow_mut().take()).unwrap_or_default();
     if pending.is_empty() {
@@ -92,27 +123,44 @@ pub(super) fn append(conn: &mut Conn) -> Result<()> {
         Conn::Pg(pg) => q.for_update().first(pg)?,
         Conn::Sqlite(lite) => q.first(lite)?,
     };
+    let mut rows = pending;
+    for e in rows.iter_mut() {
+        e.prev_hash = std::mem::take(&mut prev);
+        e.hash = chain_hash(&e.prev_hash, e);
+        prev = e.hash.clone();
+    }
+    // One multi-row INSERT per 500 events: the head lock is held for as few round trips as
+    // possible. Ids follow the VALUES order, which is the chain order.
     let mut last_id = 0;
-    for mut e in pending {
-        e.prev_hash = prev;
-        e.hash = chain_hash(&e.prev_hash, &e);
-        last_id = diesel::insert_into(events::table)
-            .values((
-                events::at.eq(e.at),
-                events::actor.eq(&e.actor),
-                events::interface.eq(&e.interface),
-                events::action.eq(&e.action),
-                events::order_id.eq(e.order_id),
-                events::ticket.eq(&e.ticket),
-                events::license_id.eq(e.license_id),
-                events::serial.eq(&e.serial),
-                events::details.eq(&e.details),
-                events::prev_hash.eq(&e.prev_hash),
-                events::hash.eq(&e.hash),
-            ))
-            .returning(events::id)
-            .get_result(conn)?;
-        prev = e.hash;
+    for chunk in rows.chunks(500) {
+        let ids: Vec<Id> = match conn {
+            Conn::Pg(pg) => {
+                let mut n = 0;
+                let values: Vec<String> = chunk
+                    .iter()
+                    .map(|_| {
+                        let row: Vec<String> = (0..11)
+                            .map(|_| {
+                                n += 1;
+                                format!("${n}")
+                            })
+                            .collect();
+                        format!("({})", row.join(", "))
+                    })
+                    .collect();
+                let q = diesel::sql_query(format!(
+                    "{INSERT_EVENTS} {} RETURNING id",
+                    values.join(", ")
+                ));
+                bind_events!(q.into_boxed::<diesel::pg::Pg>(), chunk).load(pg)?
+            }
+            Conn::Sqlite(lite) => {
+                let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                let q = diesel::sql_query(format!("{INSERT_EVENTS} {values} RETURNING id"));
+                bind_events!(q.into_boxed::<diesel::sqlite::Sqlite>(), chunk).load(lite)?
+            }
+        };
+        last_id = ids.iter().map(|i| i.id).max().unwrap_or(last_id);
     }
     diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
         .set((
