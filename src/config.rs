@@ -87,7 +87,7 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        let known = Config::default().keys();
+        let known = Config::keys();
         for (k, v) in env {
             let Some(key) = k.strip_prefix("LICENTIA_") else {
                 continue;
@@ -118,7 +118,7 @@ impl Config {
         Ok(cfg)
     }
 
-    fn keys(&self) -> Vec<(&'static str, Kind)> {
+    fn keys() -> Vec<(&'static str, Kind)> {
         use Kind::*;
         vec![
             ("database_url", Str),

@@ -21,8 +21,8 @@ pub struct Event<'a> {
 }
 
 /// Records one event of the change being written; it is appended to the chain in the same
-/// transaction. Call inside `Db::write`.
-pub fn record(_conn: &mut Conn, actor: &Actor, ev: Event) -> Result<()> {
+/// transaction. Call inside `Db::write` (elsewhere it is an error).
+pub fn record(actor: &Actor, ev: Event) -> Result<()> {
     history::defer(EventRow {
         id: 0,
         at: super::now(),

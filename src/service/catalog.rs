@@ -123,7 +123,7 @@ pub async fn create_item(core: &Core, actor: &Actor, req: NewItem) -> Result<Ite
                 }
                 r => r?,
             };
-            audit::record(c, &actor, Event {
+            audit::record(&actor, Event {
                 action: "item.created",
                 details: serde_json::json!({"item_id": req.item_id, "kind": req.kind, "product_code": req.product_code}),
                 ..Default::default()
@@ -183,7 +183,6 @@ pub async fn change_item(
                 )));
             }
             audit::record(
-                c,
                 &actor,
                 Event {
                     action: "item.changed",
@@ -327,7 +326,6 @@ pub async fn put_customer(core: &Core, actor: &Actor, data: CustomerData) -> Res
         .write(move |c| {
             let cust = upsert_customer(c, &data)?;
             audit::record(
-                c,
                 &actor,
                 Event {
                     action: "customer.saved",
@@ -415,7 +413,6 @@ pub async fn put_settings(core: &Core, actor: &Actor, new: Settings) -> Result<S
                     .execute(c)?;
             }
             audit::record(
-                c,
                 &actor,
                 Event {
                     action: "settings.changed",

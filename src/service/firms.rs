@@ -157,7 +157,6 @@ pub async fn ensure_firm(db: &Db, master: &MasterKey, code: i64, name: &str) -> 
             r => r?,
         };
         audit::record(
-            c,
             &Actor::system(Interface::System),
             Event {
                 action: "firm.created",

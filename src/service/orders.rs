@@ -1,7 +1,6 @@
 //! Orders become tickets with one license per unit of quantity. Orders are idempotent: the
 //! same source and ERP order id with the same lines returns the first result.
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -199,7 +198,7 @@ pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Resu
                     .collect(),
                 created: true,
             };
-            audit::record(c, &actor, Event {
+            audit::record(&actor, Event {
                 action: "order.created",
                 order_id: Some(order_id),
                 ticket: Some(code.as_stored()),
@@ -211,18 +210,14 @@ pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Resu
         })
         .await?;
     if view.created {
-        count(&core.stats.orders_created, 1);
-        count(&core.stats.tickets_created, 1);
-        count(
+        Stats::add(&core.stats.orders_created, 1);
+        Stats::add(&core.stats.tickets_created, 1);
+        Stats::add(
             &core.stats.licenses_created,
             view.lines.iter().map(|l| l.licenses.len() as u64).sum(),
         );
     }
     Ok(view)
-}
-
-fn count(c: &AtomicU64, n: u64) {
-    Stats::add(c, n)
 }
 
 /// Appends lines to the ticket of an existing order.
@@ -262,7 +257,7 @@ pub async fn add_to_order(
             let resolved = resolve_items(c, &req.lines)?;
             let ticket_id: i64 = orders::table.filter(orders::id.eq(order_id)).select(orders::ticket_id).first(c)?;
             let made = insert_lines(c, order_id, ticket_id, &batch_key, &resolved)?;
-            audit::record(c, &actor, Event {
+            audit::record(&actor, Event {
                 action: "order.lines_added",
                 order_id: Some(order_id),
                 ticket: Some(&existing.ticket.replace('-', "")),
@@ -273,7 +268,7 @@ pub async fn add_to_order(
         })
         .await?;
     if view.created {
-        count(
+        Stats::add(
             &core.stats.licenses_created,
             view.lines.iter().map(|l| l.licenses.len() as u64).sum(),
         );

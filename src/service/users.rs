@@ -207,7 +207,6 @@ pub async fn add_user(core: &Core, actor: &Actor, req: NewUser) -> Result<User> 
                 r => r?,
             };
             audit::record(
-                c,
                 &actor,
                 Event {
                     action: "user.created",
@@ -265,7 +264,7 @@ pub async fn change_user(
                 diesel::update(target).set(users::active.eq(a)).execute(c)?;
             }
             diesel::update(target).set(users::updated_at.eq(super::now())).execute(c)?;
-            audit::record(c, &actor, Event {
+            audit::record(&actor, Event {
                 action: "user.changed",
                 details: serde_json::json!({"username": username, "password_changed": hash.is_some(),
                     "role": req.role, "active": req.active}),
