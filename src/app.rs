@@ -7,7 +7,7 @@ use actix_web::dev::{Server, Service};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::api::{json, metrics::Metrics};
+use crate::api::{gateway, json, metrics::Metrics};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::Core;
@@ -38,6 +38,7 @@ pub async fn start(config: Config) -> Result<Running> {
             .app_data(metrics.clone())
             .app_data(json::json_config(limit))
             .app_data(web::PayloadConfig::new(limit))
+            .configure(gateway::configure)
             .configure(json::configure)
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}}))

@@ -102,13 +102,22 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
         );
     }
     let seconds = started.elapsed().as_secs_f64();
+    Ok(summarize(
+        lat,
+        failed.load(Ordering::Relaxed),
+        seconds,
+        &b.url,
+    ))
+}
+
+fn summarize(mut lat: Vec<Duration>, failed: u64, seconds: f64, url: &str) -> BenchReport {
     lat.sort();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
             .map(|d| d.as_secs_f64() * 1000.0)
             .unwrap_or(0.0)
     };
-    let server_rss_mib = ureq::get(&format!("{}/metrics", b.url))
+    let server_rss_mib = ureq::get(&format!("{url}/metrics"))
         .call()
         .ok()
         .and_then(|r| r.into_string().ok())
@@ -118,12 +127,167 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
                 .and_then(|v| v.trim().parse::<f64>().ok())
         })
         .map(|b| b / 1048576.0);
-    Ok(BenchReport {
+    BenchReport {
         ok: lat.len() as u64,
-        failed: failed.load(Ordering::Relaxed),
+        failed,
         seconds,
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
         server_rss_mib,
+    }
+}
+
+pub struct ActivateBench {
+    pub url: String,
+    pub containers: usize,
+    pub concurrency: usize,
+    pub round_trips: usize,
+    pub user: String,
+    pub password: String,
+    pub item: String,
+}
+
+pub struct ActivateReport {
+    pub round_trips: BenchReport,
+    pub ceiling: Vec<(&'static str, f64)>,
+}
+
+impl std::fmt::Display for ActivateReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.round_trips;
+        writeln!(
+            f,
+            "round trips:   {} ok, {} failed in {:.2} s (request -> update -> apply -> receipt)",
+            r.ok, r.failed, r.seconds
+        )?;
+        writeln!(
+            f,
+            "rate:          {:.0} round trips/s",
+            r.ok as f64 / r.seconds
+        )?;
+        writeln!(
+            f,
+            "latency:       p50 {:.2} ms, p99 {:.2} ms",
+            r.p50_ms, r.p99_ms
+        )?;
+        match r.server_rss_mib {
+            Some(m) => writeln!(f, "server memory: {m:.1} MiB resident")?,
+            None => writeln!(f, "server memory: not reported")?,
+        }
+        write!(f, "ceiling (one core of this machine):")?;
+        for (name, rate) in &self.ceiling {
+            write!(f, "\n  {name:<34} {rate:>9.0} /s")?;
+        }
+        Ok(())
+    }
+}
+
+/// Simulated `act` containers (in memory) activate and return one license each in turn,
+/// every time the whole round trip through the JSON gateway.
+pub fn run_activate(b: &ActivateBench) -> anyhow::Result<ActivateReport> {
+    use crate::client::online::{self, Gateway};
+    use crate::client::Container;
+    use crate::domain::ContainerType;
+
+    let concurrency = b.concurrency.max(1);
+    let containers = b.containers.max(concurrency);
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", b.user, b.password))
+    );
+    let order: serde_json::Value = ureq::post(&format!("{}/api/v1/orders", b.url))
+        .set("Authorization", &auth)
+        .send_json(serde_json::json!({
+            "source": "bench",
+            "erp_order_id": format!("bench-activate-{}-{}", std::process::id(),
+                crate::client::unix_now()),
+            "customer": {"external_id": "bench-activate"},
+            "lines": [{"item_id": b.item, "quantity": containers}],
+        }))?
+        .into_json()?;
+    let ticket = order["ticket"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no ticket in {order}"))?
+        .to_string();
+    let gw = Gateway::new(&b.url);
+    let info = gw.ticket(&ticket)?;
+    let lics: Vec<(i64, i64)> = info["licenses"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| Some((l["license_id"].as_i64()?, l["firm_code"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let template = gw.template(lics.first().map(|l| l.1).unwrap_or_default())?;
+    let traits: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("t{i}"), format!("bench-{i}")))
+        .collect();
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut handles = vec![];
+    for w in 0..concurrency {
+        let mine: Vec<(i64, i64)> = lics.iter().skip(w).step_by(concurrency).copied().collect();
+        let (url, ticket, template, traits) = (
+            b.url.clone(),
+            ticket.clone(),
+            template.clone(),
+            traits.clone(),
+        );
+        let (next, failed, total) = (next.clone(), failed.clone(), b.round_trips as u64);
+        handles.push(std::thread::spawn(
+            move || -> anyhow::Result<Vec<Duration>> {
+                let gw = Gateway::new(&url);
+                let mut boxes = vec![];
+                for (license, _) in &mine {
+                    let mut c = Container::create(ContainerType::Act, None, &traits, 2)?;
+                    c.trust(template.firm_code, &template.firm_name, &template.keys);
+                    boxes.push((c, *license, false));
+                }
+                let mut lat = vec![];
+                let mut keep = |_: &Container| Ok(());
+                'run: loop {
+                    for (c, license, held) in boxes.iter_mut() {
+                        if next.fetch_add(1, Ordering::Relaxed) >= total {
+                            break 'run;
+                        }
+                        let t = Instant::now();
+                        let res = if *held {
+                            online::deactivate(&gw, c, template.firm_code, &[*license], &mut keep)
+                        } else {
+                            let req = c.request(template.firm_code, crate::client::unix_now())?;
+                            gw.activate(&ticket, &[*license], &req)
+                                .and_then(|issued| online::finish(&gw, c, issued, &mut keep))
+                        };
+                        match res {
+                            Ok(_) => {
+                                *held = !*held;
+                                lat.push(t.elapsed());
+                            }
+                            Err(e) => {
+                                if failed.fetch_add(1, Ordering::Relaxed) < 5 {
+                                    eprintln!("round trip failed: {e}");
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok(lat)
+            },
+        ));
+    }
+    let mut lat: Vec<Duration> = vec![];
+    for h in handles {
+        lat.extend(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a bench client panicked"))??,
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let report = summarize(lat, failed.load(Ordering::Relaxed), seconds, &b.url);
+    Ok(ActivateReport {
+        round_trips: report,
+        ceiling: crate::service::activation::crypto_ceiling(0.3),
     })
 }

@@ -21,6 +21,18 @@ pub enum Error {
     OrderConflict(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A request, update or receipt that cannot be read or whose signature fails.
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
+    /// A context or receipt that fits nothing the server issued.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The container showed a state the server never issued; automatic handling stops.
+    #[error("manipulation detected for container {0}: a person must decide before it gets licenses again")]
+    Manipulation(String),
+    /// What the vendor's rules do not allow (return not allowed, wrong container type …).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     #[error("the server is busy, try again")]
     Busy,
     /// A serialization conflict inside the writer; the write is run again.
@@ -60,6 +72,7 @@ impl Error {
                 "license" => "unknown_license",
                 "user" => "unknown_user",
                 "firm" => "unknown_firm",
+                "container" => "unknown_container",
                 _ => "not_found",
             },
             Error::AlreadyExists { .. } => "already_exists",
@@ -67,6 +80,10 @@ impl Error {
             Error::Forbidden { .. } => "forbidden",
             Error::OrderConflict(_) => "order_conflict",
             Error::Conflict(_) => "conflict",
+            Error::InvalidMessage(_) => "invalid_message",
+            Error::Mismatch(_) => "context_mismatch",
+            Error::Manipulation(_) => "manipulation_detected",
+            Error::NotAllowed(_) => "not_allowed",
             Error::Busy | Error::Retry => "busy",
             Error::Internal(_) => "internal",
         }
@@ -89,5 +106,11 @@ impl From<diesel::result::Error> for Error {
             D::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Error::Retry,
             other => Error::internal(format!("database: {other}")),
         }
+    }
+}
+
+impl From<crate::protocol::ProtocolError> for Error {
+    fn from(e: crate::protocol::ProtocolError) -> Error {
+        Error::InvalidMessage(e.0)
     }
 }

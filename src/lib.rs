@@ -2,8 +2,10 @@
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod protocol;
 pub mod service;
 pub mod store;

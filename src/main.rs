@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use licentia::client::cli::{ContainerCmd, OnlineCmd};
 use licentia::config::Config;
 use licentia::domain::{Actor, Interface, ItemKind, ItemOptions, Role};
 use licentia::error::Error;
-use licentia::service::{audit, catalog, demo, orders, users, Core};
+use licentia::service::{audit, catalog, demo, firms, orders, users, Core};
 
 #[derive(Parser)]
 #[command(name = "licentia", version, about = "An open-source license central")]
@@ -50,6 +51,23 @@ enum Command {
     /// Benchmarks against a running server.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Firm codes and their signing keys.
+    #[command(subcommand)]
+    Firm(FirmCmd),
+    /// The container runtime: create, request, apply, receipt, list, check.
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    #[command(flatten)]
+    Online(OnlineCmd),
+}
+
+#[derive(Subcommand)]
+enum FirmCmd {
+    /// Give the firm a new signing key, endorsed by the current one.
+    RotateKey {
+        #[arg(long)]
+        firm_code: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,13 +154,42 @@ enum BenchCmd {
         #[arg(long, default_value = "SNP-SINGLE")]
         item: String,
     },
+    /// Drive simulated containers through online round trips (request, update, apply,
+    /// receipt; activate and return in turn) and print round trips/s, p50/p99 and the
+    /// machine's raw signing and encryption rates.
+    Activate {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 64)]
+        containers: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 20000)]
+        round_trips: usize,
+        #[arg(long, default_value = "admin")]
+        user: String,
+        #[arg(long, env = "LICENTIA_BENCH_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "SNP-SINGLE")]
+        item: String,
+    },
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(c) = e.downcast_ref::<licentia::client::ClientError>() {
+        return licentia::client::cli::exit_code(c);
+    }
     match e.downcast_ref::<Error>() {
-        Some(Error::Invalid { .. } | Error::InvalidTicket(_)) => 2,
+        Some(Error::Invalid { .. } | Error::InvalidTicket(_) | Error::InvalidMessage(_)) => 2,
         Some(Error::NotFound { .. }) => 3,
-        Some(Error::AlreadyExists { .. } | Error::OrderConflict(_) | Error::Conflict(_)) => 4,
+        Some(
+            Error::AlreadyExists { .. }
+            | Error::OrderConflict(_)
+            | Error::Conflict(_)
+            | Error::Mismatch(_)
+            | Error::Manipulation(_)
+            | Error::NotAllowed(_),
+        ) => 4,
         Some(Error::Unauthenticated | Error::Forbidden { .. }) => 5,
         _ => 1,
     }
@@ -175,6 +222,43 @@ fn init_logging(config: &Config) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The container runtime runs on the customer's side: no server configuration.
+    let cli = match cli.command {
+        Command::Container(cmd) => {
+            return tokio::task::spawn_blocking(move || licentia::client::cli::run_container(cmd))
+                .await?
+                .map_err(Into::into)
+        }
+        Command::Online(cmd) => {
+            return tokio::task::spawn_blocking(move || licentia::client::cli::run_online(cmd))
+                .await?
+                .map_err(Into::into)
+        }
+        Command::Bench(BenchCmd::Activate {
+            url,
+            containers,
+            concurrency,
+            round_trips,
+            user,
+            password,
+            item,
+        }) => {
+            let b = licentia::bench::ActivateBench {
+                url,
+                containers,
+                concurrency,
+                round_trips,
+                user,
+                password,
+                item,
+            };
+            let report =
+                tokio::task::spawn_blocking(move || licentia::bench::run_activate(&b)).await??;
+            println!("{report}");
+            return Ok(());
+        }
+        _ => cli,
+    };
     if let Command::Bench(BenchCmd::Orders {
         url,
         concurrency,
@@ -391,7 +475,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Bench(_) => unreachable!("handled above"),
+        Command::Firm(FirmCmd::RotateKey { firm_code }) => {
+            let core = Core::open(config).await?;
+            let key_id = firms::rotate_key(&core, &cli_actor, firm_code).await?;
+            println!("firm code {firm_code} signs with key {key_id} from now on");
+        }
+        Command::Bench(_) | Command::Container(_) | Command::Online(_) => {
+            unreachable!("handled above")
+        }
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{request_error, ApiError};
 use crate::domain::{Actor, Interface, Settings};
 use crate::error::Error;
-use crate::service::{audit, catalog, orders, users, Core};
+use crate::service::{activation, audit, catalog, orders, users, Core};
 
 type Res = Result<HttpResponse, ApiError>;
 type Core_ = web::Data<Core>;
@@ -122,6 +122,25 @@ async fn get_license(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
     ok(orders::get_license(&core, &c.0, id.into_inner()).await?)
 }
 
+async fn get_container(core: Core_, c: Caller, serial: web::Path<String>) -> Res {
+    ok(activation::get_container(&core, &c.0, serial.into_inner()).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushLicense {
+    license_id: i64,
+}
+async fn push_license(
+    core: Core_,
+    c: Caller,
+    serial: web::Path<String>,
+    body: web::Json<PushLicense>,
+) -> Res {
+    activation::push_license(&core, &c.0, serial.into_inner(), body.license_id).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"queued": true})))
+}
+
 async fn get_settings(core: Core_, c: Caller) -> Res {
     ok(catalog::get_settings(&core, &c.0).await?)
 }
@@ -225,6 +244,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/tickets/{code}", web::get().to(get_ticket))
                 .route("/licenses/{id}", web::get().to(get_license))
+                .route("/containers/{serial}", web::get().to(get_container))
+                .route(
+                    "/containers/{serial}/licenses",
+                    web::post().to(push_license),
+                )
                 .route("/settings", web::get().to(get_settings))
                 .route("/settings", web::put().to(put_settings))
                 .route("/users", web::get().to(list_users))

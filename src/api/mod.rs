@@ -1,4 +1,5 @@
 //! Thin adapters: decode, turn credentials into an `Actor`, call one service, encode.
+pub mod gateway;
 pub mod json;
 pub mod metrics;
 
@@ -25,7 +26,11 @@ impl std::fmt::Display for ApiError {
 
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
-        Error::Invalid { .. } | Error::InvalidTicket(_) => StatusCode::BAD_REQUEST,
+        Error::Invalid { .. } | Error::InvalidTicket(_) | Error::InvalidMessage(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        Error::Mismatch(_) | Error::Manipulation(_) => StatusCode::CONFLICT,
+        Error::NotAllowed(_) => StatusCode::FORBIDDEN,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::AlreadyExists { .. } | Error::OrderConflict(_) | Error::Conflict(_) => {
             StatusCode::CONFLICT

@@ -43,6 +43,10 @@ pub enum Interface {
     Json,
     Cli,
     System,
+    /// The activation gateway, online.
+    Gateway,
+    /// The activation gateway, with request, update and receipt files.
+    Files,
 }
 
 impl Interface {
@@ -51,6 +55,8 @@ impl Interface {
             Interface::Json => "json",
             Interface::Cli => "cli",
             Interface::System => "system",
+            Interface::Gateway => "gateway",
+            Interface::Files => "files",
         }
     }
 }
@@ -62,6 +68,8 @@ pub enum Role {
     Sales,
     Support,
     Erp,
+    /// A customer, known by a ticket or a container's signature (never a vendor user).
+    Customer,
 }
 
 impl Role {
@@ -71,6 +79,7 @@ impl Role {
             Role::Sales => "sales",
             Role::Support => "support",
             Role::Erp => "erp",
+            Role::Customer => "customer",
         }
     }
     pub fn parse(s: &str) -> Result<Role> {
@@ -121,6 +130,24 @@ pub enum ContainerType {
     Cloud,
 }
 
+impl ContainerType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerType::Act => "act",
+            ContainerType::Dongle => "dongle",
+            ContainerType::Cloud => "cloud",
+        }
+    }
+    pub fn parse(s: &str) -> Result<ContainerType> {
+        match s {
+            "act" => Ok(ContainerType::Act),
+            "dongle" => Ok(ContainerType::Dongle),
+            "cloud" => Ok(ContainerType::Cloud),
+            _ => Err(Error::invalid("type", "must be act, dongle or cloud")),
+        }
+    }
+}
+
 /// The product item options a license carries into a container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,6 +177,9 @@ pub struct ItemOptions {
     pub user_data: String,
     #[serde(default)]
     pub protected_data: String,
+    /// Whether a customer may return this license; unset follows the global setting.
+    #[serde(default)]
+    pub deactivation_allowed: Option<bool>,
 }
 
 fn all_container_types() -> Vec<ContainerType> {
@@ -241,6 +271,22 @@ pub struct Settings {
     pub accept_externally_created_entries: bool,
     /// 0 = no quota.
     pub monthly_activation_quota: u32,
+    /// Ticket rule: all licenses of a ticket must be activated into one container.
+    pub single_container: bool,
+    /// Ticket rule: `all` activates every available license of a ticket at once,
+    /// `selected` the ones the customer picks.
+    pub activation_mode: ActivationMode,
+    /// How many fingerprint traits of an `act` container may change before it is invalid.
+    pub fingerprint_tolerance: u32,
+    /// How long an update may be applied after it was issued.
+    pub update_validity_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivationMode {
+    All,
+    Selected,
 }
 
 impl Default for Settings {
@@ -255,6 +301,10 @@ impl Default for Settings {
             duplicate_check: true,
             accept_externally_created_entries: false,
             monthly_activation_quota: 0,
+            single_container: false,
+            activation_mode: ActivationMode::Selected,
+            fingerprint_tolerance: 2,
+            update_validity_days: 30,
         }
     }
 }
@@ -267,6 +317,15 @@ impl Settings {
         if self.self_service_count > 1000 {
             return Err(Error::invalid("self_service_count", "at most 1000"));
         }
+        if self.fingerprint_tolerance > 4 {
+            return Err(Error::invalid(
+                "fingerprint_tolerance",
+                "at most 4 of the 5 traits may change",
+            ));
+        }
+        if !(1..=365).contains(&self.update_validity_days) {
+            return Err(Error::invalid("update_validity_days", "between 1 and 365"));
+        }
         if let Some(l) = &self.lock_item {
             check_id("lock_item", l)?;
         }
@@ -277,4 +336,17 @@ impl Settings {
 /// License states (DESIGN.md, "License lifecycle").
 pub mod license_state {
     pub const AVAILABLE: &str = "available";
+    /// An update adding it to a container was issued; no receipt has proved it yet.
+    pub const PENDING: &str = "pending";
+    /// A receipt proved it is in the container.
+    pub const ACTIVATED: &str = "activated";
+    /// An update removing it was issued; no receipt has proved it yet.
+    pub const RETURNING: &str = "returning";
+}
+
+/// Container states.
+pub mod container_state {
+    pub const ACTIVE: &str = "active";
+    /// It showed a state the server never issued; automatic handling stopped.
+    pub const MANIPULATED: &str = "manipulated";
 }

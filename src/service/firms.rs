@@ -12,7 +12,10 @@ use super::audit::{self, Event};
 use crate::config::Config;
 use crate::domain::{Actor, Interface};
 use crate::error::{Error, Result};
-use crate::store::schema::firms;
+use crate::protocol::crypto::SigningKey;
+use crate::protocol::Endorsement;
+use crate::store::schema::{firm_keys, firms};
+use crate::store::Conn;
 use crate::store::{is_unique_violation, Db};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -51,7 +54,7 @@ impl MasterKey {
         Ok(MasterKey(bytes))
     }
 
-    fn seal(&self, plain: &[u8], aad: &[u8]) -> Result<String> {
+    pub fn seal(&self, plain: &[u8], aad: &[u8]) -> Result<String> {
         let iv = random::<12>();
         let mut tag = [0u8; 16];
         let ct = encrypt_aead(
@@ -156,6 +159,20 @@ pub async fn ensure_firm(db: &Db, master: &MasterKey, code: i64, name: &str) -> 
             Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
             r => r?,
         };
+        let firm_id: i64 = firms::table
+            .filter(firms::firm_code.eq(code))
+            .select(firms::id)
+            .first(c)?;
+        diesel::insert_into(firm_keys::table)
+            .values((
+                firm_keys::firm_id.eq(firm_id),
+                firm_keys::key_id.eq(&key_id),
+                firm_keys::public_key.eq(&public_b64),
+                firm_keys::private_key_sealed.eq(&sealed),
+                firm_keys::endorsement.eq(""),
+                firm_keys::created_at.eq(super::now()),
+            ))
+            .execute(c)?;
         audit::record(
             &Actor::system(Interface::System),
             Event {
@@ -180,4 +197,125 @@ pub async fn find_by_code(db: &Db, code: i64) -> Result<Firm> {
             .ok_or_else(|| Error::not_found("firm", code))
     })
     .await
+}
+
+/// A firm's current signing key, opened, with the endorsements that lead to it from every
+/// older key (oldest first), so containers that trust an older key can follow.
+pub struct FirmSigner {
+    pub firm_id: i64,
+    pub firm_code: i64,
+    pub key_id: String,
+    pub key: SigningKey,
+    pub chain: Vec<Endorsement>,
+    /// Every key id of the firm with its raw public key, oldest first.
+    pub public_keys: Vec<(String, Vec<u8>)>,
+}
+
+impl FirmSigner {
+    /// The endorsements a container that trusts `known` key ids needs to trust the current key.
+    pub fn endorsements_for(&self, known: &[String]) -> Vec<Endorsement> {
+        let mut start = 0;
+        for (i, e) in self.chain.iter().enumerate() {
+            if known.contains(&e.key_id) {
+                start = i + 1;
+            }
+        }
+        self.chain[start..].to_vec()
+    }
+}
+
+type KeyRow = (String, String, String, String);
+
+/// Opens the firm's current key; the result is cached per key id by the caller.
+pub fn load_signer(c: &mut Conn, master: &MasterKey, firm_id: i64) -> Result<FirmSigner> {
+    let firm_code: i64 = firms::table
+        .filter(firms::id.eq(firm_id))
+        .select(firms::firm_code)
+        .first(c)?;
+    let rows: Vec<KeyRow> = firm_keys::table
+        .filter(firm_keys::firm_id.eq(firm_id))
+        .order(firm_keys::id.asc())
+        .select((
+            firm_keys::key_id,
+            firm_keys::public_key,
+            firm_keys::private_key_sealed,
+            firm_keys::endorsement,
+        ))
+        .load(c)?;
+    let (key_id, _, sealed, _) = rows
+        .last()
+        .cloned()
+        .ok_or_else(|| Error::internal(format!("firm {firm_code} has no key")))?;
+    let raw = master.open(&sealed, format!("firm:{firm_code}").as_bytes())?;
+    let key = SigningKey::from_raw(&raw).map_err(|e| Error::internal(e.0))?;
+    let mut chain = vec![];
+    let mut public_keys = vec![];
+    for (id, public, _, endorsement) in rows {
+        if !endorsement.is_empty() {
+            chain.push(
+                serde_json::from_str(&endorsement)
+                    .map_err(|e| Error::internal(format!("endorsement of {id}: {e}")))?,
+            );
+        }
+        let raw = B64
+            .decode(&public)
+            .map_err(|e| Error::internal(format!("public key {id}: {e}")))?;
+        public_keys.push((id, raw));
+    }
+    Ok(FirmSigner {
+        firm_id,
+        firm_code,
+        key_id,
+        key,
+        chain,
+        public_keys,
+    })
+}
+
+/// Gives a firm a new signing key, endorsed by the current one. Containers in the field
+/// learn it from the endorsement in their next update; licenses signed with the old key
+/// stay valid (containers keep every key they trusted).
+pub async fn rotate_key(core: &super::Core, actor: &Actor, code: i64) -> Result<String> {
+    actor.require(&[crate::domain::Role::Admin], "rotate firm keys")?;
+    let firm = find_by_code(&core.db, code).await?;
+    let (master, actor) = (core.master.clone(), actor.clone());
+    core.db
+        .write(move |c| {
+            let current = load_signer(c, &master, firm.id)?;
+            let new = SigningKey::generate();
+            let public = new.public();
+            let endorsement = Endorsement::make(code, &public, &current.key);
+            let sealed = master.seal(&new.raw(), format!("firm:{code}").as_bytes())?;
+            let public_b64 = B64.encode(&public);
+            let now = super::now();
+            diesel::insert_into(firm_keys::table)
+                .values((
+                    firm_keys::firm_id.eq(firm.id),
+                    firm_keys::key_id.eq(&endorsement.key_id),
+                    firm_keys::public_key.eq(&public_b64),
+                    firm_keys::private_key_sealed.eq(&sealed),
+                    firm_keys::endorsement
+                        .eq(serde_json::to_string(&endorsement).expect("endorsement")),
+                    firm_keys::created_at.eq(now),
+                ))
+                .execute(c)?;
+            diesel::update(firms::table.filter(firms::id.eq(firm.id)))
+                .set((
+                    firms::key_id.eq(&endorsement.key_id),
+                    firms::public_key.eq(&public_b64),
+                    firms::private_key_sealed.eq(&sealed),
+                ))
+                .execute(c)?;
+            audit::record(
+                &actor,
+                Event {
+                    action: "firm.key_rotated",
+                    details: serde_json::json!({"firm_code": code, "old_key_id": current.key_id,
+                        "new_key_id": endorsement.key_id}),
+                    ..Default::default()
+                },
+            )?;
+            Ok(endorsement.key_id.clone())
+        })
+        .await
 }

@@ -1,4 +1,5 @@
 //! The use cases. Each takes the `Core`, an `Actor` and a request, and returns a `Result`.
+pub mod activation;
 pub mod audit;
 pub mod catalog;
 pub mod demo;
@@ -18,6 +19,8 @@ pub struct Stats {
     pub orders_created: AtomicU64,
     pub tickets_created: AtomicU64,
     pub licenses_created: AtomicU64,
+    pub updates_issued: AtomicU64,
+    pub receipts_confirmed: AtomicU64,
 }
 
 impl Stats {
@@ -33,6 +36,9 @@ pub struct Core {
     pub default_firm: firms::Firm,
     pub credentials: users::CredentialCache,
     pub stats: Stats,
+    pub master: std::sync::Arc<firms::MasterKey>,
+    /// Opened firm signing keys by firm id (replaced when the firm's key id changes).
+    pub signers: activation::SignerCache,
 }
 
 impl Core {
@@ -55,6 +61,8 @@ impl Core {
             config,
             default_firm,
             stats: Stats::default(),
+            master: std::sync::Arc::new(master),
+            signers: Default::default(),
         })
     }
 }

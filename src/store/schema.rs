@@ -85,6 +85,59 @@ diesel::table! {
     }
 }
 diesel::table! {
+    containers (id) {
+        id -> BigInt,
+        serial -> Text,
+        kind -> Text,
+        customer_id -> Nullable<BigInt>,
+        public_key -> Text,
+        state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        enc_key -> Text,
+        fingerprint -> Text,
+        state_reason -> Text,
+    }
+}
+diesel::table! {
+    container_firms (container_id, firm_id) {
+        container_id -> BigInt,
+        firm_id -> BigInt,
+        counter -> BigInt,
+        digest -> Text,
+        content -> Text,
+        confirmed_at -> Timestamp,
+    }
+}
+diesel::table! {
+    updates (id) {
+        id -> BigInt,
+        container_id -> BigInt,
+        firm_id -> BigInt,
+        counter_from -> BigInt,
+        counter_to -> BigInt,
+        digest_after -> Text,
+        content_after -> Text,
+        changes -> Text,
+        state -> Text,
+        fulfils -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+    }
+}
+diesel::table! {
+    firm_keys (id) {
+        id -> BigInt,
+        firm_id -> BigInt,
+        key_id -> Text,
+        public_key -> Text,
+        private_key_sealed -> Text,
+        endorsement -> Text,
+        created_at -> Timestamp,
+    }
+}
+diesel::table! {
     settings (firm_id) {
         firm_id -> BigInt,
         body -> Text,
@@ -142,6 +195,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_lines,
     licenses,
     settings,
+    containers,
+    container_firms,
+    updates,
+    firm_keys,
     users,
     events,
     audit_head

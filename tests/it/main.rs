@@ -3,6 +3,7 @@
 mod harness;
 
 mod access;
+mod activation;
 mod audit;
 mod catalog;
 mod cli;

@@ -1,0 +1,199 @@
+//! Round trips against a Licentia server's JSON gateway (`/api/v1/gateway`).
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::{cerr, unix_now, Applied, CResult, Container};
+use crate::service::activation::{Confirmed, Issued, Template};
+
+pub struct Gateway {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Gateway {
+    pub fn new(server: &str) -> Gateway {
+        Gateway {
+            base: format!("{}/api/v1/gateway", server.trim_end_matches('/')),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build(),
+        }
+    }
+
+    fn answer<T: DeserializeOwned>(r: Result<ureq::Response, ureq::Error>) -> CResult<T> {
+        match r {
+            Ok(resp) => resp.into_json().map_err(|e| {
+                cerr(
+                    "bad_answer",
+                    format!("the server's answer is not JSON: {e}"),
+                )
+            }),
+            Err(ureq::Error::Status(status, resp)) => {
+                let v: Value = resp.into_json().unwrap_or(Value::Null);
+                Err(cerr(
+                    v["error"]["code"].as_str().unwrap_or("http_error"),
+                    v["error"]["message"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("HTTP {status}")),
+                ))
+            }
+            Err(e) => Err(cerr("unreachable", format!("cannot reach the server: {e}"))),
+        }
+    }
+
+    fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> CResult<T> {
+        Self::answer(
+            self.agent
+                .post(&format!("{}{path}", self.base))
+                .send_json(body),
+        )
+    }
+
+    pub fn ticket(&self, code: &str) -> CResult<Value> {
+        Self::answer(
+            self.agent
+                .get(&format!("{}/tickets/{code}", self.base))
+                .call(),
+        )
+    }
+    pub fn template(&self, firm_code: i64) -> CResult<Template> {
+        Self::answer(
+            self.agent
+                .get(&format!("{}/template/{firm_code}", self.base))
+                .call(),
+        )
+    }
+    pub fn activate(&self, ticket: &str, licenses: &[i64], request: &str) -> CResult<Issued> {
+        self.post(
+            "/activate",
+            json!({"ticket": ticket, "licenses": licenses, "request": request}),
+        )
+    }
+    pub fn receipt(&self, receipt: &str) -> CResult<Confirmed> {
+        self.post("/receipt", json!({"receipt": receipt}))
+    }
+    pub fn deactivate(&self, licenses: &[i64], request: &str) -> CResult<Issued> {
+        self.post("/return", json!({"licenses": licenses, "request": request}))
+    }
+    pub fn updates(&self, request: &str) -> CResult<Option<Issued>> {
+        let v: Value = self.post("/updates", json!({"request": request}))?;
+        if v["update"].is_null() {
+            Ok(None)
+        } else {
+            serde_json::from_value(v["update"].clone())
+                .map(Some)
+                .map_err(|e| cerr("bad_answer", e.to_string()))
+        }
+    }
+}
+
+/// The outcome of an online round trip.
+#[derive(Debug, serde::Serialize)]
+pub struct RoundTrip {
+    pub serial: String,
+    pub firm_code: i64,
+    pub update_id: i64,
+    pub counter: u64,
+    pub added: Vec<i64>,
+    pub changed: Vec<i64>,
+    pub deleted: Vec<i64>,
+    pub confirmed: bool,
+}
+
+/// Applies an issued update, keeps the container (through `persist`, before the receipt
+/// leaves) and sends the receipt. A receipt lost on the way is made good by the next contact.
+pub fn finish(
+    gw: &Gateway,
+    c: &mut Container,
+    issued: Issued,
+    persist: &mut dyn FnMut(&Container) -> CResult<()>,
+) -> CResult<RoundTrip> {
+    let Applied {
+        serial,
+        firm_code,
+        update_id,
+        counter,
+        receipt,
+    } = c.apply(&issued.update, unix_now())?;
+    persist(c)?;
+    gw.receipt(&receipt)?;
+    Ok(RoundTrip {
+        serial,
+        firm_code,
+        update_id,
+        counter,
+        added: issued.added,
+        changed: issued.changed,
+        deleted: issued.deleted,
+        confirmed: true,
+    })
+}
+
+/// Makes sure the container trusts the firm (fetching its license template if not).
+pub fn ensure_trust(gw: &Gateway, c: &mut Container, firm_code: i64) -> CResult<()> {
+    if !c.firms.contains_key(&firm_code) {
+        let t = gw.template(firm_code)?;
+        c.trust(t.firm_code, &t.firm_name, &t.keys);
+    }
+    Ok(())
+}
+
+/// The whole activation: ticket info, license template (new firm), request, update,
+/// apply, receipt. Automatic updates waiting for the container come in the same update.
+pub fn activate(
+    gw: &Gateway,
+    c: &mut Container,
+    ticket: &str,
+    licenses: &[i64],
+    persist: &mut dyn FnMut(&Container) -> CResult<()>,
+) -> CResult<RoundTrip> {
+    let info = gw.ticket(ticket)?;
+    let firm_code = info["licenses"]
+        .as_array()
+        .and_then(|ls| {
+            ls.iter()
+                .find(|l| {
+                    licenses.is_empty()
+                        || licenses.contains(&l["license_id"].as_i64().unwrap_or(-1))
+                })
+                .and_then(|l| l["firm_code"].as_i64())
+        })
+        .ok_or_else(|| cerr("not_found", "the ticket has no such license"))?;
+    ensure_trust(gw, c, firm_code)?;
+    let request = c.request(firm_code, unix_now())?;
+    let issued = gw.activate(ticket, licenses, &request)?;
+    finish(gw, c, issued, persist)
+}
+
+/// Returns licenses to the server.
+pub fn deactivate(
+    gw: &Gateway,
+    c: &mut Container,
+    firm_code: i64,
+    licenses: &[i64],
+    persist: &mut dyn FnMut(&Container) -> CResult<()>,
+) -> CResult<RoundTrip> {
+    let request = c.request(firm_code, unix_now())?;
+    let issued = gw.deactivate(licenses, &request)?;
+    finish(gw, c, issued, persist)
+}
+
+/// Pulls the automatic updates waiting for the container, for every firm it holds.
+pub fn update(
+    gw: &Gateway,
+    c: &mut Container,
+    persist: &mut dyn FnMut(&Container) -> CResult<()>,
+) -> CResult<Vec<RoundTrip>> {
+    let mut done = vec![];
+    let firms: Vec<i64> = c.firms.keys().copied().collect();
+    for firm_code in firms {
+        let request = c.request(firm_code, unix_now())?;
+        if let Some(issued) = gw.updates(&request)? {
+            done.push(finish(gw, c, issued, persist)?);
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,206 @@
+//! The protocol's cryptography, all through openssl: Ed25519 signatures, and for updates
+//! X25519 key agreement, HKDF-SHA256 and AES-256-GCM.
+use openssl::derive::Deriver;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{Id, PKey, Private, Public};
+use openssl::sign::{Signer, Verifier};
+use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
+
+use super::{perr, PResult};
+
+/// An Ed25519 signing key.
+pub struct SigningKey(PKey<Private>);
+
+impl SigningKey {
+    pub fn generate() -> SigningKey {
+        SigningKey(PKey::generate_ed25519().expect("openssl Ed25519 keygen"))
+    }
+    pub fn from_raw(raw: &[u8]) -> PResult<SigningKey> {
+        PKey::private_key_from_raw_bytes(raw, Id::ED25519)
+            .map(SigningKey)
+            .map_err(|_| perr("not an Ed25519 private key"))
+    }
+    pub fn raw(&self) -> Vec<u8> {
+        self.0.raw_private_key().expect("raw private key")
+    }
+    pub fn public(&self) -> Vec<u8> {
+        self.0.raw_public_key().expect("raw public key")
+    }
+    pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        Signer::new_without_digest(&self.0)
+            .and_then(|mut s| s.sign_oneshot_to_vec(msg))
+            .expect("Ed25519 sign")
+    }
+}
+
+/// Verifies an Ed25519 signature made over `msg` by the raw 32-byte public key.
+pub fn verify(public: &[u8], msg: &[u8], sig: &[u8]) -> PResult<()> {
+    let key = PKey::public_key_from_raw_bytes(public, Id::ED25519)
+        .map_err(|_| perr("not an Ed25519 public key"))?;
+    let ok = Verifier::new_without_digest(&key)
+        .and_then(|mut v| v.verify_oneshot(sig, msg))
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(perr("the signature does not match"))
+    }
+}
+
+/// An X25519 key for receiving updates.
+pub struct AgreementKey(PKey<Private>);
+
+impl AgreementKey {
+    pub fn generate() -> AgreementKey {
+        AgreementKey(PKey::generate_x25519().expect("openssl X25519 keygen"))
+    }
+    pub fn from_raw(raw: &[u8]) -> PResult<AgreementKey> {
+        PKey::private_key_from_raw_bytes(raw, Id::X25519)
+            .map(AgreementKey)
+            .map_err(|_| perr("not an X25519 private key"))
+    }
+    pub fn raw(&self) -> Vec<u8> {
+        self.0.raw_private_key().expect("raw private key")
+    }
+    pub fn public(&self) -> Vec<u8> {
+        self.0.raw_public_key().expect("raw public key")
+    }
+    fn agree(&self, peer: &[u8]) -> PResult<Vec<u8>> {
+        let peer: PKey<Public> = PKey::public_key_from_raw_bytes(peer, Id::X25519)
+            .map_err(|_| perr("not an X25519 public key"))?;
+        let mut d = Deriver::new(&self.0).map_err(|e| perr(e.to_string()))?;
+        d.set_peer(&peer)
+            .map_err(|_| perr("unusable X25519 public key"))?;
+        let shared = d
+            .derive_to_vec()
+            .map_err(|_| perr("X25519 agreement failed"))?;
+        if shared.iter().all(|b| *b == 0) {
+            return Err(perr("X25519 agreement gave the all-zero secret"));
+        }
+        Ok(shared)
+    }
+}
+
+fn hmac_sha256(key: &[u8], data: &[&[u8]]) -> Vec<u8> {
+    let key = PKey::hmac(key).expect("hmac key");
+    let mut s = Signer::new(MessageDigest::sha256(), &key).expect("hmac");
+    for d in data {
+        s.update(d).expect("hmac update");
+    }
+    s.sign_to_vec().expect("hmac sign")
+}
+
+/// HKDF-SHA256 (RFC 5869) for one 32-byte output block.
+pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8]) -> [u8; 32] {
+    let prk = hmac_sha256(salt, &[ikm]);
+    let okm = hmac_sha256(&prk, &[info, &[1u8]]);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&okm);
+    out
+}
+
+const INFO: &[u8] = b"licentia update v1";
+
+/// The sealed form of an update: the sender's one-time X25519 key, the GCM nonce, the
+/// ciphertext with its tag appended.
+pub struct Sealed {
+    pub ephemeral: Vec<u8>,
+    pub iv: [u8; 12],
+    pub ciphertext: Vec<u8>,
+}
+
+fn content_key(shared: &[u8], ephemeral: &[u8], recipient: &[u8]) -> [u8; 32] {
+    hkdf_sha256(&[ephemeral, recipient].concat(), shared, INFO)
+}
+
+/// Encrypts `plain` for the holder of the X25519 key `recipient`, authenticating `aad`.
+/// `ephemeral` and `iv` are fresh for every message (given here so test vectors can fix them).
+pub fn seal_with(
+    plain: &[u8],
+    aad: &[u8],
+    recipient: &[u8],
+    ephemeral: &AgreementKey,
+    iv: [u8; 12],
+) -> PResult<Sealed> {
+    let shared = ephemeral.agree(recipient)?;
+    let eph_pub = ephemeral.public();
+    let key = content_key(&shared, &eph_pub, recipient);
+    let mut tag = [0u8; 16];
+    let mut ct = encrypt_aead(Cipher::aes_256_gcm(), &key, Some(&iv), aad, plain, &mut tag)
+        .map_err(|e| perr(format!("encryption failed: {e}")))?;
+    ct.extend_from_slice(&tag);
+    Ok(Sealed {
+        ephemeral: eph_pub,
+        iv,
+        ciphertext: ct,
+    })
+}
+
+pub fn seal(plain: &[u8], aad: &[u8], recipient: &[u8]) -> PResult<Sealed> {
+    let mut iv = [0u8; 12];
+    openssl::rand::rand_bytes(&mut iv).expect("CSPRNG");
+    seal_with(plain, aad, recipient, &AgreementKey::generate(), iv)
+}
+
+/// Decrypts a sealed message with the recipient's X25519 key; any change to the ciphertext,
+/// the nonce, the sender key or `aad` makes it fail.
+pub fn open(sealed: &Sealed, aad: &[u8], recipient: &AgreementKey) -> PResult<Vec<u8>> {
+    if sealed.ciphertext.len() < 16 {
+        return Err(perr("the encrypted part is too short"));
+    }
+    let shared = recipient.agree(&sealed.ephemeral)?;
+    let key = content_key(&shared, &sealed.ephemeral, &recipient.public());
+    let (ct, tag) = sealed.ciphertext.split_at(sealed.ciphertext.len() - 16);
+    decrypt_aead(Cipher::aes_256_gcm(), &key, Some(&sealed.iv), aad, ct, tag).map_err(|_| {
+        perr("the update cannot be decrypted by this container (made for another container, or changed)")
+    })
+}
+
+/// A key id: the first 8 bytes of the SHA-256 of the raw public key, in hex.
+pub fn key_id(public: &[u8]) -> String {
+    hex::encode(&openssl::sha::sha256(public)[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hkdf_matches_rfc5869_case_1() {
+        let ikm = [0x0bu8; 22];
+        let salt: Vec<u8> = (0u8..=0x0c).collect();
+        let info: Vec<u8> = (0xf0u8..=0xf9).collect();
+        let okm = hkdf_sha256(&salt, &ikm, &info);
+        assert_eq!(
+            hex::encode(okm),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+        );
+    }
+
+    #[test]
+    fn sealed_opens_only_for_its_recipient_and_unchanged() {
+        let me = AgreementKey::generate();
+        let other = AgreementKey::generate();
+        let s = seal(b"hello", b"aad", &me.public()).expect("seal");
+        assert_eq!(open(&s, b"aad", &me).expect("open"), b"hello");
+        assert!(open(&s, b"aad", &other).is_err());
+        assert!(open(&s, b"other aad", &me).is_err());
+        let mut t = Sealed {
+            ephemeral: s.ephemeral.clone(),
+            iv: s.iv,
+            ciphertext: s.ciphertext.clone(),
+        };
+        t.ciphertext[0] ^= 1;
+        assert!(open(&t, b"aad", &me).is_err());
+    }
+
+    #[test]
+    fn signatures_verify_only_unchanged() {
+        let k = SigningKey::generate();
+        let sig = k.sign(b"msg");
+        verify(&k.public(), b"msg", &sig).expect("verifies");
+        assert!(verify(&k.public(), b"msh", &sig).is_err());
+        assert!(verify(&SigningKey::generate().public(), b"msg", &sig).is_err());
+        assert!(verify(b"short", b"msg", &sig).is_err());
+    }
+}

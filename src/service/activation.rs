@@ -1,0 +1,1422 @@
+//! Activation: a container's request comes in, an update goes out, a receipt confirms it.
+//!
+//! The server believes receipts, not requests: a license is `pending` from the update until
+//! a receipt (or a later context of the same container) proves the content the update
+//! produced, and `returning` until a receipt proves it gone. For every container and firm the
+//! server keeps a mirror of what the container last confirmed (`container_firms`); every
+//! update is made from that mirror and carries everything still outstanding for the
+//! container (licenses pending or returning, changed entries), so a lost receipt is made good
+//! by the next contact and nothing waits behind it.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::audit::{self, Event};
+use super::catalog::load_settings;
+use super::firms::{load_signer, FirmSigner, MasterKey};
+use super::{Core, Stats};
+use crate::domain::ticket::TicketCode;
+use crate::domain::{
+    container_state, license_state as ls, ActivationMode, Actor, ContainerType, Interface,
+    ItemOptions, Role, Settings,
+};
+use crate::error::{Error, Result};
+use crate::protocol::{
+    self, crypto, Context, Entry, FirmContent, Kind, Op, SignedEntry, UpdateBody, NEW_SERIAL,
+};
+use crate::store::schema::{
+    container_firms, containers, firm_keys, firms, items, licenses, tickets, updates,
+};
+use crate::store::{is_unique_violation, Conn};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Opened firm signing keys by firm id.
+pub type SignerCache = Arc<Mutex<HashMap<i64, Arc<FirmSigner>>>>;
+
+mod update_state {
+    pub const ISSUED: &str = "issued";
+    pub const CONFIRMED: &str = "confirmed";
+    /// Another update made from the same counter was confirmed instead.
+    pub const VOID: &str = "void";
+}
+
+#[derive(Debug, Clone, Queryable)]
+struct ContainerRow {
+    id: i64,
+    serial: String,
+    kind: String,
+    customer_id: Option<i64>,
+    public_key: String,
+    state: String,
+    _created_at: chrono::NaiveDateTime,
+    _updated_at: chrono::NaiveDateTime,
+    enc_key: String,
+    _fingerprint: String,
+    state_reason: String,
+}
+
+struct Mirror {
+    counter: i64,
+    digest: String,
+    content: FirmContent,
+    confirmed_at: chrono::NaiveDateTime,
+}
+
+#[derive(Queryable)]
+struct UpdateRow {
+    id: i64,
+    counter_from: i64,
+    counter_to: i64,
+    digest_after: String,
+    content_after: String,
+}
+
+/// A license as the activation needs it.
+#[derive(Debug, Clone, Queryable)]
+struct LicRow {
+    id: i64,
+    state: String,
+    version: i32,
+    serial: Option<String>,
+    generation: i32,
+    product_code: i64,
+    options: String,
+    firm_id: i64,
+    item_id: String,
+}
+
+type LicSelect = (
+    licenses::id,
+    licenses::state,
+    licenses::version,
+    licenses::serial,
+    licenses::generation,
+    licenses::product_code,
+    licenses::options,
+    licenses::firm_id,
+    items::item_id,
+);
+const LIC_SELECT: LicSelect = (
+    licenses::id,
+    licenses::state,
+    licenses::version,
+    licenses::serial,
+    licenses::generation,
+    licenses::product_code,
+    licenses::options,
+    licenses::firm_id,
+    items::item_id,
+);
+
+impl LicRow {
+    fn options(&self) -> Result<ItemOptions> {
+        serde_json::from_str(&self.options)
+            .map_err(|e| Error::internal(format!("license {} options: {e}", self.id)))
+    }
+    fn entry(&self, serial: &str, firm_code: i64) -> Result<Entry> {
+        let o = self.options()?;
+        Ok(Entry {
+            license_id: self.id,
+            generation: self.generation,
+            serial: serial.to_string(),
+            firm_code,
+            product_code: self.product_code,
+            feature_map: o.feature_map,
+            quantity: o.license_quantity,
+            activation_time: o.activation_time.map(|t| t.timestamp()),
+            expiration_time: o.expiration_time.map(|t| t.timestamp()),
+            usage_period_days: o.usage_period_days,
+            unit_counter: o.unit_counter,
+            maintenance_period_days: o.maintenance_period_days,
+            text: o.text,
+            user_data: o.user_data,
+            protected_data: o.protected_data,
+        })
+    }
+}
+
+/// What an update did, as the gateway answers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Issued {
+    pub serial: String,
+    pub firm_code: i64,
+    pub update_id: i64,
+    pub counter_from: i64,
+    pub counter_to: i64,
+    pub expires_at: chrono::NaiveDateTime,
+    pub added: Vec<i64>,
+    pub changed: Vec<i64>,
+    pub deleted: Vec<i64>,
+    /// The armoured update, to apply in the container.
+    pub update: String,
+}
+
+/// What a receipt proved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Confirmed {
+    pub serial: String,
+    pub firm_code: i64,
+    pub counter: i64,
+    /// The update was confirmed before (a receipt sent twice changes nothing).
+    pub already_confirmed: bool,
+    pub activated: Vec<i64>,
+    pub released: Vec<i64>,
+}
+
+fn customer_actor(name: String, interface: Interface) -> Actor {
+    Actor {
+        name,
+        role: Role::Customer,
+        interface,
+    }
+}
+
+fn ts(secs: i64) -> chrono::NaiveDateTime {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .naive_utc()
+}
+
+fn firm_of(c: &mut Conn, code: i64) -> Result<(i64, String)> {
+    firms::table
+        .filter(firms::firm_code.eq(code))
+        .select((firms::id, firms::key_id))
+        .first(c)
+        .optional()?
+        .ok_or_else(|| Error::not_found("firm", code))
+}
+
+/// The firm's current signer, opened once per key id.
+fn signer(
+    c: &mut Conn,
+    master: &MasterKey,
+    cache: &SignerCache,
+    firm_id: i64,
+    key_id: &str,
+) -> Result<Arc<FirmSigner>> {
+    if let Some(s) = cache.lock().expect("signer cache").get(&firm_id) {
+        if s.key_id == key_id {
+            return Ok(s.clone());
+        }
+    }
+    let s = Arc::new(load_signer(c, master, firm_id)?);
+    cache
+        .lock()
+        .expect("signer cache")
+        .insert(firm_id, s.clone());
+    Ok(s)
+}
+
+/// A new serial for an `act` container: `130-` and ten digits.
+fn new_act_serial() -> String {
+    let mut b = [0u8; 8];
+    openssl::rand::rand_bytes(&mut b).expect("CSPRNG");
+    let n = u64::from_le_bytes(b) % 9_000_000_000 + 1_000_000_000;
+    format!("130-{n}")
+}
+
+/// Finds the container a context speaks for and checks that it signed with the key
+/// registered for it. With `register`, a new `act` container (serial `new`) or a dongle
+/// seen for the first time is registered.
+fn find_container(
+    c: &mut Conn,
+    actor: &Actor,
+    ctx: &Context,
+    register: bool,
+) -> Result<ContainerRow> {
+    let existing: Option<ContainerRow> = if ctx.serial == NEW_SERIAL {
+        // A retried first activation: the same key is the same container.
+        containers::table
+            .filter(containers::public_key.eq(&ctx.sign_key))
+            .first(c)
+            .optional()?
+    } else {
+        containers::table
+            .filter(containers::serial.eq(&ctx.serial))
+            .first(c)
+            .optional()?
+    };
+    if let Some(row) = existing {
+        if row.public_key != ctx.sign_key {
+            return Err(Error::NotAllowed(format!(
+                "the message is not signed by the key registered for container {}",
+                row.serial
+            )));
+        }
+        if row.kind != ctx.container_type.as_str() {
+            return Err(Error::NotAllowed(format!(
+                "container {} is a {} container, the message says {}",
+                row.serial,
+                row.kind,
+                ctx.container_type.as_str()
+            )));
+        }
+        return Ok(row);
+    }
+    if !register {
+        return Err(Error::not_found("container", &ctx.serial));
+    }
+    let serial = match (ctx.container_type, ctx.serial.as_str()) {
+        (ContainerType::Act, NEW_SERIAL) => new_act_serial(),
+        (ContainerType::Act, s) => {
+            return Err(Error::not_found("container", s));
+        }
+        (ContainerType::Dongle, NEW_SERIAL) => {
+            return Err(Error::InvalidMessage(
+                "a dongle brings its serial from production; `new` is for act containers".into(),
+            ))
+        }
+        (ContainerType::Dongle, s) => s.to_string(),
+        (ContainerType::Cloud, _) => {
+            return Err(Error::NotAllowed(
+                "cloud containers are kept on the server and are not activated by request".into(),
+            ))
+        }
+    };
+    if ctx.container_type == ContainerType::Act && ctx.fingerprint.len() < 3 {
+        return Err(Error::InvalidMessage(
+            "an act container's request must carry at least 3 fingerprint traits".into(),
+        ));
+    }
+    let now = super::now();
+    let res = diesel::insert_into(containers::table)
+        .values((
+            containers::serial.eq(&serial),
+            containers::kind.eq(ctx.container_type.as_str()),
+            containers::public_key.eq(&ctx.sign_key),
+            containers::enc_key.eq(&ctx.enc_key),
+            containers::fingerprint
+                .eq(serde_json::to_string(&ctx.fingerprint).expect("fingerprint")),
+            containers::state.eq(container_state::ACTIVE),
+            containers::state_reason.eq(""),
+            containers::created_at.eq(now),
+            containers::updated_at.eq(now),
+        ))
+        .execute(c);
+    match res {
+        // Another request registered the same key or drew the same serial: look again.
+        Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
+        r => r?,
+    };
+    audit::record(
+        actor,
+        Event {
+            action: "container.registered",
+            serial: Some(&serial),
+            details: serde_json::json!({"type": ctx.container_type.as_str(),
+                "key_id": ctx.container_key_id()}),
+            ..Default::default()
+        },
+    )?;
+    Ok(containers::table
+        .filter(containers::serial.eq(&serial))
+        .first(c)?)
+}
+
+fn load_mirror(c: &mut Conn, container_id: i64, firm_id: i64) -> Result<Mirror> {
+    let row: Option<(i64, String, String, chrono::NaiveDateTime)> = container_firms::table
+        .filter(container_firms::container_id.eq(container_id))
+        .filter(container_firms::firm_id.eq(firm_id))
+        .select((
+            container_firms::counter,
+            container_firms::digest,
+            container_firms::content,
+            container_firms::confirmed_at,
+        ))
+        .first(c)
+        .optional()?;
+    match row {
+        Some((counter, digest, content, confirmed_at)) => Ok(Mirror {
+            counter,
+            digest,
+            content: serde_json::from_str(&content)
+                .map_err(|e| Error::internal(format!("mirror content: {e}")))?,
+            confirmed_at,
+        }),
+        None => {
+            let content = FirmContent::default();
+            let m = Mirror {
+                counter: 0,
+                digest: content.digest(),
+                content,
+                confirmed_at: super::now(),
+            };
+            let res = diesel::insert_into(container_firms::table)
+                .values((
+                    container_firms::container_id.eq(container_id),
+                    container_firms::firm_id.eq(firm_id),
+                    container_firms::counter.eq(0),
+                    container_firms::digest.eq(&m.digest),
+                    container_firms::content.eq("{\"entries\":{},\"locked\":false}"),
+                    container_firms::confirmed_at.eq(m.confirmed_at),
+                ))
+                .execute(c);
+            match res {
+                Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
+                r => r?,
+            };
+            Ok(m)
+        }
+    }
+}
+
+/// How a container's context relates to what the server knows.
+enum Seen {
+    /// It shows what the container last confirmed.
+    Same,
+    /// It shows the result of an update issued from the confirmed state: now confirmed.
+    Confirmed(Confirmed),
+    /// It is older than the confirmed state; `after_confirm` if the container made it after
+    /// the server saw the newer state (the container was rolled back).
+    Stale { after_confirm: bool },
+    /// Nothing the server issued leads there.
+    Unknown,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reconcile(
+    c: &mut Conn,
+    actor: &Actor,
+    cont: &ContainerRow,
+    firm_id: i64,
+    firm_code: i64,
+    mirror: &mut Mirror,
+    ctx: &Context,
+) -> Result<Seen> {
+    let counter = i64::try_from(ctx.counter).unwrap_or(i64::MAX);
+    if counter == mirror.counter && ctx.digest == mirror.digest {
+        return Ok(Seen::Same);
+    }
+    if counter < mirror.counter {
+        return Ok(Seen::Stale {
+            after_confirm: ts(ctx.created_at) > mirror.confirmed_at,
+        });
+    }
+    if counter == mirror.counter + 1 {
+        let found: Option<UpdateRow> = updates::table
+            .filter(updates::container_id.eq(cont.id))
+            .filter(updates::firm_id.eq(firm_id))
+            .filter(updates::counter_from.eq(mirror.counter))
+            .filter(updates::digest_after.eq(&ctx.digest))
+            .filter(updates::state.eq(update_state::ISSUED))
+            .select((
+                updates::id,
+                updates::counter_from,
+                updates::counter_to,
+                updates::digest_after,
+                updates::content_after,
+            ))
+            .order(updates::id.desc())
+            .first(c)
+            .optional()?;
+        if let Some(u) = found {
+            return Ok(Seen::Confirmed(confirm(
+                c, actor, cont, firm_id, firm_code, mirror, u,
+            )?));
+        }
+    }
+    Ok(Seen::Unknown)
+}
+
+/// Makes `u` the confirmed state and moves the licenses it proves.
+#[allow(clippy::too_many_arguments)]
+fn confirm(
+    c: &mut Conn,
+    actor: &Actor,
+    cont: &ContainerRow,
+    firm_id: i64,
+    firm_code: i64,
+    mirror: &mut Mirror,
+    u: UpdateRow,
+) -> Result<Confirmed> {
+    let now = super::now();
+    let content: FirmContent = serde_json::from_str(&u.content_after)
+        .map_err(|e| Error::internal(format!("update content: {e}")))?;
+    let n = diesel::update(
+        container_firms::table
+            .filter(container_firms::container_id.eq(cont.id))
+            .filter(container_firms::firm_id.eq(firm_id))
+            .filter(container_firms::counter.eq(u.counter_from)),
+    )
+    .set((
+        container_firms::counter.eq(u.counter_to),
+        container_firms::digest.eq(&u.digest_after),
+        container_firms::content.eq(&u.content_after),
+        container_firms::confirmed_at.eq(now),
+    ))
+    .execute(c)?;
+    if n == 0 {
+        // Another node confirmed first; run again and see its result.
+        return Err(Error::Retry);
+    }
+    diesel::update(updates::table.filter(updates::id.eq(u.id)))
+        .set((
+            updates::state.eq(update_state::CONFIRMED),
+            updates::confirmed_at.eq(Some(now)),
+        ))
+        .execute(c)?;
+    diesel::update(
+        updates::table
+            .filter(updates::container_id.eq(cont.id))
+            .filter(updates::firm_id.eq(firm_id))
+            .filter(updates::counter_from.eq(u.counter_from))
+            .filter(updates::state.eq(update_state::ISSUED)),
+    )
+    .set(updates::state.eq(update_state::VOID))
+    .execute(c)?;
+    *mirror = Mirror {
+        counter: u.counter_to,
+        digest: u.digest_after,
+        content,
+        confirmed_at: now,
+    };
+    let moving: Vec<LicRow> = licenses::table
+        .inner_join(items::table)
+        .filter(licenses::serial.eq(&cont.serial))
+        .filter(licenses::firm_id.eq(firm_id))
+        .filter(licenses::state.eq_any([ls::PENDING, ls::RETURNING]))
+        .select(LIC_SELECT)
+        .load(c)?;
+    let (mut activated, mut released) = (vec![], vec![]);
+    for l in moving {
+        let held = mirror.content.entries.contains_key(&l.id);
+        let (to, serial, action) = match (l.state.as_str(), held) {
+            (ls::PENDING, true) => (
+                ls::ACTIVATED,
+                Some(cont.serial.clone()),
+                "license.activated",
+            ),
+            (ls::RETURNING, false) => (ls::AVAILABLE, None, "license.returned"),
+            _ => continue,
+        };
+        set_state(c, &l, to, serial)?;
+        if to == ls::ACTIVATED {
+            activated.push(l.id);
+        } else {
+            released.push(l.id);
+        }
+        audit::record(
+            actor,
+            Event {
+                action,
+                license_id: Some(l.id),
+                serial: Some(&cont.serial),
+                details: serde_json::json!({"update_id": u.id, "counter": u.counter_to}),
+                ..Default::default()
+            },
+        )?;
+    }
+    audit::record(
+        actor,
+        Event {
+            action: "update.confirmed",
+            serial: Some(&cont.serial),
+            details: serde_json::json!({"update_id": u.id, "firm_code": firm_code,
+                "counter": u.counter_to, "activated": activated, "released": released}),
+            ..Default::default()
+        },
+    )?;
+    Ok(Confirmed {
+        serial: cont.serial.clone(),
+        firm_code,
+        counter: mirror.counter,
+        already_confirmed: false,
+        activated,
+        released,
+    })
+}
+
+/// One conditional state change: zero rows means someone else changed the license first.
+fn set_state(c: &mut Conn, l: &LicRow, to: &str, serial: Option<String>) -> Result<()> {
+    let n = diesel::update(
+        licenses::table
+            .filter(licenses::id.eq(l.id))
+            .filter(licenses::state.eq(&l.state))
+            .filter(licenses::version.eq(l.version)),
+    )
+    .set((
+        licenses::state.eq(to),
+        licenses::serial.eq(serial),
+        licenses::version.eq(l.version + 1),
+        licenses::updated_at.eq(super::now()),
+    ))
+    .execute(c)?;
+    if n == 0 {
+        return Err(Error::Conflict(format!(
+            "license {} was changed by another request at the same time",
+            l.id
+        )));
+    }
+    Ok(())
+}
+
+/// Marks the container as manipulated (committed even though the caller gets an error).
+fn mark_manipulated(
+    c: &mut Conn,
+    actor: &Actor,
+    cont: &ContainerRow,
+    why: String,
+) -> Result<Error> {
+    diesel::update(containers::table.filter(containers::id.eq(cont.id)))
+        .set((
+            containers::state.eq(container_state::MANIPULATED),
+            containers::state_reason.eq(&why),
+            containers::updated_at.eq(super::now()),
+        ))
+        .execute(c)?;
+    audit::record(
+        actor,
+        Event {
+            action: "container.manipulation_detected",
+            serial: Some(&cont.serial),
+            details: serde_json::json!({"reason": why}),
+            ..Default::default()
+        },
+    )?;
+    Ok(Error::Manipulation(cont.serial.clone()))
+}
+
+/// The outcome of a write that may have to commit a refusal (manipulation detected).
+type Committed<T> = std::result::Result<T, Error>;
+
+/// Everything a contact (request) starts with: find the container, check its state, and
+/// reconcile its context with the mirror. `Ok(Err(_))` is a refusal to commit.
+struct Contact {
+    cont: ContainerRow,
+    mirror: Mirror,
+    firm_id: i64,
+    signer: Arc<FirmSigner>,
+    settings: Settings,
+}
+
+fn contact(
+    c: &mut Conn,
+    env: &WriteEnv,
+    actor: &Actor,
+    ctx: &Context,
+    register: bool,
+) -> Result<Committed<Contact>> {
+    let (firm_id, key_id) = firm_of(c, ctx.firm_code)?;
+    let cont = find_container(c, actor, ctx, register)?;
+    if cont.state == container_state::MANIPULATED {
+        return Ok(Err(Error::Manipulation(cont.serial)));
+    }
+    if cont.enc_key != ctx.enc_key {
+        return Err(Error::NotAllowed(format!(
+            "the encryption key does not match the one registered for container {}",
+            cont.serial
+        )));
+    }
+    let mut mirror = load_mirror(c, cont.id, firm_id)?;
+    match reconcile(c, actor, &cont, firm_id, ctx.firm_code, &mut mirror, ctx)? {
+        Seen::Same | Seen::Confirmed(_) => {}
+        Seen::Stale {
+            after_confirm: false,
+        } => {
+            return Err(Error::Mismatch(format!(
+                "the request shows firm update counter {} but container {} has already \
+                 confirmed counter {}; make a new request",
+                ctx.counter, cont.serial, mirror.counter
+            )))
+        }
+        Seen::Stale {
+            after_confirm: true,
+        } => {
+            let why = format!(
+                "a request made after counter {} was confirmed shows the older counter {} \
+                 (the container was restored from a copy)",
+                mirror.counter, ctx.counter
+            );
+            return Ok(Err(mark_manipulated(c, actor, &cont, why)?));
+        }
+        Seen::Unknown => {
+            let why = format!(
+                "the request shows counter {} with digest {} which no update issued for this \
+                 container produces (confirmed: counter {})",
+                ctx.counter,
+                &ctx.digest[..16],
+                mirror.counter
+            );
+            return Ok(Err(mark_manipulated(c, actor, &cont, why)?));
+        }
+    }
+    let signer = signer(c, &env.master, &env.signers, firm_id, &key_id)?;
+    let settings = load_settings(c, firm_id)?;
+    Ok(Ok(Contact {
+        cont,
+        mirror,
+        firm_id,
+        signer,
+        settings,
+    }))
+}
+
+/// What a write closure needs from the core (it runs on the writer thread).
+#[derive(Clone)]
+struct WriteEnv {
+    master: Arc<MasterKey>,
+    signers: SignerCache,
+}
+
+impl WriteEnv {
+    fn of(core: &Core) -> WriteEnv {
+        WriteEnv {
+            master: core.master.clone(),
+            signers: core.signers.clone(),
+        }
+    }
+}
+
+/// Makes the update that brings the container from its confirmed state to what the server
+/// wants it to hold: pending licenses added, returning ones deleted, changed ones changed.
+fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Option<Issued>> {
+    let serial = &k.cont.serial;
+    let rows: Vec<LicRow> = licenses::table
+        .inner_join(items::table)
+        .filter(licenses::serial.eq(serial))
+        .filter(licenses::firm_id.eq(k.firm_id))
+        .filter(licenses::state.eq_any([ls::PENDING, ls::ACTIVATED, ls::RETURNING]))
+        .select(LIC_SELECT)
+        .order(licenses::id.asc())
+        .load(c)?;
+    let mut ops = vec![];
+    let (mut added, mut changed, mut deleted) = (vec![], vec![], vec![]);
+    for l in &rows {
+        let held = k.mirror.content.entries.get(&l.id);
+        match (l.state.as_str(), held) {
+            (ls::PENDING, None) => {
+                let entry = SignedEntry::sign(l.entry(serial, ctx.firm_code)?, &k.signer.key);
+                ops.push(Op::Add { entry });
+                added.push(l.id);
+            }
+            (ls::RETURNING, Some(_)) => {
+                ops.push(Op::Delete { license_id: l.id });
+                deleted.push(l.id);
+            }
+            (ls::ACTIVATED, Some(h)) => {
+                let entry = l.entry(serial, ctx.firm_code)?;
+                if h.entry != entry {
+                    ops.push(Op::Change {
+                        entry: SignedEntry::sign(entry, &k.signer.key),
+                    });
+                    changed.push(l.id);
+                }
+            }
+            _ => {}
+        }
+    }
+    if ops.is_empty() {
+        return Ok(None);
+    }
+    let mut after = k.mirror.content.clone();
+    after
+        .apply(&ops)
+        .map_err(|e| Error::internal(format!("update does not fit the mirror: {e}")))?;
+    let digest_after = after.digest();
+    let now = super::now();
+    let expires_at = now + chrono::Duration::days(i64::from(k.settings.update_validity_days));
+    let counter_to = k.mirror.counter + 1;
+    let changes = serde_json::json!({"added": added, "changed": changed, "deleted": deleted});
+    let update_id: i64 = diesel::insert_into(updates::table)
+        .values((
+            updates::container_id.eq(k.cont.id),
+            updates::firm_id.eq(k.firm_id),
+            updates::counter_from.eq(k.mirror.counter),
+            updates::counter_to.eq(counter_to),
+            updates::digest_after.eq(&digest_after),
+            updates::content_after.eq(serde_json::to_string(&after).expect("content")),
+            updates::changes.eq(changes.to_string()),
+            updates::state.eq(update_state::ISSUED),
+            updates::fulfils.eq(&ctx.nonce),
+            updates::created_at.eq(now),
+            updates::expires_at.eq(expires_at),
+        ))
+        .returning(updates::id)
+        .get_result(c)?;
+    let body = UpdateBody {
+        kind: "update".into(),
+        v: protocol::VERSION,
+        update_id,
+        serial: serial.clone(),
+        firm_code: ctx.firm_code,
+        counter_from: k.mirror.counter as u64,
+        counter_to: counter_to as u64,
+        container_key: ctx.container_key_id(),
+        issued_at: now.and_utc().timestamp(),
+        expires_at: expires_at.and_utc().timestamp(),
+        fulfils: ctx.nonce.clone(),
+        keys: k.signer.endorsements_for(&ctx.known_keys),
+        ops,
+    };
+    let recipient = B64
+        .decode(&k.cont.enc_key)
+        .map_err(|e| Error::internal(format!("container key: {e}")))?;
+    let update = protocol::write_update(&body, &k.signer.key, &recipient)?;
+    audit::record(
+        actor,
+        Event {
+            action: "update.issued",
+            serial: Some(serial),
+            details: serde_json::json!({"update_id": update_id, "firm_code": ctx.firm_code,
+                "counter_from": k.mirror.counter, "counter_to": counter_to,
+                "added": added, "changed": changed, "deleted": deleted}),
+            ..Default::default()
+        },
+    )?;
+    Ok(Some(Issued {
+        serial: serial.clone(),
+        firm_code: ctx.firm_code,
+        update_id,
+        counter_from: k.mirror.counter,
+        counter_to,
+        expires_at,
+        added,
+        changed,
+        deleted,
+        update,
+    }))
+}
+
+fn read_request(text: &str) -> Result<Context> {
+    Ok(protocol::read_context(text, Kind::Request)?)
+}
+
+/// Which licenses of a ticket, and which may still be returned.
+#[derive(Debug, Serialize)]
+pub struct TicketInfo {
+    pub ticket: String,
+    pub activation_mode: ActivationMode,
+    pub single_container: bool,
+    pub licenses: Vec<TicketLicense>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketLicense {
+    pub license_id: i64,
+    pub item_id: String,
+    pub firm_code: i64,
+    pub product_code: i64,
+    pub state: String,
+    pub serial: Option<String>,
+    pub returnable: bool,
+    pub container_types: Vec<ContainerType>,
+}
+
+fn returnable(settings: &Settings, o: &ItemOptions) -> bool {
+    o.deactivation_allowed
+        .unwrap_or(settings.deactivation_allowed)
+}
+
+/// Ticket info for the activation wizard: the ticket itself is the credential.
+pub async fn ticket_info(core: &Core, code: &str) -> Result<TicketInfo> {
+    let code = TicketCode::parse(code)?;
+    core.db
+        .read(move |c| {
+            let tid = ticket_id(c, &code)?;
+            let rows: Vec<LicRow> = licenses::table
+                .inner_join(items::table)
+                .filter(licenses::ticket_id.eq(tid))
+                .select(LIC_SELECT)
+                .order(licenses::id.asc())
+                .load(c)?;
+            let mut settings_by_firm: HashMap<i64, (Settings, i64)> = HashMap::new();
+            let mut out = vec![];
+            for l in rows {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    settings_by_firm.entry(l.firm_id)
+                {
+                    let code: i64 = firms::table
+                        .filter(firms::id.eq(l.firm_id))
+                        .select(firms::firm_code)
+                        .first(c)?;
+                    slot.insert((load_settings(c, l.firm_id)?, code));
+                }
+                let (s, firm_code) = &settings_by_firm[&l.firm_id];
+                let o = l.options()?;
+                out.push(TicketLicense {
+                    license_id: l.id,
+                    item_id: l.item_id.clone(),
+                    firm_code: *firm_code,
+                    product_code: l.product_code,
+                    returnable: returnable(s, &o),
+                    container_types: o.container_types.clone(),
+                    state: l.state,
+                    serial: l.serial,
+                });
+            }
+            // The ticket rules are the first firm's (one firm per ticket is the usual case).
+            let s = settings_by_firm
+                .values()
+                .next()
+                .map(|(s, _)| s.clone())
+                .unwrap_or_default();
+            Ok(TicketInfo {
+                ticket: code.to_string(),
+                activation_mode: s.activation_mode,
+                single_container: s.single_container,
+                licenses: out,
+            })
+        })
+        .await
+}
+
+fn ticket_id(c: &mut Conn, code: &TicketCode) -> Result<i64> {
+    tickets::table
+        .filter(tickets::code.eq(code.as_stored()))
+        .select(tickets::id)
+        .first(c)
+        .optional()?
+        .ok_or_else(|| Error::not_found("ticket", code))
+}
+
+/// The license template for a new container: the firm's keys to trust and the fingerprint
+/// policy an `act` container is created with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Template {
+    pub firm_code: i64,
+    pub firm_name: String,
+    /// Key id → base64 Ed25519 public key, every key the firm has had.
+    pub keys: std::collections::BTreeMap<String, String>,
+    pub current_key: String,
+    /// How many fingerprint traits may change.
+    pub fingerprint_tolerance: u32,
+}
+
+pub async fn template(core: &Core, firm_code: i64) -> Result<Template> {
+    core.db
+        .read(move |c| {
+            let (firm_id, name, key_id): (i64, String, String) = firms::table
+                .filter(firms::firm_code.eq(firm_code))
+                .select((firms::id, firms::name, firms::key_id))
+                .first(c)
+                .optional()?
+                .ok_or_else(|| Error::not_found("firm", firm_code))?;
+            let keys: Vec<(String, String)> = firm_keys::table
+                .filter(firm_keys::firm_id.eq(firm_id))
+                .select((firm_keys::key_id, firm_keys::public_key))
+                .load(c)?;
+            let settings = load_settings(c, firm_id)?;
+            Ok(Template {
+                firm_code,
+                firm_name: name,
+                keys: keys.into_iter().collect(),
+                current_key: key_id,
+                fingerprint_tolerance: settings.fingerprint_tolerance,
+            })
+        })
+        .await
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateRequest {
+    pub ticket: String,
+    /// The licenses to activate; none means every available license of the ticket.
+    #[serde(default)]
+    pub licenses: Vec<i64>,
+    /// The container's armoured request.
+    pub request: String,
+}
+
+/// Activates licenses of a ticket into the container that made the request.
+pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -> Result<Issued> {
+    let code = TicketCode::parse(&req.ticket)?;
+    let ctx = read_request(&req.request)?;
+    if req.licenses.len() > 1000 {
+        return Err(Error::invalid("licenses", "at most 1000 at once"));
+    }
+    let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
+    let env = WriteEnv::of(core);
+    let out = core
+        .db
+        .write(move |c| {
+            let k = match contact(c, &env, &actor, &ctx, true)? {
+                Ok(k) => k,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let tid = ticket_id(c, &code)?;
+            let on_ticket: Vec<LicRow> = licenses::table
+                .inner_join(items::table)
+                .filter(licenses::ticket_id.eq(tid))
+                .select(LIC_SELECT)
+                .order(licenses::id.asc())
+                .load(c)?;
+            let serial = k.cont.serial.clone();
+            let chosen: Vec<&LicRow> = if req.licenses.is_empty() {
+                on_ticket
+                    .iter()
+                    .filter(|l| l.state == ls::AVAILABLE && l.firm_id == k.firm_id)
+                    .collect()
+            } else {
+                let mut v = vec![];
+                for id in &req.licenses {
+                    v.push(
+                        on_ticket
+                            .iter()
+                            .find(|l| l.id == *id)
+                            .ok_or_else(|| Error::not_found("license", id))?,
+                    );
+                }
+                if k.settings.activation_mode == ActivationMode::All {
+                    let all = on_ticket
+                        .iter()
+                        .filter(|l| l.state == ls::AVAILABLE)
+                        .count();
+                    let picked = v.iter().filter(|l| l.state == ls::AVAILABLE).count();
+                    if picked != all {
+                        return Err(Error::NotAllowed(
+                            "this ticket's licenses are activated all at once; \
+                             leave the license list empty"
+                                .into(),
+                        ));
+                    }
+                }
+                v
+            };
+            if chosen.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "ticket {code} has no available license of firm code {}",
+                    ctx.firm_code
+                )));
+            }
+            if k.settings.single_container {
+                if let Some(other) = on_ticket
+                    .iter()
+                    .find(|l| l.serial.as_deref().is_some_and(|s| s != serial))
+                {
+                    return Err(Error::NotAllowed(format!(
+                        "the licenses of this ticket must stay in one container; license {} \
+                         is in container {}",
+                        other.id,
+                        other.serial.as_deref().unwrap_or("")
+                    )));
+                }
+            }
+            let mut requested = vec![];
+            for l in chosen {
+                if l.firm_id != k.firm_id {
+                    return Err(Error::invalid(
+                        "licenses",
+                        format!(
+                            "license {} belongs to another firm code than the request ({})",
+                            l.id, ctx.firm_code
+                        ),
+                    ));
+                }
+                if !l.options()?.container_types.contains(&ctx.container_type) {
+                    return Err(Error::NotAllowed(format!(
+                        "license {} ({}) cannot go into a {} container",
+                        l.id,
+                        l.item_id,
+                        ctx.container_type.as_str()
+                    )));
+                }
+                match (l.state.as_str(), l.serial.as_deref()) {
+                    (ls::AVAILABLE, _) => {
+                        set_state(c, l, ls::PENDING, Some(serial.clone()))?;
+                        requested.push(l.id);
+                        audit::record(
+                            &actor,
+                            Event {
+                                action: "license.activation_requested",
+                                ticket: Some(code.as_stored()),
+                                license_id: Some(l.id),
+                                serial: Some(&serial),
+                                ..Default::default()
+                            },
+                        )?;
+                    }
+                    // A retried activation: the update below carries it again.
+                    (ls::PENDING, Some(s)) if s == serial => {}
+                    (state, Some(s)) => {
+                        return Err(Error::Conflict(format!(
+                            "license {} is already {state} in container {s}",
+                            l.id
+                        )))
+                    }
+                    (state, None) => {
+                        return Err(Error::Conflict(format!("license {} is {state}", l.id)))
+                    }
+                }
+            }
+            if k.cont.customer_id.is_none() {
+                let customer: i64 = tickets::table
+                    .filter(tickets::id.eq(tid))
+                    .select(tickets::customer_id)
+                    .first(c)?;
+                diesel::update(containers::table.filter(containers::id.eq(k.cont.id)))
+                    .set(containers::customer_id.eq(Some(customer)))
+                    .execute(c)?;
+            }
+            let issued = issue(c, &actor, &k, &ctx)?
+                .ok_or_else(|| Error::internal("activation made no update"))?;
+            Ok(Ok(issued))
+        })
+        .await??;
+    Stats::add(&core.stats.updates_issued, 1);
+    Ok(out)
+}
+
+/// Confirms an update with the container's receipt. A receipt that fits no update issued
+/// for the container is refused and changes nothing.
+pub async fn confirm_receipt(
+    core: &Core,
+    interface: Interface,
+    receipt: &str,
+) -> Result<Confirmed> {
+    let ctx = protocol::read_context(receipt, Kind::Receipt)?;
+    let out = core
+        .db
+        .write(move |c| {
+            let actor = customer_actor(format!("container:{}", ctx.serial), interface);
+            let (firm_id, _) = firm_of(c, ctx.firm_code)?;
+            let cont = find_container(c, &actor, &ctx, false)?;
+            if cont.enc_key != ctx.enc_key {
+                return Err(Error::NotAllowed(format!(
+                    "the encryption key does not match the one registered for container {}",
+                    cont.serial
+                )));
+            }
+            let mut mirror = load_mirror(c, cont.id, firm_id)?;
+            let update_id = ctx.update_id.unwrap_or_default();
+            let issued_for_it: Option<(i64, String)> = updates::table
+                .filter(updates::id.eq(update_id))
+                .filter(updates::container_id.eq(cont.id))
+                .select((updates::counter_to, updates::state))
+                .first(c)
+                .optional()?;
+            let Some((counter_to, _)) = issued_for_it else {
+                return Err(Error::Mismatch(format!(
+                    "update {update_id} was not issued for container {}",
+                    cont.serial
+                )));
+            };
+            if ctx.counter as i64 != counter_to {
+                return Err(Error::Mismatch(format!(
+                    "the receipt shows counter {} but update {update_id} makes it {counter_to}",
+                    ctx.counter
+                )));
+            }
+            match reconcile(c, &actor, &cont, firm_id, ctx.firm_code, &mut mirror, &ctx)? {
+                Seen::Confirmed(done) => Ok(done),
+                Seen::Same => Ok(Confirmed {
+                    serial: cont.serial.clone(),
+                    firm_code: ctx.firm_code,
+                    counter: mirror.counter,
+                    already_confirmed: true,
+                    activated: vec![],
+                    released: vec![],
+                }),
+                _ => Err(Error::Mismatch(format!(
+                    "the receipt (counter {}, digest {}…) matches no update issued for container \
+                     {} (confirmed: counter {})",
+                    ctx.counter,
+                    &ctx.digest[..16],
+                    cont.serial,
+                    mirror.counter
+                ))),
+            }
+        })
+        .await?;
+    if !out.already_confirmed {
+        Stats::add(&core.stats.receipts_confirmed, 1);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    pub licenses: Vec<i64>,
+    /// The armoured request of the container that holds them.
+    pub request: String,
+}
+
+/// Returns licenses from the container that asks (deactivation): they are available
+/// again only when the receipt proves them gone.
+pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -> Result<Issued> {
+    let ctx = read_request(&req.request)?;
+    if req.licenses.is_empty() || req.licenses.len() > 1000 {
+        return Err(Error::invalid(
+            "licenses",
+            "name 1 to 1000 licenses to return",
+        ));
+    }
+    let env = WriteEnv::of(core);
+    let actor = customer_actor(format!("container:{}", ctx.serial), interface);
+    let out = core
+        .db
+        .write(move |c| {
+            let k = match contact(c, &env, &actor, &ctx, false)? {
+                Ok(k) => k,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let rows: Vec<LicRow> = licenses::table
+                .inner_join(items::table)
+                .filter(licenses::id.eq_any(&req.licenses))
+                .select(LIC_SELECT)
+                .load(c)?;
+            for id in &req.licenses {
+                let l = rows
+                    .iter()
+                    .find(|l| l.id == *id)
+                    .ok_or_else(|| Error::not_found("license", id))?;
+                if l.serial.as_deref() != Some(k.cont.serial.as_str()) {
+                    return Err(Error::Conflict(format!(
+                        "license {id} is not in container {}",
+                        k.cont.serial
+                    )));
+                }
+                if !returnable(&k.settings, &l.options()?) {
+                    return Err(Error::NotAllowed(format!(
+                        "license {id} ({}) may not be returned",
+                        l.item_id
+                    )));
+                }
+                match l.state.as_str() {
+                    ls::ACTIVATED => {
+                        set_state(c, l, ls::RETURNING, Some(k.cont.serial.clone()))?;
+                        audit::record(
+                            &actor,
+                            Event {
+                                action: "license.return_requested",
+                                license_id: Some(l.id),
+                                serial: Some(&k.cont.serial),
+                                ..Default::default()
+                            },
+                        )?;
+                    }
+                    ls::RETURNING => {}
+                    state => {
+                        return Err(Error::Conflict(format!(
+                            "license {id} is {state}; only an activated license can be returned"
+                        )))
+                    }
+                }
+            }
+            let issued = issue(c, &actor, &k, &ctx)?
+                .ok_or_else(|| Error::internal("return made no update"))?;
+            Ok(Ok(issued))
+        })
+        .await??;
+    Stats::add(&core.stats.updates_issued, 1);
+    Ok(out)
+}
+
+/// The automatic updates waiting for a container (licenses pushed to it, changed or
+/// withdrawn), as one update; `None` when nothing waits.
+pub async fn pull_updates(
+    core: &Core,
+    interface: Interface,
+    request: &str,
+) -> Result<Option<Issued>> {
+    let ctx = read_request(request)?;
+    let env = WriteEnv::of(core);
+    let actor = customer_actor(format!("container:{}", ctx.serial), interface);
+    let out = core
+        .db
+        .write(move |c| {
+            let k = match contact(c, &env, &actor, &ctx, false)? {
+                Ok(k) => k,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            Ok(Ok(issue(c, &actor, &k, &ctx)?))
+        })
+        .await??;
+    if out.is_some() {
+        Stats::add(&core.stats.updates_issued, 1);
+    }
+    Ok(out)
+}
+
+/// Pushes an available license to a container as an automatic update: it is added by the
+/// container's next update, before anything else that contact asks for.
+pub async fn push_license(
+    core: &Core,
+    actor: &Actor,
+    serial: String,
+    license_id: i64,
+) -> Result<()> {
+    actor.require(&[Role::Admin, Role::Support], "push licenses to containers")?;
+    let actor = actor.clone();
+    core.db
+        .write(move |c| {
+            let cont: ContainerRow = containers::table
+                .filter(containers::serial.eq(&serial))
+                .first(c)
+                .optional()?
+                .ok_or_else(|| Error::not_found("container", &serial))?;
+            let l: LicRow = licenses::table
+                .inner_join(items::table)
+                .filter(licenses::id.eq(license_id))
+                .select(LIC_SELECT)
+                .first(c)
+                .optional()?
+                .ok_or_else(|| Error::not_found("license", license_id))?;
+            if l.state != ls::AVAILABLE {
+                return Err(Error::Conflict(format!(
+                    "license {license_id} is {} and cannot be pushed",
+                    l.state
+                )));
+            }
+            let kind = ContainerType::parse(&cont.kind)?;
+            if !l.options()?.container_types.contains(&kind) {
+                return Err(Error::NotAllowed(format!(
+                    "license {license_id} cannot go into a {} container",
+                    cont.kind
+                )));
+            }
+            set_state(c, &l, ls::PENDING, Some(serial.clone()))?;
+            audit::record(
+                &actor,
+                Event {
+                    action: "license.pushed",
+                    license_id: Some(license_id),
+                    serial: Some(&serial),
+                    ..Default::default()
+                },
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// A container as support sees it.
+#[derive(Debug, Serialize)]
+pub struct ContainerView {
+    pub serial: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state: String,
+    pub state_reason: String,
+    pub customer_id: Option<String>,
+    pub firms: Vec<ContainerFirmView>,
+    pub licenses: Vec<ContainerLicense>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContainerFirmView {
+    pub firm_code: i64,
+    pub counter: i64,
+    pub digest: String,
+    pub confirmed_at: chrono::NaiveDateTime,
+    /// Updates issued from the confirmed counter and not yet confirmed.
+    pub unconfirmed_updates: Vec<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContainerLicense {
+    pub license_id: i64,
+    pub item_id: String,
+    pub state: String,
+}
+
+pub async fn get_container(core: &Core, actor: &Actor, serial: String) -> Result<ContainerView> {
+    actor.require(
+        &[Role::Admin, Role::Support, Role::Sales],
+        "read containers",
+    )?;
+    core.db
+        .read(move |c| {
+            let cont: ContainerRow = containers::table
+                .filter(containers::serial.eq(&serial))
+                .first(c)
+                .optional()?
+                .ok_or_else(|| Error::not_found("container", &serial))?;
+            let customer_id = match cont.customer_id {
+                Some(id) => crate::store::schema::customers::table
+                    .filter(crate::store::schema::customers::id.eq(id))
+                    .select(crate::store::schema::customers::external_id)
+                    .first(c)
+                    .optional()?,
+                None => None,
+            };
+            let rows: Vec<(i64, i64, String, chrono::NaiveDateTime, i64)> = container_firms::table
+                .inner_join(firms::table.on(firms::id.eq(container_firms::firm_id)))
+                .filter(container_firms::container_id.eq(cont.id))
+                .select((
+                    firms::firm_code,
+                    container_firms::counter,
+                    container_firms::digest,
+                    container_firms::confirmed_at,
+                    firms::id,
+                ))
+                .load(c)?;
+            let mut fv = vec![];
+            for (firm_code, counter, digest, confirmed_at, firm_id) in rows {
+                let unconfirmed = updates::table
+                    .filter(updates::container_id.eq(cont.id))
+                    .filter(updates::firm_id.eq(firm_id))
+                    .filter(updates::counter_from.eq(counter))
+                    .filter(updates::state.eq(update_state::ISSUED))
+                    .select(updates::id)
+                    .load(c)?;
+                fv.push(ContainerFirmView {
+                    firm_code,
+                    counter,
+                    digest,
+                    confirmed_at,
+                    unconfirmed_updates: unconfirmed,
+                });
+            }
+            let lics: Vec<(i64, String, String)> = licenses::table
+                .inner_join(items::table)
+                .filter(licenses::serial.eq(&cont.serial))
+                .select((licenses::id, items::item_id, licenses::state))
+                .order(licenses::id.asc())
+                .load(c)?;
+            Ok(ContainerView {
+                serial: cont.serial,
+                kind: cont.kind,
+                state: cont.state,
+                state_reason: cont.state_reason,
+                customer_id,
+                firms: fv,
+                licenses: lics
+                    .into_iter()
+                    .map(|(license_id, item_id, state)| ContainerLicense {
+                        license_id,
+                        item_id,
+                        state,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+}
+
+/// Raw figures of this machine's protocol cryptography, for the benchmark's ceiling.
+pub fn crypto_ceiling(seconds: f64) -> Vec<(&'static str, f64)> {
+    let key = crypto::SigningKey::generate();
+    let msg = [7u8; 512];
+    let sig = key.sign(&msg);
+    let public = key.public();
+    let agree = crypto::AgreementKey::generate();
+    let agree_pub = agree.public();
+    let run = |f: &mut dyn FnMut()| {
+        let start = std::time::Instant::now();
+        let mut n = 0u64;
+        while start.elapsed().as_secs_f64() < seconds {
+            for _ in 0..50 {
+                f();
+            }
+            n += 50;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    vec![
+        ("Ed25519 sign", run(&mut || drop(key.sign(&msg)))),
+        (
+            "Ed25519 verify",
+            run(&mut || drop(crypto::verify(&public, &msg, &sig))),
+        ),
+        (
+            "X25519+HKDF+AES-GCM seal (1 KiB)",
+            run(&mut || drop(crypto::seal(&[0u8; 1024], b"aad", &agree_pub))),
+        ),
+    ]
+}

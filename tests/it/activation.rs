@@ -1,0 +1,508 @@
+//! Containers and activation through the real client runtime against a running server.
+use std::collections::BTreeSet;
+
+use licentia::client::online::{self, Gateway};
+use licentia::client::{unix_now, Container};
+use licentia::domain::ContainerType;
+use serde_json::json;
+
+use crate::harness::{order, TestApp};
+
+pub const FIRM: i64 = 6000010;
+
+pub fn traits() -> Vec<(String, String)> {
+    ["machine_id", "hostname", "mac", "cpu", "disk"]
+        .iter()
+        .map(|n| (n.to_string(), format!("{n}-of-test-machine")))
+        .collect()
+}
+
+pub fn new_act(gw: &Gateway) -> Container {
+    let mut c = Container::create(ContainerType::Act, None, &traits(), 2).unwrap();
+    online::ensure_trust(gw, &mut c, FIRM).unwrap();
+    c
+}
+
+fn keep(_: &Container) -> licentia::client::CResult<()> {
+    Ok(())
+}
+
+/// An order of `qty` × `item`; its ticket and license ids.
+pub fn ticket_with(app: &TestApp, erp: &str, item: &str, qty: i64) -> (String, Vec<i64>) {
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(order(erp, "C-ACT", &[(item, qty)])),
+    );
+    assert_eq!(s, 201, "{v}");
+    let ticket = v["ticket"].as_str().unwrap().to_string();
+    (ticket.clone(), license_ids(app, &ticket))
+}
+
+fn license_ids(app: &TestApp, ticket: &str) -> Vec<i64> {
+    let (_, t) = app.admin("GET", &format!("/api/v1/tickets/{ticket}"), None);
+    t["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["license_id"].as_i64().unwrap())
+        .collect()
+}
+
+/// (state, serial) of a license as the vendor sees it.
+pub fn license(app: &TestApp, id: i64) -> (String, Option<String>) {
+    let (s, v) = app.admin("GET", &format!("/api/v1/licenses/{id}"), None);
+    assert_eq!(s, 200, "{v}");
+    (
+        v["license"]["state"].as_str().unwrap().to_string(),
+        v["license"]["serial"].as_str().map(str::to_string),
+    )
+}
+
+fn events(app: &TestApp) -> i64 {
+    app.count("events")
+}
+
+#[test]
+fn online_activation_round_trip_then_the_license_checks_offline() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "A-1", "SNP-SINGLE", 2);
+    let info = gw.ticket(&ticket.to_lowercase().replace('-', "")).unwrap();
+    assert_eq!(info["licenses"].as_array().unwrap().len(), 2);
+    assert_eq!(info["licenses"][0]["state"], "available");
+
+    let mut c = new_act(&gw);
+    let done = online::activate(&gw, &mut c, &ticket, &[ids[0]], &mut keep).unwrap();
+    assert_eq!(done.added, vec![ids[0]]);
+    assert!(c.serial.starts_with("130-"), "{}", c.serial);
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(c.serial.clone()))
+    );
+    assert_eq!(license(&app, ids[1]).0, "available");
+
+    // The vendor's software checks it with no server.
+    let ok = c.check(FIRM, 1001, 1, &traits(), unix_now()).unwrap();
+    assert_eq!(ok.license_ids, vec![ids[0]]);
+    let e = c.check(FIRM, 1001, 2, &traits(), unix_now()).unwrap_err();
+    assert_eq!(e.code, "not_licensed", "{e}");
+    assert!(e.message.contains("feature bits"), "{e}");
+    assert_eq!(
+        c.check(FIRM, 9999, 0, &traits(), unix_now())
+            .unwrap_err()
+            .code,
+        "not_licensed"
+    );
+    // Two traits may change, three may not.
+    let mut moved = traits();
+    moved[0].1 = "new disk".into();
+    moved[1].1 = "renamed".into();
+    c.check(FIRM, 1001, 1, &moved, unix_now()).unwrap();
+    moved[2].1 = "new NIC".into();
+    assert_eq!(
+        c.check(FIRM, 1001, 1, &moved, unix_now()).unwrap_err().code,
+        "fingerprint_mismatch"
+    );
+    // A clock set back before what the container has seen is refused.
+    let e = c
+        .check(FIRM, 1001, 1, &traits(), unix_now() - 86_400)
+        .unwrap_err();
+    assert_eq!(e.code, "clock_set_back");
+
+    // The second license joins the same container; a receipt sent twice changes nothing.
+    let done = online::activate(&gw, &mut c, &ticket, &[], &mut keep).unwrap();
+    assert_eq!(done.added, vec![ids[1]]);
+    assert_eq!(done.counter, 2);
+    let before = events(&app);
+    let again = gw.receipt(&c.receipt(FIRM, unix_now()).unwrap()).unwrap();
+    assert!(again.already_confirmed);
+    assert_eq!(events(&app), before);
+    assert_eq!(
+        c.check(FIRM, 1001, 1, &traits(), unix_now())
+            .unwrap()
+            .license_ids,
+        ids
+    );
+
+    // Support sees the container, and the history tells every step.
+    let (s, v) = app.admin("GET", &format!("/api/v1/containers/{}", c.serial), None);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["firms"][0]["counter"], 2);
+    assert_eq!(v["licenses"].as_array().unwrap().len(), 2);
+    let (_, h) = app.admin("GET", &format!("/api/v1/history?ticket={ticket}"), None);
+    let actions: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"license.activation_requested"),
+        "{actions:?}"
+    );
+    let (s, v) = app.admin("GET", "/api/v1/containers/130-1", None);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("unknown_container"))
+    );
+}
+
+#[test]
+fn offline_files_do_the_same_round_trip() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "F-1", "SNP-FLOAT-5", 1);
+    let mut c = Container::create(ContainerType::Dongle, Some("3-4455667".into()), &[], 0).unwrap();
+    let t = gw.template(FIRM).unwrap();
+    c.trust(t.firm_code, &t.firm_name, &t.keys);
+    let request = c.request(FIRM, unix_now()).unwrap();
+    let post = |path: &str, body: &str| match ureq::post(&format!(
+        "{}/api/v1/gateway/files/{path}",
+        app.base
+    ))
+    .set("Content-Type", "application/octet-stream")
+    .send_string(body)
+    {
+        Ok(r) => (
+            r.status(),
+            r.header("Content-Disposition").unwrap_or("").to_string(),
+            r.into_string().unwrap(),
+        ),
+        Err(ureq::Error::Status(s, r)) => (s, String::new(), r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    let (s, disposition, update) = post(
+        &format!("activate?ticket={ticket}&license={}", ids[0]),
+        &request,
+    );
+    assert_eq!(s, 200, "{update}");
+    assert!(
+        disposition.contains("3-4455667-6000010-1.lcu"),
+        "{disposition}"
+    );
+    assert!(update.starts_with("-----BEGIN LICENTIA UPDATE-----"));
+    assert_eq!(license(&app, ids[0]).0, "pending");
+    let applied = c.apply(&update, unix_now()).unwrap();
+    let (s, _, body) = post("receipt", &applied.receipt);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some("3-4455667".into()))
+    );
+    assert_eq!(c.check(FIRM, 1002, 1, &[], unix_now()).unwrap().quantity, 5);
+    // Nothing waits for it: no update file.
+    let (s, _, _) = post("updates", &c.request(FIRM, unix_now()).unwrap());
+    assert_eq!(s, 204);
+    // A file that is not a request.
+    let (s, _, body) = post("receipt", "hello");
+    assert_eq!(s, 400);
+    assert!(body.contains("invalid_message"), "{body}");
+}
+
+#[test]
+fn a_return_is_released_only_by_its_receipt_and_the_license_moves_on() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "R-1", "SNP-SINGLE", 1);
+    let (mut a, mut b) = (new_act(&gw), new_act(&gw));
+    online::activate(&gw, &mut a, &ticket, &ids, &mut keep).unwrap();
+    let e = online::activate(&gw, &mut b, &ticket, &ids, &mut keep).unwrap_err();
+    assert_eq!(e.code, "conflict", "{e}");
+    assert!(e.message.contains(&a.serial), "{e}");
+
+    // The return update is issued, but until its receipt the license stays bound to A.
+    let issued = gw
+        .deactivate(&ids, &a.request(FIRM, unix_now()).unwrap())
+        .unwrap();
+    assert_eq!(issued.deleted, ids);
+    assert_eq!(
+        license(&app, ids[0]),
+        ("returning".into(), Some(a.serial.clone()))
+    );
+    let e = online::activate(&gw, &mut b, &ticket, &ids, &mut keep).unwrap_err();
+    assert_eq!(e.code, "conflict");
+    // Applied but the receipt is lost: the next contact makes it good.
+    a.apply(&issued.update, unix_now()).unwrap();
+    assert_eq!(license(&app, ids[0]).0, "returning");
+    assert!(online::update(&gw, &mut a, &mut keep).unwrap().is_empty());
+    assert_eq!(license(&app, ids[0]), ("available".into(), None));
+    assert_eq!(
+        a.check(FIRM, 1001, 0, &traits(), unix_now())
+            .unwrap_err()
+            .code,
+        "not_licensed"
+    );
+
+    online::activate(&gw, &mut b, &ticket, &ids, &mut keep).unwrap();
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(b.serial.clone()))
+    );
+    b.check(FIRM, 1001, 0, &traits(), unix_now()).unwrap();
+    // A license not in the container cannot be returned from it.
+    let e = online::deactivate(&gw, &mut a, FIRM, &ids, &mut keep).unwrap_err();
+    assert_eq!(e.code, "conflict", "{e}");
+}
+
+#[test]
+fn a_lost_activation_receipt_is_made_good_and_unconfirmed_updates_are_chained() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "L-1", "SNP-SINGLE", 2);
+    let mut c = new_act(&gw);
+    // First update issued, never applied (lost on the way): the next one carries it too.
+    let first = gw
+        .activate(&ticket, &[ids[0]], &c.request(FIRM, unix_now()).unwrap())
+        .unwrap();
+    assert_eq!(license(&app, ids[0]).0, "pending");
+    let second = gw
+        .activate(&ticket, &[ids[1]], &c.request(FIRM, unix_now()).unwrap())
+        .unwrap();
+    assert_eq!(second.added, ids);
+    assert_eq!((first.counter_from, second.counter_from), (0, 0));
+    // Applied, receipt lost: both pending until the next contact shows the counter.
+    c.apply(&second.update, unix_now()).unwrap();
+    // The first update can no longer be applied.
+    assert_eq!(
+        c.apply(&first.update, unix_now()).unwrap_err().code,
+        "wrong_counter"
+    );
+    assert_eq!(license(&app, ids[1]).0, "pending");
+    online::update(&gw, &mut c, &mut keep).unwrap();
+    for id in &ids {
+        assert_eq!(
+            license(&app, *id),
+            ("activated".into(), Some(c.serial.clone()))
+        );
+    }
+    let (_, v) = app.admin("GET", &format!("/api/v1/containers/{}", c.serial), None);
+    assert_eq!(v["firms"][0]["counter"], 1);
+    assert_eq!(v["firms"][0]["unconfirmed_updates"], json!([]));
+}
+
+#[test]
+fn automatic_updates_come_before_the_activation_that_follows() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "P-1", "SNP-SINGLE", 1);
+    let (ticket2, pushed) = ticket_with(&app, "P-2", "SNP-SUB-1Y", 1);
+    let mut c = new_act(&gw);
+    online::activate(&gw, &mut c, &ticket, &ids, &mut keep).unwrap();
+    let path = format!("/api/v1/containers/{}/licenses", c.serial);
+    let (s, v) = app.admin("POST", &path, Some(json!({"license_id": pushed[0]})));
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(
+        license(&app, pushed[0]),
+        ("pending".into(), Some(c.serial.clone()))
+    );
+    let (s, v) = app.admin("POST", &path, Some(json!({"license_id": pushed[0]})));
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("conflict")));
+    let (_, v) = app.call(
+        "POST",
+        &path,
+        Some(("nobody", "x")),
+        Some(json!({"license_id": 1})),
+    );
+    assert_eq!(v["error"]["code"], "unauthenticated");
+
+    // A second license of the first ticket: the pushed one rides in the same update, first.
+    let (_, more) = app.admin(
+        "POST",
+        "/api/v1/orders/erp/P-1/lines",
+        Some(json!({"batch_key": "b2", "lines": [{"item_id": "SNP-SINGLE", "quantity": 1}]})),
+    );
+    let new_id = more["lines"].as_array().unwrap().last().unwrap()["licenses"][0]
+        .as_i64()
+        .unwrap();
+    let done = online::activate(&gw, &mut c, &ticket, &[new_id], &mut keep).unwrap();
+    assert_eq!(done.added, vec![pushed[0], new_id]);
+    assert_eq!(license(&app, pushed[0]).0, "activated");
+    c.check(FIRM, 1004, 3, &traits(), unix_now()).unwrap();
+    let _ = ticket2;
+}
+
+#[test]
+fn fifty_containers_race_for_one_license_and_exactly_one_wins() {
+    let app = TestApp::start();
+    let (ticket, ids) = ticket_with(&app, "RACE-1", "SNP-SINGLE", 1);
+    let base = app.base.clone();
+    let handles: Vec<_> = (0..50)
+        .map(|_| {
+            let (base, ticket, id) = (base.clone(), ticket.clone(), ids[0]);
+            std::thread::spawn(move || {
+                let gw = Gateway::new(&base);
+                let mut c = new_act(&gw);
+                online::activate(&gw, &mut c, &ticket, &[id], &mut keep).map(|_| c)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let winners: Vec<&Container> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1);
+    for r in &results {
+        if let Err(e) = r {
+            assert_eq!(e.code, "conflict", "{e}");
+        }
+    }
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(winners[0].serial.clone()))
+    );
+    // A refused activation leaves nothing behind, not even the container's registration.
+    assert_eq!(app.count("containers"), 1);
+    assert_eq!(app.count("updates"), 1);
+}
+
+#[test]
+fn replayed_foreign_and_tampered_messages_are_refused_and_change_nothing() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "H-1", "SNP-SINGLE", 2);
+    let (mut a, mut b) = (new_act(&gw), new_act(&gw));
+    online::activate(&gw, &mut b, &ticket, &[ids[1]], &mut keep).unwrap();
+    let issued = gw
+        .activate(&ticket, &[ids[0]], &a.request(FIRM, unix_now()).unwrap())
+        .unwrap();
+
+    // An update for another container.
+    let e = b.apply(&issued.update, unix_now()).unwrap_err();
+    assert_eq!(e.code, "wrong_container", "{e}");
+    // A tampered update: one character of its body changed.
+    let mut lines: Vec<String> = issued.update.lines().map(str::to_string).collect();
+    let mid = lines[3].clone();
+    let flipped: String = mid
+        .chars()
+        .enumerate()
+        .map(|(i, ch)| {
+            if i == 10 {
+                if ch == 'A' {
+                    'B'
+                } else {
+                    'A'
+                }
+            } else {
+                ch
+            }
+        })
+        .collect();
+    lines[3] = flipped;
+    let tampered = lines.join("\n");
+    let snapshot = a.clone();
+    assert!(a.apply(&tampered, unix_now()).is_err());
+    assert_eq!(a.firms[&FIRM].counter, 0);
+    // Applied once, then replayed.
+    let applied = a.apply(&issued.update, unix_now()).unwrap();
+    assert_eq!(
+        a.apply(&issued.update, unix_now()).unwrap_err().code,
+        "wrong_counter"
+    );
+
+    let before = (events(&app), license(&app, ids[0]));
+    // A tampered receipt.
+    let bad = applied.receipt.replacen("-----\n", "-----\nAA", 1);
+    let e = gw.receipt(&bad).unwrap_err();
+    assert_eq!(e.code, "invalid_message", "{e}");
+    // A receipt for a counter the update does not make (signed by the container itself).
+    let mut wrong = snapshot.clone();
+    wrong.firms.get_mut(&FIRM).unwrap().counter = 5;
+    wrong.firms.get_mut(&FIRM).unwrap().last_update = Some(issued.update_id);
+    wrong.serial = a.serial.clone();
+    let e = gw
+        .receipt(&wrong.receipt(FIRM, unix_now()).unwrap())
+        .unwrap_err();
+    assert_eq!(e.code, "context_mismatch", "{e}");
+    // A request signed by another key than the serial's.
+    let mut impostor = new_act(&gw);
+    impostor.serial = a.serial.clone();
+    let e = gw
+        .activate(
+            &ticket,
+            &[ids[0]],
+            &impostor.request(FIRM, unix_now()).unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e}");
+    assert_eq!((events(&app), license(&app, ids[0])), before);
+    assert_eq!(license(&app, ids[0]).0, "pending");
+
+    // The real receipt still confirms.
+    gw.receipt(&applied.receipt).unwrap();
+    assert_eq!(license(&app, ids[0]).0, "activated");
+}
+
+#[test]
+fn a_container_rolled_back_to_an_old_copy_is_marked_as_manipulated() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "M-1", "SNP-SINGLE", 2);
+    let mut c = new_act(&gw);
+    online::activate(&gw, &mut c, &ticket, &[ids[0]], &mut keep).unwrap();
+    let copy = c.clone();
+    online::deactivate(&gw, &mut c, FIRM, &[ids[0]], &mut keep).unwrap();
+    assert_eq!(license(&app, ids[0]).0, "available");
+    // The copy still holds the returned license and asks for more.
+    let mut copy = copy;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let e = online::activate(&gw, &mut copy, &ticket, &[ids[1]], &mut keep).unwrap_err();
+    assert_eq!(e.code, "manipulation_detected", "{e}");
+    let (_, v) = app.admin("GET", &format!("/api/v1/containers/{}", c.serial), None);
+    assert_eq!(v["state"], "manipulated");
+    assert!(
+        v["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("restored from a copy"),
+        "{v}"
+    );
+    assert_eq!(license(&app, ids[1]).0, "available");
+    // Automatic handling stops for it, also for the genuine copy.
+    let e = online::activate(&gw, &mut c, &ticket, &[ids[1]], &mut keep).unwrap_err();
+    assert_eq!(e.code, "manipulation_detected");
+    let (_, h) = app.admin("GET", "/api/v1/history", None);
+    let found = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "container.manipulation_detected");
+    assert!(found, "{h}");
+}
+
+#[test]
+fn a_rotated_firm_key_reaches_containers_already_in_the_field() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "K-1", "SNP-SINGLE", 2);
+    let mut c = new_act(&gw);
+    online::activate(&gw, &mut c, &ticket, &[ids[0]], &mut keep).unwrap();
+    let old_keys: BTreeSet<String> = c.firms[&FIRM].keys.keys().cloned().collect();
+    let sys = licentia::domain::Actor::system(licentia::domain::Interface::Cli);
+    let new_key = app
+        .rt
+        .block_on(licentia::service::firms::rotate_key(&app.core, &sys, FIRM))
+        .unwrap();
+    assert!(!old_keys.contains(&new_key));
+    online::activate(&gw, &mut c, &ticket, &[ids[1]], &mut keep).unwrap();
+    assert!(c.firms[&FIRM].keys.contains_key(&new_key));
+    let signed_by: Vec<&str> = c.firms[&FIRM]
+        .content
+        .entries
+        .values()
+        .map(|e| e.key_id.as_str())
+        .collect();
+    assert_eq!(signed_by.len(), 2);
+    assert!(signed_by.contains(&new_key.as_str()));
+    assert_eq!(
+        c.check(FIRM, 1001, 1, &traits(), unix_now())
+            .unwrap()
+            .license_ids,
+        ids
+    );
+    // A container that trusts only a forged key refuses the update.
+    let mut forged = new_act(&gw);
+    forged.firms.get_mut(&FIRM).unwrap().keys =
+        [("0011223344556677".to_string(), "AAAA".to_string())].into();
+    let (ticket3, ids3) = ticket_with(&app, "K-2", "SNP-SINGLE", 1);
+    let e = online::activate(&gw, &mut forged, &ticket3, &ids3, &mut keep).unwrap_err();
+    assert_eq!(e.code, "invalid_update", "{e}");
+}
