@@ -80,3 +80,190 @@ fn the_cli_seeds_orders_shows_tickets_and_verifies_the_history() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("LICENTIA_LISTN"));
 }
+
+fn client(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_licentia"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// The runtime as a customer's machine runs it: files offline, then online round trips.
+#[test]
+fn the_container_commands_activate_by_files_and_online_and_check_offline() {
+    use crate::activation::{license, ticket_with, FIRM};
+    let app = crate::harness::TestApp::start();
+    let (ticket, ids) = ticket_with(&app, "CLI-1", "SNP-SINGLE", 2);
+    let dir = app.db.dir.join("box");
+    let d = dir.to_str().unwrap();
+    let file = |name: &str| app.db.dir.join(name).to_str().unwrap().to_string();
+    let traits: serde_json::Map<String, serde_json::Value> = crate::activation::traits()
+        .into_iter()
+        .map(|(k, v)| (k, v.into()))
+        .collect();
+    std::fs::write(file("traits.json"), serde_json::to_string(&traits).unwrap()).unwrap();
+    let (code, out, err) = client(&[
+        "container",
+        "create",
+        "--type",
+        "act",
+        "--dir",
+        d,
+        "--traits-file",
+        &file("traits.json"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("act container new created"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("container.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the container file holds private keys");
+    let (code, _, _) = client(&["container", "create", "--dir", d]);
+    assert_eq!(code, 4, "a second container in the same place");
+
+    // Offline: the template and every message travel as files.
+    let template = ureq::get(&format!("{}/api/v1/gateway/template/{FIRM}", app.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    std::fs::write(file("template.json"), template).unwrap();
+    let (code, _, err) = client(&[
+        "container",
+        "trust",
+        "--dir",
+        d,
+        "--template",
+        &file("template.json"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = client(&[
+        "container",
+        "request",
+        "--dir",
+        d,
+        "--firm-code",
+        &FIRM.to_string(),
+        "--out",
+        &file("req.lcr"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let update = ureq::post(&format!(
+        "{}/api/v1/gateway/files/activate?ticket={ticket}&license={}",
+        app.base, ids[0]
+    ))
+    .send_string(&std::fs::read_to_string(file("req.lcr")).unwrap())
+    .unwrap()
+    .into_string()
+    .unwrap();
+    std::fs::write(file("upd.lcu"), &update).unwrap();
+    let (code, _, err) = client(&[
+        "container",
+        "apply",
+        "--dir",
+        d,
+        &file("upd.lcu"),
+        "--receipt-out",
+        &file("rec.lcc"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = client(&["container", "apply", "--dir", d, &file("upd.lcu")]);
+    assert_eq!(code, 4, "a replayed update: {err}");
+    assert!(err.contains("wrong_counter"), "{err}");
+    assert_eq!(license(&app, ids[0]).0, "pending");
+    let confirmed = ureq::post(&format!("{}/api/v1/gateway/files/receipt", app.base))
+        .send_string(&std::fs::read_to_string(file("rec.lcc")).unwrap())
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(confirmed.contains(&ids[0].to_string()), "{confirmed}");
+    assert_eq!(license(&app, ids[0]).0, "activated");
+
+    let check = |features: &str, traits_file: &str| {
+        client(&[
+            "container",
+            "check",
+            "--dir",
+            d,
+            "--firm-code",
+            &FIRM.to_string(),
+            "--product-code",
+            "1001",
+            "--features",
+            features,
+            "--traits-file",
+            traits_file,
+        ])
+    };
+    let (code, out, err) = check("1", &file("traits.json"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("\"license_ids\": [\n    {}", ids[0])),
+        "{out}"
+    );
+    let (code, _, err) = check("4", &file("traits.json"));
+    assert_eq!(code, 6, "{err}");
+    std::fs::write(
+        file("other.json"),
+        r#"{"machine_id":"x","hostname":"y","mac":"z","cpu":"c","disk":"d"}"#,
+    )
+    .unwrap();
+    let (code, _, err) = check("1", &file("other.json"));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("fingerprint_mismatch"), "{err}");
+
+    // Online: the second license, then a return; `list` shows what the container holds.
+    let server = app.base.as_str();
+    let (code, out, err) = client(&[
+        "activate",
+        "--dir",
+        d,
+        "--ticket",
+        &ticket,
+        "--license",
+        &ids[1].to_string(),
+        "--server",
+        server,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"confirmed\": true"), "{out}");
+    let (code, _, err) = client(&[
+        "deactivate",
+        "--dir",
+        d,
+        "--license",
+        &ids[0].to_string(),
+        "--server",
+        server,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(license(&app, ids[0]), ("available".into(), None));
+    let (_, out, _) = client(&["container", "list", "--dir", d]);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let held: Vec<i64> = listed["firms"][0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["license_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(held, vec![ids[1]]);
+    let (code, out, _) = client(&["update", "--dir", d, "--server", server]);
+    assert_eq!((code, out.trim()), (0, "[]"));
+    let (code, _, err) = client(&[
+        "activate",
+        "--dir",
+        d,
+        "--ticket",
+        &ticket,
+        "--server",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(code, 7, "{err}");
+}

@@ -7,5 +7,7 @@ mod activation;
 mod audit;
 mod catalog;
 mod cli;
+mod crash;
 mod orders;
+mod protocol;
 mod resilience;

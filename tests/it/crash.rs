@@ -1,0 +1,222 @@
+//! The server process is killed (SIGKILL) while containers activate and return licenses;
+//! after a restart every container makes contact once, and then no license is in two
+//! containers, none is lost, and each license's history agrees with its state.
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use licentia::client::online::{self, Gateway};
+use licentia::client::Container;
+use rand::{Rng, SeedableRng};
+
+use crate::activation::{new_act, FIRM};
+use crate::harness::TestDb;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn licentia(db: &TestDb) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_licentia"));
+    c.env("LICENTIA_DATABASE_URL", &db.url)
+        .env("LICENTIA_DATA_DIR", &db.dir)
+        .env("LICENTIA_MASTER_KEY", "22".repeat(32))
+        .env("LICENTIA_LOG", "error");
+    c
+}
+
+fn serve(db: &TestDb, port: u16) -> Child {
+    let child = licentia(db)
+        .args(["serve"])
+        .env("LICENTIA_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ureq::get(&format!("http://127.0.0.1:{port}/health"))
+        .call()
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[test]
+fn a_killed_server_loses_no_license_and_puts_none_in_two_containers() {
+    let db = TestDb::new();
+    let out = licentia(&db).arg("demo").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let password = text
+        .lines()
+        .find_map(|l| l.strip_prefix("admin password (shown once): "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_string();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = serve(&db, port);
+
+    let auth = {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"))
+        )
+    };
+    let order: serde_json::Value = ureq::post(&format!("{base}/api/v1/orders"))
+        .set("Authorization", &auth)
+        .send_json(
+            serde_json::json!({"erp_order_id": "CRASH-1", "customer": {"external_id": "C-1"},
+            "lines": [{"item_id": "SNP-SINGLE", "quantity": 24}]}),
+        )
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let ticket = order["ticket"].as_str().unwrap().to_string();
+    let pool: Vec<i64> = order["lines"][0]["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let (base, ticket, pool, stop) =
+                (base.clone(), ticket.clone(), pool.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let gw = Gateway::new(&base);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(w);
+                let mut boxes: Vec<Container> = (0..4).map(|_| new_act(&gw)).collect();
+                let mut keep = |_: &Container| Ok(());
+                let mut done = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let c = &mut boxes[rng.gen_range(0..4)];
+                    let held: Vec<i64> = c.firms[&FIRM].content.entries.keys().copied().collect();
+                    let res = if !held.is_empty() && rng.gen_bool(0.4) {
+                        online::deactivate(
+                            &gw,
+                            c,
+                            FIRM,
+                            &[held[rng.gen_range(0..held.len())]],
+                            &mut keep,
+                        )
+                    } else {
+                        let id = pool[rng.gen_range(0..pool.len())];
+                        online::activate(&gw, c, &ticket, &[id], &mut keep)
+                    };
+                    if res.is_ok() {
+                        done += 1;
+                    }
+                }
+                (boxes, done)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let mut boxes = vec![];
+    let mut round_trips = 0;
+    for w in workers {
+        let (b, n) = w.join().unwrap();
+        boxes.extend(b);
+        round_trips += n;
+    }
+    assert!(round_trips > 20, "the load ran ({round_trips} round trips)");
+
+    let in_flight: i64 = {
+        use licentia::store::schema::licenses;
+        licenses::table
+            .filter(licenses::state.eq_any(["pending", "returning"]))
+            .count()
+            .get_result(&mut db.connect())
+            .unwrap()
+    };
+    // Restart; every container makes contact: lost receipts are confirmed, updates whose
+    // answer was lost are issued again.
+    let mut server = serve(&db, port);
+    let gw = Gateway::new(&base);
+    let mut keep = |_: &Container| Ok(());
+    let mut repaired = 0;
+    for c in boxes.iter_mut() {
+        let before = c.firms[&FIRM].counter;
+        if c.serial == licentia::protocol::NEW_SERIAL && c.firms[&FIRM].counter == 0 {
+            // Never registered, or registered with an update it never saw: ask by key.
+            if let Err(e) = online::update(&gw, c, &mut keep) {
+                assert_eq!(e.code, "unknown_container", "{e}");
+            }
+        } else {
+            online::update(&gw, c, &mut keep).unwrap();
+        }
+        repaired += usize::from(c.firms[&FIRM].counter != before);
+    }
+    eprintln!(
+        "{round_trips} round trips before the kill, {in_flight} licenses left pending or \
+         returning; {repaired} containers got an update at the next contact"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // No license in two containers.
+    let mut holder: BTreeMap<i64, String> = BTreeMap::new();
+    for c in &boxes {
+        for id in c.firms[&FIRM].content.entries.keys() {
+            if let Some(other) = holder.insert(*id, c.serial.clone()) {
+                panic!("license {id} is in {other} and in {}", c.serial);
+            }
+        }
+    }
+    // The server agrees with the containers, and nothing is left half way.
+    let mut conn = db.connect();
+    use licentia::store::schema::{events, licenses};
+    let rows: Vec<(i64, String, Option<String>)> = licenses::table
+        .select((licenses::id, licenses::state, licenses::serial))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(rows.len(), pool.len(), "no license lost");
+    for (id, state, serial) in &rows {
+        match holder.get(id) {
+            Some(s) => assert_eq!(
+                (state.as_str(), serial.as_ref()),
+                ("activated", Some(s)),
+                "license {id}"
+            ),
+            None => assert_eq!(
+                (state.as_str(), serial.as_ref()),
+                ("available", None),
+                "license {id}"
+            ),
+        }
+        let last: Option<(String, Option<String>)> = events::table
+            .filter(events::license_id.eq(id))
+            .filter(events::action.eq_any(["license.activated", "license.returned"]))
+            .order(events::id.desc())
+            .select((events::action, events::serial))
+            .first(&mut conn)
+            .optional()
+            .unwrap();
+        match (state.as_str(), last) {
+            ("activated", Some((a, s))) => {
+                assert_eq!((a.as_str(), s), ("license.activated", serial.clone()))
+            }
+            ("available", None) => {}
+            ("available", Some((a, _))) => assert_eq!(a, "license.returned", "license {id}"),
+            (s, l) => panic!("license {id}: {s} with last event {l:?}"),
+        }
+    }
+    let report = licentia::service::audit::verify(&mut conn).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
