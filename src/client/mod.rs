@@ -75,6 +75,17 @@ pub struct Container {
     pub firms: BTreeMap<i64, FirmState>,
     /// The latest time the container has seen (requests, updates, checks).
     pub last_seen: i64,
+    /// The keys above, opened once (opening derives the public key: not free).
+    #[serde(skip)]
+    opened: std::sync::OnceLock<OpenedKeys>,
+}
+
+#[derive(Debug, Clone)]
+struct OpenedKeys {
+    sign: SigningKey,
+    sign_public: Vec<u8>,
+    enc: AgreementKey,
+    enc_public: Vec<u8>,
 }
 
 fn b64(b: &[u8]) -> String {
@@ -223,14 +234,14 @@ impl Container {
             tolerance,
             firms: BTreeMap::new(),
             last_seen: 0,
+            opened: Default::default(),
         };
         c.validate()?;
         Ok(c)
     }
 
     fn validate(&self) -> CResult<()> {
-        self.signing_key()?;
-        self.agreement_key()?;
+        self.keys()?;
         if self.kind == ContainerType::Act && self.fingerprint.len() < 3 {
             return Err(cerr(
                 "invalid_input",
@@ -240,19 +251,26 @@ impl Container {
         Ok(())
     }
 
-    fn signing_key(&self) -> CResult<SigningKey> {
-        SigningKey::from_raw(&unb64(&self.sign_key)?)
-            .map_err(|_| cerr("corrupt_container", "the signing key is damaged"))
-    }
-    fn agreement_key(&self) -> CResult<AgreementKey> {
-        AgreementKey::from_raw(&unb64(&self.enc_key)?)
-            .map_err(|_| cerr("corrupt_container", "the encryption key is damaged"))
+    fn keys(&self) -> CResult<&OpenedKeys> {
+        if let Some(k) = self.opened.get() {
+            return Ok(k);
+        }
+        let sign = SigningKey::from_raw(&unb64(&self.sign_key)?)
+            .map_err(|_| cerr("corrupt_container", "the signing key is damaged"))?;
+        let enc = AgreementKey::from_raw(&unb64(&self.enc_key)?)
+            .map_err(|_| cerr("corrupt_container", "the encryption key is damaged"))?;
+        Ok(self.opened.get_or_init(|| OpenedKeys {
+            sign_public: sign.public(),
+            enc_public: enc.public(),
+            sign,
+            enc,
+        }))
     }
 
     /// The key id of the container's signing key.
     pub fn key_id(&self) -> String {
-        self.signing_key()
-            .map(|k| crypto::key_id(&k.public()))
+        self.keys()
+            .map(|k| crypto::key_id(&k.sign_public))
             .unwrap_or_default()
     }
 
@@ -276,8 +294,9 @@ impl Container {
         update_id: Option<i64>,
         now: i64,
     ) -> CResult<String> {
-        let f = self.firms.get(&firm_code).cloned().unwrap_or_default();
-        let key = self.signing_key()?;
+        let empty = FirmState::default();
+        let f = self.firms.get(&firm_code).unwrap_or(&empty);
+        let keys = self.keys()?;
         let ctx = Context {
             kind: kind.into(),
             v: protocol::VERSION,
@@ -286,15 +305,15 @@ impl Container {
             firm_code,
             counter: f.counter,
             digest: f.content.digest(),
-            sign_key: b64(&key.public()),
-            enc_key: b64(&self.agreement_key()?.public()),
+            sign_key: b64(&keys.sign_public),
+            enc_key: b64(&keys.enc_public),
             fingerprint: self.fingerprint.clone(),
             known_keys: f.keys.keys().cloned().collect(),
             nonce: protocol::nonce(),
             created_at: now,
             update_id,
         };
-        Ok(protocol::write_context(&ctx, &key))
+        Ok(protocol::write_context(&ctx, &keys.sign))
     }
 
     /// The signed request (context) for one firm code.
@@ -362,7 +381,7 @@ impl Container {
         for (id, k) in &firm.keys {
             trusted.insert(id.clone(), unb64(k)?);
         }
-        let (body, keys) = protocol::read_update(update, &self.agreement_key()?, &trusted)
+        let (body, keys) = protocol::read_update(update, &self.keys()?.enc, &trusted)
             .map_err(|e| cerr("invalid_update", e.0))?;
         if body.container_key != self.key_id() {
             return Err(cerr(

@@ -9,7 +9,14 @@ use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
 use super::{perr, PResult};
 
 /// An Ed25519 signing key.
+#[derive(Clone)]
 pub struct SigningKey(PKey<Private>);
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", key_id(&self.public()))
+    }
+}
 
 impl SigningKey {
     pub fn generate() -> SigningKey {
@@ -48,7 +55,14 @@ pub fn verify(public: &[u8], msg: &[u8], sig: &[u8]) -> PResult<()> {
 }
 
 /// An X25519 key for receiving updates.
+#[derive(Clone)]
 pub struct AgreementKey(PKey<Private>);
+
+impl std::fmt::Debug for AgreementKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AgreementKey({})", key_id(&self.public()))
+    }
+}
 
 impl AgreementKey {
     pub fn generate() -> AgreementKey {

@@ -245,15 +245,33 @@ impl SignedEntry {
     }
 }
 
-/// One change an update makes.
+/// Anything that is or carries a license entry: the server's mirror holds plain entries,
+/// a container holds them with their firm signatures. Both digest the same.
+pub trait AsEntry: Clone {
+    fn entry(&self) -> &Entry;
+}
+
+impl AsEntry for Entry {
+    fn entry(&self) -> &Entry {
+        self
+    }
+}
+
+impl AsEntry for SignedEntry {
+    fn entry(&self) -> &Entry {
+        &self.entry
+    }
+}
+
+/// One change an update makes (on the wire: `Op<SignedEntry>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Op {
+pub enum Op<E = SignedEntry> {
     Add {
-        entry: SignedEntry,
+        entry: E,
     },
     Change {
-        entry: SignedEntry,
+        entry: E,
     },
     Delete {
         license_id: i64,
@@ -262,29 +280,40 @@ pub enum Op {
     Lock,
 }
 
-impl Op {
+impl<E: AsEntry> Op<E> {
     pub fn license_id(&self) -> Option<i64> {
         match self {
-            Op::Add { entry } | Op::Change { entry } => Some(entry.entry.license_id),
+            Op::Add { entry } | Op::Change { entry } => Some(entry.entry().license_id),
             Op::Delete { license_id } => Some(*license_id),
             Op::Lock => None,
         }
     }
 }
 
-/// What a container holds of one firm. The server keeps the same structure as its mirror
-/// of what each container has confirmed, so both compute the same digest.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What a container holds of one firm. The server keeps the same structure, with plain
+/// entries, as its mirror of what each container has confirmed; both compute one digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FirmContent {
-    pub entries: BTreeMap<i64, SignedEntry>,
+pub struct Content<E> {
+    pub entries: BTreeMap<i64, E>,
     pub locked: bool,
 }
 
-impl FirmContent {
+pub type FirmContent = Content<SignedEntry>;
+
+impl<E> Default for Content<E> {
+    fn default() -> Self {
+        Content {
+            entries: BTreeMap::new(),
+            locked: false,
+        }
+    }
+}
+
+impl<E: AsEntry> Content<E> {
     /// SHA-256 over the canonical JSON of the entries (in license id order) and the lock.
     pub fn digest(&self) -> String {
-        let entries: Vec<Value> = self.entries.values().map(|e| to_value(&e.entry)).collect();
+        let entries: Vec<Value> = self.entries.values().map(|e| to_value(e.entry())).collect();
         sha256_hex(&canonical(
             &json!({"entries": entries, "locked": self.locked}),
         ))
@@ -292,32 +321,25 @@ impl FirmContent {
 
     /// Applies the operations in order; an operation that does not fit (adding what is
     /// there, changing or deleting what is not) refuses the whole update.
-    pub fn apply(&mut self, ops: &[Op]) -> PResult<()> {
+    pub fn apply(&mut self, ops: &[Op<E>]) -> PResult<()> {
         let mut next = self.clone();
         for op in ops {
             match op {
                 Op::Add { entry } => {
-                    if next
-                        .entries
-                        .insert(entry.entry.license_id, entry.clone())
-                        .is_some()
-                    {
+                    let id = entry.entry().license_id;
+                    if next.entries.insert(id, entry.clone()).is_some() {
                         return Err(perr(format!(
-                            "the update adds license {} which the container already holds",
-                            entry.entry.license_id
+                            "the update adds license {id} which the container already holds"
                         )));
                     }
                 }
                 Op::Change { entry } => {
-                    let slot = next
-                        .entries
-                        .get_mut(&entry.entry.license_id)
-                        .ok_or_else(|| {
-                            perr(format!(
-                                "the update changes license {} which the container does not hold",
-                                entry.entry.license_id
-                            ))
-                        })?;
+                    let id = entry.entry().license_id;
+                    let slot = next.entries.get_mut(&id).ok_or_else(|| {
+                        perr(format!(
+                            "the update changes license {id} which the container does not hold"
+                        ))
+                    })?;
                     *slot = entry.clone();
                 }
                 Op::Delete { license_id } => {

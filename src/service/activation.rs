@@ -25,7 +25,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::protocol::{
-    self, crypto, Context, Entry, FirmContent, Kind, Op, SignedEntry, UpdateBody, NEW_SERIAL,
+    self, crypto, Content, Context, Entry, Kind, Op, SignedEntry, UpdateBody, NEW_SERIAL,
 };
 use crate::store::schema::{
     container_firms, containers, firm_keys, firms, items, licenses, tickets, updates,
@@ -62,7 +62,8 @@ struct ContainerRow {
 struct Mirror {
     counter: i64,
     digest: String,
-    content: FirmContent,
+    /// Plain entries: what the container holds, without the firm signatures.
+    content: Content<Entry>,
     confirmed_at: chrono::NaiveDateTime,
 }
 
@@ -338,7 +339,7 @@ fn load_mirror(c: &mut Conn, container_id: i64, firm_id: i64) -> Result<Mirror> 
             confirmed_at,
         }),
         None => {
-            let content = FirmContent::default();
+            let content = Content::<Entry>::default();
             let m = Mirror {
                 counter: 0,
                 digest: content.digest(),
@@ -434,7 +435,7 @@ fn confirm(
     u: UpdateRow,
 ) -> Result<Confirmed> {
     let now = super::now();
-    let content: FirmContent = serde_json::from_str(&u.content_after)
+    let content: Content<Entry> = serde_json::from_str(&u.content_after)
         .map_err(|e| Error::internal(format!("update content: {e}")))?;
     let n = diesel::update(
         container_firms::table
@@ -478,7 +479,11 @@ fn confirm(
         .inner_join(items::table)
         .filter(licenses::serial.eq(&cont.serial))
         .filter(licenses::firm_id.eq(firm_id))
-        .filter(licenses::state.eq_any([ls::PENDING, ls::RETURNING]))
+        .filter(
+            licenses::state
+                .eq(ls::PENDING)
+                .or(licenses::state.eq(ls::RETURNING)),
+        )
         .select(LIC_SELECT)
         .load(c)?;
     let (mut activated, mut released) = (vec![], vec![]);
@@ -673,13 +678,15 @@ impl WriteEnv {
 
 /// Makes the update that brings the container from its confirmed state to what the server
 /// wants it to hold: pending licenses added, returning ones deleted, changed ones changed.
-fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Option<Issued>> {
+/// The update is recorded in the transaction; it is signed and encrypted after the commit
+/// (`Prepared::seal`), so the writer does no cryptography.
+fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Option<Prepared>> {
     let serial = &k.cont.serial;
     let rows: Vec<LicRow> = licenses::table
         .inner_join(items::table)
         .filter(licenses::serial.eq(serial))
         .filter(licenses::firm_id.eq(k.firm_id))
-        .filter(licenses::state.eq_any([ls::PENDING, ls::ACTIVATED, ls::RETURNING]))
+        .filter(licenses::state.ne(ls::AVAILABLE))
         .select(LIC_SELECT)
         .order(licenses::id.asc())
         .load(c)?;
@@ -689,8 +696,9 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
         let held = k.mirror.content.entries.get(&l.id);
         match (l.state.as_str(), held) {
             (ls::PENDING, None) => {
-                let entry = SignedEntry::sign(l.entry(serial, ctx.firm_code)?, &k.signer.key);
-                ops.push(Op::Add { entry });
+                ops.push(Op::Add {
+                    entry: l.entry(serial, ctx.firm_code)?,
+                });
                 added.push(l.id);
             }
             (ls::RETURNING, Some(_)) => {
@@ -699,10 +707,8 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
             }
             (ls::ACTIVATED, Some(h)) => {
                 let entry = l.entry(serial, ctx.firm_code)?;
-                if h.entry != entry {
-                    ops.push(Op::Change {
-                        entry: SignedEntry::sign(entry, &k.signer.key),
-                    });
+                if *h != entry {
+                    ops.push(Op::Change { entry });
                     changed.push(l.id);
                 }
             }
@@ -750,12 +756,11 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
         expires_at: expires_at.and_utc().timestamp(),
         fulfils: ctx.nonce.clone(),
         keys: k.signer.endorsements_for(&ctx.known_keys),
-        ops,
+        ops: vec![],
     };
     let recipient = B64
         .decode(&k.cont.enc_key)
         .map_err(|e| Error::internal(format!("container key: {e}")))?;
-    let update = protocol::write_update(&body, &k.signer.key, &recipient)?;
     audit::record(
         actor,
         Event {
@@ -767,18 +772,54 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
             ..Default::default()
         },
     )?;
-    Ok(Some(Issued {
-        serial: serial.clone(),
-        firm_code: ctx.firm_code,
-        update_id,
-        counter_from: k.mirror.counter,
-        counter_to,
-        expires_at,
-        added,
-        changed,
-        deleted,
-        update,
+    Ok(Some(Prepared {
+        issued: Issued {
+            serial: serial.clone(),
+            firm_code: ctx.firm_code,
+            update_id,
+            counter_from: k.mirror.counter,
+            counter_to,
+            expires_at,
+            added,
+            changed,
+            deleted,
+            update: String::new(),
+        },
+        body,
+        ops,
+        signer: k.signer.clone(),
+        recipient,
     }))
+}
+
+/// An update written to the database, still to be signed and encrypted.
+struct Prepared {
+    issued: Issued,
+    body: UpdateBody,
+    ops: Vec<Op<Entry>>,
+    signer: Arc<FirmSigner>,
+    recipient: Vec<u8>,
+}
+
+impl Prepared {
+    fn seal(self) -> Result<Issued> {
+        let key = &self.signer.key;
+        let sign = |e: Entry| SignedEntry::sign(e, key);
+        let mut body = self.body;
+        body.ops = self
+            .ops
+            .into_iter()
+            .map(|op| match op {
+                Op::Add { entry } => Op::Add { entry: sign(entry) },
+                Op::Change { entry } => Op::Change { entry: sign(entry) },
+                Op::Delete { license_id } => Op::Delete { license_id },
+                Op::Lock => Op::Lock,
+            })
+            .collect();
+        let mut issued = self.issued;
+        issued.update = protocol::write_update(&body, key, &self.recipient)?;
+        Ok(issued)
+    }
 }
 
 fn read_request(text: &str) -> Result<Context> {
@@ -1058,7 +1099,7 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
         })
         .await??;
     Stats::add(&core.stats.updates_issued, 1);
-    Ok(out)
+    out.seal()
 }
 
 /// Confirms an update with the container's receipt. A receipt that fits no update issued
@@ -1204,7 +1245,7 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
         })
         .await??;
     Stats::add(&core.stats.updates_issued, 1);
-    Ok(out)
+    out.seal()
 }
 
 /// The automatic updates waiting for a container (licenses pushed to it, changed or
@@ -1230,7 +1271,7 @@ pub async fn pull_updates(
     if out.is_some() {
         Stats::add(&core.stats.updates_issued, 1);
     }
-    Ok(out)
+    out.map(Prepared::seal).transpose()
 }
 
 /// Pushes an available license to a container as an automatic update: it is added by the
