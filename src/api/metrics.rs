@@ -106,6 +106,16 @@ impl Metrics {
                 "Licenses created.",
                 &stats.licenses_created,
             ),
+            (
+                "licentia_updates_issued_total",
+                "Container updates issued.",
+                &stats.updates_issued,
+            ),
+            (
+                "licentia_receipts_confirmed_total",
+                "Container receipts that confirmed an update.",
+                &stats.receipts_confirmed,
+            ),
         ] {
             let _ = writeln!(
                 out,

@@ -506,3 +506,72 @@ fn a_rotated_firm_key_reaches_containers_already_in_the_field() {
     let e = online::activate(&gw, &mut forged, &ticket3, &ids3, &mut keep).unwrap_err();
     assert_eq!(e.code, "invalid_update", "{e}");
 }
+
+#[test]
+fn ticket_rules_decide_what_may_be_activated_and_returned() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            json!({"item_id": "KEEP-1", "name": "No return", "kind": "license",
+            "product_code": 2001, "options": {"deactivation_allowed": false}}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = app.admin(
+        "PUT",
+        "/api/v1/settings",
+        Some(json!({"single_container": true, "activation_mode": "all"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(order("RULE-1", "C-R", &[("SNP-SINGLE", 1), ("KEEP-1", 1)])),
+    );
+    assert_eq!(s, 201, "{v}");
+    let ticket = v["ticket"].as_str().unwrap().to_string();
+    let ids = license_ids(&app, &ticket);
+    let info = gw.ticket(&ticket).unwrap();
+    assert_eq!(
+        (
+            info["activation_mode"].as_str(),
+            info["single_container"].as_bool()
+        ),
+        (Some("all"), Some(true))
+    );
+    assert_eq!(info["licenses"][1]["returnable"], false);
+
+    // Mode `all`: picking one of two is refused; all at once works.
+    let mut a = new_act(&gw);
+    let e = online::activate(&gw, &mut a, &ticket, &[ids[0]], &mut keep).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e}");
+    assert_eq!(license(&app, ids[0]).0, "available");
+    let done = online::activate(&gw, &mut a, &ticket, &[], &mut keep).unwrap();
+    assert_eq!(done.added, ids);
+    // The item that may not be returned stays; the other one goes.
+    let e = online::deactivate(&gw, &mut a, FIRM, &[ids[1]], &mut keep).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e}");
+    online::deactivate(&gw, &mut a, FIRM, &[ids[0]], &mut keep).unwrap();
+    // One container per ticket: the returned license cannot go elsewhere.
+    let mut b = new_act(&gw);
+    let e = online::activate(&gw, &mut b, &ticket, &[], &mut keep).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e}");
+    assert!(e.message.contains(&a.serial), "{e}");
+    online::activate(&gw, &mut a, &ticket, &[], &mut keep).unwrap();
+    // A dongle-only license cannot go into an act container.
+    let (s, _) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            json!({"item_id": "DONGLE-ONLY", "name": "Dongle", "kind": "license",
+            "product_code": 2002, "options": {"container_types": ["dongle"]}}),
+        ),
+    );
+    assert_eq!(s, 201);
+    let (t2, ids2) = ticket_with(&app, "RULE-2", "DONGLE-ONLY", 1);
+    let e = online::activate(&gw, &mut b, &t2, &ids2, &mut keep).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e}");
+}
