@@ -1,7 +1,6 @@
 //! The protocol's cryptography, all through openssl: Ed25519 signatures, and for updates
 //! X25519 key agreement, HKDF-SHA256 and AES-256-GCM.
 use openssl::derive::Deriver;
-use openssl::hash::MessageDigest;
 use openssl::pkey::{Id, PKey, Private, Public};
 use openssl::sign::{Signer, Verifier};
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
@@ -95,22 +94,30 @@ impl AgreementKey {
     }
 }
 
-fn hmac_sha256(key: &[u8], data: &[&[u8]]) -> Vec<u8> {
-    let key = PKey::hmac(key).expect("hmac key");
-    let mut s = Signer::new(MessageDigest::sha256(), &key).expect("hmac");
-    for d in data {
-        s.update(d).expect("hmac update");
+/// HMAC-SHA256 (RFC 2104) over openssl's SHA-256; keys here are at most 64 bytes.
+fn hmac_sha256(key: &[u8], data: &[&[u8]]) -> [u8; 32] {
+    use openssl::sha::Sha256;
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&openssl::sha::sha256(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
     }
-    s.sign_to_vec().expect("hmac sign")
+    let mut inner = Sha256::new();
+    inner.update(&block.map(|b| b ^ 0x36));
+    for d in data {
+        inner.update(d);
+    }
+    let mut outer = Sha256::new();
+    outer.update(&block.map(|b| b ^ 0x5c));
+    outer.update(&inner.finish());
+    outer.finish()
 }
 
 /// HKDF-SHA256 (RFC 5869) for one 32-byte output block.
 pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8]) -> [u8; 32] {
     let prk = hmac_sha256(salt, &[ikm]);
-    let okm = hmac_sha256(&prk, &[info, &[1u8]]);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&okm);
-    out
+    hmac_sha256(&prk, &[info, &[1u8]])
 }
 
 const INFO: &[u8] = b"licentia update v1";

@@ -28,7 +28,7 @@ use crate::protocol::{
     self, crypto, Content, Context, Entry, Kind, Op, SignedEntry, UpdateBody, NEW_SERIAL,
 };
 use crate::store::schema::{
-    container_firms, containers, firm_keys, firms, items, licenses, tickets, updates,
+    container_firms, containers, firm_keys, firms, items, licenses, settings, tickets, updates,
 };
 use crate::store::{is_unique_violation, Conn};
 
@@ -189,6 +189,24 @@ fn firm_of(c: &mut Conn, code: i64) -> Result<(i64, String)> {
         .first(c)
         .optional()?
         .ok_or_else(|| Error::not_found("firm", code))
+}
+
+/// The firm's id, current key id and settings, in one query.
+fn firm_with_settings(c: &mut Conn, code: i64) -> Result<(i64, String, Settings)> {
+    let (id, key_id, body): (i64, String, Option<String>) = firms::table
+        .left_join(settings::table.on(settings::firm_id.eq(firms::id)))
+        .filter(firms::firm_code.eq(code))
+        .select((firms::id, firms::key_id, settings::body.nullable()))
+        .first(c)
+        .optional()?
+        .ok_or_else(|| Error::not_found("firm", code))?;
+    let settings = match body {
+        Some(b) => {
+            serde_json::from_str(&b).map_err(|e| Error::internal(format!("settings: {e}")))?
+        }
+        None => Settings::default(),
+    };
+    Ok((id, key_id, settings))
 }
 
 /// The firm's current signer, opened once per key id.
@@ -605,7 +623,7 @@ fn contact(
     ctx: &Context,
     register: bool,
 ) -> Result<Committed<Contact>> {
-    let (firm_id, key_id) = firm_of(c, ctx.firm_code)?;
+    let (firm_id, key_id, settings) = firm_with_settings(c, ctx.firm_code)?;
     let cont = find_container(c, actor, ctx, register)?;
     if cont.state == container_state::MANIPULATED {
         return Ok(Err(Error::Manipulation(cont.serial)));
@@ -650,7 +668,6 @@ fn contact(
         }
     }
     let signer = signer(c, &env.master, &env.signers, firm_id, &key_id)?;
-    let settings = load_settings(c, firm_id)?;
     Ok(Ok(Contact {
         cont,
         mirror,
@@ -1123,44 +1140,46 @@ pub async fn confirm_receipt(
                 )));
             }
             let mut mirror = load_mirror(c, cont.id, firm_id)?;
+            match reconcile(c, &actor, &cont, firm_id, ctx.firm_code, &mut mirror, &ctx)? {
+                Seen::Confirmed(done) => return Ok(done),
+                Seen::Same => {
+                    return Ok(Confirmed {
+                        serial: cont.serial.clone(),
+                        firm_code: ctx.firm_code,
+                        counter: mirror.counter,
+                        already_confirmed: true,
+                        activated: vec![],
+                        released: vec![],
+                    })
+                }
+                Seen::Stale { .. } | Seen::Unknown => {}
+            }
+            // Refused, and nothing changed; say as exactly as possible why.
             let update_id = ctx.update_id.unwrap_or_default();
-            let issued_for_it: Option<(i64, String)> = updates::table
+            let issued_for_it: Option<i64> = updates::table
                 .filter(updates::id.eq(update_id))
                 .filter(updates::container_id.eq(cont.id))
-                .select((updates::counter_to, updates::state))
+                .select(updates::counter_to)
                 .first(c)
                 .optional()?;
-            let Some((counter_to, _)) = issued_for_it else {
-                return Err(Error::Mismatch(format!(
+            Err(Error::Mismatch(match issued_for_it {
+                None => format!(
                     "update {update_id} was not issued for container {}",
                     cont.serial
-                )));
-            };
-            if ctx.counter as i64 != counter_to {
-                return Err(Error::Mismatch(format!(
-                    "the receipt shows counter {} but update {update_id} makes it {counter_to}",
+                ),
+                Some(to) if to != ctx.counter as i64 => format!(
+                    "the receipt shows counter {} but update {update_id} makes it {to}",
                     ctx.counter
-                )));
-            }
-            match reconcile(c, &actor, &cont, firm_id, ctx.firm_code, &mut mirror, &ctx)? {
-                Seen::Confirmed(done) => Ok(done),
-                Seen::Same => Ok(Confirmed {
-                    serial: cont.serial.clone(),
-                    firm_code: ctx.firm_code,
-                    counter: mirror.counter,
-                    already_confirmed: true,
-                    activated: vec![],
-                    released: vec![],
-                }),
-                _ => Err(Error::Mismatch(format!(
-                    "the receipt (counter {}, digest {}…) matches no update issued for container \
-                     {} (confirmed: counter {})",
+                ),
+                Some(_) => format!(
+                    "the receipt (counter {}, digest {}…) matches no update issued for \
+                     container {} (confirmed: counter {})",
                     ctx.counter,
                     &ctx.digest[..16],
                     cont.serial,
                     mirror.counter
-                ))),
-            }
+                ),
+            }))
         })
         .await?;
     if !out.already_confirmed {
@@ -1438,6 +1457,8 @@ pub fn crypto_ceiling(seconds: f64) -> Vec<(&'static str, f64)> {
     let public = key.public();
     let agree = crypto::AgreementKey::generate();
     let agree_pub = agree.public();
+    let sealed = crypto::seal(&[0u8; 1024], b"aad", &agree_pub).expect("seal");
+    let raw = key.raw();
     let run = |f: &mut dyn FnMut()| {
         let start = std::time::Instant::now();
         let mut n = 0u64;
@@ -1458,6 +1479,20 @@ pub fn crypto_ceiling(seconds: f64) -> Vec<(&'static str, f64)> {
         (
             "X25519+HKDF+AES-GCM seal (1 KiB)",
             run(&mut || drop(crypto::seal(&[0u8; 1024], b"aad", &agree_pub))),
+        ),
+        (
+            "X25519+HKDF+AES-GCM open (1 KiB)",
+            run(&mut || drop(crypto::open(&sealed, b"aad", &agree))),
+        ),
+        (
+            "HKDF-SHA256",
+            run(&mut || {
+                std::hint::black_box(crypto::hkdf_sha256(b"salt", b"ikm", b"info"));
+            }),
+        ),
+        (
+            "Ed25519 key from raw bytes",
+            run(&mut || drop(crypto::SigningKey::from_raw(&raw))),
         ),
     ]
 }
