@@ -104,6 +104,11 @@ impl From<diesel::result::Error> for Error {
         match e {
             D::NotFound => Error::internal("row not found"),
             D::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Error::Retry,
+            // Two PostgreSQL writers locking the same licenses in another order: the one
+            // PostgreSQL chose as victim runs its job again once the other has committed.
+            D::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
+                Error::Retry
+            }
             other => Error::internal(format!("database: {other}")),
         }
     }

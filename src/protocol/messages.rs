@@ -502,7 +502,7 @@ pub struct UpdateHeader {
     pub counter: u64,
 }
 
-pub fn read_update_header(text: &str) -> PResult<UpdateHeader> {
+fn read_sealed(text: &str) -> PResult<SealedUpdate> {
     let (kind, v) = dearmour(text)?;
     if kind != Kind::Update {
         return Err(perr(format!(
@@ -510,7 +510,11 @@ pub fn read_update_header(text: &str) -> PResult<UpdateHeader> {
             kind.as_str()
         )));
     }
-    let o: SealedUpdate = from_value("update", v)?;
+    from_value("update", v)
+}
+
+pub fn read_update_header(text: &str) -> PResult<UpdateHeader> {
+    let o = read_sealed(text)?;
     Ok(UpdateHeader {
         serial: o.serial,
         firm_code: o.firm_code,
@@ -527,14 +531,7 @@ pub fn read_update(
     recipient: &AgreementKey,
     trusted: &BTreeMap<String, Vec<u8>>,
 ) -> PResult<(UpdateBody, BTreeMap<String, Vec<u8>>)> {
-    let (kind, v) = dearmour(text)?;
-    if kind != Kind::Update {
-        return Err(perr(format!(
-            "expected an update but got a {}",
-            kind.as_str()
-        )));
-    }
-    let o: SealedUpdate = from_value("update", v)?;
+    let o = read_sealed(text)?;
     if o.v != VERSION {
         return Err(perr(format!("unsupported message version {}", o.v)));
     }
