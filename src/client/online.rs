@@ -24,14 +24,25 @@ impl Gateway {
 
     fn answer<T: DeserializeOwned>(r: Result<ureq::Response, ureq::Error>) -> CResult<T> {
         match r {
-            Ok(resp) => resp.into_json().map_err(|e| {
-                cerr(
-                    "bad_answer",
-                    format!("the server's answer is not JSON: {e}"),
-                )
-            }),
+            // Read whole, then parse: serde_json reading byte by byte from the socket
+            // reader costs more than the rest of the answer's handling.
+            Ok(resp) => {
+                let text = resp.into_string().map_err(|e| {
+                    cerr("unreachable", format!("reading the server's answer: {e}"))
+                })?;
+                serde_json::from_str(&text).map_err(|e| {
+                    cerr(
+                        "bad_answer",
+                        format!("the server's answer is not JSON: {e}"),
+                    )
+                })
+            }
             Err(ureq::Error::Status(status, resp)) => {
-                let v: Value = resp.into_json().unwrap_or(Value::Null);
+                let v: Value = resp
+                    .into_string()
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(Value::Null);
                 Err(cerr(
                     v["error"]["code"].as_str().unwrap_or("http_error"),
                     v["error"]["message"]
