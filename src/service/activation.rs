@@ -1494,5 +1494,15 @@ pub fn crypto_ceiling(seconds: f64) -> Vec<(&'static str, f64)> {
             "Ed25519 key from raw bytes",
             run(&mut || drop(crypto::SigningKey::from_raw(&raw))),
         ),
+        (
+            "Ed25519 public key from raw bytes",
+            run(&mut || {
+                std::hint::black_box(openssl::pkey::PKey::public_key_from_raw_bytes(
+                    &public,
+                    openssl::pkey::Id::ED25519,
+                ))
+                .ok();
+            }),
+        ),
     ]
 }
