@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
+use crate::protocol::crypto;
+
 pub struct OrderBench {
     pub url: String,
     pub concurrency: usize,
@@ -288,6 +290,64 @@ pub fn run_activate(b: &ActivateBench) -> anyhow::Result<ActivateReport> {
     let report = summarize(lat, failed.load(Ordering::Relaxed), seconds, &b.url);
     Ok(ActivateReport {
         round_trips: report,
-        ceiling: crate::service::activation::crypto_ceiling(0.3),
+        ceiling: crypto_ceiling(0.3),
     })
+}
+
+/// Raw figures of this machine's protocol cryptography, for the benchmark's ceiling.
+fn crypto_ceiling(seconds: f64) -> Vec<(&'static str, f64)> {
+    let key = crypto::SigningKey::generate();
+    let msg = [7u8; 512];
+    let sig = key.sign(&msg);
+    let public = key.public();
+    let agree = crypto::AgreementKey::generate();
+    let agree_pub = agree.public();
+    let sealed = crypto::seal(&[0u8; 1024], b"aad", &agree_pub).expect("seal");
+    let raw = key.raw();
+    let run = |f: &mut dyn FnMut()| {
+        let start = std::time::Instant::now();
+        let mut n = 0u64;
+        while start.elapsed().as_secs_f64() < seconds {
+            for _ in 0..50 {
+                f();
+            }
+            n += 50;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    vec![
+        ("Ed25519 sign", run(&mut || drop(key.sign(&msg)))),
+        (
+            "Ed25519 verify",
+            run(&mut || drop(crypto::verify(&public, &msg, &sig))),
+        ),
+        (
+            "X25519+HKDF+AES-GCM seal (1 KiB)",
+            run(&mut || drop(crypto::seal(&[0u8; 1024], b"aad", &agree_pub))),
+        ),
+        (
+            "X25519+HKDF+AES-GCM open (1 KiB)",
+            run(&mut || drop(crypto::open(&sealed, b"aad", &agree))),
+        ),
+        (
+            "HKDF-SHA256",
+            run(&mut || {
+                std::hint::black_box(crypto::hkdf_sha256(b"salt", b"ikm", b"info"));
+            }),
+        ),
+        (
+            "Ed25519 key from raw bytes",
+            run(&mut || drop(crypto::SigningKey::from_raw(&raw))),
+        ),
+        (
+            "Ed25519 public key from raw bytes",
+            run(&mut || {
+                std::hint::black_box(openssl::pkey::PKey::public_key_from_raw_bytes(
+                    &public,
+                    openssl::pkey::Id::ED25519,
+                ))
+                .ok();
+            }),
+        ),
+    ]
 }

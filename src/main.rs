@@ -221,18 +221,43 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// Runs blocking client work (HTTP through ureq, files) off the async executor.
+async fn blocking<T: Send + 'static, E: Into<anyhow::Error> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f).await?.map_err(Into::into)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    // The container runtime runs on the customer's side: no server configuration.
+    // The container runtime and the benchmarks are clients: no server configuration.
     let cli = match cli.command {
         Command::Container(cmd) => {
-            return tokio::task::spawn_blocking(move || licentia::client::cli::run_container(cmd))
-                .await?
-                .map_err(Into::into)
+            return blocking(move || licentia::client::cli::run_container(cmd)).await
         }
         Command::Online(cmd) => {
-            return tokio::task::spawn_blocking(move || licentia::client::cli::run_online(cmd))
-                .await?
-                .map_err(Into::into)
+            return blocking(move || licentia::client::cli::run_online(cmd)).await
+        }
+        Command::Bench(BenchCmd::Orders {
+            url,
+            concurrency,
+            count,
+            user,
+            password,
+            item,
+        }) => {
+            let b = licentia::bench::OrderBench {
+                url,
+                concurrency,
+                count,
+                user,
+                password,
+                item,
+            };
+            println!(
+                "{}",
+                blocking(move || licentia::bench::run_orders(&b)).await?
+            );
+            return Ok(());
         }
         Command::Bench(BenchCmd::Activate {
             url,
@@ -252,34 +277,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 password,
                 item,
             };
-            let report =
-                tokio::task::spawn_blocking(move || licentia::bench::run_activate(&b)).await??;
-            println!("{report}");
+            println!(
+                "{}",
+                blocking(move || licentia::bench::run_activate(&b)).await?
+            );
             return Ok(());
         }
         _ => cli,
     };
-    if let Command::Bench(BenchCmd::Orders {
-        url,
-        concurrency,
-        count,
-        user,
-        password,
-        item,
-    }) = cli.command
-    {
-        let b = licentia::bench::OrderBench {
-            url,
-            concurrency,
-            count,
-            user,
-            password,
-            item,
-        };
-        let report = tokio::task::spawn_blocking(move || licentia::bench::run_orders(&b)).await??;
-        println!("{report}");
-        return Ok(());
-    }
     // LICENTIA_LOG and LICENTIA_BENCH_PASSWORD are read by the CLI itself, not the config.
     let env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k != "LICENTIA_LOG" && k != "LICENTIA_BENCH_PASSWORD")

@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{self, Event};
-use super::catalog::load_settings;
+use super::catalog::{load_settings, parse_settings};
 use super::firms::{load_signer, FirmSigner, MasterKey};
 use super::{Core, Stats};
 use crate::domain::ticket::TicketCode;
@@ -25,7 +25,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::protocol::{
-    self, crypto, Content, Context, Entry, Kind, Op, SignedEntry, UpdateBody, NEW_SERIAL,
+    self, Content, Context, Entry, Kind, Op, SignedEntry, UpdateBody, NEW_SERIAL,
 };
 use crate::store::schema::{
     container_firms, containers, firm_keys, firms, items, licenses, settings, tickets, updates,
@@ -200,13 +200,7 @@ fn firm_with_settings(c: &mut Conn, code: i64) -> Result<(i64, String, Settings)
         .first(c)
         .optional()?
         .ok_or_else(|| Error::not_found("firm", code))?;
-    let settings = match body {
-        Some(b) => {
-            serde_json::from_str(&b).map_err(|e| Error::internal(format!("settings: {e}")))?
-        }
-        None => Settings::default(),
-    };
-    Ok((id, key_id, settings))
+    Ok((id, key_id, parse_settings(body)?))
 }
 
 /// The firm's current signer, opened once per key id.
@@ -263,6 +257,12 @@ fn find_container(
         if row.public_key != ctx.sign_key {
             return Err(Error::NotAllowed(format!(
                 "the message is not signed by the key registered for container {}",
+                row.serial
+            )));
+        }
+        if row.enc_key != ctx.enc_key {
+            return Err(Error::NotAllowed(format!(
+                "the encryption key does not match the one registered for container {}",
                 row.serial
             )));
         }
@@ -628,12 +628,6 @@ fn contact(
     if cont.state == container_state::MANIPULATED {
         return Ok(Err(Error::Manipulation(cont.serial)));
     }
-    if cont.enc_key != ctx.enc_key {
-        return Err(Error::NotAllowed(format!(
-            "the encryption key does not match the one registered for container {}",
-            cont.serial
-        )));
-    }
     let mut mirror = load_mirror(c, cont.id, firm_id)?;
     match reconcile(c, actor, &cont, firm_id, ctx.firm_code, &mut mirror, ctx)? {
         Seen::Same | Seen::Confirmed(_) => {}
@@ -691,6 +685,35 @@ impl WriteEnv {
             signers: core.signers.clone(),
         }
     }
+}
+
+/// Runs `act` in one write after the contact every request starts with. A refusal the
+/// contact finds (manipulation detected) is committed, then returned as the error.
+async fn after_contact<T: Send + 'static>(
+    core: &Core,
+    actor: Actor,
+    ctx: Context,
+    register: bool,
+    mut act: impl FnMut(&mut Conn, &Actor, &Context, &Contact) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let env = WriteEnv::of(core);
+    core.db
+        .write(move |c| match contact(c, &env, &actor, &ctx, register)? {
+            Ok(k) => act(c, &actor, &ctx, &k).map(Ok),
+            Err(refusal) => Ok(Err(refusal)),
+        })
+        .await?
+}
+
+/// `issue` for a request that must produce an update (it just made licenses outstanding).
+fn issue_required(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Prepared> {
+    issue(c, actor, k, ctx)?.ok_or_else(|| Error::internal("the request made no update"))
+}
+
+/// Signs and seals a committed update for delivery.
+fn deliver(core: &Core, p: Prepared) -> Result<Issued> {
+    Stats::add(&core.stats.updates_issued, 1);
+    p.seal()
 }
 
 /// Makes the update that brings the container from its confirmed state to what the server
@@ -988,135 +1011,125 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
         return Err(Error::invalid("licenses", "at most 1000 at once"));
     }
     let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
-    let env = WriteEnv::of(core);
-    let out = core
-        .db
-        .write(move |c| {
-            let k = match contact(c, &env, &actor, &ctx, true)? {
-                Ok(k) => k,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            let tid = ticket_id(c, &code)?;
-            let on_ticket: Vec<LicRow> = licenses::table
-                .inner_join(items::table)
-                .filter(licenses::ticket_id.eq(tid))
-                .select(LIC_SELECT)
-                .order(licenses::id.asc())
-                .load(c)?;
-            let serial = k.cont.serial.clone();
-            let chosen: Vec<&LicRow> = if req.licenses.is_empty() {
-                on_ticket
-                    .iter()
-                    .filter(|l| l.state == ls::AVAILABLE && l.firm_id == k.firm_id)
-                    .collect()
-            } else {
-                let mut v = vec![];
-                for id in &req.licenses {
-                    v.push(
-                        on_ticket
-                            .iter()
-                            .find(|l| l.id == *id)
-                            .ok_or_else(|| Error::not_found("license", id))?,
-                    );
-                }
-                if k.settings.activation_mode == ActivationMode::All {
-                    let all = on_ticket
+    let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
+        let tid = ticket_id(c, &code)?;
+        let on_ticket: Vec<LicRow> = licenses::table
+            .inner_join(items::table)
+            .filter(licenses::ticket_id.eq(tid))
+            .select(LIC_SELECT)
+            .order(licenses::id.asc())
+            .load(c)?;
+        let serial = k.cont.serial.clone();
+        let chosen: Vec<&LicRow> = if req.licenses.is_empty() {
+            on_ticket
+                .iter()
+                .filter(|l| l.state == ls::AVAILABLE && l.firm_id == k.firm_id)
+                .collect()
+        } else {
+            let mut v = vec![];
+            for id in &req.licenses {
+                v.push(
+                    on_ticket
                         .iter()
-                        .filter(|l| l.state == ls::AVAILABLE)
-                        .count();
-                    let picked = v.iter().filter(|l| l.state == ls::AVAILABLE).count();
-                    if picked != all {
-                        return Err(Error::NotAllowed(
-                            "this ticket's licenses are activated all at once; \
-                             leave the license list empty"
-                                .into(),
-                        ));
-                    }
-                }
-                v
-            };
-            if chosen.is_empty() {
-                return Err(Error::Conflict(format!(
-                    "ticket {code} has no available license of firm code {}",
-                    ctx.firm_code
-                )));
+                        .find(|l| l.id == *id)
+                        .ok_or_else(|| Error::not_found("license", id))?,
+                );
             }
-            if k.settings.single_container {
-                if let Some(other) = on_ticket
+            if k.settings.activation_mode == ActivationMode::All {
+                let all = on_ticket
                     .iter()
-                    .find(|l| l.serial.as_deref().is_some_and(|s| s != serial))
-                {
-                    return Err(Error::NotAllowed(format!(
-                        "the licenses of this ticket must stay in one container; license {} \
-                         is in container {}",
-                        other.id,
-                        other.serial.as_deref().unwrap_or("")
-                    )));
-                }
-            }
-            let mut requested = vec![];
-            for l in chosen {
-                if l.firm_id != k.firm_id {
-                    return Err(Error::invalid(
-                        "licenses",
-                        format!(
-                            "license {} belongs to another firm code than the request ({})",
-                            l.id, ctx.firm_code
-                        ),
+                    .filter(|l| l.state == ls::AVAILABLE)
+                    .count();
+                let picked = v.iter().filter(|l| l.state == ls::AVAILABLE).count();
+                if picked != all {
+                    return Err(Error::NotAllowed(
+                        "this ticket's licenses are activated all at once; \
+                             leave the license list empty"
+                            .into(),
                     ));
                 }
-                if !l.options()?.container_types.contains(&ctx.container_type) {
-                    return Err(Error::NotAllowed(format!(
-                        "license {} ({}) cannot go into a {} container",
-                        l.id,
-                        l.item_id,
-                        ctx.container_type.as_str()
-                    )));
+            }
+            v
+        };
+        if chosen.is_empty() {
+            return Err(Error::Conflict(format!(
+                "ticket {code} has no available license of firm code {}",
+                ctx.firm_code
+            )));
+        }
+        if k.settings.single_container {
+            if let Some(other) = on_ticket
+                .iter()
+                .find(|l| l.serial.as_deref().is_some_and(|s| s != serial))
+            {
+                return Err(Error::NotAllowed(format!(
+                    "the licenses of this ticket must stay in one container; license {} \
+                         is in container {}",
+                    other.id,
+                    other.serial.as_deref().unwrap_or("")
+                )));
+            }
+        }
+        let mut requested = vec![];
+        for l in chosen {
+            if l.firm_id != k.firm_id {
+                return Err(Error::invalid(
+                    "licenses",
+                    format!(
+                        "license {} belongs to another firm code than the request ({})",
+                        l.id, ctx.firm_code
+                    ),
+                ));
+            }
+            if !l.options()?.container_types.contains(&ctx.container_type) {
+                return Err(Error::NotAllowed(format!(
+                    "license {} ({}) cannot go into a {} container",
+                    l.id,
+                    l.item_id,
+                    ctx.container_type.as_str()
+                )));
+            }
+            match (l.state.as_str(), l.serial.as_deref()) {
+                (ls::AVAILABLE, _) => {
+                    set_state(c, l, ls::PENDING, Some(serial.clone()))?;
+                    requested.push(l.id);
+                    audit::record(
+                        actor,
+                        Event {
+                            action: "license.activation_requested",
+                            ticket: Some(code.as_stored()),
+                            license_id: Some(l.id),
+                            serial: Some(&serial),
+                            ..Default::default()
+                        },
+                    )?;
                 }
-                match (l.state.as_str(), l.serial.as_deref()) {
-                    (ls::AVAILABLE, _) => {
-                        set_state(c, l, ls::PENDING, Some(serial.clone()))?;
-                        requested.push(l.id);
-                        audit::record(
-                            &actor,
-                            Event {
-                                action: "license.activation_requested",
-                                ticket: Some(code.as_stored()),
-                                license_id: Some(l.id),
-                                serial: Some(&serial),
-                                ..Default::default()
-                            },
-                        )?;
-                    }
-                    // A retried activation: the update below carries it again.
-                    (ls::PENDING, Some(s)) if s == serial => {}
-                    (state, Some(s)) => {
-                        return Err(Error::Conflict(format!(
-                            "license {} is already {state} in container {s}",
-                            l.id
-                        )))
-                    }
-                    (state, None) => {
-                        return Err(Error::Conflict(format!("license {} is {state}", l.id)))
-                    }
+                // A retried activation: the update below carries it again.
+                (ls::PENDING, Some(s)) if s == serial => {}
+                (state, Some(s)) => {
+                    return Err(Error::Conflict(format!(
+                        "license {} is already {state} in container {s}",
+                        l.id
+                    )))
+                }
+                (state, None) => {
+                    return Err(Error::Conflict(format!("license {} is {state}", l.id)))
                 }
             }
-            if k.cont.customer_id.is_none() {
-                let customer: i64 = tickets::table
-                    .filter(tickets::id.eq(tid))
-                    .select(tickets::customer_id)
-                    .first(c)?;
-                diesel::update(containers::table.filter(containers::id.eq(k.cont.id)))
-                    .set(containers::customer_id.eq(Some(customer)))
-                    .execute(c)?;
-            }
-            let issued = issue(c, &actor, &k, &ctx)?
-                .ok_or_else(|| Error::internal("activation made no update"))?;
-            Ok(Ok(issued))
-        })
-        .await??;
-    Stats::add(&core.stats.updates_issued, 1);
-    out.seal()
+        }
+        if k.cont.customer_id.is_none() {
+            let customer: i64 = tickets::table
+                .filter(tickets::id.eq(tid))
+                .select(tickets::customer_id)
+                .first(c)?;
+            diesel::update(containers::table.filter(containers::id.eq(k.cont.id)))
+                .set(containers::customer_id.eq(Some(customer)))
+                .execute(c)?;
+        }
+        issue_required(c, actor, k, ctx)
+    })
+    .await?;
+    deliver(core, out)
 }
 
 /// Confirms an update with the container's receipt. A receipt that fits no update issued
@@ -1133,12 +1146,6 @@ pub async fn confirm_receipt(
             let actor = customer_actor(format!("container:{}", ctx.serial), interface);
             let (firm_id, _) = firm_of(c, ctx.firm_code)?;
             let cont = find_container(c, &actor, &ctx, false)?;
-            if cont.enc_key != ctx.enc_key {
-                return Err(Error::NotAllowed(format!(
-                    "the encryption key does not match the one registered for container {}",
-                    cont.serial
-                )));
-            }
             let mut mirror = load_mirror(c, cont.id, firm_id)?;
             match reconcile(c, &actor, &cont, firm_id, ctx.firm_code, &mut mirror, &ctx)? {
                 Seen::Confirmed(done) => return Ok(done),
@@ -1206,65 +1213,55 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
             "name 1 to 1000 licenses to return",
         ));
     }
-    let env = WriteEnv::of(core);
     let actor = customer_actor(format!("container:{}", ctx.serial), interface);
-    let out = core
-        .db
-        .write(move |c| {
-            let k = match contact(c, &env, &actor, &ctx, false)? {
-                Ok(k) => k,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            let rows: Vec<LicRow> = licenses::table
-                .inner_join(items::table)
-                .filter(licenses::id.eq_any(&req.licenses))
-                .select(LIC_SELECT)
-                .load(c)?;
-            for id in &req.licenses {
-                let l = rows
-                    .iter()
-                    .find(|l| l.id == *id)
-                    .ok_or_else(|| Error::not_found("license", id))?;
-                if l.serial.as_deref() != Some(k.cont.serial.as_str()) {
+    let out = after_contact(core, actor, ctx, false, move |c, actor, ctx, k| {
+        let rows: Vec<LicRow> = licenses::table
+            .inner_join(items::table)
+            .filter(licenses::id.eq_any(&req.licenses))
+            .select(LIC_SELECT)
+            .load(c)?;
+        for id in &req.licenses {
+            let l = rows
+                .iter()
+                .find(|l| l.id == *id)
+                .ok_or_else(|| Error::not_found("license", id))?;
+            if l.serial.as_deref() != Some(k.cont.serial.as_str()) {
+                return Err(Error::Conflict(format!(
+                    "license {id} is not in container {}",
+                    k.cont.serial
+                )));
+            }
+            if !returnable(&k.settings, &l.options()?) {
+                return Err(Error::NotAllowed(format!(
+                    "license {id} ({}) may not be returned",
+                    l.item_id
+                )));
+            }
+            match l.state.as_str() {
+                ls::ACTIVATED => {
+                    set_state(c, l, ls::RETURNING, Some(k.cont.serial.clone()))?;
+                    audit::record(
+                        actor,
+                        Event {
+                            action: "license.return_requested",
+                            license_id: Some(l.id),
+                            serial: Some(&k.cont.serial),
+                            ..Default::default()
+                        },
+                    )?;
+                }
+                ls::RETURNING => {}
+                state => {
                     return Err(Error::Conflict(format!(
-                        "license {id} is not in container {}",
-                        k.cont.serial
-                    )));
-                }
-                if !returnable(&k.settings, &l.options()?) {
-                    return Err(Error::NotAllowed(format!(
-                        "license {id} ({}) may not be returned",
-                        l.item_id
-                    )));
-                }
-                match l.state.as_str() {
-                    ls::ACTIVATED => {
-                        set_state(c, l, ls::RETURNING, Some(k.cont.serial.clone()))?;
-                        audit::record(
-                            &actor,
-                            Event {
-                                action: "license.return_requested",
-                                license_id: Some(l.id),
-                                serial: Some(&k.cont.serial),
-                                ..Default::default()
-                            },
-                        )?;
-                    }
-                    ls::RETURNING => {}
-                    state => {
-                        return Err(Error::Conflict(format!(
-                            "license {id} is {state}; only an activated license can be returned"
-                        )))
-                    }
+                        "license {id} is {state}; only an activated license can be returned"
+                    )))
                 }
             }
-            let issued = issue(c, &actor, &k, &ctx)?
-                .ok_or_else(|| Error::internal("return made no update"))?;
-            Ok(Ok(issued))
-        })
-        .await??;
-    Stats::add(&core.stats.updates_issued, 1);
-    out.seal()
+        }
+        issue_required(c, actor, k, ctx)
+    })
+    .await?;
+    deliver(core, out)
 }
 
 /// The automatic updates waiting for a container (licenses pushed to it, changed or
@@ -1275,22 +1272,12 @@ pub async fn pull_updates(
     request: &str,
 ) -> Result<Option<Issued>> {
     let ctx = read_request(request)?;
-    let env = WriteEnv::of(core);
     let actor = customer_actor(format!("container:{}", ctx.serial), interface);
-    let out = core
-        .db
-        .write(move |c| {
-            let k = match contact(c, &env, &actor, &ctx, false)? {
-                Ok(k) => k,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            Ok(Ok(issue(c, &actor, &k, &ctx)?))
-        })
-        .await??;
-    if out.is_some() {
-        Stats::add(&core.stats.updates_issued, 1);
-    }
-    out.map(Prepared::seal).transpose()
+    let out = after_contact(core, actor, ctx, false, |c, actor, ctx, k| {
+        issue(c, actor, k, ctx)
+    })
+    .await?;
+    out.map(|p| deliver(core, p)).transpose()
 }
 
 /// Pushes an available license to a container as an automatic update: it is added by the
@@ -1447,62 +1434,4 @@ pub async fn get_container(core: &Core, actor: &Actor, serial: String) -> Result
             })
         })
         .await
-}
-
-/// Raw figures of this machine's protocol cryptography, for the benchmark's ceiling.
-pub fn crypto_ceiling(seconds: f64) -> Vec<(&'static str, f64)> {
-    let key = crypto::SigningKey::generate();
-    let msg = [7u8; 512];
-    let sig = key.sign(&msg);
-    let public = key.public();
-    let agree = crypto::AgreementKey::generate();
-    let agree_pub = agree.public();
-    let sealed = crypto::seal(&[0u8; 1024], b"aad", &agree_pub).expect("seal");
-    let raw = key.raw();
-    let run = |f: &mut dyn FnMut()| {
-        let start = std::time::Instant::now();
-        let mut n = 0u64;
-        while start.elapsed().as_secs_f64() < seconds {
-            for _ in 0..50 {
-                f();
-            }
-            n += 50;
-        }
-        n as f64 / start.elapsed().as_secs_f64()
-    };
-    vec![
-        ("Ed25519 sign", run(&mut || drop(key.sign(&msg)))),
-        (
-            "Ed25519 verify",
-            run(&mut || drop(crypto::verify(&public, &msg, &sig))),
-        ),
-        (
-            "X25519+HKDF+AES-GCM seal (1 KiB)",
-            run(&mut || drop(crypto::seal(&[0u8; 1024], b"aad", &agree_pub))),
-        ),
-        (
-            "X25519+HKDF+AES-GCM open (1 KiB)",
-            run(&mut || drop(crypto::open(&sealed, b"aad", &agree))),
-        ),
-        (
-            "HKDF-SHA256",
-            run(&mut || {
-                std::hint::black_box(crypto::hkdf_sha256(b"salt", b"ikm", b"info"));
-            }),
-        ),
-        (
-            "Ed25519 key from raw bytes",
-            run(&mut || drop(crypto::SigningKey::from_raw(&raw))),
-        ),
-        (
-            "Ed25519 public key from raw bytes",
-            run(&mut || {
-                std::hint::black_box(openssl::pkey::PKey::public_key_from_raw_bytes(
-                    &public,
-                    openssl::pkey::Id::ED25519,
-                ))
-                .ok();
-            }),
-        ),
-    ]
 }

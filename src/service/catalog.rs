@@ -379,6 +379,11 @@ pub fn load_settings(c: &mut crate::store::Conn, firm: i64) -> Result<Settings> 
         .select(settings::body)
         .first::<String>(c)
         .optional()?;
+    parse_settings(body)
+}
+
+/// Stored settings (none stored: the defaults).
+pub fn parse_settings(body: Option<String>) -> Result<Settings> {
     match body {
         Some(b) => serde_json::from_str(&b).map_err(|e| Error::internal(format!("settings: {e}"))),
         None => Ok(Settings::default()),
