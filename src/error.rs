@@ -33,6 +33,18 @@ pub enum Error {
     /// What the vendor's rules do not allow (return not allowed, wrong container type …).
     #[error("not allowed: {0}")]
     NotAllowed(String),
+    /// The container is on the blacklist; `lock` is the lock update it must apply first.
+    #[error("container {serial} is blacklisted: {description}")]
+    Blacklisted {
+        serial: String,
+        description: String,
+        lock: Option<Box<crate::service::activation::Issued>>,
+    },
+    /// The policy does not allow it alone: a person must approve request `id`.
+    #[error("{why}; approval request {id} waits for support")]
+    ApprovalRequired { id: i64, why: String },
+    #[error("the monthly activation quota of {quota} for firm code {firm_code} is used up")]
+    QuotaExceeded { firm_code: i64, quota: u32 },
     #[error("the server is busy, try again")]
     Busy,
     /// A serialization conflict inside the writer; the write is run again.
@@ -84,6 +96,9 @@ impl Error {
             Error::Mismatch(_) => "context_mismatch",
             Error::Manipulation(_) => "manipulation_detected",
             Error::NotAllowed(_) => "not_allowed",
+            Error::Blacklisted { .. } => "blacklisted",
+            Error::ApprovalRequired { .. } => "approval_required",
+            Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::Busy | Error::Retry => "busy",
             Error::Internal(_) => "internal",
         }

@@ -9,7 +9,7 @@ use licentia::client::cli::{ContainerCmd, OnlineCmd};
 use licentia::config::Config;
 use licentia::domain::{Actor, Interface, ItemKind, ItemOptions, Role};
 use licentia::error::Error;
-use licentia::service::{audit, catalog, demo, firms, orders, users, Core};
+use licentia::service::{audit, catalog, demo, firms, lifecycle, orders, reports, users, Core};
 
 #[derive(Parser)]
 #[command(name = "licentia", version, about = "An open-source license central")]
@@ -48,6 +48,36 @@ enum Command {
     /// The audit history.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Licenses: withdraw, replace, split.
+    #[command(subcommand)]
+    License(LicenseCmd),
+    /// The blacklist of container serials.
+    #[command(subcommand)]
+    Blacklist(BlacklistCmd),
+    /// Approval requests for re-activations and restores.
+    #[command(subcommand)]
+    Approval(ApprovalCmd),
+    /// Containers as the server knows them, by serial: reset, assign.
+    #[command(subcommand)]
+    Serial(SerialCmd),
+    /// Reports as CSV (default) or JSON.
+    Report {
+        /// container-licenses, expiring, customer-containers, ticket-licenses,
+        /// license-history, blacklist, never-activated, activations.
+        name: String,
+        #[arg(long)]
+        serial: Option<String>,
+        #[arg(long)]
+        days: Option<u32>,
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long)]
+        ticket: Option<String>,
+        #[arg(long)]
+        license: Option<i64>,
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
     /// Benchmarks against a running server.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -132,6 +162,83 @@ enum TicketCmd {
 }
 
 #[derive(Subcommand)]
+enum LicenseCmd {
+    /// Withdraw licenses (at once if not in a container, else by automatic update).
+    Withdraw {
+        #[arg(required = true)]
+        licenses: Vec<i64>,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Replace a license by a license of another item.
+    Replace {
+        license: i64,
+        #[arg(long)]
+        item: String,
+    },
+    /// Split an available license into licenses whose quantities add up to its own.
+    Split {
+        license: i64,
+        #[arg(long = "quantity", required = true)]
+        quantities: Vec<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BlacklistCmd {
+    Add {
+        serial: String,
+        #[arg(long)]
+        description: String,
+        #[arg(long)]
+        firm_code: Option<i64>,
+    },
+    Remove {
+        serial: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        firm_code: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalCmd {
+    /// List approval requests (all, or in one state: open, approved, denied).
+    List {
+        #[arg(long)]
+        state: Option<String>,
+    },
+    Approve {
+        id: i64,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    Deny {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SerialCmd {
+    /// Delete a container's licenses of the firm, take them off their tickets and unlink
+    /// the customer (admins; for demo dongles and migrations).
+    Reset {
+        serial: String,
+        #[arg(long)]
+        firm_code: Option<i64>,
+    },
+    /// Assign a container to a customer.
+    Assign {
+        serial: String,
+        #[arg(long)]
+        customer: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCmd {
     /// Check the hash chain of the whole history.
     Verify,
@@ -188,7 +295,10 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             | Error::Conflict(_)
             | Error::Mismatch(_)
             | Error::Manipulation(_)
-            | Error::NotAllowed(_),
+            | Error::NotAllowed(_)
+            | Error::Blacklisted { .. }
+            | Error::ApprovalRequired { .. }
+            | Error::QuotaExceeded { .. },
         ) => 4,
         Some(Error::Unauthenticated | Error::Forbidden { .. }) => 5,
         _ => 1,
@@ -484,6 +594,130 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let core = Core::open(config).await?;
             let key_id = firms::rotate_key(&core, &cli_actor, firm_code).await?;
             println!("firm code {firm_code} signs with key {key_id} from now on");
+        }
+        Command::License(cmd) => {
+            let core = Core::open(config).await?;
+            let out = match cmd {
+                LicenseCmd::Withdraw { licenses, reason } => serde_json::to_value(
+                    lifecycle::withdraw(
+                        &core,
+                        &cli_actor,
+                        lifecycle::WithdrawRequest { licenses, reason },
+                    )
+                    .await?,
+                )?,
+                LicenseCmd::Replace { license, item } => serde_json::to_value(
+                    lifecycle::replace(
+                        &core,
+                        &cli_actor,
+                        lifecycle::ReplaceRequest {
+                            license_id: license,
+                            item_id: item,
+                        },
+                    )
+                    .await?,
+                )?,
+                LicenseCmd::Split {
+                    license,
+                    quantities,
+                } => serde_json::json!({"licenses": lifecycle::split(
+                    &core,
+                    &cli_actor,
+                    lifecycle::SplitRequest {
+                        license_id: license,
+                        quantities,
+                    },
+                )
+                .await?}),
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Blacklist(cmd) => {
+            let core = Core::open(config).await?;
+            match cmd {
+                BlacklistCmd::Add {
+                    serial,
+                    description,
+                    firm_code,
+                } => {
+                    let req = lifecycle::BlacklistAdd {
+                        serial: serial.clone(),
+                        description,
+                        firm_code,
+                    };
+                    lifecycle::blacklist_add(&core, &cli_actor, req).await?;
+                    println!("{serial} is blacklisted");
+                }
+                BlacklistCmd::Remove {
+                    serial,
+                    reason,
+                    firm_code,
+                } => {
+                    lifecycle::blacklist_remove(
+                        &core,
+                        &cli_actor,
+                        serial.clone(),
+                        firm_code,
+                        reason,
+                    )
+                    .await?;
+                    println!("{serial} is off the blacklist");
+                }
+            }
+        }
+        Command::Approval(cmd) => {
+            let core = Core::open(config).await?;
+            let out = match cmd {
+                ApprovalCmd::List { state } => serde_json::to_value(
+                    lifecycle::list_approvals(&core, &cli_actor, state).await?,
+                )?,
+                ApprovalCmd::Approve { id, reason } => serde_json::to_value(
+                    lifecycle::decide(&core, &cli_actor, id, true, reason).await?,
+                )?,
+                ApprovalCmd::Deny { id, reason } => serde_json::to_value(
+                    lifecycle::decide(&core, &cli_actor, id, false, reason).await?,
+                )?,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Serial(cmd) => {
+            let core = Core::open(config).await?;
+            match cmd {
+                SerialCmd::Reset { serial, firm_code } => {
+                    let ids =
+                        lifecycle::reset(&core, &cli_actor, serial.clone(), firm_code).await?;
+                    println!("{serial} reset; licenses deleted: {ids:?}");
+                }
+                SerialCmd::Assign { serial, customer } => {
+                    lifecycle::assign(&core, &cli_actor, serial.clone(), customer.clone()).await?;
+                    println!("{serial} belongs to customer {customer}");
+                }
+            }
+        }
+        Command::Report {
+            name,
+            serial,
+            days,
+            customer,
+            ticket,
+            license,
+            format,
+        } => {
+            let report = reports::Report::parse(&name, |p| match p {
+                "serial" => serial.clone(),
+                "days" => days.map(|d| d.to_string()),
+                "customer_id" => customer.clone(),
+                "ticket" => ticket.clone(),
+                "license_id" => license.map(|l| l.to_string()),
+                _ => None,
+            })?;
+            let core = Core::open(config).await?;
+            let table = reports::run(&core, &cli_actor, report).await?;
+            match format.as_str() {
+                "csv" => print!("{}", table.to_csv()?),
+                "json" => println!("{}", serde_json::to_string_pretty(&table.to_json())?),
+                other => anyhow::bail!("unknown format {other:?}: use csv or json"),
+            }
         }
         Command::Bench(_) | Command::Container(_) | Command::Online(_) => {
             unreachable!("handled above")

@@ -10,6 +10,7 @@ use crate::domain::Interface;
 use crate::error::Error;
 use crate::protocol::MAX_MESSAGE;
 use crate::service::activation::{self, ActivateRequest, Issued, ReturnRequest};
+use crate::service::lifecycle::{self, ReactivateRequest, RestoreRequest};
 use crate::service::Core;
 
 type Res = Result<HttpResponse, ApiError>;
@@ -27,6 +28,16 @@ async fn template(core: Core_, firm_code: web::Path<i64>) -> Res {
 }
 async fn activate(core: Core_, body: web::Json<ActivateRequest>) -> Res {
     ok(activation::activate(&core, Interface::Gateway, body.into_inner()).await?)
+}
+
+async fn reactivate(core: Core_, body: web::Json<ReactivateRequest>) -> Res {
+    ok(lifecycle::reactivate(&core, Interface::Gateway, body.into_inner()).await?)
+}
+async fn restore(core: Core_, body: web::Json<RestoreRequest>) -> Res {
+    ok(lifecycle::restore(&core, Interface::Gateway, body.into_inner()).await?)
+}
+async fn salt(core: Core_, serial: web::Path<String>) -> Res {
+    ok(lifecycle::fingerprint_salt(&core, serial.into_inner()).await?)
 }
 
 #[derive(Deserialize)]
@@ -108,6 +119,20 @@ async fn file_activate(core: Core_, q: web::Query<FileQuery>, body: web::Bytes) 
         activation::activate(&core, Interface::Files, req).await?,
     ))
 }
+async fn file_reactivate(core: Core_, q: web::Query<FileQuery>, body: web::Bytes) -> Res {
+    let ticket = q
+        .ticket
+        .clone()
+        .ok_or_else(|| Error::invalid("ticket", "the query must name the ticket"))?;
+    let req = ReactivateRequest {
+        ticket,
+        licenses: q.licenses()?,
+        request: file_text(&body)?.to_string(),
+    };
+    Ok(update_file(
+        lifecycle::reactivate(&core, Interface::Files, req).await?,
+    ))
+}
 async fn file_return(core: Core_, q: web::Query<FileQuery>, body: web::Bytes) -> Res {
     let req = ReturnRequest {
         licenses: q.licenses()?,
@@ -136,9 +161,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/activate", web::post().to(activate))
             .route("/receipt", web::post().to(receipt))
             .route("/return", web::post().to(deactivate))
+            .route("/reactivate", web::post().to(reactivate))
+            .route("/restore", web::post().to(restore))
+            .route("/containers/{serial}/salt", web::get().to(salt))
             .route("/updates", web::post().to(updates))
             .route("/files/activate", web::post().to(file_activate))
             .route("/files/return", web::post().to(file_return))
+            .route("/files/reactivate", web::post().to(file_reactivate))
             .route("/files/updates", web::post().to(file_updates))
             .route("/files/receipt", web::post().to(file_receipt)),
     );

@@ -10,6 +10,8 @@ use serde::Deserialize;
 use super::{request_error, ApiError};
 use crate::domain::{Actor, Interface, Settings};
 use crate::error::Error;
+use crate::service::lifecycle::{self, BlacklistAdd, DecisionBody};
+use crate::service::reports::{self, Report};
 use crate::service::{activation, audit, catalog, orders, users, Core};
 
 type Res = Result<HttpResponse, ApiError>;
@@ -141,6 +143,123 @@ async fn push_license(
     Ok(HttpResponse::Accepted().json(serde_json::json!({"queued": true})))
 }
 
+async fn withdraw(core: Core_, c: Caller, body: web::Json<lifecycle::WithdrawRequest>) -> Res {
+    ok(lifecycle::withdraw(&core, &c.0, body.into_inner()).await?)
+}
+async fn replace(core: Core_, c: Caller, body: web::Json<lifecycle::ReplaceRequest>) -> Res {
+    ok(lifecycle::replace(&core, &c.0, body.into_inner()).await?)
+}
+async fn split(core: Core_, c: Caller, body: web::Json<lifecycle::SplitRequest>) -> Res {
+    ok(serde_json::json!({"licenses": lifecycle::split(&core, &c.0, body.into_inner()).await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirmQuery {
+    firm_code: Option<i64>,
+}
+async fn reset(core: Core_, c: Caller, serial: web::Path<String>, q: web::Query<FirmQuery>) -> Res {
+    let deleted = lifecycle::reset(&core, &c.0, serial.into_inner(), q.firm_code).await?;
+    ok(serde_json::json!({ "deleted": deleted }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    customer_id: String,
+}
+async fn assign(
+    core: Core_,
+    c: Caller,
+    serial: web::Path<String>,
+    body: web::Json<AssignBody>,
+) -> Res {
+    let body = body.into_inner();
+    lifecycle::assign(&core, &c.0, serial.into_inner(), body.customer_id).await?;
+    ok(serde_json::json!({ "assigned": true }))
+}
+
+async fn blacklist_add(core: Core_, c: Caller, body: web::Json<BlacklistAdd>) -> Res {
+    lifecycle::blacklist_add(&core, &c.0, body.into_inner()).await?;
+    created(serde_json::json!({ "blacklisted": true }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveBody {
+    reason: String,
+    firm_code: Option<i64>,
+}
+async fn blacklist_remove(
+    core: Core_,
+    c: Caller,
+    serial: web::Path<String>,
+    body: web::Json<RemoveBody>,
+) -> Res {
+    let b = body.into_inner();
+    lifecycle::blacklist_remove(&core, &c.0, serial.into_inner(), b.firm_code, b.reason).await?;
+    ok(serde_json::json!({ "removed": true }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateQuery {
+    state: Option<String>,
+}
+async fn list_approvals(core: Core_, c: Caller, q: web::Query<StateQuery>) -> Res {
+    ok(lifecycle::list_approvals(&core, &c.0, q.into_inner().state).await?)
+}
+async fn approve(core: Core_, c: Caller, id: web::Path<i64>, body: web::Json<DecisionBody>) -> Res {
+    ok(lifecycle::decide(&core, &c.0, id.into_inner(), true, body.into_inner().reason).await?)
+}
+async fn deny(core: Core_, c: Caller, id: web::Path<i64>, body: web::Json<DecisionBody>) -> Res {
+    ok(lifecycle::decide(
+        &core,
+        &c.0,
+        id.into_inner(),
+        false,
+        body.into_inner().reason,
+    )
+    .await?)
+}
+
+/// `GET /reports/{name}?…&format=csv|json`: the report's parameters are query parameters.
+async fn report(
+    core: Core_,
+    c: Caller,
+    name: web::Path<String>,
+    q: web::Query<std::collections::HashMap<String, String>>,
+) -> Res {
+    let q = q.into_inner();
+    for k in q.keys() {
+        if ![
+            "serial",
+            "days",
+            "customer_id",
+            "ticket",
+            "license_id",
+            "format",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(Error::invalid(k.clone(), "not a report parameter").into());
+        }
+    }
+    let report = Report::parse(&name, |p| q.get(p).cloned())?;
+    let table = reports::run(&core, &c.0, report).await?;
+    match q.get("format").map(String::as_str) {
+        Some("csv") => Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"{}.csv\"", table.report),
+            ))
+            .body(table.to_csv()?)),
+        None | Some("json") => ok(table.to_json()),
+        Some(other) => Err(Error::invalid("format", format!("{other:?}: use csv or json")).into()),
+    }
+}
+
 async fn get_settings(core: Core_, c: Caller) -> Res {
     ok(catalog::get_settings(&core, &c.0).await?)
 }
@@ -168,11 +287,12 @@ async fn change_user(
 struct HistoryQuery {
     ticket: Option<String>,
     order_id: Option<i64>,
+    serial: Option<String>,
 }
 
 async fn history(core: Core_, c: Caller, q: web::Query<HistoryQuery>) -> Res {
     let q = q.into_inner();
-    ok(audit::history(&core, &c.0, q.ticket, q.order_id).await?)
+    ok(audit::history(&core, &c.0, q.ticket, q.order_id, q.serial).await?)
 }
 
 async fn health(core: Core_) -> HttpResponse {
@@ -243,12 +363,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(add_to_order),
                 )
                 .route("/tickets/{code}", web::get().to(get_ticket))
+                .route("/licenses/withdraw", web::post().to(withdraw))
+                .route("/licenses/replace", web::post().to(replace))
+                .route("/licenses/split", web::post().to(split))
                 .route("/licenses/{id}", web::get().to(get_license))
                 .route("/containers/{serial}", web::get().to(get_container))
                 .route(
                     "/containers/{serial}/licenses",
                     web::post().to(push_license),
                 )
+                .route("/containers/{serial}/reset", web::post().to(reset))
+                .route("/containers/{serial}/customer", web::put().to(assign))
+                .route("/blacklist", web::post().to(blacklist_add))
+                .route(
+                    "/blacklist/{serial}/remove",
+                    web::post().to(blacklist_remove),
+                )
+                .route("/approvals", web::get().to(list_approvals))
+                .route("/approvals/{id}/approve", web::post().to(approve))
+                .route("/approvals/{id}/deny", web::post().to(deny))
+                .route("/reports/{name}", web::get().to(report))
                 .route("/settings", web::get().to(get_settings))
                 .route("/settings", web::put().to(put_settings))
                 .route("/users", web::get().to(list_users))

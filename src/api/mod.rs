@@ -30,7 +30,10 @@ pub fn status_of(e: &Error) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         Error::Mismatch(_) | Error::Manipulation(_) => StatusCode::CONFLICT,
-        Error::NotAllowed(_) => StatusCode::FORBIDDEN,
+        Error::NotAllowed(_)
+        | Error::Blacklisted { .. }
+        | Error::QuotaExceeded { .. }
+        | Error::ApprovalRequired { .. } => StatusCode::FORBIDDEN,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::AlreadyExists { .. } | Error::OrderConflict(_) | Error::Conflict(_) => {
             StatusCode::CONFLICT
@@ -54,7 +57,15 @@ impl ResponseError for ApiError {
         if matches!(self.0, Error::Unauthenticated) {
             r.insert_header(("WWW-Authenticate", "Basic realm=\"licentia\""));
         }
-        r.json(serde_json::json!({"error": {"code": self.0.code(), "message": self.0.public_message()}}))
+        let mut body =
+            serde_json::json!({"code": self.0.code(), "message": self.0.public_message()});
+        match &self.0 {
+            // The lock update travels with the refusal: the container applies it first.
+            Error::Blacklisted { lock: Some(u), .. } => body["update"] = serde_json::json!(u),
+            Error::ApprovalRequired { id, .. } => body["approval_id"] = serde_json::json!(id),
+            _ => {}
+        }
+        r.json(serde_json::json!({ "error": body }))
     }
 }
 

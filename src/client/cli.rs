@@ -104,6 +104,32 @@ pub enum OnlineCmd {
         #[arg(long)]
         server: String,
     },
+    /// Re-activate licenses whose container is lost into this container (no return).
+    Reactivate {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        ticket: String,
+        #[arg(long = "license", required = true)]
+        licenses: Vec<i64>,
+        #[arg(long)]
+        server: String,
+    },
+    /// Restore the licenses of the act container this computer had before a reinstall.
+    Restore {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The lost container's serial.
+        #[arg(long)]
+        old_serial: String,
+        #[arg(long)]
+        firm_code: i64,
+        #[arg(long)]
+        server: String,
+        /// Machine traits as `name=value` lines instead of this machine's (for tests).
+        #[arg(long)]
+        traits_file: Option<PathBuf>,
+    },
     /// Pull the automatic updates waiting for the container.
     Update {
         #[arg(long)]
@@ -247,6 +273,8 @@ pub fn run_online(cmd: OnlineCmd) -> CResult<()> {
     let (dir, server) = match &cmd {
         OnlineCmd::Activate { dir, server, .. }
         | OnlineCmd::Deactivate { dir, server, .. }
+        | OnlineCmd::Reactivate { dir, server, .. }
+        | OnlineCmd::Restore { dir, server, .. }
         | OnlineCmd::Update { dir, server } => (dir.clone(), server.clone()),
     };
     let gw = Gateway::new(&server);
@@ -277,6 +305,31 @@ pub fn run_online(cmd: OnlineCmd) -> CResult<()> {
                 &mut persist,
             )?)
         }
+        OnlineCmd::Reactivate {
+            ticket, licenses, ..
+        } => json(&online::reactivate(
+            &gw,
+            &mut c,
+            &ticket,
+            &licenses,
+            &mut persist,
+        )?),
+        OnlineCmd::Restore {
+            old_serial,
+            firm_code,
+            traits_file,
+            ..
+        } => {
+            let current = traits(traits_file.as_deref())?;
+            json(&online::restore(
+                &gw,
+                &mut c,
+                &old_serial,
+                firm_code,
+                &current,
+                &mut persist,
+            )?)
+        }
         OnlineCmd::Update { .. } => json(&online::update(&gw, &mut c, &mut persist)?),
     }
     Ok(())
@@ -294,7 +347,10 @@ pub fn exit_code(e: &super::ClientError) -> u8 {
         | "wrong_container"
         | "already_exists"
         | "manipulation_detected"
-        | "not_allowed" => 4,
+        | "not_allowed"
+        | "blacklisted"
+        | "approval_required"
+        | "quota_exceeded" => 4,
         "not_licensed"
         | "fingerprint_mismatch"
         | "clock_set_back"

@@ -24,6 +24,9 @@ const FILE: &str = "container.json";
 pub struct ClientError {
     pub code: String,
     pub message: String,
+    /// An update the server sent with its refusal (the lock for a blacklisted container):
+    /// the container applies it before anything else.
+    pub update: Option<String>,
 }
 
 pub type CResult<T> = std::result::Result<T, ClientError>;
@@ -32,6 +35,7 @@ pub fn cerr(code: &str, message: impl Into<String>) -> ClientError {
     ClientError {
         code: code.into(),
         message: message.into(),
+        update: None,
     }
 }
 
@@ -209,9 +213,10 @@ impl Container {
                 ))
             }
         };
-        let mut salt = [0u8; 16];
-        openssl::rand::rand_bytes(&mut salt).expect("CSPRNG");
-        let salt = hex::encode(salt);
+        let signing = SigningKey::generate();
+        let sign_key = b64(&signing.raw());
+        // From the public key the server knows, so a restore can be checked against it.
+        let salt = protocol::fingerprint_salt(&b64(&signing.public()));
         let fingerprint = if kind == ContainerType::Act {
             traits
                 .iter()
@@ -227,7 +232,7 @@ impl Container {
             v: 1,
             serial,
             kind,
-            sign_key: b64(&SigningKey::generate().raw()),
+            sign_key,
             enc_key: b64(&AgreementKey::generate().raw()),
             fingerprint,
             fingerprint_salt: salt,

@@ -4,7 +4,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::{cerr, unix_now, Applied, CResult, Container};
+use super::{cerr, hash_trait, unix_now, Applied, CResult, ClientError, Container};
+use crate::protocol::Trait;
 use crate::service::activation::{Confirmed, Issued, Template};
 
 pub struct Gateway {
@@ -43,13 +44,15 @@ impl Gateway {
                     .ok()
                     .and_then(|t| serde_json::from_str(&t).ok())
                     .unwrap_or(Value::Null);
-                Err(cerr(
+                let mut e = cerr(
                     v["error"]["code"].as_str().unwrap_or("http_error"),
                     v["error"]["message"]
                         .as_str()
                         .map(str::to_string)
                         .unwrap_or_else(|| format!("HTTP {status}")),
-                ))
+                );
+                e.update = v["error"]["update"]["update"].as_str().map(str::to_string);
+                Err(e)
             }
             Err(e) => Err(cerr("unreachable", format!("cannot reach the server: {e}"))),
         }
@@ -85,6 +88,29 @@ impl Gateway {
     }
     pub fn receipt(&self, receipt: &str) -> CResult<Confirmed> {
         self.post("/receipt", json!({"receipt": receipt}))
+    }
+    pub fn reactivate(&self, ticket: &str, licenses: &[i64], request: &str) -> CResult<Issued> {
+        self.post(
+            "/reactivate",
+            json!({"ticket": ticket, "licenses": licenses, "request": request}),
+        )
+    }
+    pub fn salt(&self, serial: &str) -> CResult<String> {
+        let v: Value = Self::answer(
+            self.agent
+                .get(&format!("{}/containers/{serial}/salt", self.base))
+                .call(),
+        )?;
+        v["salt"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| cerr("bad_answer", "the server's answer has no salt"))
+    }
+    pub fn restore(&self, old_serial: &str, request: &str, traits: &[Trait]) -> CResult<Issued> {
+        self.post(
+            "/restore",
+            json!({"old_serial": old_serial, "request": request, "traits": traits}),
+        )
     }
     pub fn deactivate(&self, licenses: &[i64], request: &str) -> CResult<Issued> {
         self.post("/return", json!({"licenses": licenses, "request": request}))
@@ -143,6 +169,29 @@ pub fn finish(
     })
 }
 
+/// A refusal that brought the lock update (the container is blacklisted): the lock is
+/// applied and confirmed first, then the refusal is returned.
+fn lock_first(
+    gw: &Gateway,
+    c: &mut Container,
+    r: CResult<Issued>,
+    persist: &mut dyn FnMut(&Container) -> CResult<()>,
+) -> CResult<Issued> {
+    match r {
+        Err(ClientError {
+            code,
+            message,
+            update: Some(update),
+        }) => {
+            let applied = c.apply(&update, unix_now())?;
+            persist(c)?;
+            gw.receipt(&applied.receipt)?;
+            Err(cerr(&code, message))
+        }
+        other => other,
+    }
+}
+
 /// Makes sure the container trusts the firm (fetching its license template if not).
 pub fn ensure_trust(gw: &Gateway, c: &mut Container, firm_code: i64) -> CResult<()> {
     if !c.firms.contains_key(&firm_code) {
@@ -175,7 +224,55 @@ pub fn activate(
         .ok_or_else(|| cerr("not_found", "the ticket has no such license"))?;
     ensure_trust(gw, c, firm_code)?;
     let request = c.request(firm_code, unix_now())?;
-    let issued = gw.activate(ticket, licenses, &request)?;
+    let issued = lock_first(gw, c, gw.activate(ticket, licenses, &request), persist)?;
+    finish(gw, c, issued, persist)
+}
+
+/// Re-activates licenses of a ticket that sit in a lost container into this one.
+pub fn reactivate(
+    gw: &Gateway,
+    c: &mut Container,
+    ticket: &str,
+    licenses: &[i64],
+    persist: &mut dyn FnMut(&Container) -> CResult<()>,
+) -> CResult<RoundTrip> {
+    let info = gw.ticket(ticket)?;
+    let firm_code = info["licenses"]
+        .as_array()
+        .and_then(|ls| {
+            ls.iter()
+                .find(|l| licenses.contains(&l["license_id"].as_i64().unwrap_or(-1)))
+                .and_then(|l| l["firm_code"].as_i64())
+        })
+        .ok_or_else(|| cerr("not_found", "the ticket has no such license"))?;
+    ensure_trust(gw, c, firm_code)?;
+    let request = c.request(firm_code, unix_now())?;
+    let issued = lock_first(gw, c, gw.reactivate(ticket, licenses, &request), persist)?;
+    finish(gw, c, issued, persist)
+}
+
+/// Restores the licenses of `old_serial`, an `act` container this computer had before a
+/// reinstall, into this new container: the server checks the machine traits against the
+/// old container's fingerprint.
+pub fn restore(
+    gw: &Gateway,
+    c: &mut Container,
+    old_serial: &str,
+    firm_code: i64,
+    traits: &[(String, String)],
+    persist: &mut dyn FnMut(&Container) -> CResult<()>,
+) -> CResult<RoundTrip> {
+    ensure_trust(gw, c, firm_code)?;
+    let salt = gw.salt(old_serial)?;
+    let hashed: Vec<Trait> = traits
+        .iter()
+        .map(|(n, v)| Trait {
+            name: n.clone(),
+            hash: hash_trait(&salt, n, v),
+        })
+        .collect();
+    let request = c.request(firm_code, unix_now())?;
+    let issued = lock_first(gw, c, gw.restore(old_serial, &request, &hashed), persist)?;
     finish(gw, c, issued, persist)
 }
 
@@ -188,7 +285,7 @@ pub fn deactivate(
     persist: &mut dyn FnMut(&Container) -> CResult<()>,
 ) -> CResult<RoundTrip> {
     let request = c.request(firm_code, unix_now())?;
-    let issued = gw.deactivate(licenses, &request)?;
+    let issued = lock_first(gw, c, gw.deactivate(licenses, &request), persist)?;
     finish(gw, c, issued, persist)
 }
 

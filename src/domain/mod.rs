@@ -180,6 +180,62 @@ pub struct ItemOptions {
     /// Whether a customer may return this license; unset follows the global setting.
     #[serde(default)]
     pub deactivation_allowed: Option<bool>,
+    /// Re-activation policy of this item; unset follows the global setting.
+    #[serde(default)]
+    pub reactivation: Option<ReactivationPolicy>,
+    /// What happens to the old container on re-activation; unset follows the global setting.
+    #[serde(default)]
+    pub reactivation_behaviour: Option<ReactivationBehaviour>,
+    #[serde(default)]
+    pub blocking_period_days: Option<u32>,
+    #[serde(default)]
+    pub self_service_count: Option<u32>,
+    /// For update items: what one unit does to each matching license.
+    #[serde(default)]
+    pub update: Option<UpdateEffect>,
+}
+
+/// What an update item changes in the licenses it matches (same firm and product code on
+/// the same ticket). A line's quantity multiplies the effect.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdateEffect {
+    /// Moves the expiration time later (from now, if the license had none).
+    pub extend_expiration_days: u32,
+    pub extend_maintenance_days: u32,
+    /// Bits added to the feature map.
+    pub add_features: u32,
+    /// Added to the license quantity (floating users).
+    pub add_quantity: u32,
+}
+
+impl UpdateEffect {
+    pub fn is_empty(&self) -> bool {
+        *self == UpdateEffect::default()
+    }
+
+    /// Applies `times` units of the effect to a license's options.
+    pub fn apply(&self, o: &mut ItemOptions, times: u32, now: chrono::DateTime<chrono::Utc>) {
+        if self.extend_expiration_days > 0 {
+            let days = i64::from(self.extend_expiration_days) * i64::from(times);
+            let from = o.expiration_time.unwrap_or(now).max(now);
+            o.expiration_time = Some(from + chrono::Duration::days(days));
+        }
+        if self.extend_maintenance_days > 0 {
+            let add = self.extend_maintenance_days.saturating_mul(times);
+            o.maintenance_period_days = Some(
+                o.maintenance_period_days
+                    .unwrap_or(0)
+                    .saturating_add(add)
+                    .min(36_500),
+            );
+        }
+        o.feature_map |= self.add_features;
+        o.license_quantity = o
+            .license_quantity
+            .saturating_add(self.add_quantity.saturating_mul(times))
+            .min(1_000_000);
+    }
 }
 
 fn all_container_types() -> Vec<ContainerType> {
@@ -220,6 +276,31 @@ impl ItemOptions {
                 ));
             }
         }
+        if self.blocking_period_days.is_some_and(|d| d > 3650) {
+            return Err(Error::invalid("blocking_period_days", "at most 3650"));
+        }
+        if self.self_service_count.is_some_and(|n| n > 1000) {
+            return Err(Error::invalid("self_service_count", "at most 1000"));
+        }
+        if let Some(u) = &self.update {
+            if u.is_empty() {
+                return Err(Error::invalid(
+                    "update",
+                    "an update effect must change something",
+                ));
+            }
+            for (f, v) in [
+                ("update.extend_expiration_days", u.extend_expiration_days),
+                ("update.extend_maintenance_days", u.extend_maintenance_days),
+            ] {
+                if v > 36_500 {
+                    return Err(Error::invalid(f, "at most 36500 days"));
+                }
+            }
+            if u.add_quantity > 1_000_000 {
+                return Err(Error::invalid("update.add_quantity", "at most 1000000"));
+            }
+        }
         check_len("text", &self.text, MAX_TEXT)?;
         check_len("user_data", &self.user_data, MAX_DATA)?;
         check_len("protected_data", &self.protected_data, MAX_DATA)
@@ -257,6 +338,30 @@ pub enum ReactivationBehaviour {
     Withdraw,
 }
 
+impl ReactivationBehaviour {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReactivationBehaviour::None => "none",
+            ReactivationBehaviour::Blacklist => "blacklist",
+            ReactivationBehaviour::Withdraw => "withdraw",
+        }
+    }
+}
+
+/// Whether a customer may activate a license into a new container without returning it
+/// from the old one (re-activation), or restore a whole container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReactivationPolicy {
+    Allowed,
+    /// Allowed once the blocking period since the last activation has passed; earlier
+    /// only with a person's approval.
+    AfterBlockingPeriod,
+    /// Every time only with a person's approval.
+    Approval,
+    Never,
+}
+
 /// The vendor's global settings, one set per firm code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -280,6 +385,11 @@ pub struct Settings {
     pub fingerprint_tolerance: u32,
     /// How long an update may be applied after it was issued.
     pub update_validity_days: u32,
+    /// Re-activation without a return (items may override it).
+    pub reactivation: ReactivationPolicy,
+    /// Restoring an `act` container on the same computer after a reinstall (`approval`
+    /// is not offered: allowed, after_blocking_period or never).
+    pub restore: ReactivationPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +415,8 @@ impl Default for Settings {
             activation_mode: ActivationMode::Selected,
             fingerprint_tolerance: 2,
             update_validity_days: 30,
+            reactivation: ReactivationPolicy::Allowed,
+            restore: ReactivationPolicy::Allowed,
         }
     }
 }
@@ -329,6 +441,12 @@ impl Settings {
         if let Some(l) = &self.lock_item {
             check_id("lock_item", l)?;
         }
+        if self.restore == ReactivationPolicy::Approval {
+            return Err(Error::invalid(
+                "restore",
+                "must be allowed, after_blocking_period or never",
+            ));
+        }
         Ok(())
     }
 }
@@ -342,6 +460,12 @@ pub mod license_state {
     pub const ACTIVATED: &str = "activated";
     /// An update removing it was issued; no receipt has proved it yet.
     pub const RETURNING: &str = "returning";
+    /// Withdrawn by the vendor while in a container: an update deletes it there; the
+    /// receipt makes it `deleted`.
+    pub const WITHDRAWING: &str = "withdrawing";
+    /// Gone from its ticket for good (withdrawn, replaced, split or reset); the row stays
+    /// for its history.
+    pub const DELETED: &str = "deleted";
 }
 
 /// Container states.

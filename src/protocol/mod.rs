@@ -191,6 +191,14 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(openssl::sha::sha256(data))
 }
 
+/// The salt an `act` container hashes its machine traits with, derived from its signing
+/// public key (base64): the server can hand it out, so that a new container on the same
+/// computer can show it is the same machine (restore) without any raw trait leaving it.
+pub fn fingerprint_salt(sign_key_b64: &str) -> String {
+    let h = openssl::sha::sha256(format!("licentia-salt-v1\0{sign_key_b64}").as_bytes());
+    hex::encode(&h[..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

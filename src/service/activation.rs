@@ -28,7 +28,8 @@ use crate::protocol::{
     self, Content, Context, Entry, Kind, Op, SignedEntry, UpdateBody, NEW_SERIAL,
 };
 use crate::store::schema::{
-    container_firms, containers, firm_keys, firms, items, licenses, settings, tickets, updates,
+    activation_counts, blacklist, container_firms, containers, firm_keys, firms, items, licenses,
+    settings, tickets, updates, withdrawals,
 };
 use crate::store::{is_unique_violation, Conn};
 
@@ -37,7 +38,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// Opened firm signing keys by firm id.
 pub type SignerCache = Arc<Mutex<HashMap<i64, Arc<FirmSigner>>>>;
 
-mod update_state {
+pub(super) mod update_state {
     pub const ISSUED: &str = "issued";
     pub const CONFIRMED: &str = "confirmed";
     /// Another update made from the same counter was confirmed instead.
@@ -45,25 +46,25 @@ mod update_state {
 }
 
 #[derive(Debug, Clone, Queryable)]
-struct ContainerRow {
-    id: i64,
-    serial: String,
-    kind: String,
-    customer_id: Option<i64>,
-    public_key: String,
-    state: String,
-    _created_at: chrono::NaiveDateTime,
+pub(super) struct ContainerRow {
+    pub(super) id: i64,
+    pub(super) serial: String,
+    pub(super) kind: String,
+    pub(super) customer_id: Option<i64>,
+    pub(super) public_key: String,
+    pub(super) state: String,
+    pub(super) created_at: chrono::NaiveDateTime,
     _updated_at: chrono::NaiveDateTime,
     enc_key: String,
-    _fingerprint: String,
-    state_reason: String,
+    pub(super) fingerprint: String,
+    pub(super) state_reason: String,
 }
 
-struct Mirror {
+pub(super) struct Mirror {
     counter: i64,
     digest: String,
     /// Plain entries: what the container holds, without the firm signatures.
-    content: Content<Entry>,
+    pub(super) content: Content<Entry>,
     confirmed_at: chrono::NaiveDateTime,
 }
 
@@ -78,16 +79,19 @@ struct UpdateRow {
 
 /// A license as the activation needs it.
 #[derive(Debug, Clone, Queryable)]
-struct LicRow {
-    id: i64,
-    state: String,
-    version: i32,
-    serial: Option<String>,
-    generation: i32,
-    product_code: i64,
-    options: String,
-    firm_id: i64,
-    item_id: String,
+pub(super) struct LicRow {
+    pub(super) id: i64,
+    pub(super) state: String,
+    pub(super) version: i32,
+    pub(super) serial: Option<String>,
+    pub(super) generation: i32,
+    pub(super) product_code: i64,
+    pub(super) options: String,
+    pub(super) firm_id: i64,
+    pub(super) item_id: String,
+    pub(super) ticket_id: i64,
+    pub(super) activated_at: Option<chrono::NaiveDateTime>,
+    pub(super) self_service_used: i32,
 }
 
 type LicSelect = (
@@ -100,8 +104,11 @@ type LicSelect = (
     licenses::options,
     licenses::firm_id,
     items::item_id,
+    licenses::ticket_id,
+    licenses::activated_at,
+    licenses::self_service_used,
 );
-const LIC_SELECT: LicSelect = (
+pub(super) const LIC_SELECT: LicSelect = (
     licenses::id,
     licenses::state,
     licenses::version,
@@ -111,10 +118,13 @@ const LIC_SELECT: LicSelect = (
     licenses::options,
     licenses::firm_id,
     items::item_id,
+    licenses::ticket_id,
+    licenses::activated_at,
+    licenses::self_service_used,
 );
 
 impl LicRow {
-    fn options(&self) -> Result<ItemOptions> {
+    pub(super) fn options(&self) -> Result<ItemOptions> {
         serde_json::from_str(&self.options)
             .map_err(|e| Error::internal(format!("license {} options: {e}", self.id)))
     }
@@ -152,6 +162,9 @@ pub struct Issued {
     pub added: Vec<i64>,
     pub changed: Vec<i64>,
     pub deleted: Vec<i64>,
+    /// The update locks every entry of the firm (the container is blacklisted).
+    #[serde(default)]
+    pub locked: bool,
     /// The armoured update, to apply in the container.
     pub update: String,
 }
@@ -168,7 +181,7 @@ pub struct Confirmed {
     pub released: Vec<i64>,
 }
 
-fn customer_actor(name: String, interface: Interface) -> Actor {
+pub(super) fn customer_actor(name: String, interface: Interface) -> Actor {
     Actor {
         name,
         role: Role::Customer,
@@ -182,7 +195,7 @@ fn ts(secs: i64) -> chrono::NaiveDateTime {
         .naive_utc()
 }
 
-fn firm_of(c: &mut Conn, code: i64) -> Result<(i64, String)> {
+pub(super) fn firm_of(c: &mut Conn, code: i64) -> Result<(i64, String)> {
     firms::table
         .filter(firms::firm_code.eq(code))
         .select((firms::id, firms::key_id))
@@ -336,7 +349,7 @@ fn find_container(
         .first(c)?)
 }
 
-fn load_mirror(c: &mut Conn, container_id: i64, firm_id: i64) -> Result<Mirror> {
+pub(super) fn load_mirror(c: &mut Conn, container_id: i64, firm_id: i64) -> Result<Mirror> {
     let row: Option<(i64, String, String, chrono::NaiveDateTime)> = container_firms::table
         .filter(container_firms::container_id.eq(container_id))
         .filter(container_firms::firm_id.eq(firm_id))
@@ -487,21 +500,20 @@ fn confirm(
     )
     .set(updates::state.eq(update_state::VOID))
     .execute(c)?;
-    *mirror = Mirror {
-        counter: u.counter_to,
-        digest: u.digest_after,
-        content,
-        confirmed_at: now,
-    };
+    let before = std::mem::replace(
+        mirror,
+        Mirror {
+            counter: u.counter_to,
+            digest: u.digest_after,
+            content,
+            confirmed_at: now,
+        },
+    );
     let moving: Vec<LicRow> = licenses::table
         .inner_join(items::table)
         .filter(licenses::serial.eq(&cont.serial))
         .filter(licenses::firm_id.eq(firm_id))
-        .filter(
-            licenses::state
-                .eq(ls::PENDING)
-                .or(licenses::state.eq(ls::RETURNING)),
-        )
+        .filter(licenses::state.eq_any([ls::PENDING, ls::RETURNING, ls::WITHDRAWING]))
         .select(LIC_SELECT)
         .load(c)?;
     let (mut activated, mut released) = (vec![], vec![]);
@@ -514,6 +526,7 @@ fn confirm(
                 "license.activated",
             ),
             (ls::RETURNING, false) => (ls::AVAILABLE, None, "license.returned"),
+            (ls::WITHDRAWING, false) => (ls::DELETED, None, "license.deleted"),
             _ => continue,
         };
         set_state(c, &l, to, serial)?;
@@ -532,6 +545,52 @@ fn confirm(
                 ..Default::default()
             },
         )?;
+    }
+    if !activated.is_empty() {
+        diesel::update(licenses::table.filter(licenses::id.eq_any(&activated)))
+            .set(licenses::activated_at.eq(Some(now)))
+            .execute(c)?;
+    }
+    // Entries this update deleted that belonged to licenses living elsewhere now.
+    let gone: Vec<i64> = before
+        .content
+        .entries
+        .keys()
+        .filter(|id| !mirror.content.entries.contains_key(id))
+        .copied()
+        .collect();
+    if !gone.is_empty() {
+        diesel::update(
+            withdrawals::table
+                .filter(withdrawals::container_id.eq(cont.id))
+                .filter(withdrawals::firm_id.eq(firm_id))
+                .filter(withdrawals::license_id.eq_any(&gone))
+                .filter(withdrawals::done_at.is_null()),
+        )
+        .set(withdrawals::done_at.eq(Some(now)))
+        .execute(c)?;
+    }
+    if mirror.content.locked && !before.content.locked {
+        let n = diesel::update(
+            blacklist::table
+                .filter(blacklist::firm_id.eq(firm_id))
+                .filter(blacklist::serial.eq(&cont.serial))
+                .filter(blacklist::removed_at.is_null())
+                .filter(blacklist::lock_validated_at.is_null()),
+        )
+        .set(blacklist::lock_validated_at.eq(Some(now)))
+        .execute(c)?;
+        if n > 0 {
+            audit::record(
+                actor,
+                Event {
+                    action: "blacklist.lock_validated",
+                    serial: Some(&cont.serial),
+                    details: serde_json::json!({"update_id": u.id, "firm_code": firm_code}),
+                    ..Default::default()
+                },
+            )?;
+        }
     }
     audit::record(
         actor,
@@ -554,7 +613,7 @@ fn confirm(
 }
 
 /// One conditional state change: zero rows means someone else changed the license first.
-fn set_state(c: &mut Conn, l: &LicRow, to: &str, serial: Option<String>) -> Result<()> {
+pub(super) fn set_state(c: &mut Conn, l: &LicRow, to: &str, serial: Option<String>) -> Result<()> {
     let n = diesel::update(
         licenses::table
             .filter(licenses::id.eq(l.id))
@@ -603,17 +662,30 @@ fn mark_manipulated(
     Ok(Error::Manipulation(cont.serial.clone()))
 }
 
-/// The outcome of a write that may have to commit a refusal (manipulation detected).
-type Committed<T> = std::result::Result<T, Error>;
+/// A refusal a write commits (what it found or sent must be kept), returned as the error.
+pub(super) enum Refusal {
+    Error(Error),
+    /// The container is blacklisted and gets the lock update (recorded as sent).
+    Locked {
+        lock: Box<Prepared>,
+        serial: String,
+        description: String,
+    },
+}
+
+/// The outcome of a write that may have to commit a refusal.
+pub(super) type Committed<T> = std::result::Result<T, Refusal>;
 
 /// Everything a contact (request) starts with: find the container, check its state, and
-/// reconcile its context with the mirror. `Ok(Err(_))` is a refusal to commit.
-struct Contact {
-    cont: ContainerRow,
-    mirror: Mirror,
-    firm_id: i64,
+/// reconcile its context with the mirror.
+pub(super) struct Contact {
+    pub(super) cont: ContainerRow,
+    pub(super) mirror: Mirror,
+    pub(super) firm_id: i64,
     signer: Arc<FirmSigner>,
-    settings: Settings,
+    pub(super) settings: Settings,
+    /// The open blacklist entry's description, when the container is on the blacklist.
+    blacklisted: Option<String>,
 }
 
 fn contact(
@@ -626,7 +698,7 @@ fn contact(
     let (firm_id, key_id, settings) = firm_with_settings(c, ctx.firm_code)?;
     let cont = find_container(c, actor, ctx, register)?;
     if cont.state == container_state::MANIPULATED {
-        return Ok(Err(Error::Manipulation(cont.serial)));
+        return Ok(Err(Refusal::Error(Error::Manipulation(cont.serial))));
     }
     let mut mirror = load_mirror(c, cont.id, firm_id)?;
     match reconcile(c, actor, &cont, firm_id, ctx.firm_code, &mut mirror, ctx)? {
@@ -648,7 +720,7 @@ fn contact(
                  (the container was restored from a copy)",
                 mirror.counter, ctx.counter
             );
-            return Ok(Err(mark_manipulated(c, actor, &cont, why)?));
+            return Ok(Err(Refusal::Error(mark_manipulated(c, actor, &cont, why)?)));
         }
         Seen::Unknown => {
             let why = format!(
@@ -658,17 +730,66 @@ fn contact(
                 &ctx.digest[..16],
                 mirror.counter
             );
-            return Ok(Err(mark_manipulated(c, actor, &cont, why)?));
+            return Ok(Err(Refusal::Error(mark_manipulated(c, actor, &cont, why)?)));
         }
     }
+    let blacklisted: Option<String> = blacklist::table
+        .filter(blacklist::firm_id.eq(firm_id))
+        .filter(blacklist::serial.eq(&cont.serial))
+        .filter(blacklist::removed_at.is_null())
+        .select(blacklist::description)
+        .first(c)
+        .optional()?;
     let signer = signer(c, &env.master, &env.signers, firm_id, &key_id)?;
-    Ok(Ok(Contact {
+    let k = Contact {
         cont,
         mirror,
         firm_id,
         signer,
         settings,
-    }))
+        blacklisted,
+    };
+    if let Some(description) = &k.blacklisted {
+        // Before anything else: the lock, until a receipt shows it applied.
+        let serial = k.cont.serial.clone();
+        let description = description.clone();
+        if k.mirror.content.locked {
+            return Ok(Err(Refusal::Error(Error::Blacklisted {
+                serial,
+                description,
+                lock: None,
+            })));
+        }
+        let lock = issue_required(c, actor, &k, ctx)?;
+        let now = super::now();
+        diesel::update(
+            blacklist::table
+                .filter(blacklist::firm_id.eq(firm_id))
+                .filter(blacklist::serial.eq(&serial))
+                .filter(blacklist::removed_at.is_null()),
+        )
+        .set((
+            blacklist::lock_update_id.eq(Some(lock.issued.update_id)),
+            blacklist::lock_sent_at.eq(Some(now)),
+        ))
+        .execute(c)?;
+        audit::record(
+            actor,
+            Event {
+                action: "blacklist.lock_sent",
+                serial: Some(&serial),
+                details: serde_json::json!({"update_id": lock.issued.update_id,
+                    "firm_code": ctx.firm_code}),
+                ..Default::default()
+            },
+        )?;
+        return Ok(Err(Refusal::Locked {
+            lock: Box::new(lock),
+            serial,
+            description,
+        }));
+    }
+    Ok(Ok(k))
 }
 
 /// What a write closure needs from the core (it runs on the writer thread).
@@ -687,72 +808,121 @@ impl WriteEnv {
     }
 }
 
-/// Runs `act` in one write after the contact every request starts with. A refusal the
-/// contact finds (manipulation detected) is committed, then returned as the error.
-async fn after_contact<T: Send + 'static>(
+/// Runs `act` in one write after the contact every request starts with. A refusal (found
+/// by the contact or by `act`) is committed, then returned as the error; a lock update for
+/// a blacklisted container travels with its refusal.
+pub(super) async fn after_contact<T: Send + 'static>(
     core: &Core,
     actor: Actor,
     ctx: Context,
     register: bool,
-    mut act: impl FnMut(&mut Conn, &Actor, &Context, &Contact) -> Result<T> + Send + 'static,
+    mut act: impl FnMut(&mut Conn, &Actor, &Context, &Contact) -> Result<Committed<T>> + Send + 'static,
 ) -> Result<T> {
     let env = WriteEnv::of(core);
-    core.db
+    let out = core
+        .db
         .write(move |c| match contact(c, &env, &actor, &ctx, register)? {
-            Ok(k) => act(c, &actor, &ctx, &k).map(Ok),
+            Ok(k) => act(c, &actor, &ctx, &k),
             Err(refusal) => Ok(Err(refusal)),
         })
-        .await?
+        .await?;
+    match out {
+        Ok(t) => Ok(t),
+        Err(Refusal::Error(e)) => Err(e),
+        Err(Refusal::Locked {
+            lock,
+            serial,
+            description,
+        }) => Err(Error::Blacklisted {
+            serial,
+            description,
+            lock: Some(Box::new(deliver(core, *lock)?)),
+        }),
+    }
 }
 
 /// `issue` for a request that must produce an update (it just made licenses outstanding).
-fn issue_required(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Prepared> {
+pub(super) fn issue_required(
+    c: &mut Conn,
+    actor: &Actor,
+    k: &Contact,
+    ctx: &Context,
+) -> Result<Prepared> {
     issue(c, actor, k, ctx)?.ok_or_else(|| Error::internal("the request made no update"))
 }
 
 /// Signs and seals a committed update for delivery.
-fn deliver(core: &Core, p: Prepared) -> Result<Issued> {
+pub(super) fn deliver(core: &Core, p: Prepared) -> Result<Issued> {
     Stats::add(&core.stats.updates_issued, 1);
     p.seal()
 }
 
 /// Makes the update that brings the container from its confirmed state to what the server
-/// wants it to hold: pending licenses added, returning ones deleted, changed ones changed.
+/// wants it to hold: pending licenses added, returning and withdrawn ones deleted, changed
+/// ones changed; for a blacklisted container only the lock.
 /// The update is recorded in the transaction; it is signed and encrypted after the commit
 /// (`Prepared::seal`), so the writer does no cryptography.
 fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Option<Prepared>> {
     let serial = &k.cont.serial;
-    let rows: Vec<LicRow> = licenses::table
-        .inner_join(items::table)
-        .filter(licenses::serial.eq(serial))
-        .filter(licenses::firm_id.eq(k.firm_id))
-        .filter(licenses::state.ne(ls::AVAILABLE))
-        .select(LIC_SELECT)
-        .order(licenses::id.asc())
-        .load(c)?;
     let mut ops = vec![];
     let (mut added, mut changed, mut deleted) = (vec![], vec![], vec![]);
-    for l in &rows {
-        let held = k.mirror.content.entries.get(&l.id);
-        match (l.state.as_str(), held) {
-            (ls::PENDING, None) => {
-                ops.push(Op::Add {
-                    entry: l.entry(serial, ctx.firm_code)?,
-                });
-                added.push(l.id);
-            }
-            (ls::RETURNING, Some(_)) => {
-                ops.push(Op::Delete { license_id: l.id });
-                deleted.push(l.id);
-            }
-            (ls::ACTIVATED, Some(h)) => {
-                let entry = l.entry(serial, ctx.firm_code)?;
-                if *h != entry {
-                    ops.push(Op::Change { entry });
-                    changed.push(l.id);
+    let locking = k.blacklisted.is_some() && !k.mirror.content.locked;
+    if locking {
+        ops.push(Op::Lock);
+    } else {
+        let rows: Vec<LicRow> = licenses::table
+            .inner_join(items::table)
+            .filter(licenses::serial.eq(serial))
+            .filter(licenses::firm_id.eq(k.firm_id))
+            .filter(licenses::state.ne(ls::AVAILABLE))
+            .select(LIC_SELECT)
+            .order(licenses::id.asc())
+            .load(c)?;
+        for l in &rows {
+            let held = k.mirror.content.entries.get(&l.id);
+            match (l.state.as_str(), held) {
+                (ls::PENDING, None) => {
+                    ops.push(Op::Add {
+                        entry: l.entry(serial, ctx.firm_code)?,
+                    });
+                    added.push(l.id);
                 }
+                (ls::RETURNING | ls::WITHDRAWING, Some(_)) => {
+                    ops.push(Op::Delete { license_id: l.id });
+                    deleted.push(l.id);
+                }
+                (ls::ACTIVATED, Some(h)) => {
+                    let entry = l.entry(serial, ctx.firm_code)?;
+                    if *h != entry {
+                        ops.push(Op::Change { entry });
+                        changed.push(l.id);
+                    }
+                }
+                _ => {}
             }
-            _ => {}
+        }
+        // Entries of licenses that live elsewhere now: deleted where a withdrawal says so.
+        let foreign: Vec<i64> = k
+            .mirror
+            .content
+            .entries
+            .keys()
+            .filter(|id| !rows.iter().any(|l| l.id == **id))
+            .copied()
+            .collect();
+        if !foreign.is_empty() {
+            let withdrawn: Vec<i64> = withdrawals::table
+                .filter(withdrawals::container_id.eq(k.cont.id))
+                .filter(withdrawals::firm_id.eq(k.firm_id))
+                .filter(withdrawals::license_id.eq_any(&foreign))
+                .filter(withdrawals::done_at.is_null())
+                .select(withdrawals::license_id)
+                .distinct()
+                .load(c)?;
+            for id in withdrawn {
+                ops.push(Op::Delete { license_id: id });
+                deleted.push(id);
+            }
         }
     }
     if ops.is_empty() {
@@ -766,7 +936,8 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
     let now = super::now();
     let expires_at = now + chrono::Duration::days(i64::from(k.settings.update_validity_days));
     let counter_to = k.mirror.counter + 1;
-    let changes = serde_json::json!({"added": added, "changed": changed, "deleted": deleted});
+    let changes = serde_json::json!({"added": added, "changed": changed, "deleted": deleted,
+        "locked": locking});
     let update_id: i64 = diesel::insert_into(updates::table)
         .values((
             updates::container_id.eq(k.cont.id),
@@ -808,7 +979,7 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
             serial: Some(serial),
             details: serde_json::json!({"update_id": update_id, "firm_code": ctx.firm_code,
                 "counter_from": k.mirror.counter, "counter_to": counter_to,
-                "added": added, "changed": changed, "deleted": deleted}),
+                "added": added, "changed": changed, "deleted": deleted, "locked": locking}),
             ..Default::default()
         },
     )?;
@@ -823,6 +994,7 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
             added,
             changed,
             deleted,
+            locked: locking,
             update: String::new(),
         },
         body,
@@ -833,7 +1005,7 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
 }
 
 /// An update written to the database, still to be signed and encrypted.
-struct Prepared {
+pub(super) struct Prepared {
     issued: Issued,
     body: UpdateBody,
     ops: Vec<Op<Entry>>,
@@ -862,7 +1034,7 @@ impl Prepared {
     }
 }
 
-fn read_request(text: &str) -> Result<Context> {
+pub(super) fn read_request(text: &str) -> Result<Context> {
     Ok(protocol::read_context(text, Kind::Request)?)
 }
 
@@ -887,7 +1059,7 @@ pub struct TicketLicense {
     pub container_types: Vec<ContainerType>,
 }
 
-fn returnable(settings: &Settings, o: &ItemOptions) -> bool {
+pub(super) fn returnable(settings: &Settings, o: &ItemOptions) -> bool {
     o.deactivation_allowed
         .unwrap_or(settings.deactivation_allowed)
 }
@@ -901,6 +1073,7 @@ pub async fn ticket_info(core: &Core, code: &str) -> Result<TicketInfo> {
             let rows: Vec<LicRow> = licenses::table
                 .inner_join(items::table)
                 .filter(licenses::ticket_id.eq(tid))
+                .filter(licenses::state.ne(ls::DELETED))
                 .select(LIC_SELECT)
                 .order(licenses::id.asc())
                 .load(c)?;
@@ -945,7 +1118,7 @@ pub async fn ticket_info(core: &Core, code: &str) -> Result<TicketInfo> {
         .await
 }
 
-fn ticket_id(c: &mut Conn, code: &TicketCode) -> Result<i64> {
+pub(super) fn ticket_id(c: &mut Conn, code: &TicketCode) -> Result<i64> {
     tickets::table
         .filter(tickets::code.eq(code.as_stored()))
         .select(tickets::id)
@@ -1070,6 +1243,10 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
                 )));
             }
         }
+        let fresh = chosen.iter().filter(|l| l.state == ls::AVAILABLE).count();
+        if let Err(refused) = count_activations(c, actor, k, ctx.firm_code, fresh)? {
+            return Ok(Err(refused));
+        }
         let mut requested = vec![];
         for l in chosen {
             if l.firm_id != k.firm_id {
@@ -1126,10 +1303,94 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
                 .set(containers::customer_id.eq(Some(customer)))
                 .execute(c)?;
         }
-        issue_required(c, actor, k, ctx)
+        issue_required(c, actor, k, ctx).map(Ok)
     })
     .await?;
     deliver(core, out)
+}
+
+/// Counts `n` activations of the firm in this month against the monthly quota. Past the
+/// quota the refusal is counted and committed, and nothing else of the request is.
+pub(super) fn count_activations(
+    c: &mut Conn,
+    actor: &Actor,
+    k: &Contact,
+    firm_code: i64,
+    n: usize,
+) -> Result<Committed<()>> {
+    if n == 0 {
+        return Ok(Ok(()));
+    }
+    let n = n as i64;
+    let month = super::now().format("%Y-%m").to_string();
+    let quota = k.settings.monthly_activation_quota;
+    let limit = if quota == 0 {
+        i64::MAX
+    } else {
+        i64::from(quota)
+    };
+    let row = activation_counts::table
+        .filter(activation_counts::firm_id.eq(k.firm_id))
+        .filter(activation_counts::month.eq(&month));
+    let counted = diesel::update(row.filter((activation_counts::activations + n).le(limit)))
+        .set(activation_counts::activations.eq(activation_counts::activations + n))
+        .execute(c)?;
+    if counted == 1 {
+        return Ok(Ok(()));
+    }
+    let exists: Option<i64> = row
+        .select(activation_counts::activations)
+        .first(c)
+        .optional()?;
+    if exists.is_none() && n <= limit {
+        let res = diesel::insert_into(activation_counts::table)
+            .values((
+                activation_counts::firm_id.eq(k.firm_id),
+                activation_counts::month.eq(&month),
+                activation_counts::activations.eq(n),
+                activation_counts::refused.eq(0),
+            ))
+            .execute(c);
+        return match res {
+            Err(e) if is_unique_violation(&e) => Err(Error::Retry),
+            r => r.map(|_| Ok(())).map_err(Error::from),
+        };
+    }
+    if exists.is_none() {
+        diesel::insert_into(activation_counts::table)
+            .values((
+                activation_counts::firm_id.eq(k.firm_id),
+                activation_counts::month.eq(&month),
+                activation_counts::activations.eq(0),
+                activation_counts::refused.eq(1),
+            ))
+            .execute(c)
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    Error::Retry
+                } else {
+                    e.into()
+                }
+            })?;
+    } else {
+        diesel::update(row)
+            .set(activation_counts::refused.eq(activation_counts::refused + 1))
+            .execute(c)?;
+    }
+    audit::record(
+        actor,
+        Event {
+            action: "activation.quota_refused",
+            serial: Some(&k.cont.serial),
+            details: serde_json::json!({"firm_code": firm_code, "month": month,
+                "quota": quota, "requested": n}),
+            ..Default::default()
+        },
+    )?;
+    Ok(Err(Refusal::Error(Error::QuotaExceeded {
+        firm_code,
+        quota,
+    })))
 }
 
 /// Confirms an update with the container's receipt. A receipt that fits no update issued
@@ -1258,7 +1519,7 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
                 }
             }
         }
-        issue_required(c, actor, k, ctx)
+        issue_required(c, actor, k, ctx).map(Ok)
     })
     .await?;
     deliver(core, out)
@@ -1274,10 +1535,15 @@ pub async fn pull_updates(
     let ctx = read_request(request)?;
     let actor = customer_actor(format!("container:{}", ctx.serial), interface);
     let out = after_contact(core, actor, ctx, false, |c, actor, ctx, k| {
-        issue(c, actor, k, ctx)
+        issue(c, actor, k, ctx).map(Ok)
     })
-    .await?;
-    out.map(|p| deliver(core, p)).transpose()
+    .await;
+    match out {
+        // For a blacklisted container the lock is the update it pulls.
+        Err(Error::Blacklisted { lock: Some(u), .. }) => Ok(Some(*u)),
+        Err(e) => Err(e),
+        Ok(p) => p.map(|p| deliver(core, p)).transpose(),
+    }
 }
 
 /// Pushes an available license to a container as an automatic update: it is added by the

@@ -88,12 +88,14 @@ pub fn verify(conn: &mut Conn) -> Result<VerifyReport> {
     Ok(report)
 }
 
-/// The events of a ticket or an order (or the first 1,000 of all), oldest first.
+/// The events of a ticket, an order or a container serial (or the first 1,000 of all),
+/// oldest first.
 pub async fn history(
     core: &Core,
     actor: &Actor,
     ticket: Option<String>,
     order_id: Option<i64>,
+    serial: Option<String>,
 ) -> Result<Vec<EventRow>> {
     actor.require(&[Role::Admin, Role::Support], "read the history")?;
     let ticket = ticket.map(|t| TicketCode::parse(&t)).transpose()?;
@@ -105,6 +107,9 @@ pub async fn history(
             }
             if let Some(t) = &ticket {
                 q = q.filter(events::ticket.eq(t.as_stored().to_string()));
+            }
+            if let Some(s) = &serial {
+                q = q.filter(events::serial.eq(s.clone()));
             }
             Ok(q.order(events::id.asc()).limit(1000).load(c)?)
         })

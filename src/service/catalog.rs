@@ -80,7 +80,17 @@ impl NewItem {
         if !(0..=4_294_967_295).contains(&self.product_code) {
             return Err(Error::invalid("product_code", "between 0 and 4294967295"));
         }
-        self.options.validate()
+        match (self.kind, &self.options.update) {
+            (ItemKind::Update, None) => Err(Error::invalid(
+                "options.update",
+                "an update item must say what it changes",
+            )),
+            (ItemKind::License | ItemKind::Lock, Some(_)) => Err(Error::invalid(
+                "options.update",
+                "only update items carry an update effect",
+            )),
+            _ => self.options.validate(),
+        }
     }
 }
 

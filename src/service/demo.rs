@@ -56,7 +56,7 @@ pub async fn seed(core: &Core) -> Result<DemoOutcome> {
             "SampleNotePad Pro upgrade",
             ItemKind::Update,
             1001,
-            o(serde_json::json!({"feature_map": 2})),
+            o(serde_json::json!({"update": {"add_features": 2}})),
         ),
         (
             "LOCK",

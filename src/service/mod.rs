@@ -4,7 +4,9 @@ pub mod audit;
 pub mod catalog;
 pub mod demo;
 pub mod firms;
+pub mod lifecycle;
 pub mod orders;
+pub mod reports;
 pub mod users;
 
 use std::sync::atomic::{AtomicU64, Ordering};

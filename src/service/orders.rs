@@ -10,7 +10,8 @@ use super::catalog::{upsert_customer, CustomerData};
 use super::{Core, Stats};
 use crate::domain::ticket::TicketCode;
 use crate::domain::{
-    check_id, check_len, license_state, Actor, Role, MAX_LINES, MAX_QUANTITY, MAX_TEXT,
+    check_id, check_len, license_state, Actor, ItemOptions, Role, UpdateEffect, MAX_LINES,
+    MAX_QUANTITY, MAX_TEXT,
 };
 use crate::error::{Error, Result};
 use crate::store::schema::{customers, items, licenses, order_lines, orders, tickets};
@@ -321,6 +322,8 @@ struct Resolved {
     product_code: i64,
     options: String,
     quantity: i32,
+    /// For an update item: what it does to each license it matches.
+    effect: Option<UpdateEffect>,
 }
 
 fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
@@ -352,12 +355,20 @@ fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
                 "the lock item cannot be ordered",
             ));
         }
+        let effect = if kind == "update" {
+            let o: ItemOptions = serde_json::from_str(&options)
+                .map_err(|e| Error::internal(format!("item {} options: {e}", l.item_id)))?;
+            Some(o.update.unwrap_or_default())
+        } else {
+            None
+        };
         out.push(Resolved {
             item_pk,
             firm_id,
             product_code,
             options,
             quantity: l.quantity as i32,
+            effect,
         });
     }
     Ok(out)
@@ -384,29 +395,116 @@ fn insert_lines(
             ))
             .returning(order_lines::id)
             .get_result(c)?;
+        if let Some(effect) = &r.effect {
+            apply_update_item(c, ticket_id, pos, r, effect, now)?;
+            made.push(vec![]);
+            continue;
+        }
         let mut ids = Vec::with_capacity(r.quantity as usize);
+        let new = NewLicense {
+            ticket_id,
+            order_line_id: line_id,
+            item_pk: r.item_pk,
+            firm_id: r.firm_id,
+            product_code: r.product_code,
+            options: &r.options,
+            state: license_state::AVAILABLE,
+            serial: None,
+        };
         for _ in 0..r.quantity {
-            let id: i64 = diesel::insert_into(licenses::table)
-                .values((
-                    licenses::ticket_id.eq(ticket_id),
-                    licenses::order_line_id.eq(line_id),
-                    licenses::item_id.eq(r.item_pk),
-                    licenses::firm_id.eq(r.firm_id),
-                    licenses::product_code.eq(r.product_code),
-                    licenses::options.eq(&r.options),
-                    licenses::state.eq(license_state::AVAILABLE),
-                    licenses::generation.eq(1),
-                    licenses::version.eq(1),
-                    licenses::created_at.eq(now),
-                    licenses::updated_at.eq(now),
-                ))
-                .returning(licenses::id)
-                .get_result(c)?;
-            ids.push(id);
+            ids.push(insert_license(c, &new, now)?);
         }
         made.push(ids);
     }
     Ok(made)
+}
+
+/// An update item line: every license of the ticket with the item's firm and product code
+/// (not withdrawn) gets the effect, `quantity` times. A license in a container gets it by
+/// automatic update (its entry no longer matches what the container confirmed).
+fn apply_update_item(
+    c: &mut Conn,
+    ticket_id: i64,
+    pos: usize,
+    r: &Resolved,
+    effect: &UpdateEffect,
+    now: chrono::NaiveDateTime,
+) -> Result<()> {
+    let matching: Vec<(i64, String, i32)> = licenses::table
+        .filter(licenses::ticket_id.eq(ticket_id))
+        .filter(licenses::firm_id.eq(r.firm_id))
+        .filter(licenses::product_code.eq(r.product_code))
+        .filter(licenses::state.ne_all([license_state::DELETED, license_state::WITHDRAWING]))
+        .select((licenses::id, licenses::options, licenses::version))
+        .order(licenses::id.asc())
+        .load(c)?;
+    if matching.is_empty() {
+        return Err(Error::invalid(
+            format!("lines[{pos}].item_id"),
+            format!(
+                "the update item matches no license with product code {} on this ticket",
+                r.product_code
+            ),
+        ));
+    }
+    for (id, options, version) in matching {
+        let mut o: ItemOptions = serde_json::from_str(&options)
+            .map_err(|e| Error::internal(format!("license {id} options: {e}")))?;
+        effect.apply(&mut o, r.quantity as u32, now.and_utc());
+        let n = diesel::update(
+            licenses::table
+                .filter(licenses::id.eq(id))
+                .filter(licenses::version.eq(version)),
+        )
+        .set((
+            licenses::options.eq(serde_json::to_string(&o).expect("options")),
+            licenses::version.eq(version + 1),
+            licenses::updated_at.eq(now),
+        ))
+        .execute(c)?;
+        if n == 0 {
+            return Err(Error::Conflict(format!(
+                "license {id} was changed by another request at the same time"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A license row to insert.
+pub(super) struct NewLicense<'a> {
+    pub ticket_id: i64,
+    pub order_line_id: i64,
+    pub item_pk: i64,
+    pub firm_id: i64,
+    pub product_code: i64,
+    pub options: &'a str,
+    pub state: &'a str,
+    pub serial: Option<&'a str>,
+}
+
+pub(super) fn insert_license(
+    c: &mut Conn,
+    l: &NewLicense,
+    now: chrono::NaiveDateTime,
+) -> Result<i64> {
+    Ok(diesel::insert_into(licenses::table)
+        .values((
+            licenses::ticket_id.eq(l.ticket_id),
+            licenses::order_line_id.eq(l.order_line_id),
+            licenses::item_id.eq(l.item_pk),
+            licenses::firm_id.eq(l.firm_id),
+            licenses::product_code.eq(l.product_code),
+            licenses::options.eq(l.options),
+            licenses::state.eq(l.state),
+            licenses::serial.eq(l.serial),
+            licenses::generation.eq(1),
+            licenses::version.eq(1),
+            licenses::created_at.eq(now),
+            licenses::updated_at.eq(now),
+        ))
+        .returning(licenses::id)
+        .get_result(c)?)
 }
 
 fn load_order(c: &mut Conn, order_id: i64, created: bool) -> Result<OrderView> {
@@ -501,8 +599,19 @@ pub struct LicenseView {
 /// license id, item id, firm code, product code, state, generation, serial, options.
 type LicenseRow = (i64, String, i64, i64, String, i32, Option<String>, String);
 
-/// A ticket with its licenses. The code is checked before the database is asked.
+/// A ticket with its licenses (deleted ones have left it). The code is checked before the
+/// database is asked.
 pub async fn get_ticket(core: &Core, actor: &Actor, code: &str) -> Result<TicketView> {
+    ticket_view(core, actor, code, None).await
+}
+
+/// The ticket view; `keep` is a license listed even if deleted.
+async fn ticket_view(
+    core: &Core,
+    actor: &Actor,
+    code: &str,
+    keep: Option<i64>,
+) -> Result<TicketView> {
     actor.require(
         &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
         "read tickets",
@@ -534,6 +643,11 @@ pub async fn get_ticket(core: &Core, actor: &Actor, code: &str) -> Result<Ticket
                         .on(crate::store::schema::firms::id.eq(licenses::firm_id)),
                 )
                 .filter(licenses::ticket_id.eq(tid))
+                .filter(
+                    licenses::state
+                        .ne(license_state::DELETED)
+                        .or(licenses::id.eq(keep.unwrap_or(-1))),
+                )
                 .select((
                     licenses::id,
                     items::item_id,
@@ -600,7 +714,7 @@ pub async fn get_license(core: &Core, actor: &Actor, id: i64) -> Result<serde_js
         })
         .await?;
     let code = ticket.ok_or_else(|| Error::not_found("license", id))?;
-    let view = get_ticket(core, actor, &code).await?;
+    let view = ticket_view(core, actor, &code, Some(id)).await?;
     let lic = view
         .licenses
         .into_iter()

@@ -82,6 +82,8 @@ diesel::table! {
         serial -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        activated_at -> Nullable<Timestamp>,
+        self_service_used -> Integer,
     }
 }
 diesel::table! {
@@ -180,6 +182,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    blacklist (id) {
+        id -> BigInt,
+        firm_id -> BigInt,
+        serial -> Text,
+        description -> Text,
+        placed_at -> Timestamp,
+        placed_by -> Text,
+        lock_update_id -> Nullable<BigInt>,
+        lock_sent_at -> Nullable<Timestamp>,
+        lock_validated_at -> Nullable<Timestamp>,
+        removed_at -> Nullable<Timestamp>,
+        removed_by -> Nullable<Text>,
+        removed_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    withdrawals (id) {
+        id -> BigInt,
+        container_id -> BigInt,
+        firm_id -> BigInt,
+        license_id -> BigInt,
+        reason -> Text,
+        created_at -> Timestamp,
+        done_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    approvals (id) {
+        id -> BigInt,
+        firm_id -> BigInt,
+        kind -> Text,
+        license_id -> Nullable<BigInt>,
+        old_serial -> Text,
+        serial -> Text,
+        why -> Text,
+        state -> Text,
+        requested_at -> Timestamp,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        reason -> Text,
+    }
+}
+
+diesel::table! {
+    activation_counts (firm_id, month) {
+        firm_id -> BigInt,
+        month -> Text,
+        activations -> BigInt,
+        refused -> BigInt,
+    }
+}
+
 diesel::joinable!(items -> firms (firm_id));
 diesel::joinable!(licenses -> items (item_id));
 diesel::joinable!(licenses -> tickets (ticket_id));
@@ -201,5 +258,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     firm_keys,
     users,
     events,
-    audit_head
+    audit_head,
+    blacklist,
+    withdrawals,
+    approvals,
+    activation_counts
 );

@@ -8,6 +8,7 @@ mod audit;
 mod catalog;
 mod cli;
 mod crash;
+mod lifecycle;
 mod orders;
 mod protocol;
 mod resilience;

@@ -147,7 +147,9 @@ fn add_to_order_appends_to_the_same_ticket_once() {
         &format!("/api/v1/tickets/{}", first["ticket"].as_str().unwrap()),
         None,
     );
-    assert_eq!(t["licenses"].as_array().unwrap().len(), 2);
+    // The update item made no license: it upgraded the one there (feature bits 1 | 2).
+    assert_eq!(t["licenses"].as_array().unwrap().len(), 1);
+    assert_eq!(t["licenses"][0]["options"]["feature_map"], 3);
     assert_eq!(app.count("tickets"), 1);
     let (s, o) = app.admin("GET", "/api/v1/orders/erp/B-7", None);
     assert_eq!((s, o["lines"].as_array().unwrap().len()), (200, 2));

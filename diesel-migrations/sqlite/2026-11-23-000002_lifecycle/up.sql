@@ -1,0 +1,57 @@
+-- When a receipt last proved the license in a container, and how many re-activations the
+-- customer has done alone (the self-service count).
+ALTER TABLE licenses ADD COLUMN activated_at TIMESTAMP;
+ALTER TABLE licenses ADD COLUMN self_service_used INTEGER NOT NULL DEFAULT 0;
+-- Containers that must never get licenses of the firm again; one open entry per container.
+CREATE TABLE blacklist (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  firm_id BIGINT NOT NULL REFERENCES firms(id),
+  serial TEXT NOT NULL,
+  description TEXT NOT NULL,
+  placed_at TIMESTAMP NOT NULL,
+  placed_by TEXT NOT NULL,
+  lock_update_id BIGINT,
+  lock_sent_at TIMESTAMP,
+  lock_validated_at TIMESTAMP,
+  removed_at TIMESTAMP,
+  removed_by TEXT,
+  removed_reason TEXT
+);
+CREATE UNIQUE INDEX blacklist_open ON blacklist (firm_id, serial) WHERE removed_at IS NULL;
+-- Entries a container must delete although their license now lives elsewhere (the old
+-- container after a re-activation that withdraws, or after a reset).
+CREATE TABLE withdrawals (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  container_id BIGINT NOT NULL REFERENCES containers(id),
+  firm_id BIGINT NOT NULL REFERENCES firms(id),
+  license_id BIGINT NOT NULL REFERENCES licenses(id),
+  reason TEXT NOT NULL,
+  created_at TIMESTAMP NOT NULL,
+  done_at TIMESTAMP
+);
+CREATE INDEX withdrawals_open ON withdrawals (container_id, firm_id);
+-- Requests the policy does not allow alone, for support to decide.
+CREATE TABLE approvals (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  firm_id BIGINT NOT NULL REFERENCES firms(id),
+  kind TEXT NOT NULL,
+  license_id BIGINT REFERENCES licenses(id),
+  old_serial TEXT NOT NULL,
+  serial TEXT NOT NULL,
+  why TEXT NOT NULL,
+  state TEXT NOT NULL,
+  requested_at TIMESTAMP NOT NULL,
+  decided_by TEXT,
+  decided_at TIMESTAMP,
+  reason TEXT NOT NULL
+);
+CREATE INDEX approvals_state ON approvals (state);
+-- Activations per firm and calendar month (UTC), against the monthly quota.
+CREATE TABLE activation_counts (
+  firm_id BIGINT NOT NULL REFERENCES firms(id),
+  month TEXT NOT NULL,
+  activations BIGINT NOT NULL,
+  refused BIGINT NOT NULL,
+  PRIMARY KEY (firm_id, month)
+);
+CREATE INDEX events_license ON events (license_id);
