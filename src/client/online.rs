@@ -201,15 +201,9 @@ pub fn ensure_trust(gw: &Gateway, c: &mut Container, firm_code: i64) -> CResult<
     Ok(())
 }
 
-/// The whole activation: ticket info, license template (new firm), request, update,
-/// apply, receipt. Automatic updates waiting for the container come in the same update.
-pub fn activate(
-    gw: &Gateway,
-    c: &mut Container,
-    ticket: &str,
-    licenses: &[i64],
-    persist: &mut dyn FnMut(&Container) -> CResult<()>,
-) -> CResult<RoundTrip> {
+/// The firm code of the ticket's licenses named (or of its first, with none named), with
+/// the firm's license template trusted.
+fn ticket_firm(gw: &Gateway, c: &mut Container, ticket: &str, licenses: &[i64]) -> CResult<i64> {
     let info = gw.ticket(ticket)?;
     let firm_code = info["licenses"]
         .as_array()
@@ -223,6 +217,19 @@ pub fn activate(
         })
         .ok_or_else(|| cerr("not_found", "the ticket has no such license"))?;
     ensure_trust(gw, c, firm_code)?;
+    Ok(firm_code)
+}
+
+/// The whole activation: ticket info, license template (new firm), request, update,
+/// apply, receipt. Automatic updates waiting for the container come in the same update.
+pub fn activate(
+    gw: &Gateway,
+    c: &mut Container,
+    ticket: &str,
+    licenses: &[i64],
+    persist: &mut dyn FnMut(&Container) -> CResult<()>,
+) -> CResult<RoundTrip> {
+    let firm_code = ticket_firm(gw, c, ticket, licenses)?;
     let request = c.request(firm_code, unix_now())?;
     let issued = lock_first(gw, c, gw.activate(ticket, licenses, &request), persist)?;
     finish(gw, c, issued, persist)
@@ -236,16 +243,7 @@ pub fn reactivate(
     licenses: &[i64],
     persist: &mut dyn FnMut(&Container) -> CResult<()>,
 ) -> CResult<RoundTrip> {
-    let info = gw.ticket(ticket)?;
-    let firm_code = info["licenses"]
-        .as_array()
-        .and_then(|ls| {
-            ls.iter()
-                .find(|l| licenses.contains(&l["license_id"].as_i64().unwrap_or(-1)))
-                .and_then(|l| l["firm_code"].as_i64())
-        })
-        .ok_or_else(|| cerr("not_found", "the ticket has no such license"))?;
-    ensure_trust(gw, c, firm_code)?;
+    let firm_code = ticket_firm(gw, c, ticket, licenses)?;
     let request = c.request(firm_code, unix_now())?;
     let issued = lock_first(gw, c, gw.reactivate(ticket, licenses, &request), persist)?;
     finish(gw, c, issued, persist)

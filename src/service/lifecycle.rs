@@ -10,7 +10,7 @@ use super::activation::{
 };
 use super::audit::{self, Event};
 use super::catalog::load_settings;
-use super::orders::{insert_license, NewLicense};
+use super::orders::{insert_license, item_by_id, NewLicense};
 use super::Core;
 use crate::domain::ticket::TicketCode;
 use crate::domain::{
@@ -576,9 +576,12 @@ fn restore_into(
     Ok(ids)
 }
 
+/// An approval request; the fields in the table's column order.
 #[derive(Debug, Serialize, Queryable)]
 pub struct ApprovalView {
     pub approval_id: i64,
+    #[serde(skip)]
+    firm_id: i64,
     pub kind: String,
     pub license_id: Option<i64>,
     pub old_serial: String,
@@ -591,33 +594,6 @@ pub struct ApprovalView {
     pub reason: String,
 }
 
-type ApprovalSelect = (
-    approvals::id,
-    approvals::kind,
-    approvals::license_id,
-    approvals::old_serial,
-    approvals::serial,
-    approvals::why,
-    approvals::state,
-    approvals::requested_at,
-    approvals::decided_by,
-    approvals::decided_at,
-    approvals::reason,
-);
-const APPROVAL_SELECT: ApprovalSelect = (
-    approvals::id,
-    approvals::kind,
-    approvals::license_id,
-    approvals::old_serial,
-    approvals::serial,
-    approvals::why,
-    approvals::state,
-    approvals::requested_at,
-    approvals::decided_by,
-    approvals::decided_at,
-    approvals::reason,
-);
-
 pub async fn list_approvals(
     core: &Core,
     actor: &Actor,
@@ -626,7 +602,7 @@ pub async fn list_approvals(
     actor.require(SUPPORT_ROLES, "read approval requests")?;
     core.db
         .read(move |c| {
-            let mut q = approvals::table.select(APPROVAL_SELECT).into_boxed();
+            let mut q = approvals::table.select(approvals::all_columns).into_boxed();
             if let Some(s) = &state {
                 q = q.filter(approvals::state.eq(s.clone()));
             }
@@ -661,7 +637,7 @@ pub async fn decide(
         .write(move |c| {
             let a: ApprovalView = approvals::table
                 .filter(approvals::id.eq(id))
-                .select(APPROVAL_SELECT)
+                .select(approvals::all_columns)
                 .first(c)
                 .optional()?
                 .ok_or_else(|| Error::not_found("approval", id))?;
@@ -671,10 +647,7 @@ pub async fn decide(
                     a.state
                 )));
             }
-            let firm_id: i64 = approvals::table
-                .filter(approvals::id.eq(id))
-                .select(approvals::firm_id)
-                .first(c)?;
+            let firm_id = a.firm_id;
             if approve {
                 let target = container_by_serial(c, &a.serial)?;
                 if target.state != crate::domain::container_state::ACTIVE {
@@ -946,26 +919,8 @@ pub async fn replace(core: &Core, actor: &Actor, req: ReplaceRequest) -> Result<
     core.db
         .write(move |c| {
             let l = license_row(c, req.license_id)?;
-            let (item_pk, firm_id, product_code, options, kind, active): (
-                i64,
-                i64,
-                i64,
-                String,
-                String,
-                bool,
-            ) = items::table
-                .filter(items::item_id.eq(&req.item_id))
-                .select((
-                    items::id,
-                    items::firm_id,
-                    items::product_code,
-                    items::options,
-                    items::kind,
-                    items::active,
-                ))
-                .first(c)
-                .optional()?
-                .ok_or_else(|| Error::not_found("item", &req.item_id))?;
+            let (item_pk, firm_id, product_code, options, kind, active) =
+                item_by_id(c, &req.item_id)?;
             if kind != "license" || !active {
                 return Err(Error::invalid(
                     "item_id",

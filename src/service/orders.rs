@@ -326,23 +326,30 @@ struct Resolved {
     effect: Option<UpdateEffect>,
 }
 
+/// An item by its id: key, firm, product code, options, kind, active.
+pub(super) fn item_by_id(
+    c: &mut Conn,
+    item_id: &str,
+) -> Result<(i64, i64, i64, String, String, bool)> {
+    items::table
+        .filter(items::item_id.eq(item_id))
+        .select((
+            items::id,
+            items::firm_id,
+            items::product_code,
+            items::options,
+            items::kind,
+            items::active,
+        ))
+        .first(c)
+        .optional()?
+        .ok_or_else(|| Error::not_found("item", item_id))
+}
+
 fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
     let mut out = Vec::with_capacity(lines.len());
     for (i, l) in lines.iter().enumerate() {
-        let row: Option<(i64, i64, i64, String, String, bool)> = items::table
-            .filter(items::item_id.eq(&l.item_id))
-            .select((
-                items::id,
-                items::firm_id,
-                items::product_code,
-                items::options,
-                items::kind,
-                items::active,
-            ))
-            .first(c)
-            .optional()?;
-        let (item_pk, firm_id, product_code, options, kind, active) =
-            row.ok_or_else(|| Error::not_found("item", &l.item_id))?;
+        let (item_pk, firm_id, product_code, options, kind, active) = item_by_id(c, &l.item_id)?;
         if !active {
             return Err(Error::invalid(
                 format!("lines[{i}].item_id"),

@@ -267,3 +267,86 @@ fn the_container_commands_activate_by_files_and_online_and_check_offline() {
     ]);
     assert_eq!(code, 7, "{err}");
 }
+
+#[test]
+fn the_cli_runs_reports_and_vendor_control() {
+    let db = TestDb::new();
+    assert_eq!(licentia(&db, &["demo"]).0, 0);
+    let (code, _, err) = licentia(
+        &db,
+        &[
+            "order",
+            "create",
+            "--customer",
+            "C-5",
+            "--item",
+            "SNP-FLOAT-5=1",
+            "--erp-order-id",
+            "77",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, csv, err) = licentia(&db, &["report", "never-activated"]);
+    assert_eq!(code, 0, "{err}");
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(&r.headers().unwrap()[0], "license_id");
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    let id = rows[0][0].to_string();
+
+    let (code, out, err) = licentia(
+        &db,
+        &[
+            "license",
+            "split",
+            &id,
+            "--quantity",
+            "2",
+            "--quantity",
+            "3",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("licenses"), "{out}");
+    let (code, _, err) = licentia(
+        &db,
+        &[
+            "license",
+            "split",
+            &id,
+            "--quantity",
+            "1",
+            "--quantity",
+            "1",
+        ],
+    );
+    assert_eq!(code, 4, "an already split license: {err}");
+
+    let (code, _, err) = licentia(
+        &db,
+        &["blacklist", "add", "3-1234567", "--description", "stolen"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, json, _) = licentia(&db, &["report", "blacklist", "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["rows"][0]["serial"], "3-1234567");
+    assert_eq!(v["rows"][0]["description"], "stolen");
+    let (code, _, _) = licentia(
+        &db,
+        &["blacklist", "add", "3-1234567", "--description", "again"],
+    );
+    assert_eq!(code, 4);
+    let (code, _, err) = licentia(
+        &db,
+        &["blacklist", "remove", "3-1234567", "--reason", "found"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = licentia(&db, &["serial", "reset", "3-404"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = licentia(&db, &["report", "expiring", "--format", "xml"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("xml"), "{err}");
+    let (code, out, _) = licentia(&db, &["approval", "list"]);
+    assert_eq!((code, out.trim()), (0, "[]"));
+}

@@ -801,3 +801,44 @@ fn reports_list_what_the_state_holds_as_json_and_csv() {
     let (s, _) = app.call("GET", "/api/v1/reports/blacklist", None, None);
     assert_eq!(s, 401);
 }
+
+#[test]
+fn racing_reactivations_of_one_license_move_it_once() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "RR-1", "SNP-SINGLE", 1);
+    let mut a = new_act(&gw);
+    activate(&gw, &mut a, &ticket, &ids);
+    let mut racers: Vec<Container> = (0..8).map(|_| new_act(&gw)).collect();
+    let results: Vec<Result<RoundTrip, ClientError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = racers
+            .iter_mut()
+            .map(|c| {
+                let (gw, ticket, ids) = (&gw, &ticket, &ids);
+                s.spawn(move || reactivate(gw, c, ticket, ids))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<usize> = (0..8).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    for (i, r) in results.iter().enumerate() {
+        if let Err(e) = r {
+            assert!(
+                e.code == "approval_required" || e.code == "conflict",
+                "racer {i}: {e}"
+            );
+        }
+    }
+    let winner = &racers[won[0]];
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(winner.serial.clone()))
+    );
+    assert_eq!(generation(&app, ids[0]), 2);
+    let moved = events_of(&app, ids[0])
+        .iter()
+        .filter(|e| e.0 == "license.reactivated")
+        .count();
+    assert_eq!(moved, 1);
+}
