@@ -204,16 +204,30 @@ pub(super) fn firm_of(c: &mut Conn, code: i64) -> Result<(i64, String)> {
         .ok_or_else(|| Error::not_found("firm", code))
 }
 
-/// The firm's id, current key id and settings, in one query.
-fn firm_with_settings(c: &mut Conn, code: i64) -> Result<(i64, String, Settings)> {
-    let (id, key_id, body): (i64, String, Option<String>) = firms::table
+/// The firm's id, current key id and settings, and whether `serial` is on its blacklist,
+/// in one query.
+fn firm_with_settings(
+    c: &mut Conn,
+    code: i64,
+    serial: &str,
+) -> Result<(i64, String, Settings, bool)> {
+    let listed = blacklist::table
+        .filter(blacklist::firm_id.eq(firms::id))
+        .filter(blacklist::serial.eq(serial))
+        .filter(blacklist::removed_at.is_null());
+    let (id, key_id, body, blacklisted): (i64, String, Option<String>, bool) = firms::table
         .left_join(settings::table.on(settings::firm_id.eq(firms::id)))
         .filter(firms::firm_code.eq(code))
-        .select((firms::id, firms::key_id, settings::body.nullable()))
+        .select((
+            firms::id,
+            firms::key_id,
+            settings::body.nullable(),
+            diesel::dsl::exists(listed),
+        ))
         .first(c)
         .optional()?
         .ok_or_else(|| Error::not_found("firm", code))?;
-    Ok((id, key_id, parse_settings(body)?))
+    Ok((id, key_id, parse_settings(body)?, blacklisted))
 }
 
 /// The firm's current signer, opened once per key id.
@@ -513,7 +527,13 @@ fn confirm(
         .inner_join(items::table)
         .filter(licenses::serial.eq(&cont.serial))
         .filter(licenses::firm_id.eq(firm_id))
-        .filter(licenses::state.eq_any([ls::PENDING, ls::RETURNING, ls::WITHDRAWING]))
+        // `or`, not `eq_any`: diesel caches the prepared statement only without IN lists.
+        .filter(
+            licenses::state
+                .eq(ls::PENDING)
+                .or(licenses::state.eq(ls::RETURNING))
+                .or(licenses::state.eq(ls::WITHDRAWING)),
+        )
         .select(LIC_SELECT)
         .load(c)?;
     let (mut activated, mut released) = (vec![], vec![]);
@@ -546,17 +566,14 @@ fn confirm(
             },
         )?;
     }
-    if !activated.is_empty() {
-        diesel::update(licenses::table.filter(licenses::id.eq_any(&activated)))
-            .set(licenses::activated_at.eq(Some(now)))
-            .execute(c)?;
-    }
-    // Entries this update deleted that belonged to licenses living elsewhere now.
+    // Entries this update deleted that belonged to licenses living elsewhere now (not the
+    // container's own returned or withdrawn ones).
     let gone: Vec<i64> = before
         .content
         .entries
         .keys()
         .filter(|id| !mirror.content.entries.contains_key(id))
+        .filter(|id| !released.contains(id))
         .copied()
         .collect();
     if !gone.is_empty() {
@@ -613,20 +630,26 @@ fn confirm(
 }
 
 /// One conditional state change: zero rows means someone else changed the license first.
+/// Becoming `activated` also records when (the blocking period counts from it).
 pub(super) fn set_state(c: &mut Conn, l: &LicRow, to: &str, serial: Option<String>) -> Result<()> {
-    let n = diesel::update(
-        licenses::table
-            .filter(licenses::id.eq(l.id))
-            .filter(licenses::state.eq(&l.state))
-            .filter(licenses::version.eq(l.version)),
-    )
-    .set((
+    let now = super::now();
+    let row = licenses::table
+        .filter(licenses::id.eq(l.id))
+        .filter(licenses::state.eq(&l.state))
+        .filter(licenses::version.eq(l.version));
+    let changes = (
         licenses::state.eq(to),
         licenses::serial.eq(serial),
         licenses::version.eq(l.version + 1),
-        licenses::updated_at.eq(super::now()),
-    ))
-    .execute(c)?;
+        licenses::updated_at.eq(now),
+    );
+    let n = if to == ls::ACTIVATED {
+        diesel::update(row)
+            .set((changes, licenses::activated_at.eq(Some(now))))
+            .execute(c)?
+    } else {
+        diesel::update(row).set(changes).execute(c)?
+    };
     if n == 0 {
         return Err(Error::Conflict(format!(
             "license {} was changed by another request at the same time",
@@ -695,7 +718,7 @@ fn contact(
     ctx: &Context,
     register: bool,
 ) -> Result<Committed<Contact>> {
-    let (firm_id, key_id, settings) = firm_with_settings(c, ctx.firm_code)?;
+    let (firm_id, key_id, settings, listed) = firm_with_settings(c, ctx.firm_code, &ctx.serial)?;
     let cont = find_container(c, actor, ctx, register)?;
     if cont.state == container_state::MANIPULATED {
         return Ok(Err(Refusal::Error(Error::Manipulation(cont.serial))));
@@ -733,13 +756,19 @@ fn contact(
             return Ok(Err(Refusal::Error(mark_manipulated(c, actor, &cont, why)?)));
         }
     }
-    let blacklisted: Option<String> = blacklist::table
-        .filter(blacklist::firm_id.eq(firm_id))
-        .filter(blacklist::serial.eq(&cont.serial))
-        .filter(blacklist::removed_at.is_null())
-        .select(blacklist::description)
-        .first(c)
-        .optional()?;
+    // Asked with the firm when the request names its serial; a retried first activation
+    // (serial `new`) of a container registered meanwhile is asked here.
+    let blacklisted: Option<String> = if listed || ctx.serial != cont.serial {
+        blacklist::table
+            .filter(blacklist::firm_id.eq(firm_id))
+            .filter(blacklist::serial.eq(&cont.serial))
+            .filter(blacklist::removed_at.is_null())
+            .select(blacklist::description)
+            .first(c)
+            .optional()?
+    } else {
+        None
+    };
     let signer = signer(c, &env.master, &env.signers, firm_id, &key_id)?;
     let k = Contact {
         cont,
@@ -779,7 +808,7 @@ fn contact(
                 action: "blacklist.lock_sent",
                 serial: Some(&serial),
                 details: serde_json::json!({"update_id": lock.issued.update_id,
-                    "firm_code": ctx.firm_code}),
+                    "firm_code": ctx.firm_code, "lock_item": k.settings.lock_item}),
                 ..Default::default()
             },
         )?;
@@ -1309,6 +1338,45 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     deliver(core, out)
 }
 
+/// Adds to one shard of a month's activation count (creating it).
+fn add_activations(
+    c: &mut Conn,
+    firm_id: i64,
+    month: &str,
+    shard: i64,
+    n: i64,
+    refused: i64,
+) -> Result<()> {
+    let changed = diesel::update(
+        activation_counts::table
+            .filter(activation_counts::firm_id.eq(firm_id))
+            .filter(activation_counts::month.eq(month))
+            .filter(activation_counts::shard.eq(shard)),
+    )
+    .set((
+        activation_counts::activations.eq(activation_counts::activations + n),
+        activation_counts::refused.eq(activation_counts::refused + refused),
+    ))
+    .execute(c)?;
+    if changed == 1 {
+        return Ok(());
+    }
+    let res = diesel::insert_into(activation_counts::table)
+        .values((
+            activation_counts::firm_id.eq(firm_id),
+            activation_counts::month.eq(month),
+            activation_counts::shard.eq(shard),
+            activation_counts::activations.eq(n),
+            activation_counts::refused.eq(refused),
+        ))
+        .execute(c);
+    match res {
+        // Another writer made the row first: run again and add to it.
+        Err(e) if is_unique_violation(&e) => Err(Error::Retry),
+        r => r.map(|_| ()).map_err(Error::from),
+    }
+}
+
 /// Counts `n` activations of the firm in this month against the monthly quota. Past the
 /// quota the refusal is counted and committed, and nothing else of the request is.
 pub(super) fn count_activations(
@@ -1324,59 +1392,29 @@ pub(super) fn count_activations(
     let n = n as i64;
     let month = super::now().format("%Y-%m").to_string();
     let quota = k.settings.monthly_activation_quota;
-    let limit = if quota == 0 {
-        i64::MAX
+    // Without a quota nothing is refused: the count goes to this writer's own shard, so
+    // parallel writers never wait for each other. With one, shard 0's row lock puts the
+    // firm's activations in a line for an exact check.
+    let shard = if quota == 0 {
+        1 + crate::store::writer_tag()
     } else {
-        i64::from(quota)
+        0
     };
-    let row = activation_counts::table
-        .filter(activation_counts::firm_id.eq(k.firm_id))
-        .filter(activation_counts::month.eq(&month));
-    let counted = diesel::update(row.filter((activation_counts::activations + n).le(limit)))
-        .set(activation_counts::activations.eq(activation_counts::activations + n))
-        .execute(c)?;
-    if counted == 1 {
+    add_activations(c, k.firm_id, &month, shard, n, 0)?;
+    if quota == 0 {
         return Ok(Ok(()));
     }
-    let exists: Option<i64> = row
+    let total: i64 = activation_counts::table
+        .filter(activation_counts::firm_id.eq(k.firm_id))
+        .filter(activation_counts::month.eq(&month))
         .select(activation_counts::activations)
-        .first(c)
-        .optional()?;
-    if exists.is_none() && n <= limit {
-        let res = diesel::insert_into(activation_counts::table)
-            .values((
-                activation_counts::firm_id.eq(k.firm_id),
-                activation_counts::month.eq(&month),
-                activation_counts::activations.eq(n),
-                activation_counts::refused.eq(0),
-            ))
-            .execute(c);
-        return match res {
-            Err(e) if is_unique_violation(&e) => Err(Error::Retry),
-            r => r.map(|_| Ok(())).map_err(Error::from),
-        };
+        .load::<i64>(c)?
+        .iter()
+        .sum();
+    if total <= i64::from(quota) {
+        return Ok(Ok(()));
     }
-    if exists.is_none() {
-        diesel::insert_into(activation_counts::table)
-            .values((
-                activation_counts::firm_id.eq(k.firm_id),
-                activation_counts::month.eq(&month),
-                activation_counts::activations.eq(0),
-                activation_counts::refused.eq(1),
-            ))
-            .execute(c)
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::Retry
-                } else {
-                    e.into()
-                }
-            })?;
-    } else {
-        diesel::update(row)
-            .set(activation_counts::refused.eq(activation_counts::refused + 1))
-            .execute(c)?;
-    }
+    add_activations(c, k.firm_id, &month, 0, -n, 1)?;
     audit::record(
         actor,
         Event {

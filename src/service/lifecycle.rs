@@ -687,14 +687,23 @@ pub async fn decide(
             }
             let state = if approve { aps::APPROVED } else { aps::DENIED };
             let now = super::now();
-            diesel::update(approvals::table.filter(approvals::id.eq(id)))
-                .set((
-                    approvals::state.eq(state),
-                    approvals::decided_by.eq(Some(&actor.name)),
-                    approvals::decided_at.eq(Some(now)),
-                    approvals::reason.eq(&reason),
-                ))
-                .execute(c)?;
+            let n = diesel::update(
+                approvals::table
+                    .filter(approvals::id.eq(id))
+                    .filter(approvals::state.eq(aps::OPEN)),
+            )
+            .set((
+                approvals::state.eq(state),
+                approvals::decided_by.eq(Some(&actor.name)),
+                approvals::decided_at.eq(Some(now)),
+                approvals::reason.eq(&reason),
+            ))
+            .execute(c)?;
+            if n == 0 {
+                return Err(Error::Conflict(format!(
+                    "approval request {id} was decided by someone else at the same time"
+                )));
+            }
             audit::record(
                 &actor,
                 Event {

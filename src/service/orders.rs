@@ -173,7 +173,7 @@ pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Resu
                 Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
                 r => r?,
             };
-            let made = insert_lines(c, order_id, ticket_id, INITIAL_BATCH, &resolved)?;
+            let made = insert_lines(c, &actor, order_id, ticket_id, INITIAL_BATCH, &resolved)?;
             // The answer is built from what was just written: no reads after the inserts.
             let view = OrderView {
                 order_id,
@@ -257,7 +257,7 @@ pub async fn add_to_order(
             }
             let resolved = resolve_items(c, &req.lines)?;
             let ticket_id: i64 = orders::table.filter(orders::id.eq(order_id)).select(orders::ticket_id).first(c)?;
-            let made = insert_lines(c, order_id, ticket_id, &batch_key, &resolved)?;
+            let made = insert_lines(c, &actor, order_id, ticket_id, &batch_key, &resolved)?;
             audit::record(&actor, Event {
                 action: "order.lines_added",
                 order_id: Some(order_id),
@@ -384,6 +384,7 @@ fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
 /// Inserts the lines and their licenses; returns the license ids of each line.
 fn insert_lines(
     c: &mut Conn,
+    actor: &Actor,
     order_id: i64,
     ticket_id: i64,
     batch: &str,
@@ -403,7 +404,7 @@ fn insert_lines(
             .returning(order_lines::id)
             .get_result(c)?;
         if let Some(effect) = &r.effect {
-            apply_update_item(c, ticket_id, pos, r, effect, now)?;
+            apply_update_item(c, actor, ticket_id, pos, r, effect, now)?;
             made.push(vec![]);
             continue;
         }
@@ -431,6 +432,7 @@ fn insert_lines(
 /// automatic update (its entry no longer matches what the container confirmed).
 fn apply_update_item(
     c: &mut Conn,
+    actor: &Actor,
     ticket_id: i64,
     pos: usize,
     r: &Resolved,
@@ -474,6 +476,15 @@ fn apply_update_item(
                 "license {id} was changed by another request at the same time"
             )));
         }
+        audit::record(
+            actor,
+            Event {
+                action: "license.updated",
+                license_id: Some(id),
+                details: serde_json::json!({"times": r.quantity, "effect": effect}),
+                ..Default::default()
+            },
+        )?;
     }
     Ok(())
 }

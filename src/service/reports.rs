@@ -521,21 +521,32 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                 ))
                 .order((firms::firm_code.asc(), activation_counts::month.asc()))
                 .load(c)?;
-            let mut out = vec![];
+            // The count of a month is spread over shards: add them up.
+            let mut months: std::collections::BTreeMap<(i64, String), (i64, i64, u32)> =
+                Default::default();
             for (firm_code, month, n, refused, body) in rows {
                 let quota = super::catalog::parse_settings(body)?.monthly_activation_quota;
-                out.push(vec![
-                    json!(firm_code),
-                    json!(month),
-                    json!(n),
-                    json!(refused),
-                    if quota == 0 {
+                let m = months.entry((firm_code, month)).or_insert((0, 0, quota));
+                m.0 += n;
+                m.1 += refused;
+            }
+            let out = months
+                .into_iter()
+                .map(|((firm_code, month), (n, refused, quota))| {
+                    let quota = if quota == 0 {
                         Value::Null
                     } else {
                         json!(quota)
-                    },
-                ]);
-            }
+                    };
+                    vec![
+                        json!(firm_code),
+                        json!(month),
+                        json!(n),
+                        json!(refused),
+                        quota,
+                    ]
+                })
+                .collect();
             Table {
                 report: "activations",
                 columns: &["firm_code", "month", "activations", "refused", "quota"],

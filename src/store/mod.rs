@@ -172,7 +172,10 @@ impl Db {
             let (rx, manager) = (rx.clone(), manager.clone());
             thread::Builder::new()
                 .name(format!("licentia-writer-{n}"))
-                .spawn(move || writer_loop(conn, &manager, rx, batch_max))
+                .spawn(move || {
+                    WRITER.with(|w| w.set(Some(n)));
+                    writer_loop(conn, &manager, rx, batch_max)
+                })
                 .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
         }
         Ok(Db {
@@ -241,6 +244,23 @@ impl Db {
             Err(_) => Err(Error::Busy),
         }
     }
+}
+
+thread_local! {
+    static WRITER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// A number for the writer thread running the current job that no other writer, of this
+/// process or of another node, is likely to have: rows only this writer updates (counter
+/// shards) never wait for another writer's open transaction.
+pub fn writer_tag() -> i64 {
+    static NODE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let node = *NODE.get_or_init(|| {
+        let mut b = [0u8; 4];
+        openssl::rand::rand_bytes(&mut b).expect("CSPRNG");
+        i64::from(u32::from_le_bytes(b) % 1_000_000)
+    });
+    node * 64 + WRITER.with(|w| w.get()).unwrap_or(63) as i64
 }
 
 fn run_in_savepoint<T>(conn: &mut Conn, f: &mut impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {

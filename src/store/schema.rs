@@ -229,9 +229,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    activation_counts (firm_id, month) {
+    activation_counts (firm_id, month, shard) {
         firm_id -> BigInt,
         month -> Text,
+        shard -> BigInt,
         activations -> BigInt,
         refused -> BigInt,
     }

@@ -274,6 +274,25 @@ fn reactivation_policy_never_blocking_period_item_override_and_withdraw_behaviou
     activate(&gw, &mut d, &t2, &g);
     let e = reactivate(&gw, &mut b, &t2, &g).unwrap_err();
     assert_eq!(e.code, "approval_required", "{e}");
+    // Denied, with a reason (required); asking again gets the denial.
+    let (_, open) = app.admin("GET", "/api/v1/approvals?state=open", None);
+    let id = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["license_id"] == g[0])
+        .unwrap()["approval_id"]
+        .as_i64()
+        .unwrap();
+    let deny = format!("/api/v1/approvals/{id}/deny");
+    let (s, _) = app.admin("POST", &deny, Some(json!({"reason": " "})));
+    assert_eq!(s, 400);
+    let (s, v) = app.admin("POST", &deny, Some(json!({"reason": "not our customer"})));
+    assert_eq!((s, v["state"].as_str()), (200, Some("denied")));
+    let e = reactivate(&gw, &mut b, &t2, &g).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e}");
+    assert!(e.message.contains("not our customer"), "{e}");
+    assert_eq!(license(&app, g[0]).1, Some(d.serial.clone()));
     // Behaviour none: the old container keeps its generation, nothing waits for it.
     reactivate(&gw, &mut b, &ticket, &ids[1..]).unwrap();
     assert!(online::update(&gw, &mut a, &mut keep).unwrap().is_empty());
@@ -578,6 +597,11 @@ fn update_items_change_licenses_directly_or_by_automatic_update() {
     let pulled = online::update(&gw, &mut a, &mut keep).unwrap();
     assert_eq!(pulled[0].changed, vec![ids[0]]);
     a.check(FIRM, 1001, 2, &traits(), unix_now()).unwrap();
+    let h = events_of(&app, ids[0]);
+    assert!(
+        h.contains(&("license.updated".into(), "admin".into(), "json".into())),
+        "{h:?}"
+    );
     let expiring = report(&app, "expiring?days=400");
     assert_eq!(expiring.len(), 2, "{expiring:?}");
     assert!(report(&app, "expiring?days=300").is_empty());
@@ -769,6 +793,13 @@ fn reports_list_what_the_state_holds_as_json_and_csv() {
     assert_eq!(never, ids[1..].to_vec());
     let (_, rows) = report_csv(&app, "never-activated");
     assert_eq!(rows.len(), 2);
+    // Without a quota the count is kept in shards by container; the report adds them up.
+    let mut b = new_act(&gw);
+    activate(&gw, &mut b, &ticket, &ids[1..2]);
+    let counted = report(&app, "activations");
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert_eq!(counted[0]["activations"], 2);
+    assert!(counted[0]["quota"].is_null());
     let (_, rows) = report_csv(&app, &format!("license-history?license_id={}", ids[0]));
     assert!(
         rows.iter()

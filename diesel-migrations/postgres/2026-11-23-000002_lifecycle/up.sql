@@ -46,12 +46,15 @@ CREATE TABLE approvals (
   reason TEXT NOT NULL
 );
 CREATE INDEX approvals_state ON approvals (state);
--- Activations per firm and calendar month (UTC), against the monthly quota.
+-- Activations per firm and calendar month (UTC), against the monthly quota. Without a
+-- quota each writer (of each node) counts in a shard of its own, so that parallel writers
+-- never queue behind one row; with a quota the count is kept in shard 0 under its lock.
 CREATE TABLE activation_counts (
   firm_id BIGINT NOT NULL REFERENCES firms(id),
   month TEXT NOT NULL,
+  shard BIGINT NOT NULL,
   activations BIGINT NOT NULL,
   refused BIGINT NOT NULL,
-  PRIMARY KEY (firm_id, month)
+  PRIMARY KEY (firm_id, month, shard)
 );
 CREATE INDEX events_license ON events (license_id);
