@@ -474,3 +474,38 @@ pub mod container_state {
     /// It showed a state the server never issued; automatic handling stopped.
     pub const MANIPULATED: &str = "manipulated";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn an_update_effect_extends_from_the_later_of_now_and_the_old_expiry() {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
+        let effect = UpdateEffect {
+            extend_expiration_days: 365,
+            extend_maintenance_days: 30,
+            add_features: 4,
+            add_quantity: 2,
+        };
+        let mut o = ItemOptions {
+            feature_map: 1,
+            license_quantity: 5,
+            ..Default::default()
+        };
+        // No expiry yet: a year from now; the quantity of the line multiplies the effect.
+        effect.apply(&mut o, 2, now);
+        assert_eq!(o.expiration_time, Some(now + chrono::Duration::days(730)));
+        assert_eq!(o.maintenance_period_days, Some(60));
+        assert_eq!((o.feature_map, o.license_quantity), (5, 9));
+        // A future expiry is extended from itself, a past one from now.
+        let later = o.expiration_time.unwrap();
+        effect.apply(&mut o, 1, now);
+        assert_eq!(o.expiration_time, Some(later + chrono::Duration::days(365)));
+        o.expiration_time = Some(now - chrono::Duration::days(10));
+        effect.apply(&mut o, 1, now);
+        assert_eq!(o.expiration_time, Some(now + chrono::Duration::days(365)));
+        assert!(UpdateEffect::default().is_empty());
+    }
+}

@@ -896,6 +896,9 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
     let mut ops = vec![];
     let (mut added, mut changed, mut deleted) = (vec![], vec![], vec![]);
     let locking = k.blacklisted.is_some() && !k.mirror.content.locked;
+    // A license withdrawn while its adding update was still unconfirmed: an update (even
+    // with nothing to do) voids that one, and its receipt deletes the license.
+    let mut settle = false;
     if locking {
         ops.push(Op::Lock);
     } else {
@@ -920,6 +923,7 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
                     ops.push(Op::Delete { license_id: l.id });
                     deleted.push(l.id);
                 }
+                (ls::WITHDRAWING, None) => settle = true,
                 (ls::ACTIVATED, Some(h)) => {
                     let entry = l.entry(serial, ctx.firm_code)?;
                     if *h != entry {
@@ -954,7 +958,7 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
             }
         }
     }
-    if ops.is_empty() {
+    if ops.is_empty() && !settle {
         return Ok(None);
     }
     let mut after = k.mirror.content.clone();

@@ -873,3 +873,30 @@ fn racing_reactivations_of_one_license_move_it_once() {
         .count();
     assert_eq!(moved, 1);
 }
+
+#[test]
+fn a_license_withdrawn_before_its_update_was_applied_is_settled_by_the_next_contact() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "WP-1", "SNP-SINGLE", 1);
+    let mut a = new_act(&gw);
+    // The update is issued but never applied (the customer lost the file).
+    let request = a.request(FIRM, unix_now()).unwrap();
+    let lost = gw.activate(&ticket, &ids, &request).unwrap();
+    assert_eq!(license(&app, ids[0]).0, "pending");
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/licenses/withdraw",
+        Some(json!({"licenses": ids})),
+    );
+    assert_eq!((s, v[0]["state"].as_str()), (200, Some("withdrawing")));
+    // The next contact gets an update that adds nothing; its receipt settles the license.
+    let pulled = online::update(&gw, &mut a, &mut keep).unwrap();
+    assert_eq!(pulled.len(), 1);
+    assert!(pulled[0].added.is_empty() && pulled[0].deleted.is_empty());
+    assert_eq!(license(&app, ids[0]), ("deleted".into(), None));
+    // The lost update can no longer be applied.
+    let e = a.apply(&lost.update, unix_now()).unwrap_err();
+    assert_eq!(e.code, "wrong_counter", "{e}");
+    assert!(online::update(&gw, &mut a, &mut keep).unwrap().is_empty());
+}
