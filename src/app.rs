@@ -62,5 +62,8 @@ pub async fn start(config: Config) -> Result<Running> {
     .listen(listener)
     .map_err(|e| Error::internal(format!("cannot start the server: {e}")))?
     .run();
+    // The outbox worker and the scheduler run beside the HTTP server on every node.
+    tokio::spawn(crate::service::mail::run_worker(core.clone()));
+    tokio::spawn(crate::service::jobs::run_scheduler(core.clone()));
     Ok(Running { addr, server, core })
 }

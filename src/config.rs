@@ -46,6 +46,41 @@ pub struct Config {
     pub log_format: String,
     /// How long a verified password stays cached (seconds); 0 disables the cache.
     pub credential_cache_secs: u64,
+    /// SMTP server for the outbox; empty: mails are kept queued and not sent.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub smtp_security: String,
+    pub smtp_user: String,
+    pub smtp_password: Secret,
+    pub smtp_timeout_secs: u64,
+    /// The sender of every mail, `Name <address>` or an address.
+    pub mail_from: String,
+    /// The vendor's name in mails (default: `firm_name`).
+    pub vendor_name: String,
+    /// The customer portal (default: `<public_url>/portal`); ticket mails link to it.
+    pub portal_url: String,
+    pub logo_url: String,
+    /// Where approval requests are mailed; empty: no mail.
+    pub support_email: String,
+    /// A folder with templates that replace the built-in ones of the same name.
+    pub mail_templates_dir: String,
+    /// Attempts before a mail is marked failed.
+    pub mail_max_attempts: u32,
+    /// The first retry delay (seconds); it doubles with each attempt, up to an hour.
+    pub mail_retry_secs: u64,
+    /// Order sources (comma separated) whose orders send no ticket mail.
+    pub ticket_mail_skip_sources: String,
+    /// Cron expressions (with seconds) of the scheduled jobs; empty switches a job off.
+    pub job_expiry_report: String,
+    pub job_never_activated_report: String,
+    pub job_outbox: String,
+    pub job_housekeeping: String,
+    pub expiry_report_days: u32,
+    /// Recipients (comma separated) of the reports.
+    pub report_recipients: String,
+    /// One expiry report per customer instead of one per firm code.
+    pub expiry_report_per_customer: bool,
 }
 
 impl Default for Config {
@@ -65,6 +100,28 @@ impl Default for Config {
             workers: 2,
             log_format: "text".into(),
             credential_cache_secs: 300,
+            smtp_host: String::new(),
+            smtp_port: 25,
+            smtp_security: "none".into(),
+            smtp_user: String::new(),
+            smtp_password: Secret::default(),
+            smtp_timeout_secs: 10,
+            mail_from: "licenses@localhost".into(),
+            vendor_name: String::new(),
+            portal_url: String::new(),
+            logo_url: String::new(),
+            support_email: String::new(),
+            mail_templates_dir: String::new(),
+            mail_max_attempts: 8,
+            mail_retry_secs: 30,
+            ticket_mail_skip_sources: String::new(),
+            job_expiry_report: "0 0 6 * * Mon".into(),
+            job_never_activated_report: "0 0 6 1 * *".into(),
+            job_outbox: "*/30 * * * * *".into(),
+            job_housekeeping: "0 30 3 * * *".into(),
+            expiry_report_days: 30,
+            report_recipients: String::new(),
+            expiry_report_per_customer: false,
         }
     }
 }
@@ -102,6 +159,11 @@ impl Config {
                         .map_err(|_| Error::invalid(k.as_str(), "must be a whole number"))?,
                 ),
                 Kind::Str => toml::Value::String(v.clone()),
+                Kind::Bool => toml::Value::Boolean(match v.as_str() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    _ => return Err(Error::invalid(k.as_str(), "must be true or false")),
+                }),
             };
             table.insert(key, value);
         }
@@ -114,6 +176,12 @@ impl Config {
         }
         if cfg.public_url.is_empty() {
             cfg.public_url = format!("http://{}", cfg.listen);
+        }
+        if cfg.vendor_name.is_empty() {
+            cfg.vendor_name = cfg.firm_name.clone();
+        }
+        if cfg.portal_url.is_empty() {
+            cfg.portal_url = format!("{}/portal", cfg.public_url.trim_end_matches('/'));
         }
         Ok(cfg)
     }
@@ -135,6 +203,28 @@ impl Config {
             ("workers", Int),
             ("log_format", Str),
             ("credential_cache_secs", Int),
+            ("smtp_host", Str),
+            ("smtp_port", Int),
+            ("smtp_security", Str),
+            ("smtp_user", Str),
+            ("smtp_password", Str),
+            ("smtp_timeout_secs", Int),
+            ("mail_from", Str),
+            ("vendor_name", Str),
+            ("portal_url", Str),
+            ("logo_url", Str),
+            ("support_email", Str),
+            ("mail_templates_dir", Str),
+            ("mail_max_attempts", Int),
+            ("mail_retry_secs", Int),
+            ("ticket_mail_skip_sources", Str),
+            ("job_expiry_report", Str),
+            ("job_never_activated_report", Str),
+            ("job_outbox", Str),
+            ("job_housekeeping", Str),
+            ("expiry_report_days", Int),
+            ("report_recipients", Str),
+            ("expiry_report_per_customer", Bool),
         ]
     }
 
@@ -157,6 +247,36 @@ impl Config {
                 "max_body_bytes >= 1024, pool_size and workers >= 1",
             ));
         }
+        if !["none", "starttls", "tls"].contains(&self.smtp_security.as_str()) {
+            return Err(Error::invalid(
+                "smtp_security",
+                "must be none, starttls or tls",
+            ));
+        }
+        if self.mail_max_attempts == 0 || self.mail_retry_secs == 0 {
+            return Err(Error::invalid(
+                "mail_max_attempts",
+                "mail_max_attempts and mail_retry_secs must be at least 1",
+            ));
+        }
+        if !(1..=3650).contains(&self.expiry_report_days) {
+            return Err(Error::invalid("expiry_report_days", "between 1 and 3650"));
+        }
+        for (key, expr) in [
+            ("job_expiry_report", &self.job_expiry_report),
+            (
+                "job_never_activated_report",
+                &self.job_never_activated_report,
+            ),
+            ("job_outbox", &self.job_outbox),
+            ("job_housekeeping", &self.job_housekeeping),
+        ] {
+            if !expr.trim().is_empty() {
+                <cron::Schedule as std::str::FromStr>::from_str(expr).map_err(|e| {
+                    Error::invalid(key, format!("{expr:?} is not a cron expression: {e}"))
+                })?;
+            }
+        }
         if !self.master_key.0.is_empty()
             && hex::decode(&self.master_key.0).map(|k| k.len()) != Ok(32)
         {
@@ -173,6 +293,7 @@ impl Config {
 enum Kind {
     Int,
     Str,
+    Bool,
 }
 
 #[cfg(test)]

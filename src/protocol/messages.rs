@@ -278,6 +278,8 @@ pub enum Op<E = SignedEntry> {
     },
     /// Locks every entry of the firm (sent to blacklisted containers).
     Lock,
+    /// Lifts the lock (the container was taken off the blacklist).
+    Unlock,
 }
 
 impl<E: AsEntry> Op<E> {
@@ -285,7 +287,7 @@ impl<E: AsEntry> Op<E> {
         match self {
             Op::Add { entry } | Op::Change { entry } => Some(entry.entry().license_id),
             Op::Delete { license_id } => Some(*license_id),
-            Op::Lock => None,
+            Op::Lock | Op::Unlock => None,
         }
     }
 }
@@ -350,6 +352,7 @@ impl<E: AsEntry> Content<E> {
                     }
                 }
                 Op::Lock => next.locked = true,
+                Op::Unlock => next.locked = false,
             }
         }
         *self = next;

@@ -902,6 +902,10 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
     if locking {
         ops.push(Op::Lock);
     } else {
+        if k.mirror.content.locked {
+            // Taken off the blacklist: the lock goes first.
+            ops.push(Op::Unlock);
+        }
         let rows: Vec<LicRow> = licenses::table
             .inner_join(items::table)
             .filter(licenses::serial.eq(serial))
@@ -918,6 +922,16 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
                         entry: l.entry(serial, ctx.firm_code)?,
                     });
                     added.push(l.id);
+                }
+                // Back in a container that kept an older generation of it.
+                (ls::PENDING, Some(h)) => {
+                    let entry = l.entry(serial, ctx.firm_code)?;
+                    if *h != entry {
+                        ops.push(Op::Change { entry });
+                        added.push(l.id);
+                    } else {
+                        settle = true;
+                    }
                 }
                 (ls::RETURNING | ls::WITHDRAWING, Some(_)) => {
                     ops.push(Op::Delete { license_id: l.id });
@@ -1059,6 +1073,7 @@ impl Prepared {
                 Op::Change { entry } => Op::Change { entry: sign(entry) },
                 Op::Delete { license_id } => Op::Delete { license_id },
                 Op::Lock => Op::Lock,
+                Op::Unlock => Op::Unlock,
             })
             .collect();
         let mut issued = self.issued;
@@ -1276,11 +1291,7 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
                 )));
             }
         }
-        let fresh = chosen.iter().filter(|l| l.state == ls::AVAILABLE).count();
-        if let Err(refused) = count_activations(c, actor, k, ctx.firm_code, fresh)? {
-            return Ok(Err(refused));
-        }
-        let mut requested = vec![];
+        let mut fresh = vec![];
         for l in chosen {
             if l.firm_id != k.firm_id {
                 return Err(Error::invalid(
@@ -1300,20 +1311,7 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
                 )));
             }
             match (l.state.as_str(), l.serial.as_deref()) {
-                (ls::AVAILABLE, _) => {
-                    set_state(c, l, ls::PENDING, Some(serial.clone()))?;
-                    requested.push(l.id);
-                    audit::record(
-                        actor,
-                        Event {
-                            action: "license.activation_requested",
-                            ticket: Some(code.as_stored()),
-                            license_id: Some(l.id),
-                            serial: Some(&serial),
-                            ..Default::default()
-                        },
-                    )?;
-                }
+                (ls::AVAILABLE, _) => fresh.push(l),
                 // A retried activation: the update below carries it again.
                 (ls::PENDING, Some(s)) if s == serial => {}
                 (state, Some(s)) => {
@@ -1326,6 +1324,23 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
                     return Err(Error::Conflict(format!("license {} is {state}", l.id)))
                 }
             }
+        }
+        // Only a request that would succeed counts against the quota.
+        if let Err(refused) = count_activations(c, actor, k, ctx.firm_code, fresh.len())? {
+            return Ok(Err(refused));
+        }
+        for l in fresh {
+            set_state(c, l, ls::PENDING, Some(serial.clone()))?;
+            audit::record(
+                actor,
+                Event {
+                    action: "license.activation_requested",
+                    ticket: Some(code.as_stored()),
+                    license_id: Some(l.id),
+                    serial: Some(&serial),
+                    ..Default::default()
+                },
+            )?;
         }
         if k.cont.customer_id.is_none() {
             let customer: i64 = tickets::table
@@ -1342,8 +1357,14 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     deliver(core, out)
 }
 
+/// Counts activations no quota refuses (support approved them) in this month.
+pub(super) fn add_activations(c: &mut Conn, firm_id: i64, n: i64) -> Result<()> {
+    let month = super::now().format("%Y-%m").to_string();
+    add_to_shard(c, firm_id, &month, 1 + crate::store::writer_tag(), n, 0)
+}
+
 /// Adds to one shard of a month's activation count (creating it).
-fn add_activations(
+fn add_to_shard(
     c: &mut Conn,
     firm_id: i64,
     month: &str,
@@ -1404,7 +1425,7 @@ pub(super) fn count_activations(
     } else {
         0
     };
-    add_activations(c, k.firm_id, &month, shard, n, 0)?;
+    add_to_shard(c, k.firm_id, &month, shard, n, 0)?;
     if quota == 0 {
         return Ok(Ok(()));
     }
@@ -1418,7 +1439,7 @@ pub(super) fn count_activations(
     if total <= i64::from(quota) {
         return Ok(Ok(()));
     }
-    add_activations(c, k.firm_id, &month, 0, -n, 1)?;
+    add_to_shard(c, k.firm_id, &month, 0, -n, 1)?;
     audit::record(
         actor,
         Event {

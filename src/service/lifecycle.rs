@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::activation::{
-    after_contact, count_activations, customer_actor, deliver, issue_required, read_request,
-    set_state, ticket_id, ContainerRow, Issued, LicRow, Refusal, LIC_SELECT,
+    add_activations, after_contact, count_activations, customer_actor, deliver, issue_required,
+    read_request, set_state, ticket_id, ContainerRow, Issued, LicRow, Refusal, LIC_SELECT,
 };
 use super::audit::{self, Event};
 use super::catalog::load_settings;
@@ -20,7 +20,8 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::protocol::Trait;
 use crate::store::schema::{
-    approvals, blacklist, containers, customers, firms, items, licenses, order_lines, withdrawals,
+    approvals, blacklist, containers, customers, events, firms, items, licenses, order_lines,
+    withdrawals,
 };
 use crate::store::{is_unique_violation, Conn};
 
@@ -33,6 +34,9 @@ pub mod approval_state {
 use approval_state as aps;
 
 const REACTIVATION: &str = "reactivation";
+const RESTORE_REFUSED: &str = "container.restore_refused";
+/// Failed restores of one container per 24 hours before support must help.
+const MAX_RESTORE_FAILURES: i64 = 5;
 const RESTORE: &str = "restore";
 
 const CONTROL_ROLES: &[Role] = &[Role::Admin, Role::Sales, Role::Erp];
@@ -96,7 +100,8 @@ fn reactivation_decision(
             ))
         }
         ReactivationPolicy::AfterBlockingPeriod => {
-            if let Some(at) = l.activated_at {
+            // Never confirmed (still pending): the period starts now.
+            if let Some(at) = l.activated_at.or(Some(now)) {
                 let until = at + chrono::Duration::days(i64::from(blocking));
                 if now < until {
                     return Decision::Approval(format!(
@@ -274,7 +279,7 @@ fn ask_approval(
         }
         None => {}
     }
-    let id: i64 = diesel::insert_into(approvals::table)
+    let inserted = diesel::insert_into(approvals::table)
         .values((
             approvals::firm_id.eq(firm_id),
             approvals::kind.eq(kind),
@@ -287,7 +292,12 @@ fn ask_approval(
             approvals::reason.eq(""),
         ))
         .returning(approvals::id)
-        .get_result(c)?;
+        .get_result::<i64>(c);
+    // The same request from another writer at the same time: run again and find it.
+    let id = match inserted {
+        Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
+        r => r?,
+    };
     audit::record(
         actor,
         Event {
@@ -468,19 +478,47 @@ pub async fn restore(core: &Core, interface: Interface, req: RestoreRequest) -> 
                 old.serial, old.kind
             )));
         }
+        let now = super::now();
+        let failed: i64 = events::table
+            .filter(events::serial.eq(&old.serial))
+            .filter(events::action.eq(RESTORE_REFUSED))
+            .filter(events::at.gt(now - chrono::Duration::days(1)))
+            .count()
+            .get_result(c)?;
+        if failed >= MAX_RESTORE_FAILURES {
+            return Err(Error::NotAllowed(format!(
+                "{failed} restores of container {} failed in the last 24 hours; ask support",
+                old.serial
+            )));
+        }
         let stored: Vec<Trait> = serde_json::from_str(&old.fingerprint)
             .map_err(|e| Error::internal(format!("container fingerprint: {e}")))?;
-        let changed = stored.iter().filter(|t| !req.traits.contains(t)).count();
+        // One hash per stored trait name, compared one to one.
+        let changed = stored
+            .iter()
+            .filter(|t| {
+                let mut given = req.traits.iter().filter(|g| g.name == t.name);
+                !matches!((given.next(), given.next()), (Some(g), None) if g.hash == t.hash)
+            })
+            .count();
         let tolerance = k.settings.fingerprint_tolerance as usize;
         if changed > tolerance {
-            return Err(Error::NotAllowed(format!(
+            audit::record(
+                actor,
+                Event {
+                    action: RESTORE_REFUSED,
+                    serial: Some(&old.serial),
+                    details: serde_json::json!({"into": k.cont.serial, "differ": changed}),
+                    ..Default::default()
+                },
+            )?;
+            return Ok(Err(Refusal::Error(Error::NotAllowed(format!(
                 "{changed} of {} machine traits differ from container {}'s (at most \
                  {tolerance} may): this is not the same computer",
                 stored.len(),
                 old.serial
-            )));
+            )))));
         }
-        let now = super::now();
         match k.settings.restore {
             ReactivationPolicy::Never => {
                 return Err(Error::NotAllowed(
@@ -530,7 +568,7 @@ fn restore_into(
     firm_id: i64,
     old: &ContainerRow,
     to: &str,
-) -> Result<Vec<i64>> {
+) -> Result<()> {
     let rows: Vec<LicRow> = licenses::table
         .inner_join(items::table)
         .filter(licenses::serial.eq(&old.serial))
@@ -572,8 +610,7 @@ fn restore_into(
             details: serde_json::json!({"into": to, "licenses": ids}),
             ..Default::default()
         },
-    )?;
-    Ok(ids)
+    )
 }
 
 /// An approval request; the fields in the table's column order.
@@ -656,6 +693,18 @@ pub async fn decide(
                         target.serial, target.state
                     )));
                 }
+                let listed: i64 = blacklist::table
+                    .filter(blacklist::firm_id.eq(firm_id))
+                    .filter(blacklist::serial.eq(&a.serial))
+                    .filter(blacklist::removed_at.is_null())
+                    .count()
+                    .get_result(c)?;
+                if listed > 0 {
+                    return Err(Error::Conflict(format!(
+                        "container {} is blacklisted; deny the request",
+                        a.serial
+                    )));
+                }
                 match (a.kind.as_str(), a.license_id) {
                     (REACTIVATION, Some(lid)) => {
                         let l = license_row(c, lid)?;
@@ -677,6 +726,8 @@ pub async fn decide(
                             false,
                             "license.reactivated",
                         )?;
+                        // Counted; support's approval is not held to the quota.
+                        add_activations(c, firm_id, 1)?;
                     }
                     (RESTORE, None) => {
                         let old = container_by_serial(c, &a.old_serial)?;
@@ -928,8 +979,10 @@ pub async fn replace(core: &Core, actor: &Actor, req: ReplaceRequest) -> Result<
     core.db
         .write(move |c| {
             let l = license_row(c, req.license_id)?;
-            let (item_pk, firm_id, product_code, options, kind, active) =
-                item_by_id(c, &req.item_id)?;
+            let item = item_by_id(c, &req.item_id)?;
+            let (item_pk, firm_id, product_code, options) =
+                (item.pk, item.firm_id, item.product_code, item.options);
+            let (kind, active) = (item.kind, item.active);
             if kind != "license" || !active {
                 return Err(Error::invalid(
                     "item_id",

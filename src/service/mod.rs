@@ -4,7 +4,9 @@ pub mod audit;
 pub mod catalog;
 pub mod demo;
 pub mod firms;
+pub mod jobs;
 pub mod lifecycle;
+pub mod mail;
 pub mod orders;
 pub mod reports;
 pub mod users;
@@ -41,6 +43,10 @@ pub struct Core {
     pub master: std::sync::Arc<firms::MasterKey>,
     /// Opened firm signing keys by firm id (replaced when the firm's key id changes).
     pub signers: activation::SignerCache,
+    /// The mail templates, checked at start.
+    pub templates: mail::Templates,
+    /// This process among the nodes sharing the database (claims mails and jobs).
+    pub node: String,
 }
 
 impl Core {
@@ -54,6 +60,7 @@ impl Core {
                 pg_writers: config.pg_writers,
             },
         )?;
+        let templates = mail::Templates::load(&config)?;
         let master = firms::MasterKey::load(&config)?;
         let default_firm =
             firms::ensure_firm(&db, &master, config.firm_code, &config.firm_name).await?;
@@ -65,8 +72,16 @@ impl Core {
             stats: Stats::default(),
             master: std::sync::Arc::new(master),
             signers: Default::default(),
+            templates,
+            node: node_name(),
         })
     }
+}
+
+fn node_name() -> String {
+    let mut b = [0u8; 4];
+    openssl::rand::rand_bytes(&mut b).expect("CSPRNG");
+    format!("node-{}-{}", std::process::id(), hex::encode(b))
 }
 
 /// Now, in UTC, truncated to microseconds so that it reads back the same from both backends.

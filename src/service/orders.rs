@@ -127,6 +127,8 @@ pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Resu
     actor.require(ORDER_ROLES, "create orders")?;
     req.validate()?;
     let actor = actor.clone();
+    let ticket_mail = super::mail::ticket_mail_for(&core.config, &req.source);
+    let portal = core.config.portal_url.trim_end_matches('/').to_string();
     let view = core
         .db
         .write(move |c| {
@@ -174,6 +176,24 @@ pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Resu
                 r => r?,
             };
             let made = insert_lines(c, &actor, order_id, ticket_id, INITIAL_BATCH, &resolved)?;
+            if ticket_mail && !customer.email.is_empty() {
+                let lines: Vec<serde_json::Value> = req
+                    .lines
+                    .iter()
+                    .zip(&resolved)
+                    .map(|(l, r)| serde_json::json!({"item_id": l.item_id, "name": r.name,
+                        "quantity": l.quantity}))
+                    .collect();
+                super::mail::enqueue(c, super::mail::NewMail {
+                    kind: "ticket",
+                    recipient: &customer.email,
+                    locale: &customer.locale,
+                    params: serde_json::json!({"customer_name": customer.name,
+                        "order_id": erp_id, "ticket": code.to_string(),
+                        "ticket_url": format!("{portal}/tickets/{code}"), "licenses": lines}),
+                    attachment: None,
+                })?;
+            }
             // The answer is built from what was just written: no reads after the inserts.
             let view = OrderView {
                 order_id,
@@ -322,15 +342,24 @@ struct Resolved {
     product_code: i64,
     options: String,
     quantity: i32,
+    name: String,
     /// For an update item: what it does to each license it matches.
     effect: Option<UpdateEffect>,
 }
 
-/// An item by its id: key, firm, product code, options, kind, active.
-pub(super) fn item_by_id(
-    c: &mut Conn,
-    item_id: &str,
-) -> Result<(i64, i64, i64, String, String, bool)> {
+/// An item as orders and replacements need it.
+#[derive(Queryable)]
+pub(super) struct ItemRow {
+    pub pk: i64,
+    pub firm_id: i64,
+    pub product_code: i64,
+    pub options: String,
+    pub kind: String,
+    pub active: bool,
+    pub name: String,
+}
+
+pub(super) fn item_by_id(c: &mut Conn, item_id: &str) -> Result<ItemRow> {
     items::table
         .filter(items::item_id.eq(item_id))
         .select((
@@ -340,6 +369,7 @@ pub(super) fn item_by_id(
             items::options,
             items::kind,
             items::active,
+            items::name,
         ))
         .first(c)
         .optional()?
@@ -349,7 +379,15 @@ pub(super) fn item_by_id(
 fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
     let mut out = Vec::with_capacity(lines.len());
     for (i, l) in lines.iter().enumerate() {
-        let (item_pk, firm_id, product_code, options, kind, active) = item_by_id(c, &l.item_id)?;
+        let ItemRow {
+            pk: item_pk,
+            firm_id,
+            product_code,
+            options,
+            kind,
+            active,
+            name,
+        } = item_by_id(c, &l.item_id)?;
         if !active {
             return Err(Error::invalid(
                 format!("lines[{i}].item_id"),
@@ -375,6 +413,7 @@ fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
             product_code,
             options,
             quantity: l.quantity as i32,
+            name,
             effect,
         });
     }

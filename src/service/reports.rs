@@ -171,7 +171,7 @@ fn expiration(o: &ItemOptions) -> Value {
 }
 
 /// license id, item, firm code, product code, state, generation, serial, ticket, options,
-/// activated at, created at.
+/// activated at, created at, customer.
 type LicenseLine = (
     i64,
     String,
@@ -184,6 +184,7 @@ type LicenseLine = (
     String,
     Option<chrono::NaiveDateTime>,
     chrono::NaiveDateTime,
+    String,
 );
 
 /// event id, at, actor, interface, action, serial, details.
@@ -211,6 +212,7 @@ const LICENSE_COLUMNS: &[&str] = &[
     "expiration_time",
     "activated_at",
     "created_at",
+    "customer_id",
 ];
 
 fn license_cells(l: LicenseLine) -> Result<Vec<Value>> {
@@ -229,6 +231,7 @@ fn license_cells(l: LicenseLine) -> Result<Vec<Value>> {
         expiration(&o),
         iso_opt(l.9),
         iso(l.10),
+        json!(l.11),
     ])
 }
 
@@ -236,7 +239,7 @@ macro_rules! license_query {
     () => {
         licenses::table
             .inner_join(items::table)
-            .inner_join(tickets::table)
+            .inner_join(tickets::table.inner_join(customers::table))
             .inner_join(firms::table.on(firms::id.eq(licenses::firm_id)))
             .select((
                 licenses::id,
@@ -250,6 +253,7 @@ macro_rules! license_query {
                 licenses::options,
                 licenses::activated_at,
                 licenses::created_at,
+                customers::external_id,
             ))
             .order(licenses::id.asc())
     };
@@ -261,6 +265,11 @@ pub async fn run(core: &Core, actor: &Actor, report: Report) -> Result<Table> {
         &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
         "read reports",
     )?;
+    read(core, report).await
+}
+
+/// Runs a report for the system (scheduled jobs).
+pub async fn read(core: &Core, report: Report) -> Result<Table> {
     core.db.read(move |c| build(c, &report)).await
 }
 
@@ -459,6 +468,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                 Option<chrono::NaiveDateTime>,
                 Option<String>,
                 Option<String>,
+                Option<i64>,
             )> = blacklist::table
                 .inner_join(firms::table.on(firms::id.eq(blacklist::firm_id)))
                 .select((
@@ -472,6 +482,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                     blacklist::removed_at,
                     blacklist::removed_by,
                     blacklist::removed_reason,
+                    blacklist::lock_update_id,
                 ))
                 .order(blacklist::id.asc())
                 .load(c)?;
@@ -488,6 +499,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                     "removed_at",
                     "removed_by",
                     "removed_reason",
+                    "lock_update_id",
                 ],
                 rows: rows
                     .into_iter()
@@ -503,6 +515,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                             iso_opt(r.7),
                             json!(r.8),
                             json!(r.9),
+                            json!(r.10),
                         ]
                     })
                     .collect(),

@@ -238,6 +238,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        recipient -> Text,
+        locale -> Text,
+        params -> Text,
+        attachment_name -> Nullable<Text>,
+        attachment -> Nullable<Text>,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    job_runs (job, scheduled_at) {
+        job -> Text,
+        scheduled_at -> Timestamp,
+        node -> Text,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        outcome -> Text,
+        detail -> Text,
+    }
+}
+
 diesel::joinable!(items -> firms (firm_id));
 diesel::joinable!(licenses -> items (item_id));
 diesel::joinable!(licenses -> tickets (ticket_id));
@@ -263,5 +295,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     blacklist,
     withdrawals,
     approvals,
-    activation_counts
+    activation_counts,
+    outbox,
+    job_runs
 );

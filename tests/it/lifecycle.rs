@@ -296,6 +296,12 @@ fn reactivation_policy_never_blocking_period_item_override_and_withdraw_behaviou
     // Behaviour none: the old container keeps its generation, nothing waits for it.
     reactivate(&gw, &mut b, &ticket, &ids[1..]).unwrap();
     assert!(online::update(&gw, &mut a, &mut keep).unwrap().is_empty());
+    // Returned from B, the license goes back into A, which kept the older generation.
+    online::deactivate(&gw, &mut b, FIRM, &ids[1..], &mut keep).unwrap();
+    let back = activate(&gw, &mut a, &ticket, &ids[1..]);
+    assert_eq!(back.added, vec![ids[1]]);
+    assert_eq!(license(&app, ids[1]), ("activated".into(), Some(a.serial.clone())));
+    assert_eq!(generation(&app, ids[1]), 2);
     // Only a license in another container can be re-activated.
     let (t3, avail) = ticket_with(&app, "P-3", "SNP-SINGLE", 1);
     let e = reactivate(&gw, &mut b, &t3, &avail).unwrap_err();
@@ -323,6 +329,12 @@ fn restore_recognises_the_same_computer_and_blacklists_the_old_container() {
     .unwrap_err();
     assert_eq!(e.code, "not_allowed", "{e}");
     assert!(e.message.contains("not the same computer"), "{e}");
+    // Several values per trait name do not help.
+    let mut guesses = other_machine();
+    guesses.extend(traits());
+    let e =
+        online::restore(&gw, &mut stranger, &old.serial, FIRM, &guesses, &mut keep).unwrap_err();
+    assert!(e.message.contains("5 of 5"), "{e}");
 
     settings(&app, json!({"restore": "never"}));
     let mut fresh = new_act(&gw);
@@ -430,6 +442,11 @@ fn a_blacklisted_container_gets_the_lock_before_its_refusal_and_removal_is_recor
     let bl = report(&app, "blacklist");
     assert_eq!(bl[0]["removed_by"], "admin");
     assert_eq!(bl[0]["removed_reason"], "laptop found");
+    // Its next contact lifts the lock; then it may activate again.
+    let pulled = online::update(&gw, &mut a, &mut keep).unwrap();
+    assert_eq!(pulled.len(), 1);
+    a.check(FIRM, 1001, 1, &traits(), unix_now()).unwrap();
+    activate(&gw, &mut a, &ticket, &ids[1..]);
     let (_, h) = app.admin("GET", &format!("/api/v1/history?serial={}", a.serial), None);
     let actions: Vec<(&str, &str)> = h
         .as_array()
@@ -737,9 +754,10 @@ fn reset_and_assign_containers() {
         d.check(FIRM, 1001, 1, &[], unix_now()).unwrap_err().code,
         "not_licensed"
     );
-    assert!(report(&app, "container-licenses?serial=3-7100001")
-        .iter()
-        .all(|r| r["state"] == "deleted"));
+    assert!(report(&app, "container-licenses?serial=3-7100001").is_empty());
+    for id in &ids {
+        assert_eq!(license(&app, *id), ("deleted".into(), None));
+    }
 }
 
 #[test]

@@ -2,6 +2,8 @@
 -- customer has done alone (the self-service count).
 ALTER TABLE licenses ADD COLUMN activated_at TIMESTAMP;
 ALTER TABLE licenses ADD COLUMN self_service_used INTEGER NOT NULL DEFAULT 0;
+UPDATE licenses SET activated_at = (SELECT MAX(e.at) FROM events e
+  WHERE e.license_id = licenses.id AND e.action = 'license.activated');
 -- Containers that must never get licenses of the firm again; one open entry per container.
 CREATE TABLE blacklist (
   id BIGSERIAL PRIMARY KEY,
@@ -46,6 +48,9 @@ CREATE TABLE approvals (
   reason TEXT NOT NULL
 );
 CREATE INDEX approvals_state ON approvals (state);
+-- One open request for the same thing, however often the customer asks.
+CREATE UNIQUE INDEX approvals_open ON approvals (kind, old_serial, serial, COALESCE(license_id, 0))
+  WHERE state = 'open';
 -- Activations per firm and calendar month (UTC), against the monthly quota. Without a
 -- quota each writer (of each node) counts in a shard of its own, so that parallel writers
 -- never queue behind one row; with a quota the count is kept in shard 0 under its lock.
@@ -58,3 +63,4 @@ CREATE TABLE activation_counts (
   PRIMARY KEY (firm_id, month, shard)
 );
 CREATE INDEX events_license ON events (license_id);
+CREATE INDEX events_serial ON events (serial);

@@ -1,3 +1,4 @@
+DROP INDEX events_serial;
 DROP INDEX events_license;
 DROP TABLE activation_counts;
 DROP TABLE approvals;

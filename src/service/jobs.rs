@@ -1,0 +1,435 @@
+//! Scheduled jobs. Each job has a cron expression (with seconds) in the configuration; a
+//! run is claimed by inserting the row (job, scheduled time), so with several nodes on one
+//! database every scheduled time runs once. A node that was down runs a missed job once on
+//! start (for the latest time it missed), and a failed run is recorded and changes nothing
+//! else.
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::mail::{self, NewMail};
+use super::reports::{self, Report, Table};
+use super::Core;
+use crate::domain::{Actor, Role};
+use crate::error::{Error, Result};
+use crate::store::schema::{job_runs, outbox};
+
+pub const JOBS: &[&str] = &[
+    "expiry_report",
+    "never_activated_report",
+    "outbox",
+    "housekeeping",
+];
+
+/// The configured schedule of a job (`None`: switched off).
+pub fn schedule_of(core: &Core, job: &str) -> Result<Option<cron::Schedule>> {
+    let c = &core.config;
+    let expr = match job {
+        "expiry_report" => &c.job_expiry_report,
+        "never_activated_report" => &c.job_never_activated_report,
+        "outbox" => &c.job_outbox,
+        "housekeeping" => &c.job_housekeeping,
+        other => {
+            return Err(Error::invalid(
+                "job",
+                format!("unknown job {other:?}; one of {}", JOBS.join(", ")),
+            ))
+        }
+    };
+    if expr.trim().is_empty() {
+        return Ok(None);
+    }
+    cron::Schedule::from_str(expr)
+        .map(Some)
+        .map_err(|e| Error::invalid(job, format!("{expr:?}: {e}")))
+}
+
+fn naive(t: DateTime<Utc>) -> chrono::NaiveDateTime {
+    t.naive_utc()
+}
+
+/// The latest scheduled time after `after` and not after `now`.
+fn latest_missed(
+    s: &cron::Schedule,
+    after: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    s.after(&after)
+        .take(2_000_000)
+        .take_while(|t| *t <= now)
+        .last()
+}
+
+/// Claims (job, time) for this node; false if another node has it.
+async fn claim(core: &Core, job: &'static str, at: chrono::NaiveDateTime) -> Result<bool> {
+    let node = core.node.clone();
+    let res = core
+        .db
+        .write(move |c| {
+            let r = diesel::insert_into(job_runs::table)
+                .values((
+                    job_runs::job.eq(job),
+                    job_runs::scheduled_at.eq(at),
+                    job_runs::node.eq(&node),
+                    job_runs::started_at.eq(super::now()),
+                    job_runs::outcome.eq("running"),
+                    job_runs::detail.eq(""),
+                ))
+                .execute(c);
+            match r {
+                // Another node inserted it: this one does not run it (the failed statement's
+                // savepoint is rolled back with the error).
+                Err(e) if crate::store::is_unique_violation(&e) => Err(Error::AlreadyExists {
+                    kind: "job run",
+                    id: format!("{job}@{at}"),
+                }),
+                r => r.map(|_| ()).map_err(Error::from),
+            }
+        })
+        .await;
+    match res {
+        Ok(()) => Ok(true),
+        Err(Error::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn finish(
+    core: &Core,
+    job: &'static str,
+    at: chrono::NaiveDateTime,
+    outcome: &Result<String>,
+) -> Result<()> {
+    let (state, detail) = match outcome {
+        Ok(d) => ("ok", d.clone()),
+        Err(e) => ("failed", e.to_string()),
+    };
+    core.db
+        .write(move |c| {
+            diesel::update(
+                job_runs::table
+                    .filter(job_runs::job.eq(job))
+                    .filter(job_runs::scheduled_at.eq(at)),
+            )
+            .set((
+                job_runs::finished_at.eq(Some(super::now())),
+                job_runs::outcome.eq(state),
+                job_runs::detail.eq(&detail),
+            ))
+            .execute(c)?;
+            Ok(())
+        })
+        .await
+}
+
+/// Runs `job` for the scheduled time `at` if this node claims it; records the outcome.
+pub async fn run_once(core: &Core, job: &'static str, at: chrono::NaiveDateTime) -> Result<bool> {
+    if !claim(core, job, at).await? {
+        return Ok(false);
+    }
+    let outcome = run_job(core, job).await;
+    if let Err(e) = &outcome {
+        tracing::warn!(job, at = %at, error = %e, "scheduled job failed");
+    }
+    finish(core, job, at, &outcome).await?;
+    Ok(true)
+}
+
+fn recipients(core: &Core) -> Vec<String> {
+    core.config
+        .report_recipients
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Splits a license report by the values of `keys` (firm code, and customer if asked).
+fn split_by(t: &Table, keys: &[&str]) -> Vec<(Vec<Value>, Vec<Vec<Value>>)> {
+    let idx: Vec<usize> = keys
+        .iter()
+        .filter_map(|k| t.columns.iter().position(|c| c == k))
+        .collect();
+    let mut groups: Vec<(Vec<Value>, Vec<Vec<Value>>)> = vec![];
+    for row in &t.rows {
+        let key: Vec<Value> = idx.iter().map(|i| row[*i].clone()).collect();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, rows)) => rows.push(row.clone()),
+            None => groups.push((key, vec![row.clone()])),
+        }
+    }
+    groups
+}
+
+/// Mails a license report, one mail per group and recipient with the group's CSV.
+async fn mail_report(
+    core: &Core,
+    kind: &'static str,
+    table: Table,
+    per_customer: bool,
+    extra: Value,
+) -> Result<String> {
+    let to = recipients(core);
+    if to.is_empty() {
+        return Ok(format!(
+            "{} row(s); no report_recipients configured",
+            table.rows.len()
+        ));
+    }
+    let keys: &[&str] = if per_customer {
+        &["firm_code", "customer_id"]
+    } else {
+        &["firm_code"]
+    };
+    let groups = split_by(&table, keys);
+    let mut mails = vec![];
+    for (key, rows) in groups {
+        let part = Table {
+            report: table.report,
+            columns: table.columns,
+            rows,
+        };
+        let mut params = extra.clone();
+        params["firm_code"] = key[0].clone();
+        params["customer_id"] = key.get(1).cloned().unwrap_or(Value::Null);
+        params["rows"] = json!(part.rows.len());
+        params["columns"] = json!(part.columns.join(", "));
+        let name = match key.get(1).and_then(Value::as_str) {
+            Some(cust) => format!("{}-{}-{}.csv", part.report, key[0], cust),
+            None => format!("{}-{}.csv", part.report, key[0]),
+        };
+        mails.push((params, name, part.to_csv()?));
+    }
+    let n = mails.len();
+    core.db
+        .write(move |c| {
+            for (params, name, csv) in &mails {
+                for r in &to {
+                    mail::enqueue(
+                        c,
+                        NewMail {
+                            kind,
+                            recipient: r,
+                            locale: "en",
+                            params: params.clone(),
+                            attachment: Some((name.clone(), csv.clone())),
+                        },
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(format!(
+        "{} row(s) in {n} report(s) queued",
+        table.rows.len()
+    ))
+}
+
+fn iso(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Runs a job now; the answer says what it did.
+pub async fn run_job(core: &Core, job: &str) -> Result<String> {
+    match job {
+        "expiry_report" => {
+            let days = core.config.expiry_report_days;
+            let table = reports::read(core, Report::Expiring { days }).await?;
+            let now = super::now();
+            let until = now + chrono::Duration::days(i64::from(days));
+            let extra = json!({"days": days, "from": iso(now), "until": iso(until)});
+            let per_customer = core.config.expiry_report_per_customer;
+            mail_report(core, "expiry_report", table, per_customer, extra).await
+        }
+        "never_activated_report" => {
+            let table = reports::read(core, Report::NeverActivated).await?;
+            let extra = json!({"now": iso(super::now())});
+            mail_report(core, "never_activated_report", table, false, extra).await
+        }
+        "outbox" => {
+            let mailer = std::sync::Arc::new(mail::Mailer::new(&core.config)?);
+            if !mailer.enabled() {
+                return Ok("no SMTP server configured; mails stay queued".into());
+            }
+            let mut n = 0;
+            loop {
+                let tried = mail::send_due(core, &mailer).await?;
+                if tried == 0 {
+                    break;
+                }
+                n += tried;
+            }
+            Ok(format!("{n} mail(s) tried"))
+        }
+        "housekeeping" => {
+            let now = super::now();
+            let (runs, mails) = core
+                .db
+                .write(move |c| {
+                    let runs = diesel::delete(
+                        job_runs::table
+                            .filter(job_runs::scheduled_at.lt(now - chrono::Duration::days(90)))
+                            .filter(job_runs::outcome.ne("running")),
+                    )
+                    .execute(c)?;
+                    let mails = diesel::delete(
+                        outbox::table
+                            .filter(outbox::state.eq(mail::mail_state::SENT))
+                            .filter(outbox::sent_at.lt(now - chrono::Duration::days(30))),
+                    )
+                    .execute(c)?;
+                    Ok((runs, mails))
+                })
+                .await?;
+            Ok(format!(
+                "{runs} job run(s) older than 90 days and {mails} mail(s) sent more than 30 days ago deleted"
+            ))
+        }
+        other => Err(Error::invalid(
+            "job",
+            format!("unknown job {other:?}; one of {}", JOBS.join(", ")),
+        )),
+    }
+}
+
+/// Runs every configured job at its times until the process ends.
+pub async fn run_scheduler(core: actix_web::web::Data<Core>) {
+    let mut next: HashMap<&'static str, (cron::Schedule, DateTime<Utc>)> = HashMap::new();
+    let now = Utc::now();
+    for job in JOBS {
+        let schedule = match schedule_of(&core, job) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(job, error = %e, "job not scheduled");
+                continue;
+            }
+        };
+        // Missed while this node (or every node) was down: run once, for the latest time.
+        match last_run(&core, job).await {
+            Ok(Some(last)) => {
+                if let Some(t) = latest_missed(&schedule, last.and_utc(), now) {
+                    let core = core.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = run_once(&core, job, naive(t)).await {
+                            tracing::warn!(job, error = %e, "missed run");
+                        }
+                    });
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(job, error = %e, "reading the last run"),
+        }
+        if let Some(t) = schedule.after(&now).next() {
+            next.insert(job, (schedule, t));
+        }
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = Utc::now();
+        for (job, (schedule, due)) in next.iter_mut() {
+            if now < *due {
+                continue;
+            }
+            // Late (a paused process): the latest time due, once.
+            let at =
+                latest_missed(schedule, *due - chrono::Duration::seconds(1), now).unwrap_or(*due);
+            *due = match schedule.after(&now).next() {
+                Some(t) => t,
+                None => DateTime::<Utc>::MAX_UTC,
+            };
+            let (core, job) = (core.clone(), *job);
+            tokio::spawn(async move {
+                if let Err(e) = run_once(&core, job, naive(at)).await {
+                    tracing::warn!(job, error = %e, "scheduled run");
+                }
+            });
+        }
+    }
+}
+
+async fn last_run(core: &Core, job: &'static str) -> Result<Option<chrono::NaiveDateTime>> {
+    core.db
+        .read(move |c| {
+            Ok(job_runs::table
+                .filter(job_runs::job.eq(job))
+                .select(diesel::dsl::max(job_runs::scheduled_at))
+                .first(c)?)
+        })
+        .await
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    pub job: &'static str,
+    pub schedule: Option<String>,
+    pub next_run: Option<String>,
+    pub last_run: Option<String>,
+    pub last_outcome: Option<String>,
+    pub last_detail: Option<String>,
+    pub last_node: Option<String>,
+}
+
+/// Every job with its schedule, next run and last run.
+pub async fn list(core: &Core, actor: &Actor) -> Result<Vec<JobView>> {
+    actor.require(&[Role::Admin, Role::Support], "read the scheduled jobs")?;
+    let mut out = vec![];
+    for job in JOBS {
+        let schedule = schedule_of(core, job)?;
+        let last: Option<(chrono::NaiveDateTime, String, String, String)> = core
+            .db
+            .read(move |c| {
+                Ok(job_runs::table
+                    .filter(job_runs::job.eq(job))
+                    .order(job_runs::scheduled_at.desc())
+                    .select((
+                        job_runs::scheduled_at,
+                        job_runs::outcome,
+                        job_runs::detail,
+                        job_runs::node,
+                    ))
+                    .first(c)
+                    .optional()?)
+            })
+            .await?;
+        let next = schedule
+            .as_ref()
+            .and_then(|s| s.upcoming(Utc).next())
+            .map(|t| iso(naive(t)));
+        out.push(JobView {
+            job,
+            schedule: schedule.map(|s| s.to_string()),
+            next_run: next,
+            last_run: last.as_ref().map(|l| iso(l.0)),
+            last_outcome: last.as_ref().map(|l| l.1.clone()),
+            last_detail: last.as_ref().map(|l| l.2.clone()),
+            last_node: last.map(|l| l.3),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs a job now (`licentia job run NAME`), recorded as a run at this moment.
+pub async fn run_now(core: &Core, actor: &Actor, job: &str) -> Result<String> {
+    actor.require(&[Role::Admin], "run jobs")?;
+    let job: &'static str = JOBS.iter().find(|j| **j == job).ok_or_else(|| {
+        Error::invalid(
+            "job",
+            format!("unknown job {job:?}; one of {}", JOBS.join(", ")),
+        )
+    })?;
+    let at = super::now();
+    if !claim(core, job, at).await? {
+        return Err(Error::Conflict(format!("{job} is running at {at} already")));
+    }
+    let outcome = run_job(core, job).await;
+    finish(core, job, at, &outcome).await?;
+    outcome
+}

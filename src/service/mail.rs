@@ -1,0 +1,597 @@
+//! Mails: templates checked at start, a durable outbox written in the transaction of the
+//! change that causes a mail, and a worker that sends through SMTP with growing delays.
+use std::time::Duration;
+
+use diesel::prelude::*;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{Message, SmtpTransport, Transport};
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::Core;
+use crate::config::Config;
+use crate::domain::{Actor, Role};
+use crate::error::{Error, Result};
+use crate::store::schema::outbox;
+use crate::store::Conn;
+
+/// Outbox states.
+pub mod mail_state {
+    pub const QUEUED: &str = "queued";
+    pub const SENDING: &str = "sending";
+    pub const SENT: &str = "sent";
+    pub const FAILED: &str = "failed";
+}
+use mail_state as ms;
+
+/// The mails Licentia sends, with the parameters their templates get (besides the
+/// vendor's `vendor_name`, `portal_url`, `logo_url`, `public_url`).
+pub const KINDS: &[(&str, &[&str])] = &[
+    ("ticket", &["en", "de"]),
+    ("expiry_report", &["en"]),
+    ("never_activated_report", &["en"]),
+    ("approval_request", &["en"]),
+];
+
+/// The built-in templates (the files in `mail-templates/`).
+const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "ticket.en.txt",
+        include_str!("../../mail-templates/ticket.en.txt"),
+    ),
+    (
+        "ticket.en.html",
+        include_str!("../../mail-templates/ticket.en.html"),
+    ),
+    (
+        "ticket.de.txt",
+        include_str!("../../mail-templates/ticket.de.txt"),
+    ),
+    (
+        "ticket.de.html",
+        include_str!("../../mail-templates/ticket.de.html"),
+    ),
+    (
+        "expiry_report.en.txt",
+        include_str!("../../mail-templates/expiry_report.en.txt"),
+    ),
+    (
+        "never_activated_report.en.txt",
+        include_str!("../../mail-templates/never_activated_report.en.txt"),
+    ),
+    (
+        "approval_request.en.txt",
+        include_str!("../../mail-templates/approval_request.en.txt"),
+    ),
+];
+
+/// Example parameters of each kind: every template is rendered with them at start, so a
+/// syntax error or an unknown variable stops the start instead of the first mail.
+fn sample(kind: &str) -> Value {
+    match kind {
+        "ticket" => json!({"customer_name": "Jane Doe", "order_id": "4711",
+            "ticket": "ABCDE-FGHJK-LMNPQ-RSTUV-WXZ23",
+            "ticket_url": "https://example.com/portal/tickets/ABCDE-FGHJK-LMNPQ-RSTUV-WXZ23",
+            "licenses": [{"item_id": "SKU-1", "name": "Product", "quantity": 2}]}),
+        "expiry_report" => json!({"firm_code": 6000010, "customer_id": "C-1", "days": 30,
+            "from": "2026-11-23T00:00:00Z", "until": "2026-12-23T00:00:00Z", "rows": 3,
+            "columns": "license_id, ticket"}),
+        "never_activated_report" => json!({"firm_code": 6000010, "rows": 3,
+            "now": "2026-11-23T00:00:00Z", "columns": "license_id, ticket"}),
+        _ => json!({"approval_id": 1, "kind": "reactivation", "license_id": 7,
+            "old_serial": "130-1", "serial": "130-2", "why": "self-service count used up"}),
+    }
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+    vendor: Value,
+}
+
+/// A rendered mail.
+#[derive(Debug)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+impl Templates {
+    /// The built-in templates, each replaced by a file of the same name in `dir` (if set),
+    /// all rendered once with example parameters.
+    pub fn load(config: &Config) -> Result<Templates> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let dir = config.mail_templates_dir.trim();
+        for (name, built_in) in BUILT_IN {
+            let source = if dir.is_empty() {
+                built_in.to_string()
+            } else {
+                let path = std::path::Path::new(dir).join(name);
+                match std::fs::read_to_string(&path) {
+                    Ok(s) => s,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => built_in.to_string(),
+                    Err(e) => {
+                        return Err(Error::invalid(
+                            "mail_templates_dir",
+                            format!("{}: {e}", path.display()),
+                        ))
+                    }
+                }
+            };
+            env.add_template_owned(name.to_string(), source)
+                .map_err(|e| template_error(name, &e))?;
+        }
+        let t = Templates {
+            env,
+            vendor: json!({"vendor_name": config.vendor_name, "portal_url": config.portal_url,
+                "logo_url": config.logo_url, "public_url": config.public_url}),
+        };
+        for (kind, langs) in KINDS {
+            for lang in *langs {
+                t.render(kind, lang, &sample(kind))?;
+            }
+        }
+        Ok(t)
+    }
+
+    /// Renders a mail in the language of `locale` (`de`, `de-DE` …), English if there is no
+    /// template in that language.
+    pub fn render(&self, kind: &str, locale: &str, params: &Value) -> Result<Rendered> {
+        let lang = locale.get(..2).unwrap_or("en").to_ascii_lowercase();
+        let lang = if self.env.get_template(&format!("{kind}.{lang}.txt")).is_ok() {
+            lang
+        } else {
+            "en".to_string()
+        };
+        let mut ctx = self.vendor.clone();
+        if let (Some(c), Some(p)) = (ctx.as_object_mut(), params.as_object()) {
+            c.extend(p.clone());
+        }
+        let ctx = minijinja::Value::from(minijinja::value::Serde(ctx));
+        let render = |name: &str| -> Result<String> {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(ctx.clone()))
+                .map_err(|e| template_error(name, &e))
+        };
+        let text_name = format!("{kind}.{lang}.txt");
+        let text = render(&text_name)?;
+        let (first, body) = text.split_once('\n').unwrap_or((&text, ""));
+        let subject = first
+            .strip_prefix("Subject:")
+            .ok_or_else(|| {
+                Error::invalid(
+                    "mail_templates_dir",
+                    format!("{text_name}: the first line must be `Subject: …`"),
+                )
+            })?
+            .trim()
+            .to_string();
+        let html_name = format!("{kind}.{lang}.html");
+        let html = match self.env.get_template(&html_name) {
+            Ok(_) => Some(render(&html_name)?),
+            Err(_) => None,
+        };
+        Ok(Rendered {
+            subject,
+            text: body.trim_start_matches('\n').to_string(),
+            html,
+        })
+    }
+}
+
+fn template_error(name: &str, e: &minijinja::Error) -> Error {
+    let mut msg = format!("mail template {name}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    Error::invalid("mail_templates_dir", msg)
+}
+
+/// A mail to queue.
+pub struct NewMail<'a> {
+    pub kind: &'a str,
+    pub recipient: &'a str,
+    pub locale: &'a str,
+    pub params: Value,
+    /// File name and CSV text.
+    pub attachment: Option<(String, String)>,
+}
+
+/// Queues a mail in the current transaction: it leaves only if the change commits.
+pub fn enqueue(c: &mut Conn, m: NewMail) -> Result<i64> {
+    let now = super::now();
+    let (name, body) = match m.attachment {
+        Some((n, b)) => (Some(n), Some(b)),
+        None => (None, None),
+    };
+    Ok(diesel::insert_into(outbox::table)
+        .values((
+            outbox::kind.eq(m.kind),
+            outbox::recipient.eq(m.recipient),
+            outbox::locale.eq(m.locale),
+            outbox::params.eq(m.params.to_string()),
+            outbox::attachment_name.eq(name),
+            outbox::attachment.eq(body),
+            outbox::state.eq(ms::QUEUED),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(now),
+            outbox::last_error.eq(""),
+            outbox::created_at.eq(now),
+        ))
+        .returning(outbox::id)
+        .get_result(c)?)
+}
+
+/// Whether orders from `source` send the customer a ticket mail.
+pub fn ticket_mail_for(config: &Config, source: &str) -> bool {
+    !config
+        .ticket_mail_skip_sources
+        .split(',')
+        .any(|s| s.trim() == source)
+}
+
+#[derive(Debug, Serialize, Queryable)]
+pub struct MailView {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: chrono::NaiveDateTime,
+    pub last_error: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub sent_at: Option<chrono::NaiveDateTime>,
+}
+
+type MailSelect = (
+    outbox::id,
+    outbox::kind,
+    outbox::recipient,
+    outbox::state,
+    outbox::attempts,
+    outbox::next_attempt_at,
+    outbox::last_error,
+    outbox::created_at,
+    outbox::sent_at,
+);
+const MAIL_SELECT: MailSelect = (
+    outbox::id,
+    outbox::kind,
+    outbox::recipient,
+    outbox::state,
+    outbox::attempts,
+    outbox::next_attempt_at,
+    outbox::last_error,
+    outbox::created_at,
+    outbox::sent_at,
+);
+
+const MAIL_ROLES: &[Role] = &[Role::Admin, Role::Support];
+
+/// The outbox, newest first (at most 1,000), optionally in one state.
+pub async fn list(core: &Core, actor: &Actor, state: Option<String>) -> Result<Vec<MailView>> {
+    actor.require(MAIL_ROLES, "read the outbox")?;
+    if let Some(s) = &state {
+        if ![ms::QUEUED, ms::SENDING, ms::SENT, ms::FAILED].contains(&s.as_str()) {
+            return Err(Error::invalid(
+                "state",
+                "must be queued, sending, sent or failed",
+            ));
+        }
+    }
+    core.db
+        .read(move |c| {
+            let mut q = outbox::table.select(MAIL_SELECT).into_boxed();
+            if let Some(s) = &state {
+                q = q.filter(outbox::state.eq(s.clone()));
+            }
+            Ok(q.order(outbox::id.desc()).limit(1000).load(c)?)
+        })
+        .await
+}
+
+/// Puts a failed mail back in the queue, attempts counted from zero.
+pub async fn requeue(core: &Core, actor: &Actor, id: i64) -> Result<()> {
+    actor.require(MAIL_ROLES, "re-queue mails")?;
+    let actor = actor.clone();
+    core.db
+        .write(move |c| {
+            let n = diesel::update(
+                outbox::table
+                    .filter(outbox::id.eq(id))
+                    .filter(outbox::state.eq(ms::FAILED)),
+            )
+            .set((
+                outbox::state.eq(ms::QUEUED),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_at.eq(super::now()),
+            ))
+            .execute(c)?;
+            if n == 0 {
+                let state: Option<String> = outbox::table
+                    .filter(outbox::id.eq(id))
+                    .select(outbox::state)
+                    .first(c)
+                    .optional()?;
+                return Err(match state {
+                    None => Error::not_found("mail", id),
+                    Some(s) => Error::Conflict(format!("mail {id} is {s}, not failed")),
+                });
+            }
+            super::audit::record(
+                &actor,
+                super::audit::Event {
+                    action: "mail.requeued",
+                    details: json!({ "mail_id": id }),
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+}
+
+/// SMTP as configured.
+pub struct Mailer {
+    transport: Option<SmtpTransport>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(config: &Config) -> Result<Mailer> {
+        let from: Mailbox = config
+            .mail_from
+            .parse()
+            .map_err(|e| Error::invalid("mail_from", format!("{:?}: {e}", config.mail_from)))?;
+        if config.smtp_host.is_empty() {
+            return Ok(Mailer {
+                transport: None,
+                from,
+            });
+        }
+        let host = config.smtp_host.as_str();
+        let smtp = |e: lettre::transport::smtp::Error| Error::invalid("smtp_host", e.to_string());
+        let mut b = match config.smtp_security.as_str() {
+            "tls" => SmtpTransport::relay(host).map_err(smtp)?,
+            "starttls" => SmtpTransport::starttls_relay(host).map_err(smtp)?,
+            _ => SmtpTransport::builder_dangerous(host),
+        }
+        .port(config.smtp_port)
+        .timeout(Some(Duration::from_secs(config.smtp_timeout_secs.max(1))));
+        if !config.smtp_user.is_empty() {
+            b = b.credentials(Credentials::new(
+                config.smtp_user.clone(),
+                config.smtp_password.0.clone(),
+            ));
+        }
+        Ok(Mailer {
+            transport: Some(b.build()),
+            from,
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.transport.is_some()
+    }
+
+    /// Sends one mail; `Err((permanent, why))`.
+    fn send(
+        &self,
+        to: &str,
+        r: &Rendered,
+        attachment: Option<(String, String)>,
+    ) -> std::result::Result<(), (bool, String)> {
+        let transport = self
+            .transport
+            .as_ref()
+            .ok_or((false, "no SMTP server configured".to_string()))?;
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| (true, format!("recipient {to:?}: {e}")))?;
+        let text = SinglePart::plain(r.text.clone());
+        let body = match &r.html {
+            Some(html) => MultiPart::alternative()
+                .singlepart(text)
+                .singlepart(SinglePart::html(html.clone())),
+            None => MultiPart::mixed().singlepart(text),
+        };
+        let body = match attachment {
+            Some((name, csv)) => {
+                let kind = ContentType::parse("text/csv; charset=utf-8").expect("content type");
+                MultiPart::mixed()
+                    .multipart(body)
+                    .singlepart(Attachment::new(name).body(csv, kind))
+            }
+            None => body,
+        };
+        let msg = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(r.subject.clone())
+            .multipart(body)
+            .map_err(|e| (true, format!("building the mail: {e}")))?;
+        transport.send(&msg).map(|_| ()).map_err(|e| {
+            // A 5xx answer will not get better by waiting; anything else may.
+            (e.is_permanent(), e.to_string())
+        })
+    }
+}
+
+/// One claimed mail.
+#[derive(Queryable)]
+struct Claimed {
+    id: i64,
+    kind: String,
+    recipient: String,
+    locale: String,
+    params: String,
+    attachment_name: Option<String>,
+    attachment: Option<String>,
+    attempts: i32,
+}
+
+/// How long a node may hold a mail it claimed before another node may take it.
+const LEASE_SECS: i64 = 120;
+
+/// Sends the mails that are due; returns how many were tried. A mail is claimed by one
+/// conditional update, so with several nodes each mail is sent by one of them.
+pub async fn send_due(core: &Core, mailer: &std::sync::Arc<Mailer>) -> Result<usize> {
+    if !mailer.enabled() {
+        return Ok(0);
+    }
+    let now = super::now();
+    let due: Vec<i64> = core
+        .db
+        .read(move |c| {
+            Ok(outbox::table
+                .filter(
+                    outbox::state
+                        .eq(ms::QUEUED)
+                        .and(outbox::next_attempt_at.le(now))
+                        .or(outbox::state
+                            .eq(ms::SENDING)
+                            .and(outbox::claimed_until.lt(now))),
+                )
+                .select(outbox::id)
+                .order(outbox::id.asc())
+                .limit(32)
+                .load(c)?)
+        })
+        .await?;
+    let mut tried = 0;
+    for id in due {
+        let node = core.node.clone();
+        let claimed: Option<Claimed> = core
+            .db
+            .write(move |c| {
+                let now = super::now();
+                let n = diesel::update(
+                    outbox::table.filter(outbox::id.eq(id)).filter(
+                        outbox::state
+                            .eq(ms::QUEUED)
+                            .and(outbox::next_attempt_at.le(now))
+                            .or(outbox::state
+                                .eq(ms::SENDING)
+                                .and(outbox::claimed_until.lt(now))),
+                    ),
+                )
+                .set((
+                    outbox::state.eq(ms::SENDING),
+                    outbox::claimed_by.eq(Some(&node)),
+                    outbox::claimed_until.eq(Some(now + chrono::Duration::seconds(LEASE_SECS))),
+                ))
+                .execute(c)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                Ok(Some(
+                    outbox::table
+                        .filter(outbox::id.eq(id))
+                        .select((
+                            outbox::id,
+                            outbox::kind,
+                            outbox::recipient,
+                            outbox::locale,
+                            outbox::params,
+                            outbox::attachment_name,
+                            outbox::attachment,
+                            outbox::attempts,
+                        ))
+                        .first(c)?,
+                ))
+            })
+            .await?;
+        let Some(m) = claimed else { continue };
+        tried += 1;
+        let params: Value = serde_json::from_str(&m.params).unwrap_or(Value::Null);
+        let outcome = match core.templates.render(&m.kind, &m.locale, &params) {
+            Err(e) => Err((true, e.to_string())),
+            Ok(r) => {
+                let mailer = mailer.clone();
+                let attachment = m.attachment_name.clone().zip(m.attachment.clone());
+                let to = m.recipient.clone();
+                tokio::task::spawn_blocking(move || mailer.send(&to, &r, attachment))
+                    .await
+                    .unwrap_or_else(|e| Err((false, format!("sender task: {e}"))))
+            }
+        };
+        record_outcome(core, m.id, m.attempts, outcome).await?;
+    }
+    Ok(tried)
+}
+
+async fn record_outcome(
+    core: &Core,
+    id: i64,
+    attempts: i32,
+    outcome: std::result::Result<(), (bool, String)>,
+) -> Result<()> {
+    let max = core.config.mail_max_attempts as i32;
+    let base = core.config.mail_retry_secs as i64;
+    let node = core.node.clone();
+    core.db
+        .write(move |c| {
+            let now = super::now();
+            let mine = outbox::table
+                .filter(outbox::id.eq(id))
+                .filter(outbox::state.eq(ms::SENDING))
+                .filter(outbox::claimed_by.eq(&node));
+            match &outcome {
+                Ok(()) => {
+                    diesel::update(mine)
+                        .set((
+                            outbox::state.eq(ms::SENT),
+                            outbox::attempts.eq(attempts + 1),
+                            outbox::sent_at.eq(Some(now)),
+                            outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
+                        ))
+                        .execute(c)?;
+                }
+                Err((permanent, why)) => {
+                    let tried = attempts + 1;
+                    let failed = *permanent || tried >= max;
+                    // Growing delays: base, 2 × base, 4 × base … up to an hour.
+                    let delay = (base << (tried - 1).clamp(0, 20)).min(3600);
+                    diesel::update(mine)
+                        .set((
+                            outbox::state.eq(if failed { ms::FAILED } else { ms::QUEUED }),
+                            outbox::attempts.eq(tried),
+                            outbox::last_error.eq(why.chars().take(1000).collect::<String>()),
+                            outbox::next_attempt_at.eq(now + chrono::Duration::seconds(delay)),
+                            outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
+                        ))
+                        .execute(c)?;
+                    if failed {
+                        tracing::warn!(mail = id, error = %why, "mail failed for good");
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// Sends due mails until the process ends; wakes every half second.
+pub async fn run_worker(core: actix_web::web::Data<Core>) {
+    let mailer = match Mailer::new(&core.config) {
+        Ok(m) => std::sync::Arc::new(m),
+        Err(e) => {
+            tracing::error!(error = %e, "mail worker not started");
+            return;
+        }
+    };
+    loop {
+        match send_due(&core, &mailer).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "mail worker"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
