@@ -7,6 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
+# A real SMTP server for the mail tests: aiosmtpd in a virtual environment under target/.
+venv=target/test-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import aiosmtpd" 2>/dev/null; then
+  python3 -m venv --clear "$venv" 2>/dev/null || { scripts/install-deps.sh --venv && python3 -m venv --clear "$venv"; }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==1.4.6"
+fi
+export TEST_SMTP_PYTHON="$PWD/$venv/bin/python"
+
 cargo build --tests --locked
 echo "== unit tests and integration suite on SQLite"
 TEST_BACKEND=sqlite cargo test --locked

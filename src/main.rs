@@ -9,7 +9,9 @@ use licentia::client::cli::{ContainerCmd, OnlineCmd};
 use licentia::config::Config;
 use licentia::domain::{Actor, Interface, ItemKind, ItemOptions, Role};
 use licentia::error::Error;
-use licentia::service::{audit, catalog, demo, firms, lifecycle, orders, reports, users, Core};
+use licentia::service::{
+    audit, catalog, demo, firms, jobs, lifecycle, mail, orders, reports, users, Core,
+};
 
 #[derive(Parser)]
 #[command(name = "licentia", version, about = "An open-source license central")]
@@ -60,6 +62,12 @@ enum Command {
     /// Containers as the server knows them, by serial: reset, assign.
     #[command(subcommand)]
     Serial(SerialCmd),
+    /// The outbox: mails queued, sent and failed.
+    #[command(subcommand)]
+    Mail(MailCmd),
+    /// Scheduled jobs.
+    #[command(subcommand)]
+    Job(JobCmd),
     /// Reports as CSV (default) or JSON.
     Report {
         /// container-licenses, expiring, customer-containers, ticket-licenses,
@@ -219,6 +227,25 @@ enum ApprovalCmd {
         #[arg(long)]
         reason: String,
     },
+}
+
+#[derive(Subcommand)]
+enum MailCmd {
+    /// The newest mails (at most 1,000), optionally in one state: queued, sending, sent, failed.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Put a failed mail back in the queue.
+    Requeue { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum JobCmd {
+    /// Every job with its schedule, next and last run.
+    List,
+    /// Run a job now: expiry_report, never_activated_report, outbox, housekeeping.
+    Run { name: String },
 }
 
 #[derive(Subcommand)]
@@ -691,6 +718,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 SerialCmd::Assign { serial, customer } => {
                     lifecycle::assign(&core, &cli_actor, serial.clone(), customer.clone()).await?;
                     println!("{serial} belongs to customer {customer}");
+                }
+            }
+        }
+        Command::Mail(cmd) => {
+            let core = Core::open(config).await?;
+            match cmd {
+                MailCmd::List { state } => {
+                    for m in mail::list(&core, &cli_actor, state).await? {
+                        println!(
+                            "{}\t{}\t{}\t{}\tattempts {}\t{}",
+                            m.id, m.state, m.kind, m.recipient, m.attempts, m.last_error
+                        );
+                    }
+                }
+                MailCmd::Requeue { id } => {
+                    mail::requeue(&core, &cli_actor, id).await?;
+                    println!("mail {id} is queued again");
+                }
+            }
+        }
+        Command::Job(cmd) => {
+            let core = Core::open(config).await?;
+            match cmd {
+                JobCmd::List => {
+                    let list = jobs::list(&core, &cli_actor).await?;
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                JobCmd::Run { name } => {
+                    println!("{}", jobs::run_now(&core, &cli_actor, &name).await?);
                 }
             }
         }

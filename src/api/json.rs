@@ -12,7 +12,7 @@ use crate::domain::{Actor, Interface, Settings};
 use crate::error::Error;
 use crate::service::lifecycle::{self, BlacklistAdd, DecisionBody};
 use crate::service::reports::{self, Report};
-use crate::service::{activation, audit, catalog, orders, users, Core};
+use crate::service::{activation, audit, catalog, jobs, mail, orders, users, Core};
 
 type Res = Result<HttpResponse, ApiError>;
 type Core_ = web::Data<Core>;
@@ -260,6 +260,21 @@ async fn report(
     }
 }
 
+async fn list_mail(core: Core_, c: Caller, q: web::Query<StateQuery>) -> Res {
+    ok(mail::list(&core, &c.0, q.into_inner().state).await?)
+}
+async fn requeue_mail(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
+    mail::requeue(&core, &c.0, id.into_inner()).await?;
+    ok(serde_json::json!({ "queued": true }))
+}
+async fn list_jobs(core: Core_, c: Caller) -> Res {
+    ok(jobs::list(&core, &c.0).await?)
+}
+async fn run_job(core: Core_, c: Caller, name: web::Path<String>) -> Res {
+    let detail = jobs::run_now(&core, &c.0, &name).await?;
+    ok(serde_json::json!({ "job": name.into_inner(), "detail": detail }))
+}
+
 async fn get_settings(core: Core_, c: Caller) -> Res {
     ok(catalog::get_settings(&core, &c.0).await?)
 }
@@ -383,6 +398,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/approvals/{id}/approve", web::post().to(approve))
                 .route("/approvals/{id}/deny", web::post().to(deny))
                 .route("/reports/{name}", web::get().to(report))
+                .route("/mail", web::get().to(list_mail))
+                .route("/mail/{id}/requeue", web::post().to(requeue_mail))
+                .route("/jobs", web::get().to(list_jobs))
+                .route("/jobs/{name}/run", web::post().to(run_job))
                 .route("/settings", web::get().to(get_settings))
                 .route("/settings", web::put().to(put_settings))
                 .route("/users", web::get().to(list_users))

@@ -247,6 +247,7 @@ fn place_on_blacklist(
 fn ask_approval(
     c: &mut Conn,
     actor: &Actor,
+    support: &str,
     firm_id: i64,
     kind: &str,
     license_id: Option<i64>,
@@ -298,6 +299,20 @@ fn ask_approval(
         Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
         r => r?,
     };
+    if !support.is_empty() {
+        super::mail::enqueue(
+            c,
+            super::mail::NewMail {
+                kind: "approval_request",
+                recipient: support,
+                locale: "en",
+                params: serde_json::json!({"approval_id": id, "kind": kind,
+                    "license_id": license_id, "old_serial": old_serial, "serial": serial,
+                    "why": why}),
+                attachment: None,
+            },
+        )?;
+    }
     audit::record(
         actor,
         Event {
@@ -338,6 +353,7 @@ pub async fn reactivate(
         ));
     }
     let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
+    let support = core.config.support_email.clone();
     let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
         let tid = ticket_id(c, &code)?;
         let now = super::now();
@@ -386,6 +402,7 @@ pub async fn reactivate(
                     let r = ask_approval(
                         c,
                         actor,
+                        &support,
                         k.firm_id,
                         REACTIVATION,
                         Some(l.id),
@@ -464,6 +481,7 @@ pub async fn restore(core: &Core, interface: Interface, req: RestoreRequest) -> 
         return Err(Error::invalid("traits", "between 1 and 16 traits"));
     }
     let actor = customer_actor(format!("container:{}", req.old_serial), interface);
+    let support = core.config.support_email.clone();
     let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
         let old = container_by_serial(c, &req.old_serial)?;
         if old.id == k.cont.id {
@@ -542,6 +560,7 @@ pub async fn restore(core: &Core, interface: Interface, req: RestoreRequest) -> 
                     let r = ask_approval(
                         c,
                         actor,
+                        &support,
                         k.firm_id,
                         RESTORE,
                         None,

@@ -102,18 +102,31 @@ pub struct TestApp {
     pub core: actix_web::web::Data<Core>,
     handle: actix_web::dev::ServerHandle,
     pub db: TestDb,
+    /// The configuration it runs with (a second node gets the same).
+    pub config: Config,
 }
 
 impl TestApp {
     /// A running server with the demo catalog and an admin user (password `ADMIN_PW`).
     pub fn start() -> TestApp {
-        let db = TestDb::new();
+        TestApp::start_with(|_| {})
+    }
+
+    /// The same with the configuration changed by `tweak`.
+    pub fn start_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::start_on(TestDb::new(), tweak)
+    }
+
+    /// A server on an existing test database.
+    pub fn start_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = db.config();
+        tweak(&mut config);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let running = rt.block_on(licentia::app::start(db.config())).unwrap();
+        let running = rt.block_on(licentia::app::start(config.clone())).unwrap();
         let handle = running.server.handle();
         rt.spawn(running.server);
         let core = running.core.clone();
@@ -139,6 +152,7 @@ impl TestApp {
             core,
             handle,
             db,
+            config,
         }
     }
 
@@ -217,6 +231,111 @@ impl Drop for TestApp {
     }
 }
 
+/// A real SMTP server (aiosmtpd, `tests/smtp_sink.py`) on a free loopback port that keeps
+/// each message as JSON. `TEST_SMTP_PYTHON` names the Python with aiosmtpd
+/// (scripts/test.sh makes one); default `python3`.
+pub struct SmtpSink {
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "licentia-smtp-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let mut sink = SmtpSink {
+            port,
+            dir,
+            child: None,
+        };
+        sink.run();
+        sink
+    }
+
+    /// A port that nothing listens on yet (start the sink there later with `run`).
+    pub fn stopped() -> SmtpSink {
+        let mut s = SmtpSink::start();
+        s.stop();
+        s
+    }
+
+    pub fn run(&mut self) {
+        use std::io::BufRead;
+        let python = std::env::var("TEST_SMTP_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
+        let mut child = std::process::Command::new(&python)
+            .arg(script)
+            .arg(self.port.to_string())
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "READY",
+            "the SMTP sink did not start: {python} needs aiosmtpd (scripts/test.sh installs \
+             it in a virtual environment and sets TEST_SMTP_PYTHON)"
+        );
+        self.child = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn mails(&self) -> Vec<Value> {
+        let mut files: Vec<_> = match std::fs::read_dir(&self.dir) {
+            Ok(d) => d
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect(),
+            Err(_) => vec![],
+        };
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Waits (up to `secs`) until at least `n` messages arrived.
+    pub fn wait_for(&self, n: usize, secs: u64) -> Vec<Value> {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let m = self.mails();
+            if m.len() >= n || std::time::Instant::now() > until {
+                return m;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 pub fn order(erp_id: &str, customer: &str, lines: &[(&str, i64)]) -> Value {
     serde_json::json!({
         "source": "erp",
@@ -235,12 +354,19 @@ pub struct Node {
 
 impl TestApp {
     pub fn second_node(&self) -> Node {
+        self.second_node_with(|_| {})
+    }
+
+    /// A second node whose configuration differs by `tweak`.
+    pub fn second_node_with(&self, tweak: impl FnOnce(&mut Config)) -> Node {
+        let mut config = self.config.clone();
+        tweak(&mut config);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let running = rt.block_on(licentia::app::start(self.db.config())).unwrap();
+        let running = rt.block_on(licentia::app::start(config)).unwrap();
         let handle = running.server.handle();
         rt.spawn(running.server);
         Node {

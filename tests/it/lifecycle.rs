@@ -300,7 +300,10 @@ fn reactivation_policy_never_blocking_period_item_override_and_withdraw_behaviou
     online::deactivate(&gw, &mut b, FIRM, &ids[1..], &mut keep).unwrap();
     let back = activate(&gw, &mut a, &ticket, &ids[1..]);
     assert_eq!(back.added, vec![ids[1]]);
-    assert_eq!(license(&app, ids[1]), ("activated".into(), Some(a.serial.clone())));
+    assert_eq!(
+        license(&app, ids[1]),
+        ("activated".into(), Some(a.serial.clone()))
+    );
     assert_eq!(generation(&app, ids[1]), 2);
     // Only a license in another container can be re-activated.
     let (t3, avail) = ticket_with(&app, "P-3", "SNP-SINGLE", 1);

@@ -9,6 +9,7 @@ mod catalog;
 mod cli;
 mod crash;
 mod lifecycle;
+mod mail;
 mod orders;
 mod protocol;
 mod resilience;

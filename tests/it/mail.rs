@@ -1,0 +1,426 @@
+//! Ticket mails through a real SMTP server, the outbox across an SMTP outage, scheduled
+//! report mails, and the scheduler's one run per scheduled time across nodes.
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use licentia::config::Config;
+use serde_json::{json, Value};
+
+use crate::activation::FIRM;
+use crate::harness::{SmtpSink, TestApp};
+
+fn with_smtp(sink: &SmtpSink) -> impl FnOnce(&mut Config) + '_ {
+    move |c: &mut Config| {
+        c.smtp_host = "127.0.0.1".into();
+        c.smtp_port = sink.port;
+        c.smtp_timeout_secs = 2;
+        c.mail_retry_secs = 1;
+        c.mail_from = "Licentia Test <licenses@vendor.example>".into();
+        c.vendor_name = "Sample Vendor".into();
+        c.portal_url = "https://portal.vendor.example".into();
+        c.ticket_mail_skip_sources = "erp".into();
+    }
+}
+
+fn new_order(app: &TestApp, source: &str, erp: &str, email: &str, locale: &str) -> Value {
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(json!({"source": source, "erp_order_id": erp,
+            "customer": {"external_id": format!("C-{erp}"), "name": "Kim Kunde",
+                "email": email, "locale": locale},
+            "lines": [{"item_id": "SNP-SINGLE", "quantity": 2},
+                      {"item_id": "SNP-FLOAT-5", "quantity": 1}]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+fn part<'a>(mail: &'a Value, content_type: &str) -> &'a str {
+    mail["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["content_type"] == content_type)
+        .and_then(|p| p["text"].as_str())
+        .unwrap_or_else(|| panic!("no {content_type} part in {mail}"))
+}
+
+fn outbox(app: &TestApp, state: &str) -> Vec<Value> {
+    let (s, v) = app.admin("GET", &format!("/api/v1/mail?state={state}"), None);
+    assert_eq!(s, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+#[test]
+fn the_ticket_mail_arrives_in_the_customers_language_in_both_formats() {
+    let sink = SmtpSink::start();
+    let app = TestApp::start_with(with_smtp(&sink));
+    let de = new_order(&app, "shop", "M-1", "kim@example.de", "de-DE");
+    let en = new_order(&app, "shop", "M-2", "pat@example.com", "en");
+    // ERP orders send no ticket mail here (ticket_mail_skip_sources).
+    new_order(&app, "erp", "M-3", "erp@example.com", "en");
+    let mails = sink.wait_for(2, 15);
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    let to = |m: &Value| m["to"][0].as_str().unwrap().to_string();
+    let de_mail = mails.iter().find(|m| to(m) == "kim@example.de").unwrap();
+    let en_mail = mails.iter().find(|m| to(m) == "pat@example.com").unwrap();
+
+    let ticket = de["ticket"].as_str().unwrap();
+    assert_eq!(
+        de_mail["subject"],
+        format!("Ihre Lizenzen von Sample Vendor: Ticket {ticket}")
+    );
+    assert_eq!(de_mail["from"], "licenses@vendor.example");
+    let text = part(de_mail, "text/plain");
+    assert!(text.contains("Guten Tag Kim Kunde"), "{text}");
+    assert!(text.contains(ticket), "{text}");
+    assert!(
+        text.contains("2 x SampleNotePad single user (SNP-SINGLE)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 x SampleNotePad 5 floating users (SNP-FLOAT-5)"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("https://portal.vendor.example/tickets/{ticket}")));
+    let html = part(de_mail, "text/html");
+    assert!(html.contains("<html lang=\"de\">"), "{html}");
+    assert!(
+        html.contains(&format!("<strong>{ticket}</strong>")),
+        "{html}"
+    );
+    assert!(html.contains("SNP-FLOAT-5"), "{html}");
+
+    let ticket = en["ticket"].as_str().unwrap();
+    assert!(en_mail["subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("Your licenses from Sample Vendor"));
+    let text = part(en_mail, "text/plain");
+    assert!(
+        text.contains("Hello Kim Kunde") && text.contains(ticket),
+        "{text}"
+    );
+    assert!(part(en_mail, "text/html").contains("<html lang=\"en\">"));
+
+    // The outbox shows both as sent; nothing else was queued.
+    assert!(wait_until(5, || outbox(&app, "sent").len() == 2));
+    assert_eq!(app.count("outbox"), 2);
+    // Support may read it, sales may not.
+    let pw = app.add_user("sam", licentia::domain::Role::Sales);
+    let (s, _) = app.call("GET", "/api/v1/mail", Some(("sam", &pw)), None);
+    assert_eq!(s, 403);
+}
+
+#[test]
+fn with_smtp_down_the_outbox_keeps_every_mail_and_delivers_each_once() {
+    let mut sink = SmtpSink::stopped();
+    let app = TestApp::start_with(|c| {
+        with_smtp(&sink)(c);
+        c.mail_max_attempts = 20;
+    });
+    let t0 = Instant::now();
+    let tickets: Vec<String> = (0..5)
+        .map(|i| {
+            let v = new_order(
+                &app,
+                "shop",
+                &format!("D-{i}"),
+                &format!("c{i}@example.com"),
+                "en",
+            );
+            v["ticket"].as_str().unwrap().to_string()
+        })
+        .collect();
+    // Order creation does not wait for the mail server.
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(wait_until(10, || {
+        outbox(&app, "queued")
+            .iter()
+            .filter(|m| m["attempts"].as_i64().unwrap() >= 1)
+            .count()
+            == 5
+    }));
+    let queued = outbox(&app, "queued");
+    assert!(
+        !queued[0]["last_error"].as_str().unwrap().is_empty(),
+        "{queued:?}"
+    );
+
+    sink.run();
+    let mails = sink.wait_for(5, 30);
+    assert_eq!(mails.len(), 5, "{mails:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 5, "each mail once");
+    for t in &tickets {
+        assert_eq!(
+            mails
+                .iter()
+                .filter(|m| m["subject"].as_str().unwrap().contains(t))
+                .count(),
+            1,
+            "{t}"
+        );
+    }
+    assert_eq!(outbox(&app, "sent").len(), 5);
+}
+
+#[test]
+fn a_mail_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
+    let mut sink = SmtpSink::stopped();
+    let app = TestApp::start_with(|c| {
+        with_smtp(&sink)(c);
+        c.mail_max_attempts = 2;
+    });
+    let v = new_order(&app, "shop", "F-1", "late@example.com", "en");
+    assert!(wait_until(10, || outbox(&app, "failed").len() == 1));
+    let failed = outbox(&app, "failed");
+    assert_eq!(failed[0]["attempts"], 2);
+    assert!(
+        failed[0]["last_error"].as_str().unwrap().len() > 3,
+        "{failed:?}"
+    );
+    let id = failed[0]["id"].as_i64().unwrap();
+    sink.run();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(sink.mails().is_empty(), "a failed mail waits for a person");
+    let (s, _) = app.admin("POST", &format!("/api/v1/mail/{id}/requeue"), None);
+    assert_eq!(s, 200);
+    let (s, v2) = app.admin("POST", &format!("/api/v1/mail/{id}/requeue"), None);
+    assert_eq!(s, 409, "{v2}");
+    let mails = sink.wait_for(1, 10);
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains(v["ticket"].as_str().unwrap()));
+}
+
+/// An item of product 1001 that expires `days` from now.
+fn expiring_item(app: &TestApp, id: &str, days: i64) {
+    let at = (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339();
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            json!({"item_id": id, "name": id, "firm_code": FIRM, "product_code": 1001,
+            "options": {"feature_map": 1, "expiration_time": at}}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+}
+
+#[test]
+fn the_expiry_job_mails_a_csv_of_exactly_the_licenses_that_expire() {
+    let sink = SmtpSink::start();
+    let app = TestApp::start_with(|c| {
+        with_smtp(&sink)(c);
+        c.ticket_mail_skip_sources = "erp,shop".into();
+        c.job_expiry_report = "*/2 * * * * *".into();
+        c.expiry_report_days = 30;
+        c.report_recipients = "finance@vendor.example, support@vendor.example".into();
+    });
+    expiring_item(&app, "SOON-10", 10);
+    expiring_item(&app, "LATER-60", 60);
+    let soon = new_order_of(
+        &app,
+        "E-1",
+        &[("SOON-10", 2), ("LATER-60", 1), ("SNP-SINGLE", 1)],
+    );
+    let mails = sink.wait_for(2, 15);
+    assert!(mails.len() >= 2, "{mails:?}");
+    let first = &mails[0];
+    assert!(first["subject"]
+        .as_str()
+        .unwrap()
+        .contains("2 license(s) of firm code 6000010 expire"));
+    let att = first["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["filename"].as_str().is_some_and(|f| f.ends_with(".csv")))
+        .unwrap_or_else(|| panic!("no CSV attachment: {first}"));
+    let csv_text = att["text"].as_str().unwrap();
+    let mut r = csv::Reader::from_reader(csv_text.as_bytes());
+    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    let id_col = header.iter().position(|h| h == "license_id").unwrap();
+    let item_col = header.iter().position(|h| h == "item_id").unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    let mut listed: Vec<i64> = rows.iter().map(|r| r[id_col].parse().unwrap()).collect();
+    listed.sort();
+    assert_eq!(
+        listed, soon[0],
+        "exactly the licenses that expire within 30 days"
+    );
+    assert!(rows.iter().all(|r| &r[item_col] == "SOON-10"));
+    let recipients: Vec<&str> = mails[..2]
+        .iter()
+        .map(|m| m["to"][0].as_str().unwrap())
+        .collect();
+    assert!(
+        recipients.contains(&"finance@vendor.example"),
+        "{recipients:?}"
+    );
+    assert!(
+        recipients.contains(&"support@vendor.example"),
+        "{recipients:?}"
+    );
+    // The runs are recorded.
+    let (_, jobs) = app.admin("GET", "/api/v1/jobs", None);
+    let job = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "expiry_report")
+        .unwrap();
+    assert_eq!(job["last_outcome"], "ok", "{job}");
+}
+
+/// An order from source `erp`; the license ids of each line.
+fn new_order_of(app: &TestApp, erp: &str, lines: &[(&str, i64)]) -> Vec<Vec<i64>> {
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(crate::harness::order(erp, "C-EXP", lines)),
+    );
+    assert_eq!(s, 201, "{v}");
+    v["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["licenses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn two_nodes_run_each_scheduled_time_once_and_a_missed_run_once_on_start() {
+    let every_second = |c: &mut Config| c.job_housekeeping = "* * * * * *".into();
+    let app = TestApp::start_with(every_second);
+    let node = app.second_node();
+    std::thread::sleep(Duration::from_millis(5500));
+    drop(node);
+    #[derive(QueryableByName, Debug)]
+    struct Run {
+        #[diesel(sql_type = diesel::sql_types::Timestamp)]
+        scheduled_at: chrono::NaiveDateTime,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        outcome: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        node: String,
+    }
+    let mut c = app.db.connect();
+    let runs: Vec<Run> = diesel::sql_query(
+        "SELECT scheduled_at, outcome, node FROM job_runs WHERE job = 'housekeeping' \
+         ORDER BY scheduled_at",
+    )
+    .load(&mut c)
+    .unwrap();
+    assert!(runs.len() >= 4, "{runs:?}");
+    // One run per second, none missing, none twice, each finished.
+    for w in runs.windows(2) {
+        assert_eq!(
+            (w[1].scheduled_at - w[0].scheduled_at).num_seconds(),
+            1,
+            "{runs:?}"
+        );
+    }
+    assert!(runs.iter().all(|r| r.outcome == "ok"), "{runs:?}");
+    let nodes: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.node.as_str()).collect();
+    assert!(!nodes.is_empty());
+
+    // A node that starts after a long pause runs a missed job once, for the latest time.
+    use chrono::Timelike;
+    use licentia::store::schema::job_runs;
+    let long_ago = chrono::Utc::now().naive_utc() - chrono::Duration::hours(3);
+    diesel::insert_into(job_runs::table)
+        .values((
+            job_runs::job.eq("never_activated_report"),
+            job_runs::scheduled_at.eq(long_ago.with_nanosecond(0).unwrap()),
+            job_runs::node.eq("gone"),
+            job_runs::started_at.eq(long_ago),
+            job_runs::outcome.eq("ok"),
+            job_runs::detail.eq(""),
+        ))
+        .execute(&mut c)
+        .unwrap();
+    let started = chrono::Utc::now().naive_utc();
+    let late = app.second_node_with(|c| {
+        c.job_housekeeping = String::new();
+        c.job_never_activated_report = "0 * * * * *".into();
+    });
+    let ran = wait_until(10, || {
+        let n: i64 = job_runs::table
+            .filter(job_runs::job.eq("never_activated_report"))
+            .count()
+            .get_result(&mut c)
+            .unwrap();
+        n >= 2
+    });
+    assert!(ran);
+    std::thread::sleep(Duration::from_millis(500));
+    let times: Vec<chrono::NaiveDateTime> = job_runs::table
+        .filter(job_runs::job.eq("never_activated_report"))
+        .filter(job_runs::node.ne("gone"))
+        .filter(job_runs::scheduled_at.le(started))
+        .select(job_runs::scheduled_at)
+        .load(&mut c)
+        .unwrap();
+    drop(late);
+    // One catch-up run (not 180), for the last whole minute before the start.
+    assert_eq!(times.len(), 1, "{times:?}");
+    assert_eq!(times[0].second(), 0);
+    assert!(chrono::Utc::now().naive_utc() - times[0] < chrono::Duration::seconds(75));
+}
+
+#[test]
+fn an_approval_request_is_mailed_to_support() {
+    use licentia::client::online::{self, Gateway};
+    let sink = SmtpSink::start();
+    let app = TestApp::start_with(|c| {
+        with_smtp(&sink)(c);
+        c.ticket_mail_skip_sources = "erp".into();
+        c.support_email = "support@vendor.example".into();
+    });
+    let (s, v) = app.admin(
+        "PUT",
+        "/api/v1/settings",
+        Some(json!({"self_service_count": 0})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = crate::activation::ticket_with(&app, "AP-1", "SNP-SINGLE", 1);
+    let mut a = crate::activation::new_act(&gw);
+    online::activate(&gw, &mut a, &ticket, &ids, &mut |_| Ok(())).unwrap();
+    let mut b = crate::activation::new_act(&gw);
+    let e = online::reactivate(&gw, &mut b, &ticket, &ids, &mut |_| Ok(())).unwrap_err();
+    assert_eq!(e.code, "approval_required");
+    let mails = sink.wait_for(1, 15);
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0]["to"][0], "support@vendor.example");
+    let text = part(&mails[0], "text/plain");
+    assert!(
+        text.contains(&a.serial) && text.contains("self-service"),
+        "{text}"
+    );
+    assert!(text.contains("licentia approval approve"), "{text}");
+}
