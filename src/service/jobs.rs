@@ -270,9 +270,13 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
         }
         "housekeeping" => {
             let now = super::now();
-            let (runs, mails) = core
+            let (runs, mails, released) = core
                 .db
                 .write(move |c| {
+                    let released = super::activation::release_expired(
+                        c,
+                        &Actor::system(crate::domain::Interface::System),
+                    )?;
                     let runs = diesel::delete(
                         job_runs::table
                             .filter(job_runs::scheduled_at.lt(now - chrono::Duration::days(90)))
@@ -285,11 +289,12 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
                             .filter(outbox::sent_at.lt(now - chrono::Duration::days(30))),
                     )
                     .execute(c)?;
-                    Ok((runs, mails))
+                    Ok((runs, mails, released))
                 })
                 .await?;
             Ok(format!(
-                "{runs} job run(s) older than 90 days and {mails} mail(s) sent more than 30 days ago deleted"
+                "{released} license(s) whose updates expired released; {runs} job run(s) older \
+                 than 90 days and {mails} mail(s) sent more than 30 days ago deleted"
             ))
         }
         other => Err(Error::invalid(

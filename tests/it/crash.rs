@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use crate::activation::{new_act, FIRM};
 use crate::harness::TestDb;
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -23,7 +23,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn licentia(db: &TestDb) -> Command {
+pub fn licentia(db: &TestDb) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_licentia"));
     c.env("LICENTIA_DATABASE_URL", &db.url)
         .env("LICENTIA_DATA_DIR", &db.dir)
@@ -33,8 +33,14 @@ fn licentia(db: &TestDb) -> Command {
 }
 
 fn serve(db: &TestDb, port: u16) -> Child {
+    serve_with(db, port, &[])
+}
+
+/// A real `licentia serve` process on `port`, with extra `LICENTIA_*` settings.
+pub fn serve_with(db: &TestDb, port: u16, env: &[(&str, &str)]) -> Child {
     let child = licentia(db)
         .args(["serve"])
+        .envs(env.iter().copied())
         .env("LICENTIA_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -921,3 +921,56 @@ fn a_license_withdrawn_before_its_update_was_applied_is_settled_by_the_next_cont
     assert_eq!(e.code, "wrong_counter", "{e}");
     assert!(online::update(&gw, &mut a, &mut keep).unwrap().is_empty());
 }
+
+#[test]
+fn housekeeping_releases_a_license_whose_update_expired_unapplied() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "EX-1", "SNP-SINGLE", 2);
+    let mut a = new_act(&gw);
+    let lost = gw
+        .activate(&ticket, &ids[..1], &a.request(FIRM, unix_now()).unwrap())
+        .unwrap();
+    // A second container confirms its activation; its licenses stay.
+    let mut b = new_act(&gw);
+    activate(&gw, &mut b, &ticket, &ids[1..]);
+    {
+        use licentia::store::schema::updates;
+        let past = chrono::Utc::now().naive_utc() - chrono::Duration::days(1);
+        let mut c = app.db.connect();
+        diesel::update(updates::table.filter(updates::id.eq(lost.update_id)))
+            .set(updates::expires_at.eq(past))
+            .execute(&mut c)
+            .unwrap();
+    }
+    let (s, v) = app.admin("POST", "/api/v1/jobs/housekeeping/run", None);
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().starts_with("1 license(s)"),
+        "{v}"
+    );
+    assert_eq!(license(&app, ids[0]), ("available".into(), None));
+    assert_eq!(license(&app, ids[1]).0, "activated");
+    let h = events_of(&app, ids[0]);
+    assert!(
+        h.contains(&(
+            "license.update_expired".into(),
+            "system".into(),
+            "system".into()
+        )),
+        "{h:?}"
+    );
+    // Applied anyway (a clock set back): the container shows what no live update makes.
+    a.apply(&lost.update, unix_now()).unwrap();
+    let e = online::update(&gw, &mut a, &mut keep).unwrap_err();
+    assert_eq!(e.code, "manipulation_detected", "{e}");
+    // A role other than admin may not run jobs.
+    let pw = app.add_user("sue", Role::Support);
+    let (s, _) = app.call(
+        "POST",
+        "/api/v1/jobs/housekeeping/run",
+        Some(("sue", &pw)),
+        None,
+    );
+    assert_eq!(s, 403);
+}
