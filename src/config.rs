@@ -253,6 +253,12 @@ impl Config {
                 "must be none, starttls or tls",
             ));
         }
+        if let Err(e) = self.mail_from.parse::<lettre::message::Mailbox>() {
+            return Err(Error::invalid(
+                "mail_from",
+                format!("{:?} is not a mail address: {e}", self.mail_from),
+            ));
+        }
         if self.mail_max_attempts == 0 || self.mail_retry_secs == 0 {
             return Err(Error::invalid(
                 "mail_max_attempts",
@@ -344,5 +350,36 @@ mod tests {
             ..Config::default()
         };
         assert!(!format!("{c:?}").contains("abab"));
+    }
+
+    #[test]
+    fn mail_and_job_settings_are_checked() {
+        for (k, v, says) in [
+            ("LICENTIA_JOB_EXPIRY_REPORT", "every monday", "cron"),
+            ("LICENTIA_SMTP_SECURITY", "ssl", "starttls"),
+            ("LICENTIA_MAIL_FROM", "not an address", "mail address"),
+            (
+                "LICENTIA_EXPIRY_REPORT_PER_CUSTOMER",
+                "maybe",
+                "true or false",
+            ),
+        ] {
+            let e = Config::from_parts(None, &env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{k}={v}: {e}");
+        }
+        let c = Config::from_parts(
+            None,
+            &env(&[
+                ("LICENTIA_JOB_OUTBOX", ""),
+                ("LICENTIA_EXPIRY_REPORT_PER_CUSTOMER", "true"),
+                ("LICENTIA_FIRM_NAME", "ACME"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.job_outbox.is_empty() && c.expiry_report_per_customer);
+        assert_eq!(c.vendor_name, "ACME");
+        assert_eq!(c.portal_url, "http://127.0.0.1:8080/portal");
     }
 }

@@ -595,3 +595,61 @@ pub async fn run_worker(core: actix_web::web::Data<Core>) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(dir: &std::path::Path) -> Config {
+        Config {
+            mail_templates_dir: dir.display().to_string(),
+            vendor_name: "V".into(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn a_broken_or_unknown_variable_template_stops_the_start_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("licentia-tpl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ticket.de.txt"), "Subject: {{ ticket }\n").unwrap();
+        let e = Templates::load(&config_with(&dir))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("ticket.de.txt"), "{e}");
+        std::fs::write(dir.join("ticket.de.txt"), "Subject: {{ tikcet }}\n").unwrap();
+        let e = Templates::load(&config_with(&dir))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("ticket.de.txt") && e.contains("undefined"),
+            "{e}"
+        );
+        std::fs::write(dir.join("ticket.de.txt"), "no subject line\n").unwrap();
+        let e = Templates::load(&config_with(&dir))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("Subject"), "{e}");
+        // A good replacement is used; the others stay built in.
+        std::fs::write(
+            dir.join("ticket.de.txt"),
+            "Subject: T {{ ticket }}\nHallo\n",
+        )
+        .unwrap();
+        let t = Templates::load(&config_with(&dir)).unwrap();
+        let r = t.render("ticket", "de-AT", &sample("ticket")).unwrap();
+        assert_eq!(r.subject, "T ABCDE-FGHJK-LMNPQ-RSTUV-WXZ23");
+        assert_eq!(r.text, "Hallo");
+        assert!(r.html.unwrap().contains("lang=\"de\""));
+        let r = t.render("ticket", "fr", &sample("ticket")).unwrap();
+        assert!(
+            r.subject.starts_with("Your licenses from V"),
+            "{}",
+            r.subject
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

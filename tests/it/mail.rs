@@ -525,3 +525,51 @@ fn the_expiry_report_per_customer_sends_one_csv_per_customer() {
         assert_eq!(r.records().count(), rows, "{text}");
     }
 }
+
+#[test]
+fn a_failing_run_is_recorded_and_the_scheduler_goes_on() {
+    use licentia::store::schema::{job_runs, licenses};
+    let app = TestApp::start_with(|c| c.job_expiry_report = "* * * * * *".into());
+    expiring_item(&app, "SOON-3", 3);
+    let ids = new_order_of(&app, "JF-1", &[("SOON-3", 1)]);
+    let mut c = app.db.connect();
+    let good: String = licenses::table
+        .filter(licenses::id.eq(ids[0][0]))
+        .select(licenses::options)
+        .first(&mut c)
+        .unwrap();
+    // A damaged row makes the report fail.
+    diesel::update(licenses::table.filter(licenses::id.eq(ids[0][0])))
+        .set(licenses::options.eq("{\"expiration_time\":\"broken"))
+        .execute(&mut c)
+        .unwrap();
+    let failed = |c: &mut licentia::store::Conn| -> Vec<String> {
+        job_runs::table
+            .filter(job_runs::job.eq("expiry_report"))
+            .filter(job_runs::outcome.eq("failed"))
+            .select(job_runs::detail)
+            .load(c)
+            .unwrap()
+    };
+    assert!(wait_until(10, || failed(&mut c).len() >= 2));
+    assert!(
+        failed(&mut c)[0].contains("license"),
+        "{:?}",
+        failed(&mut c)
+    );
+    diesel::update(licenses::table.filter(licenses::id.eq(ids[0][0])))
+        .set(licenses::options.eq(&good))
+        .execute(&mut c)
+        .unwrap();
+    let ok = |c: &mut licentia::store::Conn| -> i64 {
+        job_runs::table
+            .filter(job_runs::job.eq("expiry_report"))
+            .filter(job_runs::outcome.eq("ok"))
+            .count()
+            .get_result(c)
+            .unwrap()
+    };
+    assert!(wait_until(10, || ok(&mut c) >= 1), "the scheduler went on");
+    let (_, jobs) = app.admin("GET", "/api/v1/jobs", None);
+    assert!(jobs.to_string().contains("expiry_report"));
+}
