@@ -7,7 +7,7 @@ use actix_web::dev::{Server, Service};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::api::{gateway, json, metrics::Metrics};
+use crate::api::{connect, gateway, json, metrics::Metrics};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::Core;
@@ -39,6 +39,7 @@ pub async fn start(config: Config) -> Result<Running> {
             .app_data(json::json_config(limit))
             .app_data(web::PayloadConfig::new(limit))
             .configure(gateway::configure)
+            .configure(connect::configure)
             .configure(json::configure)
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}}))
@@ -65,5 +66,8 @@ pub async fn start(config: Config) -> Result<Running> {
     // The outbox worker and the scheduler run beside the HTTP server on every node.
     tokio::spawn(crate::service::mail::run_worker(core.clone()));
     tokio::spawn(crate::service::jobs::run_scheduler(core.clone()));
+    tokio::spawn(crate::service::connectors::run_writeback_worker(
+        core.clone(),
+    ));
     Ok(Running { addr, server, core })
 }

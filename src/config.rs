@@ -81,6 +81,10 @@ pub struct Config {
     pub report_recipients: String,
     /// One expiry report per customer instead of one per firm code.
     pub expiry_report_per_customer: bool,
+    /// The folder with the connector definitions (one TOML file each); missing: none.
+    pub connectors_dir: String,
+    /// Attempts before an ERP write-back is marked failed (delays as for mails).
+    pub writeback_max_attempts: u32,
 }
 
 impl Default for Config {
@@ -122,6 +126,8 @@ impl Default for Config {
             expiry_report_days: 30,
             report_recipients: String::new(),
             expiry_report_per_customer: false,
+            connectors_dir: "connectors".into(),
+            writeback_max_attempts: 20,
         }
     }
 }
@@ -225,6 +231,8 @@ impl Config {
             ("expiry_report_days", Int),
             ("report_recipients", Str),
             ("expiry_report_per_customer", Bool),
+            ("connectors_dir", Str),
+            ("writeback_max_attempts", Int),
         ]
     }
 

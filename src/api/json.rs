@@ -267,6 +267,17 @@ async fn requeue_mail(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
     mail::requeue(&core, &c.0, id.into_inner()).await?;
     ok(serde_json::json!({ "queued": true }))
 }
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectorQuery {
+    connector: Option<String>,
+}
+async fn connector_log(core: Core_, c: Caller, q: web::Query<ConnectorQuery>) -> Res {
+    let (notes, writebacks) =
+        crate::service::connectors::list(&core, &c.0, q.into_inner().connector).await?;
+    ok(serde_json::json!({"notifications": notes, "writebacks": writebacks}))
+}
+
 async fn list_jobs(core: Core_, c: Caller) -> Res {
     ok(jobs::list(&core, &c.0).await?)
 }
@@ -400,6 +411,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/reports/{name}", web::get().to(report))
                 .route("/mail", web::get().to(list_mail))
                 .route("/mail/{id}/requeue", web::post().to(requeue_mail))
+                .route("/connectors/log", web::get().to(connector_log))
                 .route("/jobs", web::get().to(list_jobs))
                 .route("/jobs/{name}/run", web::post().to(run_job))
                 .route("/settings", web::get().to(get_settings))

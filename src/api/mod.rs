@@ -1,4 +1,5 @@
 //! Thin adapters: decode, turn credentials into an `Actor`, call one service, encode.
+pub mod connect;
 pub mod gateway;
 pub mod json;
 pub mod metrics;

@@ -47,6 +47,8 @@ pub enum Interface {
     Gateway,
     /// The activation gateway, with request, update and receipt files.
     Files,
+    /// A shop or ERP connector (`/connect/<name>`).
+    Connector,
 }
 
 impl Interface {
@@ -57,6 +59,7 @@ impl Interface {
             Interface::System => "system",
             Interface::Gateway => "gateway",
             Interface::Files => "files",
+            Interface::Connector => "connector",
         }
     }
 }

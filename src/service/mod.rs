@@ -2,6 +2,7 @@
 pub mod activation;
 pub mod audit;
 pub mod catalog;
+pub mod connectors;
 pub mod demo;
 pub mod firms;
 pub mod jobs;
@@ -47,6 +48,8 @@ pub struct Core {
     pub templates: mail::Templates,
     /// This process among the nodes sharing the database (claims mails and jobs).
     pub node: String,
+    /// The shop and ERP connectors (`connectors/`), checked at start.
+    pub connectors: connectors::Connectors,
 }
 
 impl Core {
@@ -61,6 +64,7 @@ impl Core {
             },
         )?;
         let templates = mail::Templates::load(&config)?;
+        let connectors = connectors::Connectors::load(&config.connectors_dir)?;
         let master = firms::MasterKey::load(&config)?;
         let default_firm =
             firms::ensure_firm(&db, &master, config.firm_code, &config.firm_name).await?;
@@ -74,6 +78,7 @@ impl Core {
             signers: Default::default(),
             templates,
             node: node_name(),
+            connectors,
         })
     }
 }

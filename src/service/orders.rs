@@ -123,7 +123,18 @@ impl NewOrder {
 
 const ORDER_ROLES: &[Role] = &[Role::Admin, Role::Sales, Role::Erp];
 
-pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Result<OrderView> {
+pub async fn create_order(core: &Core, actor: &Actor, req: NewOrder) -> Result<OrderView> {
+    create_order_then(core, actor, req, |_, _| Ok(())).await
+}
+
+/// `create_order`, and `then` in the same transaction when the order is new (a connector
+/// queues its ERP write-back there).
+pub async fn create_order_then(
+    core: &Core,
+    actor: &Actor,
+    mut req: NewOrder,
+    mut then: impl FnMut(&mut Conn, &OrderView) -> Result<()> + Send + 'static,
+) -> Result<OrderView> {
     actor.require(ORDER_ROLES, "create orders")?;
     req.validate()?;
     let actor = actor.clone();
@@ -227,6 +238,7 @@ pub async fn create_order(core: &Core, actor: &Actor, mut req: NewOrder) -> Resu
                     "customer": customer.external_id, "lines": req.lines, "licenses": made}),
                 ..Default::default()
             })?;
+            then(c, &view)?;
             Ok(view)
         })
         .await?;

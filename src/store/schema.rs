@@ -270,6 +270,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notifications (id) {
+        id -> BigInt,
+        connector -> Text,
+        reference -> Text,
+        received_at -> Timestamp,
+        outcome -> Text,
+        detail -> Text,
+        ticket -> Nullable<Text>,
+        body -> Text,
+    }
+}
+
+diesel::table! {
+    writebacks (id) {
+        id -> BigInt,
+        connector -> Text,
+        order_id -> BigInt,
+        url -> Text,
+        content_type -> Text,
+        body -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(items -> firms (firm_id));
 diesel::joinable!(licenses -> items (item_id));
 diesel::joinable!(licenses -> tickets (ticket_id));
@@ -297,5 +329,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     approvals,
     activation_counts,
     outbox,
-    job_runs
+    job_runs,
+    notifications,
+    writebacks
 );

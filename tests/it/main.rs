@@ -7,6 +7,7 @@ mod activation;
 mod audit;
 mod catalog;
 mod cli;
+mod connectors;
 mod crash;
 mod lifecycle;
 mod mail;

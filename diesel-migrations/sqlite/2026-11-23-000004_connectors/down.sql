@@ -1,0 +1,2 @@
+DROP TABLE writebacks;
+DROP TABLE notifications;

@@ -1,0 +1,191 @@
+//! `/connect/<name>`: orders from shops and ERPs, each answered in the shape its sender
+//! expects. Decoding and answering only; the order is the service's.
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+
+use super::status_of;
+use crate::domain::Interface;
+use crate::error::Error;
+use crate::service::connectors::{self, esc, Definition, Kind};
+use crate::service::{users, Core};
+
+type Core_ = web::Data<Core>;
+
+/// How the GenericConnector answers: `format=text` (default), `xml` or `json`.
+#[derive(Clone, Copy)]
+enum Answer {
+    Text,
+    Xml,
+    Json,
+}
+
+fn ok_answer(a: Answer, v: &crate::service::orders::OrderView) -> HttpResponse {
+    let mut r = HttpResponse::Ok();
+    match a {
+        Answer::Text => r
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{}\n", v.ticket)),
+        Answer::Xml => r
+            .content_type("application/xml; charset=utf-8")
+            .body(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LicentiaResponse><OrderNumber>{}\
+             </OrderNumber><Ticket>{}</Ticket><Created>{}</Created></LicentiaResponse>\n",
+                esc(&v.erp_order_id),
+                esc(&v.ticket),
+                v.created
+            )),
+        Answer::Json => r.json(serde_json::json!({"order_id": v.erp_order_id,
+            "ticket": v.ticket, "created": v.created})),
+    }
+}
+
+fn error_answer(a: Answer, e: &Error) -> HttpResponse {
+    if let Error::Internal(cause) = e {
+        tracing::error!(%cause, "connector");
+    }
+    let status = match e {
+        Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+        // An unknown product or connector is the sender's to fix: 4xx, so it alerts.
+        other => status_of(other),
+    };
+    let mut r = HttpResponse::build(status);
+    let (code, msg) = (e.code(), e.public_message());
+    match a {
+        Answer::Text => r
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("ERROR {code}: {msg}\n")),
+        Answer::Xml => r
+            .content_type("application/xml; charset=utf-8")
+            .body(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LicentiaError code=\"{code}\">{}\
+             </LicentiaError>\n",
+                esc(&msg)
+            )),
+        Answer::Json => r.json(serde_json::json!({"error": {"code": code, "message": msg}})),
+    }
+}
+
+/// The GET query and, for a form POST, the body's fields.
+fn params(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, Error> {
+    let mut out: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| Error::invalid("query", e.to_string()))?;
+    if !body.is_empty() {
+        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|e| Error::invalid("body", format!("not a form: {e}")))?;
+        out.extend(form);
+    }
+    Ok(out)
+}
+
+fn basic(req: &HttpRequest) -> Option<(String, String)> {
+    let h = req.headers().get("authorization")?.to_str().ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(h.strip_prefix("Basic ")?.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (u, p) = s.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+async fn connect(
+    core: Core_,
+    name: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let def: Definition = match core.connectors.get(&name) {
+        Ok(d) => d.clone(),
+        Err(e) => return error_answer(Answer::Json, &e),
+    };
+    match def.kind {
+        Kind::Generic => generic(&core, &def, &req, &body).await,
+        Kind::Idoc => idoc(&core, &def, &req, &body).await,
+    }
+}
+
+async fn generic(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> HttpResponse {
+    let p = match params(req, body) {
+        Ok(p) => p,
+        Err(e) => return refuse(core, def, "", body, Answer::Text, e).await,
+    };
+    let answer = match p
+        .iter()
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.as_str())
+    {
+        None | Some("text") => Answer::Text,
+        Some("xml") => Answer::Xml,
+        Some("json") => Answer::Json,
+        Some(other) => {
+            let e = Error::invalid("format", format!("{other:?}: use text, xml or json"));
+            return refuse(core, def, "", body, Answer::Text, e).await;
+        }
+    };
+    // What is recorded: the parameters without the password.
+    let shown: Vec<(String, String)> = p
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("password"))
+        .cloned()
+        .collect();
+    let shown = serde_urlencoded::to_string(&shown).unwrap_or_default();
+    let reference = p
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("orderid"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let (user, password, incoming) = match connectors::read_generic(&p) {
+        Ok(x) => x,
+        Err(e) => return refuse(core, def, &reference, shown.as_bytes(), answer, e).await,
+    };
+    let actor = match users::authenticate(core, &user, &password, Interface::Connector).await {
+        Ok(a) => a,
+        Err(e) => return refuse(core, def, &reference, shown.as_bytes(), answer, e).await,
+    };
+    match connectors::place(core, def, &actor, incoming, shown.as_bytes()).await {
+        Ok(v) => ok_answer(answer, &v),
+        Err(e) => error_answer(answer, &e),
+    }
+}
+
+async fn idoc(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> HttpResponse {
+    let answer = Answer::Xml;
+    let Some((user, password)) = basic(req) else {
+        return refuse(core, def, "", body, answer, Error::Unauthenticated).await;
+    };
+    let incoming = match connectors::read_idoc(body) {
+        Ok(i) => i,
+        Err(e) => return refuse(core, def, "", body, answer, e).await,
+    };
+    let actor = match users::authenticate(core, &user, &password, Interface::Connector).await {
+        Ok(a) => a,
+        Err(e) => {
+            let reference = incoming.order_id.clone();
+            return refuse(core, def, &reference, body, answer, e).await;
+        }
+    };
+    match connectors::place(core, def, &actor, incoming, body).await {
+        Ok(v) => ok_answer(answer, &v),
+        Err(e) => error_answer(answer, &e),
+    }
+}
+
+/// Records a notification refused before it could become an order, and answers.
+async fn refuse(
+    core: &Core,
+    def: &Definition,
+    reference: &str,
+    body: &[u8],
+    answer: Answer,
+    e: Error,
+) -> HttpResponse {
+    if let Err(err) = connectors::reject(core, &def.name, reference, body, &e).await {
+        tracing::error!(error = %err, "recording a refused notification");
+    }
+    error_answer(answer, &e)
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/connect/{name}", web::get().to(connect))
+        .route("/connect/{name}", web::post().to(connect));
+}

@@ -1,0 +1,824 @@
+//! Connectors: shops and ERPs send orders to `/connect/<name>`; each connector is defined by
+//! a TOML file in `connectors/` (checked at start). An order from a connector becomes a
+//! ticket through the same `create_order` as the JSON API, so the same notification twice
+//! is one order. Every notification is recorded with its outcome; an ERP connector may post
+//! the ticket back through a durable queue.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use quick_xml::events::Event as XmlEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::catalog::CustomerData;
+use super::orders::{self, NewOrder, OrderLine, OrderView};
+use super::Core;
+use crate::domain::{check_id, Actor, Role};
+use crate::error::{Error, Result};
+use crate::store::schema::{notifications, writebacks};
+use crate::store::{is_unique_violation, Conn};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The GenericConnector: `user`, `password`, `orderid`, `customerid`, `item_count`,
+    /// `item1_id`, `item1_quantity` … as GET or POST parameters.
+    Generic,
+    /// SAP ORDERS05 IDoc XML over HTTP.
+    Idoc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    Xml,
+    Json,
+}
+
+/// Where an ERP wants the ticket posted back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBack {
+    pub url: String,
+    #[serde(default = "xml")]
+    pub format: BodyFormat,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+fn xml() -> BodyFormat {
+    BodyFormat::Xml
+}
+
+/// A connector definition (`connectors/<name>.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    #[serde(skip)]
+    pub name: String,
+    pub kind: Kind,
+    /// What the connector is, for people.
+    #[serde(default)]
+    pub description: String,
+    /// The order source its orders are recorded under (default: the connector's name).
+    #[serde(default)]
+    pub source: String,
+    /// The shop's product id or the ERP's material number → our item id. Ids not listed
+    /// are taken as item ids.
+    #[serde(default)]
+    pub items: BTreeMap<String, String>,
+    pub writeback: Option<WriteBack>,
+}
+
+/// The connectors of this server, by name.
+#[derive(Debug, Default)]
+pub struct Connectors(pub BTreeMap<String, Definition>);
+
+impl Connectors {
+    /// Reads every `*.toml` in `dir` (none if it does not exist). A bad definition stops
+    /// the start with a message naming the file and the field.
+    pub fn load(dir: &str) -> Result<Connectors> {
+        let mut out = BTreeMap::new();
+        let path = Path::new(dir);
+        if dir.is_empty() || !path.is_dir() {
+            return Ok(Connectors(out));
+        }
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| Error::invalid("connectors_dir", format!("{dir}: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let name = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let bad = |field: &str, why: String| {
+                Error::invalid(
+                    "connectors_dir",
+                    format!("{}: {field}: {why}", file.display()),
+                )
+            };
+            check_id("connector name", &name).map_err(|e| bad("file name", e.to_string()))?;
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(bad(
+                    "file name",
+                    "letters, digits, - and _ only (it is the URL /connect/<name>)".into(),
+                ));
+            }
+            let text = std::fs::read_to_string(&file).map_err(|e| bad("file", e.to_string()))?;
+            let mut def: Definition = toml::from_str(&text).map_err(|e| {
+                let field = e
+                    .span()
+                    .map(|s| format!("at byte {}", s.start))
+                    .unwrap_or_else(|| "definition".into());
+                bad(&field, e.message().to_string())
+            })?;
+            def.name = name.clone();
+            if def.source.is_empty() {
+                def.source = name.clone();
+            }
+            check_id("source", &def.source).map_err(|e| bad("source", e.to_string()))?;
+            for (from, to) in &def.items {
+                check_id("items", from).map_err(|e| bad("items", e.to_string()))?;
+                check_id("items", to).map_err(|e| bad(&format!("items.{from}"), e.to_string()))?;
+            }
+            if let Some(w) = &def.writeback {
+                if def.kind != Kind::Idoc {
+                    return Err(bad(
+                        "writeback",
+                        "only ERP (idoc) connectors post back".into(),
+                    ));
+                }
+                if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                    return Err(bad(
+                        "writeback.url",
+                        format!("{:?} is not an http(s) URL", w.url),
+                    ));
+                }
+            }
+            out.insert(name, def);
+        }
+        Ok(Connectors(out))
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Definition> {
+        self.0
+            .get(name)
+            .ok_or_else(|| Error::not_found("connector", name))
+    }
+}
+
+/// An order as a connector read it, before items are mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    /// The shop's or ERP's order number: the idempotency key.
+    pub order_id: String,
+    pub customer_id: String,
+    pub customer_name: Option<String>,
+    pub customer_email: Option<String>,
+    /// Product id or material number, quantity.
+    pub lines: Vec<(String, i64)>,
+}
+
+/// The GenericConnector's parameters (GET query or POST form).
+pub fn read_generic(params: &[(String, String)]) -> Result<(String, String, Incoming)> {
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let need = |k: &str| {
+        get(k)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::invalid(k, "is missing"))
+    };
+    let user = need("user")?;
+    let password = get("password").unwrap_or_default();
+    let count: usize = need("item_count")?
+        .parse()
+        .map_err(|_| Error::invalid("item_count", "must be a whole number"))?;
+    if !(1..=crate::domain::MAX_LINES).contains(&count) {
+        return Err(Error::invalid(
+            "item_count",
+            format!("between 1 and {}", crate::domain::MAX_LINES),
+        ));
+    }
+    let mut lines = vec![];
+    for i in 1..=count {
+        let id = need(&format!("item{i}_id"))?;
+        let q = format!("item{i}_quantity");
+        let quantity = match get(&q) {
+            None => 1,
+            Some(v) => v
+                .parse()
+                .map_err(|_| Error::invalid(q.clone(), format!("{v:?} is not a whole number")))?,
+        };
+        lines.push((id, quantity));
+    }
+    let incoming = Incoming {
+        order_id: need("orderid")?,
+        customer_id: need("customerid")?,
+        customer_name: get("customer_name").filter(|v| !v.is_empty()),
+        customer_email: get("customer_email").filter(|v| !v.is_empty()),
+        lines,
+    };
+    Ok((user, password, incoming))
+}
+
+/// An item segment being read: its quantity and its (qualifier, material number)s.
+type ItemSegment = (Option<String>, Vec<(String, String)>);
+
+/// Reads a SAP ORDERS05 IDoc: the order number from the header segment (E1EDK01-BELNR, or
+/// E1EDK02 with qualifier 001), the sold-to party from the partner segment with function
+/// AG (E1EDKA1-PARTN, NAME1), and from each item segment (E1EDP01) the quantity (MENGE)
+/// and the material (E1EDP19-IDTNR, the vendor's number with qualifier 002 before the
+/// customer's, 001). DOCTYPE and entity declarations are refused; depth is bounded.
+pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
+    let bad = |why: String| Error::invalid("idoc", why);
+    let mut reader = quick_xml::Reader::from_reader(body);
+    reader.config_mut().trim_text(true);
+    let mut path: Vec<String> = vec![];
+    let mut buf = vec![];
+    let (mut belnr, mut po, mut sold_to, mut name) = (None, None, None, None);
+    // Per segment instance: the fields read so far.
+    let mut k02: (Option<String>, Option<String>) = (None, None);
+    let mut ka1: (Option<String>, Option<String>, Option<String>) = (None, None, None);
+    let mut item: Option<ItemSegment> = None;
+    let mut p19: (Option<String>, Option<String>) = (None, None);
+    let mut lines = vec![];
+    let mut seen_root = false;
+    loop {
+        let ev = reader.read_event_into(&mut buf).map_err(|e| {
+            bad(format!(
+                "not well-formed XML at byte {}: {e}",
+                reader.buffer_position()
+            ))
+        })?;
+        match ev {
+            XmlEvent::DocType(_) => {
+                return Err(bad(
+                    "a DOCTYPE (and entity declarations) is not accepted".into()
+                ))
+            }
+            XmlEvent::Start(e) => {
+                let tag = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
+                if path.is_empty() {
+                    if seen_root {
+                        return Err(bad("more than one root element".into()));
+                    }
+                    seen_root = true;
+                    if !tag.starts_with("ORDERS05") {
+                        return Err(bad(format!("the root element is {tag}, not ORDERS05")));
+                    }
+                }
+                path.push(tag.clone());
+                if path.len() > 16 {
+                    return Err(bad("nested deeper than 16 elements".into()));
+                }
+                match tag.as_str() {
+                    "E1EDK02" => k02 = (None, None),
+                    "E1EDKA1" => ka1 = (None, None, None),
+                    "E1EDP01" => item = Some((None, vec![])),
+                    "E1EDP19" => p19 = (None, None),
+                    _ => {}
+                }
+            }
+            XmlEvent::End(_) => {
+                let tag = path.pop().unwrap_or_default();
+                match tag.as_str() {
+                    "E1EDK02" if k02.0.as_deref() == Some("001") => po = k02.1.take(),
+                    "E1EDKA1" if ka1.0.as_deref() == Some("AG") => {
+                        sold_to = ka1.1.take();
+                        name = ka1.2.take();
+                    }
+                    "E1EDP19" => {
+                        if let (Some(q), Some(id), Some(it)) =
+                            (p19.0.take(), p19.1.take(), item.as_mut())
+                        {
+                            it.1.push((q, id));
+                        }
+                    }
+                    "E1EDP01" => {
+                        let (menge, ids) = item.take().unwrap_or_default();
+                        let material = ids
+                            .iter()
+                            .find(|(q, _)| q == "002")
+                            .or_else(|| ids.iter().find(|(q, _)| q == "001"))
+                            .map(|(_, id)| id.clone())
+                            .ok_or_else(|| {
+                                bad(format!(
+                                    "item {} has no material number (E1EDP19 IDTNR)",
+                                    lines.len() + 1
+                                ))
+                            })?;
+                        let menge = menge.ok_or_else(|| {
+                            bad(format!("item {material} has no quantity (MENGE)"))
+                        })?;
+                        let q: f64 = menge.trim().parse().map_err(|_| {
+                            bad(format!(
+                                "item {material}: quantity {menge:?} is not a number"
+                            ))
+                        })?;
+                        if q.fract() != 0.0 || q < 1.0 || q > crate::domain::MAX_QUANTITY as f64 {
+                            return Err(bad(format!(
+                                "item {material}: quantity {menge:?} must be a whole number \
+                                 from 1 to {}",
+                                crate::domain::MAX_QUANTITY
+                            )));
+                        }
+                        lines.push((material, q as i64));
+                    }
+                    _ => {}
+                }
+            }
+            XmlEvent::Text(t) => {
+                let text = t
+                    .decode()
+                    .map_err(|e| bad(format!("text: {e}")))?
+                    .trim()
+                    .to_string();
+                let parent = path.len().checked_sub(2).map(|i| path[i].as_str());
+                let field = path.last().map(String::as_str);
+                match (parent, field) {
+                    (Some("E1EDK01"), Some("BELNR")) => belnr = Some(text),
+                    (Some("E1EDK02"), Some("QUALF")) => k02.0 = Some(text),
+                    (Some("E1EDK02"), Some("BELNR")) => k02.1 = Some(text),
+                    (Some("E1EDKA1"), Some("PARVW")) => ka1.0 = Some(text),
+                    (Some("E1EDKA1"), Some("PARTN")) => ka1.1 = Some(text),
+                    (Some("E1EDKA1"), Some("NAME1")) => ka1.2 = Some(text),
+                    (Some("E1EDP01"), Some("MENGE")) => {
+                        if let Some(it) = item.as_mut() {
+                            it.0 = Some(text)
+                        }
+                    }
+                    (Some("E1EDP19"), Some("QUALF")) => p19.0 = Some(text),
+                    (Some("E1EDP19"), Some("IDTNR")) => p19.1 = Some(text),
+                    _ => {}
+                }
+            }
+            XmlEvent::GeneralRef(_) => {
+                return Err(bad("entity references are not accepted".into()))
+            }
+            XmlEvent::Eof => {
+                if let Some(open) = path.last() {
+                    return Err(bad(format!(
+                        "not well-formed XML: <{open}> is not closed at the end"
+                    )));
+                }
+                break;
+            }
+            _ => {}
+        }
+        buf.clear();
+    }
+    if !seen_root {
+        return Err(bad("the body holds no ORDERS05 document".into()));
+    }
+    let order_id = belnr
+        .or(po)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("no order number (E1EDK01 BELNR or E1EDK02 QUALF 001)".into()))?;
+    let customer_id = sold_to
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("no sold-to party (E1EDKA1 with PARVW AG)".into()))?;
+    if lines.is_empty() {
+        return Err(bad("no items (E1EDP01)".into()));
+    }
+    Ok(Incoming {
+        order_id,
+        customer_id,
+        customer_name: name,
+        customer_email: None,
+        lines,
+    })
+}
+
+pub mod outcome {
+    pub const RECEIVED: &str = "received";
+    pub const ORDER_CREATED: &str = "order_created";
+    /// The same notification again: the order it made first is the answer.
+    pub const DUPLICATE: &str = "duplicate";
+    pub const REJECTED: &str = "rejected";
+}
+
+/// Turns a notification into an order: recorded as received, then the order, then the
+/// outcome. The order's (source, order id) makes a repeated notification the same order.
+pub async fn place(
+    core: &Core,
+    def: &Definition,
+    actor: &Actor,
+    incoming: Incoming,
+    body: &[u8],
+) -> Result<OrderView> {
+    let note = record(core, &def.name, &incoming.order_id, body).await?;
+    let result = place_order(core, def, actor, &incoming).await;
+    let (state, detail, ticket) = match &result {
+        Ok(v) if v.created => (
+            outcome::ORDER_CREATED,
+            format!("order {}", v.order_id),
+            Some(v.ticket.clone()),
+        ),
+        Ok(v) => (
+            outcome::DUPLICATE,
+            format!("order {}", v.order_id),
+            Some(v.ticket.clone()),
+        ),
+        Err(e) => (
+            outcome::REJECTED,
+            format!("{}: {}", e.code(), e.public_message()),
+            None,
+        ),
+    };
+    core.db
+        .write(move |c| {
+            diesel::update(notifications::table.filter(notifications::id.eq(note)))
+                .set((
+                    notifications::outcome.eq(state),
+                    notifications::detail.eq(&detail),
+                    notifications::ticket.eq(&ticket),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+        .await?;
+    result
+}
+
+/// Records a notification that was refused before it could become an order.
+pub async fn reject(
+    core: &Core,
+    connector: &str,
+    reference: &str,
+    body: &[u8],
+    why: &Error,
+) -> Result<()> {
+    let id = record(core, connector, reference, body).await?;
+    let detail = format!("{}: {}", why.code(), why.public_message());
+    core.db
+        .write(move |c| {
+            diesel::update(notifications::table.filter(notifications::id.eq(id)))
+                .set((
+                    notifications::outcome.eq(outcome::REJECTED),
+                    notifications::detail.eq(&detail),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+        .await
+}
+
+async fn record(core: &Core, connector: &str, reference: &str, body: &[u8]) -> Result<i64> {
+    let (connector, reference) = (connector.to_string(), reference.to_string());
+    let body = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).to_string();
+    core.db
+        .write(move |c| {
+            Ok(diesel::insert_into(notifications::table)
+                .values((
+                    notifications::connector.eq(&connector),
+                    notifications::reference.eq(&reference),
+                    notifications::received_at.eq(super::now()),
+                    notifications::outcome.eq(outcome::RECEIVED),
+                    notifications::detail.eq(""),
+                    notifications::body.eq(&body),
+                ))
+                .returning(notifications::id)
+                .get_result(c)?)
+        })
+        .await
+}
+
+async fn place_order(
+    core: &Core,
+    def: &Definition,
+    actor: &Actor,
+    incoming: &Incoming,
+) -> Result<OrderView> {
+    let lines = incoming
+        .lines
+        .iter()
+        .map(|(id, q)| OrderLine {
+            item_id: def.items.get(id).cloned().unwrap_or_else(|| id.clone()),
+            quantity: *q,
+        })
+        .collect();
+    let req = NewOrder {
+        source: def.source.clone(),
+        erp_order_id: Some(incoming.order_id.clone()),
+        customer: CustomerData {
+            external_id: incoming.customer_id.clone(),
+            name: incoming.customer_name.clone(),
+            email: incoming.customer_email.clone(),
+            locale: None,
+        },
+        comment: format!("via connector {}", def.name),
+        lines,
+    };
+    let writeback = def.writeback.clone().map(|w| (def.name.clone(), w));
+    orders::create_order_then(core, actor, req, move |c, view| match &writeback {
+        Some((name, w)) => queue_writeback(c, name, w, view),
+        None => Ok(()),
+    })
+    .await
+}
+
+/// Queues the write-back of a new order's ticket (in the order's transaction).
+fn queue_writeback(c: &mut Conn, connector: &str, w: &WriteBack, v: &OrderView) -> Result<()> {
+    let licenses: Vec<serde_json::Value> = v
+        .lines
+        .iter()
+        .flat_map(|l| {
+            l.licenses
+                .iter()
+                .map(move |id| json!({"license_id": id, "item_id": l.item_id}))
+        })
+        .collect();
+    let (content_type, body) = match w.format {
+        BodyFormat::Json => (
+            "application/json",
+            json!({"order_id": v.erp_order_id, "customer_id": v.customer_id,
+                "ticket": v.ticket, "licenses": licenses})
+            .to_string(),
+        ),
+        BodyFormat::Xml => {
+            let mut x = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LicentiaTicket>\
+                 <OrderNumber>{}</OrderNumber><SoldTo>{}</SoldTo><Ticket>{}</Ticket><Licenses>",
+                esc(&v.erp_order_id),
+                esc(&v.customer_id),
+                esc(&v.ticket)
+            );
+            for l in &v.lines {
+                for id in &l.licenses {
+                    x.push_str(&format!(
+                        "<License id=\"{id}\" material=\"{}\"/>",
+                        esc(&l.item_id)
+                    ));
+                }
+            }
+            x.push_str("</Licenses></LicentiaTicket>\n");
+            ("application/xml", x)
+        }
+    };
+    let now = super::now();
+    let res = diesel::insert_into(writebacks::table)
+        .values((
+            writebacks::connector.eq(connector),
+            writebacks::order_id.eq(v.order_id),
+            writebacks::url.eq(&w.url),
+            writebacks::content_type.eq(content_type),
+            writebacks::body.eq(&body),
+            writebacks::state.eq(wb::QUEUED),
+            writebacks::attempts.eq(0),
+            writebacks::next_attempt_at.eq(now),
+            writebacks::last_error.eq(""),
+            writebacks::created_at.eq(now),
+        ))
+        .execute(c);
+    match res {
+        Err(e) if is_unique_violation(&e) => Err(Error::Retry),
+        r => r.map(|_| ()).map_err(Error::from),
+    }
+}
+
+/// XML text escaping.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Write-back states.
+pub mod wb {
+    pub const QUEUED: &str = "queued";
+    pub const SENDING: &str = "sending";
+    pub const SENT: &str = "sent";
+    pub const FAILED: &str = "failed";
+}
+
+#[derive(Queryable)]
+struct Due {
+    id: i64,
+    connector: String,
+    url: String,
+    content_type: String,
+    body: String,
+    attempts: i32,
+}
+
+/// Posts the write-backs that are due; each is claimed by one node (as mails are).
+pub async fn post_due(core: &Core, defs: &Connectors) -> Result<usize> {
+    let now = super::now();
+    let due: Vec<i64> = core
+        .db
+        .read(move |c| {
+            Ok(writebacks::table
+                .filter(
+                    writebacks::state
+                        .eq(wb::QUEUED)
+                        .and(writebacks::next_attempt_at.le(now))
+                        .or(writebacks::state
+                            .eq(wb::SENDING)
+                            .and(writebacks::claimed_until.lt(now))),
+                )
+                .select(writebacks::id)
+                .order(writebacks::id.asc())
+                .limit(32)
+                .load(c)?)
+        })
+        .await?;
+    let mut tried = 0;
+    for id in due {
+        let node = core.node.clone();
+        let claimed: Option<Due> = core
+            .db
+            .write(move |c| {
+                let now = super::now();
+                let n = diesel::update(
+                    writebacks::table.filter(writebacks::id.eq(id)).filter(
+                        writebacks::state
+                            .eq(wb::QUEUED)
+                            .and(writebacks::next_attempt_at.le(now))
+                            .or(writebacks::state
+                                .eq(wb::SENDING)
+                                .and(writebacks::claimed_until.lt(now))),
+                    ),
+                )
+                .set((
+                    writebacks::state.eq(wb::SENDING),
+                    writebacks::claimed_by.eq(Some(&node)),
+                    writebacks::claimed_until.eq(Some(now + chrono::Duration::seconds(120))),
+                ))
+                .execute(c)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                Ok(Some(
+                    writebacks::table
+                        .filter(writebacks::id.eq(id))
+                        .select((
+                            writebacks::id,
+                            writebacks::connector,
+                            writebacks::url,
+                            writebacks::content_type,
+                            writebacks::body,
+                            writebacks::attempts,
+                        ))
+                        .first(c)?,
+                ))
+            })
+            .await?;
+        let Some(d) = claimed else { continue };
+        tried += 1;
+        let auth = defs
+            .0
+            .get(&d.connector)
+            .and_then(|def| def.writeback.as_ref())
+            .filter(|w| !w.user.is_empty())
+            .map(|w| {
+                use base64::Engine;
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{}:{}", w.user, w.password))
+                )
+            });
+        let (url, ct, body) = (d.url.clone(), d.content_type.clone(), d.body.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut req = ureq::post(&url)
+                .timeout(Duration::from_secs(10))
+                .set("Content-Type", &ct);
+            if let Some(a) = &auth {
+                req = req.set("Authorization", a);
+            }
+            match req.send_string(&body) {
+                Ok(_) => Ok(()),
+                Err(ureq::Error::Status(s, r)) => Err(format!(
+                    "HTTP {s}: {}",
+                    r.into_string()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("task: {e}")));
+        let max = core.config.writeback_max_attempts as i32;
+        let base = core.config.mail_retry_secs as i64;
+        let node = core.node.clone();
+        core.db
+            .write(move |c| {
+                let now = super::now();
+                let mine = writebacks::table
+                    .filter(writebacks::id.eq(d.id))
+                    .filter(writebacks::state.eq(wb::SENDING))
+                    .filter(writebacks::claimed_by.eq(&node));
+                let tried = d.attempts + 1;
+                match &outcome {
+                    Ok(()) => diesel::update(mine)
+                        .set((
+                            writebacks::state.eq(wb::SENT),
+                            writebacks::attempts.eq(tried),
+                            writebacks::sent_at.eq(Some(now)),
+                        ))
+                        .execute(c)?,
+                    Err(why) => {
+                        let delay = (base << (tried - 1).clamp(0, 20)).min(3600);
+                        diesel::update(mine)
+                            .set((
+                                writebacks::state.eq(if tried >= max {
+                                    wb::FAILED
+                                } else {
+                                    wb::QUEUED
+                                }),
+                                writebacks::attempts.eq(tried),
+                                writebacks::last_error
+                                    .eq(why.chars().take(1000).collect::<String>()),
+                                writebacks::next_attempt_at
+                                    .eq(now + chrono::Duration::seconds(delay)),
+                            ))
+                            .execute(c)?
+                    }
+                };
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(tried)
+}
+
+/// Posts write-backs until the process ends; wakes every half second.
+pub async fn run_writeback_worker(core: actix_web::web::Data<Core>) {
+    loop {
+        match post_due(&core, &core.connectors).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "write-back worker"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[derive(Debug, Serialize, Queryable)]
+pub struct NotificationView {
+    pub id: i64,
+    pub connector: String,
+    pub reference: String,
+    pub received_at: chrono::NaiveDateTime,
+    pub outcome: String,
+    pub detail: String,
+    pub ticket: Option<String>,
+}
+
+#[derive(Debug, Serialize, Queryable)]
+pub struct WriteBackView {
+    pub id: i64,
+    pub connector: String,
+    pub order_id: i64,
+    pub url: String,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: String,
+    pub sent_at: Option<chrono::NaiveDateTime>,
+}
+
+/// The newest notifications (at most 1,000) and the write-backs, for support.
+pub async fn list(
+    core: &Core,
+    actor: &Actor,
+    connector: Option<String>,
+) -> Result<(Vec<NotificationView>, Vec<WriteBackView>)> {
+    actor.require(
+        &[Role::Admin, Role::Support],
+        "read connector notifications",
+    )?;
+    core.db
+        .read(move |c| {
+            let mut q = notifications::table
+                .select((
+                    notifications::id,
+                    notifications::connector,
+                    notifications::reference,
+                    notifications::received_at,
+                    notifications::outcome,
+                    notifications::detail,
+                    notifications::ticket,
+                ))
+                .into_boxed();
+            let mut w = writebacks::table
+                .select((
+                    writebacks::id,
+                    writebacks::connector,
+                    writebacks::order_id,
+                    writebacks::url,
+                    writebacks::state,
+                    writebacks::attempts,
+                    writebacks::last_error,
+                    writebacks::sent_at,
+                ))
+                .into_boxed();
+            if let Some(n) = &connector {
+                q = q.filter(notifications::connector.eq(n.clone()));
+                w = w.filter(writebacks::connector.eq(n.clone()));
+            }
+            Ok((
+                q.order(notifications::id.desc()).limit(1000).load(c)?,
+                w.order(writebacks::id.desc()).limit(1000).load(c)?,
+            ))
+        })
+        .await
+}
