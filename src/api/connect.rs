@@ -5,9 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 
 use super::status_of;
-use crate::domain::Interface;
+use crate::domain::{Actor, Interface, Role};
 use crate::error::Error;
-use crate::service::connectors::{self, esc, Definition, Kind};
+use crate::service::connectors::{self, esc, Definition, Kind, Shop, ShopNotice, ShopReply};
 use crate::service::{users, Core};
 
 type Core_ = web::Data<Core>;
@@ -101,6 +101,79 @@ async fn connect(
     match def.kind {
         Kind::Generic => generic(&core, &def, &req, &body).await,
         Kind::Idoc => idoc(&core, &def, &req, &body).await,
+        Kind::Shop => shop(&core, &def, &req, &body).await,
+    }
+}
+
+fn shop_answer(shop: &Shop) -> Answer {
+    match shop.reply {
+        ShopReply::Json => Answer::Json,
+        ShopReply::Text | ShopReply::TwoCheckout => Answer::Text,
+    }
+}
+
+async fn shop(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> HttpResponse {
+    let shop = def.shop.as_ref().expect("checked at start");
+    let answer = shop_answer(shop);
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = connectors::verify_shop(shop, header, body, now) {
+        return refuse(core, def, "", body, answer, e).await;
+    }
+    let notices = match connectors::read_shop(shop, body) {
+        Ok(n) => n,
+        Err(e) => return refuse(core, def, "", body, answer, e).await,
+    };
+    // The shop itself is the actor; its signature stands for it.
+    let actor = Actor {
+        name: format!("connector:{}", def.name),
+        role: Role::Erp,
+        interface: Interface::Connector,
+    };
+    let mut placed = vec![];
+    for n in notices {
+        match n {
+            ShopNotice::Ignored { reference, event } => {
+                if let Err(e) = connectors::ignore(core, &def.name, &reference, &event, body).await
+                {
+                    return error_answer(answer, &e);
+                }
+            }
+            ShopNotice::Order(incoming) => {
+                match connectors::place(core, def, &actor, incoming, body).await {
+                    Ok(v) => placed.push(v),
+                    // The shop retries or alerts; orders placed before are idempotent.
+                    Err(e) => return error_answer(answer, &e),
+                }
+            }
+        }
+    }
+    match shop.reply {
+        ShopReply::Json => HttpResponse::Ok().json(serde_json::json!({
+            "orders": placed.iter().map(|v| serde_json::json!({"order_id": v.erp_order_id,
+                "ticket": v.ticket, "created": v.created})).collect::<Vec<_>>()})),
+        ShopReply::Text => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(
+                placed
+                    .iter()
+                    .map(|v| format!("{}\n", v.ticket))
+                    .collect::<String>(),
+            ),
+        ShopReply::TwoCheckout => {
+            let date = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+            match connectors::twocheckout_receipt(shop, body, &date) {
+                Ok(r) => HttpResponse::Ok()
+                    .content_type("text/html; charset=utf-8")
+                    .body(r),
+                Err(e) => error_answer(answer, &e),
+            }
+        }
     }
 }
 

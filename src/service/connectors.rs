@@ -28,6 +28,8 @@ pub enum Kind {
     Generic,
     /// SAP ORDERS05 IDoc XML over HTTP.
     Idoc,
+    /// A web shop's order notification (JSON or form), mapped by the definition's `[shop]`.
+    Shop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -72,6 +74,87 @@ pub struct Definition {
     #[serde(default)]
     pub items: BTreeMap<String, String>,
     pub writeback: Option<WriteBack>,
+    pub shop: Option<Shop>,
+}
+
+/// How a shop's notification is read, checked and answered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shop {
+    /// `json` or `form`.
+    pub format: ShopFormat,
+    /// Path to a list of notifications in one body (FastSpring sends several events).
+    #[serde(default)]
+    pub orders: Option<String>,
+    /// Only notifications whose `event` path has one of `events` place orders; the rest
+    /// are acknowledged and recorded as ignored.
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub events: Vec<String>,
+    pub order_id: String,
+    pub customer_id: String,
+    #[serde(default)]
+    pub customer_email: Option<String>,
+    /// Paths joined with a space (first and last name).
+    #[serde(default)]
+    pub customer_name: Vec<String>,
+    /// Path to the list of items (or to one item); without it `item_product` and
+    /// `item_quantity` are parallel lists (form fields like `IPN_PID[]`).
+    #[serde(default)]
+    pub items: Option<String>,
+    pub item_product: String,
+    #[serde(default)]
+    pub item_quantity: Option<String>,
+    pub auth: ShopAuth,
+    /// What the shop expects back: `json` (order ids and tickets), `text` (the tickets, a
+    /// line each, for the buyer), `2checkout` (the IPN read receipt).
+    pub reply: ShopReply,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShopFormat {
+    Json,
+    Form,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopAuth {
+    /// `hmac-sha256-base64` or `hmac-sha256-hex` of the body in `header`; `paddle`
+    /// (`ts=…;h1=…`, HMAC-SHA256 of `ts:body`); `2checkout` (the IPN's HASH field,
+    /// HMAC-MD5 over every field's byte length and value).
+    pub scheme: AuthScheme,
+    #[serde(default)]
+    pub header: String,
+    pub secret: String,
+    /// For `paddle`: how old a signature's timestamp may be.
+    #[serde(default = "five_minutes")]
+    pub max_age_secs: i64,
+}
+
+fn five_minutes() -> i64 {
+    300
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthScheme {
+    HmacSha256Base64,
+    HmacSha256Hex,
+    Paddle,
+    #[serde(rename = "2checkout")]
+    TwoCheckout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShopReply {
+    Json,
+    Text,
+    #[serde(rename = "2checkout")]
+    TwoCheckout,
 }
 
 /// The connectors of this server, by name.
@@ -131,6 +214,48 @@ impl Connectors {
             for (from, to) in &def.items {
                 check_id("items", from).map_err(|e| bad("items", e.to_string()))?;
                 check_id("items", to).map_err(|e| bad(&format!("items.{from}"), e.to_string()))?;
+            }
+            match (def.kind, &def.shop) {
+                (Kind::Shop, None) => {
+                    return Err(bad("shop", "a shop connector needs [shop]".into()))
+                }
+                (Kind::Shop, Some(shop)) => {
+                    if shop.auth.secret.len() < 8 {
+                        return Err(bad("shop.auth.secret", "at least 8 characters".into()));
+                    }
+                    if matches!(
+                        shop.auth.scheme,
+                        AuthScheme::HmacSha256Base64
+                            | AuthScheme::HmacSha256Hex
+                            | AuthScheme::Paddle
+                    ) && shop.auth.header.is_empty()
+                    {
+                        return Err(bad(
+                            "shop.auth.header",
+                            "name the signature's header".into(),
+                        ));
+                    }
+                    if (shop.auth.scheme == AuthScheme::TwoCheckout)
+                        != (shop.format == ShopFormat::Form)
+                    {
+                        return Err(bad(
+                            "shop.auth.scheme",
+                            "2checkout goes with format = \"form\" and only with it".into(),
+                        ));
+                    }
+                    if shop.items.is_some() == (shop.format == ShopFormat::Form)
+                        && shop.items.is_some()
+                    {
+                        return Err(bad(
+                            "shop.items",
+                            "form notifications carry parallel item fields; leave items out".into(),
+                        ));
+                    }
+                }
+                (_, Some(_)) => {
+                    return Err(bad("shop", "only kind = \"shop\" takes [shop]".into()))
+                }
+                _ => {}
             }
             if let Some(w) = &def.writeback {
                 if def.kind != Kind::Idoc {
@@ -390,6 +515,8 @@ pub mod outcome {
     /// The same notification again: the order it made first is the answer.
     pub const DUPLICATE: &str = "duplicate";
     pub const REJECTED: &str = "rejected";
+    /// An event of the shop that places no order (a refund, a subscription update …).
+    pub const IGNORED: &str = "ignored";
 }
 
 /// Turns a notification into an order: recorded as received, then the order, then the
@@ -819,6 +946,313 @@ pub async fn list(
                 q.order(notifications::id.desc()).limit(1000).load(c)?,
                 w.order(writebacks::id.desc()).limit(1000).load(c)?,
             ))
+        })
+        .await
+}
+
+/// What one shop notification holds: an order, or an event that places none.
+#[derive(Debug)]
+pub enum ShopNotice {
+    Order(Incoming),
+    Ignored { reference: String, event: String },
+}
+
+fn hmac(md: openssl::hash::MessageDigest, key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+    let key = openssl::pkey::PKey::hmac(key).map_err(|e| Error::internal(e.to_string()))?;
+    let mut s = openssl::sign::Signer::new(md, &key).map_err(|e| Error::internal(e.to_string()))?;
+    s.update(data).map_err(|e| Error::internal(e.to_string()))?;
+    s.sign_to_vec().map_err(|e| Error::internal(e.to_string()))
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && openssl::memcmp::eq(a, b)
+}
+
+/// A form body's fields, in order.
+pub fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| Error::invalid("body", format!("not a form: {e}")))
+}
+
+/// 2Checkout's HMAC source: each value prefixed by its length in bytes, an empty one as 0.
+fn length_prefixed<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    values
+        .map(|v| {
+            if v.is_empty() {
+                "0".to_string()
+            } else {
+                format!("{}{v}", v.len())
+            }
+        })
+        .collect()
+}
+
+/// Checks that the shop signed the body.
+pub fn verify_shop(
+    shop: &Shop,
+    header: impl Fn(&str) -> Option<String>,
+    body: &[u8],
+    now: i64,
+) -> Result<()> {
+    use openssl::hash::MessageDigest;
+    let key = shop.auth.secret.as_bytes();
+    let wrong = || Error::Unauthenticated;
+    match shop.auth.scheme {
+        AuthScheme::HmacSha256Base64 => {
+            use base64::Engine;
+            let given = header(&shop.auth.header).ok_or_else(wrong)?;
+            let want = base64::engine::general_purpose::STANDARD.encode(hmac(
+                MessageDigest::sha256(),
+                key,
+                body,
+            )?);
+            same(given.trim().as_bytes(), want.as_bytes())
+                .then_some(())
+                .ok_or_else(wrong)
+        }
+        AuthScheme::HmacSha256Hex => {
+            let given = header(&shop.auth.header).ok_or_else(wrong)?;
+            let want = hex::encode(hmac(MessageDigest::sha256(), key, body)?);
+            same(
+                given.trim().to_ascii_lowercase().as_bytes(),
+                want.as_bytes(),
+            )
+            .then_some(())
+            .ok_or_else(wrong)
+        }
+        AuthScheme::Paddle => {
+            let given = header(&shop.auth.header).ok_or_else(wrong)?;
+            let mut ts = None;
+            let mut h1 = vec![];
+            for part in given.split(';') {
+                match part.trim().split_once('=') {
+                    Some(("ts", v)) => ts = Some(v.to_string()),
+                    Some(("h1", v)) => h1.push(v.to_ascii_lowercase()),
+                    _ => {}
+                }
+            }
+            let ts = ts.ok_or_else(wrong)?;
+            let at: i64 = ts.parse().map_err(|_| wrong())?;
+            if (now - at).abs() > shop.auth.max_age_secs {
+                return Err(Error::NotAllowed(format!(
+                    "the signature's timestamp {at} is more than {} seconds away from now \
+                     (a replayed or delayed notification)",
+                    shop.auth.max_age_secs
+                )));
+            }
+            let mut signed = ts.into_bytes();
+            signed.push(b':');
+            signed.extend_from_slice(body);
+            let want = hex::encode(hmac(MessageDigest::sha256(), key, &signed)?);
+            h1.iter()
+                .any(|h| same(h.as_bytes(), want.as_bytes()))
+                .then_some(())
+                .ok_or_else(wrong)
+        }
+        AuthScheme::TwoCheckout => {
+            let fields = form_fields(body)?;
+            let given = fields
+                .iter()
+                .find(|(k, _)| k == "HASH")
+                .map(|(_, v)| v.to_ascii_lowercase())
+                .ok_or_else(wrong)?;
+            let source = length_prefixed(
+                fields
+                    .iter()
+                    .filter(|(k, _)| k != "HASH")
+                    .map(|(_, v)| v.as_str()),
+            );
+            let want = hex::encode(hmac(MessageDigest::md5(), key, source.as_bytes())?);
+            same(given.as_bytes(), want.as_bytes())
+                .then_some(())
+                .ok_or_else(wrong)
+        }
+    }
+}
+
+/// 2Checkout's IPN read receipt: `<EPAYMENT>DATE|HASH</EPAYMENT>`, HASH the HMAC-MD5 of the
+/// length-prefixed IPN_PID[0], IPN_PNAME[0], IPN_DATE and DATE.
+pub fn twocheckout_receipt(shop: &Shop, body: &[u8], date: &str) -> Result<String> {
+    let fields = form_fields(body)?;
+    let first = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let source = length_prefixed(
+        [
+            first("IPN_PID[]"),
+            first("IPN_PNAME[]"),
+            first("IPN_DATE"),
+            date,
+        ]
+        .into_iter(),
+    );
+    let hash = hex::encode(hmac(
+        openssl::hash::MessageDigest::md5(),
+        shop.auth.secret.as_bytes(),
+        source.as_bytes(),
+    )?);
+    Ok(format!("<EPAYMENT>{date}|{hash}</EPAYMENT>"))
+}
+
+/// The value at a dot path (`data.items`, `events.0.id`); numbers index lists.
+fn at<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.').try_fold(v, |v, seg| match v {
+        serde_json::Value::Object(m) => m.get(seg),
+        serde_json::Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+fn scalar(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.trim().to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+    .filter(|s| !s.is_empty())
+}
+
+fn as_list(v: Option<&serde_json::Value>) -> Vec<&serde_json::Value> {
+    match v {
+        Some(serde_json::Value::Array(a)) => a.iter().collect(),
+        Some(serde_json::Value::Null) | None => vec![],
+        Some(other) => vec![other],
+    }
+}
+
+/// Reads a (verified) shop notification into the orders it asks for.
+pub fn read_shop(shop: &Shop, body: &[u8]) -> Result<Vec<ShopNotice>> {
+    let root: serde_json::Value = match shop.format {
+        ShopFormat::Json => serde_json::from_slice(body)
+            .map_err(|e| Error::invalid("body", format!("not JSON: {e}")))?,
+        ShopFormat::Form => {
+            // Repeated names (IPN_PID[]) become lists.
+            let mut m = serde_json::Map::new();
+            for (k, v) in form_fields(body)? {
+                if k.ends_with("[]") {
+                    if let Some(a) = m
+                        .entry(k)
+                        .or_insert_with(|| serde_json::Value::Array(vec![]))
+                        .as_array_mut()
+                    {
+                        a.push(serde_json::Value::String(v));
+                    }
+                } else {
+                    m.insert(k, serde_json::Value::String(v));
+                }
+            }
+            serde_json::Value::Object(m)
+        }
+    };
+    let notices: Vec<&serde_json::Value> = match &shop.orders {
+        Some(p) => as_list(at(&root, p)),
+        None => vec![&root],
+    };
+    if notices.is_empty() {
+        return Err(Error::invalid(
+            shop.orders.clone().unwrap_or_default(),
+            "the notification holds no orders",
+        ));
+    }
+    let mut out = vec![];
+    for n in notices {
+        let field = |path: &str| at(n, path).and_then(scalar);
+        let need = |path: &str| field(path).ok_or_else(|| Error::invalid(path, "is missing"));
+        if let Some(ev) = &shop.event {
+            let got = field(ev).unwrap_or_default();
+            if !shop.events.contains(&got) {
+                out.push(ShopNotice::Ignored {
+                    reference: field(&shop.order_id).unwrap_or_default(),
+                    event: got,
+                });
+                continue;
+            }
+        }
+        let mut lines = vec![];
+        match &shop.items {
+            Some(items) => {
+                for (i, it) in as_list(at(n, items)).into_iter().enumerate() {
+                    let product = at(it, &shop.item_product).and_then(scalar).ok_or_else(|| {
+                        Error::invalid(format!("{items}.{i}.{}", shop.item_product), "is missing")
+                    })?;
+                    let q = quantity(
+                        shop.item_quantity.as_deref().and_then(|p| at(it, p)),
+                        &product,
+                    )?;
+                    lines.push((product, q));
+                }
+            }
+            None => {
+                let products = as_list(at(n, &shop.item_product));
+                let quantities = shop
+                    .item_quantity
+                    .as_deref()
+                    .map(|p| as_list(at(n, p)))
+                    .unwrap_or_default();
+                for (i, p) in products.into_iter().enumerate() {
+                    let product = scalar(p).ok_or_else(|| {
+                        Error::invalid(format!("{}[{i}]", shop.item_product), "is empty")
+                    })?;
+                    let q = quantity(quantities.get(i).copied(), &product)?;
+                    lines.push((product, q));
+                }
+            }
+        }
+        if lines.is_empty() {
+            return Err(Error::invalid("items", "the order has no items"));
+        }
+        let name: Vec<String> = shop.customer_name.iter().filter_map(|p| field(p)).collect();
+        out.push(ShopNotice::Order(Incoming {
+            order_id: need(&shop.order_id)?,
+            customer_id: need(&shop.customer_id)?,
+            customer_name: (!name.is_empty()).then(|| name.join(" ")),
+            customer_email: shop.customer_email.as_deref().and_then(field),
+            lines,
+        }));
+    }
+    Ok(out)
+}
+
+fn quantity(v: Option<&serde_json::Value>, product: &str) -> Result<i64> {
+    let Some(v) = v else { return Ok(1) };
+    let text = scalar(v).unwrap_or_default();
+    text.parse::<i64>()
+        .ok()
+        .filter(|q| (1..=crate::domain::MAX_QUANTITY as i64).contains(q))
+        .ok_or_else(|| {
+            Error::invalid(
+                "quantity",
+                format!(
+                    "{product}: {text:?} is not a whole number from 1 to {}",
+                    crate::domain::MAX_QUANTITY
+                ),
+            )
+        })
+}
+
+/// Records an event the connector acknowledges without an order.
+pub async fn ignore(
+    core: &Core,
+    connector: &str,
+    reference: &str,
+    event: &str,
+    body: &[u8],
+) -> Result<()> {
+    let id = record(core, connector, reference, body).await?;
+    let detail = format!("event {event:?} places no order");
+    core.db
+        .write(move |c| {
+            diesel::update(notifications::table.filter(notifications::id.eq(id)))
+                .set((
+                    notifications::outcome.eq(outcome::IGNORED),
+                    notifications::detail.eq(&detail),
+                ))
+                .execute(c)?;
+            Ok(())
         })
         .await
 }

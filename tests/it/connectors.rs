@@ -453,3 +453,384 @@ fn a_bad_definition_stops_the_start_naming_the_file_and_field() {
     assert!(shipped.0.contains_key("generic") && shipped.0.contains_key("sap-orders05"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+fn hmac(md: openssl::hash::MessageDigest, key: &str, data: &[u8]) -> Vec<u8> {
+    let key = openssl::pkey::PKey::hmac(key.as_bytes()).unwrap();
+    let mut s = openssl::sign::Signer::new(md, &key).unwrap();
+    s.update(data).unwrap();
+    s.sign_to_vec().unwrap()
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{FIXTURES}/{name}"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn post_signed(
+    app: &TestApp,
+    connector: &str,
+    ct: &str,
+    body: &str,
+    header: Option<(&str, String)>,
+) -> (u16, String) {
+    let mut req = ureq::post(&format!("{}/connect/{connector}", app.base)).set("Content-Type", ct);
+    if let Some((h, v)) = header {
+        req = req.set(h, &v);
+    }
+    match req.send_string(body) {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// An order's items and customer as the ticket shows them.
+fn order_of(app: &TestApp, source: &str, id: &str) -> (String, String, Vec<String>) {
+    let (s, o) = app.admin("GET", &format!("/api/v1/orders/{source}/{id}"), None);
+    assert_eq!(s, 200, "{o}");
+    let (_, t) = app.admin(
+        "GET",
+        &format!("/api/v1/tickets/{}", o["ticket"].as_str().unwrap()),
+        None,
+    );
+    let items = t["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["item_id"].as_str().unwrap().to_string())
+        .collect();
+    (
+        o["ticket"].as_str().unwrap().to_string(),
+        o["customer_id"].as_str().unwrap().to_string(),
+        items,
+    )
+}
+
+#[test]
+fn fastspring_webhooks_place_completed_orders_signed_with_the_secret() {
+    use base64::Engine;
+    let app = TestApp::start_with(|c| c.connectors_dir = SHIPPED.into());
+    let body = fixture("fastspring-order-completed.json");
+    let sign = |b: &str, key: &str| {
+        base64::engine::general_purpose::STANDARD.encode(hmac(
+            openssl::hash::MessageDigest::sha256(),
+            key,
+            b.as_bytes(),
+        ))
+    };
+    let good = Some(("X-FS-Signature", sign(&body, "change-me-fastspring-secret")));
+    let (s, reply) = post_signed(&app, "fastspring", "application/json", &body, good.clone());
+    assert_eq!(s, 200, "{reply}");
+    let v: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(v["orders"][0]["order_id"], "FUR261123-1178-89118");
+    let (ticket, customer, items) = order_of(&app, "fastspring", "FUR261123-1178-89118");
+    assert_eq!(v["orders"][0]["ticket"], ticket.as_str());
+    assert_eq!(customer, "uKj7izZ2RfKbAs9nnYYOqg");
+    assert_eq!(items, ["SNP-SINGLE", "SNP-SINGLE", "SNP-FLOAT-5"]);
+    let (_, c) = app.admin("GET", "/api/v1/customers/uKj7izZ2RfKbAs9nnYYOqg", None);
+    assert_eq!(c["email"], "leonie@example.org");
+    assert_eq!(c["name"], "Leonie Jansen");
+    // Delivered again (a retry): one order.
+    let (s, again) = post_signed(&app, "fastspring", "application/json", &body, good);
+    assert_eq!(s, 200);
+    assert!(
+        again.contains(&ticket) && again.contains("\"created\":false"),
+        "{again}"
+    );
+    assert_eq!(app.count("orders"), 1);
+    // A wrong or missing signature, a changed body: refused, nothing created.
+    let tampered = body.replace("\"quantity\":2", "\"quantity\":20");
+    let right = sign(&body, "change-me-fastspring-secret");
+    for (b, h) in [
+        (
+            &body,
+            Some(("X-FS-Signature", sign(&body, "another-secret"))),
+        ),
+        (&body, None),
+        (&tampered, Some(("X-FS-Signature", right))),
+    ] {
+        let (s, r) = post_signed(&app, "fastspring", "application/json", b, h);
+        assert_eq!(s, 401, "{r}");
+    }
+    // An unknown product: an error for the shop to see, nothing created.
+    let unknown = body
+        .replace("FUR261123-1178-89118", "FUR-2")
+        .replace("samplenotepad-floating-5", "no-such-product");
+    let (s, r) = post_signed(
+        &app,
+        "fastspring",
+        "application/json",
+        &unknown,
+        Some((
+            "X-FS-Signature",
+            sign(&unknown, "change-me-fastspring-secret"),
+        )),
+    );
+    assert_eq!(s, 404, "{r}");
+    assert!(r.contains("no-such-product"), "{r}");
+    // Not JSON.
+    let junk = "{\"events\": [";
+    let (s, r) = post_signed(
+        &app,
+        "fastspring",
+        "application/json",
+        junk,
+        Some(("X-FS-Signature", sign(junk, "change-me-fastspring-secret"))),
+    );
+    assert_eq!(s, 400, "{r}");
+    assert!(r.contains("not JSON"), "{r}");
+    assert_eq!(app.count("orders"), 1);
+    assert_eq!(app.count("licenses"), 3);
+    assert_eq!(
+        outcomes(&app, "fastspring"),
+        [
+            "order_created",
+            "ignored",
+            "duplicate",
+            "ignored",
+            "rejected",
+            "rejected",
+            "rejected",
+            "rejected",
+            "rejected"
+        ]
+    );
+}
+
+#[test]
+fn paddle_notifications_are_checked_for_signature_and_age() {
+    let app = TestApp::start_with(|c| c.connectors_dir = SHIPPED.into());
+    let body = fixture("paddle-transaction-completed.json");
+    let key = "pdl_ntfset_change_me_paddle_secret";
+    let sign = |b: &str, ts: i64| {
+        let h = hex::encode(hmac(
+            openssl::hash::MessageDigest::sha256(),
+            key,
+            format!("{ts}:{b}").as_bytes(),
+        ));
+        ("Paddle-Signature", format!("ts={ts};h1={h}"))
+    };
+    let now = chrono::Utc::now().timestamp();
+    let (s, reply) = post_signed(
+        &app,
+        "paddle",
+        "application/json",
+        &body,
+        Some(sign(&body, now)),
+    );
+    assert_eq!(s, 200, "{reply}");
+    let (ticket, customer, items) = order_of(&app, "paddle", "txn_01hv8wptq8987qeep44cyrewp9");
+    assert!(reply.contains(&ticket), "{reply}");
+    assert_eq!(customer, "ctm_01hv8wpts9ayvszz3bcwq7ffw6");
+    assert_eq!(
+        items,
+        ["SNP-SINGLE", "SNP-SINGLE", "SNP-SINGLE", "SNP-FLOAT-5"]
+    );
+    // A signature from an hour ago (a replay) and a wrong one are refused.
+    let (s, r) = post_signed(
+        &app,
+        "paddle",
+        "application/json",
+        &body,
+        Some(sign(&body, now - 3600)),
+    );
+    assert_eq!(s, 403, "{r}");
+    let (_, h) = sign(&body, now);
+    let (s, _) = post_signed(
+        &app,
+        "paddle",
+        "application/json",
+        &body,
+        Some(("Paddle-Signature", h.replace("h1=", "h1=0"))),
+    );
+    assert_eq!(s, 401);
+    // Other events are acknowledged without an order.
+    let refund = body
+        .replace("transaction.completed", "transaction.updated")
+        .replace("txn_01hv8wptq8987qeep44cyrewp9", "txn_2");
+    let (s, r) = post_signed(
+        &app,
+        "paddle",
+        "application/json",
+        &refund,
+        Some(sign(&refund, now)),
+    );
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(app.count("orders"), 1);
+    // A quantity that is not a number.
+    let bad = body
+        .replace("\"quantity\":3", "\"quantity\":\"three\"")
+        .replace("txn_01hv8wptq8987qeep44cyrewp9", "txn_3");
+    let (s, r) = post_signed(
+        &app,
+        "paddle",
+        "application/json",
+        &bad,
+        Some(sign(&bad, now)),
+    );
+    assert_eq!(s, 400, "{r}");
+    assert!(r.contains("three"), "{r}");
+    assert_eq!(app.count("orders"), 1);
+}
+
+#[test]
+fn lemon_squeezy_orders_map_variants_and_refuse_a_bad_signature() {
+    let app = TestApp::start_with(|c| c.connectors_dir = SHIPPED.into());
+    let body = fixture("lemonsqueezy-order-created.json");
+    let sign = |b: &str| {
+        (
+            "X-Signature",
+            hex::encode(hmac(
+                openssl::hash::MessageDigest::sha256(),
+                "change-me-lemon-secret",
+                b.as_bytes(),
+            )),
+        )
+    };
+    let (s, reply) = post_signed(
+        &app,
+        "lemonsqueezy",
+        "application/json",
+        &body,
+        Some(sign(&body)),
+    );
+    assert_eq!(s, 200, "{reply}");
+    let (ticket, customer, items) = order_of(&app, "lemonsqueezy", "81234");
+    assert!(reply.contains(&ticket));
+    assert_eq!(customer, "550011");
+    assert_eq!(items, ["SNP-SINGLE"]);
+    let (s, _) = post_signed(
+        &app,
+        "lemonsqueezy",
+        "application/json",
+        &body,
+        Some(sign(&body)),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(app.count("orders"), 1);
+    let (s, _) = post_signed(
+        &app,
+        "lemonsqueezy",
+        "application/json",
+        &body,
+        Some(("X-Signature", "00".repeat(32))),
+    );
+    assert_eq!(s, 401);
+    let unknown = body
+        .replace("\"variant_id\":101", "\"variant_id\":999")
+        .replace("81234", "81235");
+    let (s, r) = post_signed(
+        &app,
+        "lemonsqueezy",
+        "application/json",
+        &unknown,
+        Some(sign(&unknown)),
+    );
+    assert_eq!(s, 404, "{r}");
+    assert_eq!(app.count("orders"), 1);
+    assert_eq!(
+        outcomes(&app, "lemonsqueezy"),
+        ["order_created", "duplicate", "rejected", "rejected"]
+    );
+}
+
+/// 2Checkout's HMAC-MD5 source: each value with its byte length before it, empty as 0.
+fn twocheckout_hash(values: &[&str], key: &str) -> String {
+    let source: String = values
+        .iter()
+        .map(|v| {
+            if v.is_empty() {
+                "0".to_string()
+            } else {
+                format!("{}{v}", v.len())
+            }
+        })
+        .collect();
+    hex::encode(hmac(
+        openssl::hash::MessageDigest::md5(),
+        key,
+        source.as_bytes(),
+    ))
+}
+
+#[test]
+fn twocheckout_ipn_places_complete_orders_and_answers_the_read_receipt() {
+    let app = TestApp::start_with(|c| c.connectors_dir = SHIPPED.into());
+    let key = "change-me-2checkout-key";
+    let form = fixture("2checkout-ipn-complete.form");
+    let sign = |form: &str| {
+        let fields: Vec<(String, String)> = serde_urlencoded::from_str(form).unwrap();
+        let values: Vec<&str> = fields.iter().map(|(_, v)| v.as_str()).collect();
+        format!("{form}&HASH={}", twocheckout_hash(&values, key))
+    };
+    let ct = "application/x-www-form-urlencoded";
+    let (s, reply) = post_signed(&app, "2checkout", ct, &sign(&form), None);
+    assert_eq!(s, 200, "{reply}");
+    let (_, customer, items) = order_of(&app, "2checkout", "9211224053");
+    assert_eq!(customer, "ana@example.ro");
+    assert_eq!(items, ["SNP-SINGLE", "SNP-SINGLE", "SNP-FLOAT-5"]);
+    // The read receipt: <EPAYMENT>DATE|HASH</EPAYMENT> over IPN_PID[0], IPN_PNAME[0],
+    // IPN_DATE and DATE.
+    let inner = reply
+        .trim()
+        .strip_prefix("<EPAYMENT>")
+        .and_then(|r| r.strip_suffix("</EPAYMENT>"))
+        .unwrap_or_else(|| panic!("{reply}"));
+    let (date, hash) = inner.split_once('|').unwrap();
+    assert_eq!(date.len(), 14);
+    assert_eq!(
+        hash,
+        twocheckout_hash(&["4639321", "SampleNotePad", "20261123102215", date], key)
+    );
+    // The same IPN again: one order. Another status: acknowledged, no order.
+    let (s, _) = post_signed(&app, "2checkout", ct, &sign(&form), None);
+    assert_eq!(s, 200);
+    let pending = form
+        .replace("ORDERSTATUS=COMPLETE", "ORDERSTATUS=PENDING")
+        .replace("9211224053", "9211224054");
+    let (s, r) = post_signed(&app, "2checkout", ct, &sign(&pending), None);
+    assert_eq!(s, 200, "{r}");
+    assert!(r.contains("<EPAYMENT>"), "{r}");
+    assert_eq!(app.count("orders"), 1);
+    // A wrong hash, a changed field, a body that is not a form.
+    let (s, _) = post_signed(
+        &app,
+        "2checkout",
+        ct,
+        &format!("{form}&HASH={}", "0".repeat(32)),
+        None,
+    );
+    assert_eq!(s, 401);
+    let (s, _) = post_signed(
+        &app,
+        "2checkout",
+        ct,
+        &sign(&form).replace("IPN_QTY%5B%5D=2", "IPN_QTY%5B%5D=9"),
+        None,
+    );
+    assert_eq!(s, 401);
+    // Signed, but without the order number.
+    let (s, r) = post_signed(
+        &app,
+        "2checkout",
+        ct,
+        &sign(&form.replace("REFNO=9211224053&", "")),
+        None,
+    );
+    assert_eq!(s, 400, "{r}");
+    assert!(r.contains("invalid REFNO: is missing"), "{r}");
+    assert_eq!(app.count("orders"), 1);
+    assert_eq!(
+        outcomes(&app, "2checkout"),
+        [
+            "order_created",
+            "duplicate",
+            "ignored",
+            "rejected",
+            "rejected",
+            "rejected"
+        ]
+    );
+}
