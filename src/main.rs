@@ -10,7 +10,7 @@ use licentia::config::Config;
 use licentia::domain::{Actor, Interface, ItemKind, ItemOptions, Role};
 use licentia::error::Error;
 use licentia::service::{
-    audit, catalog, demo, firms, jobs, lifecycle, mail, orders, reports, users, Core,
+    audit, catalog, connectors, demo, firms, jobs, lifecycle, mail, orders, reports, users, Core,
 };
 
 #[derive(Parser)]
@@ -68,6 +68,11 @@ enum Command {
     /// Scheduled jobs.
     #[command(subcommand)]
     Job(JobCmd),
+    /// Connector notifications and ERP write-backs, newest first.
+    ConnectorLog {
+        #[arg(long)]
+        connector: Option<String>,
+    },
     /// Reports as CSV (default) or JSON.
     Report {
         /// container-licenses, expiring, customer-containers, ticket-licenses,
@@ -748,6 +753,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 JobCmd::Run { name } => {
                     println!("{}", jobs::run_now(&core, &cli_actor, &name).await?);
                 }
+            }
+        }
+        Command::ConnectorLog { connector } => {
+            let core = Core::open(config).await?;
+            let (notes, writebacks) = connectors::list(&core, &cli_actor, connector).await?;
+            for n in notes {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    n.received_at,
+                    n.connector,
+                    n.reference,
+                    n.outcome,
+                    n.ticket.unwrap_or_default(),
+                    n.detail
+                );
+            }
+            for w in writebacks {
+                println!(
+                    "write-back {}\t{}\torder {}\t{}\tattempts {}\t{}",
+                    w.id, w.connector, w.order_id, w.state, w.attempts, w.last_error
+                );
             }
         }
         Command::Report {
