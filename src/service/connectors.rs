@@ -117,6 +117,9 @@ pub struct Shop {
 pub enum ShopFormat {
     Json,
     Form,
+    /// Elements become fields, repeated elements lists, attributes `@name` fields (and an
+    /// element's text beside attributes `#text`).
+    Xml,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1147,6 +1150,7 @@ pub fn read_shop(shop: &Shop, body: &[u8]) -> Result<Vec<ShopNotice>> {
             }
             serde_json::Value::Object(m)
         }
+        ShopFormat::Xml => xml_value(body)?,
     };
     let notices: Vec<&serde_json::Value> = match &shop.orders {
         Some(p) => as_list(at(&root, p)),
@@ -1215,6 +1219,113 @@ pub fn read_shop(shop: &Shop, body: &[u8]) -> Result<Vec<ShopNotice>> {
         }));
     }
     Ok(out)
+}
+
+/// An XML notification as a JSON value: the root element's children as fields (repeated
+/// names as lists), attributes as `@name`, text as a string. DOCTYPE and entity
+/// references are refused; depth is bounded.
+fn xml_value(body: &[u8]) -> Result<serde_json::Value> {
+    use serde_json::{Map, Value};
+    let bad = |why: String| Error::invalid("body", why);
+    let mut reader = quick_xml::Reader::from_reader(body);
+    reader.config_mut().trim_text(true);
+    // The open elements: name and the fields read so far.
+    let mut stack: Vec<(String, Map<String, Value>, String)> = vec![];
+    let mut root: Option<Value> = None;
+    let mut buf = vec![];
+    let add = |m: &mut Map<String, Value>, k: String, v: Value| match m.get_mut(&k) {
+        Some(Value::Array(a)) => a.push(v),
+        Some(old) => {
+            let first = old.take();
+            *old = Value::Array(vec![first, v]);
+        }
+        None => {
+            m.insert(k, v);
+        }
+    };
+    loop {
+        let ev = reader.read_event_into(&mut buf).map_err(|e| {
+            bad(format!(
+                "not well-formed XML at byte {}: {e}",
+                reader.buffer_position()
+            ))
+        })?;
+        let is_empty = matches!(ev, XmlEvent::Empty(_));
+        match ev {
+            XmlEvent::DocType(_) => return Err(bad("a DOCTYPE is not accepted".into())),
+            XmlEvent::GeneralRef(_) => {
+                return Err(bad("entity references are not accepted".into()))
+            }
+            XmlEvent::Start(e) | XmlEvent::Empty(e) => {
+                if root.is_some() {
+                    return Err(bad("more than one root element".into()));
+                }
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
+                let mut m = Map::new();
+                for a in e.attributes() {
+                    let a = a.map_err(|e| bad(format!("attribute: {e}")))?;
+                    let k = format!("@{}", String::from_utf8_lossy(a.key.local_name().as_ref()));
+                    let v = a
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|e| bad(format!("attribute {k}: {e}")))?
+                        .to_string();
+                    m.insert(k, Value::String(v));
+                }
+                if stack.len() >= 16 {
+                    return Err(bad("nested deeper than 16 elements".into()));
+                }
+                stack.push((name, m, String::new()));
+                if is_empty {
+                    close(&mut stack, &mut root, &add);
+                }
+            }
+            XmlEvent::Text(t) => {
+                let text = t.decode().map_err(|e| bad(format!("text: {e}")))?;
+                if let Some(top) = stack.last_mut() {
+                    top.2.push_str(text.trim());
+                }
+            }
+            XmlEvent::CData(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.2.push_str(&String::from_utf8_lossy(&t));
+                }
+            }
+            XmlEvent::End(_) => close(&mut stack, &mut root, &add),
+            XmlEvent::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    if let Some((open, _, _)) = stack.last() {
+        return Err(bad(format!(
+            "not well-formed XML: <{open}> is not closed at the end"
+        )));
+    }
+    root.ok_or_else(|| bad("the body holds no XML element".into()))
+}
+
+/// Ends the innermost element: a field of its parent, or the root.
+fn close(
+    stack: &mut Vec<(String, serde_json::Map<String, serde_json::Value>, String)>,
+    root: &mut Option<serde_json::Value>,
+    add: &impl Fn(&mut serde_json::Map<String, serde_json::Value>, String, serde_json::Value),
+) {
+    let Some((name, fields, text)) = stack.pop() else {
+        return;
+    };
+    let value = if fields.is_empty() {
+        serde_json::Value::String(text)
+    } else {
+        let mut fields = fields;
+        if !text.is_empty() {
+            fields.insert("#text".into(), serde_json::Value::String(text));
+        }
+        serde_json::Value::Object(fields)
+    };
+    match stack.last_mut() {
+        Some(parent) => add(&mut parent.1, name, value),
+        None => *root = Some(value),
+    }
 }
 
 fn quantity(v: Option<&serde_json::Value>, product: &str) -> Result<i64> {

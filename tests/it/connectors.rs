@@ -834,3 +834,81 @@ fn twocheckout_ipn_places_complete_orders_and_answers_the_read_receipt() {
         ]
     );
 }
+
+#[test]
+fn a_new_xml_shop_is_one_more_file_and_its_buyers_get_the_ticket_as_text() {
+    let dir = std::env::temp_dir().join(format!("licentia-xmlshop-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("myshop.toml"),
+        r#"kind = "shop"
+description = "a shop that posts XML purchase notifications"
+[items]
+"SNP" = "SNP-SINGLE"
+[shop]
+format = "xml"
+event = "@type"
+events = ["purchase"]
+order_id = "purchase.@id"
+customer_id = "purchase.customer.@id"
+customer_email = "purchase.customer.email"
+customer_name = ["purchase.customer.first", "purchase.customer.last"]
+items = "purchase.item"
+item_product = "@product"
+item_quantity = "@quantity"
+reply = "text"
+[shop.auth]
+scheme = "hmac-sha256-hex"
+header = "X-Shop-Signature"
+secret = "xml-shop-secret"
+"#,
+    )
+    .unwrap();
+    let app = TestApp::start_with(|c| c.connectors_dir = dir.display().to_string());
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<notification type="purchase">
+  <purchase id="P-100">
+    <customer id="K-9"><email>max@example.com</email><first>Max</first><last>Muster</last></customer>
+    <item product="SNP" quantity="2"/>
+    <item product="SNP-FLOAT-5" quantity="1"/>
+  </purchase>
+</notification>"#;
+    let sign = |b: &str| {
+        (
+            "X-Shop-Signature",
+            hex::encode(hmac(
+                openssl::hash::MessageDigest::sha256(),
+                "xml-shop-secret",
+                b.as_bytes(),
+            )),
+        )
+    };
+    let (s, text) = post_signed(&app, "myshop", "application/xml", body, Some(sign(body)));
+    assert_eq!(s, 200, "{text}");
+    let (ticket, customer, items) = order_of(&app, "myshop", "P-100");
+    assert_eq!(text, format!("{ticket}\n"));
+    assert_eq!(customer, "K-9");
+    assert_eq!(items, ["SNP-SINGLE", "SNP-SINGLE", "SNP-FLOAT-5"]);
+    for (bad, says) in [
+        (
+            body.replacen(
+                "<notification",
+                "<!DOCTYPE n [<!ENTITY e \"x\">]><notification",
+                1,
+            ),
+            "DOCTYPE",
+        ),
+        (body.replace("</notification>", ""), "not closed"),
+        (
+            body.replace("id=\"P-100\"", "id=\"P-101\"")
+                .replace("quantity=\"2\"", "quantity=\"-2\""),
+            "-2",
+        ),
+    ] {
+        let (s, t) = post_signed(&app, "myshop", "application/xml", &bad, Some(sign(&bad)));
+        assert_eq!(s, 400, "{says}: {t}");
+        assert!(t.starts_with("ERROR ") && t.contains(says), "{says}: {t}");
+    }
+    assert_eq!(app.count("orders"), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
