@@ -1765,77 +1765,29 @@ pub async fn get_container(core: &Core, actor: &Actor, serial: String) -> Result
         .await
 }
 
-/// Housekeeping: for each container whose every update still to be confirmed has expired
-/// (the container refuses an expired update, so none of them can arrive any more), those
-/// updates become void, its pending licenses that the container does not hold are available
-/// again, and its withdrawn ones that it does not hold are deleted. Returns how many
-/// licenses moved.
-pub fn release_expired(c: &mut Conn, actor: &Actor) -> Result<usize> {
+/// Housekeeping: pending activations whose every unconfirmed update has expired. They are
+/// reported, not released: a container may have applied an update just before it expired
+/// and not made contact since, so only its next contact (which re-issues what is still
+/// outstanding) or a person (withdraw, push) can settle them. Returns (license, serial).
+pub fn stale_pending(c: &mut Conn) -> Result<Vec<(i64, String)>> {
     let now = super::now();
-    let stale: Vec<(i64, i64)> = updates::table
-        .filter(updates::state.eq(update_state::ISSUED))
-        .filter(updates::expires_at.lt(now))
-        .select((updates::container_id, updates::firm_id))
-        .distinct()
+    let rows: Vec<(i64, String, i64, i64)> = licenses::table
+        .inner_join(containers::table.on(containers::serial.nullable().eq(licenses::serial)))
+        .filter(licenses::state.eq(ls::PENDING))
+        .select((licenses::id, containers::serial, containers::id, licenses::firm_id))
         .load(c)?;
-    let mut moved = 0;
-    for (container_id, firm_id) in stale {
+    let mut out = vec![];
+    for (license, serial, container, firm) in rows {
         let live: i64 = updates::table
-            .filter(updates::container_id.eq(container_id))
-            .filter(updates::firm_id.eq(firm_id))
+            .filter(updates::container_id.eq(container))
+            .filter(updates::firm_id.eq(firm))
             .filter(updates::state.eq(update_state::ISSUED))
             .filter(updates::expires_at.ge(now))
             .count()
             .get_result(c)?;
-        if live > 0 {
-            continue;
-        }
-        let voided = diesel::update(
-            updates::table
-                .filter(updates::container_id.eq(container_id))
-                .filter(updates::firm_id.eq(firm_id))
-                .filter(updates::state.eq(update_state::ISSUED)),
-        )
-        .set(updates::state.eq(update_state::VOID))
-        .execute(c)?;
-        let serial: String = containers::table
-            .filter(containers::id.eq(container_id))
-            .select(containers::serial)
-            .first(c)?;
-        let mirror = load_mirror(c, container_id, firm_id)?;
-        let rows: Vec<LicRow> = licenses::table
-            .inner_join(items::table)
-            .filter(licenses::serial.eq(&serial))
-            .filter(licenses::firm_id.eq(firm_id))
-            .filter(
-                licenses::state
-                    .eq(ls::PENDING)
-                    .or(licenses::state.eq(ls::WITHDRAWING)),
-            )
-            .select(LIC_SELECT)
-            .load(c)?;
-        for l in rows {
-            if mirror.content.entries.contains_key(&l.id) {
-                continue;
-            }
-            let to = if l.state == ls::PENDING {
-                ls::AVAILABLE
-            } else {
-                ls::DELETED
-            };
-            set_state(c, &l, to, None)?;
-            moved += 1;
-            audit::record(
-                actor,
-                Event {
-                    action: "license.update_expired",
-                    license_id: Some(l.id),
-                    serial: Some(&serial),
-                    details: serde_json::json!({"now": to, "voided_updates": voided}),
-                    ..Default::default()
-                },
-            )?;
+        if live == 0 {
+            out.push((license, serial));
         }
     }
-    Ok(moved)
+    Ok(out)
 }

@@ -17,7 +17,7 @@ use super::reports::{self, Report, Table};
 use super::Core;
 use crate::domain::{Actor, Role};
 use crate::error::{Error, Result};
-use crate::store::schema::{job_runs, outbox};
+use crate::store::schema::{job_runs, notifications, outbox};
 
 pub const JOBS: &[&str] = &[
     "expiry_report",
@@ -270,13 +270,10 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
         }
         "housekeeping" => {
             let now = super::now();
-            let (runs, mails, released) = core
+            let (runs, mails, notes, stale) = core
                 .db
                 .write(move |c| {
-                    let released = super::activation::release_expired(
-                        c,
-                        &Actor::system(crate::domain::Interface::System),
-                    )?;
+                    let stale = super::activation::stale_pending(c)?;
                     let runs = diesel::delete(
                         job_runs::table
                             .filter(job_runs::scheduled_at.lt(now - chrono::Duration::days(90)))
@@ -289,12 +286,25 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
                             .filter(outbox::sent_at.lt(now - chrono::Duration::days(30))),
                     )
                     .execute(c)?;
-                    Ok((runs, mails, released))
+                    let notes = diesel::delete(
+                        notifications::table
+                            .filter(notifications::received_at.lt(now - chrono::Duration::days(90))),
+                    )
+                    .execute(c)?;
+                    Ok((runs, mails, notes, stale))
                 })
                 .await?;
+            let listed: Vec<String> = stale
+                .iter()
+                .take(50)
+                .map(|(l, s)| format!("{l}@{s}"))
+                .collect();
             Ok(format!(
-                "{released} license(s) whose updates expired released; {runs} job run(s) older \
-                 than 90 days and {mails} mail(s) sent more than 30 days ago deleted"
+                "{} pending activation(s) whose updates all expired (license@container, for \
+                 support: {}); deleted {runs} job run(s) older than 90 days, {mails} mail(s) \
+                 sent more than 30 days ago, {notes} connector notification(s) older than 90 days",
+                stale.len(),
+                listed.join(", ")
             ))
         }
         other => Err(Error::invalid(
