@@ -1774,7 +1774,12 @@ pub fn stale_pending(c: &mut Conn) -> Result<Vec<(i64, String)>> {
     let rows: Vec<(i64, String, i64, i64)> = licenses::table
         .inner_join(containers::table.on(containers::serial.nullable().eq(licenses::serial)))
         .filter(licenses::state.eq(ls::PENDING))
-        .select((licenses::id, containers::serial, containers::id, licenses::firm_id))
+        .select((
+            licenses::id,
+            containers::serial,
+            containers::id,
+            licenses::firm_id,
+        ))
         .load(c)?;
     let mut out = vec![];
     for (license, serial, container, firm) in rows {

@@ -75,6 +75,9 @@ pub struct Definition {
     pub items: BTreeMap<String, String>,
     pub writeback: Option<WriteBack>,
     pub shop: Option<Shop>,
+    /// Why the connector refuses everything (not set up), if it does.
+    #[serde(skip)]
+    pub off: Option<String>,
 }
 
 /// How a shop's notification is read, checked and answered.
@@ -131,7 +134,12 @@ pub struct ShopAuth {
     pub scheme: AuthScheme,
     #[serde(default)]
     pub header: String,
+    /// The shared secret; better `secret_env`, the name of an environment variable that
+    /// holds it. A connector without one (or with a `change-me` placeholder) is off.
+    #[serde(default)]
     pub secret: String,
+    #[serde(default)]
+    pub secret_env: String,
     /// For `paddle`: how old a signature's timestamp may be.
     #[serde(default = "five_minutes")]
     pub max_age_secs: i64,
@@ -222,10 +230,31 @@ impl Connectors {
                 (Kind::Shop, None) => {
                     return Err(bad("shop", "a shop connector needs [shop]".into()))
                 }
-                (Kind::Shop, Some(shop)) => {
-                    if shop.auth.secret.len() < 8 {
+                (Kind::Shop, Some(_)) => {
+                    let shop = def.shop.as_mut().expect("matched");
+                    if !shop.auth.secret_env.is_empty() {
+                        if let Ok(v) = std::env::var(&shop.auth.secret_env) {
+                            shop.auth.secret = v;
+                        }
+                    }
+                    if shop.auth.secret.is_empty() || shop.auth.secret.contains("change-me") {
+                        let why = if shop.auth.secret_env.is_empty() {
+                            "shop.auth.secret is not set".to_string()
+                        } else {
+                            format!(
+                                "the environment variable {} is not set",
+                                shop.auth.secret_env
+                            )
+                        };
+                        tracing::warn!(connector = %name, %why, "connector off");
+                        def.off = Some(why);
+                    } else if shop.auth.secret.len() < 8 {
                         return Err(bad("shop.auth.secret", "at least 8 characters".into()));
                     }
+                    if shop.auth.max_age_secs < 1 {
+                        return Err(bad("shop.auth.max_age_secs", "at least 1".into()));
+                    }
+                    let shop = def.shop.as_ref().expect("matched");
                     if matches!(
                         shop.auth.scheme,
                         AuthScheme::HmacSha256Base64
@@ -280,9 +309,16 @@ impl Connectors {
     }
 
     pub fn get(&self, name: &str) -> Result<&Definition> {
-        self.0
+        let def = self
+            .0
             .get(name)
-            .ok_or_else(|| Error::not_found("connector", name))
+            .ok_or_else(|| Error::not_found("connector", name))?;
+        match &def.off {
+            Some(why) => Err(Error::NotAllowed(format!(
+                "connector {name} is not set up: {why}"
+            ))),
+            None => Ok(def),
+        }
     }
 }
 
@@ -1036,7 +1072,10 @@ pub fn verify_shop(
             }
             let ts = ts.ok_or_else(wrong)?;
             let at: i64 = ts.parse().map_err(|_| wrong())?;
-            if (now - at).abs() > shop.auth.max_age_secs {
+            if now
+                .checked_sub(at)
+                .is_none_or(|d| d.abs() > shop.auth.max_age_secs)
+            {
                 return Err(Error::NotAllowed(format!(
                     "the signature's timestamp {at} is more than {} seconds away from now \
                      (a replayed or delayed notification)",
@@ -1062,7 +1101,7 @@ pub fn verify_shop(
             let source = length_prefixed(
                 fields
                     .iter()
-                    .filter(|(k, _)| k != "HASH")
+                    .filter(|(k, _)| k != "HASH" && !k.starts_with("SIGNATURE_"))
                     .map(|(_, v)| v.as_str()),
             );
             let want = hex::encode(hmac(MessageDigest::md5(), key, source.as_bytes())?);

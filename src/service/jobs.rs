@@ -270,30 +270,29 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
         }
         "housekeeping" => {
             let now = super::now();
-            let (runs, mails, notes, stale) = core
-                .db
-                .write(move |c| {
-                    let stale = super::activation::stale_pending(c)?;
-                    let runs = diesel::delete(
-                        job_runs::table
-                            .filter(job_runs::scheduled_at.lt(now - chrono::Duration::days(90)))
-                            .filter(job_runs::outcome.ne("running")),
-                    )
-                    .execute(c)?;
-                    let mails = diesel::delete(
-                        outbox::table
-                            .filter(outbox::state.eq(mail::mail_state::SENT))
-                            .filter(outbox::sent_at.lt(now - chrono::Duration::days(30))),
-                    )
-                    .execute(c)?;
-                    let notes = diesel::delete(
-                        notifications::table
-                            .filter(notifications::received_at.lt(now - chrono::Duration::days(90))),
-                    )
-                    .execute(c)?;
-                    Ok((runs, mails, notes, stale))
-                })
-                .await?;
+            let (runs, mails, notes, stale) =
+                core.db
+                    .write(move |c| {
+                        let stale = super::activation::stale_pending(c)?;
+                        let runs = diesel::delete(
+                            job_runs::table
+                                .filter(job_runs::scheduled_at.lt(now - chrono::Duration::days(90)))
+                                .filter(job_runs::outcome.ne("running")),
+                        )
+                        .execute(c)?;
+                        let mails = diesel::delete(
+                            outbox::table
+                                .filter(outbox::state.eq(mail::mail_state::SENT))
+                                .filter(outbox::sent_at.lt(now - chrono::Duration::days(30))),
+                        )
+                        .execute(c)?;
+                        let notes = diesel::delete(notifications::table.filter(
+                            notifications::received_at.lt(now - chrono::Duration::days(90)),
+                        ))
+                        .execute(c)?;
+                        Ok((runs, mails, notes, stale))
+                    })
+                    .await?;
             let listed: Vec<String> = stale
                 .iter()
                 .take(50)

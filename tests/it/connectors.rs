@@ -228,7 +228,22 @@ impl Receiver {
     }
 }
 
-/// The shipped definitions with the SAP write-back pointed at `port` on loopback.
+/// The secrets the tests give the shipped shop definitions (which read them from the
+/// environment).
+const SECRETS: &[(&str, &str)] = &[
+    ("FASTSPRING_WEBHOOK_SECRET", "fastspring-test-secret"),
+    ("PADDLE_WEBHOOK_SECRET", "pdl_ntfset_test_secret"),
+    ("LEMONSQUEEZY_WEBHOOK_SECRET", "lemon-test-secret"),
+    ("TWOCHECKOUT_SECRET_KEY", "2checkout-test-key"),
+];
+
+/// The shipped definitions with the shops' secrets set.
+fn shipped_with_secrets() -> std::path::PathBuf {
+    definitions_with_writeback(9)
+}
+
+/// The shipped definitions with the SAP write-back pointed at `port` on loopback and the
+/// shops' secrets set.
 fn definitions_with_writeback(port: u16) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "licentia-connectors-{}-{}",
@@ -238,10 +253,16 @@ fn definitions_with_writeback(port: u16) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     for f in std::fs::read_dir(SHIPPED).unwrap() {
         let p = f.unwrap().path();
-        let text = std::fs::read_to_string(&p).unwrap().replace(
+        let mut text = std::fs::read_to_string(&p).unwrap().replace(
             "http://sap.example.com:8000/sap/bc/zlicentia/ticket",
             &format!("http://127.0.0.1:{port}/ticket"),
         );
+        for (var, secret) in SECRETS {
+            text = text.replace(
+                &format!("secret_env = \"{var}\""),
+                &format!("secret = \"{secret}\""),
+            );
+        }
         std::fs::write(dir.join(p.file_name().unwrap()), text).unwrap();
     }
     dir
@@ -511,7 +532,8 @@ fn order_of(app: &TestApp, source: &str, id: &str) -> (String, String, Vec<Strin
 #[test]
 fn fastspring_webhooks_place_completed_orders_signed_with_the_secret() {
     use base64::Engine;
-    let app = TestApp::start_with(|c| c.connectors_dir = SHIPPED.into());
+    let dir = shipped_with_secrets();
+    let app = TestApp::start_with(|c| c.connectors_dir = dir.display().to_string());
     let body = fixture("fastspring-order-completed.json");
     let sign = |b: &str, key: &str| {
         base64::engine::general_purpose::STANDARD.encode(hmac(
@@ -520,7 +542,7 @@ fn fastspring_webhooks_place_completed_orders_signed_with_the_secret() {
             b.as_bytes(),
         ))
     };
-    let good = Some(("X-FS-Signature", sign(&body, "change-me-fastspring-secret")));
+    let good = Some(("X-FS-Signature", sign(&body, "fastspring-test-secret")));
     let (s, reply) = post_signed(&app, "fastspring", "application/json", &body, good.clone());
     assert_eq!(s, 200, "{reply}");
     let v: Value = serde_json::from_str(&reply).unwrap();
@@ -542,7 +564,7 @@ fn fastspring_webhooks_place_completed_orders_signed_with_the_secret() {
     assert_eq!(app.count("orders"), 1);
     // A wrong or missing signature, a changed body: refused, nothing created.
     let tampered = body.replace("\"quantity\":2", "\"quantity\":20");
-    let right = sign(&body, "change-me-fastspring-secret");
+    let right = sign(&body, "fastspring-test-secret");
     for (b, h) in [
         (
             &body,
@@ -563,10 +585,7 @@ fn fastspring_webhooks_place_completed_orders_signed_with_the_secret() {
         "fastspring",
         "application/json",
         &unknown,
-        Some((
-            "X-FS-Signature",
-            sign(&unknown, "change-me-fastspring-secret"),
-        )),
+        Some(("X-FS-Signature", sign(&unknown, "fastspring-test-secret"))),
     );
     assert_eq!(s, 404, "{r}");
     assert!(r.contains("no-such-product"), "{r}");
@@ -577,7 +596,7 @@ fn fastspring_webhooks_place_completed_orders_signed_with_the_secret() {
         "fastspring",
         "application/json",
         junk,
-        Some(("X-FS-Signature", sign(junk, "change-me-fastspring-secret"))),
+        Some(("X-FS-Signature", sign(junk, "fastspring-test-secret"))),
     );
     assert_eq!(s, 400, "{r}");
     assert!(r.contains("not JSON"), "{r}");
@@ -601,9 +620,10 @@ fn fastspring_webhooks_place_completed_orders_signed_with_the_secret() {
 
 #[test]
 fn paddle_notifications_are_checked_for_signature_and_age() {
-    let app = TestApp::start_with(|c| c.connectors_dir = SHIPPED.into());
+    let dir = shipped_with_secrets();
+    let app = TestApp::start_with(|c| c.connectors_dir = dir.display().to_string());
     let body = fixture("paddle-transaction-completed.json");
-    let key = "pdl_ntfset_change_me_paddle_secret";
+    let key = "pdl_ntfset_test_secret";
     let sign = |b: &str, ts: i64| {
         let h = hex::encode(hmac(
             openssl::hash::MessageDigest::sha256(),
@@ -677,14 +697,15 @@ fn paddle_notifications_are_checked_for_signature_and_age() {
 
 #[test]
 fn lemon_squeezy_orders_map_variants_and_refuse_a_bad_signature() {
-    let app = TestApp::start_with(|c| c.connectors_dir = SHIPPED.into());
+    let dir = shipped_with_secrets();
+    let app = TestApp::start_with(|c| c.connectors_dir = dir.display().to_string());
     let body = fixture("lemonsqueezy-order-created.json");
     let sign = |b: &str| {
         (
             "X-Signature",
             hex::encode(hmac(
                 openssl::hash::MessageDigest::sha256(),
-                "change-me-lemon-secret",
+                "lemon-test-secret",
                 b.as_bytes(),
             )),
         )
@@ -757,8 +778,9 @@ fn twocheckout_hash(values: &[&str], key: &str) -> String {
 
 #[test]
 fn twocheckout_ipn_places_complete_orders_and_answers_the_read_receipt() {
-    let app = TestApp::start_with(|c| c.connectors_dir = SHIPPED.into());
-    let key = "change-me-2checkout-key";
+    let dir = shipped_with_secrets();
+    let app = TestApp::start_with(|c| c.connectors_dir = dir.display().to_string());
+    let key = "2checkout-test-key";
     let form = fixture("2checkout-ipn-complete.form");
     let sign = |form: &str| {
         let fields: Vec<(String, String)> = serde_urlencoded::from_str(form).unwrap();
@@ -911,4 +933,21 @@ secret = "xml-shop-secret"
     }
     assert_eq!(app.count("orders"), 1);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_shop_without_its_secret_is_off_and_says_so() {
+    // The shipped files read the secrets from the environment; none is set here.
+    let app = TestApp::start_with(|c| c.connectors_dir = SHIPPED.into());
+    let body = fixture("lemonsqueezy-order-created.json");
+    let (s, r) = post_signed(
+        &app,
+        "lemonsqueezy",
+        "application/json",
+        &body,
+        Some(("X-Signature", "00".into())),
+    );
+    assert_eq!(s, 403, "{r}");
+    assert!(r.contains("LEMONSQUEEZY_WEBHOOK_SECRET"), "{r}");
+    assert_eq!(app.count("orders"), 0);
 }

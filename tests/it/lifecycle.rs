@@ -946,12 +946,21 @@ fn housekeeping_reports_stale_pending_activations_and_releases_nothing() {
     assert_eq!(s, 200, "{v}");
     let detail = v["detail"].as_str().unwrap();
     assert!(detail.starts_with("1 pending activation(s)"), "{v}");
-    assert!(detail.contains(&format!("{}@{}", ids[0], lost.serial)), "{v}");
+    assert!(
+        detail.contains(&format!("{}@{}", ids[0], lost.serial)),
+        "{v}"
+    );
     // Nothing is released: the container may have applied the update before it expired.
-    assert_eq!(license(&app, ids[0]), ("pending".into(), Some(lost.serial.clone())));
+    assert_eq!(
+        license(&app, ids[0]),
+        ("pending".into(), Some(lost.serial.clone()))
+    );
     a.apply(&lost.update, unix_now()).unwrap();
     assert!(online::update(&gw, &mut a, &mut keep).unwrap().is_empty());
-    assert_eq!(license(&app, ids[0]), ("activated".into(), Some(lost.serial.clone())));
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(lost.serial.clone()))
+    );
     assert_eq!(license(&app, ids[1]).0, "activated");
     // A role other than admin may not run jobs.
     let pw = app.add_user("sue", Role::Support);
