@@ -1072,10 +1072,8 @@ pub fn verify_shop(
             }
             let ts = ts.ok_or_else(wrong)?;
             let at: i64 = ts.parse().map_err(|_| wrong())?;
-            if now
-                .checked_sub(at)
-                .is_none_or(|d| d.abs() > shop.auth.max_age_secs)
-            {
+            let fresh = matches!(now.checked_sub(at), Some(d) if d.abs() <= shop.auth.max_age_secs);
+            if !fresh {
                 return Err(Error::NotAllowed(format!(
                     "the signature's timestamp {at} is more than {} seconds away from now \
                      (a replayed or delayed notification)",
