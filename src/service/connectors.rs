@@ -380,6 +380,23 @@ pub fn read_generic(params: &[(String, String)]) -> Result<(String, String, Inco
     Ok((user, password, incoming))
 }
 
+/// The five predefined entities and character references (`&#38;`, `&#x26;`); any other
+/// entity is refused (nothing declares one: DOCTYPE is refused).
+fn resolve_ref(r: &quick_xml::events::BytesRef) -> std::result::Result<char, String> {
+    if let Ok(Some(c)) = r.resolve_char_ref() {
+        return Ok(c);
+    }
+    let name = r.decode().map_err(|e| format!("entity: {e}"))?;
+    match name.as_ref() {
+        "amp" => Ok('&'),
+        "lt" => Ok('<'),
+        "gt" => Ok('>'),
+        "quot" => Ok('"'),
+        "apos" => Ok('\''),
+        other => Err(format!("the entity &{other}; is not accepted")),
+    }
+}
+
 /// An item segment being read: its quantity and its (qualifier, material number)s.
 type ItemSegment = (Option<String>, Vec<(String, String)>);
 
@@ -391,7 +408,7 @@ type ItemSegment = (Option<String>, Vec<(String, String)>);
 pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
     let bad = |why: String| Error::invalid("idoc", why);
     let mut reader = quick_xml::Reader::from_reader(body);
-    reader.config_mut().trim_text(true);
+    reader.config_mut().trim_text(false);
     let mut path: Vec<String> = vec![];
     let mut buf = vec![];
     let (mut belnr, mut po, mut sold_to, mut name) = (None, None, None, None);
@@ -402,6 +419,7 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
     let mut p19: (Option<String>, Option<String>) = (None, None);
     let mut lines = vec![];
     let mut seen_root = false;
+    let mut text = String::new();
     loop {
         let ev = reader.read_event_into(&mut buf).map_err(|e| {
             bad(format!(
@@ -416,6 +434,7 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
                 ))
             }
             XmlEvent::Start(e) => {
+                text.clear();
                 let tag = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
                 if path.is_empty() {
                     if seen_root {
@@ -439,6 +458,25 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
                 }
             }
             XmlEvent::End(_) => {
+                let value = std::mem::take(&mut text).trim().to_string();
+                let parent = path.len().checked_sub(2).map(|i| path[i].as_str());
+                let field = path.last().map(String::as_str);
+                match (parent, field) {
+                    (Some("E1EDK01"), Some("BELNR")) => belnr = Some(value),
+                    (Some("E1EDK02"), Some("QUALF")) => k02.0 = Some(value),
+                    (Some("E1EDK02"), Some("BELNR")) => k02.1 = Some(value),
+                    (Some("E1EDKA1"), Some("PARVW")) => ka1.0 = Some(value),
+                    (Some("E1EDKA1"), Some("PARTN")) => ka1.1 = Some(value),
+                    (Some("E1EDKA1"), Some("NAME1")) => ka1.2 = Some(value),
+                    (Some("E1EDP01"), Some("MENGE")) => {
+                        if let Some(it) = item.as_mut() {
+                            it.0 = Some(value)
+                        }
+                    }
+                    (Some("E1EDP19"), Some("QUALF")) => p19.0 = Some(value),
+                    (Some("E1EDP19"), Some("IDTNR")) => p19.1 = Some(value),
+                    _ => {}
+                }
                 let tag = path.pop().unwrap_or_default();
                 match tag.as_str() {
                     "E1EDK02" if k02.0.as_deref() == Some("001") => po = k02.1.take(),
@@ -487,33 +525,9 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
                 }
             }
             XmlEvent::Text(t) => {
-                let text = t
-                    .decode()
-                    .map_err(|e| bad(format!("text: {e}")))?
-                    .trim()
-                    .to_string();
-                let parent = path.len().checked_sub(2).map(|i| path[i].as_str());
-                let field = path.last().map(String::as_str);
-                match (parent, field) {
-                    (Some("E1EDK01"), Some("BELNR")) => belnr = Some(text),
-                    (Some("E1EDK02"), Some("QUALF")) => k02.0 = Some(text),
-                    (Some("E1EDK02"), Some("BELNR")) => k02.1 = Some(text),
-                    (Some("E1EDKA1"), Some("PARVW")) => ka1.0 = Some(text),
-                    (Some("E1EDKA1"), Some("PARTN")) => ka1.1 = Some(text),
-                    (Some("E1EDKA1"), Some("NAME1")) => ka1.2 = Some(text),
-                    (Some("E1EDP01"), Some("MENGE")) => {
-                        if let Some(it) = item.as_mut() {
-                            it.0 = Some(text)
-                        }
-                    }
-                    (Some("E1EDP19"), Some("QUALF")) => p19.0 = Some(text),
-                    (Some("E1EDP19"), Some("IDTNR")) => p19.1 = Some(text),
-                    _ => {}
-                }
+                text.push_str(&t.decode().map_err(|e| bad(format!("text: {e}")))?);
             }
-            XmlEvent::GeneralRef(_) => {
-                return Err(bad("entity references are not accepted".into()))
-            }
+            XmlEvent::GeneralRef(r) => text.push(resolve_ref(&r).map_err(bad)?),
             XmlEvent::Eof => {
                 if let Some(open) = path.last() {
                     return Err(bad(format!(
@@ -1265,7 +1279,7 @@ fn xml_value(body: &[u8]) -> Result<serde_json::Value> {
     use serde_json::{Map, Value};
     let bad = |why: String| Error::invalid("body", why);
     let mut reader = quick_xml::Reader::from_reader(body);
-    reader.config_mut().trim_text(true);
+    reader.config_mut().trim_text(false);
     // The open elements: name and the fields read so far.
     let mut stack: Vec<(String, Map<String, Value>, String)> = vec![];
     let mut root: Option<Value> = None;
@@ -1290,8 +1304,11 @@ fn xml_value(body: &[u8]) -> Result<serde_json::Value> {
         let is_empty = matches!(ev, XmlEvent::Empty(_));
         match ev {
             XmlEvent::DocType(_) => return Err(bad("a DOCTYPE is not accepted".into())),
-            XmlEvent::GeneralRef(_) => {
-                return Err(bad("entity references are not accepted".into()))
+            XmlEvent::GeneralRef(r) => {
+                let c = resolve_ref(&r).map_err(bad)?;
+                if let Some(top) = stack.last_mut() {
+                    top.2.push(c);
+                }
             }
             XmlEvent::Start(e) | XmlEvent::Empty(e) => {
                 if root.is_some() {
@@ -1319,7 +1336,7 @@ fn xml_value(body: &[u8]) -> Result<serde_json::Value> {
             XmlEvent::Text(t) => {
                 let text = t.decode().map_err(|e| bad(format!("text: {e}")))?;
                 if let Some(top) = stack.last_mut() {
-                    top.2.push_str(text.trim());
+                    top.2.push_str(&text);
                 }
             }
             XmlEvent::CData(t) => {
@@ -1350,6 +1367,7 @@ fn close(
     let Some((name, fields, text)) = stack.pop() else {
         return;
     };
+    let text = text.trim().to_string();
     let value = if fields.is_empty() {
         serde_json::Value::String(text)
     } else {

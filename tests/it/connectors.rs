@@ -421,6 +421,12 @@ fn bad_idocs_are_refused_with_a_clear_error_and_create_nothing() {
             "deeper",
         ),
     ];
+    let mut cases = cases;
+    cases.push((
+        good.replace("Muster Maschinenbau GmbH", "Muster &unknown; GmbH"),
+        400,
+        "the entity &amp;unknown; is not accepted",
+    ));
     for (body, status, says) in &cases {
         let (s, xml) = post(body, sap);
         assert_eq!(s, *status, "{says}: {xml}");
@@ -440,6 +446,15 @@ fn bad_idocs_are_refused_with_a_clear_error_and_create_nothing() {
         .iter()
         .all(|o| o == "rejected"));
     assert_eq!(outcomes(&app, "sap-orders05").len(), cases.len() + 2);
+    // Predefined entities and character references are text.
+    let amp = good.replace(
+        "Muster Maschinenbau GmbH",
+        "Meier &amp; S&#246;hne &lt;KG&gt;",
+    );
+    let (s, xml) = post(&amp, sap);
+    assert_eq!(s, 200, "{xml}");
+    let (_, c) = app.admin("GET", "/api/v1/customers/0000100042", None);
+    assert_eq!(c["name"], "Meier & Söhne <KG>");
 }
 
 #[test]
