@@ -57,7 +57,7 @@ pub async fn start(config: Config) -> Result<Running> {
                     res
                 }
             })
-            .wrap(tracing_actix_web::TracingLogger::default())
+            .wrap(tracing_actix_web::TracingLogger::<PathOnlySpan>::new())
     })
     .workers(workers)
     .listen(listener)
@@ -70,4 +70,28 @@ pub async fn start(config: Config) -> Result<Running> {
         core.clone(),
     ));
     Ok(Running { addr, server, core })
+}
+
+/// The request span without the query string: the GenericConnector's password travels in
+/// it and must not reach the logs.
+pub struct PathOnlySpan;
+
+impl tracing_actix_web::RootSpanBuilder for PathOnlySpan {
+    fn on_request_start(req: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.path(),
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &std::result::Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
 }

@@ -123,7 +123,7 @@ async fn shop(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> 
     };
     let now = chrono::Utc::now().timestamp();
     if let Err(e) = connectors::verify_shop(shop, header, body, now) {
-        return refuse(core, def, "", body, answer, e).await;
+        return refuse(core, def, "", b"", answer, e).await;
     }
     let notices = match connectors::read_shop(shop, body) {
         Ok(n) => n,
@@ -178,10 +178,17 @@ async fn shop(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> 
 }
 
 async fn generic(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> HttpResponse {
+    // Never the password: what cannot be read is not kept at all.
     let p = match params(req, body) {
         Ok(p) => p,
-        Err(e) => return refuse(core, def, "", body, Answer::Text, e).await,
+        Err(e) => return refuse(core, def, "", b"", Answer::Text, e).await,
     };
+    let shown: Vec<(String, String)> = p
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("password"))
+        .cloned()
+        .collect();
+    let shown = serde_urlencoded::to_string(&shown).unwrap_or_default();
     let answer = match p
         .iter()
         .find(|(k, _)| k == "format")
@@ -192,16 +199,9 @@ async fn generic(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) 
         Some("json") => Answer::Json,
         Some(other) => {
             let e = Error::invalid("format", format!("{other:?}: use text, xml or json"));
-            return refuse(core, def, "", body, Answer::Text, e).await;
+            return refuse(core, def, "", shown.as_bytes(), Answer::Text, e).await;
         }
     };
-    // What is recorded: the parameters without the password.
-    let shown: Vec<(String, String)> = p
-        .iter()
-        .filter(|(k, _)| !k.eq_ignore_ascii_case("password"))
-        .cloned()
-        .collect();
-    let shown = serde_urlencoded::to_string(&shown).unwrap_or_default();
     let reference = p
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("orderid"))
@@ -224,18 +224,16 @@ async fn generic(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) 
 async fn idoc(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> HttpResponse {
     let answer = Answer::Xml;
     let Some((user, password)) = basic(req) else {
-        return refuse(core, def, "", body, answer, Error::Unauthenticated).await;
+        return refuse(core, def, "", b"", answer, Error::Unauthenticated).await;
+    };
+    // Who it is before what it says: an unauthenticated body is neither parsed nor kept.
+    let actor = match users::authenticate(core, &user, &password, Interface::Connector).await {
+        Ok(a) => a,
+        Err(e) => return refuse(core, def, "", b"", answer, e).await,
     };
     let incoming = match connectors::read_idoc(body) {
         Ok(i) => i,
         Err(e) => return refuse(core, def, "", body, answer, e).await,
-    };
-    let actor = match users::authenticate(core, &user, &password, Interface::Connector).await {
-        Ok(a) => a,
-        Err(e) => {
-            let reference = incoming.order_id.clone();
-            return refuse(core, def, &reference, body, answer, e).await;
-        }
     };
     match connectors::place(core, def, &actor, incoming, body).await {
         Ok(v) => ok_answer(answer, &v),
