@@ -267,6 +267,13 @@ impl Config {
                 format!("{:?} is not a mail address: {e}", self.mail_from),
             ));
         }
+        if !(1..=60).contains(&self.smtp_timeout_secs) {
+            // A send must end well within the two-minute claim on a mail.
+            return Err(Error::invalid("smtp_timeout_secs", "between 1 and 60"));
+        }
+        if self.writeback_max_attempts == 0 {
+            return Err(Error::invalid("writeback_max_attempts", "at least 1"));
+        }
         if self.mail_max_attempts == 0 || self.mail_retry_secs == 0 {
             return Err(Error::invalid(
                 "mail_max_attempts",

@@ -278,6 +278,11 @@ async fn connector_log(core: Core_, c: Caller, q: web::Query<ConnectorQuery>) ->
     ok(serde_json::json!({"notifications": notes, "writebacks": writebacks}))
 }
 
+async fn requeue_writeback(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
+    crate::service::connectors::requeue_writeback(&core, &c.0, id.into_inner()).await?;
+    ok(serde_json::json!({ "queued": true }))
+}
+
 async fn list_jobs(core: Core_, c: Caller) -> Res {
     ok(jobs::list(&core, &c.0).await?)
 }
@@ -412,6 +417,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/mail", web::get().to(list_mail))
                 .route("/mail/{id}/requeue", web::post().to(requeue_mail))
                 .route("/connectors/log", web::get().to(connector_log))
+                .route(
+                    "/connectors/writebacks/{id}/requeue",
+                    web::post().to(requeue_writeback),
+                )
                 .route("/jobs", web::get().to(list_jobs))
                 .route("/jobs/{name}/run", web::post().to(run_job))
                 .route("/settings", web::get().to(get_settings))

@@ -95,6 +95,10 @@ pub struct Shop {
     pub event: Option<String>,
     #[serde(default)]
     pub events: Vec<String>,
+    /// Further conditions, path → accepted values (Paddle: only first purchases, not
+    /// subscription renewals); the rest are acknowledged and recorded as ignored.
+    #[serde(default)]
+    pub only: BTreeMap<String, Vec<String>>,
     pub order_id: String,
     pub customer_id: String,
     #[serde(default)]
@@ -1227,6 +1231,16 @@ pub fn read_shop(shop: &Shop, body: &[u8]) -> Result<Vec<ShopNotice>> {
                 continue;
             }
         }
+        if let Some((path, got)) = shop.only.iter().find_map(|(path, values)| {
+            let got = field(path).unwrap_or_default();
+            (!values.contains(&got)).then(|| (path.clone(), got))
+        }) {
+            out.push(ShopNotice::Ignored {
+                reference: field(&shop.order_id).unwrap_or_default(),
+                event: format!("{path} = {got}"),
+            });
+            continue;
+        }
         let mut lines = vec![];
         match &shop.items {
             Some(items) => {
@@ -1419,6 +1433,40 @@ pub async fn ignore(
                 ))
                 .execute(c)?;
             Ok(())
+        })
+        .await
+}
+
+/// Puts a failed write-back back in the queue.
+pub async fn requeue_writeback(core: &Core, actor: &Actor, id: i64) -> Result<()> {
+    actor.require(&[Role::Admin, Role::Support], "re-queue write-backs")?;
+    let actor = actor.clone();
+    core.db
+        .write(move |c| {
+            let n = diesel::update(
+                writebacks::table
+                    .filter(writebacks::id.eq(id))
+                    .filter(writebacks::state.eq(wb::FAILED)),
+            )
+            .set((
+                writebacks::state.eq(wb::QUEUED),
+                writebacks::attempts.eq(0),
+                writebacks::next_attempt_at.eq(super::now()),
+            ))
+            .execute(c)?;
+            if n == 0 {
+                return Err(Error::Conflict(format!(
+                    "write-back {id} is not failed (or does not exist)"
+                )));
+            }
+            super::audit::record(
+                &actor,
+                super::audit::Event {
+                    action: "writeback.requeued",
+                    details: json!({ "writeback_id": id }),
+                    ..Default::default()
+                },
+            )
         })
         .await
 }

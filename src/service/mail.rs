@@ -542,23 +542,21 @@ async fn record_outcome(
                 .filter(outbox::id.eq(id))
                 .filter(outbox::state.eq(ms::SENDING))
                 .filter(outbox::claimed_by.eq(&node));
-            match &outcome {
-                Ok(()) => {
-                    diesel::update(mine)
-                        .set((
-                            outbox::state.eq(ms::SENT),
-                            outbox::attempts.eq(attempts + 1),
-                            outbox::sent_at.eq(Some(now)),
-                            outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
-                        ))
-                        .execute(c)?;
-                }
+            let n = match &outcome {
+                Ok(()) => diesel::update(mine)
+                    .set((
+                        outbox::state.eq(ms::SENT),
+                        outbox::attempts.eq(attempts + 1),
+                        outbox::sent_at.eq(Some(now)),
+                        outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
+                    ))
+                    .execute(c)?,
                 Err((permanent, why)) => {
                     let tried = attempts + 1;
                     let failed = *permanent || tried >= max;
                     // Growing delays: base, 2 × base, 4 × base … up to an hour.
                     let delay = (base << (tried - 1).clamp(0, 20)).min(3600);
-                    diesel::update(mine)
+                    let n = diesel::update(mine)
                         .set((
                             outbox::state.eq(if failed { ms::FAILED } else { ms::QUEUED }),
                             outbox::attempts.eq(tried),
@@ -570,7 +568,15 @@ async fn record_outcome(
                     if failed {
                         tracing::warn!(mail = id, error = %why, "mail failed for good");
                     }
+                    n
                 }
+            };
+            if n == 0 {
+                // The claim ran out and another node took the mail over.
+                tracing::warn!(
+                    mail = id,
+                    "mail outcome not recorded: claimed by another node"
+                );
             }
             Ok(())
         })

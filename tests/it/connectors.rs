@@ -694,6 +694,22 @@ fn paddle_notifications_are_checked_for_signature_and_age() {
     );
     assert_eq!(s, 200, "{r}");
     assert_eq!(app.count("orders"), 1);
+    // A subscription renewal is not a new purchase.
+    let renewal = body
+        .replace(
+            "\"origin\":\"web\"",
+            "\"origin\":\"subscription_recurring\"",
+        )
+        .replace("txn_01hv8wptq8987qeep44cyrewp9", "txn_4");
+    let (s, r) = post_signed(
+        &app,
+        "paddle",
+        "application/json",
+        &renewal,
+        Some(sign(&renewal, now)),
+    );
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(app.count("orders"), 1);
     // A quantity that is not a number.
     let bad = body
         .replace("\"quantity\":3", "\"quantity\":\"three\"")
@@ -965,4 +981,56 @@ fn a_shop_without_its_secret_is_off_and_says_so() {
     assert_eq!(s, 403, "{r}");
     assert!(r.contains("LEMONSQUEEZY_WEBHOOK_SECRET"), "{r}");
     assert_eq!(app.count("orders"), 0);
+}
+
+#[test]
+fn a_write_back_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let dir = definitions_with_writeback(port);
+    let app = TestApp::start_with(|c| {
+        c.connectors_dir = dir.display().to_string();
+        c.mail_retry_secs = 1;
+        c.writeback_max_attempts = 2;
+    });
+    let pw = app.add_user("sap", Role::Erp);
+    let idoc = std::fs::read(format!("{FIXTURES}/sap-orders05.xml")).unwrap();
+    let url = format!("{}/connect/sap-orders05", app.base);
+    let (s, _) = send(
+        "POST",
+        &url,
+        Some(("application/xml", &idoc)),
+        Some(("sap", &pw)),
+    );
+    assert_eq!(s, 200);
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    while log(&app, "sap-orders05")["writebacks"][0]["state"] != "failed" {
+        assert!(
+            std::time::Instant::now() < until,
+            "{}",
+            log(&app, "sap-orders05")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let id = log(&app, "sap-orders05")["writebacks"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let receiver = Receiver::listen(TcpListener::bind(("127.0.0.1", port)).unwrap());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        receiver.bodies().is_empty(),
+        "a failed write-back waits for a person"
+    );
+    let path = format!("/api/v1/connectors/writebacks/{id}/requeue");
+    let (s, v) = app.admin("POST", &path, None);
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = app.admin("POST", &path, None);
+    assert_eq!(s, 409);
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while receiver.bodies().is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(receiver.bodies().len(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
 }
