@@ -316,6 +316,25 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
 /// Runs every configured job at its times until the process ends.
 pub async fn run_scheduler(core: actix_web::web::Data<Core>) {
     let mut next: HashMap<&'static str, (cron::Schedule, DateTime<Utc>)> = HashMap::new();
+    // A run still "running" after an hour belonged to a node that stopped during it: it
+    // is taken back, so the catch-up below runs that time again.
+    let cutoff = super::now() - chrono::Duration::hours(1);
+    match core
+        .db
+        .write(move |c| {
+            Ok(diesel::delete(
+                job_runs::table
+                    .filter(job_runs::outcome.eq("running"))
+                    .filter(job_runs::started_at.lt(cutoff)),
+            )
+            .execute(c)?)
+        })
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(runs = n, "runs cut off by a stopped node will run again"),
+        Err(e) => tracing::warn!(error = %e, "reading unfinished runs"),
+    }
     let now = Utc::now();
     for job in JOBS {
         let schedule = match schedule_of(&core, job) {

@@ -384,6 +384,19 @@ fn two_server_processes_run_each_scheduled_time_once_and_a_missed_run_once_on_st
         ))
         .execute(&mut c)
         .unwrap();
+    // A run cut off by a node that stopped during it (still "running" two hours later).
+    let cut = chrono::Utc::now().naive_utc() - chrono::Duration::hours(2);
+    diesel::insert_into(job_runs::table)
+        .values((
+            job_runs::job.eq("never_activated_report"),
+            job_runs::scheduled_at.eq(cut.with_nanosecond(0).unwrap()),
+            job_runs::node.eq("dead"),
+            job_runs::started_at.eq(cut),
+            job_runs::outcome.eq("running"),
+            job_runs::detail.eq(""),
+        ))
+        .execute(&mut c)
+        .unwrap();
     let started = chrono::Utc::now().naive_utc();
     let late = app.second_node_with(|c| {
         c.job_housekeeping = String::new();
@@ -402,11 +415,18 @@ fn two_server_processes_run_each_scheduled_time_once_and_a_missed_run_once_on_st
     let times: Vec<chrono::NaiveDateTime> = job_runs::table
         .filter(job_runs::job.eq("never_activated_report"))
         .filter(job_runs::node.ne("gone"))
+        .filter(job_runs::node.ne("dead"))
         .filter(job_runs::scheduled_at.le(started))
         .select(job_runs::scheduled_at)
         .load(&mut c)
         .unwrap();
     drop(late);
+    let dead: i64 = job_runs::table
+        .filter(job_runs::node.eq("dead"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(dead, 0, "the cut-off run was taken back");
     // One catch-up run (not 180), for the last whole minute before the start.
     assert_eq!(times.len(), 1, "{times:?}");
     assert_eq!(times[0].second(), 0);
