@@ -5,8 +5,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::activation::{
-    add_activations, after_contact, count_activations, customer_actor, deliver, issue_required,
-    read_request, set_state, ticket_id, ContainerRow, Issued, LicRow, Refusal, LIC_SELECT,
+    add_activations, after_contact, count_activations, customer_actor, deliver, firm_of,
+    issue_required, read_request, set_state, ticket_id, ContainerRow, Issued, LicRow, Refusal,
+    LIC_SELECT,
 };
 use super::audit::{self, Event};
 use super::catalog::load_settings;
@@ -20,8 +21,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::protocol::Trait;
 use crate::store::schema::{
-    approvals, blacklist, containers, customers, events, firms, items, licenses, order_lines,
-    withdrawals,
+    approvals, blacklist, containers, customers, events, items, licenses, order_lines, withdrawals,
 };
 use crate::store::{is_unique_violation, Conn};
 
@@ -60,15 +60,11 @@ fn license_row(c: &mut Conn, id: i64) -> Result<LicRow> {
         .ok_or_else(|| Error::not_found("license", id))
 }
 
+/// The firm named by code, or the configured one.
 fn firm_id_of(c: &mut Conn, core_default: i64, firm_code: Option<i64>) -> Result<i64> {
     match firm_code {
         None => Ok(core_default),
-        Some(code) => firms::table
-            .filter(firms::firm_code.eq(code))
-            .select(firms::id)
-            .first(c)
-            .optional()?
-            .ok_or_else(|| Error::not_found("firm", code)),
+        Some(code) => Ok(firm_of(c, code)?.0),
     }
 }
 
