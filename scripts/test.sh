@@ -7,13 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
-# A real SMTP server for the mail tests: aiosmtpd in a virtual environment under target/.
+# The tests' real SMTP server (aiosmtpd) and SOAP client (zeep), in a virtual environment
+# under target/.
 venv=target/test-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import aiosmtpd" 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import aiosmtpd, zeep" 2>/dev/null; then
   python3 -m venv --clear "$venv" 2>/dev/null || { scripts/install-deps.sh --venv && python3 -m venv --clear "$venv"; }
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==1.4.6"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==1.4.6" "zeep==4.3.3"
 fi
-export TEST_SMTP_PYTHON="$PWD/$venv/bin/python"
+export TEST_PYTHON="$PWD/$venv/bin/python"
 
 cargo build --tests --locked
 echo "== unit tests and integration suite on SQLite"

@@ -7,7 +7,7 @@ use actix_web::dev::{Server, Service};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::api::{connect, gateway, json, metrics::Metrics};
+use crate::api::{connect, gateway, json, metrics::Metrics, soap};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::Core;
@@ -20,12 +20,16 @@ pub struct Running {
 
 /// Opens the database, binds the configured address (port 0 picks a free one) and returns
 /// the server, not yet awaited.
-pub async fn start(config: Config) -> Result<Running> {
+pub async fn start(mut config: Config) -> Result<Running> {
     let listener = TcpListener::bind(&config.listen)
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(e.to_string()))?;
+    // Not configured (or derived from a port 0 listen address): the address bound.
+    if config.public_url.is_empty() || config.public_url == format!("http://{}", config.listen) {
+        config.public_url = format!("http://{addr}");
+    }
     let workers = config.workers;
     let limit = config.max_body_bytes;
     let core = web::Data::new(Core::open(config).await?);
@@ -40,6 +44,7 @@ pub async fn start(config: Config) -> Result<Running> {
             .app_data(web::PayloadConfig::new(limit))
             .configure(gateway::configure)
             .configure(connect::configure)
+            .configure(soap::configure)
             .configure(json::configure)
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}}))

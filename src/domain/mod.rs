@@ -49,6 +49,8 @@ pub enum Interface {
     Files,
     /// A shop or ERP connector (`/connect/<name>`).
     Connector,
+    /// The SOAP services (`/soap/<Service>`).
+    Soap,
 }
 
 impl Interface {
@@ -60,6 +62,7 @@ impl Interface {
             Interface::Gateway => "gateway",
             Interface::Files => "files",
             Interface::Connector => "connector",
+            Interface::Soap => "soap",
         }
     }
 }

@@ -386,7 +386,7 @@ pub fn read_generic(params: &[(String, String)]) -> Result<(String, String, Inco
 
 /// The five predefined entities and character references (`&#38;`, `&#x26;`); any other
 /// entity is refused (nothing declares one: DOCTYPE is refused).
-fn resolve_ref(r: &quick_xml::events::BytesRef) -> std::result::Result<char, String> {
+pub(crate) fn resolve_ref(r: &quick_xml::events::BytesRef) -> std::result::Result<char, String> {
     if let Ok(Some(c)) = r.resolve_char_ref() {
         return Ok(c);
     }

@@ -232,7 +232,7 @@ impl Drop for TestApp {
 }
 
 /// A real SMTP server (aiosmtpd, `tests/smtp_sink.py`) on a free loopback port that keeps
-/// each message as JSON. `TEST_SMTP_PYTHON` names the Python with aiosmtpd
+/// each message as JSON. `TEST_PYTHON` names the Python with aiosmtpd
 /// (scripts/test.sh makes one); default `python3`.
 pub struct SmtpSink {
     pub port: u16,
@@ -270,7 +270,7 @@ impl SmtpSink {
 
     pub fn run(&mut self) {
         use std::io::BufRead;
-        let python = std::env::var("TEST_SMTP_PYTHON").unwrap_or_else(|_| "python3".into());
+        let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
         let mut child = std::process::Command::new(&python)
             .arg(script)
@@ -287,7 +287,7 @@ impl SmtpSink {
             line.trim(),
             "READY",
             "the SMTP sink did not start: {python} needs aiosmtpd (scripts/test.sh installs \
-             it in a virtual environment and sets TEST_SMTP_PYTHON)"
+             it in a virtual environment and sets TEST_PYTHON)"
         );
         self.child = Some(child);
     }

@@ -14,3 +14,4 @@ mod mail;
 mod orders;
 mod protocol;
 mod resilience;
+mod soap;

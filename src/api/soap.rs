@@ -1,0 +1,397 @@
+//! SOAP 1.1 and 1.2 adapters described by the hand-kept WSDL in `wsdl/` and XSD in `xsd/`:
+//! decode, authenticate, call the same service function as the JSON API, encode. So far the
+//! Sales service's CreateOrder and GetTicket.
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+
+use crate::domain::Interface;
+use crate::error::Error;
+use crate::service::catalog::CustomerData;
+use crate::service::connectors::esc;
+use crate::service::orders::{self, NewOrder, OrderLine};
+use crate::service::{users, Core};
+
+type Core_ = web::Data<Core>;
+
+pub const SALES_NS: &str = "http://licentia.dev/ns/sales/v1";
+const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
+const SALES_WSDL: &str = include_str!("../../wsdl/sales-v1.wsdl");
+const SALES_XSD: &str = include_str!("../../xsd/licentia-sales-v1.xsd");
+/// The operations the Sales WSDL declares; each is implemented below.
+pub const SALES_OPERATIONS: &[&str] = &["CreateOrder", "GetTicket"];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V11,
+    V12,
+}
+
+/// An element of the request: namespace, local name, children, text.
+#[derive(Debug, Default)]
+struct El {
+    ns: String,
+    name: String,
+    children: Vec<El>,
+    text: String,
+}
+
+impl El {
+    fn child(&self, name: &str) -> Option<&El> {
+        self.children.iter().find(|c| c.name == name)
+    }
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a El> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+    fn text_of(&self, name: &str) -> Option<String> {
+        self.child(name)
+            .map(|c| c.text.trim().to_string())
+            .filter(|t| !t.is_empty())
+    }
+}
+
+/// Reads the request: DOCTYPE and entity declarations refused, depth at most 32.
+fn parse(body: &[u8]) -> Result<El, Error> {
+    let bad = |why: String| Error::invalid("envelope", why);
+    let mut reader = quick_xml::NsReader::from_reader(body);
+    let mut stack: Vec<El> = vec![];
+    let mut root = None;
+    let mut buf = vec![];
+    loop {
+        let (ns, ev) = reader
+            .read_resolved_event_into(&mut buf)
+            .map_err(|e| bad(format!("not well-formed XML: {e}")))?;
+        let ns = match ns {
+            ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).to_string(),
+            _ => String::new(),
+        };
+        let empty = matches!(ev, Event::Empty(_));
+        match ev {
+            Event::DocType(_) => return Err(bad("a DOCTYPE is not accepted".into())),
+            Event::Start(e) | Event::Empty(e) => {
+                if root.is_some() {
+                    return Err(bad("more than one root element".into()));
+                }
+                if stack.len() >= 32 {
+                    return Err(bad("nested deeper than 32 elements".into()));
+                }
+                stack.push(El {
+                    ns,
+                    name: String::from_utf8_lossy(e.local_name().as_ref()).to_string(),
+                    ..Default::default()
+                });
+                if empty {
+                    close(&mut stack, &mut root);
+                }
+            }
+            Event::End(_) => close(&mut stack, &mut root),
+            Event::Text(t) => {
+                let t = t.decode().map_err(|e| bad(format!("text: {e}")))?;
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t);
+                }
+            }
+            Event::GeneralRef(r) => {
+                let c = crate::service::connectors::resolve_ref(&r).map_err(bad)?;
+                if let Some(top) = stack.last_mut() {
+                    top.text.push(c);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    if !stack.is_empty() {
+        return Err(bad("an element is not closed".into()));
+    }
+    root.ok_or_else(|| bad("no XML element".into()))
+}
+
+fn close(stack: &mut Vec<El>, root: &mut Option<El>) {
+    if let Some(done) = stack.pop() {
+        match stack.last_mut() {
+            Some(parent) => parent.children.push(done),
+            None => *root = Some(done),
+        }
+    }
+}
+
+fn envelope(v: Version, body: &str) -> String {
+    let ns = if v == Version::V11 { SOAP11 } else { SOAP12 };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{ns}\"><env:Body>{body}\
+         </env:Body></env:Envelope>\n"
+    )
+}
+
+fn respond(v: Version, status: StatusCode, body: &str) -> HttpResponse {
+    let ct = match v {
+        Version::V11 => "text/xml; charset=utf-8",
+        Version::V12 => "application/soap+xml; charset=utf-8",
+    };
+    HttpResponse::build(status)
+        .content_type(ct)
+        .body(envelope(v, body))
+}
+
+/// A fault: SOAP 1.1 Client/Server, 1.2 Sender/Receiver, HTTP 500, our code in the detail.
+fn fault(v: Version, e: &Error) -> HttpResponse {
+    if let Error::Internal(cause) = e {
+        tracing::error!(%cause, "soap");
+    }
+    let server = matches!(e, Error::Internal(_) | Error::Busy | Error::Retry);
+    let msg = esc(&e.public_message());
+    let detail = format!(
+        "<l:LicentiaFault xmlns:l=\"{SALES_NS}\"><l:Code>{}</l:Code><l:Message>{msg}\
+         </l:Message></l:LicentiaFault>",
+        e.code()
+    );
+    let body = match v {
+        Version::V11 => format!(
+            "<env:Fault><faultcode>env:{}</faultcode><faultstring>{msg}</faultstring>\
+             <detail>{detail}</detail></env:Fault>",
+            if server { "Server" } else { "Client" }
+        ),
+        Version::V12 => format!(
+            "<env:Fault><env:Code><env:Value>env:{}</env:Value></env:Code><env:Reason>\
+             <env:Text xml:lang=\"en\">{msg}</env:Text></env:Reason><env:Detail>{detail}\
+             </env:Detail></env:Fault>",
+            if server { "Receiver" } else { "Sender" }
+        ),
+    };
+    respond(v, StatusCode::INTERNAL_SERVER_ERROR, &body)
+}
+
+/// The action the request names (SOAPAction header, or the SOAP 1.2 `action` parameter).
+fn action(req: &HttpRequest, v: Version) -> Option<String> {
+    let h = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|x| x.to_str().ok())
+            .map(str::to_string)
+    };
+    let raw = match v {
+        Version::V11 => h("soapaction"),
+        Version::V12 => h("content-type").and_then(|ct| {
+            ct.split(';')
+                .find_map(|p| p.trim().strip_prefix("action=").map(str::to_string))
+        }),
+    }?;
+    let a = raw.trim().trim_matches('"').to_string();
+    (!a.is_empty()).then_some(a)
+}
+
+async fn sales(core: Core_, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let doc = match parse(&body) {
+        Ok(d) => d,
+        Err(e) => return fault(Version::V11, &e),
+    };
+    let v = match (doc.name.as_str(), doc.ns.as_str()) {
+        ("Envelope", SOAP11) => Version::V11,
+        ("Envelope", SOAP12) => Version::V12,
+        _ => {
+            let e = Error::invalid(
+                "Envelope",
+                format!(
+                    "{{{}}}{} is not a SOAP 1.1 or 1.2 envelope",
+                    doc.ns, doc.name
+                ),
+            );
+            return fault(Version::V11, &e);
+        }
+    };
+    let ct = req
+        .headers()
+        .get("content-type")
+        .and_then(|x| x.to_str().ok())
+        .unwrap_or("");
+    let ct_ok = match v {
+        Version::V11 => ct.starts_with("text/xml"),
+        Version::V12 => ct.starts_with("application/soap+xml"),
+    };
+    if !ct_ok {
+        let e = Error::invalid(
+            "Content-Type",
+            format!("{ct:?} does not go with this SOAP version's envelope"),
+        );
+        return fault(v, &e);
+    }
+    let Some(op) = doc
+        .children
+        .iter()
+        .find(|c| c.name == "Body" && c.ns == doc.ns)
+        .and_then(|b| b.children.first())
+    else {
+        return fault(v, &Error::invalid("Body", "the envelope has no operation"));
+    };
+    if op.ns != SALES_NS {
+        let e = Error::invalid(
+            op.name.clone(),
+            format!("namespace {:?} is not {SALES_NS}", op.ns),
+        );
+        return fault(v, &e);
+    }
+    if !SALES_OPERATIONS.contains(&op.name.as_str()) {
+        let e = Error::invalid(
+            op.name.clone(),
+            format!("the Sales service has no operation {}", op.name),
+        );
+        return fault(v, &e);
+    }
+    if let Some(a) = action(&req, v) {
+        if a != format!("{SALES_NS}/{}", op.name) {
+            let e = Error::invalid(
+                "SOAPAction",
+                format!(
+                    "{a:?} does not name the operation in the body ({})",
+                    op.name
+                ),
+            );
+            return fault(v, &e);
+        }
+    }
+    let actor = match basic(&req) {
+        Some((u, p)) => match users::authenticate(&core, &u, &p, Interface::Soap).await {
+            Ok(a) => a,
+            Err(e) => return fault(v, &e),
+        },
+        None => return fault(v, &Error::Unauthenticated),
+    };
+    let out = match op.name.as_str() {
+        "CreateOrder" => create_order(&core, &actor, op).await,
+        _ => get_ticket(&core, &actor, op).await,
+    };
+    match out {
+        Ok(xml) => respond(v, StatusCode::OK, &xml),
+        Err(e) => fault(v, &e),
+    }
+}
+
+fn basic(req: &HttpRequest) -> Option<(String, String)> {
+    let h = req.headers().get("authorization")?.to_str().ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(h.strip_prefix("Basic ")?.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (u, p) = s.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+async fn create_order(core: &Core, actor: &crate::domain::Actor, op: &El) -> Result<String, Error> {
+    let cust = op
+        .child("Customer")
+        .ok_or_else(|| Error::invalid("CreateOrder/Customer", "is missing"))?;
+    let mut lines = vec![];
+    for (i, l) in op.all("Line").enumerate() {
+        let path = format!("CreateOrder/Line[{}]", i + 1);
+        let item_id = l
+            .text_of("ItemId")
+            .ok_or_else(|| Error::invalid(format!("{path}/ItemId"), "is missing"))?;
+        let q = l
+            .text_of("Quantity")
+            .ok_or_else(|| Error::invalid(format!("{path}/Quantity"), "is missing"))?;
+        let quantity = q.parse::<i32>().map_err(|_| {
+            Error::invalid(
+                format!("{path}/Quantity"),
+                format!("{q:?} is not an xs:int"),
+            )
+        })?;
+        lines.push(OrderLine {
+            item_id,
+            quantity: i64::from(quantity),
+        });
+    }
+    let req = NewOrder {
+        source: op.text_of("Source").unwrap_or_else(|| "soap".into()),
+        erp_order_id: op.text_of("ErpOrderId"),
+        customer: CustomerData {
+            external_id: cust
+                .text_of("ExternalId")
+                .ok_or_else(|| Error::invalid("CreateOrder/Customer/ExternalId", "is missing"))?,
+            name: cust.text_of("Name"),
+            email: cust.text_of("Email"),
+            locale: cust.text_of("Locale"),
+        },
+        comment: op.text_of("Comment").unwrap_or_default(),
+        lines,
+    };
+    let v = orders::create_order(core, actor, req).await?;
+    let mut x = format!(
+        "<s:CreateOrderResponse xmlns:s=\"{SALES_NS}\"><s:OrderId>{}</s:OrderId>\
+         <s:ErpOrderId>{}</s:ErpOrderId><s:Ticket>{}</s:Ticket><s:Created>{}</s:Created>",
+        v.order_id,
+        esc(&v.erp_order_id),
+        esc(&v.ticket),
+        v.created
+    );
+    for l in &v.lines {
+        x.push_str(&format!(
+            "<s:Line><s:ItemId>{}</s:ItemId><s:Quantity>{}</s:Quantity>",
+            esc(&l.item_id),
+            l.quantity
+        ));
+        for id in &l.licenses {
+            x.push_str(&format!("<s:LicenseId>{id}</s:LicenseId>"));
+        }
+        x.push_str("</s:Line>");
+    }
+    x.push_str("</s:CreateOrderResponse>");
+    Ok(x)
+}
+
+async fn get_ticket(core: &Core, actor: &crate::domain::Actor, op: &El) -> Result<String, Error> {
+    let code = op
+        .text_of("Ticket")
+        .ok_or_else(|| Error::invalid("GetTicket/Ticket", "is missing"))?;
+    let t = orders::get_ticket(core, actor, &code).await?;
+    let mut x = format!(
+        "<s:GetTicketResponse xmlns:s=\"{SALES_NS}\"><s:Ticket>{}</s:Ticket>\
+         <s:CustomerId>{}</s:CustomerId><s:State>{}</s:State>",
+        esc(&t.ticket),
+        esc(&t.customer_id),
+        esc(&t.state)
+    );
+    for l in &t.licenses {
+        x.push_str(&format!(
+            "<s:License><s:LicenseId>{}</s:LicenseId><s:ItemId>{}</s:ItemId>\
+             <s:FirmCode>{}</s:FirmCode><s:ProductCode>{}</s:ProductCode><s:State>{}</s:State>",
+            l.license_id,
+            esc(&l.item_id),
+            l.firm_code,
+            l.product_code,
+            esc(&l.state)
+        ));
+        if let Some(s) = &l.serial {
+            x.push_str(&format!("<s:Serial>{}</s:Serial>", esc(s)));
+        }
+        x.push_str("</s:License>");
+    }
+    x.push_str("</s:GetTicketResponse>");
+    Ok(x)
+}
+
+/// `GET /soap/Sales?wsdl`: the WSDL with this server's address.
+async fn sales_wsdl(core: Core_) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(SALES_WSDL.replace("{{BASE}}", core.config.public_url.trim_end_matches('/')))
+}
+
+async fn xsd(name: web::Path<String>) -> HttpResponse {
+    match name.as_str() {
+        "licentia-sales-v1.xsd" => HttpResponse::Ok()
+            .content_type("text/xml; charset=utf-8")
+            .body(SALES_XSD),
+        _ => HttpResponse::NotFound().finish(),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/soap/Sales", web::post().to(sales))
+        .route("/soap/Sales", web::get().to(sales_wsdl))
+        .route("/soap/xsd/{name}", web::get().to(xsd));
+}

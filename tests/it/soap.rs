@@ -1,0 +1,232 @@
+//! The SOAP Sales service through a real SOAP client (Python zeep reading our WSDL), over
+//! both bindings, and hostile or wrong envelopes sent raw.
+use licentia::domain::Role;
+use serde_json::{json, Value};
+
+use crate::harness::TestApp;
+
+/// Calls `operation` through zeep; `TEST_PYTHON` is the test virtual environment's
+/// Python (scripts/test.sh installs zeep there too).
+fn zeep(app: &TestApp, user: &str, pw: &str, binding: &str, operation: &str, args: Value) -> Value {
+    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_client.py"))
+        .arg(format!("{}/soap/Sales?wsdl", app.base))
+        .args([user, pw, binding, operation, &args.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "zeep: {stdout}\n{} (scripts/test.sh installs zeep and sets TEST_PYTHON)",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn raw(app: &TestApp, content_type: &str, action: Option<&str>, body: &str) -> (u16, String) {
+    let mut req = ureq::post(&format!("{}/soap/Sales", app.base))
+        .set("Content-Type", content_type)
+        .set("Authorization", "Basic ZXJwOmVycC1wYXNzd29yZC0xMjM=");
+    if let Some(a) = action {
+        req = req.set("SOAPAction", a);
+    }
+    match req.send_string(body) {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+const NS: &str = "http://licentia.dev/ns/sales/v1";
+
+fn envelope11(op: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+         xmlns:s=\"{NS}\"><soap:Body>{op}</soap:Body></soap:Envelope>"
+    )
+}
+
+#[test]
+fn zeep_creates_orders_and_reads_tickets_over_soap_11_and_12() {
+    let app = TestApp::start();
+    let pw = app.add_user("erp", Role::Erp);
+    let order = json!({"Source": "sap", "ErpOrderId": "SO-1",
+        "Customer": {"ExternalId": "C-SOAP", "Name": "Müller & Co", "Locale": "de"},
+        "Line": [{"ItemId": "SNP-SINGLE", "Quantity": 2}, {"ItemId": "SNP-FLOAT-5", "Quantity": 1}]});
+    let v = zeep(
+        &app,
+        "erp",
+        &pw,
+        "SalesSoap11",
+        "CreateOrder",
+        order.clone(),
+    );
+    let r = &v["ok"];
+    assert_eq!(r["Created"], true, "{v}");
+    let ticket = r["Ticket"].as_str().unwrap().to_string();
+    assert_eq!(
+        r["Line"][0]["LicenseId"].as_array().unwrap().len(),
+        2,
+        "{v}"
+    );
+    // The ERP retries over SOAP 1.2: the same ticket.
+    let again = zeep(&app, "erp", &pw, "SalesSoap12", "CreateOrder", order);
+    assert_eq!(again["ok"]["Ticket"], ticket.as_str(), "{again}");
+    assert_eq!(again["ok"]["Created"], false);
+    assert_eq!(app.count("orders"), 1);
+    let t = zeep(
+        &app,
+        "erp",
+        &pw,
+        "SalesSoap12",
+        "GetTicket",
+        json!({"Ticket": ticket}),
+    );
+    assert_eq!(t["ok"]["CustomerId"], "C-SOAP", "{t}");
+    assert_eq!(t["ok"]["License"].as_array().unwrap().len(), 3);
+    let (_, c) = app.admin("GET", "/api/v1/customers/C-SOAP", None);
+    assert_eq!(c["name"], "Müller & Co");
+
+    // Faults carry our code in the detail, as the WSDL declares.
+    let f = zeep(
+        &app,
+        "erp",
+        &pw,
+        "SalesSoap11",
+        "CreateOrder",
+        json!({"Customer": {"ExternalId": "C-2"}, "Line": [{"ItemId": "NOPE", "Quantity": 1}]}),
+    );
+    assert_eq!(f["fault"]["code"], "env:Client", "{f}");
+    assert!(
+        f["fault"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown_item"),
+        "{f}"
+    );
+    let f = zeep(
+        &app,
+        "erp",
+        "wrong",
+        "SalesSoap12",
+        "GetTicket",
+        json!({"Ticket": ticket}),
+    );
+    assert_eq!(f["fault"]["code"], "env:Sender", "{f}");
+    assert!(
+        f["fault"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unauthenticated"),
+        "{f}"
+    );
+    assert_eq!(app.count("orders"), 1);
+}
+
+#[test]
+fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
+    let app = TestApp::start();
+    let pw = app.add_user("erp", Role::Erp);
+    assert_eq!(pw, "erp-password-123");
+    let ok_op = "<s:CreateOrder><s:Customer><s:ExternalId>C-1</s:ExternalId></s:Customer>\
+                 <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>1</s:Quantity></s:Line></s:CreateOrder>";
+    let cases: Vec<(String, &str, Option<&str>, &str)> = vec![
+        (
+            envelope11(&ok_op.replace("<s:Quantity>1<", "<s:Quantity>two<")),
+            "text/xml",
+            None,
+            "CreateOrder/Line[1]/Quantity",
+        ),
+        (
+            format!("<!DOCTYPE x [<!ENTITY e \"boom\">]>{}", envelope11(ok_op)),
+            "text/xml",
+            None,
+            "DOCTYPE",
+        ),
+        (
+            envelope11(ok_op),
+            "text/xml",
+            Some("http://licentia.dev/ns/sales/v1/GetTicket"),
+            "SOAPAction",
+        ),
+        (
+            envelope11(ok_op),
+            "application/soap+xml",
+            None,
+            "Content-Type",
+        ),
+        (
+            envelope11("<s:DeleteEverything/>"),
+            "text/xml",
+            None,
+            "no operation DeleteEverything",
+        ),
+        (
+            envelope11(
+                &ok_op
+                    .replace("xmlns", "x")
+                    .replace("<s:CreateOrder>", "<o:CreateOrder xmlns:o=\"urn:other\">")
+                    .replace("</s:CreateOrder>", "</o:CreateOrder>"),
+            ),
+            "text/xml",
+            None,
+            "namespace",
+        ),
+        ("<Envelope/>".into(), "text/xml", None, "not a SOAP"),
+        (
+            envelope11(ok_op).replace("</soap:Envelope>", ""),
+            "text/xml",
+            None,
+            "not",
+        ),
+    ];
+    for (body, ct, action, says) in &cases {
+        let (s, text) = raw(&app, ct, *action, body);
+        assert_eq!(s, 500, "{says}: {text}");
+        assert!(
+            text.contains("Fault") && text.contains(says),
+            "{says}: {text}"
+        );
+    }
+    assert_eq!(app.count("orders"), 0);
+    // The same request, well-formed and named right, works.
+    let (s, text) = raw(
+        &app,
+        "text/xml",
+        Some("\"http://licentia.dev/ns/sales/v1/CreateOrder\""),
+        &envelope11(ok_op),
+    );
+    assert_eq!(s, 200, "{text}");
+    assert!(text.contains("<s:Ticket>"), "{text}");
+    // The WSDL names this server; the schema it imports is served.
+    let wsdl = ureq::get(&format!("{}/soap/Sales?wsdl", app.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(wsdl.contains(&format!(
+        "location=\"{}/soap/Sales\"",
+        app.core.config.public_url
+    )));
+    let xsd = ureq::get(&format!("{}/soap/xsd/licentia-sales-v1.xsd", app.base))
+        .call()
+        .unwrap();
+    assert_eq!(xsd.status(), 200);
+}
+
+#[test]
+fn every_operation_in_the_wsdl_is_implemented_and_every_implemented_one_is_in_the_wsdl() {
+    let wsdl = include_str!("../../wsdl/sales-v1.wsdl");
+    let port_type =
+        &wsdl[wsdl.find("<wsdl:portType").unwrap()..wsdl.find("</wsdl:portType>").unwrap()];
+    let mut declared: Vec<&str> = port_type
+        .split("<wsdl:operation name=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    declared.sort();
+    let mut implemented = licentia::api::soap::SALES_OPERATIONS.to_vec();
+    implemented.sort();
+    assert_eq!(declared, implemented);
+}
