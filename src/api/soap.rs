@@ -35,6 +35,7 @@ enum Version {
 struct El {
     ns: String,
     name: String,
+    attrs: Vec<(String, String)>,
     children: Vec<El>,
     text: String,
 }
@@ -45,6 +46,12 @@ impl El {
     }
     fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a El> + 'a {
         self.children.iter().filter(move |c| c.name == name)
+    }
+    fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     fn text_of(&self, name: &str) -> Option<String> {
         self.child(name)
@@ -78,9 +85,21 @@ fn parse(body: &[u8]) -> Result<El, Error> {
                 if stack.len() >= 32 {
                     return Err(bad("nested deeper than 32 elements".into()));
                 }
+                let mut attrs = vec![];
+                for a in e.attributes() {
+                    let a = a.map_err(|e| bad(format!("attribute: {e}")))?;
+                    let v = a
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|e| bad(format!("attribute: {e}")))?;
+                    attrs.push((
+                        String::from_utf8_lossy(a.key.local_name().as_ref()).to_string(),
+                        v.to_string(),
+                    ));
+                }
                 stack.push(El {
                     ns,
                     name: String::from_utf8_lossy(e.local_name().as_ref()).to_string(),
+                    attrs,
                     ..Default::default()
                 });
                 if empty {
@@ -254,7 +273,24 @@ async fn sales(core: Core_, req: HttpRequest, body: web::Bytes) -> HttpResponse 
             return fault(v, &e);
         }
     }
-    let actor = match basic(&req) {
+    let token = doc
+        .children
+        .iter()
+        .find(|c| c.name == "Header" && c.ns == doc.ns)
+        .and_then(|h| {
+            h.children
+                .iter()
+                .find(|c| c.name == "Security" && c.ns == WSSE)
+        })
+        .and_then(|s| s.child("UsernameToken"));
+    let credentials = match token {
+        Some(t) => match username_token(&core, t).await {
+            Ok(c) => Some(c),
+            Err(e) => return fault(v, &e),
+        },
+        None => basic(&req),
+    };
+    let actor = match credentials {
         Some((u, p)) => match users::authenticate(&core, &u, &p, Interface::Soap).await {
             Ok(a) => a,
             Err(e) => return fault(v, &e),
@@ -269,6 +305,69 @@ async fn sales(core: Core_, req: HttpRequest, body: web::Bytes) -> HttpResponse 
         Ok(xml) => respond(v, StatusCode::OK, &xml),
         Err(e) => fault(v, &e),
     }
+}
+
+const WSSE: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+/// How far a token's Created may be from now; its nonce is remembered that long.
+const NONCE_WINDOW_SECS: i64 = 300;
+
+/// A WS-Security UsernameToken with PasswordText. With a Nonce (and Created, within five
+/// minutes of now) the nonce may be used once: a replay is refused. PasswordDigest would
+/// need the password in clear on the server, which keeps only argon2 hashes: refused with
+/// a clear fault.
+async fn username_token(core: &Core, t: &El) -> Result<(String, String), Error> {
+    let user = t
+        .text_of("Username")
+        .ok_or_else(|| Error::invalid("UsernameToken/Username", "is missing"))?;
+    let pw = t
+        .child("Password")
+        .ok_or_else(|| Error::invalid("UsernameToken/Password", "is missing"))?;
+    if pw
+        .attr("Type")
+        .is_some_and(|ty| ty.ends_with("#PasswordDigest"))
+    {
+        return Err(Error::invalid(
+            "UsernameToken/Password",
+            "PasswordDigest is not accepted (passwords are stored as argon2 hashes): send              PasswordText over TLS, or HTTP Basic",
+        ));
+    }
+    if let Some(nonce) = t.text_of("Nonce") {
+        let created = t
+            .text_of("Created")
+            .ok_or_else(|| Error::invalid("UsernameToken/Created", "goes with a Nonce"))?;
+        let at = chrono::DateTime::parse_from_rfc3339(&created).map_err(|_| {
+            Error::invalid(
+                "UsernameToken/Created",
+                format!("{created:?} is not a time"),
+            )
+        })?;
+        let age = (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_seconds();
+        if age.abs() > NONCE_WINDOW_SECS {
+            return Err(Error::NotAllowed(format!(
+                "the token was created {age} s ago; at most {NONCE_WINDOW_SECS} s either way"
+            )));
+        }
+        core.db
+            .write(move |c| {
+                use crate::store::schema::soap_nonces;
+                use diesel::prelude::*;
+                match diesel::insert_into(soap_nonces::table)
+                    .values((
+                        soap_nonces::nonce.eq(&nonce),
+                        soap_nonces::created_at.eq(crate::service::now()),
+                    ))
+                    .execute(c)
+                {
+                    Err(e) if crate::store::is_unique_violation(&e) => Err(Error::NotAllowed(
+                        "the token's nonce was used before (a replayed request)".into(),
+                    )),
+                    r => r.map(|_| ()).map_err(Error::from),
+                }
+            })
+            .await?;
+    }
+    Ok((user, pw.text.trim().to_string()))
 }
 
 fn basic(req: &HttpRequest) -> Option<(String, String)> {

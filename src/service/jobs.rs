@@ -17,7 +17,7 @@ use super::reports::{self, Report, Table};
 use super::Core;
 use crate::domain::{Actor, Role};
 use crate::error::{Error, Result};
-use crate::store::schema::{job_runs, notifications, outbox};
+use crate::store::schema::{job_runs, notifications, outbox, soap_nonces};
 
 pub const JOBS: &[&str] = &[
     "expiry_report",
@@ -270,29 +270,36 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
         }
         "housekeeping" => {
             let now = super::now();
-            let (runs, mails, notes, stale) =
-                core.db
-                    .write(move |c| {
-                        let stale = super::activation::stale_pending(c)?;
-                        let runs = diesel::delete(
-                            job_runs::table
-                                .filter(job_runs::scheduled_at.lt(now - chrono::Duration::days(90)))
-                                .filter(job_runs::outcome.ne("running")),
-                        )
-                        .execute(c)?;
-                        let mails = diesel::delete(
-                            outbox::table
-                                .filter(outbox::state.eq(mail::mail_state::SENT))
-                                .filter(outbox::sent_at.lt(now - chrono::Duration::days(30))),
-                        )
-                        .execute(c)?;
-                        let notes = diesel::delete(notifications::table.filter(
+            let (runs, mails, notes, stale) = core
+                .db
+                .write(move |c| {
+                    let stale = super::activation::stale_pending(c)?;
+                    let runs = diesel::delete(
+                        job_runs::table
+                            .filter(job_runs::scheduled_at.lt(now - chrono::Duration::days(90)))
+                            .filter(job_runs::outcome.ne("running")),
+                    )
+                    .execute(c)?;
+                    let mails = diesel::delete(
+                        outbox::table
+                            .filter(outbox::state.eq(mail::mail_state::SENT))
+                            .filter(outbox::sent_at.lt(now - chrono::Duration::days(30))),
+                    )
+                    .execute(c)?;
+                    // Nonces are refused anyway once their token is older than the window.
+                    diesel::delete(
+                        soap_nonces::table
+                            .filter(soap_nonces::created_at.lt(now - chrono::Duration::days(1))),
+                    )
+                    .execute(c)?;
+                    let notes =
+                        diesel::delete(notifications::table.filter(
                             notifications::received_at.lt(now - chrono::Duration::days(90)),
                         ))
                         .execute(c)?;
-                        Ok((runs, mails, notes, stale))
-                    })
-                    .await?;
+                    Ok((runs, mails, notes, stale))
+                })
+                .await?;
             let listed: Vec<String> = stale
                 .iter()
                 .take(50)

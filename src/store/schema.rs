@@ -302,6 +302,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    soap_nonces (nonce) {
+        nonce -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(items -> firms (firm_id));
 diesel::joinable!(licenses -> items (item_id));
 diesel::joinable!(licenses -> tickets (ticket_id));
@@ -331,5 +338,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     job_runs,
     notifications,
-    writebacks
+    writebacks,
+    soap_nonces
 );

@@ -230,3 +230,70 @@ fn every_operation_in_the_wsdl_is_implemented_and_every_implemented_one_is_in_th
     implemented.sort();
     assert_eq!(declared, implemented);
 }
+
+fn with_token(
+    op: &str,
+    user: &str,
+    pw: &str,
+    nonce: Option<&str>,
+    created: &str,
+    ty: &str,
+) -> String {
+    let wsse = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+    let wsu = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+    let nonce = nonce
+        .map(|n| format!("<wsse:Nonce>{n}</wsse:Nonce><wsu:Created>{created}</wsu:Created>"))
+        .unwrap_or_default();
+    format!(
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:s=\"{NS}\">\
+         <soap:Header><wsse:Security xmlns:wsse=\"{wsse}\" xmlns:wsu=\"{wsu}\"><wsse:UsernameToken>\
+         <wsse:Username>{user}</wsse:Username><wsse:Password Type=\"{ty}\">{pw}</wsse:Password>\
+         {nonce}</wsse:UsernameToken></wsse:Security></soap:Header><soap:Body>{op}</soap:Body>\
+         </soap:Envelope>"
+    )
+}
+
+#[test]
+fn a_username_token_authenticates_once_per_nonce() {
+    let app = TestApp::start();
+    let pw = app.add_user("erp", Role::Erp);
+    let text = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText";
+    let digest = text.replace("PasswordText", "PasswordDigest");
+    let op = "<s:GetTicket><s:Ticket>AAAAA-AAAAA-AAAAA-AAAAA-AAAAA</s:Ticket></s:GetTicket>";
+    let post = |body: String| -> (u16, String) {
+        match ureq::post(&format!("{}/soap/Sales", app.base))
+            .set("Content-Type", "text/xml")
+            .send_string(&body)
+        {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let now = chrono::Utc::now().to_rfc3339();
+    // Authenticated: the fault is about the ticket, not the caller.
+    let (s, r) = post(with_token(op, "erp", &pw, Some("bm9uY2UtMQ=="), &now, text));
+    assert_eq!(s, 500);
+    assert!(
+        r.contains("invalid_ticket") || r.contains("unknown_ticket"),
+        "{r}"
+    );
+    let (_, r) = post(with_token(op, "erp", &pw, Some("bm9uY2UtMQ=="), &now, text));
+    assert!(r.contains("used before"), "{r}");
+    let old = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let (_, r) = post(with_token(op, "erp", &pw, Some("bm9uY2UtMg=="), &old, text));
+    assert!(r.contains("created"), "{r}");
+    let (_, r) = post(with_token(op, "erp", "wrong", None, &now, text));
+    assert!(r.contains("unauthenticated"), "{r}");
+    let (_, r) = post(with_token(
+        op,
+        "erp",
+        &pw,
+        Some("bm9uY2UtMw=="),
+        &now,
+        &digest,
+    ));
+    assert!(r.contains("PasswordDigest"), "{r}");
+    let (_, r) = post(envelope11(op));
+    assert!(r.contains("unauthenticated"), "{r}");
+}
