@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Licentia builds with (and, with --postgres, the
-# PostgreSQL server the tests may start; with --venv, Python's venv for the tests' SMTP
-# server). Installs only what is missing.
+# PostgreSQL server the tests may start; with --test, Python's venv for the tests' SMTP
+# server and SOAP client, and xmllint). Installs only what is missing.
 set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libpq-dev)
-[ "${1:-}" = "--postgres" ] && pkgs+=(postgresql)
-[ "${1:-}" = "--venv" ] && pkgs+=(python3 python3-venv)
+for flag in "$@"; do
+  case "$flag" in
+    --postgres) pkgs+=(postgresql) ;;
+    --test) pkgs+=(python3 python3-venv libxml2-utils) ;;
+    *) echo "unknown flag $flag" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -297,3 +297,70 @@ fn a_username_token_authenticates_once_per_nonce() {
     let (_, r) = post(envelope11(op));
     assert!(r.contains("unauthenticated"), "{r}");
 }
+
+/// Validates the element inside a response's Body (an operation's answer or a fault's
+/// LicentiaFault) against our XSD with xmllint.
+fn xmllint_valid(response: &str) {
+    let inner = if let Some(i) = response.find("<l:LicentiaFault") {
+        let j = response.find("</l:LicentiaFault>").unwrap() + "</l:LicentiaFault>".len();
+        &response[i..j]
+    } else {
+        let i = response.find("<env:Body>").unwrap() + "<env:Body>".len();
+        let j = response.find("</env:Body>").unwrap();
+        &response[i..j]
+    };
+    let file = std::env::temp_dir().join(format!("licentia-soap-{}.xml", rand::random::<u32>()));
+    std::fs::write(&file, inner).unwrap();
+    let xsd = concat!(env!("CARGO_MANIFEST_DIR"), "/xsd/licentia-sales-v1.xsd");
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema", xsd])
+        .arg(&file)
+        .output()
+        .expect("xmllint (scripts/install-deps.sh --test installs libxml2-utils)");
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{inner}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn responses_and_faults_validate_against_the_xsd_and_the_wsdl_is_well_formed() {
+    let app = TestApp::start();
+    app.add_user("erp", Role::Erp);
+    let create = "<s:CreateOrder><s:ErpOrderId>X-1</s:ErpOrderId><s:Customer><s:ExternalId>C-1</s:ExternalId></s:Customer>\
+                  <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>2</s:Quantity></s:Line></s:CreateOrder>";
+    let (s, r) = raw(&app, "text/xml", None, &envelope11(create));
+    assert_eq!(s, 200, "{r}");
+    xmllint_valid(&r);
+    let ticket = r
+        .split("<s:Ticket>")
+        .nth(1)
+        .unwrap()
+        .split("</s:Ticket>")
+        .next()
+        .unwrap();
+    let get = format!("<s:GetTicket><s:Ticket>{ticket}</s:Ticket></s:GetTicket>");
+    let (s, r) = raw(&app, "text/xml", None, &envelope11(&get));
+    assert_eq!(s, 200, "{r}");
+    xmllint_valid(&r);
+    let (s, r) = raw(
+        &app,
+        "text/xml",
+        None,
+        &envelope11(&create.replace("SNP-SINGLE", "NOPE").replace("X-1", "X-2")),
+    );
+    assert_eq!(s, 500, "{r}");
+    xmllint_valid(&r);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/wsdl/sales-v1.wsdl");
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", path])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
