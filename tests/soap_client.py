@@ -1,7 +1,7 @@
 """A real SOAP client for the tests: Python zeep reads the served WSDL and calls one
 operation.
 
-    python soap_client.py WSDL_URL USER PASSWORD BINDING OPERATION ARGS_JSON
+    python soap_client.py WSDL_URL USER PASSWORD BINDING OPERATION ARGS_JSON [SERVICE]
 
 Prints {"ok": result} or {"fault": {code, message, detail}} as JSON.
 """
@@ -19,10 +19,11 @@ from zeep.transports import Transport
 
 def main():
     wsdl, user, password, binding, operation, args = sys.argv[1:7]
+    service_name = sys.argv[7] if len(sys.argv) > 7 else "SalesService"
     session = Session()
     session.auth = HTTPBasicAuth(user, password)
     client = Client(wsdl, transport=Transport(session=session), settings=Settings(strict=True))
-    service = client.bind("SalesService", binding)
+    service = client.bind(service_name, binding)
     try:
         result = getattr(service, operation)(**json.loads(args))
         print(json.dumps({"ok": serialize_object(result, dict)}, default=str))

@@ -16,13 +16,42 @@ use crate::service::{users, Core};
 
 type Core_ = web::Data<Core>;
 
-pub const SALES_NS: &str = "http://licentia.dev/ns/sales/v1";
 const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
-const SALES_WSDL: &str = include_str!("../../wsdl/sales-v1.wsdl");
-const SALES_XSD: &str = include_str!("../../xsd/licentia-sales-v1.xsd");
-/// The operations the Sales WSDL declares; each is implemented below.
-pub const SALES_OPERATIONS: &[&str] = &["CreateOrder", "GetTicket"];
+
+/// A SOAP service: its WSDL and schema, and the operations implemented for it.
+pub struct Service {
+    pub name: &'static str,
+    pub ns: &'static str,
+    pub wsdl: &'static str,
+    pub xsd_name: &'static str,
+    pub xsd: &'static str,
+    /// Must be exactly the operations the WSDL declares (a test checks it).
+    pub operations: &'static [&'static str],
+}
+
+pub const SERVICES: &[Service] = &[
+    Service {
+        name: "Sales",
+        ns: "http://licentia.dev/ns/sales/v1",
+        wsdl: include_str!("../../wsdl/sales-v1.wsdl"),
+        xsd_name: "licentia-sales-v1.xsd",
+        xsd: include_str!("../../xsd/licentia-sales-v1.xsd"),
+        operations: &["CreateOrder", "GetTicket"],
+    },
+    Service {
+        name: "Report",
+        ns: "http://licentia.dev/ns/report/v1",
+        wsdl: include_str!("../../wsdl/report-v1.wsdl"),
+        xsd_name: "licentia-report-v1.xsd",
+        xsd: include_str!("../../xsd/licentia-report-v1.xsd"),
+        operations: &["RunReport"],
+    },
+];
+
+fn service(name: &str) -> Option<&'static Service> {
+    SERVICES.iter().find(|s| s.name == name)
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Version {
@@ -157,16 +186,18 @@ fn respond(v: Version, status: StatusCode, body: &str) -> HttpResponse {
         .body(envelope(v, body))
 }
 
-/// A fault: SOAP 1.1 Client/Server, 1.2 Sender/Receiver, HTTP 500, our code in the detail.
-fn fault(v: Version, e: &Error) -> HttpResponse {
+/// A fault: SOAP 1.1 Client/Server, 1.2 Sender/Receiver, HTTP 500, our code in the detail
+/// (the service's `LicentiaFault` element).
+fn fault(svc: &Service, v: Version, e: &Error) -> HttpResponse {
     if let Error::Internal(cause) = e {
         tracing::error!(%cause, "soap");
     }
     let server = matches!(e, Error::Internal(_) | Error::Busy | Error::Retry);
     let msg = esc(&e.public_message());
     let detail = format!(
-        "<l:LicentiaFault xmlns:l=\"{SALES_NS}\"><l:Code>{}</l:Code><l:Message>{msg}\
+        "<l:LicentiaFault xmlns:l=\"{}\"><l:Code>{}</l:Code><l:Message>{msg}\
          </l:Message></l:LicentiaFault>",
+        svc.ns,
         e.code()
     );
     let body = match v {
@@ -204,7 +235,16 @@ fn action(req: &HttpRequest, v: Version) -> Option<String> {
     (!a.is_empty()).then_some(a)
 }
 
-async fn sales(core: Core_, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn endpoint(
+    core: Core_,
+    name: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let Some(svc) = service(&name) else {
+        return HttpResponse::NotFound().finish();
+    };
+    let fault = |v: Version, e: &Error| fault(svc, v, e);
     let doc = match parse(&body) {
         Ok(d) => d,
         Err(e) => return fault(Version::V11, &e),
@@ -247,22 +287,22 @@ async fn sales(core: Core_, req: HttpRequest, body: web::Bytes) -> HttpResponse 
     else {
         return fault(v, &Error::invalid("Body", "the envelope has no operation"));
     };
-    if op.ns != SALES_NS {
+    if op.ns != svc.ns {
         let e = Error::invalid(
             op.name.clone(),
-            format!("namespace {:?} is not {SALES_NS}", op.ns),
+            format!("namespace {:?} is not {}", op.ns, svc.ns),
         );
         return fault(v, &e);
     }
-    if !SALES_OPERATIONS.contains(&op.name.as_str()) {
+    if !svc.operations.contains(&op.name.as_str()) {
         let e = Error::invalid(
             op.name.clone(),
-            format!("the Sales service has no operation {}", op.name),
+            format!("the {} service has no operation {}", svc.name, op.name),
         );
         return fault(v, &e);
     }
     if let Some(a) = action(&req, v) {
-        if a != format!("{SALES_NS}/{}", op.name) {
+        if a != format!("{}/{}", svc.ns, op.name) {
             let e = Error::invalid(
                 "SOAPAction",
                 format!(
@@ -297,9 +337,13 @@ async fn sales(core: Core_, req: HttpRequest, body: web::Bytes) -> HttpResponse 
         },
         None => return fault(v, &Error::Unauthenticated),
     };
-    let out = match op.name.as_str() {
-        "CreateOrder" => create_order(&core, &actor, op).await,
-        _ => get_ticket(&core, &actor, op).await,
+    let out = match (svc.name, op.name.as_str()) {
+        ("Sales", "CreateOrder") => create_order(&core, &actor, svc.ns, op).await,
+        ("Sales", "GetTicket") => get_ticket(&core, &actor, svc.ns, op).await,
+        ("Report", "RunReport") => run_report(&core, &actor, svc.ns, op).await,
+        (s, o) => Err(Error::internal(format!(
+            "{s}.{o} is declared but not wired"
+        ))),
     };
     match out {
         Ok(xml) => respond(v, StatusCode::OK, &xml),
@@ -380,7 +424,12 @@ fn basic(req: &HttpRequest) -> Option<(String, String)> {
     Some((u.to_string(), p.to_string()))
 }
 
-async fn create_order(core: &Core, actor: &crate::domain::Actor, op: &El) -> Result<String, Error> {
+async fn create_order(
+    core: &Core,
+    actor: &crate::domain::Actor,
+    ns: &str,
+    op: &El,
+) -> Result<String, Error> {
     let cust = op
         .child("Customer")
         .ok_or_else(|| Error::invalid("CreateOrder/Customer", "is missing"))?;
@@ -420,7 +469,7 @@ async fn create_order(core: &Core, actor: &crate::domain::Actor, op: &El) -> Res
     };
     let v = orders::create_order(core, actor, req).await?;
     let mut x = format!(
-        "<s:CreateOrderResponse xmlns:s=\"{SALES_NS}\"><s:OrderId>{}</s:OrderId>\
+        "<s:CreateOrderResponse xmlns:s=\"{ns}\"><s:OrderId>{}</s:OrderId>\
          <s:ErpOrderId>{}</s:ErpOrderId><s:Ticket>{}</s:Ticket><s:Created>{}</s:Created>",
         v.order_id,
         esc(&v.erp_order_id),
@@ -442,13 +491,18 @@ async fn create_order(core: &Core, actor: &crate::domain::Actor, op: &El) -> Res
     Ok(x)
 }
 
-async fn get_ticket(core: &Core, actor: &crate::domain::Actor, op: &El) -> Result<String, Error> {
+async fn get_ticket(
+    core: &Core,
+    actor: &crate::domain::Actor,
+    ns: &str,
+    op: &El,
+) -> Result<String, Error> {
     let code = op
         .text_of("Ticket")
         .ok_or_else(|| Error::invalid("GetTicket/Ticket", "is missing"))?;
     let t = orders::get_ticket(core, actor, &code).await?;
     let mut x = format!(
-        "<s:GetTicketResponse xmlns:s=\"{SALES_NS}\"><s:Ticket>{}</s:Ticket>\
+        "<s:GetTicketResponse xmlns:s=\"{ns}\"><s:Ticket>{}</s:Ticket>\
          <s:CustomerId>{}</s:CustomerId><s:State>{}</s:State>",
         esc(&t.ticket),
         esc(&t.customer_id),
@@ -473,24 +527,92 @@ async fn get_ticket(core: &Core, actor: &crate::domain::Actor, op: &El) -> Resul
     Ok(x)
 }
 
-/// `GET /soap/Sales?wsdl`: the WSDL with this server's address.
-async fn sales_wsdl(core: Core_) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/xml; charset=utf-8")
-        .body(SALES_WSDL.replace("{{BASE}}", core.config.public_url.trim_end_matches('/')))
+/// `RunReport`: a report's columns, rows and CSV (the same as `GET /api/v1/reports/…`).
+async fn run_report(
+    core: &Core,
+    actor: &crate::domain::Actor,
+    ns: &str,
+    op: &El,
+) -> Result<String, Error> {
+    use crate::service::reports::{self, Report};
+    let name = op
+        .text_of("Name")
+        .ok_or_else(|| Error::invalid("RunReport/Name", "is missing"))?;
+    if let Some(d) = op.text_of("Days") {
+        d.parse::<i32>()
+            .map_err(|_| Error::invalid("RunReport/Days", format!("{d:?} is not an xs:int")))?;
+    }
+    if let Some(l) = op.text_of("LicenseId") {
+        l.parse::<i64>().map_err(|_| {
+            Error::invalid("RunReport/LicenseId", format!("{l:?} is not an xs:long"))
+        })?;
+    }
+    let param = |p: &str| -> Option<String> {
+        let element = match p {
+            "serial" => "Serial",
+            "days" => "Days",
+            "customer_id" => "CustomerId",
+            "ticket" => "Ticket",
+            "license_id" => "LicenseId",
+            _ => return None,
+        };
+        op.text_of(element)
+    };
+    let report = Report::parse(&name, param).map_err(|e| match e {
+        Error::Invalid { field, reason } => Error::invalid(format!("RunReport/{field}"), reason),
+        other => other,
+    })?;
+    let table = reports::run(core, actor, report).await?;
+    let mut x = format!(
+        "<r:RunReportResponse xmlns:r=\"{ns}\"><r:Report>{}</r:Report>",
+        esc(table.report)
+    );
+    for c in table.columns {
+        x.push_str(&format!("<r:Column>{}</r:Column>", esc(c)));
+    }
+    for row in &table.rows {
+        x.push_str("<r:Row>");
+        for v in row {
+            let text = match v {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            x.push_str(&format!("<r:Value>{}</r:Value>", esc(&text)));
+        }
+        x.push_str("</r:Row>");
+    }
+    x.push_str(&format!(
+        "<r:Csv>{}</r:Csv></r:RunReportResponse>",
+        esc(&table.to_csv()?)
+    ));
+    Ok(x)
+}
+
+/// `GET /soap/<Service>?wsdl`: the WSDL with this server's address.
+async fn wsdl(core: Core_, name: web::Path<String>) -> HttpResponse {
+    match service(&name) {
+        Some(svc) => HttpResponse::Ok()
+            .content_type("text/xml; charset=utf-8")
+            .body(
+                svc.wsdl
+                    .replace("{{BASE}}", core.config.public_url.trim_end_matches('/')),
+            ),
+        None => HttpResponse::NotFound().finish(),
+    }
 }
 
 async fn xsd(name: web::Path<String>) -> HttpResponse {
-    match name.as_str() {
-        "licentia-sales-v1.xsd" => HttpResponse::Ok()
+    match SERVICES.iter().find(|s| s.xsd_name == name.as_str()) {
+        Some(svc) => HttpResponse::Ok()
             .content_type("text/xml; charset=utf-8")
-            .body(SALES_XSD),
-        _ => HttpResponse::NotFound().finish(),
+            .body(svc.xsd),
+        None => HttpResponse::NotFound().finish(),
     }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/soap/Sales", web::post().to(sales))
-        .route("/soap/Sales", web::get().to(sales_wsdl))
-        .route("/soap/xsd/{name}", web::get().to(xsd));
+    cfg.route("/soap/xsd/{name}", web::get().to(xsd))
+        .route("/soap/{service}", web::post().to(endpoint))
+        .route("/soap/{service}", web::get().to(wsdl));
 }

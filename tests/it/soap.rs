@@ -217,18 +217,31 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
 
 #[test]
 fn every_operation_in_the_wsdl_is_implemented_and_every_implemented_one_is_in_the_wsdl() {
-    let wsdl = include_str!("../../wsdl/sales-v1.wsdl");
-    let port_type =
-        &wsdl[wsdl.find("<wsdl:portType").unwrap()..wsdl.find("</wsdl:portType>").unwrap()];
-    let mut declared: Vec<&str> = port_type
-        .split("<wsdl:operation name=\"")
-        .skip(1)
-        .map(|s| &s[..s.find('"').unwrap()])
-        .collect();
-    declared.sort();
-    let mut implemented = licentia::api::soap::SALES_OPERATIONS.to_vec();
-    implemented.sort();
-    assert_eq!(declared, implemented);
+    for svc in licentia::api::soap::SERVICES {
+        let port_type = &svc.wsdl
+            [svc.wsdl.find("<wsdl:portType").unwrap()..svc.wsdl.find("</wsdl:portType>").unwrap()];
+        let mut declared: Vec<&str> = port_type
+            .split("<wsdl:operation name=\"")
+            .skip(1)
+            .map(|s| &s[..s.find('"').unwrap()])
+            .collect();
+        declared.sort();
+        let mut implemented = svc.operations.to_vec();
+        implemented.sort();
+        assert_eq!(declared, implemented, "{}", svc.name);
+        // Both bindings bind every operation.
+        for binding in ["Soap11", "Soap12"] {
+            let start = svc
+                .wsdl
+                .find(&format!("<wsdl:binding name=\"{}{binding}\"", svc.name))
+                .unwrap();
+            let end = start + svc.wsdl[start..].find("</wsdl:binding>").unwrap();
+            let bound = svc.wsdl[start..end]
+                .matches("<wsdl:operation name=")
+                .count();
+            assert_eq!(bound, implemented.len(), "{} {binding}", svc.name);
+        }
+    }
 }
 
 fn with_token(
@@ -311,7 +324,11 @@ fn xmllint_valid(response: &str) {
     };
     let file = std::env::temp_dir().join(format!("licentia-soap-{}.xml", rand::random::<u32>()));
     std::fs::write(&file, inner).unwrap();
-    let xsd = concat!(env!("CARGO_MANIFEST_DIR"), "/xsd/licentia-sales-v1.xsd");
+    let xsd = if inner.contains("http://licentia.dev/ns/report/v1") {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/xsd/licentia-report-v1.xsd")
+    } else {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/xsd/licentia-sales-v1.xsd")
+    };
     let out = std::process::Command::new("xmllint")
         .args(["--noout", "--schema", xsd])
         .arg(&file)
@@ -363,4 +380,69 @@ fn responses_and_faults_validate_against_the_xsd_and_the_wsdl_is_well_formed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn zeep_runs_reports_over_the_report_service() {
+    let app = TestApp::start();
+    let pw = app.add_user("erp", Role::Erp);
+    let (s, _) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(crate::harness::order("RS-1", "C-R", &[("SNP-SINGLE", 3)])),
+    );
+    assert_eq!(s, 201);
+    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_client.py"))
+        .arg(format!("{}/soap/Report?wsdl", app.base))
+        .args([
+            "erp",
+            &pw,
+            "ReportSoap12",
+            "RunReport",
+            r#"{"Name": "never-activated"}"#,
+        ])
+        .arg("ReportService")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let r = &v["ok"];
+    assert_eq!(r["Report"], "never-activated", "{v}");
+    assert_eq!(r["Column"][0], "license_id");
+    assert_eq!(r["Row"].as_array().unwrap().len(), 3, "{v}");
+    let csv = r["Csv"].as_str().unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    // Raw: the response validates; a Days that is not a number is a fault naming it.
+    let env = |op: &str| {
+        format!(
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+             xmlns:r=\"http://licentia.dev/ns/report/v1\"><soap:Body>{op}</soap:Body></soap:Envelope>"
+        )
+    };
+    let post = |body: String| match ureq::post(&format!("{}/soap/Report", app.base))
+        .set("Content-Type", "text/xml")
+        .set("Authorization", "Basic ZXJwOmVycC1wYXNzd29yZC0xMjM=")
+        .send_string(&body)
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    let (s, text) = post(env(
+        "<r:RunReport><r:Name>expiring</r:Name><r:Days>30</r:Days></r:RunReport>",
+    ));
+    assert_eq!(s, 200, "{text}");
+    xmllint_valid(&text);
+    let (s, text) = post(env(
+        "<r:RunReport><r:Name>expiring</r:Name><r:Days>soon</r:Days></r:RunReport>",
+    ));
+    assert_eq!(s, 500);
+    assert!(text.contains("RunReport/Days"), "{text}");
+    xmllint_valid(&text);
+    let (_, text) = post(env(
+        "<r:RunReport><r:Name>everything</r:Name></r:RunReport>",
+    ));
+    assert!(text.contains("unknown report"), "{text}");
 }
