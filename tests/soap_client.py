@@ -21,7 +21,8 @@ def main():
     wsdl, user, password, binding, operation, args = sys.argv[1:7]
     service_name = sys.argv[7] if len(sys.argv) > 7 else "SalesService"
     session = Session()
-    session.auth = HTTPBasicAuth(user, password)
+    if user != "-":
+        session.auth = HTTPBasicAuth(user, password)
     client = Client(wsdl, transport=Transport(session=session), settings=Settings(strict=True))
     service = client.bind(service_name, binding)
     try:

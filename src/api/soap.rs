@@ -47,6 +47,21 @@ pub const SERVICES: &[Service] = &[
         xsd: include_str!("../../xsd/licentia-report-v1.xsd"),
         operations: &["RunReport"],
     },
+    Service {
+        name: "Depot",
+        ns: "http://licentia.dev/ns/depot/v1",
+        wsdl: include_str!("../../wsdl/depot-v1.wsdl"),
+        xsd_name: "licentia-depot-v1.xsd",
+        xsd: include_str!("../../xsd/licentia-depot-v1.xsd"),
+        operations: &[
+            "TicketInfo",
+            "Activate",
+            "Reactivate",
+            "Return",
+            "PullUpdates",
+            "ConfirmReceipt",
+        ],
+    },
 ];
 
 fn service(name: &str) -> Option<&'static Service> {
@@ -312,6 +327,14 @@ async fn endpoint(
             );
             return fault(v, &e);
         }
+    }
+    // The Depot is the activation wizard's: the ticket or the container's signature is the
+    // credential, as in the JSON gateway.
+    if svc.name == "Depot" {
+        return match depot(&core, svc.ns, op).await {
+            Ok(xml) => respond(v, StatusCode::OK, &xml),
+            Err(e) => fault(v, &e),
+        };
     }
     let token = doc
         .children
@@ -587,6 +610,148 @@ async fn run_report(
         esc(&table.to_csv()?)
     ));
     Ok(x)
+}
+
+fn iso(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The license ids an operation names (`LicenseId` elements), each an xs:long.
+fn license_ids(op: &El) -> Result<Vec<i64>, Error> {
+    op.all("LicenseId")
+        .enumerate()
+        .map(|(i, e)| {
+            let t = e.text.trim();
+            t.parse().map_err(|_| {
+                Error::invalid(
+                    format!("{}/LicenseId[{}]", op.name, i + 1),
+                    format!("{t:?} is not an xs:long"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn need(op: &El, name: &str) -> Result<String, Error> {
+    op.text_of(name)
+        .ok_or_else(|| Error::invalid(format!("{}/{name}", op.name), "is missing"))
+}
+
+/// An update's fields (the Depot's `Update` type), inside an element the caller opens.
+fn update_fields(d: &str, u: &crate::service::activation::Issued) -> String {
+    let list = |tag: &str, ids: &[i64]| -> String {
+        ids.iter()
+            .map(|id| format!("<{d}:{tag}>{id}</{d}:{tag}>"))
+            .collect()
+    };
+    format!(
+        "<{d}:Serial>{}</{d}:Serial><{d}:FirmCode>{}</{d}:FirmCode><{d}:UpdateId>{}</{d}:UpdateId>\
+         <{d}:CounterFrom>{}</{d}:CounterFrom><{d}:CounterTo>{}</{d}:CounterTo>\
+         <{d}:ExpiresAt>{}</{d}:ExpiresAt>{}{}{}<{d}:Locked>{}</{d}:Locked><{d}:Update>{}</{d}:Update>",
+        esc(&u.serial),
+        u.firm_code,
+        u.update_id,
+        u.counter_from,
+        u.counter_to,
+        iso(u.expires_at),
+        list("Added", &u.added),
+        list("Changed", &u.changed),
+        list("Deleted", &u.deleted),
+        u.locked,
+        esc(&u.update)
+    )
+}
+
+/// The Depot's operations: the same service functions as the JSON gateway.
+async fn depot(core: &Core, ns: &str, op: &El) -> Result<String, Error> {
+    use crate::service::{activation, lifecycle};
+    let iface = Interface::Soap;
+    let wrap = |name: &str, inner: String| {
+        format!("<d:{name}Response xmlns:d=\"{ns}\">{inner}</d:{name}Response>")
+    };
+    Ok(match op.name.as_str() {
+        "TicketInfo" => {
+            let t = activation::ticket_info(core, &need(op, "Ticket")?).await?;
+            let mut x = format!("<d:Ticket>{}</d:Ticket>", esc(&t.ticket));
+            for l in &t.licenses {
+                x.push_str(&format!(
+                    "<d:License><d:LicenseId>{}</d:LicenseId><d:ItemId>{}</d:ItemId>\
+                     <d:FirmCode>{}</d:FirmCode><d:ProductCode>{}</d:ProductCode>\
+                     <d:State>{}</d:State>{}<d:Returnable>{}</d:Returnable></d:License>",
+                    l.license_id,
+                    esc(&l.item_id),
+                    l.firm_code,
+                    l.product_code,
+                    esc(&l.state),
+                    l.serial
+                        .as_ref()
+                        .map(|s| format!("<d:Serial>{}</d:Serial>", esc(s)))
+                        .unwrap_or_default(),
+                    l.returnable
+                ));
+            }
+            wrap("TicketInfo", x)
+        }
+        "Activate" => {
+            let req = activation::ActivateRequest {
+                ticket: need(op, "Ticket")?,
+                licenses: license_ids(op)?,
+                request: need(op, "Request")?,
+            };
+            let u = activation::activate(core, iface, req).await?;
+            wrap("Activate", update_fields("d", &u))
+        }
+        "Reactivate" => {
+            let req = lifecycle::ReactivateRequest {
+                ticket: need(op, "Ticket")?,
+                licenses: license_ids(op)?,
+                request: need(op, "Request")?,
+            };
+            let u = lifecycle::reactivate(core, iface, req).await?;
+            wrap("Reactivate", update_fields("d", &u))
+        }
+        "Return" => {
+            let req = activation::ReturnRequest {
+                licenses: license_ids(op)?,
+                request: need(op, "Request")?,
+            };
+            let u = activation::deactivate(core, iface, req).await?;
+            wrap("Return", update_fields("d", &u))
+        }
+        "PullUpdates" => {
+            let u = activation::pull_updates(core, iface, &need(op, "Request")?).await?;
+            let inner = u
+                .map(|u| format!("<d:Update>{}</d:Update>", update_fields("d", &u)))
+                .unwrap_or_default();
+            wrap("PullUpdates", inner)
+        }
+        "ConfirmReceipt" => {
+            let c = activation::confirm_receipt(core, iface, &need(op, "Receipt")?).await?;
+            let list = |tag: &str, ids: &[i64]| -> String {
+                ids.iter()
+                    .map(|id| format!("<d:{tag}>{id}</d:{tag}>"))
+                    .collect()
+            };
+            wrap(
+                "ConfirmReceipt",
+                format!(
+                    "<d:Serial>{}</d:Serial><d:FirmCode>{}</d:FirmCode><d:Counter>{}</d:Counter>\
+                     <d:AlreadyConfirmed>{}</d:AlreadyConfirmed>{}{}",
+                    esc(&c.serial),
+                    c.firm_code,
+                    c.counter,
+                    c.already_confirmed,
+                    list("Activated", &c.activated),
+                    list("Released", &c.released)
+                ),
+            )
+        }
+        other => {
+            return Err(Error::internal(format!(
+                "Depot.{other} is declared but not wired"
+            )))
+        }
+    })
 }
 
 /// `GET /soap/<Service>?wsdl`: the WSDL with this server's address.

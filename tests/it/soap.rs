@@ -326,6 +326,8 @@ fn xmllint_valid(response: &str) {
     std::fs::write(&file, inner).unwrap();
     let xsd = if inner.contains("http://licentia.dev/ns/report/v1") {
         concat!(env!("CARGO_MANIFEST_DIR"), "/xsd/licentia-report-v1.xsd")
+    } else if inner.contains("http://licentia.dev/ns/depot/v1") {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/xsd/licentia-depot-v1.xsd")
     } else {
         concat!(env!("CARGO_MANIFEST_DIR"), "/xsd/licentia-sales-v1.xsd")
     };
@@ -445,4 +447,93 @@ fn zeep_runs_reports_over_the_report_service() {
         "<r:RunReport><r:Name>everything</r:Name></r:RunReport>",
     ));
     assert!(text.contains("unknown report"), "{text}");
+}
+
+/// zeep against any service, no credentials (the Depot's are in the messages).
+fn zeep_depot(app: &TestApp, operation: &str, args: Value) -> Value {
+    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_client.py"))
+        .arg(format!("{}/soap/Depot?wsdl", app.base))
+        .args([
+            "-",
+            "-",
+            "DepotSoap11",
+            operation,
+            &args.to_string(),
+            "DepotService",
+        ])
+        .output()
+        .unwrap();
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn the_depot_activates_confirms_and_returns_through_zeep() {
+    use licentia::client::online::Gateway;
+    use licentia::client::unix_now;
+    let app = TestApp::start();
+    let (ticket, ids) = crate::activation::ticket_with(&app, "DP-1", "SNP-SINGLE", 2);
+    let info = zeep_depot(&app, "TicketInfo", json!({"Ticket": ticket}));
+    assert_eq!(info["ok"]["License"].as_array().unwrap().len(), 2, "{info}");
+    assert_eq!(info["ok"]["License"][0]["State"], "available");
+
+    let gw = Gateway::new(&app.base);
+    let mut c = crate::activation::new_act(&gw);
+    let request = c.request(crate::activation::FIRM, unix_now()).unwrap();
+    let v = zeep_depot(
+        &app,
+        "Activate",
+        json!({"Ticket": ticket, "LicenseId": [ids[0]], "Request": request}),
+    );
+    let update = v["ok"]["Update"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(v["ok"]["Added"], json!([ids[0]]));
+    let applied = c.apply(update, unix_now()).unwrap();
+    let r = zeep_depot(&app, "ConfirmReceipt", json!({"Receipt": applied.receipt}));
+    assert_eq!(r["ok"]["Activated"], json!([ids[0]]), "{r}");
+    assert_eq!(crate::activation::license(&app, ids[0]).0, "activated");
+    // Nothing waits: PullUpdates answers no update.
+    let request = c.request(crate::activation::FIRM, unix_now()).unwrap();
+    let p = zeep_depot(&app, "PullUpdates", json!({"Request": request}));
+    assert!(p["ok"].is_null() || p["ok"]["Update"].is_null(), "{p}");
+    // Return it.
+    let request = c.request(crate::activation::FIRM, unix_now()).unwrap();
+    let v = zeep_depot(
+        &app,
+        "Return",
+        json!({"LicenseId": [ids[0]], "Request": request}),
+    );
+    let applied = c
+        .apply(v["ok"]["Update"].as_str().unwrap(), unix_now())
+        .unwrap();
+    let r = zeep_depot(&app, "ConfirmReceipt", json!({"Receipt": applied.receipt}));
+    assert_eq!(r["ok"]["Released"], json!([ids[0]]), "{r}");
+    assert_eq!(crate::activation::license(&app, ids[0]).0, "available");
+    // A tampered request is a fault with our code.
+    let bad = zeep_depot(
+        &app,
+        "Activate",
+        json!({"Ticket": ticket, "LicenseId": [ids[1]], "Request": "-----BEGIN LICENTIA REQUEST-----\nAAAA\n-----END LICENTIA REQUEST-----"}),
+    );
+    assert!(
+        bad["fault"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_message"),
+        "{bad}"
+    );
+    // Raw: the answer validates against the Depot schema.
+    let body = format!(
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+         xmlns:d=\"http://licentia.dev/ns/depot/v1\"><soap:Body><d:TicketInfo><d:Ticket>{ticket}\
+         </d:Ticket></d:TicketInfo></soap:Body></soap:Envelope>"
+    );
+    let text = ureq::post(&format!("{}/soap/Depot", app.base))
+        .set("Content-Type", "text/xml")
+        .send_string(&body)
+        .unwrap()
+        .into_string()
+        .unwrap();
+    xmllint_valid(&text);
 }
