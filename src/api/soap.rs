@@ -48,6 +48,22 @@ pub const SERVICES: &[Service] = &[
         operations: &["RunReport"],
     },
     Service {
+        name: "Admin",
+        ns: "http://licentia.dev/ns/admin/v1",
+        wsdl: include_str!("../../wsdl/admin-v1.wsdl"),
+        xsd_name: "licentia-admin-v1.xsd",
+        xsd: include_str!("../../xsd/licentia-admin-v1.xsd"),
+        operations: &[
+            "BlacklistContainer",
+            "RemoveFromBlacklist",
+            "ResetContainer",
+            "AssignContainer",
+            "PushLicense",
+            "ListApprovals",
+            "DecideApproval",
+        ],
+    },
+    Service {
         name: "Depot",
         ns: "http://licentia.dev/ns/depot/v1",
         wsdl: include_str!("../../wsdl/depot-v1.wsdl"),
@@ -364,6 +380,7 @@ async fn endpoint(
         ("Sales", "CreateOrder") => create_order(&core, &actor, svc.ns, op).await,
         ("Sales", "GetTicket") => get_ticket(&core, &actor, svc.ns, op).await,
         ("Report", "RunReport") => run_report(&core, &actor, svc.ns, op).await,
+        ("Admin", _) => admin(&core, &actor, svc.ns, op).await,
         (s, o) => Err(Error::internal(format!(
             "{s}.{o} is declared but not wired"
         ))),
@@ -749,6 +766,134 @@ async fn depot(core: &Core, ns: &str, op: &El) -> Result<String, Error> {
         other => {
             return Err(Error::internal(format!(
                 "Depot.{other} is declared but not wired"
+            )))
+        }
+    })
+}
+
+fn opt_long(op: &El, name: &str) -> Result<Option<i64>, Error> {
+    op.text_of(name)
+        .map(|t| {
+            t.parse().map_err(|_| {
+                Error::invalid(
+                    format!("{}/{name}", op.name),
+                    format!("{t:?} is not an xs:long"),
+                )
+            })
+        })
+        .transpose()
+}
+
+fn long(op: &El, name: &str) -> Result<i64, Error> {
+    opt_long(op, name)?.ok_or_else(|| Error::invalid(format!("{}/{name}", op.name), "is missing"))
+}
+
+fn boolean(op: &El, name: &str) -> Result<bool, Error> {
+    match need(op, name)?.as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(Error::invalid(
+            format!("{}/{name}", op.name),
+            format!("{other:?} is not an xs:boolean"),
+        )),
+    }
+}
+
+fn approval_xml(a: &crate::service::lifecycle::ApprovalView) -> String {
+    format!(
+        "<a:Approval><a:ApprovalId>{}</a:ApprovalId><a:Kind>{}</a:Kind>{}<a:OldSerial>{}\
+         </a:OldSerial><a:Serial>{}</a:Serial><a:Why>{}</a:Why><a:State>{}</a:State>\
+         <a:RequestedAt>{}</a:RequestedAt>{}<a:Reason>{}</a:Reason></a:Approval>",
+        a.approval_id,
+        esc(&a.kind),
+        a.license_id
+            .map(|l| format!("<a:LicenseId>{l}</a:LicenseId>"))
+            .unwrap_or_default(),
+        esc(&a.old_serial),
+        esc(&a.serial),
+        esc(&a.why),
+        esc(&a.state),
+        iso(a.requested_at),
+        a.decided_by
+            .as_ref()
+            .map(|d| format!("<a:DecidedBy>{}</a:DecidedBy>", esc(d)))
+            .unwrap_or_default(),
+        esc(&a.reason)
+    )
+}
+
+/// The Admin service's operations: the same service functions as the JSON API.
+async fn admin(
+    core: &Core,
+    actor: &crate::domain::Actor,
+    ns: &str,
+    op: &El,
+) -> Result<String, Error> {
+    use crate::service::{activation, lifecycle};
+    let wrap = |inner: String| {
+        format!(
+            "<a:{0}Response xmlns:a=\"{ns}\">{inner}</a:{0}Response>",
+            op.name
+        )
+    };
+    let serial = |op: &El| need(op, "Serial");
+    Ok(match op.name.as_str() {
+        "BlacklistContainer" => {
+            let s = serial(op)?;
+            let req = lifecycle::BlacklistAdd {
+                serial: s.clone(),
+                description: need(op, "Description")?,
+                firm_code: opt_long(op, "FirmCode")?,
+            };
+            lifecycle::blacklist_add(core, actor, req).await?;
+            wrap(format!("<a:Serial>{}</a:Serial>", esc(&s)))
+        }
+        "RemoveFromBlacklist" => {
+            let s = serial(op)?;
+            let (reason, firm) = (need(op, "Reason")?, opt_long(op, "FirmCode")?);
+            lifecycle::blacklist_remove(core, actor, s.clone(), firm, reason).await?;
+            wrap(format!("<a:Serial>{}</a:Serial>", esc(&s)))
+        }
+        "ResetContainer" => {
+            let ids = lifecycle::reset(core, actor, serial(op)?, opt_long(op, "FirmCode")?).await?;
+            wrap(
+                ids.iter()
+                    .map(|id| format!("<a:DeletedLicenseId>{id}</a:DeletedLicenseId>"))
+                    .collect(),
+            )
+        }
+        "AssignContainer" => {
+            let s = serial(op)?;
+            lifecycle::assign(core, actor, s.clone(), need(op, "CustomerId")?).await?;
+            wrap(format!("<a:Serial>{}</a:Serial>", esc(&s)))
+        }
+        "PushLicense" => {
+            activation::push_license(core, actor, serial(op)?, long(op, "LicenseId")?).await?;
+            wrap("<a:Queued>true</a:Queued>".into())
+        }
+        "ListApprovals" => {
+            let state = op.text_of("State");
+            if let Some(st) = &state {
+                if !["open", "approved", "denied"].contains(&st.as_str()) {
+                    return Err(Error::invalid(
+                        "ListApprovals/State",
+                        format!("{st:?} is not open, approved or denied"),
+                    ));
+                }
+            }
+            let list = lifecycle::list_approvals(core, actor, state).await?;
+            wrap(list.iter().map(approval_xml).collect())
+        }
+        "DecideApproval" => {
+            let id = long(op, "ApprovalId")?;
+            let approve = boolean(op, "Approve")?;
+            let reason = op.text_of("Reason").unwrap_or_default();
+            let a = lifecycle::decide(core, actor, id, approve, reason).await?;
+            wrap(approval_xml(&a))
+        }
+        other => {
+            return Err(Error::internal(format!(
+                "Admin.{other} is declared but not wired"
             )))
         }
     })

@@ -326,6 +326,8 @@ fn xmllint_valid(response: &str) {
     std::fs::write(&file, inner).unwrap();
     let xsd = if inner.contains("http://licentia.dev/ns/report/v1") {
         concat!(env!("CARGO_MANIFEST_DIR"), "/xsd/licentia-report-v1.xsd")
+    } else if inner.contains("http://licentia.dev/ns/admin/v1") {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/xsd/licentia-admin-v1.xsd")
     } else if inner.contains("http://licentia.dev/ns/depot/v1") {
         concat!(env!("CARGO_MANIFEST_DIR"), "/xsd/licentia-depot-v1.xsd")
     } else {
@@ -535,5 +537,183 @@ fn the_depot_activates_confirms_and_returns_through_zeep() {
         .unwrap()
         .into_string()
         .unwrap();
+    xmllint_valid(&text);
+}
+
+fn zeep_admin(app: &TestApp, user: &str, pw: &str, operation: &str, args: Value) -> Value {
+    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_client.py"))
+        .arg(format!("{}/soap/Admin?wsdl", app.base))
+        .args([
+            user,
+            pw,
+            "AdminSoap12",
+            operation,
+            &args.to_string(),
+            "AdminService",
+        ])
+        .output()
+        .unwrap();
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn the_admin_service_decides_approvals_and_controls_containers_through_zeep() {
+    use licentia::client::online::{self, Gateway};
+    let app = TestApp::start();
+    let sue = app.add_user("sue", Role::Support);
+    let sam = app.add_user("sam", Role::Sales);
+    let (s, _) = app.admin(
+        "PUT",
+        "/api/v1/settings",
+        Some(json!({"self_service_count": 0})),
+    );
+    assert_eq!(s, 200);
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = crate::activation::ticket_with(&app, "AD-1", "SNP-SINGLE", 2);
+    let mut a = crate::activation::new_act(&gw);
+    online::activate(&gw, &mut a, &ticket, &ids, &mut |_| Ok(())).unwrap();
+    let mut b = crate::activation::new_act(&gw);
+    let e = online::reactivate(&gw, &mut b, &ticket, &ids[..1], &mut |_| Ok(())).unwrap_err();
+    assert_eq!(e.code, "approval_required");
+
+    let open = zeep_admin(&app, "sue", &sue, "ListApprovals", json!({"State": "open"}));
+    let approval = &open["ok"][0];
+    assert_eq!(approval["LicenseId"], ids[0], "{open}");
+    let id = approval["ApprovalId"].as_i64().unwrap();
+    // The new container got its serial when it asked (it never saw an update).
+    let b_serial = approval["Serial"].as_str().unwrap().to_string();
+    let no = zeep_admin(
+        &app,
+        "sam",
+        &sam,
+        "DecideApproval",
+        json!({"ApprovalId": id, "Approve": true}),
+    );
+    assert!(
+        no["fault"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden"),
+        "{no}"
+    );
+    let yes = zeep_admin(
+        &app,
+        "sue",
+        &sue,
+        "DecideApproval",
+        json!({"ApprovalId": id, "Approve": true, "Reason": "by phone"}),
+    );
+    assert_eq!(yes["ok"]["State"], "approved", "{yes}");
+    assert_eq!(
+        crate::activation::license(&app, ids[0]).1,
+        Some(b_serial.clone())
+    );
+
+    // The re-activation blacklisted the old container (the default behaviour); taken off
+    // by an admin, blacklisted again by support.
+    let again = zeep_admin(
+        &app,
+        "sue",
+        &sue,
+        "BlacklistContainer",
+        json!({"Serial": a.serial, "Description": "lost"}),
+    );
+    assert!(
+        again["fault"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already_exists"),
+        "{again}"
+    );
+    let r = zeep_admin(
+        &app,
+        "admin",
+        crate::harness::ADMIN_PW,
+        "RemoveFromBlacklist",
+        json!({"Serial": a.serial, "Reason": "found"}),
+    );
+    assert_eq!(r["ok"], a.serial.as_str(), "{r}");
+    let r = zeep_admin(
+        &app,
+        "sue",
+        &sue,
+        "BlacklistContainer",
+        json!({"Serial": a.serial, "Description": "lost again"}),
+    );
+    assert_eq!(r["ok"], a.serial.as_str(), "{r}");
+    let r = zeep_admin(
+        &app,
+        "sue",
+        &sue,
+        "AssignContainer",
+        json!({"Serial": b_serial, "CustomerId": "C-ACT"}),
+    );
+    assert_eq!(r["ok"], b_serial.as_str(), "{r}");
+    let (_, t2) = crate::activation::ticket_with(&app, "AD-2", "SNP-SINGLE", 1);
+    let r = zeep_admin(
+        &app,
+        "sue",
+        &sue,
+        "PushLicense",
+        json!({"Serial": b_serial, "LicenseId": t2[0]}),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(crate::activation::license(&app, t2[0]).0, "pending");
+    let r = zeep_admin(
+        &app,
+        "sue",
+        &sue,
+        "ResetContainer",
+        json!({"Serial": a.serial}),
+    );
+    assert!(
+        r["fault"]["detail"].as_str().unwrap().contains("forbidden"),
+        "{r}"
+    );
+    let r = zeep_admin(
+        &app,
+        "admin",
+        crate::harness::ADMIN_PW,
+        "ResetContainer",
+        json!({"Serial": a.serial}),
+    );
+    assert_eq!(r["ok"], json!([ids[1]]), "{r}");
+
+    // Raw: a value of the wrong type names its element; answers validate.
+    let post = |op: &str| {
+        let body = format!(
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+             xmlns:a=\"http://licentia.dev/ns/admin/v1\"><soap:Body>{op}</soap:Body></soap:Envelope>"
+        );
+        match ureq::post(&format!("{}/soap/Admin", app.base))
+            .set("Content-Type", "text/xml")
+            .set(
+                "Authorization",
+                &format!(
+                    "Basic {}",
+                    base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        format!("sue:{sue}")
+                    )
+                ),
+            )
+            .send_string(&body)
+        {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (s, text) = post("<a:DecideApproval><a:ApprovalId>x</a:ApprovalId><a:Approve>true</a:Approve></a:DecideApproval>");
+    assert_eq!(s, 500);
+    assert!(text.contains("DecideApproval/ApprovalId"), "{text}");
+    xmllint_valid(&text);
+    let (_, text) = post("<a:ListApprovals><a:State>maybe</a:State></a:ListApprovals>");
+    assert!(text.contains("ListApprovals/State"), "{text}");
+    let (s, text) = post("<a:ListApprovals/>");
+    assert_eq!(s, 200, "{text}");
     xmllint_valid(&text);
 }
