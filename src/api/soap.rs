@@ -37,7 +37,14 @@ pub const SERVICES: &[Service] = &[
         wsdl: include_str!("../../wsdl/sales-v1.wsdl"),
         xsd_name: "licentia-sales-v1.xsd",
         xsd: include_str!("../../xsd/licentia-sales-v1.xsd"),
-        operations: &["CreateOrder", "GetTicket"],
+        operations: &[
+            "CreateOrder",
+            "AddToOrder",
+            "GetTicket",
+            "WithdrawLicenses",
+            "ReplaceLicense",
+            "SplitLicense",
+        ],
     },
     Service {
         name: "Report",
@@ -379,6 +386,8 @@ async fn endpoint(
     let out = match (svc.name, op.name.as_str()) {
         ("Sales", "CreateOrder") => create_order(&core, &actor, svc.ns, op).await,
         ("Sales", "GetTicket") => get_ticket(&core, &actor, svc.ns, op).await,
+        ("Sales", "AddToOrder") => add_to_order(&core, &actor, svc.ns, op).await,
+        ("Sales", _) => license_control(&core, &actor, svc.ns, op).await,
         ("Report", "RunReport") => run_report(&core, &actor, svc.ns, op).await,
         ("Admin", _) => admin(&core, &actor, svc.ns, op).await,
         (s, o) => Err(Error::internal(format!(
@@ -464,18 +473,11 @@ fn basic(req: &HttpRequest) -> Option<(String, String)> {
     Some((u.to_string(), p.to_string()))
 }
 
-async fn create_order(
-    core: &Core,
-    actor: &crate::domain::Actor,
-    ns: &str,
-    op: &El,
-) -> Result<String, Error> {
-    let cust = op
-        .child("Customer")
-        .ok_or_else(|| Error::invalid("CreateOrder/Customer", "is missing"))?;
+/// The `Line`s of an order operation.
+fn order_lines(op: &El) -> Result<Vec<OrderLine>, Error> {
     let mut lines = vec![];
     for (i, l) in op.all("Line").enumerate() {
-        let path = format!("CreateOrder/Line[{}]", i + 1);
+        let path = format!("{}/Line[{}]", op.name, i + 1);
         let item_id = l
             .text_of("ItemId")
             .ok_or_else(|| Error::invalid(format!("{path}/ItemId"), "is missing"))?;
@@ -493,23 +495,13 @@ async fn create_order(
             quantity: i64::from(quantity),
         });
     }
-    let req = NewOrder {
-        source: op.text_of("Source").unwrap_or_else(|| "soap".into()),
-        erp_order_id: op.text_of("ErpOrderId"),
-        customer: CustomerData {
-            external_id: cust
-                .text_of("ExternalId")
-                .ok_or_else(|| Error::invalid("CreateOrder/Customer/ExternalId", "is missing"))?,
-            name: cust.text_of("Name"),
-            email: cust.text_of("Email"),
-            locale: cust.text_of("Locale"),
-        },
-        comment: op.text_of("Comment").unwrap_or_default(),
-        lines,
-    };
-    let v = orders::create_order(core, actor, req).await?;
+    Ok(lines)
+}
+
+/// An order's answer (`CreateOrderResponse`, `AddToOrderResponse`).
+fn order_xml(ns: &str, element: &str, v: &orders::OrderView) -> String {
     let mut x = format!(
-        "<s:CreateOrderResponse xmlns:s=\"{ns}\"><s:OrderId>{}</s:OrderId>\
+        "<s:{element} xmlns:s=\"{ns}\"><s:OrderId>{}</s:OrderId>\
          <s:ErpOrderId>{}</s:ErpOrderId><s:Ticket>{}</s:Ticket><s:Created>{}</s:Created>",
         v.order_id,
         esc(&v.erp_order_id),
@@ -527,8 +519,125 @@ async fn create_order(
         }
         x.push_str("</s:Line>");
     }
-    x.push_str("</s:CreateOrderResponse>");
-    Ok(x)
+    x.push_str(&format!("</s:{element}>"));
+    x
+}
+
+async fn create_order(
+    core: &Core,
+    actor: &crate::domain::Actor,
+    ns: &str,
+    op: &El,
+) -> Result<String, Error> {
+    let cust = op
+        .child("Customer")
+        .ok_or_else(|| Error::invalid("CreateOrder/Customer", "is missing"))?;
+    let req = NewOrder {
+        source: op.text_of("Source").unwrap_or_else(|| "soap".into()),
+        erp_order_id: op.text_of("ErpOrderId"),
+        customer: CustomerData {
+            external_id: cust
+                .text_of("ExternalId")
+                .ok_or_else(|| Error::invalid("CreateOrder/Customer/ExternalId", "is missing"))?,
+            name: cust.text_of("Name"),
+            email: cust.text_of("Email"),
+            locale: cust.text_of("Locale"),
+        },
+        comment: op.text_of("Comment").unwrap_or_default(),
+        lines: order_lines(op)?,
+    };
+    let v = orders::create_order(core, actor, req).await?;
+    Ok(order_xml(ns, "CreateOrderResponse", &v))
+}
+
+async fn add_to_order(
+    core: &Core,
+    actor: &crate::domain::Actor,
+    ns: &str,
+    op: &El,
+) -> Result<String, Error> {
+    let req = orders::AddToOrder {
+        batch_key: op.text_of("BatchKey"),
+        lines: order_lines(op)?,
+    };
+    let v = orders::add_to_order(
+        core,
+        actor,
+        need(op, "Source")?,
+        need(op, "ErpOrderId")?,
+        req,
+    )
+    .await?;
+    Ok(order_xml(ns, "AddToOrderResponse", &v))
+}
+
+fn change_xml(tag: &str, c: &crate::service::lifecycle::LicenseChange) -> String {
+    format!(
+        "<s:{tag}><s:LicenseId>{}</s:LicenseId><s:State>{}</s:State>{}</s:{tag}>",
+        c.license_id,
+        esc(&c.state),
+        c.serial
+            .as_ref()
+            .map(|s| format!("<s:Serial>{}</s:Serial>", esc(s)))
+            .unwrap_or_default()
+    )
+}
+
+/// WithdrawLicenses, ReplaceLicense, SplitLicense.
+async fn license_control(
+    core: &Core,
+    actor: &crate::domain::Actor,
+    ns: &str,
+    op: &El,
+) -> Result<String, Error> {
+    use crate::service::lifecycle;
+    let inner = match op.name.as_str() {
+        "WithdrawLicenses" => {
+            let req = lifecycle::WithdrawRequest {
+                licenses: license_ids(op)?,
+                reason: op.text_of("Reason").unwrap_or_default(),
+            };
+            let out = lifecycle::withdraw(core, actor, req).await?;
+            out.iter().map(|c| change_xml("License", c)).collect()
+        }
+        "ReplaceLicense" => {
+            let req = lifecycle::ReplaceRequest {
+                license_id: long(op, "LicenseId")?,
+                item_id: need(op, "ItemId")?,
+            };
+            let r = lifecycle::replace(core, actor, req).await?;
+            format!("{}{}", change_xml("Old", &r.old), change_xml("New", &r.new))
+        }
+        "SplitLicense" => {
+            let mut quantities = vec![];
+            for (i, q) in op.all("Quantity").enumerate() {
+                let t = q.text.trim();
+                quantities.push(t.parse::<u32>().map_err(|_| {
+                    Error::invalid(
+                        format!("SplitLicense/Quantity[{}]", i + 1),
+                        format!("{t:?} is not a positive xs:int"),
+                    )
+                })?);
+            }
+            let req = lifecycle::SplitRequest {
+                license_id: long(op, "LicenseId")?,
+                quantities,
+            };
+            let ids = lifecycle::split(core, actor, req).await?;
+            ids.iter()
+                .map(|id| format!("<s:LicenseId>{id}</s:LicenseId>"))
+                .collect()
+        }
+        other => {
+            return Err(Error::internal(format!(
+                "Sales.{other} is declared but not wired"
+            )))
+        }
+    };
+    Ok(format!(
+        "<s:{0}Response xmlns:s=\"{ns}\">{inner}</s:{0}Response>",
+        op.name
+    ))
 }
 
 async fn get_ticket(

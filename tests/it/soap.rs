@@ -717,3 +717,125 @@ fn the_admin_service_decides_approvals_and_controls_containers_through_zeep() {
     assert_eq!(s, 200, "{text}");
     xmllint_valid(&text);
 }
+
+#[test]
+fn zeep_appends_update_items_and_withdraws_replaces_and_splits_licenses() {
+    let app = TestApp::start();
+    let pw = app.add_user("erp", Role::Erp);
+    let sam = app.add_user("sam", Role::Sales);
+    let made = zeep(
+        &app,
+        "erp",
+        &pw,
+        "SalesSoap11",
+        "CreateOrder",
+        json!({"Source": "sap", "ErpOrderId": "SO-9", "Customer": {"ExternalId": "C-9"},
+            "Line": [{"ItemId": "SNP-SINGLE", "Quantity": 2}, {"ItemId": "SNP-FLOAT-5", "Quantity": 1}]}),
+    );
+    let single: Vec<i64> = made["ok"]["Line"][0]["LicenseId"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let float = made["ok"]["Line"][1]["LicenseId"][0].as_i64().unwrap();
+    // The Pro upgrade appended by the ERP: the single-user licenses get feature bit 2.
+    let add = json!({"Source": "sap", "ErpOrderId": "SO-9", "BatchKey": "upgrade",
+        "Line": [{"ItemId": "SNP-UPD-PRO", "Quantity": 1}]});
+    let up = zeep(&app, "erp", &pw, "SalesSoap12", "AddToOrder", add.clone());
+    assert_eq!(up["ok"]["Created"], true, "{up}");
+    let again = zeep(&app, "erp", &pw, "SalesSoap12", "AddToOrder", add);
+    assert_eq!(again["ok"]["Created"], false, "{again}");
+    let (_, l) = app.admin("GET", &format!("/api/v1/licenses/{}", single[0]), None);
+    assert_eq!(l["license"]["options"]["feature_map"], 3);
+
+    // Roles per operation: the ERP may not split, sales may.
+    let no = zeep(
+        &app,
+        "erp",
+        &pw,
+        "SalesSoap11",
+        "SplitLicense",
+        json!({"LicenseId": float, "Quantity": [2, 3]}),
+    );
+    assert!(
+        no["fault"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden"),
+        "{no}"
+    );
+    let split = zeep(
+        &app,
+        "sam",
+        &sam,
+        "SalesSoap11",
+        "SplitLicense",
+        json!({"LicenseId": float, "Quantity": [2, 3]}),
+    );
+    let parts = split["ok"]
+        .as_array()
+        .cloned()
+        .or_else(|| split["ok"]["LicenseId"].as_array().cloned())
+        .unwrap_or_else(|| panic!("{split}"));
+    assert_eq!(parts.len(), 2, "{split}");
+    let bad = zeep(
+        &app,
+        "sam",
+        &sam,
+        "SalesSoap11",
+        "SplitLicense",
+        json!({"LicenseId": float, "Quantity": [1, 1]}),
+    );
+    assert!(
+        bad["fault"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("conflict"),
+        "{bad}"
+    );
+    let rep = zeep(
+        &app,
+        "erp",
+        &pw,
+        "SalesSoap11",
+        "ReplaceLicense",
+        json!({"LicenseId": single[0], "ItemId": "SNP-FLOAT-5"}),
+    );
+    assert_eq!(rep["ok"]["Old"]["State"], "deleted", "{rep}");
+    assert_eq!(rep["ok"]["New"]["State"], "available", "{rep}");
+    let wd = zeep(
+        &app,
+        "erp",
+        &pw,
+        "SalesSoap12",
+        "WithdrawLicenses",
+        json!({"LicenseId": [single[1]], "Reason": "refund"}),
+    );
+    assert_eq!(wd["ok"][0]["State"], "deleted", "{wd}");
+    // Raw: a quantity that is not a positive number names its element; answers validate.
+    let (s, text) = raw(
+        &app,
+        "text/xml",
+        None,
+        &envelope11(&format!(
+            "<s:SplitLicense><s:LicenseId>{}</s:LicenseId><s:Quantity>1</s:Quantity>\
+             <s:Quantity>-1</s:Quantity></s:SplitLicense>",
+            parts[0]
+        )),
+    );
+    assert_eq!(s, 500);
+    assert!(text.contains("SplitLicense/Quantity[2]"), "{text}");
+    xmllint_valid(&text);
+    let (s, text) = raw(
+        &app,
+        "text/xml",
+        None,
+        &envelope11(&format!(
+            "<s:WithdrawLicenses><s:LicenseId>{}</s:LicenseId></s:WithdrawLicenses>",
+            parts[0]
+        )),
+    );
+    assert_eq!(s, 200, "{text}");
+    xmllint_valid(&text);
+}
