@@ -78,8 +78,10 @@ pub const SERVICES: &[Service] = &[
         xsd: include_str!("../../xsd/licentia-depot-v1.xsd"),
         operations: &[
             "TicketInfo",
+            "Template",
             "Activate",
             "Reactivate",
+            "Restore",
             "Return",
             "PullUpdates",
             "ConfirmReceipt",
@@ -817,6 +819,48 @@ async fn depot(core: &Core, ns: &str, op: &El) -> Result<String, Error> {
                 ));
             }
             wrap("TicketInfo", x)
+        }
+        "Template" => {
+            let t = activation::template(core, long(op, "FirmCode")?).await?;
+            let keys: String = t
+                .keys
+                .iter()
+                .map(|(id, k)| {
+                    format!(
+                        "<d:Key><d:KeyId>{}</d:KeyId><d:PublicKey>{}</d:PublicKey></d:Key>",
+                        esc(id),
+                        esc(k)
+                    )
+                })
+                .collect();
+            wrap(
+                "Template",
+                format!(
+                    "<d:FirmCode>{}</d:FirmCode><d:FirmName>{}</d:FirmName>{keys}\
+                     <d:CurrentKey>{}</d:CurrentKey>\
+                     <d:FingerprintTolerance>{}</d:FingerprintTolerance>",
+                    t.firm_code,
+                    esc(&t.firm_name),
+                    esc(&t.current_key),
+                    t.fingerprint_tolerance
+                ),
+            )
+        }
+        "Restore" => {
+            let traits = op
+                .all("Trait")
+                .map(|t| crate::protocol::Trait {
+                    name: t.text_of("Name").unwrap_or_default(),
+                    hash: t.text_of("Hash").unwrap_or_default(),
+                })
+                .collect();
+            let req = lifecycle::RestoreRequest {
+                old_serial: need(op, "OldSerial")?,
+                request: need(op, "Request")?,
+                traits,
+            };
+            let u = lifecycle::restore(core, iface, req).await?;
+            wrap("Restore", update_fields("d", &u))
         }
         "Activate" => {
             let req = activation::ActivateRequest {

@@ -839,3 +839,62 @@ fn zeep_appends_update_items_and_withdraws_replaces_and_splits_licenses() {
     assert_eq!(s, 200, "{text}");
     xmllint_valid(&text);
 }
+
+#[test]
+fn the_depot_gives_the_license_template_and_restores_a_container() {
+    use licentia::client::online::Gateway;
+    use licentia::client::{hash_trait, unix_now};
+    let app = TestApp::start();
+    let t = zeep_depot(
+        &app,
+        "Template",
+        json!({"FirmCode": crate::activation::FIRM}),
+    );
+    let current = t["ok"]["CurrentKey"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        t["ok"]["Key"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["KeyId"] == current),
+        "{t}"
+    );
+    let unknown = zeep_depot(&app, "Template", json!({"FirmCode": 1}));
+    assert!(
+        unknown["fault"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown_firm"),
+        "{unknown}"
+    );
+
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = crate::activation::ticket_with(&app, "DR-1", "SNP-SINGLE", 1);
+    let mut old = crate::activation::new_act(&gw);
+    licentia::client::online::activate(&gw, &mut old, &ticket, &ids, &mut |_| Ok(())).unwrap();
+    let salt = gw.salt(&old.serial).unwrap();
+    let traits: Vec<Value> = crate::activation::traits()
+        .iter()
+        .map(|(n, v)| json!({"Name": n, "Hash": hash_trait(&salt, n, v)}))
+        .collect();
+    let mut fresh = crate::activation::new_act(&gw);
+    let request = fresh.request(crate::activation::FIRM, unix_now()).unwrap();
+    let r = zeep_depot(
+        &app,
+        "Restore",
+        json!({"OldSerial": old.serial, "Request": request, "Trait": traits}),
+    );
+    let applied = fresh
+        .apply(
+            r["ok"]["Update"].as_str().unwrap_or_else(|| panic!("{r}")),
+            unix_now(),
+        )
+        .unwrap();
+    zeep_depot(&app, "ConfirmReceipt", json!({"Receipt": applied.receipt}));
+    assert_eq!(
+        crate::activation::license(&app, ids[0]),
+        ("activated".into(), Some(fresh.serial.clone()))
+    );
+}
