@@ -68,6 +68,11 @@ pub const SERVICES: &[Service] = &[
             "PushLicense",
             "ListApprovals",
             "DecideApproval",
+            "PutCustomer",
+            "GetCustomer",
+            "ListUsers",
+            "AddUser",
+            "ChangeUser",
         ],
     },
     Service {
@@ -975,6 +980,39 @@ fn approval_xml(a: &crate::service::lifecycle::ApprovalView) -> String {
     )
 }
 
+fn role(op: &El) -> Result<Option<crate::domain::Role>, Error> {
+    op.text_of("Role")
+        .map(|r| {
+            crate::domain::Role::parse(&r).map_err(|_| {
+                Error::invalid(
+                    format!("{}/Role", op.name),
+                    format!("{r:?} is not admin, sales, support or erp"),
+                )
+            })
+        })
+        .transpose()
+}
+
+fn customer_xml(c: &crate::service::catalog::Customer) -> String {
+    format!(
+        "<a:Customer><a:ExternalId>{}</a:ExternalId><a:Name>{}</a:Name><a:Email>{}</a:Email>\
+         <a:Locale>{}</a:Locale></a:Customer>",
+        esc(&c.external_id),
+        esc(&c.name),
+        esc(&c.email),
+        esc(&c.locale)
+    )
+}
+
+fn user_xml(u: &users::User) -> String {
+    format!(
+        "<a:User><a:Username>{}</a:Username><a:Role>{}</a:Role><a:Active>{}</a:Active></a:User>",
+        esc(&u.username),
+        esc(&u.role),
+        u.active
+    )
+}
+
 /// The Admin service's operations: the same service functions as the JSON API.
 async fn admin(
     core: &Core,
@@ -1043,6 +1081,46 @@ async fn admin(
             let reason = op.text_of("Reason").unwrap_or_default();
             let a = lifecycle::decide(core, actor, id, approve, reason).await?;
             wrap(approval_xml(&a))
+        }
+        "PutCustomer" => {
+            let data = CustomerData {
+                external_id: need(op, "ExternalId")?,
+                name: op.text_of("Name"),
+                email: op.text_of("Email"),
+                locale: op.text_of("Locale"),
+            };
+            let c = crate::service::catalog::put_customer(core, actor, data).await?;
+            wrap(customer_xml(&c))
+        }
+        "GetCustomer" => {
+            let c =
+                crate::service::catalog::get_customer(core, actor, need(op, "ExternalId")?).await?;
+            wrap(customer_xml(&c))
+        }
+        "ListUsers" => {
+            let list = users::list_users(core, actor).await?;
+            wrap(list.iter().map(user_xml).collect())
+        }
+        "AddUser" => {
+            let req = users::NewUser {
+                username: need(op, "Username")?,
+                password: need(op, "Password")?,
+                role: role(op)?.ok_or_else(|| Error::invalid("AddUser/Role", "is missing"))?,
+            };
+            wrap(user_xml(&users::add_user(core, actor, req).await?))
+        }
+        "ChangeUser" => {
+            let active = match op.text_of("Active") {
+                Some(_) => Some(boolean(op, "Active")?),
+                None => None,
+            };
+            let req = users::UserChange {
+                password: op.text_of("Password"),
+                role: role(op)?,
+                active,
+            };
+            let u = users::change_user(core, actor, need(op, "Username")?, req).await?;
+            wrap(user_xml(&u))
         }
         other => {
             return Err(Error::internal(format!(

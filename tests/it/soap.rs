@@ -898,3 +898,104 @@ fn the_depot_gives_the_license_template_and_restores_a_container() {
         ("activated".into(), Some(fresh.serial.clone()))
     );
 }
+
+#[test]
+fn the_admin_service_manages_customers_and_users_api_access() {
+    let app = TestApp::start();
+    let sue = app.add_user("sue", Role::Support);
+    let admin = crate::harness::ADMIN_PW;
+    let c = zeep_admin(
+        &app,
+        "admin",
+        admin,
+        "PutCustomer",
+        json!({"ExternalId": "C-X", "Name": "Xaver", "Locale": "de"}),
+    );
+    assert_eq!(c["ok"]["Name"], "Xaver", "{c}");
+    let c = zeep_admin(
+        &app,
+        "sue",
+        &sue,
+        "GetCustomer",
+        json!({"ExternalId": "C-X"}),
+    );
+    assert_eq!(c["ok"]["Locale"], "de", "{c}");
+    let no = zeep_admin(
+        &app,
+        "sue",
+        &sue,
+        "AddUser",
+        json!({"Username": "bot", "Password": "bot-password-123", "Role": "erp"}),
+    );
+    assert!(
+        no["fault"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden"),
+        "{no}"
+    );
+    let u = zeep_admin(
+        &app,
+        "admin",
+        admin,
+        "AddUser",
+        json!({"Username": "bot", "Password": "bot-password-123", "Role": "erp"}),
+    );
+    assert_eq!(u["ok"]["Role"], "erp", "{u}");
+    // The new user's API access works, and ends when it is switched off.
+    let (s, _) = app.call(
+        "GET",
+        "/api/v1/items",
+        Some(("bot", "bot-password-123")),
+        None,
+    );
+    assert_eq!(s, 200);
+    let off = zeep_admin(
+        &app,
+        "admin",
+        admin,
+        "ChangeUser",
+        json!({"Username": "bot", "Active": false}),
+    );
+    assert_eq!(off["ok"]["Active"], false, "{off}");
+    let (s, _) = app.call(
+        "GET",
+        "/api/v1/items",
+        Some(("bot", "bot-password-123")),
+        None,
+    );
+    assert_eq!(s, 401);
+    let all = zeep_admin(&app, "admin", admin, "ListUsers", json!({}));
+    assert!(
+        all["ok"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["Username"] == "bot"),
+        "{all}"
+    );
+    // Raw: an unknown role names the element; the answer validates.
+    let body = "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+                xmlns:a=\"http://licentia.dev/ns/admin/v1\"><soap:Body><a:ChangeUser>\
+                <a:Username>bot</a:Username><a:Role>boss</a:Role></a:ChangeUser></soap:Body></soap:Envelope>";
+    let text = match ureq::post(&format!("{}/soap/Admin", app.base))
+        .set("Content-Type", "text/xml")
+        .set(
+            "Authorization",
+            &format!(
+                "Basic {}",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    format!("admin:{admin}")
+                )
+            ),
+        )
+        .send_string(body)
+    {
+        Ok(r) => r.into_string().unwrap(),
+        Err(ureq::Error::Status(_, r)) => r.into_string().unwrap(),
+        Err(e) => panic!("{e}"),
+    };
+    assert!(text.contains("ChangeUser/Role"), "{text}");
+    xmllint_valid(&text);
+}
