@@ -2,7 +2,6 @@
 //! expects. Decoding and answering only; the order is the service's.
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::Engine;
 
 use super::status_of;
 use crate::domain::{Actor, Interface, Role};
@@ -76,16 +75,6 @@ fn params(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, Error
         out.extend(form);
     }
     Ok(out)
-}
-
-fn basic(req: &HttpRequest) -> Option<(String, String)> {
-    let h = req.headers().get("authorization")?.to_str().ok()?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(h.strip_prefix("Basic ")?.trim())
-        .ok()?;
-    let s = String::from_utf8(raw).ok()?;
-    let (u, p) = s.split_once(':')?;
-    Some((u.to_string(), p.to_string()))
 }
 
 async fn connect(
@@ -223,7 +212,7 @@ async fn generic(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) 
 
 async fn idoc(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> HttpResponse {
     let answer = Answer::Xml;
-    let Some((user, password)) = basic(req) else {
+    let Some((user, password)) = super::basic_auth(req) else {
         return refuse(core, def, "", b"", answer, Error::Unauthenticated).await;
     };
     // Who it is before what it says: an unauthenticated body is neither parsed nor kept.

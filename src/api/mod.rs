@@ -77,3 +77,15 @@ pub fn request_error(code: &'static str, status: StatusCode, message: String) ->
     actix_web::error::InternalError::from_response(message, HttpResponse::build(status).json(body))
         .into()
 }
+
+/// HTTP Basic credentials of a request, if it carries them.
+pub fn basic_auth(req: &actix_web::HttpRequest) -> Option<(String, String)> {
+    use base64::Engine;
+    let h = req.headers().get("authorization")?.to_str().ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(h.strip_prefix("Basic ")?.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (u, p) = s.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}

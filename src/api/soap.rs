@@ -3,7 +3,6 @@
 //! Sales service's CreateOrder and GetTicket.
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::Engine;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 
@@ -381,7 +380,7 @@ async fn endpoint(
             Ok(c) => Some(c),
             Err(e) => return fault(v, &e),
         },
-        None => basic(&req),
+        None => super::basic_auth(&req),
     };
     let actor = match credentials {
         Some((u, p)) => match users::authenticate(&core, &u, &p, Interface::Soap).await {
@@ -468,16 +467,6 @@ async fn username_token(core: &Core, t: &El) -> Result<(String, String), Error> 
             .await?;
     }
     Ok((user, pw.text.trim().to_string()))
-}
-
-fn basic(req: &HttpRequest) -> Option<(String, String)> {
-    let h = req.headers().get("authorization")?.to_str().ok()?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(h.strip_prefix("Basic ")?.trim())
-        .ok()?;
-    let s = String::from_utf8(raw).ok()?;
-    let (u, p) = s.split_once(':')?;
-    Some((u.to_string(), p.to_string()))
 }
 
 /// The `Line`s of an order operation.

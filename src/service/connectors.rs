@@ -604,18 +604,7 @@ pub async fn place(
             None,
         ),
     };
-    core.db
-        .write(move |c| {
-            diesel::update(notifications::table.filter(notifications::id.eq(note)))
-                .set((
-                    notifications::outcome.eq(state),
-                    notifications::detail.eq(&detail),
-                    notifications::ticket.eq(&ticket),
-                ))
-                .execute(c)?;
-            Ok(())
-        })
-        .await?;
+    set_outcome(core, note, state, detail, ticket).await?;
     result
 }
 
@@ -629,12 +618,24 @@ pub async fn reject(
 ) -> Result<()> {
     let id = record(core, connector, reference, body).await?;
     let detail = format!("{}: {}", why.code(), why.public_message());
+    set_outcome(core, id, outcome::REJECTED, detail, None).await
+}
+
+/// Writes what became of a recorded notification.
+async fn set_outcome(
+    core: &Core,
+    id: i64,
+    state: &'static str,
+    detail: String,
+    ticket: Option<String>,
+) -> Result<()> {
     core.db
         .write(move |c| {
             diesel::update(notifications::table.filter(notifications::id.eq(id)))
                 .set((
-                    notifications::outcome.eq(outcome::REJECTED),
+                    notifications::outcome.eq(state),
                     notifications::detail.eq(&detail),
+                    notifications::ticket.eq(&ticket),
                 ))
                 .execute(c)?;
             Ok(())
@@ -1424,17 +1425,7 @@ pub async fn ignore(
 ) -> Result<()> {
     let id = record(core, connector, reference, body).await?;
     let detail = format!("event {event:?} places no order");
-    core.db
-        .write(move |c| {
-            diesel::update(notifications::table.filter(notifications::id.eq(id)))
-                .set((
-                    notifications::outcome.eq(outcome::IGNORED),
-                    notifications::detail.eq(&detail),
-                ))
-                .execute(c)?;
-            Ok(())
-        })
-        .await
+    set_outcome(core, id, outcome::IGNORED, detail, None).await
 }
 
 /// Puts a failed write-back back in the queue.

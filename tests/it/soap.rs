@@ -5,14 +5,22 @@ use serde_json::{json, Value};
 
 use crate::harness::TestApp;
 
-/// Calls `operation` through zeep; `TEST_PYTHON` is the test virtual environment's
-/// Python (scripts/test.sh installs zeep there too).
-fn zeep(app: &TestApp, user: &str, pw: &str, binding: &str, operation: &str, args: Value) -> Value {
+/// Calls `operation` of `service` through zeep (`user` "-" for none); `TEST_PYTHON` is the
+/// test virtual environment's Python (scripts/test.sh installs zeep there).
+fn zeep_at(
+    app: &TestApp,
+    service: &str,
+    binding: &str,
+    (user, pw): (&str, &str),
+    operation: &str,
+    args: Value,
+) -> Value {
     let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = std::process::Command::new(&python)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_client.py"))
-        .arg(format!("{}/soap/Sales?wsdl", app.base))
+        .arg(format!("{}/soap/{service}?wsdl", app.base))
         .args([user, pw, binding, operation, &args.to_string()])
+        .arg(format!("{service}Service"))
         .output()
         .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -22,6 +30,10 @@ fn zeep(app: &TestApp, user: &str, pw: &str, binding: &str, operation: &str, arg
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+fn zeep(app: &TestApp, user: &str, pw: &str, binding: &str, operation: &str, args: Value) -> Value {
+    zeep_at(app, "Sales", binding, (user, pw), operation, args)
 }
 
 fn raw(app: &TestApp, content_type: &str, action: Option<&str>, body: &str) -> (u16, String) {
@@ -396,22 +408,14 @@ fn zeep_runs_reports_over_the_report_service() {
         Some(crate::harness::order("RS-1", "C-R", &[("SNP-SINGLE", 3)])),
     );
     assert_eq!(s, 201);
-    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(&python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_client.py"))
-        .arg(format!("{}/soap/Report?wsdl", app.base))
-        .args([
-            "erp",
-            &pw,
-            "ReportSoap12",
-            "RunReport",
-            r#"{"Name": "never-activated"}"#,
-        ])
-        .arg("ReportService")
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let v = zeep_at(
+        &app,
+        "Report",
+        "ReportSoap12",
+        ("erp", &pw),
+        "RunReport",
+        json!({"Name": "never-activated"}),
+    );
     let r = &v["ok"];
     assert_eq!(r["Report"], "never-activated", "{v}");
     assert_eq!(r["Column"][0], "license_id");
@@ -451,24 +455,9 @@ fn zeep_runs_reports_over_the_report_service() {
     assert!(text.contains("unknown report"), "{text}");
 }
 
-/// zeep against any service, no credentials (the Depot's are in the messages).
+/// The Depot through zeep: no credentials (they are in the messages).
 fn zeep_depot(app: &TestApp, operation: &str, args: Value) -> Value {
-    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(&python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_client.py"))
-        .arg(format!("{}/soap/Depot?wsdl", app.base))
-        .args([
-            "-",
-            "-",
-            "DepotSoap11",
-            operation,
-            &args.to_string(),
-            "DepotService",
-        ])
-        .output()
-        .unwrap();
-    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    zeep_at(app, "Depot", "DepotSoap11", ("-", "-"), operation, args)
 }
 
 #[test]
@@ -541,22 +530,7 @@ fn the_depot_activates_confirms_and_returns_through_zeep() {
 }
 
 fn zeep_admin(app: &TestApp, user: &str, pw: &str, operation: &str, args: Value) -> Value {
-    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(&python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_client.py"))
-        .arg(format!("{}/soap/Admin?wsdl", app.base))
-        .args([
-            user,
-            pw,
-            "AdminSoap12",
-            operation,
-            &args.to_string(),
-            "AdminService",
-        ])
-        .output()
-        .unwrap();
-    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    zeep_at(app, "Admin", "AdminSoap12", (user, pw), operation, args)
 }
 
 #[test]
