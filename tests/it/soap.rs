@@ -973,3 +973,126 @@ fn the_admin_service_manages_customers_and_users_api_access() {
     assert!(text.contains("ChangeUser/Role"), "{text}");
     xmllint_valid(&text);
 }
+
+#[test]
+fn the_admin_service_manages_items_and_settings() {
+    let app = TestApp::start();
+    let admin = crate::harness::ADMIN_PW;
+    let item = zeep_admin(
+        &app,
+        "admin",
+        admin,
+        "CreateItem",
+        json!({"ItemId": "SNP-PRO", "Name": "SampleNotePad Pro", "ProductCode": 1010,
+            "Options": {"ContainerType": ["act", "dongle"], "FeatureMap": 5,
+                "ExpirationTime": "2030-01-01T00:00:00Z", "Reactivation": "approval"}}),
+    );
+    assert_eq!(item["ok"]["Options"]["FeatureMap"], 5, "{item}");
+    assert_eq!(
+        item["ok"]["Options"]["ContainerType"],
+        json!(["act", "dongle"])
+    );
+    let got = zeep_admin(
+        &app,
+        "admin",
+        admin,
+        "GetItem",
+        json!({"ItemId": "SNP-PRO"}),
+    );
+    assert_eq!(got["ok"]["Options"]["Reactivation"], "approval", "{got}");
+    let (_, j) = app.admin("GET", "/api/v1/items/SNP-PRO", None);
+    assert_eq!(j["options"]["feature_map"], 5);
+    assert_eq!(j["options"]["reactivation"], "approval");
+    let v = got["ok"]["Version"].as_i64().unwrap();
+    let ch = zeep_admin(
+        &app,
+        "admin",
+        admin,
+        "ChangeItem",
+        json!({"ItemId": "SNP-PRO", "Version": v, "Name": "Pro"}),
+    );
+    assert_eq!(ch["ok"]["Name"], "Pro", "{ch}");
+    let stale = zeep_admin(
+        &app,
+        "admin",
+        admin,
+        "ChangeItem",
+        json!({"ItemId": "SNP-PRO", "Version": v, "Name": "Again"}),
+    );
+    assert!(
+        stale["fault"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("conflict"),
+        "{stale}"
+    );
+    let all = zeep_admin(&app, "admin", admin, "ListItems", json!({}));
+    assert!(
+        all["ok"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["ItemId"] == "SNP-PRO"),
+        "{all}"
+    );
+
+    let st = zeep_admin(&app, "admin", admin, "GetSettings", json!({}));
+    assert_eq!(st["ok"]["FingerprintTolerance"], 2, "{st}");
+    let put = zeep_admin(
+        &app,
+        "admin",
+        admin,
+        "PutSettings",
+        json!({"Settings": {"MonthlyActivationQuota": 7, "Reactivation": "approval"}}),
+    );
+    assert_eq!(put["ok"]["MonthlyActivationQuota"], 7, "{put}");
+    let (_, j) = app.admin("GET", "/api/v1/settings", None);
+    assert_eq!(j["monthly_activation_quota"], 7);
+    assert_eq!(j["reactivation"], "approval");
+
+    // Raw: a wrong value or an unknown field names its element; answers validate.
+    let post = |op: &str| {
+        let body = format!(
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+             xmlns:a=\"http://licentia.dev/ns/admin/v1\"><soap:Body>{op}</soap:Body></soap:Envelope>"
+        );
+        match ureq::post(&format!("{}/soap/Admin", app.base))
+            .set("Content-Type", "text/xml")
+            .set(
+                "Authorization",
+                &format!(
+                    "Basic {}",
+                    base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        format!("admin:{admin}")
+                    )
+                ),
+            )
+            .send_string(&body)
+        {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (s, text) = post(
+        "<a:CreateItem><a:ItemId>X</a:ItemId><a:Name>X</a:Name><a:ProductCode>1</a:ProductCode>\
+                          <a:Options><a:FeatureMap>lots</a:FeatureMap></a:Options></a:CreateItem>",
+    );
+    assert_eq!(s, 500);
+    assert!(text.contains("CreateItem/Options/FeatureMap"), "{text}");
+    xmllint_valid(&text);
+    let (_, text) =
+        post("<a:PutSettings><a:Settings><a:Colour>red</a:Colour></a:Settings></a:PutSettings>");
+    assert!(text.contains("PutSettings/Settings/Colour"), "{text}");
+    let (_, text) = post(
+        "<a:PutSettings><a:Settings><a:Restore>approval</a:Restore></a:Settings></a:PutSettings>",
+    );
+    assert!(text.contains("restore"), "{text}");
+    let (s, text) = post("<a:GetItem><a:ItemId>SNP-PRO</a:ItemId></a:GetItem>");
+    assert_eq!(s, 200, "{text}");
+    xmllint_valid(&text);
+    let (s, text) = post("<a:GetSettings/>");
+    assert_eq!(s, 200, "{text}");
+    xmllint_valid(&text);
+}
