@@ -83,6 +83,42 @@ pub struct User {
     pub active: bool,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    /// The password sealed with the master key (for WS-Security PasswordDigest).
+    #[serde(skip)]
+    pub digest_secret: String,
+}
+
+fn seal_password(core: &Core, username: &str, password: &str) -> Result<String> {
+    core.master
+        .seal(password.as_bytes(), format!("user:{username}").as_bytes())
+}
+
+/// The password of `username` for checking a WS-Security PasswordDigest; `None` if the user
+/// is unknown or its password was set before the server kept it sealed.
+pub async fn digest_password(core: &Core, username: &str) -> Result<Option<String>> {
+    let name = username.to_string();
+    let sealed: Option<String> = core
+        .db
+        .read(move |c| {
+            Ok(users::table
+                .filter(users::username.eq(&name))
+                .filter(users::active.eq(true))
+                .select(users::digest_secret)
+                .first(c)
+                .optional()?)
+        })
+        .await?;
+    match sealed.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => {
+            let raw = core
+                .master
+                .open(&s, format!("user:{username}").as_bytes())?;
+            Ok(Some(
+                String::from_utf8(raw).map_err(|e| Error::internal(e.to_string()))?,
+            ))
+        }
+    }
 }
 
 /// Checks a user name and password; returns the actor they stand for.
@@ -182,6 +218,7 @@ pub async fn add_user(core: &Core, actor: &Actor, req: NewUser) -> Result<User> 
             .await
             .map_err(|e| Error::internal(e.to_string()))??
     };
+    let sealed = seal_password(core, &req.username, &req.password)?;
     let actor = actor.clone();
     let user = core
         .db
@@ -195,6 +232,7 @@ pub async fn add_user(core: &Core, actor: &Actor, req: NewUser) -> Result<User> 
                     users::active.eq(true),
                     users::created_at.eq(now),
                     users::updated_at.eq(now),
+                    users::digest_secret.eq(&sealed),
                 ))
                 .get_result::<User>(c);
             let user = match res {
@@ -244,6 +282,10 @@ pub async fn change_user(
         ),
         None => None,
     };
+    let sealed = match &req.password {
+        Some(pw) => Some(seal_password(core, &username, pw)?),
+        None => None,
+    };
     let actor = actor.clone();
     let user = core
         .db
@@ -254,8 +296,10 @@ pub async fn change_user(
                 .optional()?
                 .ok_or_else(|| Error::not_found("user", &username))?;
             let target = users::table.filter(users::id.eq(user.id));
-            if let Some(h) = &hash {
-                diesel::update(target).set(users::password_hash.eq(h)).execute(c)?;
+            if let (Some(h), Some(s)) = (&hash, &sealed) {
+                diesel::update(target)
+                    .set((users::password_hash.eq(h), users::digest_secret.eq(s)))
+                    .execute(c)?;
             }
             if let Some(r) = req.role {
                 diesel::update(target).set(users::role.eq(r.as_str())).execute(c)?;

@@ -156,6 +156,7 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        digest_secret -> Text,
     }
 }
 diesel::table! {

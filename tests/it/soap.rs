@@ -310,15 +310,27 @@ fn a_username_token_authenticates_once_per_nonce() {
     assert!(r.contains("created"), "{r}");
     let (_, r) = post(with_token(op, "erp", "wrong", None, &now, text));
     assert!(r.contains("unauthenticated"), "{r}");
-    let (_, r) = post(with_token(
-        op,
-        "erp",
-        &pw,
-        Some("bm9uY2UtMw=="),
-        &now,
-        &digest,
-    ));
-    assert!(r.contains("PasswordDigest"), "{r}");
+    // PasswordDigest: Base64(SHA-1(nonce + created + password)).
+    let sha = |nonce: &[u8]| {
+        use base64::Engine;
+        let mut d = nonce.to_vec();
+        d.extend_from_slice(now.as_bytes());
+        d.extend_from_slice(pw.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha1(&d))
+    };
+    let digest_of =
+        |secret: &str, nonce: Option<&str>| with_token(op, "erp", secret, nonce, &now, &digest);
+    let (_, r) = post(digest_of(&sha(b"nonce-3"), Some("bm9uY2UtMw==")));
+    assert!(
+        r.contains("invalid_ticket") || r.contains("unknown_ticket"),
+        "{r}"
+    );
+    let (_, r) = post(digest_of(&sha(b"nonce-3"), Some("bm9uY2UtMw==")));
+    assert!(r.contains("used before"), "{r}");
+    let (_, r) = post(digest_of(&sha(b"other"), Some("bm9uY2UtNA==")));
+    assert!(r.contains("unauthenticated"), "{r}");
+    let (_, r) = post(digest_of(&sha(b"nonce-5"), None));
+    assert!(r.contains("needs a Nonce"), "{r}");
     let (_, r) = post(envelope11(op));
     assert!(r.contains("unauthenticated"), "{r}");
 }

@@ -1,1 +1,2 @@
+ALTER TABLE users DROP COLUMN digest_secret;
 DROP TABLE soap_nonces;
