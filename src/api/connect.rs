@@ -4,9 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::status_of;
-use crate::domain::{Actor, Interface, Role};
+use crate::domain::Interface;
 use crate::error::Error;
-use crate::service::connectors::{self, esc, Definition, Kind, Shop, ShopNotice, ShopReply};
+use crate::service::connectors::{self, esc, Definition, Kind, Shop, ShopReply};
 use crate::service::{users, Core};
 
 type Core_ = web::Data<Core>;
@@ -110,38 +110,10 @@ async fn shop(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> 
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let now = chrono::Utc::now().timestamp();
-    if let Err(e) = connectors::verify_shop(shop, header, body, now) {
-        return refuse(core, def, "", b"", answer, e).await;
-    }
-    let notices = match connectors::read_shop(shop, body) {
-        Ok(n) => n,
-        Err(e) => return refuse(core, def, "", body, answer, e).await,
+    let placed = match connectors::receive_shop(core, def, header, body).await {
+        Ok(p) => p,
+        Err(e) => return error_answer(answer, &e),
     };
-    // The shop itself is the actor; its signature stands for it.
-    let actor = Actor {
-        name: format!("connector:{}", def.name),
-        role: Role::Erp,
-        interface: Interface::Connector,
-    };
-    let mut placed = vec![];
-    for n in notices {
-        match n {
-            ShopNotice::Ignored { reference, event } => {
-                if let Err(e) = connectors::ignore(core, &def.name, &reference, &event, body).await
-                {
-                    return error_answer(answer, &e);
-                }
-            }
-            ShopNotice::Order(incoming) => {
-                match connectors::place(core, def, &actor, incoming, body).await {
-                    Ok(v) => placed.push(v),
-                    // The shop retries or alerts; orders placed before are idempotent.
-                    Err(e) => return error_answer(answer, &e),
-                }
-            }
-        }
-    }
     match shop.reply {
         ShopReply::Json => HttpResponse::Ok().json(serde_json::json!({
             "orders": placed.iter().map(|v| serde_json::json!({"order_id": v.erp_order_id,

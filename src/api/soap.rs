@@ -453,24 +453,7 @@ async fn username_token(core: &Core, t: &El) -> Result<(String, String), Error> 
                 "the token was created {age} s ago; at most {NONCE_WINDOW_SECS} s either way"
             )));
         }
-        core.db
-            .write(move |c| {
-                use crate::store::schema::soap_nonces;
-                use diesel::prelude::*;
-                match diesel::insert_into(soap_nonces::table)
-                    .values((
-                        soap_nonces::nonce.eq(&nonce),
-                        soap_nonces::created_at.eq(crate::service::now()),
-                    ))
-                    .execute(c)
-                {
-                    Err(e) if crate::store::is_unique_violation(&e) => Err(Error::NotAllowed(
-                        "the token's nonce was used before (a replayed request)".into(),
-                    )),
-                    r => r.map(|_| ()).map_err(Error::from),
-                }
-            })
-            .await?;
+        users::remember_nonce(core, nonce).await?;
     }
     if digest {
         // Base64(SHA-1(nonce bytes + Created + password)), checked against the password the

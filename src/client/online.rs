@@ -229,9 +229,21 @@ pub fn activate(
     licenses: &[i64],
     persist: &mut dyn FnMut(&Container) -> CResult<()>,
 ) -> CResult<RoundTrip> {
+    ticket_round_trip(gw, c, ticket, licenses, persist, Gateway::activate)
+}
+
+/// A round trip for licenses of a ticket: `call` is the gateway's activate or reactivate.
+fn ticket_round_trip(
+    gw: &Gateway,
+    c: &mut Container,
+    ticket: &str,
+    licenses: &[i64],
+    persist: &mut dyn FnMut(&Container) -> CResult<()>,
+    call: fn(&Gateway, &str, &[i64], &str) -> CResult<Issued>,
+) -> CResult<RoundTrip> {
     let firm_code = ticket_firm(gw, c, ticket, licenses)?;
     let request = c.request(firm_code, unix_now())?;
-    let issued = lock_first(gw, c, gw.activate(ticket, licenses, &request), persist)?;
+    let issued = lock_first(gw, c, call(gw, ticket, licenses, &request), persist)?;
     finish(gw, c, issued, persist)
 }
 
@@ -243,10 +255,7 @@ pub fn reactivate(
     licenses: &[i64],
     persist: &mut dyn FnMut(&Container) -> CResult<()>,
 ) -> CResult<RoundTrip> {
-    let firm_code = ticket_firm(gw, c, ticket, licenses)?;
-    let request = c.request(firm_code, unix_now())?;
-    let issued = lock_first(gw, c, gw.reactivate(ticket, licenses, &request), persist)?;
-    finish(gw, c, issued, persist)
+    ticket_round_trip(gw, c, ticket, licenses, persist, Gateway::reactivate)
 }
 
 /// Restores the licenses of `old_serial`, an `act` container this computer had before a

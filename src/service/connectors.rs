@@ -902,7 +902,7 @@ pub async fn post_due(core: &Core, defs: &Connectors) -> Result<usize> {
                         ))
                         .execute(c)?,
                     Err(why) => {
-                        let delay = (base << (tried - 1).clamp(0, 20)).min(3600);
+                        let delay = super::mail::retry_delay(base, tried);
                         diesel::update(mine)
                             .set((
                                 writebacks::state.eq(if tried >= max {
@@ -1413,6 +1413,52 @@ fn quantity(v: Option<&serde_json::Value>, product: &str) -> Result<i64> {
                 ),
             )
         })
+}
+
+/// A shop's notification: its signature checked, read, each order placed and each other
+/// event recorded as ignored. A refusal is recorded (without the body when the signature
+/// fails); the shop is the actor, its signature stands for it.
+pub async fn receive_shop(
+    core: &Core,
+    def: &Definition,
+    header: impl Fn(&str) -> Option<String>,
+    body: &[u8],
+) -> Result<Vec<OrderView>> {
+    let shop = def
+        .shop
+        .as_ref()
+        .ok_or_else(|| Error::internal(format!("{} is not a shop", def.name)))?;
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = verify_shop(shop, header, body, now) {
+        reject(core, &def.name, "", b"", &e).await?;
+        return Err(e);
+    }
+    let notices = match read_shop(shop, body) {
+        Ok(n) => n,
+        Err(e) => {
+            reject(core, &def.name, "", body, &e).await?;
+            return Err(e);
+        }
+    };
+    let actor = Actor {
+        name: format!("connector:{}", def.name),
+        role: Role::Erp,
+        interface: crate::domain::Interface::Connector,
+    };
+    let mut placed = vec![];
+    for n in notices {
+        match n {
+            ShopNotice::Ignored { reference, event } => {
+                ignore(core, &def.name, &reference, &event, body).await?
+            }
+            // An error goes to the shop, which retries or alerts; orders placed before it
+            // are idempotent.
+            ShopNotice::Order(incoming) => {
+                placed.push(place(core, def, &actor, incoming, body).await?)
+            }
+        }
+    }
+    Ok(placed)
 }
 
 /// Records an event the connector acknowledges without an order.

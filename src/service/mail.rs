@@ -554,8 +554,7 @@ async fn record_outcome(
                 Err((permanent, why)) => {
                     let tried = attempts + 1;
                     let failed = *permanent || tried >= max;
-                    // Growing delays: base, 2 × base, 4 × base … up to an hour.
-                    let delay = (base << (tried - 1).clamp(0, 20)).min(3600);
+                    let delay = retry_delay(base, tried);
                     let n = diesel::update(mine)
                         .set((
                             outbox::state.eq(if failed { ms::FAILED } else { ms::QUEUED }),
@@ -581,6 +580,12 @@ async fn record_outcome(
             Ok(())
         })
         .await
+}
+
+/// The wait before attempt `tried + 1`: base, 2 × base, 4 × base … up to an hour (mails and
+/// ERP write-backs alike).
+pub(super) fn retry_delay(base: i64, tried: i32) -> i64 {
+    (base << (tried - 1).clamp(0, 20)).min(3600)
 }
 
 /// Sends due mails until the process ends; wakes every half second.

@@ -341,3 +341,24 @@ pub async fn user_exists(core: &Core, username: &str) -> Result<bool> {
         })
         .await
 }
+
+/// Remembers a WS-Security nonce; one seen before is a replayed request.
+pub async fn remember_nonce(core: &Core, nonce: String) -> Result<()> {
+    use crate::store::schema::soap_nonces;
+    core.db
+        .write(move |c| {
+            match diesel::insert_into(soap_nonces::table)
+                .values((
+                    soap_nonces::nonce.eq(&nonce),
+                    soap_nonces::created_at.eq(super::now()),
+                ))
+                .execute(c)
+            {
+                Err(e) if is_unique_violation(&e) => Err(Error::NotAllowed(
+                    "the token's nonce was used before (a replayed request)".into(),
+                )),
+                r => r.map(|_| ()).map_err(Error::from),
+            }
+        })
+        .await
+}

@@ -36,10 +36,22 @@ fn zeep(app: &TestApp, user: &str, pw: &str, binding: &str, operation: &str, arg
     zeep_at(app, "Sales", binding, (user, pw), operation, args)
 }
 
-fn raw(app: &TestApp, content_type: &str, action: Option<&str>, body: &str) -> (u16, String) {
-    let mut req = ureq::post(&format!("{}/soap/Sales", app.base))
-        .set("Content-Type", content_type)
-        .set("Authorization", "Basic ZXJwOmVycC1wYXNzd29yZC0xMjM=");
+/// Posts a body to a SOAP service, with HTTP Basic `auth` if given; status and text.
+fn post_to(
+    app: &TestApp,
+    service: &str,
+    content_type: &str,
+    action: Option<&str>,
+    auth: Option<(&str, &str)>,
+    body: &str,
+) -> (u16, String) {
+    use base64::Engine;
+    let mut req =
+        ureq::post(&format!("{}/soap/{service}", app.base)).set("Content-Type", content_type);
+    if let Some((u, p)) = auth {
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        req = req.set("Authorization", &format!("Basic {b}"));
+    }
     if let Some(a) = action {
         req = req.set("SOAPAction", a);
     }
@@ -50,7 +62,27 @@ fn raw(app: &TestApp, content_type: &str, action: Option<&str>, body: &str) -> (
     }
 }
 
+/// A SOAP 1.1 text/xml post to `service` as `auth`.
+fn raw_to(app: &TestApp, service: &str, auth: (&str, &str), body: &str) -> (u16, String) {
+    post_to(app, service, "text/xml", None, Some(auth), body)
+}
+
+/// As the test user `erp` (password `erp-password-123`) to the Sales service.
+fn raw(app: &TestApp, content_type: &str, action: Option<&str>, body: &str) -> (u16, String) {
+    let erp = Some(("erp", "erp-password-123"));
+    post_to(app, "Sales", content_type, action, erp, body)
+}
+
+/// A SOAP 1.1 envelope around `op`, the prefix `p` bound to `ns`.
+fn envelope_ns(p: &str, ns: &str, op: &str) -> String {
+    format!(
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+         xmlns:{p}=\"{ns}\"><soap:Body>{op}</soap:Body></soap:Envelope>"
+    )
+}
+
 const NS: &str = "http://licentia.dev/ns/sales/v1";
+const ADMIN_NS: &str = "http://licentia.dev/ns/admin/v1";
 
 fn envelope11(op: &str) -> String {
     format!(
@@ -285,16 +317,7 @@ fn a_username_token_authenticates_once_per_nonce() {
     let text = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText";
     let digest = text.replace("PasswordText", "PasswordDigest");
     let op = "<s:GetTicket><s:Ticket>AAAAA-AAAAA-AAAAA-AAAAA-AAAAA</s:Ticket></s:GetTicket>";
-    let post = |body: String| -> (u16, String) {
-        match ureq::post(&format!("{}/soap/Sales", app.base))
-            .set("Content-Type", "text/xml")
-            .send_string(&body)
-        {
-            Ok(r) => (r.status(), r.into_string().unwrap()),
-            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let post = |body: String| post_to(&app, "Sales", "text/xml", None, None, &body);
     let now = chrono::Utc::now().to_rfc3339();
     // Authenticated: the fault is about the ticket, not the caller.
     let (s, r) = post(with_token(op, "erp", &pw, Some("bm9uY2UtMQ=="), &now, text));
@@ -435,21 +458,8 @@ fn zeep_runs_reports_over_the_report_service() {
     let csv = r["Csv"].as_str().unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
     // Raw: the response validates; a Days that is not a number is a fault naming it.
-    let env = |op: &str| {
-        format!(
-            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-             xmlns:r=\"http://licentia.dev/ns/report/v1\"><soap:Body>{op}</soap:Body></soap:Envelope>"
-        )
-    };
-    let post = |body: String| match ureq::post(&format!("{}/soap/Report", app.base))
-        .set("Content-Type", "text/xml")
-        .set("Authorization", "Basic ZXJwOmVycC1wYXNzd29yZC0xMjM=")
-        .send_string(&body)
-    {
-        Ok(r) => (r.status(), r.into_string().unwrap()),
-        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
-        Err(e) => panic!("{e}"),
-    };
+    let env = |op: &str| envelope_ns("r", "http://licentia.dev/ns/report/v1", op);
+    let post = |body: String| raw_to(&app, "Report", ("erp", &pw), &body);
     let (s, text) = post(env(
         "<r:RunReport><r:Name>expiring</r:Name><r:Days>30</r:Days></r:RunReport>",
     ));
@@ -670,28 +680,12 @@ fn the_admin_service_decides_approvals_and_controls_containers_through_zeep() {
 
     // Raw: a value of the wrong type names its element; answers validate.
     let post = |op: &str| {
-        let body = format!(
-            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-             xmlns:a=\"http://licentia.dev/ns/admin/v1\"><soap:Body>{op}</soap:Body></soap:Envelope>"
-        );
-        match ureq::post(&format!("{}/soap/Admin", app.base))
-            .set("Content-Type", "text/xml")
-            .set(
-                "Authorization",
-                &format!(
-                    "Basic {}",
-                    base64::Engine::encode(
-                        &base64::engine::general_purpose::STANDARD,
-                        format!("sue:{sue}")
-                    )
-                ),
-            )
-            .send_string(&body)
-        {
-            Ok(r) => (r.status(), r.into_string().unwrap()),
-            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
-            Err(e) => panic!("{e}"),
-        }
+        raw_to(
+            &app,
+            "Admin",
+            ("sue", &sue),
+            &envelope_ns("a", ADMIN_NS, op),
+        )
     };
     let (s, text) = post("<a:DecideApproval><a:ApprovalId>x</a:ApprovalId><a:Approve>true</a:Approve></a:DecideApproval>");
     assert_eq!(s, 500);
@@ -961,27 +955,13 @@ fn the_admin_service_manages_customers_and_users_api_access() {
         "{all}"
     );
     // Raw: an unknown role names the element; the answer validates.
-    let body = "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-                xmlns:a=\"http://licentia.dev/ns/admin/v1\"><soap:Body><a:ChangeUser>\
-                <a:Username>bot</a:Username><a:Role>boss</a:Role></a:ChangeUser></soap:Body></soap:Envelope>";
-    let text = match ureq::post(&format!("{}/soap/Admin", app.base))
-        .set("Content-Type", "text/xml")
-        .set(
-            "Authorization",
-            &format!(
-                "Basic {}",
-                base64::Engine::encode(
-                    &base64::engine::general_purpose::STANDARD,
-                    format!("admin:{admin}")
-                )
-            ),
-        )
-        .send_string(body)
-    {
-        Ok(r) => r.into_string().unwrap(),
-        Err(ureq::Error::Status(_, r)) => r.into_string().unwrap(),
-        Err(e) => panic!("{e}"),
-    };
+    let op = "<a:ChangeUser><a:Username>bot</a:Username><a:Role>boss</a:Role></a:ChangeUser>";
+    let (_, text) = raw_to(
+        &app,
+        "Admin",
+        ("admin", admin),
+        &envelope_ns("a", ADMIN_NS, op),
+    );
     assert!(text.contains("ChangeUser/Role"), "{text}");
     xmllint_valid(&text);
 }
@@ -1064,28 +1044,12 @@ fn the_admin_service_manages_items_and_settings() {
 
     // Raw: a wrong value or an unknown field names its element; answers validate.
     let post = |op: &str| {
-        let body = format!(
-            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-             xmlns:a=\"http://licentia.dev/ns/admin/v1\"><soap:Body>{op}</soap:Body></soap:Envelope>"
-        );
-        match ureq::post(&format!("{}/soap/Admin", app.base))
-            .set("Content-Type", "text/xml")
-            .set(
-                "Authorization",
-                &format!(
-                    "Basic {}",
-                    base64::Engine::encode(
-                        &base64::engine::general_purpose::STANDARD,
-                        format!("admin:{admin}")
-                    )
-                ),
-            )
-            .send_string(&body)
-        {
-            Ok(r) => (r.status(), r.into_string().unwrap()),
-            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
-            Err(e) => panic!("{e}"),
-        }
+        raw_to(
+            &app,
+            "Admin",
+            ("admin", admin),
+            &envelope_ns("a", ADMIN_NS, op),
+        )
     };
     let (s, text) = post(
         "<a:CreateItem><a:ItemId>X</a:ItemId><a:Name>X</a:Name><a:ProductCode>1</a:ProductCode>\
