@@ -343,7 +343,11 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match rt.block_on(run(cli)) {
+    let outcome = rt.block_on(run(cli));
+    // Everything that held the database is gone with the runtime; let its writers close.
+    drop(rt);
+    licentia::store::finish_writers(std::time::Duration::from_secs(5));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

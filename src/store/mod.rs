@@ -170,13 +170,14 @@ impl Db {
         }
         for (n, conn) in conns.into_iter().enumerate() {
             let (rx, manager) = (rx.clone(), manager.clone());
-            thread::Builder::new()
+            let handle = thread::Builder::new()
                 .name(format!("licentia-writer-{n}"))
                 .spawn(move || {
                     WRITER.with(|w| w.set(Some(n)));
                     writer_loop(conn, &manager, rx, batch_max)
                 })
                 .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
+            WRITER_THREADS.lock().expect("writer threads").push(handle);
         }
         Ok(Db {
             backend: url.backend,
@@ -242,6 +243,29 @@ impl Db {
             Ok(r) => r,
             // The batch never ran (its transaction could not begin): nothing was written.
             Err(_) => Err(Error::Busy),
+        }
+    }
+}
+
+/// The writer threads started by this process (see `finish_writers`).
+static WRITER_THREADS: Mutex<Vec<thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits (up to `limit`) for the writer threads of databases no longer in use to close
+/// their connections, so that a command-line process does not exit while a thread is still
+/// inside the database client library (seen: a PostgreSQL client killed by a signal at exit).
+pub fn finish_writers(limit: Duration) {
+    let until = std::time::Instant::now() + limit;
+    let handles: Vec<_> = WRITER_THREADS
+        .lock()
+        .expect("writer threads")
+        .drain(..)
+        .collect();
+    for h in handles {
+        while !h.is_finished() && std::time::Instant::now() < until {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if h.is_finished() {
+            let _ = h.join();
         }
     }
 }
