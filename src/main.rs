@@ -13,6 +13,11 @@ use licentia::service::{
     audit, catalog, connectors, demo, firms, jobs, lifecycle, mail, orders, reports, users, Core,
 };
 
+// Many small, short-lived allocations on many threads (requests, JSON, statements):
+// mimalloc spends measurably less time on them than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "licentia", version, about = "An open-source license central")]
 struct Cli {
