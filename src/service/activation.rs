@@ -24,6 +24,7 @@ use crate::domain::{
     ItemOptions, Role, Settings,
 };
 use crate::error::{Error, Result};
+use crate::on_backend;
 use crate::protocol::{
     self, Content, Context, Entry, Kind, Op, SignedEntry, UpdateBody, NEW_SERIAL,
 };
@@ -31,7 +32,7 @@ use crate::store::schema::{
     activation_counts, blacklist, container_firms, containers, firm_keys, firms, items, licenses,
     settings, tickets, updates, withdrawals,
 };
-use crate::store::{is_unique_violation, Conn};
+use crate::store::{is_unique_violation, Conn, Reused};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -196,12 +197,12 @@ fn ts(secs: i64) -> chrono::NaiveDateTime {
 }
 
 pub(super) fn firm_of(c: &mut Conn, code: i64) -> Result<(i64, String)> {
-    firms::table
+    on_backend!(c, x => firms::table
         .filter(firms::firm_code.eq(code))
         .select((firms::id, firms::key_id))
-        .first(c)
-        .optional()?
-        .ok_or_else(|| Error::not_found("firm", code))
+        .first(x)
+        .optional())?
+    .ok_or_else(|| Error::not_found("firm", code))
 }
 
 /// The firm's id, current key id and settings, and whether `serial` is on its blacklist,
@@ -215,7 +216,7 @@ fn firm_with_settings(
         .filter(blacklist::firm_id.eq(firms::id))
         .filter(blacklist::serial.eq(serial))
         .filter(blacklist::removed_at.is_null());
-    let (id, key_id, body, blacklisted): (i64, String, Option<String>, bool) = firms::table
+    let found: Option<(i64, String, Option<String>, bool)> = on_backend!(c, x => firms::table
         .left_join(settings::table.on(settings::firm_id.eq(firms::id)))
         .filter(firms::firm_code.eq(code))
         .select((
@@ -224,9 +225,9 @@ fn firm_with_settings(
             settings::body.nullable(),
             diesel::dsl::exists(listed),
         ))
-        .first(c)
-        .optional()?
-        .ok_or_else(|| Error::not_found("firm", code))?;
+        .first(x)
+        .optional())?;
+    let (id, key_id, body, blacklisted) = found.ok_or_else(|| Error::not_found("firm", code))?;
     Ok((id, key_id, parse_settings(body)?, blacklisted))
 }
 
@@ -270,15 +271,15 @@ fn find_container(
 ) -> Result<ContainerRow> {
     let existing: Option<ContainerRow> = if ctx.serial == NEW_SERIAL {
         // A retried first activation: the same key is the same container.
-        containers::table
+        on_backend!(c, x => containers::table
             .filter(containers::public_key.eq(&ctx.sign_key))
-            .first(c)
-            .optional()?
+            .first(x)
+            .optional())?
     } else {
-        containers::table
+        on_backend!(c, x => containers::table
             .filter(containers::serial.eq(&ctx.serial))
-            .first(c)
-            .optional()?
+            .first(x)
+            .optional())?
     };
     if let Some(row) = existing {
         if row.public_key != ctx.sign_key {
@@ -364,17 +365,17 @@ fn find_container(
 }
 
 pub(super) fn load_mirror(c: &mut Conn, container_id: i64, firm_id: i64) -> Result<Mirror> {
-    let row: Option<(i64, String, String, chrono::NaiveDateTime)> = container_firms::table
-        .filter(container_firms::container_id.eq(container_id))
-        .filter(container_firms::firm_id.eq(firm_id))
-        .select((
-            container_firms::counter,
-            container_firms::digest,
-            container_firms::content,
-            container_firms::confirmed_at,
-        ))
-        .first(c)
-        .optional()?;
+    let row: Option<(i64, String, String, chrono::NaiveDateTime)> = on_backend!(c, x => container_firms::table
+            .filter(container_firms::container_id.eq(container_id))
+            .filter(container_firms::firm_id.eq(firm_id))
+            .select((
+                container_firms::counter,
+                container_firms::digest,
+                container_firms::content,
+                container_firms::confirmed_at,
+            ))
+            .first(x)
+            .optional())?;
     match row {
         Some((counter, digest, content, confirmed_at)) => Ok(Mirror {
             counter,
@@ -443,7 +444,7 @@ fn reconcile(
         });
     }
     if counter == mirror.counter + 1 {
-        let found: Option<UpdateRow> = updates::table
+        let found: Option<UpdateRow> = on_backend!(c, x => updates::table
             .filter(updates::container_id.eq(cont.id))
             .filter(updates::firm_id.eq(firm_id))
             .filter(updates::counter_from.eq(mirror.counter))
@@ -457,8 +458,8 @@ fn reconcile(
                 updates::content_after,
             ))
             .order(updates::id.desc())
-            .first(c)
-            .optional()?;
+            .first(x)
+            .optional())?;
         if let Some(u) = found {
             return Ok(Seen::Confirmed(confirm(
                 c, actor, cont, firm_id, firm_code, mirror, u,
@@ -482,7 +483,7 @@ fn confirm(
     let now = super::now();
     let content: Content<Entry> = serde_json::from_str(&u.content_after)
         .map_err(|e| Error::internal(format!("update content: {e}")))?;
-    let n = diesel::update(
+    let n = on_backend!(c, x => Reused(diesel::update(
         container_firms::table
             .filter(container_firms::container_id.eq(cont.id))
             .filter(container_firms::firm_id.eq(firm_id))
@@ -493,27 +494,30 @@ fn confirm(
         container_firms::digest.eq(&u.digest_after),
         container_firms::content.eq(&u.content_after),
         container_firms::confirmed_at.eq(now),
-    ))
-    .execute(c)?;
+    )))
+    .execute(x))?;
     if n == 0 {
         // Another node confirmed first; run again and see its result.
         return Err(Error::Retry);
     }
-    diesel::update(updates::table.filter(updates::id.eq(u.id)))
-        .set((
+    on_backend!(c, x => Reused(
+        diesel::update(updates::table.filter(updates::id.eq(u.id))).set((
             updates::state.eq(update_state::CONFIRMED),
             updates::confirmed_at.eq(Some(now)),
-        ))
-        .execute(c)?;
-    diesel::update(
-        updates::table
-            .filter(updates::container_id.eq(cont.id))
-            .filter(updates::firm_id.eq(firm_id))
-            .filter(updates::counter_from.eq(u.counter_from))
-            .filter(updates::state.eq(update_state::ISSUED)),
+        )),
     )
-    .set(updates::state.eq(update_state::VOID))
-    .execute(c)?;
+    .execute(x))?;
+    on_backend!(c, x => Reused(
+        diesel::update(
+            updates::table
+                .filter(updates::container_id.eq(cont.id))
+                .filter(updates::firm_id.eq(firm_id))
+                .filter(updates::counter_from.eq(u.counter_from))
+                .filter(updates::state.eq(update_state::ISSUED)),
+        )
+        .set(updates::state.eq(update_state::VOID)),
+    )
+    .execute(x))?;
     let before = std::mem::replace(
         mirror,
         Mirror {
@@ -523,7 +527,7 @@ fn confirm(
             confirmed_at: now,
         },
     );
-    let moving: Vec<LicRow> = licenses::table
+    let moving: Vec<LicRow> = on_backend!(c, x => licenses::table
         .inner_join(items::table)
         .filter(licenses::serial.eq(&cont.serial))
         .filter(licenses::firm_id.eq(firm_id))
@@ -535,7 +539,7 @@ fn confirm(
                 .or(licenses::state.eq(ls::WITHDRAWING)),
         )
         .select(LIC_SELECT)
-        .load(c)?;
+        .load(x))?;
     let (mut activated, mut released) = (vec![], vec![]);
     for l in moving {
         let held = mirror.content.entries.contains_key(&l.id);
@@ -644,11 +648,12 @@ pub(super) fn set_state(c: &mut Conn, l: &LicRow, to: &str, serial: Option<Strin
         licenses::updated_at.eq(now),
     );
     let n = if to == ls::ACTIVATED {
-        diesel::update(row)
-            .set((changes, licenses::activated_at.eq(Some(now))))
-            .execute(c)?
+        on_backend!(c, x => Reused(
+            diesel::update(row).set((changes, licenses::activated_at.eq(Some(now)))),
+        )
+        .execute(x))?
     } else {
-        diesel::update(row).set(changes).execute(c)?
+        on_backend!(c, x => Reused(diesel::update(row).set(changes)).execute(x))?
     };
     if n == 0 {
         return Err(Error::Conflict(format!(
@@ -906,14 +911,14 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
             // Taken off the blacklist: the lock goes first.
             ops.push(Op::Unlock);
         }
-        let rows: Vec<LicRow> = licenses::table
+        let rows: Vec<LicRow> = on_backend!(c, x => licenses::table
             .inner_join(items::table)
             .filter(licenses::serial.eq(serial))
             .filter(licenses::firm_id.eq(k.firm_id))
             .filter(licenses::state.ne(ls::AVAILABLE))
             .select(LIC_SELECT)
             .order(licenses::id.asc())
-            .load(c)?;
+            .load(x))?;
         for l in &rows {
             let held = k.mirror.content.entries.get(&l.id);
             match (l.state.as_str(), held) {
@@ -985,7 +990,7 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
     let counter_to = k.mirror.counter + 1;
     let changes = serde_json::json!({"added": added, "changed": changed, "deleted": deleted,
         "locked": locking});
-    let update_id: i64 = diesel::insert_into(updates::table)
+    let update_id: i64 = on_backend!(c, x => Reused(diesel::insert_into(updates::table)
         .values((
             updates::container_id.eq(k.cont.id),
             updates::firm_id.eq(k.firm_id),
@@ -999,8 +1004,8 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
             updates::created_at.eq(now),
             updates::expires_at.eq(expires_at),
         ))
-        .returning(updates::id)
-        .get_result(c)?;
+        .returning(updates::id))
+        .get_result(x))?;
     let body = UpdateBody {
         kind: "update".into(),
         v: protocol::VERSION,
@@ -1167,12 +1172,12 @@ pub async fn ticket_info(core: &Core, code: &str) -> Result<TicketInfo> {
 }
 
 pub(super) fn ticket_id(c: &mut Conn, code: &TicketCode) -> Result<i64> {
-    tickets::table
+    on_backend!(c, x => tickets::table
         .filter(tickets::code.eq(code.as_stored()))
         .select(tickets::id)
-        .first(c)
-        .optional()?
-        .ok_or_else(|| Error::not_found("ticket", code))
+        .first(x)
+        .optional())?
+    .ok_or_else(|| Error::not_found("ticket", code))
 }
 
 /// The license template for a new container: the firm's keys to trust and the fingerprint
@@ -1234,12 +1239,12 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
     let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
         let tid = ticket_id(c, &code)?;
-        let on_ticket: Vec<LicRow> = licenses::table
+        let on_ticket: Vec<LicRow> = on_backend!(c, x => licenses::table
             .inner_join(items::table)
             .filter(licenses::ticket_id.eq(tid))
             .select(LIC_SELECT)
             .order(licenses::id.asc())
-            .load(c)?;
+            .load(x))?;
         let serial = k.cont.serial.clone();
         let chosen: Vec<&LicRow> = if req.licenses.is_empty() {
             on_ticket
@@ -1372,17 +1377,19 @@ fn add_to_shard(
     n: i64,
     refused: i64,
 ) -> Result<()> {
-    let changed = diesel::update(
-        activation_counts::table
-            .filter(activation_counts::firm_id.eq(firm_id))
-            .filter(activation_counts::month.eq(month))
-            .filter(activation_counts::shard.eq(shard)),
+    let changed = on_backend!(c, x => Reused(
+        diesel::update(
+            activation_counts::table
+                .filter(activation_counts::firm_id.eq(firm_id))
+                .filter(activation_counts::month.eq(month))
+                .filter(activation_counts::shard.eq(shard)),
+        )
+        .set((
+            activation_counts::activations.eq(activation_counts::activations + n),
+            activation_counts::refused.eq(activation_counts::refused + refused),
+        )),
     )
-    .set((
-        activation_counts::activations.eq(activation_counts::activations + n),
-        activation_counts::refused.eq(activation_counts::refused + refused),
-    ))
-    .execute(c)?;
+    .execute(x))?;
     if changed == 1 {
         return Ok(());
     }

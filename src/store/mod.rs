@@ -24,6 +24,54 @@ pub enum Conn {
     Pg(diesel::PgConnection),
 }
 
+/// Runs `$body` with `$x` bound to the backend's own connection (the body is compiled for
+/// both). The multi-backend connection writes the SQL text of every query anew, even of one
+/// it keeps prepared; on the backend's own connection a query whose type fixes its text is
+/// found in the statement cache by that type. For the statements of every activation.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, $x:ident => $body:expr) => {
+        match $conn {
+            $crate::store::Conn::Sqlite($x) => $body,
+            $crate::store::Conn::Pg($x) => $body,
+        }
+    };
+}
+
+/// An UPDATE or INSERT kept prepared, under its SQL text, like a SELECT. Diesel prepares
+/// those anew on every run because a changeset with optional fields can change the text
+/// without changing the type; keyed by the text itself, a kept statement always fits.
+#[derive(Debug, Clone, Copy)]
+pub struct Reused<Q>(pub Q);
+
+impl<Q> diesel::query_builder::QueryId for Reused<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Reused<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Reused<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, C> RunQueryDsl<C> for Reused<Q> {}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
