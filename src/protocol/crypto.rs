@@ -39,10 +39,32 @@ impl SigningKey {
     }
 }
 
+/// A public key opened from its raw bytes, kept for the next message of the same key (a
+/// firm key on every container; a container key on the server for its request and its
+/// receipt): openssl looks the algorithm up, under a lock every thread shares, for each key
+/// it opens. At most 4096 keys are kept; a full cache starts over.
+fn public_key(raw: &[u8], id: Id) -> Option<PKey<Public>> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Keys = Mutex<Option<HashMap<(i32, Vec<u8>), PKey<Public>>>>;
+    static KEYS: Keys = Mutex::new(None);
+    let k = (id.as_raw(), raw.to_vec());
+    if let Some(key) = KEYS.lock().ok()?.as_ref().and_then(|m| m.get(&k)) {
+        return Some(key.clone());
+    }
+    let key = PKey::public_key_from_raw_bytes(raw, id).ok()?;
+    let mut keys = KEYS.lock().ok()?;
+    let map = keys.get_or_insert_with(HashMap::new);
+    if map.len() >= 4096 {
+        map.clear();
+    }
+    map.insert(k, key.clone());
+    Some(key)
+}
+
 /// Verifies an Ed25519 signature made over `msg` by the raw 32-byte public key.
 pub fn verify(public: &[u8], msg: &[u8], sig: &[u8]) -> PResult<()> {
-    let key = PKey::public_key_from_raw_bytes(public, Id::ED25519)
-        .map_err(|_| perr("not an Ed25519 public key"))?;
+    let key = public_key(public, Id::ED25519).ok_or_else(|| perr("not an Ed25519 public key"))?;
     let ok = Verifier::new_without_digest(&key)
         .and_then(|mut v| v.verify_oneshot(sig, msg))
         .unwrap_or(false);
@@ -78,9 +100,15 @@ impl AgreementKey {
     pub fn public(&self) -> Vec<u8> {
         self.0.raw_public_key().expect("raw public key")
     }
-    fn agree(&self, peer: &[u8]) -> PResult<Vec<u8>> {
-        let peer: PKey<Public> = PKey::public_key_from_raw_bytes(peer, Id::X25519)
-            .map_err(|_| perr("not an X25519 public key"))?;
+    /// The shared secret with `peer`; `keep` keeps the peer's opened key for the next time
+    /// (a container's key, not a one-time key).
+    fn agree(&self, peer: &[u8], keep: bool) -> PResult<Vec<u8>> {
+        let opened = if keep {
+            public_key(peer, Id::X25519)
+        } else {
+            PKey::public_key_from_raw_bytes(peer, Id::X25519).ok()
+        };
+        let peer = opened.ok_or_else(|| perr("not an X25519 public key"))?;
         let mut d = Deriver::new(&self.0).map_err(|e| perr(e.to_string()))?;
         d.set_peer(&peer)
             .map_err(|_| perr("unusable X25519 public key"))?;
@@ -143,7 +171,7 @@ pub fn seal_with(
     ephemeral: &AgreementKey,
     iv: [u8; 12],
 ) -> PResult<Sealed> {
-    let shared = ephemeral.agree(recipient)?;
+    let shared = ephemeral.agree(recipient, true)?;
     let eph_pub = ephemeral.public();
     let key = content_key(&shared, &eph_pub, recipient);
     let mut tag = [0u8; 16];
@@ -169,7 +197,7 @@ pub fn open(sealed: &Sealed, aad: &[u8], recipient: &AgreementKey) -> PResult<Ve
     if sealed.ciphertext.len() < 16 {
         return Err(perr("the encrypted part is too short"));
     }
-    let shared = recipient.agree(&sealed.ephemeral)?;
+    let shared = recipient.agree(&sealed.ephemeral, false)?;
     let key = content_key(&shared, &sealed.ephemeral, &recipient.public());
     let (ct, tag) = sealed.ciphertext.split_at(sealed.ciphertext.len() - 16);
     decrypt_aead(Cipher::aes_256_gcm(), &key, Some(&sealed.iv), aad, ct, tag).map_err(|_| {
