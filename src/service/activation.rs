@@ -260,24 +260,49 @@ fn new_act_serial() -> String {
     format!("130-{n}")
 }
 
+/// The mirror columns of `container_firms`.
+type MirrorRow = (i64, String, String, chrono::NaiveDateTime);
+
 /// Finds the container a context speaks for and checks that it signed with the key
-/// registered for it. With `register`, a new `act` container (serial `new`) or a dongle
-/// seen for the first time is registered.
+/// registered for it; with it, in the same query, its mirror for `firm_id` when it has one
+/// (every contact after its first). With `register`, a new `act` container (serial `new`)
+/// or a dongle seen for the first time is registered.
 fn find_container(
     c: &mut Conn,
     actor: &Actor,
     ctx: &Context,
     register: bool,
-) -> Result<ContainerRow> {
-    let existing: Option<ContainerRow> = if ctx.serial == NEW_SERIAL {
+    firm_id: i64,
+) -> Result<(ContainerRow, Option<Mirror>)> {
+    let mut mirror_row: Option<MirrorRow> = None;
+    let existing: Option<ContainerRow> = if ctx.serial != NEW_SERIAL {
+        let found: Option<(ContainerRow, Option<MirrorRow>)> = on_backend!(c, x => containers::table
+            .left_join(
+                container_firms::table.on(container_firms::container_id
+                    .eq(containers::id)
+                    .and(container_firms::firm_id.eq(firm_id))),
+            )
+            .filter(containers::serial.eq(&ctx.serial))
+            .select((
+                containers::all_columns,
+                (
+                    container_firms::counter,
+                    container_firms::digest,
+                    container_firms::content,
+                    container_firms::confirmed_at,
+                )
+                    .nullable(),
+            ))
+            .first(x)
+            .optional())?;
+        found.map(|(row, m)| {
+            mirror_row = m;
+            row
+        })
+    } else {
         // A retried first activation: the same key is the same container.
         on_backend!(c, x => containers::table
             .filter(containers::public_key.eq(&ctx.sign_key))
-            .first(x)
-            .optional())?
-    } else {
-        on_backend!(c, x => containers::table
-            .filter(containers::serial.eq(&ctx.serial))
             .first(x)
             .optional())?
     };
@@ -302,7 +327,8 @@ fn find_container(
                 ctx.container_type.as_str()
             )));
         }
-        return Ok(row);
+        let mirror = mirror_row.map(mirror_from).transpose()?;
+        return Ok((row, mirror));
     }
     if !register {
         return Err(Error::not_found("container", &ctx.serial));
@@ -359,13 +385,24 @@ fn find_container(
             ..Default::default()
         },
     )?;
-    Ok(containers::table
+    let row = containers::table
         .filter(containers::serial.eq(&serial))
-        .first(c)?)
+        .first(c)?;
+    Ok((row, None))
+}
+
+fn mirror_from((counter, digest, content, confirmed_at): MirrorRow) -> Result<Mirror> {
+    Ok(Mirror {
+        counter,
+        digest,
+        content: serde_json::from_str(&content)
+            .map_err(|e| Error::internal(format!("mirror content: {e}")))?,
+        confirmed_at,
+    })
 }
 
 pub(super) fn load_mirror(c: &mut Conn, container_id: i64, firm_id: i64) -> Result<Mirror> {
-    let row: Option<(i64, String, String, chrono::NaiveDateTime)> = on_backend!(c, x => container_firms::table
+    let row: Option<MirrorRow> = on_backend!(c, x => container_firms::table
             .filter(container_firms::container_id.eq(container_id))
             .filter(container_firms::firm_id.eq(firm_id))
             .select((
@@ -377,13 +414,7 @@ pub(super) fn load_mirror(c: &mut Conn, container_id: i64, firm_id: i64) -> Resu
             .first(x)
             .optional())?;
     match row {
-        Some((counter, digest, content, confirmed_at)) => Ok(Mirror {
-            counter,
-            digest,
-            content: serde_json::from_str(&content)
-                .map_err(|e| Error::internal(format!("mirror content: {e}")))?,
-            confirmed_at,
-        }),
+        Some(row) => mirror_from(row),
         None => {
             let content = Content::<Entry>::default();
             let m = Mirror {
@@ -724,11 +755,14 @@ fn contact(
     register: bool,
 ) -> Result<Committed<Contact>> {
     let (firm_id, key_id, settings, listed) = firm_with_settings(c, ctx.firm_code, &ctx.serial)?;
-    let cont = find_container(c, actor, ctx, register)?;
+    let (cont, mirror) = find_container(c, actor, ctx, register, firm_id)?;
     if cont.state == container_state::MANIPULATED {
         return Ok(Err(Refusal::Error(Error::Manipulation(cont.serial))));
     }
-    let mut mirror = load_mirror(c, cont.id, firm_id)?;
+    let mut mirror = match mirror {
+        Some(m) => m,
+        None => load_mirror(c, cont.id, firm_id)?,
+    };
     match reconcile(c, actor, &cont, firm_id, ctx.firm_code, &mut mirror, ctx)? {
         Seen::Same | Seen::Confirmed(_) => {}
         Seen::Stale {
@@ -1476,8 +1510,11 @@ pub async fn confirm_receipt(
         .write(move |c| {
             let actor = customer_actor(format!("container:{}", ctx.serial), interface);
             let (firm_id, _) = firm_of(c, ctx.firm_code)?;
-            let cont = find_container(c, &actor, &ctx, false)?;
-            let mut mirror = load_mirror(c, cont.id, firm_id)?;
+            let (cont, mirror) = find_container(c, &actor, &ctx, false, firm_id)?;
+            let mut mirror = match mirror {
+                Some(m) => m,
+                None => load_mirror(c, cont.id, firm_id)?,
+            };
             match reconcile(c, &actor, &cont, firm_id, ctx.firm_code, &mut mirror, &ctx)? {
                 Seen::Confirmed(done) => return Ok(done),
                 Seen::Same => {

@@ -83,6 +83,10 @@ pub(super) fn cut_back(to: usize) {
 const INSERT_EVENTS: &str = "INSERT INTO events (at, actor, interface, action, order_id, ticket, \
      license_id, serial, details, prev_hash, hash) VALUES";
 
+/// Inserts of up to this many events stay prepared (one statement per row count; a group
+/// of concurrent requests writes a few events each).
+const REUSED_ROWS: usize = 64;
+
 #[derive(QueryableByName)]
 struct Id {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -152,22 +156,33 @@ pub(super) fn append(conn: &mut Conn) -> Result<()> {
                     "{INSERT_EVENTS} {} RETURNING id",
                     values.join(", ")
                 ));
-                bind_events!(q.into_boxed::<diesel::pg::Pg>(), chunk).load(pg)?
+                let q = bind_events!(q.into_boxed::<diesel::pg::Pg>(), chunk);
+                if chunk.len() <= REUSED_ROWS {
+                    super::Reused(q).load(pg)?
+                } else {
+                    q.load(pg)?
+                }
             }
             Conn::Sqlite(lite) => {
                 let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
                 let q = diesel::sql_query(format!("{INSERT_EVENTS} {values} RETURNING id"));
-                bind_events!(q.into_boxed::<diesel::sqlite::Sqlite>(), chunk).load(lite)?
+                let q = bind_events!(q.into_boxed::<diesel::sqlite::Sqlite>(), chunk);
+                if chunk.len() <= REUSED_ROWS {
+                    super::Reused(q).load(lite)?
+                } else {
+                    q.load(lite)?
+                }
             }
         };
         last_id = ids.iter().map(|i| i.id).max().unwrap_or(last_id);
     }
-    diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
-        .set((
+    crate::on_backend!(conn, c => super::Reused(
+        diesel::update(audit_head::table.filter(audit_head::id.eq(1))).set((
             audit_head::last_event_id.eq(last_id),
             audit_head::last_hash.eq(&prev),
-        ))
-        .execute(conn)?;
+        )),
+    )
+    .execute(c))?;
     Ok(())
 }
 
