@@ -287,10 +287,10 @@ impl CustomerData {
 /// Finds the customer by external id, creating it or updating the fields given. Inside a write.
 pub fn upsert_customer(c: &mut crate::store::Conn, data: &CustomerData) -> Result<Customer> {
     let now = super::now();
-    let found = customers::table
+    let found = crate::on_backend!(c, x => customers::table
         .filter(customers::external_id.eq(&data.external_id))
-        .first::<Customer>(c)
-        .optional()?;
+        .first::<Customer>(x)
+        .optional())?;
     match found {
         None => match diesel::insert_into(customers::table)
             .values((

@@ -14,8 +14,9 @@ use crate::domain::{
     MAX_QUANTITY, MAX_TEXT,
 };
 use crate::error::{Error, Result};
+use crate::on_backend;
 use crate::store::schema::{customers, items, licenses, order_lines, orders, tickets};
-use crate::store::{is_unique_violation, Conn};
+use crate::store::{is_unique_violation, Conn, Reused};
 
 const INITIAL_BATCH: &str = "initial";
 
@@ -161,15 +162,15 @@ pub async fn create_order_then(
             // unique index refuses it and the write runs again with a new code.
             let code = TicketCode::generate();
             let now = super::now();
-            let ticket_id: i64 = match diesel::insert_into(tickets::table)
+            let ticket_id: i64 = match on_backend!(c, x => Reused(diesel::insert_into(tickets::table)
                 .values((tickets::code.eq(code.as_stored()), tickets::customer_id.eq(customer.id), tickets::state.eq("active"), tickets::created_at.eq(now)))
-                .returning(tickets::id)
-                .get_result(c)
+                .returning(tickets::id))
+                .get_result(x))
             {
                 Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
                 r => r?,
             };
-            let inserted = diesel::insert_into(orders::table)
+            let inserted = on_backend!(c, x => Reused(diesel::insert_into(orders::table)
                 .values((
                     orders::source.eq(&req.source),
                     orders::erp_order_id.eq(&erp_id),
@@ -179,8 +180,8 @@ pub async fn create_order_then(
                     orders::created_by.eq(&actor.name),
                     orders::created_at.eq(now),
                 ))
-                .returning(orders::id)
-                .get_result::<i64>(c);
+                .returning(orders::id))
+                .get_result::<i64>(x));
             // Another node inserted the same order first: run again, and find it.
             let order_id = match inserted {
                 Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
@@ -340,12 +341,12 @@ fn lines_of(view: &OrderView, batch: &str) -> Vec<OrderLine> {
 }
 
 fn find_order(c: &mut Conn, source: &str, erp_id: &str) -> Result<Option<i64>> {
-    Ok(orders::table
+    Ok(on_backend!(c, x => orders::table
         .filter(orders::source.eq(source))
         .filter(orders::erp_order_id.eq(erp_id))
         .select(orders::id)
-        .first(c)
-        .optional()?)
+        .first(x)
+        .optional())?)
 }
 
 struct Resolved {
@@ -372,7 +373,7 @@ pub(super) struct ItemRow {
 }
 
 pub(super) fn item_by_id(c: &mut Conn, item_id: &str) -> Result<ItemRow> {
-    items::table
+    on_backend!(c, x => items::table
         .filter(items::item_id.eq(item_id))
         .select((
             items::id,
@@ -383,9 +384,9 @@ pub(super) fn item_by_id(c: &mut Conn, item_id: &str) -> Result<ItemRow> {
             items::active,
             items::name,
         ))
-        .first(c)
-        .optional()?
-        .ok_or_else(|| Error::not_found("item", item_id))
+        .first(x)
+        .optional())?
+    .ok_or_else(|| Error::not_found("item", item_id))
 }
 
 fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
@@ -444,16 +445,18 @@ fn insert_lines(
     let now = super::now();
     let mut made = Vec::with_capacity(resolved.len());
     for (pos, r) in resolved.iter().enumerate() {
-        let line_id: i64 = diesel::insert_into(order_lines::table)
-            .values((
-                order_lines::order_id.eq(order_id),
-                order_lines::batch_key.eq(batch),
-                order_lines::position.eq(pos as i32 + 1),
-                order_lines::item_id.eq(r.item_pk),
-                order_lines::quantity.eq(r.quantity),
-            ))
-            .returning(order_lines::id)
-            .get_result(c)?;
+        let line_id: i64 = on_backend!(c, x => Reused(
+            diesel::insert_into(order_lines::table)
+                .values((
+                    order_lines::order_id.eq(order_id),
+                    order_lines::batch_key.eq(batch),
+                    order_lines::position.eq(pos as i32 + 1),
+                    order_lines::item_id.eq(r.item_pk),
+                    order_lines::quantity.eq(r.quantity),
+                ))
+                .returning(order_lines::id),
+        )
+        .get_result(x))?;
         if let Some(effect) = &r.effect {
             apply_update_item(c, actor, ticket_id, pos, r, effect, now)?;
             made.push(vec![]);
@@ -557,7 +560,8 @@ pub(super) fn insert_license(
     l: &NewLicense,
     now: chrono::NaiveDateTime,
 ) -> Result<i64> {
-    Ok(diesel::insert_into(licenses::table)
+    Ok(
+        on_backend!(c, x => Reused(diesel::insert_into(licenses::table)
         .values((
             licenses::ticket_id.eq(l.ticket_id),
             licenses::order_line_id.eq(l.order_line_id),
@@ -572,8 +576,9 @@ pub(super) fn insert_license(
             licenses::created_at.eq(now),
             licenses::updated_at.eq(now),
         ))
-        .returning(licenses::id)
-        .get_result(c)?)
+        .returning(licenses::id))
+        .get_result(x))?,
+    )
 }
 
 fn load_order(c: &mut Conn, order_id: i64, created: bool) -> Result<OrderView> {

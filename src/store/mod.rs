@@ -368,11 +368,30 @@ pub fn writer_tag() -> i64 {
     node * 64 + WRITER.with(|w| w.get()).unwrap_or(63) as i64
 }
 
+thread_local! {
+    /// Whether the group transaction this writer runs has a job savepoint open.
+    static SAVEPOINT_OPEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs one job of a group in its own savepoint, so that a job that fails leaves nothing
+/// and the others go on. The previous job's savepoint is released in the same round trip
+/// that opens this one (on PostgreSQL every statement is one); the last is released by
+/// the commit.
 fn run_in_savepoint<T>(conn: &mut Conn, f: &mut impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
     let mark = history::mark();
-    let outcome = conn.transaction(|c| f(c));
+    conn.batch_execute(if SAVEPOINT_OPEN.get() {
+        "RELEASE SAVEPOINT job; SAVEPOINT job"
+    } else {
+        "SAVEPOINT job"
+    })?;
+    SAVEPOINT_OPEN.set(true);
+    let outcome = f(conn);
     if outcome.is_err() {
         history::cut_back(mark);
+        // The savepoint stays open after it is rolled back to; the next job releases it.
+        if let Err(e) = conn.batch_execute("ROLLBACK TO SAVEPOINT job") {
+            return Err(Error::internal(format!("cannot undo a failed write: {e}")));
+        }
     }
     outcome
 }
@@ -438,6 +457,7 @@ fn group_transaction(conn: &mut Conn, run: impl FnOnce(&mut Conn)) -> Result<()>
         Conn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
     history::begin();
+    SAVEPOINT_OPEN.set(false);
     run(conn);
     let appended = history::append(conn);
     history::end();
