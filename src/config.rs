@@ -41,6 +41,10 @@ pub struct Config {
     pub writer_batch_max: usize,
     /// Writer connections on PostgreSQL (SQLite has one writer).
     pub pg_writers: usize,
+    /// Most writes in one group transaction on PostgreSQL, where every statement is a round
+    /// trip: smaller groups spread the writes over the writers and keep the slowest answer
+    /// short.
+    pub pg_writer_batch_max: usize,
     pub workers: usize,
     /// `text` or `json`.
     pub log_format: String,
@@ -100,7 +104,8 @@ impl Default for Config {
             max_body_bytes: 256 * 1024,
             pool_size: 8,
             writer_batch_max: 256,
-            pg_writers: 2,
+            pg_writers: 3,
+            pg_writer_batch_max: 8,
             workers: 2,
             log_format: "text".into(),
             credential_cache_secs: 300,
@@ -206,6 +211,7 @@ impl Config {
             ("pool_size", Int),
             ("writer_batch_max", Int),
             ("pg_writers", Int),
+            ("pg_writer_batch_max", Int),
             ("workers", Int),
             ("log_format", Str),
             ("credential_cache_secs", Int),

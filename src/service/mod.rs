@@ -61,6 +61,7 @@ impl Core {
                 pool_size: config.pool_size,
                 writer_batch_max: config.writer_batch_max,
                 pg_writers: config.pg_writers,
+                pg_writer_batch_max: config.pg_writer_batch_max,
             },
         )?;
         let templates = mail::Templates::load(&config)?;

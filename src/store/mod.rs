@@ -204,6 +204,7 @@ pub struct DbOptions {
     pub writer_batch_max: usize,
     /// Writer threads (connections) for PostgreSQL; SQLite always has one.
     pub pg_writers: usize,
+    pub pg_writer_batch_max: usize,
 }
 
 impl Db {
@@ -240,7 +241,11 @@ impl Db {
             .map_err(|e| Error::internal(format!("cannot build the connection pool: {e}")))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(4096);
         let rx = Arc::new(Mutex::new(rx));
-        let batch_max = opts.writer_batch_max.max(1);
+        let batch_max = match url.backend {
+            Backend::Sqlite => opts.writer_batch_max,
+            Backend::Postgres => opts.pg_writer_batch_max,
+        }
+        .max(1);
         let writers = match url.backend {
             Backend::Sqlite => 1,
             Backend::Postgres => opts.pg_writers.max(1),
