@@ -525,8 +525,10 @@ fn confirm(
         container_firms::digest.eq(&u.digest_after),
         container_firms::content.eq(&u.content_after),
         container_firms::confirmed_at.eq(now),
-    )))
-    .execute(x))?;
+    ))
+    .returning(container_firms::counter))
+    .load::<i64>(x))?
+    .len();
     if n == 0 {
         // Another node confirmed first; run again and see its result.
         return Err(Error::Retry);
@@ -535,9 +537,10 @@ fn confirm(
         diesel::update(updates::table.filter(updates::id.eq(u.id))).set((
             updates::state.eq(update_state::CONFIRMED),
             updates::confirmed_at.eq(Some(now)),
-        )),
+        ))
+        .returning(updates::id),
     )
-    .execute(x))?;
+    .load::<i64>(x))?;
     on_backend!(c, x => Reused(
         diesel::update(
             updates::table
@@ -546,9 +549,10 @@ fn confirm(
                 .filter(updates::counter_from.eq(u.counter_from))
                 .filter(updates::state.eq(update_state::ISSUED)),
         )
-        .set(updates::state.eq(update_state::VOID)),
+        .set(updates::state.eq(update_state::VOID))
+        .returning(updates::id),
     )
-    .execute(x))?;
+    .load::<i64>(x))?;
     let before = std::mem::replace(
         mirror,
         Mirror {
@@ -680,12 +684,16 @@ pub(super) fn set_state(c: &mut Conn, l: &LicRow, to: &str, serial: Option<Strin
     );
     let n = if to == ls::ACTIVATED {
         on_backend!(c, x => Reused(
-            diesel::update(row).set((changes, licenses::activated_at.eq(Some(now)))),
+            diesel::update(row)
+                .set((changes, licenses::activated_at.eq(Some(now))))
+                .returning(licenses::id),
         )
-        .execute(x))?
+        .load::<i64>(x))?
     } else {
-        on_backend!(c, x => Reused(diesel::update(row).set(changes)).execute(x))?
-    };
+        on_backend!(c, x => Reused(diesel::update(row).set(changes).returning(licenses::id))
+            .load::<i64>(x))?
+    }
+    .len();
     if n == 0 {
         return Err(Error::Conflict(format!(
             "license {} was changed by another request at the same time",
@@ -1421,9 +1429,11 @@ fn add_to_shard(
         .set((
             activation_counts::activations.eq(activation_counts::activations + n),
             activation_counts::refused.eq(activation_counts::refused + refused),
-        )),
+        ))
+        .returning(activation_counts::shard),
     )
-    .execute(x))?;
+    .load::<i64>(x))?
+    .len();
     if changed == 1 {
         return Ok(());
     }

@@ -180,9 +180,10 @@ pub(super) fn append(conn: &mut Conn) -> Result<()> {
         diesel::update(audit_head::table.filter(audit_head::id.eq(1))).set((
             audit_head::last_event_id.eq(last_id),
             audit_head::last_hash.eq(&prev),
-        )),
+        ))
+        .returning(audit_head::id),
     )
-    .execute(c))?;
+    .load::<i64>(c))?;
     Ok(())
 }
 

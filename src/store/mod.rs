@@ -41,6 +41,8 @@ macro_rules! on_backend {
 /// An UPDATE or INSERT kept prepared, under its SQL text, like a SELECT. Diesel prepares
 /// those anew on every run because a changeset with optional fields can change the text
 /// without changing the type; keyed by the text itself, a kept statement always fits.
+/// Run it with `load` or `get_result` (an UPDATE with a RETURNING clause): `execute` hands
+/// the statement on by reference, and the reference does not keep it prepared.
 #[derive(Debug, Clone, Copy)]
 pub struct Reused<Q>(pub Q);
 
