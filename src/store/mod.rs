@@ -27,7 +27,8 @@ pub enum Conn {
 /// Runs `$body` with `$x` bound to the backend's own connection (the body is compiled for
 /// both). The multi-backend connection writes the SQL text of every query anew, even of one
 /// it keeps prepared; on the backend's own connection a query whose type fixes its text is
-/// found in the statement cache by that type. For the statements of every activation.
+/// found in the statement cache by that type. Used for the statements of every activation
+/// and order.
 #[macro_export]
 macro_rules! on_backend {
     ($conn:expr, $x:ident => $body:expr) => {
@@ -206,6 +207,7 @@ pub struct DbOptions {
     pub writer_batch_max: usize,
     /// Writer threads (connections) for PostgreSQL; SQLite always has one.
     pub pg_writers: usize,
+    /// Most jobs in one group transaction on PostgreSQL (`writer_batch_max` is SQLite's).
     pub pg_writer_batch_max: usize,
 }
 
