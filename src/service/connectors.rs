@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::catalog::CustomerData;
 use super::orders::{self, NewOrder, OrderLine, OrderView};
+use super::queue;
 use super::Core;
 use crate::domain::{check_id, Actor, Role};
 use crate::error::{Error, Result};
@@ -765,12 +766,7 @@ pub fn esc(s: &str) -> String {
 }
 
 /// Write-back states.
-pub mod wb {
-    pub const QUEUED: &str = "queued";
-    pub const SENDING: &str = "sending";
-    pub const SENT: &str = "sent";
-    pub const FAILED: &str = "failed";
-}
+pub use super::queue::state as wb;
 
 #[derive(Queryable)]
 struct Due {
@@ -784,49 +780,14 @@ struct Due {
 
 /// Posts the write-backs that are due; each is claimed by one node (as mails are).
 pub async fn post_due(core: &Core, defs: &Connectors) -> Result<usize> {
-    let now = super::now();
-    let due: Vec<i64> = core
-        .db
-        .read(move |c| {
-            Ok(writebacks::table
-                .filter(
-                    writebacks::state
-                        .eq(wb::QUEUED)
-                        .and(writebacks::next_attempt_at.le(now))
-                        .or(writebacks::state
-                            .eq(wb::SENDING)
-                            .and(writebacks::claimed_until.lt(now))),
-                )
-                .select(writebacks::id)
-                .order(writebacks::id.asc())
-                .limit(32)
-                .load(c)?)
-        })
-        .await?;
+    let due = core.db.read(|c| queue::writebacks::due(c, 32)).await?;
     let mut tried = 0;
     for id in due {
         let node = core.node.clone();
         let claimed: Option<Due> = core
             .db
             .write(move |c| {
-                let now = super::now();
-                let n = diesel::update(
-                    writebacks::table.filter(writebacks::id.eq(id)).filter(
-                        writebacks::state
-                            .eq(wb::QUEUED)
-                            .and(writebacks::next_attempt_at.le(now))
-                            .or(writebacks::state
-                                .eq(wb::SENDING)
-                                .and(writebacks::claimed_until.lt(now))),
-                    ),
-                )
-                .set((
-                    writebacks::state.eq(wb::SENDING),
-                    writebacks::claimed_by.eq(Some(&node)),
-                    writebacks::claimed_until.eq(Some(now + chrono::Duration::seconds(120))),
-                ))
-                .execute(c)?;
-                if n == 0 {
+                if !queue::writebacks::claim(c, id, &node)? {
                     return Ok(None);
                 }
                 Ok(Some(
@@ -882,46 +843,25 @@ pub async fn post_due(core: &Core, defs: &Connectors) -> Result<usize> {
         })
         .await
         .unwrap_or_else(|e| Err(format!("task: {e}")));
-        let max = core.config.writeback_max_attempts as i32;
-        let base = core.config.mail_retry_secs as i64;
+        // An ERP's answer may change with time: no error is taken as permanent.
+        let outcome = outcome.map_err(|why| (false, why));
+        let (max, base) = (
+            core.config.writeback_max_attempts as i32,
+            core.config.mail_retry_secs as i64,
+        );
         let node = core.node.clone();
-        core.db
+        let recorded = core
+            .db
             .write(move |c| {
-                let now = super::now();
-                let mine = writebacks::table
-                    .filter(writebacks::id.eq(d.id))
-                    .filter(writebacks::state.eq(wb::SENDING))
-                    .filter(writebacks::claimed_by.eq(&node));
-                let tried = d.attempts + 1;
-                match &outcome {
-                    Ok(()) => diesel::update(mine)
-                        .set((
-                            writebacks::state.eq(wb::SENT),
-                            writebacks::attempts.eq(tried),
-                            writebacks::sent_at.eq(Some(now)),
-                        ))
-                        .execute(c)?,
-                    Err(why) => {
-                        let delay = super::mail::retry_delay(base, tried);
-                        diesel::update(mine)
-                            .set((
-                                writebacks::state.eq(if tried >= max {
-                                    wb::FAILED
-                                } else {
-                                    wb::QUEUED
-                                }),
-                                writebacks::attempts.eq(tried),
-                                writebacks::last_error
-                                    .eq(why.chars().take(1000).collect::<String>()),
-                                writebacks::next_attempt_at
-                                    .eq(now + chrono::Duration::seconds(delay)),
-                            ))
-                            .execute(c)?
-                    }
-                };
-                Ok(())
+                queue::writebacks::record(c, d.id, &node, d.attempts, &outcome, max, base)
             })
             .await?;
+        if recorded == queue::Recorded::TakenOver {
+            tracing::warn!(
+                writeback = d.id,
+                "write-back outcome not recorded: claimed by another node"
+            );
+        }
     }
     Ok(tried)
 }

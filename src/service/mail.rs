@@ -18,13 +18,9 @@ use crate::error::{Error, Result};
 use crate::store::schema::outbox;
 use crate::store::Conn;
 
+use super::queue;
 /// Outbox states.
-pub mod mail_state {
-    pub const QUEUED: &str = "queued";
-    pub const SENDING: &str = "sending";
-    pub const SENT: &str = "sent";
-    pub const FAILED: &str = "failed";
-}
+pub use super::queue::state as mail_state;
 use mail_state as ms;
 
 /// The mails Licentia sends, with the parameters their templates get (besides the
@@ -436,58 +432,20 @@ struct Claimed {
     attempts: i32,
 }
 
-/// How long a node may hold a mail it claimed before another node may take it.
-const LEASE_SECS: i64 = 120;
-
 /// Sends the mails that are due; returns how many were tried. A mail is claimed by one
 /// conditional update, so with several nodes each mail is sent by one of them.
 pub async fn send_due(core: &Core, mailer: &std::sync::Arc<Mailer>) -> Result<usize> {
     if !mailer.enabled() {
         return Ok(0);
     }
-    let now = super::now();
-    let due: Vec<i64> = core
-        .db
-        .read(move |c| {
-            Ok(outbox::table
-                .filter(
-                    outbox::state
-                        .eq(ms::QUEUED)
-                        .and(outbox::next_attempt_at.le(now))
-                        .or(outbox::state
-                            .eq(ms::SENDING)
-                            .and(outbox::claimed_until.lt(now))),
-                )
-                .select(outbox::id)
-                .order(outbox::id.asc())
-                .limit(32)
-                .load(c)?)
-        })
-        .await?;
+    let due = core.db.read(|c| queue::outbox::due(c, 32)).await?;
     let mut tried = 0;
     for id in due {
         let node = core.node.clone();
         let claimed: Option<Claimed> = core
             .db
             .write(move |c| {
-                let now = super::now();
-                let n = diesel::update(
-                    outbox::table.filter(outbox::id.eq(id)).filter(
-                        outbox::state
-                            .eq(ms::QUEUED)
-                            .and(outbox::next_attempt_at.le(now))
-                            .or(outbox::state
-                                .eq(ms::SENDING)
-                                .and(outbox::claimed_until.lt(now))),
-                    ),
-                )
-                .set((
-                    outbox::state.eq(ms::SENDING),
-                    outbox::claimed_by.eq(Some(&node)),
-                    outbox::claimed_until.eq(Some(now + chrono::Duration::seconds(LEASE_SECS))),
-                ))
-                .execute(c)?;
-                if n == 0 {
+                if !queue::outbox::claim(c, id, &node)? {
                     return Ok(None);
                 }
                 Ok(Some(
@@ -521,71 +479,28 @@ pub async fn send_due(core: &Core, mailer: &std::sync::Arc<Mailer>) -> Result<us
                     .unwrap_or_else(|e| Err((false, format!("sender task: {e}"))))
             }
         };
-        record_outcome(core, m.id, m.attempts, outcome).await?;
+        let (max, base) = (
+            core.config.mail_max_attempts as i32,
+            core.config.mail_retry_secs as i64,
+        );
+        let node = core.node.clone();
+        let why = outcome.as_ref().err().map(|(_, w)| w.clone());
+        let recorded = core
+            .db
+            .write(move |c| queue::outbox::record(c, m.id, &node, m.attempts, &outcome, max, base))
+            .await?;
+        match recorded {
+            queue::Recorded::Failed => {
+                tracing::warn!(mail = m.id, error = ?why, "mail failed for good")
+            }
+            queue::Recorded::TakenOver => tracing::warn!(
+                mail = m.id,
+                "mail outcome not recorded: claimed by another node"
+            ),
+            queue::Recorded::Sent | queue::Recorded::Again => {}
+        }
     }
     Ok(tried)
-}
-
-async fn record_outcome(
-    core: &Core,
-    id: i64,
-    attempts: i32,
-    outcome: std::result::Result<(), (bool, String)>,
-) -> Result<()> {
-    let max = core.config.mail_max_attempts as i32;
-    let base = core.config.mail_retry_secs as i64;
-    let node = core.node.clone();
-    core.db
-        .write(move |c| {
-            let now = super::now();
-            let mine = outbox::table
-                .filter(outbox::id.eq(id))
-                .filter(outbox::state.eq(ms::SENDING))
-                .filter(outbox::claimed_by.eq(&node));
-            let n = match &outcome {
-                Ok(()) => diesel::update(mine)
-                    .set((
-                        outbox::state.eq(ms::SENT),
-                        outbox::attempts.eq(attempts + 1),
-                        outbox::sent_at.eq(Some(now)),
-                        outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
-                    ))
-                    .execute(c)?,
-                Err((permanent, why)) => {
-                    let tried = attempts + 1;
-                    let failed = *permanent || tried >= max;
-                    let delay = retry_delay(base, tried);
-                    let n = diesel::update(mine)
-                        .set((
-                            outbox::state.eq(if failed { ms::FAILED } else { ms::QUEUED }),
-                            outbox::attempts.eq(tried),
-                            outbox::last_error.eq(why.chars().take(1000).collect::<String>()),
-                            outbox::next_attempt_at.eq(now + chrono::Duration::seconds(delay)),
-                            outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
-                        ))
-                        .execute(c)?;
-                    if failed {
-                        tracing::warn!(mail = id, error = %why, "mail failed for good");
-                    }
-                    n
-                }
-            };
-            if n == 0 {
-                // The claim ran out and another node took the mail over.
-                tracing::warn!(
-                    mail = id,
-                    "mail outcome not recorded: claimed by another node"
-                );
-            }
-            Ok(())
-        })
-        .await
-}
-
-/// The wait before attempt `tried + 1`: base, 2 × base, 4 × base … up to an hour (mails and
-/// ERP write-backs alike).
-pub(super) fn retry_delay(base: i64, tried: i32) -> i64 {
-    (base << (tried - 1).clamp(0, 20)).min(3600)
 }
 
 /// Sends due mails until the process ends; wakes every half second.
