@@ -233,7 +233,8 @@ pub fn ticket_mail_for(config: &Config, source: &str) -> bool {
         .any(|s| s.trim() == source)
 }
 
-#[derive(Debug, Serialize, Queryable)]
+#[derive(Debug, Serialize, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
 pub struct MailView {
     pub id: i64,
     pub kind: String,
@@ -245,29 +246,6 @@ pub struct MailView {
     pub created_at: chrono::NaiveDateTime,
     pub sent_at: Option<chrono::NaiveDateTime>,
 }
-
-type MailSelect = (
-    outbox::id,
-    outbox::kind,
-    outbox::recipient,
-    outbox::state,
-    outbox::attempts,
-    outbox::next_attempt_at,
-    outbox::last_error,
-    outbox::created_at,
-    outbox::sent_at,
-);
-const MAIL_SELECT: MailSelect = (
-    outbox::id,
-    outbox::kind,
-    outbox::recipient,
-    outbox::state,
-    outbox::attempts,
-    outbox::next_attempt_at,
-    outbox::last_error,
-    outbox::created_at,
-    outbox::sent_at,
-);
 
 const MAIL_ROLES: &[Role] = &[Role::Admin, Role::Support];
 
@@ -284,7 +262,7 @@ pub async fn list(core: &Core, actor: &Actor, state: Option<String>) -> Result<V
     }
     core.db
         .read(move |c| {
-            let mut q = outbox::table.select(MAIL_SELECT).into_boxed();
+            let mut q = outbox::table.select(MailView::as_select()).into_boxed();
             if let Some(s) = &state {
                 q = q.filter(outbox::state.eq(s.clone()));
             }

@@ -32,6 +32,13 @@ fn zeep_at(
     })
 }
 
+/// The detail of the SOAP fault zeep reported (the test fails if there is none).
+fn fault(v: &Value) -> &str {
+    v["fault"]["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no SOAP fault in {v}"))
+}
+
 fn zeep(app: &TestApp, user: &str, pw: &str, binding: &str, operation: &str, args: Value) -> Value {
     zeep_at(app, "Sales", binding, (user, pw), operation, args)
 }
@@ -142,13 +149,7 @@ fn zeep_creates_orders_and_reads_tickets_over_soap_11_and_12() {
         json!({"Customer": {"ExternalId": "C-2"}, "Line": [{"ItemId": "NOPE", "Quantity": 1}]}),
     );
     assert_eq!(f["fault"]["code"], "env:Client", "{f}");
-    assert!(
-        f["fault"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("unknown_item"),
-        "{f}"
-    );
+    assert!(fault(&f).contains("unknown_item"), "{f}");
     let f = zeep(
         &app,
         "erp",
@@ -158,13 +159,7 @@ fn zeep_creates_orders_and_reads_tickets_over_soap_11_and_12() {
         json!({"Ticket": ticket}),
     );
     assert_eq!(f["fault"]["code"], "env:Sender", "{f}");
-    assert!(
-        f["fault"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("unauthenticated"),
-        "{f}"
-    );
+    assert!(fault(&f).contains("unauthenticated"), "{f}");
     assert_eq!(app.count("orders"), 1);
 }
 
@@ -529,13 +524,7 @@ fn the_depot_activates_confirms_and_returns_through_zeep() {
         "Activate",
         json!({"Ticket": ticket, "LicenseId": [ids[1]], "Request": "-----BEGIN LICENTIA REQUEST-----\nAAAA\n-----END LICENTIA REQUEST-----"}),
     );
-    assert!(
-        bad["fault"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("invalid_message"),
-        "{bad}"
-    );
+    assert!(fault(&bad).contains("invalid_message"), "{bad}");
     // Raw: the answer validates against the Depot schema.
     let body = format!(
         "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
@@ -588,13 +577,7 @@ fn the_admin_service_decides_approvals_and_controls_containers_through_zeep() {
         "DecideApproval",
         json!({"ApprovalId": id, "Approve": true}),
     );
-    assert!(
-        no["fault"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("forbidden"),
-        "{no}"
-    );
+    assert!(fault(&no).contains("forbidden"), "{no}");
     let yes = zeep_admin(
         &app,
         "sue",
@@ -617,13 +600,7 @@ fn the_admin_service_decides_approvals_and_controls_containers_through_zeep() {
         "BlacklistContainer",
         json!({"Serial": a.serial, "Description": "lost"}),
     );
-    assert!(
-        again["fault"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("already_exists"),
-        "{again}"
-    );
+    assert!(fault(&again).contains("already_exists"), "{again}");
     let r = zeep_admin(
         &app,
         "admin",
@@ -665,10 +642,7 @@ fn the_admin_service_decides_approvals_and_controls_containers_through_zeep() {
         "ResetContainer",
         json!({"Serial": a.serial}),
     );
-    assert!(
-        r["fault"]["detail"].as_str().unwrap().contains("forbidden"),
-        "{r}"
-    );
+    assert!(fault(&r).contains("forbidden"), "{r}");
     let r = zeep_admin(
         &app,
         "admin",
@@ -738,13 +712,7 @@ fn zeep_appends_update_items_and_withdraws_replaces_and_splits_licenses() {
         "SplitLicense",
         json!({"LicenseId": float, "Quantity": [2, 3]}),
     );
-    assert!(
-        no["fault"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("forbidden"),
-        "{no}"
-    );
+    assert!(fault(&no).contains("forbidden"), "{no}");
     let split = zeep(
         &app,
         "sam",
@@ -767,13 +735,7 @@ fn zeep_appends_update_items_and_withdraws_replaces_and_splits_licenses() {
         "SplitLicense",
         json!({"LicenseId": float, "Quantity": [1, 1]}),
     );
-    assert!(
-        bad["fault"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("conflict"),
-        "{bad}"
-    );
+    assert!(fault(&bad).contains("conflict"), "{bad}");
     let rep = zeep(
         &app,
         "erp",
@@ -842,13 +804,7 @@ fn the_depot_gives_the_license_template_and_restores_a_container() {
         "{t}"
     );
     let unknown = zeep_depot(&app, "Template", json!({"FirmCode": 1}));
-    assert!(
-        unknown["fault"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("unknown_firm"),
-        "{unknown}"
-    );
+    assert!(fault(&unknown).contains("unknown_firm"), "{unknown}");
 
     let gw = Gateway::new(&app.base);
     let (ticket, ids) = crate::activation::ticket_with(&app, "DR-1", "SNP-SINGLE", 1);
@@ -907,13 +863,7 @@ fn the_admin_service_manages_customers_and_users_api_access() {
         "AddUser",
         json!({"Username": "bot", "Password": "bot-password-123", "Role": "erp"}),
     );
-    assert!(
-        no["fault"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("forbidden"),
-        "{no}"
-    );
+    assert!(fault(&no).contains("forbidden"), "{no}");
     let u = zeep_admin(
         &app,
         "admin",
@@ -1011,13 +961,7 @@ fn the_admin_service_manages_items_and_settings() {
         "ChangeItem",
         json!({"ItemId": "SNP-PRO", "Version": v, "Name": "Again"}),
     );
-    assert!(
-        stale["fault"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("conflict"),
-        "{stale}"
-    );
+    assert!(fault(&stale).contains("conflict"), "{stale}");
     let all = zeep_admin(&app, "admin", admin, "ListItems", json!({}));
     assert!(
         all["ok"]
