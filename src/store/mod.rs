@@ -132,11 +132,14 @@ impl Manager {
                 stable_sqlite_plans();
                 let mut c = diesel::SqliteConnection::establish(&self.url.target)?;
                 // synchronous=FULL on the writer: an update, ticket or lock never leaves the
-                // server before the commit it depends on is on disk.
+                // server before the commit it depends on is on disk. temp_store=MEMORY keeps
+                // the job savepoints' sub-journals in memory: otherwise SQLite spills them to
+                // a temporary file it creates and writes during the transaction.
                 let sync = if self.writer { "FULL" } else { "NORMAL" };
                 c.batch_execute(&format!(
                     "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                     PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; \
+                     PRAGMA temp_store = MEMORY;"
                 ))
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(Conn::Sqlite(c))
@@ -468,7 +471,17 @@ fn group_transaction(conn: &mut Conn, run: impl FnOnce(&mut Conn)) -> Result<()>
     history::begin();
     SAVEPOINT_OPEN.set(false);
     run(conn);
-    let appended = history::append(conn);
+    // On SQLite the last job's savepoint is released before the events are appended, so that
+    // the append does not copy every page it touches into that savepoint's sub-journal (on
+    // PostgreSQL that would be one more round trip for nothing; the commit releases it).
+    let released = match conn {
+        Conn::Sqlite(c) if SAVEPOINT_OPEN.get() => c.batch_execute("RELEASE SAVEPOINT job"),
+        _ => Ok(()),
+    };
+    SAVEPOINT_OPEN.set(false);
+    let appended = released
+        .map_err(Error::from)
+        .and_then(|_| history::append(conn));
     history::end();
     let committed = appended.and_then(|_| {
         match conn {
