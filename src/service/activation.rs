@@ -533,14 +533,8 @@ fn confirm(
         // Another node confirmed first; run again and see its result.
         return Err(Error::Retry);
     }
-    on_backend!(c, x => Reused(
-        diesel::update(updates::table.filter(updates::id.eq(u.id))).set((
-            updates::state.eq(update_state::CONFIRMED),
-            updates::confirmed_at.eq(Some(now)),
-        ))
-        .returning(updates::id),
-    )
-    .load::<i64>(x))?;
+    // `u` becomes confirmed and the other updates issued from the same state void, in one
+    // statement (one round trip on PostgreSQL).
     on_backend!(c, x => Reused(
         diesel::update(
             updates::table
@@ -549,7 +543,17 @@ fn confirm(
                 .filter(updates::counter_from.eq(u.counter_from))
                 .filter(updates::state.eq(update_state::ISSUED)),
         )
-        .set(updates::state.eq(update_state::VOID))
+        .set((
+            updates::state.eq(diesel::dsl::case_when(
+                updates::id.eq(u.id),
+                update_state::CONFIRMED.into_sql::<diesel::sql_types::Text>(),
+            )
+            .otherwise(update_state::VOID.into_sql::<diesel::sql_types::Text>())),
+            updates::confirmed_at.eq(diesel::dsl::case_when(
+                updates::id.eq(u.id),
+                now.into_sql::<diesel::sql_types::Timestamp>(),
+            )),
+        ))
         .returning(updates::id),
     )
     .load::<i64>(x))?;
@@ -1281,35 +1285,40 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
     let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
         let tid = ticket_id(c, &code)?;
-        let on_ticket: Vec<LicRow> = on_backend!(c, x => licenses::table
-            .inner_join(items::table)
-            .filter(licenses::ticket_id.eq(tid))
-            .select(LIC_SELECT)
-            .order(licenses::id.asc())
-            .load(x))?;
         let serial = k.cont.serial.clone();
+        // Only the named licenses are read (a ticket can hold hundreds); the ticket's rules
+        // ask the database for what they need.
+        let rows: Vec<LicRow> = if req.licenses.is_empty() {
+            on_backend!(c, x => licenses::table
+                .inner_join(items::table)
+                .filter(licenses::ticket_id.eq(tid))
+                .filter(licenses::state.eq(ls::AVAILABLE))
+                .filter(licenses::firm_id.eq(k.firm_id))
+                .select(LIC_SELECT)
+                .order(licenses::id.asc())
+                .load(x))?
+        } else {
+            licenses_by_id(c, &req.licenses)?
+        };
         let chosen: Vec<&LicRow> = if req.licenses.is_empty() {
-            on_ticket
-                .iter()
-                .filter(|l| l.state == ls::AVAILABLE && l.firm_id == k.firm_id)
-                .collect()
+            rows.iter().collect()
         } else {
             let mut v = vec![];
             for id in &req.licenses {
                 v.push(
-                    on_ticket
-                        .iter()
-                        .find(|l| l.id == *id)
+                    rows.iter()
+                        .find(|l| l.id == *id && l.ticket_id == tid)
                         .ok_or_else(|| Error::not_found("license", id))?,
                 );
             }
             if k.settings.activation_mode == ActivationMode::All {
-                let all = on_ticket
-                    .iter()
-                    .filter(|l| l.state == ls::AVAILABLE)
-                    .count();
+                let all: i64 = on_backend!(c, x => licenses::table
+                    .filter(licenses::ticket_id.eq(tid))
+                    .filter(licenses::state.eq(ls::AVAILABLE))
+                    .count()
+                    .get_result(x))?;
                 let picked = v.iter().filter(|l| l.state == ls::AVAILABLE).count();
-                if picked != all {
+                if picked as i64 != all {
                     return Err(Error::NotAllowed(
                         "this ticket's licenses are activated all at once; \
                              leave the license list empty"
@@ -1326,15 +1335,19 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
             )));
         }
         if k.settings.single_container {
-            if let Some(other) = on_ticket
-                .iter()
-                .find(|l| l.serial.as_deref().is_some_and(|s| s != serial))
-            {
+            let elsewhere: Option<(i64, Option<String>)> = on_backend!(c, x => licenses::table
+                .filter(licenses::ticket_id.eq(tid))
+                .filter(licenses::serial.is_not_null())
+                .filter(licenses::serial.ne(&serial))
+                .select((licenses::id, licenses::serial))
+                .order(licenses::id.asc())
+                .first(x)
+                .optional())?;
+            if let Some((id, other)) = elsewhere {
                 return Err(Error::NotAllowed(format!(
-                    "the licenses of this ticket must stay in one container; license {} \
+                    "the licenses of this ticket must stay in one container; license {id} \
                          is in container {}",
-                    other.id,
-                    other.serial.as_deref().unwrap_or("")
+                    other.unwrap_or_default()
                 )));
             }
         }
@@ -1402,6 +1415,21 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     })
     .await?;
     deliver(core, out)
+}
+
+/// Licenses by id, as the activation needs them. A short list keeps its statement prepared
+/// (diesel prepares a statement with an IN list anew on every run).
+fn licenses_by_id(c: &mut Conn, ids: &[i64]) -> Result<Vec<LicRow>> {
+    const KEPT_UP_TO: usize = 8;
+    let q = licenses::table
+        .inner_join(items::table)
+        .filter(licenses::id.eq_any(ids))
+        .select(LIC_SELECT);
+    Ok(if ids.len() <= KEPT_UP_TO {
+        on_backend!(c, x => crate::store::Reused(q).load(x))?
+    } else {
+        on_backend!(c, x => q.load(x))?
+    })
 }
 
 /// Counts activations no quota refuses (support approved them) in this month.
@@ -1593,11 +1621,7 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
     }
     let actor = customer_actor(format!("container:{}", ctx.serial), interface);
     let out = after_contact(core, actor, ctx, false, move |c, actor, ctx, k| {
-        let rows: Vec<LicRow> = licenses::table
-            .inner_join(items::table)
-            .filter(licenses::id.eq_any(&req.licenses))
-            .select(LIC_SELECT)
-            .load(c)?;
+        let rows = licenses_by_id(c, &req.licenses)?;
         for id in &req.licenses {
             let l = rows
                 .iter()
