@@ -134,10 +134,11 @@ pub(super) fn append(conn: &mut Conn) -> Result<()> {
         prev = e.hash.clone();
     }
     // One multi-row INSERT per 500 events: the head lock is held for as few round trips as
-    // possible. Ids follow the VALUES order, which is the chain order.
-    let mut last_id = 0;
+    // possible. Ids follow the VALUES order, which is the chain order. On PostgreSQL the
+    // head moves in the same statement (a data-modifying WITH).
     for chunk in rows.chunks(500) {
-        let ids: Vec<Id> = match conn {
+        let last_hash = &chunk[chunk.len() - 1].hash;
+        match conn {
             Conn::Pg(pg) => {
                 let mut n = 0;
                 let values: Vec<String> = chunk
@@ -153,37 +154,45 @@ pub(super) fn append(conn: &mut Conn) -> Result<()> {
                     })
                     .collect();
                 let q = diesel::sql_query(format!(
-                    "{INSERT_EVENTS} {} RETURNING id",
-                    values.join(", ")
+                    "WITH added AS ({INSERT_EVENTS} {} RETURNING id) \
+                     UPDATE audit_head SET last_event_id = (SELECT max(id) FROM added), \
+                     last_hash = ${} WHERE id = 1 RETURNING last_event_id AS id",
+                    values.join(", "),
+                    n + 1
                 ));
-                let q = bind_events!(q.into_boxed::<diesel::pg::Pg>(), chunk);
-                if chunk.len() <= REUSED_ROWS {
+                let q = bind_events!(q.into_boxed::<diesel::pg::Pg>(), chunk)
+                    .bind::<diesel::sql_types::Text, _>(last_hash);
+                let moved: Vec<Id> = if chunk.len() <= REUSED_ROWS {
                     super::Reused(q).load(pg)?
                 } else {
                     q.load(pg)?
+                };
+                if moved.len() != 1 {
+                    return Err(Error::internal("the history head is missing"));
                 }
             }
             Conn::Sqlite(lite) => {
                 let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
                 let q = diesel::sql_query(format!("{INSERT_EVENTS} {values} RETURNING id"));
                 let q = bind_events!(q.into_boxed::<diesel::sqlite::Sqlite>(), chunk);
-                if chunk.len() <= REUSED_ROWS {
+                let ids: Vec<Id> = if chunk.len() <= REUSED_ROWS {
                     super::Reused(q).load(lite)?
                 } else {
                     q.load(lite)?
-                }
+                };
+                let last_id = ids.iter().map(|i| i.id).max().unwrap_or_default();
+                super::Reused(
+                    diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
+                        .set((
+                            audit_head::last_event_id.eq(last_id),
+                            audit_head::last_hash.eq(last_hash),
+                        ))
+                        .returning(audit_head::id),
+                )
+                .load::<i64>(lite)?;
             }
-        };
-        last_id = ids.iter().map(|i| i.id).max().unwrap_or(last_id);
+        }
     }
-    crate::on_backend!(conn, c => super::Reused(
-        diesel::update(audit_head::table.filter(audit_head::id.eq(1))).set((
-            audit_head::last_event_id.eq(last_id),
-            audit_head::last_hash.eq(&prev),
-        ))
-        .returning(audit_head::id),
-    )
-    .load::<i64>(c))?;
     Ok(())
 }
 

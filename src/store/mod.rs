@@ -380,30 +380,40 @@ pub fn writer_tag() -> i64 {
     node * 64 + WRITER.with(|w| w.get()).unwrap_or(63) as i64
 }
 
+/// The job savepoint of the group transaction a writer runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    None,
+    /// Open and holding nothing: opened with the transaction, or rolled back to.
+    Empty,
+    /// Open and holding the last job's writes.
+    Used,
+}
+
 thread_local! {
-    /// Whether the group transaction this writer runs has a job savepoint open.
-    static SAVEPOINT_OPEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static SAVEPOINT: std::cell::Cell<Savepoint> = const { std::cell::Cell::new(Savepoint::None) };
 }
 
 /// Runs one job of a group in its own savepoint, so that a job that fails leaves nothing
-/// and the others go on. The previous job's savepoint is released in the same round trip
-/// that opens this one (on PostgreSQL every statement is one); the last is released by
-/// the commit.
+/// and the others go on. The first savepoint opens with the transaction and each next one
+/// in the round trip that releases the previous (on PostgreSQL every statement is one
+/// round trip); the last is released by the commit.
 fn run_in_savepoint<T>(conn: &mut Conn, f: &mut impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
     let mark = history::mark();
-    conn.batch_execute(if SAVEPOINT_OPEN.get() {
-        "RELEASE SAVEPOINT job; SAVEPOINT job"
-    } else {
-        "SAVEPOINT job"
-    })?;
-    SAVEPOINT_OPEN.set(true);
+    match SAVEPOINT.get() {
+        Savepoint::Empty => {}
+        Savepoint::Used => conn.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job")?,
+        Savepoint::None => conn.batch_execute("SAVEPOINT job")?,
+    }
+    SAVEPOINT.set(Savepoint::Used);
     let outcome = f(conn);
     if outcome.is_err() {
         history::cut_back(mark);
-        // The savepoint stays open after it is rolled back to; the next job releases it.
+        // The savepoint stays open, empty, after it is rolled back to.
         if let Err(e) = conn.batch_execute("ROLLBACK TO SAVEPOINT job") {
             return Err(Error::internal(format!("cannot undo a failed write: {e}")));
         }
+        SAVEPOINT.set(Savepoint::Empty);
     }
     outcome
 }
@@ -464,21 +474,24 @@ fn writer_loop(
 /// failing on a lock upgrade.
 fn group_transaction(conn: &mut Conn, run: impl FnOnce(&mut Conn)) -> Result<()> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    // The first job's savepoint opens in the same round trip.
     match conn {
-        Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        Conn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+        Conn::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE; SAVEPOINT job")?
+        }
+        Conn::Pg(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN; SAVEPOINT job")?,
     }
+    SAVEPOINT.set(Savepoint::Empty);
     history::begin();
-    SAVEPOINT_OPEN.set(false);
     run(conn);
     // On SQLite the last job's savepoint is released before the events are appended, so that
     // the append does not copy every page it touches into that savepoint's sub-journal (on
     // PostgreSQL that would be one more round trip for nothing; the commit releases it).
     let released = match conn {
-        Conn::Sqlite(c) if SAVEPOINT_OPEN.get() => c.batch_execute("RELEASE SAVEPOINT job"),
-        _ => Ok(()),
+        Conn::Sqlite(c) => c.batch_execute("RELEASE SAVEPOINT job"),
+        Conn::Pg(_) => Ok(()),
     };
-    SAVEPOINT_OPEN.set(false);
+    SAVEPOINT.set(Savepoint::None);
     let appended = released
         .map_err(Error::from)
         .and_then(|_| history::append(conn));
