@@ -205,30 +205,67 @@ pub(super) fn firm_of(c: &mut Conn, code: i64) -> Result<(i64, String)> {
     .ok_or_else(|| Error::not_found("firm", code))
 }
 
-/// The firm's id, current key id and settings, and whether `serial` is on its blacklist,
-/// in one query.
-fn firm_with_settings(
-    c: &mut Conn,
-    code: i64,
-    serial: &str,
-) -> Result<(i64, String, Settings, bool)> {
+/// What a contact needs to know of the firm its context names.
+struct FirmFacts {
+    id: i64,
+    key_id: String,
+    settings: Settings,
+    /// Whether the context's serial is on the firm's blacklist.
+    blacklisted: bool,
+}
+
+/// A registered container and its mirror for the firm (none before its first contact).
+type Found = (ContainerRow, Option<MirrorRow>);
+
+/// The firm a context names (id, current key id, settings, whether the serial is on its
+/// blacklist) and the container of that serial with its mirror for the firm, in one query.
+fn firm_and_container(c: &mut Conn, code: i64, serial: &str) -> Result<(FirmFacts, Option<Found>)> {
     let listed = blacklist::table
         .filter(blacklist::firm_id.eq(firms::id))
         .filter(blacklist::serial.eq(serial))
         .filter(blacklist::removed_at.is_null());
-    let found: Option<(i64, String, Option<String>, bool)> = on_backend!(c, x => firms::table
+    type Row = (
+        i64,
+        String,
+        Option<String>,
+        bool,
+        Option<ContainerRow>,
+        Option<MirrorRow>,
+    );
+    let found: Option<Row> = on_backend!(c, x => firms::table
         .left_join(settings::table.on(settings::firm_id.eq(firms::id)))
+        .left_join(containers::table.on(containers::serial.eq(serial.to_string())))
+        .left_join(
+            container_firms::table.on(container_firms::container_id
+                .eq(containers::id)
+                .and(container_firms::firm_id.eq(firms::id))),
+        )
         .filter(firms::firm_code.eq(code))
         .select((
             firms::id,
             firms::key_id,
             settings::body.nullable(),
             diesel::dsl::exists(listed),
+            containers::all_columns.nullable(),
+            (
+                container_firms::counter,
+                container_firms::digest,
+                container_firms::content,
+                container_firms::confirmed_at,
+            )
+                .nullable(),
         ))
         .first(x)
         .optional())?;
-    let (id, key_id, body, blacklisted) = found.ok_or_else(|| Error::not_found("firm", code))?;
-    Ok((id, key_id, parse_settings(body)?, blacklisted))
+    let (id, key_id, body, blacklisted, cont, mirror) =
+        found.ok_or_else(|| Error::not_found("firm", code))?;
+    let firm = FirmFacts {
+        id,
+        key_id,
+        settings: parse_settings(body)?,
+        blacklisted,
+    };
+    Ok((firm, cont.map(|row| (row, mirror))))
 }
 
 /// The firm's current signer, opened once per key id.
@@ -263,38 +300,20 @@ fn new_act_serial() -> String {
 /// The mirror columns of `container_firms`.
 type MirrorRow = (i64, String, String, chrono::NaiveDateTime);
 
-/// Finds the container a context speaks for and checks that it signed with the key
-/// registered for it; with it, in the same query, its mirror for `firm_id` when it has one
-/// (every contact after its first). With `register`, a new `act` container (serial `new`)
-/// or a dongle seen for the first time is registered.
+/// Checks that the container a context speaks for (`found`, by its serial) signed with the
+/// key registered for it and returns it with its mirror when it has one (every contact
+/// after its first). A retried first activation (serial `new`) is found by its key. With
+/// `register`, a new `act` container (serial `new`) or a dongle seen for the first time is
+/// registered.
 fn find_container(
     c: &mut Conn,
     actor: &Actor,
     ctx: &Context,
     register: bool,
-    firm_id: i64,
+    found: Option<Found>,
 ) -> Result<(ContainerRow, Option<Mirror>)> {
     let mut mirror_row: Option<MirrorRow> = None;
     let existing: Option<ContainerRow> = if ctx.serial != NEW_SERIAL {
-        let found: Option<(ContainerRow, Option<MirrorRow>)> = on_backend!(c, x => containers::table
-            .left_join(
-                container_firms::table.on(container_firms::container_id
-                    .eq(containers::id)
-                    .and(container_firms::firm_id.eq(firm_id))),
-            )
-            .filter(containers::serial.eq(&ctx.serial))
-            .select((
-                containers::all_columns,
-                (
-                    container_firms::counter,
-                    container_firms::digest,
-                    container_firms::content,
-                    container_firms::confirmed_at,
-                )
-                    .nullable(),
-            ))
-            .first(x)
-            .optional())?;
         found.map(|(row, m)| {
             mirror_row = m;
             row
@@ -766,8 +785,14 @@ fn contact(
     ctx: &Context,
     register: bool,
 ) -> Result<Committed<Contact>> {
-    let (firm_id, key_id, settings, listed) = firm_with_settings(c, ctx.firm_code, &ctx.serial)?;
-    let (cont, mirror) = find_container(c, actor, ctx, register, firm_id)?;
+    let (firm, found) = firm_and_container(c, ctx.firm_code, &ctx.serial)?;
+    let FirmFacts {
+        id: firm_id,
+        key_id,
+        settings,
+        blacklisted: listed,
+    } = firm;
+    let (cont, mirror) = find_container(c, actor, ctx, register, found)?;
     if cont.state == container_state::MANIPULATED {
         return Ok(Err(Refusal::Error(Error::Manipulation(cont.serial))));
     }
@@ -1284,21 +1309,27 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     }
     let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
     let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
-        let tid = ticket_id(c, &code)?;
         let serial = k.cont.serial.clone();
         // Only the named licenses are read (a ticket can hold hundreds); the ticket's rules
         // ask the database for what they need.
-        let rows: Vec<LicRow> = if req.licenses.is_empty() {
-            on_backend!(c, x => licenses::table
+        let (tid, rows) = if req.licenses.is_empty() {
+            let tid = ticket_id(c, &code)?;
+            let rows: Vec<LicRow> = on_backend!(c, x => licenses::table
                 .inner_join(items::table)
                 .filter(licenses::ticket_id.eq(tid))
                 .filter(licenses::state.eq(ls::AVAILABLE))
                 .filter(licenses::firm_id.eq(k.firm_id))
                 .select(LIC_SELECT)
                 .order(licenses::id.asc())
-                .load(x))?
+                .load(x))?;
+            (tid, rows)
         } else {
-            licenses_by_id(c, &req.licenses)?
+            let rows = licenses_of_ticket(c, &code, &req.licenses)?;
+            let tid = match rows.first() {
+                Some(l) => l.ticket_id,
+                None => ticket_id(c, &code)?,
+            };
+            (tid, rows)
         };
         let chosen: Vec<&LicRow> = if req.licenses.is_empty() {
             rows.iter().collect()
@@ -1307,7 +1338,7 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
             for id in &req.licenses {
                 v.push(
                     rows.iter()
-                        .find(|l| l.id == *id && l.ticket_id == tid)
+                        .find(|l| l.id == *id)
                         .ok_or_else(|| Error::not_found("license", id))?,
                 );
             }
@@ -1417,19 +1448,36 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     deliver(core, out)
 }
 
-/// Licenses by id, as the activation needs them. A short list keeps its statement prepared
-/// (diesel prepares a statement with an IN list anew on every run).
+/// Loads a query with an IN list of `n` ids; a short list keeps its statement prepared (one
+/// per length; diesel prepares a statement with an IN list anew on every run).
+macro_rules! load_id_list {
+    ($c:expr, $q:expr, $n:expr) => {
+        if $n <= 8 {
+            on_backend!($c, x => Reused($q).load(x))?
+        } else {
+            on_backend!($c, x => $q.load(x))?
+        }
+    };
+}
+
+/// Licenses by id, as the activation needs them.
 fn licenses_by_id(c: &mut Conn, ids: &[i64]) -> Result<Vec<LicRow>> {
-    const KEPT_UP_TO: usize = 8;
     let q = licenses::table
         .inner_join(items::table)
         .filter(licenses::id.eq_any(ids))
         .select(LIC_SELECT);
-    Ok(if ids.len() <= KEPT_UP_TO {
-        on_backend!(c, x => crate::store::Reused(q).load(x))?
-    } else {
-        on_backend!(c, x => q.load(x))?
-    })
+    Ok(load_id_list!(c, q, ids.len()))
+}
+
+/// `licenses_by_id` for the licenses of one ticket, found by its code in the same query.
+fn licenses_of_ticket(c: &mut Conn, code: &TicketCode, ids: &[i64]) -> Result<Vec<LicRow>> {
+    let q = licenses::table
+        .inner_join(items::table)
+        .inner_join(tickets::table)
+        .filter(tickets::code.eq(code.as_stored()))
+        .filter(licenses::id.eq_any(ids))
+        .select(LIC_SELECT);
+    Ok(load_id_list!(c, q, ids.len()))
 }
 
 /// Counts activations no quota refuses (support approved them) in this month.
@@ -1547,8 +1595,9 @@ pub async fn confirm_receipt(
         .db
         .write(move |c| {
             let actor = customer_actor(format!("container:{}", ctx.serial), interface);
-            let (firm_id, _) = firm_of(c, ctx.firm_code)?;
-            let (cont, mirror) = find_container(c, &actor, &ctx, false, firm_id)?;
+            let (firm, found) = firm_and_container(c, ctx.firm_code, &ctx.serial)?;
+            let firm_id = firm.id;
+            let (cont, mirror) = find_container(c, &actor, &ctx, false, found)?;
             let mut mirror = match mirror {
                 Some(m) => m,
                 None => load_mirror(c, cont.id, firm_id)?,
