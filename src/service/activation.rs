@@ -218,8 +218,15 @@ struct FirmFacts {
 type Found = (ContainerRow, Option<MirrorRow>);
 
 /// The firm a context names (id, current key id, settings, whether the serial is on its
-/// blacklist) and the container of that serial with its mirror for the firm, in one query.
-fn firm_and_container(c: &mut Conn, code: i64, serial: &str) -> Result<(FirmFacts, Option<Found>)> {
+/// blacklist), the container of that serial with its mirror for the firm, and the update
+/// issued from the mirror's state that leads to `digest` (what a receipt confirms), in one
+/// query.
+fn firm_and_container(
+    c: &mut Conn,
+    code: i64,
+    serial: &str,
+    digest: &str,
+) -> Result<(FirmFacts, Option<Found>, Option<UpdateRow>)> {
     let listed = blacklist::table
         .filter(blacklist::firm_id.eq(firms::id))
         .filter(blacklist::serial.eq(serial))
@@ -231,6 +238,7 @@ fn firm_and_container(c: &mut Conn, code: i64, serial: &str) -> Result<(FirmFact
         bool,
         Option<ContainerRow>,
         Option<MirrorRow>,
+        Option<UpdateRow>,
     );
     let found: Option<Row> = on_backend!(c, x => firms::table
         .left_join(settings::table.on(settings::firm_id.eq(firms::id)))
@@ -239,6 +247,16 @@ fn firm_and_container(c: &mut Conn, code: i64, serial: &str) -> Result<(FirmFact
             container_firms::table.on(container_firms::container_id
                 .eq(containers::id)
                 .and(container_firms::firm_id.eq(firms::id))),
+        )
+        .left_join(
+            // On the mirror's columns, so that the index finds the rows by all three
+            // (PostgreSQL otherwise reads every update of the container).
+            updates::table.on(updates::container_id
+                .eq(container_firms::container_id)
+                .and(updates::firm_id.eq(container_firms::firm_id))
+                .and(updates::counter_from.eq(container_firms::counter))
+                .and(updates::digest_after.eq(digest.to_string()))
+                .and(updates::state.eq(update_state::ISSUED))),
         )
         .filter(firms::firm_code.eq(code))
         .select((
@@ -254,10 +272,19 @@ fn firm_and_container(c: &mut Conn, code: i64, serial: &str) -> Result<(FirmFact
                 container_firms::confirmed_at,
             )
                 .nullable(),
+            (
+                updates::id,
+                updates::counter_from,
+                updates::counter_to,
+                updates::digest_after,
+                updates::content_after,
+            )
+                .nullable(),
         ))
+        .order(updates::id.desc())
         .first(x)
         .optional())?;
-    let (id, key_id, body, blacklisted, cont, mirror) =
+    let (id, key_id, body, blacklisted, cont, mirror, issued) =
         found.ok_or_else(|| Error::not_found("firm", code))?;
     let firm = FirmFacts {
         id,
@@ -265,7 +292,7 @@ fn firm_and_container(c: &mut Conn, code: i64, serial: &str) -> Result<(FirmFact
         settings: parse_settings(body)?,
         blacklisted,
     };
-    Ok((firm, cont.map(|row| (row, mirror))))
+    Ok((firm, cont.map(|row| (row, mirror)), issued))
 }
 
 /// The firm's current signer, opened once per key id.
@@ -474,6 +501,8 @@ enum Seen {
     Unknown,
 }
 
+/// `issued` is the update issued from the mirror's state that leads to the context's digest
+/// when the contact's query already looked for it (`Some`), else it is looked for here.
 #[allow(clippy::too_many_arguments)]
 fn reconcile(
     c: &mut Conn,
@@ -483,6 +512,7 @@ fn reconcile(
     firm_code: i64,
     mirror: &mut Mirror,
     ctx: &Context,
+    issued: Option<Option<UpdateRow>>,
 ) -> Result<Seen> {
     let counter = i64::try_from(ctx.counter).unwrap_or(i64::MAX);
     if counter == mirror.counter && ctx.digest == mirror.digest {
@@ -494,22 +524,25 @@ fn reconcile(
         });
     }
     if counter == mirror.counter + 1 {
-        let found: Option<UpdateRow> = on_backend!(c, x => updates::table
-            .filter(updates::container_id.eq(cont.id))
-            .filter(updates::firm_id.eq(firm_id))
-            .filter(updates::counter_from.eq(mirror.counter))
-            .filter(updates::digest_after.eq(&ctx.digest))
-            .filter(updates::state.eq(update_state::ISSUED))
-            .select((
-                updates::id,
-                updates::counter_from,
-                updates::counter_to,
-                updates::digest_after,
-                updates::content_after,
-            ))
-            .order(updates::id.desc())
-            .first(x)
-            .optional())?;
+        let found: Option<UpdateRow> = match issued {
+            Some(known) => known,
+            None => on_backend!(c, x => updates::table
+                .filter(updates::container_id.eq(cont.id))
+                .filter(updates::firm_id.eq(firm_id))
+                .filter(updates::counter_from.eq(mirror.counter))
+                .filter(updates::digest_after.eq(&ctx.digest))
+                .filter(updates::state.eq(update_state::ISSUED))
+                .select((
+                    updates::id,
+                    updates::counter_from,
+                    updates::counter_to,
+                    updates::digest_after,
+                    updates::content_after,
+                ))
+                .order(updates::id.desc())
+                .first(x)
+                .optional())?,
+        };
         if let Some(u) = found {
             return Ok(Seen::Confirmed(confirm(
                 c, actor, cont, firm_id, firm_code, mirror, u,
@@ -785,7 +818,7 @@ fn contact(
     ctx: &Context,
     register: bool,
 ) -> Result<Committed<Contact>> {
-    let (firm, found) = firm_and_container(c, ctx.firm_code, &ctx.serial)?;
+    let (firm, found, issued) = firm_and_container(c, ctx.firm_code, &ctx.serial, &ctx.digest)?;
     let FirmFacts {
         id: firm_id,
         key_id,
@@ -793,6 +826,7 @@ fn contact(
         blacklisted: listed,
     } = firm;
     let (cont, mirror) = find_container(c, actor, ctx, register, found)?;
+    let issued = mirror.is_some().then_some(issued);
     if cont.state == container_state::MANIPULATED {
         return Ok(Err(Refusal::Error(Error::Manipulation(cont.serial))));
     }
@@ -800,7 +834,16 @@ fn contact(
         Some(m) => m,
         None => load_mirror(c, cont.id, firm_id)?,
     };
-    match reconcile(c, actor, &cont, firm_id, ctx.firm_code, &mut mirror, ctx)? {
+    match reconcile(
+        c,
+        actor,
+        &cont,
+        firm_id,
+        ctx.firm_code,
+        &mut mirror,
+        ctx,
+        issued,
+    )? {
         Seen::Same | Seen::Confirmed(_) => {}
         Seen::Stale {
             after_confirm: false,
@@ -1595,14 +1638,25 @@ pub async fn confirm_receipt(
         .db
         .write(move |c| {
             let actor = customer_actor(format!("container:{}", ctx.serial), interface);
-            let (firm, found) = firm_and_container(c, ctx.firm_code, &ctx.serial)?;
+            let (firm, found, issued) =
+                firm_and_container(c, ctx.firm_code, &ctx.serial, &ctx.digest)?;
             let firm_id = firm.id;
             let (cont, mirror) = find_container(c, &actor, &ctx, false, found)?;
+            let issued = mirror.is_some().then_some(issued);
             let mut mirror = match mirror {
                 Some(m) => m,
                 None => load_mirror(c, cont.id, firm_id)?,
             };
-            match reconcile(c, &actor, &cont, firm_id, ctx.firm_code, &mut mirror, &ctx)? {
+            match reconcile(
+                c,
+                &actor,
+                &cont,
+                firm_id,
+                ctx.firm_code,
+                &mut mirror,
+                &ctx,
+                issued,
+            )? {
                 Seen::Confirmed(done) => return Ok(done),
                 Seen::Same => {
                     return Ok(Confirmed {
