@@ -194,7 +194,69 @@ impl ManageConnection for Manager {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut Conn) -> Box<dyn FnOnce(Option<&Error>) + Send> + Send>;
+/// A write waiting for the writer.
+type Job = Box<dyn Pending>;
+
+/// How a write ran.
+enum Ran {
+    Done,
+    /// It failed, and its writes must be undone; `retry` if it asked to run again.
+    Failed {
+        retry: bool,
+    },
+}
+
+trait Pending: Send {
+    /// Runs the write in the writer's open group transaction. `alone` gives it its own
+    /// savepoint: a failure then undoes its own writes only, and it always reports `Done`.
+    fn run(&mut self, conn: &mut Conn, alone: bool) -> Ran;
+    /// Answers the caller once the group's commit is known.
+    fn answer(self: Box<Self>, commit_error: Option<&Error>);
+}
+
+struct Write<T, F> {
+    f: F,
+    outcome: Option<Result<T>>,
+    tx: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Pending for Write<T, F>
+where
+    T: Send,
+    F: FnMut(&mut Conn) -> Result<T> + Send,
+{
+    fn run(&mut self, conn: &mut Conn, alone: bool) -> Ran {
+        if !alone {
+            let outcome = (self.f)(conn);
+            let ran = match &outcome {
+                Ok(_) => Ran::Done,
+                Err(e) => Ran::Failed {
+                    retry: matches!(e, Error::Retry),
+                },
+            };
+            self.outcome = Some(outcome);
+            return ran;
+        }
+        let mut outcome = run_in_savepoint(conn, &mut self.f);
+        for _ in 0..3 {
+            match &outcome {
+                Err(Error::Retry) => outcome = run_in_savepoint(conn, &mut self.f),
+                _ => break,
+            }
+        }
+        self.outcome = Some(outcome);
+        Ran::Done
+    }
+
+    fn answer(self: Box<Self>, commit_error: Option<&Error>) {
+        let answer = match (commit_error, self.outcome) {
+            (Some(e), _) => Err(Error::internal(format!("commit failed: {e}"))),
+            (None, Some(outcome)) => outcome,
+            (None, None) => Err(Error::internal("the write did not run")),
+        };
+        let _ = self.tx.send(answer);
+    }
+}
 
 /// The database handle shared by every request: readers from a pool, writes through the
 /// group-commit writer.
@@ -301,31 +363,21 @@ impl Db {
         .map_err(|e| Error::internal(format!("reader task: {e}")))?
     }
 
-    /// Runs `f` in its own savepoint inside the writer's next group transaction; the answer
-    /// comes back only after that transaction is committed (durable before delivered).
-    /// `f` may run again if the database reports a serialization conflict.
+    /// Runs `f` inside the writer's next group transaction; the answer comes back only after
+    /// that transaction is committed (durable before delivered). A failing `f` leaves
+    /// nothing: the group is rolled back and run again with each write in its own savepoint
+    /// (see `group_transaction`), so `f` may run more than once; also again if the database
+    /// reports a serialization conflict.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnMut(&mut Conn) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let mut f = f;
-        let job: Job = Box::new(move |conn: &mut Conn| {
-            let mut outcome = run_in_savepoint(conn, &mut f);
-            for _ in 0..3 {
-                match &outcome {
-                    Err(Error::Retry) => outcome = run_in_savepoint(conn, &mut f),
-                    _ => break,
-                }
-            }
-            Box::new(move |commit_error: Option<&Error>| {
-                let answer = match commit_error {
-                    Some(e) => Err(Error::internal(format!("commit failed: {e}"))),
-                    None => outcome,
-                };
-                let _ = tx.send(answer);
-            })
+        let job: Job = Box::new(Write {
+            f,
+            outcome: None,
+            tx,
         });
         self.writer.try_send(job).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => Error::Busy,
@@ -442,18 +494,13 @@ fn writer_loop(
                 }
             }
         }
-        let mut replies = Vec::with_capacity(batch.len());
-        let committed = group_transaction(&mut conn, |c| {
-            for job in batch.drain(..) {
-                replies.push(job(c));
-            }
-        });
+        let committed = group_transaction(&mut conn, &mut batch);
         let err = committed.err();
         if let Some(e) = &err {
-            tracing::error!(error = %e, jobs = replies.len(), "group commit failed");
+            tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
         }
-        for reply in replies {
-            reply(err.as_ref());
+        for job in batch {
+            job.answer(err.as_ref());
         }
         // A lost connection (database restarted, network cut) is made anew before the next
         // group, rather than failing every write from now on.
@@ -469,34 +516,53 @@ fn writer_loop(
     }
 }
 
-/// One transaction around a batch of jobs. SQLite begins it IMMEDIATE, so that another
-/// process writing the same file (a second node, the CLI) waits on busy_timeout instead of
-/// failing on a lock upgrade.
-fn group_transaction(conn: &mut Conn, run: impl FnOnce(&mut Conn)) -> Result<()> {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    // The first job's savepoint opens in the same round trip.
-    match conn {
-        Conn::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE; SAVEPOINT job")?
-        }
-        Conn::Pg(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN; SAVEPOINT job")?,
-    }
-    SAVEPOINT.set(Savepoint::Empty);
+/// One transaction around a batch of jobs. They run first one after the other with no
+/// savepoint between them (on PostgreSQL each savepoint is one more round trip per job). If
+/// one fails, the transaction is rolled back and the batch runs again with each job in its
+/// own savepoint, so that the failing one leaves nothing and the others go on (a batch of
+/// one that failed is just rolled back). SQLite begins IMMEDIATE, so that another process
+/// writing the same file (a second node, the CLI) waits on busy_timeout instead of failing
+/// on a lock upgrade.
+fn group_transaction(conn: &mut Conn, jobs: &mut [Job]) -> Result<()> {
+    begin(conn, false)?;
     history::begin();
-    run(conn);
-    // On SQLite the last job's savepoint is released before the events are appended, so that
-    // the append does not copy every page it touches into that savepoint's sub-journal (on
-    // PostgreSQL that would be one more round trip for nothing; the commit releases it).
-    let released = match conn {
-        Conn::Sqlite(c) => c.batch_execute("RELEASE SAVEPOINT job"),
-        Conn::Pg(_) => Ok(()),
-    };
-    SAVEPOINT.set(Savepoint::None);
-    let appended = released
-        .map_err(Error::from)
-        .and_then(|_| history::append(conn));
+    let mut failed = None;
+    for job in jobs.iter_mut() {
+        if let Ran::Failed { retry } = job.run(conn, false) {
+            failed = Some(retry);
+            break;
+        }
+    }
+    if let Some(retry) = failed {
+        history::end();
+        rollback(conn)?;
+        if jobs.len() == 1 && !retry {
+            return Ok(());
+        }
+        begin(conn, true)?;
+        SAVEPOINT.set(Savepoint::Empty);
+        history::begin();
+        for job in jobs.iter_mut() {
+            job.run(conn, true);
+        }
+        // On SQLite the last job's savepoint is released before the events are appended, so
+        // that the append does not copy every page it touches into that savepoint's
+        // sub-journal (on PostgreSQL that would be one more round trip; the commit releases it).
+        let released = match conn {
+            Conn::Sqlite(c) => c.batch_execute("RELEASE SAVEPOINT job"),
+            Conn::Pg(_) => Ok(()),
+        };
+        SAVEPOINT.set(Savepoint::None);
+        if let Err(e) = released {
+            history::end();
+            rollback(conn)?;
+            return Err(e.into());
+        }
+    }
+    let appended = history::append(conn);
     history::end();
     let committed = appended.and_then(|_| {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
         match conn {
             Conn::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
             Conn::Pg(c) => AnsiTransactionManager::commit_transaction(c),
@@ -504,11 +570,34 @@ fn group_transaction(conn: &mut Conn, run: impl FnOnce(&mut Conn)) -> Result<()>
         .map_err(Error::from)
     });
     if let Err(e) = committed {
-        let _ = match conn {
-            Conn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
-            Conn::Pg(c) => AnsiTransactionManager::rollback_transaction(c),
-        };
+        let _ = rollback(conn);
         return Err(e);
+    }
+    Ok(())
+}
+
+/// Begins a group transaction; `with_savepoint` opens the first job's savepoint in the
+/// same round trip.
+fn begin(conn: &mut Conn, with_savepoint: bool) -> Result<()> {
+    use diesel::connection::AnsiTransactionManager;
+    let sql = match (&conn, with_savepoint) {
+        (Conn::Sqlite(_), false) => "BEGIN IMMEDIATE",
+        (Conn::Sqlite(_), true) => "BEGIN IMMEDIATE; SAVEPOINT job",
+        (Conn::Pg(_), false) => "BEGIN",
+        (Conn::Pg(_), true) => "BEGIN; SAVEPOINT job",
+    };
+    match conn {
+        Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, sql)?,
+        Conn::Pg(c) => AnsiTransactionManager::begin_transaction_sql(c, sql)?,
+    }
+    Ok(())
+}
+
+fn rollback(conn: &mut Conn) -> Result<()> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        Conn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c)?,
+        Conn::Pg(c) => AnsiTransactionManager::rollback_transaction(c)?,
     }
     Ok(())
 }

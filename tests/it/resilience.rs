@@ -1,4 +1,4 @@
-use diesel::RunQueryDsl;
+use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl, TextExpressionMethods};
 
 use crate::harness::{backend, order, TestApp};
 
@@ -44,4 +44,104 @@ fn lost_database_connections_are_made_anew() {
     assert_eq!((app.count("orders"), app.count("licenses")), (2, 2));
     let (s, _) = app.admin("GET", "/api/v1/orders/erp/P-1", None);
     assert_eq!(s, 200);
+}
+
+/// Writes queued together run in one group transaction. One that fails leaves nothing, and
+/// those grouped with it, before and after, are committed and answered as they ran; a
+/// failing write alone leaves nothing either.
+#[test]
+fn a_failing_write_leaves_nothing_and_its_group_goes_on() {
+    use licentia::error::Error;
+    use licentia::store::schema::customers;
+    use licentia::store::{Db, DbOptions};
+
+    let tdb = crate::harness::TestDb::new();
+    let db = Db::open(
+        &tdb.url,
+        &DbOptions {
+            pool_size: 2,
+            writer_batch_max: 256,
+            pg_writers: 1,
+            pg_writer_batch_max: 64,
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let add = |c: &mut licentia::store::Conn, external_id: String| {
+        let now = chrono::Utc::now().naive_utc();
+        diesel::insert_into(customers::table)
+            .values((
+                customers::external_id.eq(external_id),
+                customers::name.eq("group test"),
+                customers::email.eq(""),
+                customers::locale.eq("en"),
+                customers::created_at.eq(now),
+                customers::updated_at.eq(now),
+            ))
+            .execute(c)
+            .map_err(Error::from)
+    };
+    let answers: Vec<Result<i32, String>> = rt.block_on(async {
+        // The first write holds the writer, so that the others queue behind it and then run
+        // as one group.
+        let held = db.clone();
+        let hold = tokio::spawn(async move {
+            held.write(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(400));
+                Ok(())
+            })
+            .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut tasks = vec![];
+        for i in 0..30 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.write(move |c| {
+                    add(c, format!("G-{i}"))?;
+                    if i % 3 == 1 {
+                        return Err(Error::Conflict(format!("write {i} refused")));
+                    }
+                    Ok(i)
+                })
+                .await
+            }));
+        }
+        hold.await.unwrap().unwrap();
+        let mut answers = vec![];
+        for t in tasks {
+            answers.push(t.await.unwrap().map_err(|e| e.to_string()));
+        }
+        answers
+    });
+    for (i, a) in answers.iter().enumerate() {
+        if i % 3 == 1 {
+            assert!(
+                a.as_ref()
+                    .is_err_and(|e| e.contains(&format!("write {i} refused"))),
+                "{i}: {a:?}"
+            );
+        } else {
+            assert_eq!(a, &Ok(i as i32));
+        }
+    }
+    // Alone in its group.
+    let alone = rt.block_on(db.write(move |c| {
+        add(c, "G-alone".into())?;
+        Err::<(), _>(Error::Conflict("refused alone".into()))
+    }));
+    assert!(alone.is_err());
+    let mut c = tdb.connect();
+    let mut stored: Vec<String> = customers::table
+        .select(customers::external_id)
+        .filter(customers::external_id.like("G-%"))
+        .load(&mut c)
+        .unwrap();
+    stored.sort();
+    let mut expected: Vec<String> = (0..30)
+        .filter(|i| i % 3 != 1)
+        .map(|i| format!("G-{i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(stored, expected);
 }
