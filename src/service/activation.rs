@@ -566,49 +566,10 @@ fn confirm(
     let now = super::now();
     let content: Content<Entry> = serde_json::from_str(&u.content_after)
         .map_err(|e| Error::internal(format!("update content: {e}")))?;
-    let n = on_backend!(c, x => Reused(diesel::update(
-        container_firms::table
-            .filter(container_firms::container_id.eq(cont.id))
-            .filter(container_firms::firm_id.eq(firm_id))
-            .filter(container_firms::counter.eq(u.counter_from)),
-    )
-    .set((
-        container_firms::counter.eq(u.counter_to),
-        container_firms::digest.eq(&u.digest_after),
-        container_firms::content.eq(&u.content_after),
-        container_firms::confirmed_at.eq(now),
-    ))
-    .returning(container_firms::counter))
-    .load::<i64>(x))?
-    .len();
-    if n == 0 {
+    if !settle(c, cont.id, firm_id, &u, now)? {
         // Another node confirmed first; run again and see its result.
         return Err(Error::Retry);
     }
-    // `u` becomes confirmed and the other updates issued from the same state void, in one
-    // statement (one round trip on PostgreSQL).
-    on_backend!(c, x => Reused(
-        diesel::update(
-            updates::table
-                .filter(updates::container_id.eq(cont.id))
-                .filter(updates::firm_id.eq(firm_id))
-                .filter(updates::counter_from.eq(u.counter_from))
-                .filter(updates::state.eq(update_state::ISSUED)),
-        )
-        .set((
-            updates::state.eq(diesel::dsl::case_when(
-                updates::id.eq(u.id),
-                update_state::CONFIRMED.into_sql::<diesel::sql_types::Text>(),
-            )
-            .otherwise(update_state::VOID.into_sql::<diesel::sql_types::Text>())),
-            updates::confirmed_at.eq(diesel::dsl::case_when(
-                updates::id.eq(u.id),
-                now.into_sql::<diesel::sql_types::Timestamp>(),
-            )),
-        ))
-        .returning(updates::id),
-    )
-    .load::<i64>(x))?;
     let before = std::mem::replace(
         mirror,
         Mirror {
@@ -722,6 +683,91 @@ fn confirm(
         activated,
         released,
     })
+}
+
+/// Makes the result of `u` the container's confirmed state (its mirror, if still at the
+/// counter `u` was issued from), confirms `u` and voids the other updates issued from that
+/// state. `false` when the mirror had moved on (another writer confirmed first). One
+/// statement (one round trip) on PostgreSQL.
+fn settle(
+    c: &mut Conn,
+    container_id: i64,
+    firm_id: i64,
+    u: &UpdateRow,
+    now: chrono::NaiveDateTime,
+) -> Result<bool> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    if let Conn::Pg(pg) = c {
+        #[derive(QueryableByName)]
+        struct Moved {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let q = diesel::sql_query(
+            "WITH moved AS (UPDATE container_firms \
+               SET counter = $1, digest = $2, content = $3, confirmed_at = $4 \
+               WHERE container_id = $5 AND firm_id = $6 AND counter = $7 RETURNING counter), \
+             settled AS (UPDATE updates \
+               SET state = CASE WHEN id = $8 THEN $9 ELSE $10 END, \
+                 confirmed_at = CASE WHEN id = $8 THEN $4 END \
+               WHERE container_id = $5 AND firm_id = $6 AND counter_from = $7 AND state = $11 \
+                 AND EXISTS (SELECT 1 FROM moved) RETURNING id) \
+             SELECT count(*) AS n FROM moved",
+        )
+        .bind::<BigInt, _>(u.counter_to)
+        .bind::<Text, _>(&u.digest_after)
+        .bind::<Text, _>(&u.content_after)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(container_id)
+        .bind::<BigInt, _>(firm_id)
+        .bind::<BigInt, _>(u.counter_from)
+        .bind::<BigInt, _>(u.id)
+        .bind::<Text, _>(update_state::CONFIRMED)
+        .bind::<Text, _>(update_state::VOID)
+        .bind::<Text, _>(update_state::ISSUED);
+        let moved: Vec<Moved> = Reused(q).load(pg)?;
+        return Ok(moved.first().is_some_and(|m| m.n > 0));
+    }
+    let moved = on_backend!(c, x => Reused(diesel::update(
+        container_firms::table
+            .filter(container_firms::container_id.eq(container_id))
+            .filter(container_firms::firm_id.eq(firm_id))
+            .filter(container_firms::counter.eq(u.counter_from)),
+    )
+    .set((
+        container_firms::counter.eq(u.counter_to),
+        container_firms::digest.eq(&u.digest_after),
+        container_firms::content.eq(&u.content_after),
+        container_firms::confirmed_at.eq(now),
+    ))
+    .returning(container_firms::counter))
+    .load::<i64>(x))?;
+    if moved.is_empty() {
+        return Ok(false);
+    }
+    on_backend!(c, x => Reused(
+        diesel::update(
+            updates::table
+                .filter(updates::container_id.eq(container_id))
+                .filter(updates::firm_id.eq(firm_id))
+                .filter(updates::counter_from.eq(u.counter_from))
+                .filter(updates::state.eq(update_state::ISSUED)),
+        )
+        .set((
+            updates::state.eq(diesel::dsl::case_when(
+                updates::id.eq(u.id),
+                update_state::CONFIRMED.into_sql::<Text>(),
+            )
+            .otherwise(update_state::VOID.into_sql::<Text>())),
+            updates::confirmed_at.eq(diesel::dsl::case_when(
+                updates::id.eq(u.id),
+                now.into_sql::<Timestamp>(),
+            )),
+        ))
+        .returning(updates::id),
+    )
+    .load::<i64>(x))?;
+    Ok(true)
 }
 
 /// One conditional state change: zero rows means someone else changed the license first.
