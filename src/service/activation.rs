@@ -214,8 +214,12 @@ struct FirmFacts {
     blacklisted: bool,
 }
 
-/// A registered container and its mirror for the firm (none before its first contact).
-type Found = (ContainerRow, Option<MirrorRow>);
+/// A registered container and its mirror for the firm (none before its first contact), with
+/// the issued update that leads from the mirror's state to the context's digest.
+type Found = (ContainerRow, Option<(MirrorRow, Option<UpdateRow>)>);
+
+/// A mirror the contact's query found, with the update that query looked for.
+type Joined = (Mirror, Option<UpdateRow>);
 
 /// The firm a context names (id, current key id, settings, whether the serial is on its
 /// blacklist), the container of that serial with its mirror for the firm, and the update
@@ -226,7 +230,7 @@ fn firm_and_container(
     code: i64,
     serial: &str,
     digest: &str,
-) -> Result<(FirmFacts, Option<Found>, Option<UpdateRow>)> {
+) -> Result<(FirmFacts, Option<Found>)> {
     let listed = blacklist::table
         .filter(blacklist::firm_id.eq(firms::id))
         .filter(blacklist::serial.eq(serial))
@@ -292,7 +296,7 @@ fn firm_and_container(
         settings: parse_settings(body)?,
         blacklisted,
     };
-    Ok((firm, cont.map(|row| (row, mirror)), issued))
+    Ok((firm, cont.map(|row| (row, mirror.map(|m| (m, issued))))))
 }
 
 /// The firm's current signer, opened once per key id.
@@ -328,29 +332,26 @@ fn new_act_serial() -> String {
 type MirrorRow = (i64, String, String, chrono::NaiveDateTime);
 
 /// Checks that the container a context speaks for (`found`, by its serial) signed with the
-/// key registered for it and returns it with its mirror when it has one (every contact
-/// after its first). A retried first activation (serial `new`) is found by its key. With
-/// `register`, a new `act` container (serial `new`) or a dongle seen for the first time is
-/// registered.
+/// key registered for it and returns it with its mirror and the issued update `found` came
+/// with, when it has a mirror (every contact after its first). A retried first activation
+/// (serial `new`) is found by its key. With `register`, a new `act` container (serial `new`)
+/// or a dongle seen for the first time is registered.
 fn find_container(
     c: &mut Conn,
     actor: &Actor,
     ctx: &Context,
     register: bool,
     found: Option<Found>,
-) -> Result<(ContainerRow, Option<Mirror>)> {
-    let mut mirror_row: Option<MirrorRow> = None;
-    let existing: Option<ContainerRow> = if ctx.serial != NEW_SERIAL {
-        found.map(|(row, m)| {
-            mirror_row = m;
-            row
-        })
-    } else {
+) -> Result<(ContainerRow, Option<Joined>)> {
+    let (existing, joined) = if ctx.serial == NEW_SERIAL {
         // A retried first activation: the same key is the same container.
-        on_backend!(c, x => containers::table
+        let by_key = on_backend!(c, x => containers::table
             .filter(containers::public_key.eq(&ctx.sign_key))
             .first(x)
-            .optional())?
+            .optional())?;
+        (by_key, None)
+    } else {
+        found.map_or((None, None), |(row, joined)| (Some(row), joined))
     };
     if let Some(row) = existing {
         if row.public_key != ctx.sign_key {
@@ -373,8 +374,10 @@ fn find_container(
                 ctx.container_type.as_str()
             )));
         }
-        let mirror = mirror_row.map(mirror_from).transpose()?;
-        return Ok((row, mirror));
+        let joined = joined
+            .map(|(m, issued)| Ok::<_, Error>((mirror_from(m)?, issued)))
+            .transpose()?;
+        return Ok((row, joined));
     }
     if !register {
         return Err(Error::not_found("container", &ctx.serial));
@@ -486,6 +489,20 @@ pub(super) fn load_mirror(c: &mut Conn, container_id: i64, firm_id: i64) -> Resu
             Ok(m)
         }
     }
+}
+
+/// A contact's mirror: the one its query found, with the update that query looked for
+/// (`reconcile`'s `issued`), else the one read or made now.
+fn mirror_or_load(
+    c: &mut Conn,
+    container_id: i64,
+    firm_id: i64,
+    joined: Option<Joined>,
+) -> Result<(Mirror, Option<Option<UpdateRow>>)> {
+    Ok(match joined {
+        Some((mirror, issued)) => (mirror, Some(issued)),
+        None => (load_mirror(c, container_id, firm_id)?, None),
+    })
 }
 
 /// How a container's context relates to what the server knows.
@@ -697,55 +714,60 @@ fn settle(
     now: chrono::NaiveDateTime,
 ) -> Result<bool> {
     use diesel::sql_types::{BigInt, Text, Timestamp};
-    if let Conn::Pg(pg) = c {
-        #[derive(QueryableByName)]
-        struct Moved {
-            #[diesel(sql_type = BigInt)]
-            n: i64,
+    let lite = match c {
+        Conn::Pg(pg) => {
+            #[derive(QueryableByName)]
+            struct Moved {
+                #[diesel(sql_type = BigInt)]
+                n: i64,
+            }
+            let q = diesel::sql_query(
+                "WITH moved AS (UPDATE container_firms \
+                   SET counter = $1, digest = $2, content = $3, confirmed_at = $4 \
+                   WHERE container_id = $5 AND firm_id = $6 AND counter = $7 RETURNING counter), \
+                 settled AS (UPDATE updates \
+                   SET state = CASE WHEN id = $8 THEN $9 ELSE $10 END, \
+                     confirmed_at = CASE WHEN id = $8 THEN $4 END \
+                   WHERE container_id = $5 AND firm_id = $6 AND counter_from = $7 AND state = $11 \
+                     AND EXISTS (SELECT 1 FROM moved) RETURNING id) \
+                 SELECT count(*) AS n FROM moved",
+            )
+            .bind::<BigInt, _>(u.counter_to)
+            .bind::<Text, _>(&u.digest_after)
+            .bind::<Text, _>(&u.content_after)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(container_id)
+            .bind::<BigInt, _>(firm_id)
+            .bind::<BigInt, _>(u.counter_from)
+            .bind::<BigInt, _>(u.id)
+            .bind::<Text, _>(update_state::CONFIRMED)
+            .bind::<Text, _>(update_state::VOID)
+            .bind::<Text, _>(update_state::ISSUED);
+            let moved: Vec<Moved> = Reused(q).load(pg)?;
+            return Ok(moved.first().is_some_and(|m| m.n > 0));
         }
-        let q = diesel::sql_query(
-            "WITH moved AS (UPDATE container_firms \
-               SET counter = $1, digest = $2, content = $3, confirmed_at = $4 \
-               WHERE container_id = $5 AND firm_id = $6 AND counter = $7 RETURNING counter), \
-             settled AS (UPDATE updates \
-               SET state = CASE WHEN id = $8 THEN $9 ELSE $10 END, \
-                 confirmed_at = CASE WHEN id = $8 THEN $4 END \
-               WHERE container_id = $5 AND firm_id = $6 AND counter_from = $7 AND state = $11 \
-                 AND EXISTS (SELECT 1 FROM moved) RETURNING id) \
-             SELECT count(*) AS n FROM moved",
+        Conn::Sqlite(lite) => lite,
+    };
+    let moved = Reused(
+        diesel::update(
+            container_firms::table
+                .filter(container_firms::container_id.eq(container_id))
+                .filter(container_firms::firm_id.eq(firm_id))
+                .filter(container_firms::counter.eq(u.counter_from)),
         )
-        .bind::<BigInt, _>(u.counter_to)
-        .bind::<Text, _>(&u.digest_after)
-        .bind::<Text, _>(&u.content_after)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(container_id)
-        .bind::<BigInt, _>(firm_id)
-        .bind::<BigInt, _>(u.counter_from)
-        .bind::<BigInt, _>(u.id)
-        .bind::<Text, _>(update_state::CONFIRMED)
-        .bind::<Text, _>(update_state::VOID)
-        .bind::<Text, _>(update_state::ISSUED);
-        let moved: Vec<Moved> = Reused(q).load(pg)?;
-        return Ok(moved.first().is_some_and(|m| m.n > 0));
-    }
-    let moved = on_backend!(c, x => Reused(diesel::update(
-        container_firms::table
-            .filter(container_firms::container_id.eq(container_id))
-            .filter(container_firms::firm_id.eq(firm_id))
-            .filter(container_firms::counter.eq(u.counter_from)),
+        .set((
+            container_firms::counter.eq(u.counter_to),
+            container_firms::digest.eq(&u.digest_after),
+            container_firms::content.eq(&u.content_after),
+            container_firms::confirmed_at.eq(now),
+        ))
+        .returning(container_firms::counter),
     )
-    .set((
-        container_firms::counter.eq(u.counter_to),
-        container_firms::digest.eq(&u.digest_after),
-        container_firms::content.eq(&u.content_after),
-        container_firms::confirmed_at.eq(now),
-    ))
-    .returning(container_firms::counter))
-    .load::<i64>(x))?;
+    .load::<i64>(lite)?;
     if moved.is_empty() {
         return Ok(false);
     }
-    on_backend!(c, x => Reused(
+    Reused(
         diesel::update(
             updates::table
                 .filter(updates::container_id.eq(container_id))
@@ -766,7 +788,7 @@ fn settle(
         ))
         .returning(updates::id),
     )
-    .load::<i64>(x))?;
+    .load::<i64>(lite)?;
     Ok(true)
 }
 
@@ -864,22 +886,18 @@ fn contact(
     ctx: &Context,
     register: bool,
 ) -> Result<Committed<Contact>> {
-    let (firm, found, issued) = firm_and_container(c, ctx.firm_code, &ctx.serial, &ctx.digest)?;
+    let (firm, found) = firm_and_container(c, ctx.firm_code, &ctx.serial, &ctx.digest)?;
     let FirmFacts {
         id: firm_id,
         key_id,
         settings,
         blacklisted: listed,
     } = firm;
-    let (cont, mirror) = find_container(c, actor, ctx, register, found)?;
-    let issued = mirror.is_some().then_some(issued);
+    let (cont, joined) = find_container(c, actor, ctx, register, found)?;
     if cont.state == container_state::MANIPULATED {
         return Ok(Err(Refusal::Error(Error::Manipulation(cont.serial))));
     }
-    let mut mirror = match mirror {
-        Some(m) => m,
-        None => load_mirror(c, cont.id, firm_id)?,
-    };
+    let (mut mirror, issued) = mirror_or_load(c, cont.id, firm_id, joined)?;
     match reconcile(
         c,
         actor,
@@ -1684,15 +1702,10 @@ pub async fn confirm_receipt(
         .db
         .write(move |c| {
             let actor = customer_actor(format!("container:{}", ctx.serial), interface);
-            let (firm, found, issued) =
-                firm_and_container(c, ctx.firm_code, &ctx.serial, &ctx.digest)?;
+            let (firm, found) = firm_and_container(c, ctx.firm_code, &ctx.serial, &ctx.digest)?;
             let firm_id = firm.id;
-            let (cont, mirror) = find_container(c, &actor, &ctx, false, found)?;
-            let issued = mirror.is_some().then_some(issued);
-            let mut mirror = match mirror {
-                Some(m) => m,
-                None => load_mirror(c, cont.id, firm_id)?,
-            };
+            let (cont, joined) = find_container(c, &actor, &ctx, false, found)?;
+            let (mut mirror, issued) = mirror_or_load(c, cont.id, firm_id, joined)?;
             match reconcile(
                 c,
                 &actor,

@@ -432,32 +432,23 @@ pub fn writer_tag() -> i64 {
     node * 64 + WRITER.with(|w| w.get()).unwrap_or(63) as i64
 }
 
-/// The job savepoint of the group transaction a writer runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Savepoint {
-    None,
-    /// Open and holding nothing: opened with the transaction, or rolled back to.
-    Empty,
-    /// Open and holding the last job's writes.
-    Used,
-}
-
 thread_local! {
-    static SAVEPOINT: std::cell::Cell<Savepoint> = const { std::cell::Cell::new(Savepoint::None) };
+    /// Whether the job savepoint of the group this writer runs again (opened with the
+    /// transaction, see `group_transaction`) holds the previous job's writes; rolled back
+    /// to, it holds nothing.
+    static SAVEPOINT_USED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs one job of a group in its own savepoint, so that a job that fails leaves nothing
 /// and the others go on. The first savepoint opens with the transaction and each next one
 /// in the round trip that releases the previous (on PostgreSQL every statement is one
-/// round trip); the last is released by the commit.
+/// round trip).
 fn run_in_savepoint<T>(conn: &mut Conn, f: &mut impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
     let mark = history::mark();
-    match SAVEPOINT.get() {
-        Savepoint::Empty => {}
-        Savepoint::Used => conn.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job")?,
-        Savepoint::None => conn.batch_execute("SAVEPOINT job")?,
+    if SAVEPOINT_USED.get() {
+        conn.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job")?;
     }
-    SAVEPOINT.set(Savepoint::Used);
+    SAVEPOINT_USED.set(true);
     let outcome = f(conn);
     if outcome.is_err() {
         history::cut_back(mark);
@@ -465,7 +456,7 @@ fn run_in_savepoint<T>(conn: &mut Conn, f: &mut impl FnMut(&mut Conn) -> Result<
         if let Err(e) = conn.batch_execute("ROLLBACK TO SAVEPOINT job") {
             return Err(Error::internal(format!("cannot undo a failed write: {e}")));
         }
-        SAVEPOINT.set(Savepoint::Empty);
+        SAVEPOINT_USED.set(false);
     }
     outcome
 }
@@ -540,7 +531,7 @@ fn group_transaction(conn: &mut Conn, jobs: &mut [Job]) -> Result<()> {
             return Ok(());
         }
         begin(conn, true)?;
-        SAVEPOINT.set(Savepoint::Empty);
+        SAVEPOINT_USED.set(false);
         history::begin();
         for job in jobs.iter_mut() {
             job.run(conn, true);
@@ -552,7 +543,6 @@ fn group_transaction(conn: &mut Conn, jobs: &mut [Job]) -> Result<()> {
             Conn::Sqlite(c) => c.batch_execute("RELEASE SAVEPOINT job"),
             Conn::Pg(_) => Ok(()),
         };
-        SAVEPOINT.set(Savepoint::None);
         if let Err(e) = released {
             history::end();
             rollback(conn)?;
