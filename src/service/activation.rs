@@ -596,43 +596,24 @@ fn confirm(
             confirmed_at: now,
         },
     );
-    let moving: Vec<LicRow> = on_backend!(c, x => licenses::table
-        .inner_join(items::table)
-        .filter(licenses::serial.eq(&cont.serial))
-        .filter(licenses::firm_id.eq(firm_id))
-        // `or`, not `eq_any`: diesel caches the prepared statement only without IN lists.
-        .filter(
-            licenses::state
-                .eq(ls::PENDING)
-                .or(licenses::state.eq(ls::RETURNING))
-                .or(licenses::state.eq(ls::WITHDRAWING)),
-        )
-        .select(LIC_SELECT)
-        .load(x))?;
+    let held: Vec<i64> = mirror.content.entries.keys().copied().collect();
     let (mut activated, mut released) = (vec![], vec![]);
-    for l in moving {
-        let held = mirror.content.entries.contains_key(&l.id);
-        let (to, serial, action) = match (l.state.as_str(), held) {
-            (ls::PENDING, true) => (
-                ls::ACTIVATED,
-                Some(cont.serial.clone()),
-                "license.activated",
-            ),
-            (ls::RETURNING, false) => (ls::AVAILABLE, None, "license.returned"),
-            (ls::WITHDRAWING, false) => (ls::DELETED, None, "license.deleted"),
-            _ => continue,
+    for (id, to) in settle_licenses(c, &cont.serial, firm_id, &held, now)? {
+        let action = match to {
+            ls::ACTIVATED => "license.activated",
+            ls::AVAILABLE => "license.returned",
+            _ => "license.deleted",
         };
-        set_state(c, &l, to, serial)?;
         if to == ls::ACTIVATED {
-            activated.push(l.id);
+            activated.push(id);
         } else {
-            released.push(l.id);
+            released.push(id);
         }
         audit::record(
             actor,
             Event {
                 action,
-                license_id: Some(l.id),
+                license_id: Some(id),
                 serial: Some(&cont.serial),
                 details: serde_json::json!({"update_id": u.id, "counter": u.counter_to}),
                 ..Default::default()
@@ -790,6 +771,95 @@ fn settle(
     )
     .load::<i64>(lite)?;
     Ok(true)
+}
+
+/// Moves the container's outstanding licenses as its confirmed content (`held`, license
+/// ids) proves: pending and held -> activated, returning or withdrawing and not held ->
+/// available or deleted. Answers each moved license with its new state, by id. One
+/// statement on PostgreSQL; on SQLite a read and one conditional change per license.
+fn settle_licenses(
+    c: &mut Conn,
+    serial: &str,
+    firm_id: i64,
+    held: &[i64],
+    now: chrono::NaiveDateTime,
+) -> Result<Vec<(i64, &'static str)>> {
+    let mut moved = match c {
+        Conn::Pg(pg) => {
+            use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+            #[derive(QueryableByName)]
+            struct Moved {
+                #[diesel(sql_type = BigInt)]
+                id: i64,
+                #[diesel(sql_type = Text)]
+                state: String,
+            }
+            // In SET, `state` is the state before; RETURNING gives the state after.
+            let q = diesel::sql_query(
+                "UPDATE licenses SET \
+                   state = CASE WHEN state = $1 THEN $2 WHEN state = $3 THEN $4 ELSE $5 END, \
+                   serial = CASE WHEN state = $1 THEN serial END, \
+                   version = version + 1, updated_at = $6, \
+                   activated_at = CASE WHEN state = $1 THEN $6 ELSE activated_at END \
+                 WHERE serial = $7 AND firm_id = $8 \
+                   AND ((state = $1 AND id = ANY($9)) \
+                     OR ((state = $3 OR state = $10) AND NOT (id = ANY($9)))) \
+                 RETURNING id, state",
+            )
+            .bind::<Text, _>(ls::PENDING)
+            .bind::<Text, _>(ls::ACTIVATED)
+            .bind::<Text, _>(ls::RETURNING)
+            .bind::<Text, _>(ls::AVAILABLE)
+            .bind::<Text, _>(ls::DELETED)
+            .bind::<Timestamp, _>(now)
+            .bind::<Text, _>(serial)
+            .bind::<BigInt, _>(firm_id)
+            .bind::<Array<BigInt>, _>(held)
+            .bind::<Text, _>(ls::WITHDRAWING);
+            let rows: Vec<Moved> = Reused(q).load(pg)?;
+            rows.into_iter()
+                .map(|m| {
+                    let to = [ls::ACTIVATED, ls::AVAILABLE, ls::DELETED]
+                        .into_iter()
+                        .find(|s| *s == m.state)
+                        .ok_or_else(|| {
+                            Error::internal(format!("license {} moved to {}", m.id, m.state))
+                        })?;
+                    Ok((m.id, to))
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+        Conn::Sqlite(lite) => {
+            let outstanding: Vec<LicRow> = licenses::table
+                .inner_join(items::table)
+                .filter(licenses::serial.eq(serial))
+                .filter(licenses::firm_id.eq(firm_id))
+                // `or`, not `eq_any`: diesel keeps the statement prepared only without IN lists.
+                .filter(
+                    licenses::state
+                        .eq(ls::PENDING)
+                        .or(licenses::state.eq(ls::RETURNING))
+                        .or(licenses::state.eq(ls::WITHDRAWING)),
+                )
+                .select(LIC_SELECT)
+                .load(lite)?;
+            let mut moved = vec![];
+            for l in outstanding {
+                let to = match (l.state.as_str(), held.contains(&l.id)) {
+                    (ls::PENDING, true) => ls::ACTIVATED,
+                    (ls::RETURNING, false) => ls::AVAILABLE,
+                    (ls::WITHDRAWING, false) => ls::DELETED,
+                    _ => continue,
+                };
+                let keep = (to == ls::ACTIVATED).then(|| serial.to_string());
+                set_state(c, &l, to, keep)?;
+                moved.push((l.id, to));
+            }
+            moved
+        }
+    };
+    moved.sort_unstable_by_key(|m| m.0);
+    Ok(moved)
 }
 
 /// One conditional state change: zero rows means someone else changed the license first.
@@ -1060,7 +1130,11 @@ pub(super) fn issue_required(
     k: &Contact,
     ctx: &Context,
 ) -> Result<Prepared> {
-    issue(c, actor, k, ctx)?.ok_or_else(|| Error::internal("the request made no update"))
+    required(issue(c, actor, k, ctx)?)
+}
+
+fn required(p: Option<Prepared>) -> Result<Prepared> {
+    p.ok_or_else(|| Error::internal("the request made no update"))
 }
 
 /// Signs and seals a committed update for delivery.
@@ -1075,6 +1149,18 @@ pub(super) fn deliver(core: &Core, p: Prepared) -> Result<Issued> {
 /// The update is recorded in the transaction; it is signed and encrypted after the commit
 /// (`Prepared::seal`), so the writer does no cryptography.
 fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Option<Prepared>> {
+    issue_with(c, actor, k, ctx, None)
+}
+
+/// `issue` with the container's outstanding licenses already read (`Outstanding`), when
+/// the request read them with the licenses it names.
+fn issue_with(
+    c: &mut Conn,
+    actor: &Actor,
+    k: &Contact,
+    ctx: &Context,
+    outstanding: Option<Outstanding>,
+) -> Result<Option<Prepared>> {
     let serial = &k.cont.serial;
     let mut ops = vec![];
     let (mut added, mut changed, mut deleted) = (vec![], vec![], vec![]);
@@ -1089,14 +1175,17 @@ fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Opti
             // Taken off the blacklist: the lock goes first.
             ops.push(Op::Unlock);
         }
-        let rows: Vec<LicRow> = on_backend!(c, x => licenses::table
-            .inner_join(items::table)
-            .filter(licenses::serial.eq(serial))
-            .filter(licenses::firm_id.eq(k.firm_id))
-            .filter(licenses::state.ne(ls::AVAILABLE))
-            .select(LIC_SELECT)
-            .order(licenses::id.asc())
-            .load(x))?;
+        let rows: Vec<LicRow> = match outstanding {
+            Some(o) => o.0,
+            None => on_backend!(c, x => licenses::table
+                .inner_join(items::table)
+                .filter(licenses::serial.eq(serial))
+                .filter(licenses::firm_id.eq(k.firm_id))
+                .filter(licenses::state.ne(ls::AVAILABLE))
+                .select(LIC_SELECT)
+                .order(licenses::id.asc())
+                .load(x))?,
+        };
         for l in &rows {
             let held = k.mirror.content.entries.get(&l.id);
             match (l.state.as_str(), held) {
@@ -1419,6 +1508,8 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
         let serial = k.cont.serial.clone();
         // Only the named licenses are read (a ticket can hold hundreds); the ticket's rules
         // ask the database for what they need.
+        // Named licenses are read with the container's outstanding ones, for `issue`.
+        let mut named = None;
         let (tid, rows) = if req.licenses.is_empty() {
             let tid = ticket_id(c, &code)?;
             let rows: Vec<LicRow> = on_backend!(c, x => licenses::table
@@ -1431,24 +1522,25 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
                 .load(x))?;
             (tid, rows)
         } else {
-            let rows = licenses_of_ticket(c, &code, &req.licenses)?;
-            let tid = match rows.first() {
-                Some(l) => l.ticket_id,
-                None => ticket_id(c, &code)?,
-            };
-            (tid, rows)
+            let n = Named::load(c, &req.licenses, Some(&code), &serial, k.firm_id)?;
+            let mut rows = vec![];
+            for id in &req.licenses {
+                match n.get(*id, true) {
+                    Ok(l) => rows.push(l.clone()),
+                    Err(e) => {
+                        // An unknown ticket says so before its licenses do.
+                        ticket_id(c, &code)?;
+                        return Err(e);
+                    }
+                }
+            }
+            named = Some(n);
+            (rows[0].ticket_id, rows)
         };
         let chosen: Vec<&LicRow> = if req.licenses.is_empty() {
             rows.iter().collect()
         } else {
-            let mut v = vec![];
-            for id in &req.licenses {
-                v.push(
-                    rows.iter()
-                        .find(|l| l.id == *id)
-                        .ok_or_else(|| Error::not_found("license", id))?,
-                );
-            }
+            let v: Vec<&LicRow> = rows.iter().collect();
             if k.settings.activation_mode == ActivationMode::All {
                 let all: i64 = on_backend!(c, x => licenses::table
                     .filter(licenses::ticket_id.eq(tid))
@@ -1528,7 +1620,10 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
             return Ok(Err(refused));
         }
         for l in fresh {
-            set_state(c, l, ls::PENDING, Some(serial.clone()))?;
+            match named.as_mut() {
+                Some(n) => n.set(c, l.id, ls::PENDING, Some(serial.clone()))?,
+                None => set_state(c, l, ls::PENDING, Some(serial.clone()))?,
+            }
             audit::record(
                 actor,
                 Event {
@@ -1549,7 +1644,8 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
                 .set(containers::customer_id.eq(Some(customer)))
                 .execute(c)?;
         }
-        issue_required(c, actor, k, ctx).map(Ok)
+        let outstanding = named.map(|n| n.outstanding(&serial, k.firm_id));
+        required(issue_with(c, actor, k, ctx, outstanding)?).map(Ok)
     })
     .await?;
     deliver(core, out)
@@ -1567,24 +1663,82 @@ macro_rules! load_id_list {
     };
 }
 
-/// Licenses by id, as the activation needs them.
-fn licenses_by_id(c: &mut Conn, ids: &[i64]) -> Result<Vec<LicRow>> {
-    let q = licenses::table
-        .inner_join(items::table)
-        .filter(licenses::id.eq_any(ids))
-        .select(LIC_SELECT);
-    Ok(load_id_list!(c, q, ids.len()))
+/// The licenses a request names, read together with the container's outstanding ones
+/// (its firm's licenses in it that are not available), so `issue` needs no read of its own.
+struct Named {
+    /// Every license read, kept up to date with the request's changes (`set`).
+    rows: Vec<LicRow>,
+    /// For each row: whether it belongs to the ticket the request named.
+    of_ticket: Vec<bool>,
 }
 
-/// `licenses_by_id` for the licenses of one ticket, found by its code in the same query.
-fn licenses_of_ticket(c: &mut Conn, code: &TicketCode, ids: &[i64]) -> Result<Vec<LicRow>> {
-    let q = licenses::table
-        .inner_join(items::table)
-        .inner_join(tickets::table)
-        .filter(tickets::code.eq(code.as_stored()))
-        .filter(licenses::id.eq_any(ids))
-        .select(LIC_SELECT);
-    Ok(load_id_list!(c, q, ids.len()))
+/// The container's outstanding licenses, by id.
+pub(super) struct Outstanding(Vec<LicRow>);
+
+impl Named {
+    /// Reads the licenses `ids` (those of the ticket `code`, when given, are marked) and the
+    /// outstanding licenses of container `serial` for `firm_id`, in one query.
+    fn load(
+        c: &mut Conn,
+        ids: &[i64],
+        code: Option<&TicketCode>,
+        serial: &str,
+        firm_id: i64,
+    ) -> Result<Named> {
+        let q = licenses::table
+            .inner_join(items::table)
+            .left_join(
+                tickets::table.on(tickets::id
+                    .eq(licenses::ticket_id)
+                    .and(tickets::code.eq(code.map(|c| c.as_stored()).unwrap_or_default()))),
+            )
+            .filter(
+                licenses::id.eq_any(ids).or(licenses::serial
+                    .eq(serial)
+                    .and(licenses::firm_id.eq(firm_id))
+                    .and(licenses::state.ne(ls::AVAILABLE))),
+            )
+            .select((LIC_SELECT, tickets::id.nullable()))
+            .order(licenses::id.asc());
+        let found: Vec<(LicRow, Option<i64>)> = load_id_list!(c, q, ids.len());
+        let (rows, of_ticket) = found.into_iter().map(|(l, t)| (l, t.is_some())).unzip();
+        Ok(Named { rows, of_ticket })
+    }
+
+    /// License `id` as named by the request: of the ticket, when the request named one.
+    fn get(&self, id: i64, ticket: bool) -> Result<&LicRow> {
+        self.rows
+            .iter()
+            .zip(&self.of_ticket)
+            .find(|(l, t)| l.id == id && (**t || !ticket))
+            .map(|(l, _)| l)
+            .ok_or_else(|| Error::not_found("license", id))
+    }
+
+    /// `set_state` for license `id`, remembered here.
+    fn set(&mut self, c: &mut Conn, id: i64, to: &str, serial: Option<String>) -> Result<()> {
+        let l = self
+            .rows
+            .iter_mut()
+            .find(|l| l.id == id)
+            .ok_or_else(|| Error::not_found("license", id))?;
+        set_state(c, l, to, serial.clone())?;
+        l.state = to.to_string();
+        l.serial = serial;
+        l.version += 1;
+        Ok(())
+    }
+
+    /// What `issue` needs: the container's outstanding licenses after the changes made here.
+    fn outstanding(self, serial: &str, firm_id: i64) -> Outstanding {
+        Outstanding(
+            self.rows
+                .into_iter()
+                .filter(|l| l.serial.as_deref() == Some(serial))
+                .filter(|l| l.firm_id == firm_id && l.state != ls::AVAILABLE)
+                .collect(),
+        )
+    }
 }
 
 /// Counts activations no quota refuses (support approved them) in this month.
@@ -1783,12 +1937,9 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
     }
     let actor = customer_actor(format!("container:{}", ctx.serial), interface);
     let out = after_contact(core, actor, ctx, false, move |c, actor, ctx, k| {
-        let rows = licenses_by_id(c, &req.licenses)?;
+        let mut named = Named::load(c, &req.licenses, None, &k.cont.serial, k.firm_id)?;
         for id in &req.licenses {
-            let l = rows
-                .iter()
-                .find(|l| l.id == *id)
-                .ok_or_else(|| Error::not_found("license", id))?;
+            let l = named.get(*id, false)?;
             if l.serial.as_deref() != Some(k.cont.serial.as_str()) {
                 return Err(Error::Conflict(format!(
                     "license {id} is not in container {}",
@@ -1803,12 +1954,12 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
             }
             match l.state.as_str() {
                 ls::ACTIVATED => {
-                    set_state(c, l, ls::RETURNING, Some(k.cont.serial.clone()))?;
+                    named.set(c, *id, ls::RETURNING, Some(k.cont.serial.clone()))?;
                     audit::record(
                         actor,
                         Event {
                             action: "license.return_requested",
-                            license_id: Some(l.id),
+                            license_id: Some(*id),
                             serial: Some(&k.cont.serial),
                             ..Default::default()
                         },
@@ -1822,7 +1973,8 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
                 }
             }
         }
-        issue_required(c, actor, k, ctx).map(Ok)
+        let outstanding = named.outstanding(&k.cont.serial, k.firm_id);
+        required(issue_with(c, actor, k, ctx, Some(outstanding))?).map(Ok)
     })
     .await?;
     deliver(core, out)
