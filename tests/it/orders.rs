@@ -278,6 +278,31 @@ fn bad_orders_are_refused_with_a_clear_code_and_write_nothing() {
     );
 }
 
+/// Each node remembers the history head it appended last and appends after it without
+/// reading it first; when the other node appended in between, that must be noticed and the
+/// append made after the real head, with no event lost.
+#[test]
+fn nodes_taking_turns_keep_one_unbroken_history() {
+    let app = TestApp::start();
+    let node = app.second_node();
+    let created = || app.count("events WHERE action = 'order.created'");
+    let (before, created_before) = (app.count("events"), created());
+    for i in 0..12 {
+        let base = if i % 2 == 0 { &app.base } else { &node.base };
+        let body = order(&format!("TURN-{i}"), "C-6", &[("SNP-SINGLE", 1)]);
+        let (s, v) = app.admin_at(base, "POST", "/api/v1/orders", Some(body));
+        assert_eq!(s, 201, "{v}");
+    }
+    assert_eq!(created() - created_before, 12);
+    assert!(app.count("events") >= before + 12);
+    let report = app
+        .rt
+        .block_on(app.core.db.read(licentia::service::audit::verify))
+        .unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.events, app.count("events") as u64);
+}
+
 #[test]
 fn two_nodes_on_one_database_make_one_order_and_keep_one_history() {
     let app = TestApp::start();
