@@ -583,10 +583,11 @@ fn confirm(
     let now = super::now();
     let content: Content<Entry> = serde_json::from_str(&u.content_after)
         .map_err(|e| Error::internal(format!("update content: {e}")))?;
-    if !settle(c, cont.id, firm_id, &u, now)? {
+    let held: Vec<i64> = content.entries.keys().copied().collect();
+    let Some(moved) = settle(c, cont, firm_id, &u, &held, now)? else {
         // Another node confirmed first; run again and see its result.
         return Err(Error::Retry);
-    }
+    };
     let before = std::mem::replace(
         mirror,
         Mirror {
@@ -596,9 +597,8 @@ fn confirm(
             confirmed_at: now,
         },
     );
-    let held: Vec<i64> = mirror.content.entries.keys().copied().collect();
     let (mut activated, mut released) = (vec![], vec![]);
-    for (id, to) in settle_licenses(c, &cont.serial, firm_id, &held, now)? {
+    for (id, to) in moved {
         let action = match to {
             ls::ACTIVATED => "license.activated",
             ls::AVAILABLE => "license.returned",
@@ -684,24 +684,34 @@ fn confirm(
 }
 
 /// Makes the result of `u` the container's confirmed state (its mirror, if still at the
-/// counter `u` was issued from), confirms `u` and voids the other updates issued from that
-/// state. `false` when the mirror had moved on (another writer confirmed first). One
-/// statement (one round trip) on PostgreSQL.
+/// counter `u` was issued from), confirms `u`, voids the other updates issued from that
+/// state and moves the container's outstanding licenses as its confirmed content (`held`,
+/// license ids) proves: pending and held -> activated, returning or withdrawing and not
+/// held -> available or deleted. Answers each moved license with its new state, by id;
+/// `None` when the mirror had moved on (another writer confirmed first). One statement (one
+/// round trip) on PostgreSQL.
 fn settle(
     c: &mut Conn,
-    container_id: i64,
+    cont: &ContainerRow,
     firm_id: i64,
     u: &UpdateRow,
+    held: &[i64],
     now: chrono::NaiveDateTime,
-) -> Result<bool> {
-    use diesel::sql_types::{BigInt, Text, Timestamp};
+) -> Result<Option<Vec<(i64, &'static str)>>> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
     let lite = match c {
         Conn::Pg(pg) => {
             #[derive(QueryableByName)]
-            struct Moved {
+            struct Settled {
                 #[diesel(sql_type = BigInt)]
                 n: i64,
+                #[diesel(sql_type = Nullable<BigInt>)]
+                id: Option<i64>,
+                #[diesel(sql_type = Nullable<Text>)]
+                state: Option<String>,
             }
+            // Every data-modifying WITH runs, referenced or not. In SET, a license's `state`
+            // is the state before; RETURNING gives the state after.
             let q = diesel::sql_query(
                 "WITH moved AS (UPDATE container_firms \
                    SET counter = $1, digest = $2, content = $3, confirmed_at = $4 \
@@ -710,29 +720,62 @@ fn settle(
                    SET state = CASE WHEN id = $8 THEN $9 ELSE $10 END, \
                      confirmed_at = CASE WHEN id = $8 THEN $4 END \
                    WHERE container_id = $5 AND firm_id = $6 AND counter_from = $7 AND state = $11 \
-                     AND EXISTS (SELECT 1 FROM moved) RETURNING id) \
-                 SELECT count(*) AS n FROM moved",
+                     AND EXISTS (SELECT 1 FROM moved) RETURNING id), \
+                 lic AS (UPDATE licenses \
+                   SET state = CASE WHEN state = $12 THEN $13 WHEN state = $14 THEN $15 ELSE $16 END, \
+                     serial = CASE WHEN state = $12 THEN serial END, \
+                     version = version + 1, updated_at = $4, \
+                     activated_at = CASE WHEN state = $12 THEN $4 ELSE activated_at END \
+                   WHERE serial = $17 AND firm_id = $6 AND EXISTS (SELECT 1 FROM moved) \
+                     AND ((state = $12 AND id = ANY($18)) \
+                       OR ((state = $14 OR state = $19) AND NOT (id = ANY($18)))) \
+                   RETURNING id, state) \
+                 SELECT (SELECT count(*) FROM moved) AS n, lic.id, lic.state \
+                 FROM (SELECT 1) AS one LEFT JOIN lic ON true",
             )
             .bind::<BigInt, _>(u.counter_to)
             .bind::<Text, _>(&u.digest_after)
             .bind::<Text, _>(&u.content_after)
             .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(container_id)
+            .bind::<BigInt, _>(cont.id)
             .bind::<BigInt, _>(firm_id)
             .bind::<BigInt, _>(u.counter_from)
             .bind::<BigInt, _>(u.id)
             .bind::<Text, _>(update_state::CONFIRMED)
             .bind::<Text, _>(update_state::VOID)
-            .bind::<Text, _>(update_state::ISSUED);
-            let moved: Vec<Moved> = Reused(q).load(pg)?;
-            return Ok(moved.first().is_some_and(|m| m.n > 0));
+            .bind::<Text, _>(update_state::ISSUED)
+            .bind::<Text, _>(ls::PENDING)
+            .bind::<Text, _>(ls::ACTIVATED)
+            .bind::<Text, _>(ls::RETURNING)
+            .bind::<Text, _>(ls::AVAILABLE)
+            .bind::<Text, _>(ls::DELETED)
+            .bind::<Text, _>(&cont.serial)
+            .bind::<Array<BigInt>, _>(held)
+            .bind::<Text, _>(ls::WITHDRAWING);
+            let rows: Vec<Settled> = Reused(q).load(pg)?;
+            if !rows.first().is_some_and(|r| r.n > 0) {
+                return Ok(None);
+            }
+            let mut moved = vec![];
+            for r in rows {
+                let (Some(id), Some(state)) = (r.id, r.state) else {
+                    continue;
+                };
+                let to = [ls::ACTIVATED, ls::AVAILABLE, ls::DELETED]
+                    .into_iter()
+                    .find(|s| *s == state)
+                    .ok_or_else(|| Error::internal(format!("license {id} moved to {state}")))?;
+                moved.push((id, to));
+            }
+            moved.sort_unstable_by_key(|m| m.0);
+            return Ok(Some(moved));
         }
         Conn::Sqlite(lite) => lite,
     };
     let moved = Reused(
         diesel::update(
             container_firms::table
-                .filter(container_firms::container_id.eq(container_id))
+                .filter(container_firms::container_id.eq(cont.id))
                 .filter(container_firms::firm_id.eq(firm_id))
                 .filter(container_firms::counter.eq(u.counter_from)),
         )
@@ -746,12 +789,12 @@ fn settle(
     )
     .load::<i64>(lite)?;
     if moved.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     Reused(
         diesel::update(
             updates::table
-                .filter(updates::container_id.eq(container_id))
+                .filter(updates::container_id.eq(cont.id))
                 .filter(updates::firm_id.eq(firm_id))
                 .filter(updates::counter_from.eq(u.counter_from))
                 .filter(updates::state.eq(update_state::ISSUED)),
@@ -770,96 +813,33 @@ fn settle(
         .returning(updates::id),
     )
     .load::<i64>(lite)?;
-    Ok(true)
-}
-
-/// Moves the container's outstanding licenses as its confirmed content (`held`, license
-/// ids) proves: pending and held -> activated, returning or withdrawing and not held ->
-/// available or deleted. Answers each moved license with its new state, by id. One
-/// statement on PostgreSQL; on SQLite a read and one conditional change per license.
-fn settle_licenses(
-    c: &mut Conn,
-    serial: &str,
-    firm_id: i64,
-    held: &[i64],
-    now: chrono::NaiveDateTime,
-) -> Result<Vec<(i64, &'static str)>> {
-    let mut moved = match c {
-        Conn::Pg(pg) => {
-            use diesel::sql_types::{Array, BigInt, Text, Timestamp};
-            #[derive(QueryableByName)]
-            struct Moved {
-                #[diesel(sql_type = BigInt)]
-                id: i64,
-                #[diesel(sql_type = Text)]
-                state: String,
-            }
-            // In SET, `state` is the state before; RETURNING gives the state after.
-            let q = diesel::sql_query(
-                "UPDATE licenses SET \
-                   state = CASE WHEN state = $1 THEN $2 WHEN state = $3 THEN $4 ELSE $5 END, \
-                   serial = CASE WHEN state = $1 THEN serial END, \
-                   version = version + 1, updated_at = $6, \
-                   activated_at = CASE WHEN state = $1 THEN $6 ELSE activated_at END \
-                 WHERE serial = $7 AND firm_id = $8 \
-                   AND ((state = $1 AND id = ANY($9)) \
-                     OR ((state = $3 OR state = $10) AND NOT (id = ANY($9)))) \
-                 RETURNING id, state",
-            )
-            .bind::<Text, _>(ls::PENDING)
-            .bind::<Text, _>(ls::ACTIVATED)
-            .bind::<Text, _>(ls::RETURNING)
-            .bind::<Text, _>(ls::AVAILABLE)
-            .bind::<Text, _>(ls::DELETED)
-            .bind::<Timestamp, _>(now)
-            .bind::<Text, _>(serial)
-            .bind::<BigInt, _>(firm_id)
-            .bind::<Array<BigInt>, _>(held)
-            .bind::<Text, _>(ls::WITHDRAWING);
-            let rows: Vec<Moved> = Reused(q).load(pg)?;
-            rows.into_iter()
-                .map(|m| {
-                    let to = [ls::ACTIVATED, ls::AVAILABLE, ls::DELETED]
-                        .into_iter()
-                        .find(|s| *s == m.state)
-                        .ok_or_else(|| {
-                            Error::internal(format!("license {} moved to {}", m.id, m.state))
-                        })?;
-                    Ok((m.id, to))
-                })
-                .collect::<Result<Vec<_>>>()?
-        }
-        Conn::Sqlite(lite) => {
-            let outstanding: Vec<LicRow> = licenses::table
-                .inner_join(items::table)
-                .filter(licenses::serial.eq(serial))
-                .filter(licenses::firm_id.eq(firm_id))
-                // `or`, not `eq_any`: diesel keeps the statement prepared only without IN lists.
-                .filter(
-                    licenses::state
-                        .eq(ls::PENDING)
-                        .or(licenses::state.eq(ls::RETURNING))
-                        .or(licenses::state.eq(ls::WITHDRAWING)),
-                )
-                .select(LIC_SELECT)
-                .load(lite)?;
-            let mut moved = vec![];
-            for l in outstanding {
-                let to = match (l.state.as_str(), held.contains(&l.id)) {
-                    (ls::PENDING, true) => ls::ACTIVATED,
-                    (ls::RETURNING, false) => ls::AVAILABLE,
-                    (ls::WITHDRAWING, false) => ls::DELETED,
-                    _ => continue,
-                };
-                let keep = (to == ls::ACTIVATED).then(|| serial.to_string());
-                set_state(c, &l, to, keep)?;
-                moved.push((l.id, to));
-            }
-            moved
-        }
-    };
-    moved.sort_unstable_by_key(|m| m.0);
-    Ok(moved)
+    let outstanding: Vec<LicRow> = licenses::table
+        .inner_join(items::table)
+        .filter(licenses::serial.eq(&cont.serial))
+        .filter(licenses::firm_id.eq(firm_id))
+        // `or`, not `eq_any`: diesel keeps the statement prepared only without IN lists.
+        .filter(
+            licenses::state
+                .eq(ls::PENDING)
+                .or(licenses::state.eq(ls::RETURNING))
+                .or(licenses::state.eq(ls::WITHDRAWING)),
+        )
+        .select(LIC_SELECT)
+        .order(licenses::id.asc())
+        .load(lite)?;
+    let mut moved = vec![];
+    for l in outstanding {
+        let to = match (l.state.as_str(), held.contains(&l.id)) {
+            (ls::PENDING, true) => ls::ACTIVATED,
+            (ls::RETURNING, false) => ls::AVAILABLE,
+            (ls::WITHDRAWING, false) => ls::DELETED,
+            _ => continue,
+        };
+        let keep = (to == ls::ACTIVATED).then(|| cont.serial.clone());
+        set_state(c, &l, to, keep)?;
+        moved.push((l.id, to));
+    }
+    Ok(Some(moved))
 }
 
 /// One conditional state change: zero rows means someone else changed the license first.
