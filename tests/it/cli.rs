@@ -350,3 +350,50 @@ fn the_cli_runs_reports_and_vendor_control() {
     let (code, out, _) = licentia(&db, &["approval", "list"]);
     assert_eq!((code, out.trim()), (0, "[]"));
 }
+
+/// The benchmarks run their whole round trips against a server and print their figures.
+#[test]
+fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
+    let app = crate::harness::TestApp::start();
+    let bench = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_licentia"))
+            .arg("bench")
+            .args(args)
+            .args(["--url", &app.base, "--password", crate::harness::ADMIN_PW])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let out = bench(&[
+        "activate",
+        "--containers",
+        "4",
+        "--concurrency",
+        "2",
+        "--round-trips",
+        "40",
+    ]);
+    assert!(out.contains("40 ok, 0 failed"), "{out}");
+    assert!(
+        out.contains("round trips/s") && out.contains("p99"),
+        "{out}"
+    );
+    assert!(out.contains("Ed25519 verify"), "{out}");
+    assert!(out.contains("cryptography of one round trip"), "{out}");
+    // Every round trip ended with its receipt: nothing is left pending or returning.
+    assert_eq!(
+        app.count("licenses WHERE state IN ('pending', 'returning')"),
+        0
+    );
+    assert!(app.count("licenses WHERE serial IS NOT NULL") <= 4);
+
+    let out = bench(&["orders", "--concurrency", "2", "--count", "20"]);
+    assert!(out.contains("20 ok, 0 failed"), "{out}");
+    assert!(out.contains("orders/s"), "{out}");
+}
