@@ -1483,6 +1483,7 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     if req.licenses.len() > 1000 {
         return Err(Error::invalid("licenses", "at most 1000 at once"));
     }
+    named_once(&req.licenses)?;
     let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
     let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
         let serial = k.cont.serial.clone();
@@ -1641,6 +1642,18 @@ macro_rules! load_id_list {
             on_backend!($c, x => $q.load(x))?
         }
     };
+}
+
+/// A request names each license at most once.
+fn named_once(ids: &[i64]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    match ids.iter().find(|id| !seen.insert(**id)) {
+        Some(id) => Err(Error::invalid(
+            "licenses",
+            format!("license {id} is named twice"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The licenses a request names, read together with the container's outstanding ones
@@ -1915,6 +1928,7 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
             "name 1 to 1000 licenses to return",
         ));
     }
+    named_once(&req.licenses)?;
     let actor = customer_actor(format!("container:{}", ctx.serial), interface);
     let out = after_contact(core, actor, ctx, false, move |c, actor, ctx, k| {
         let mut named = Named::load(c, &req.licenses, None, &k.cont.serial, k.firm_id)?;

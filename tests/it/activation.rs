@@ -243,6 +243,18 @@ fn a_return_is_released_only_by_its_receipt_and_the_license_moves_on() {
     // A license not in the container cannot be returned from it.
     let e = online::deactivate(&gw, &mut a, FIRM, &ids, &mut keep).unwrap_err();
     assert_eq!(e.code, "conflict", "{e}");
+    // A license named twice is refused, and nothing changes.
+    let (ticket2, ids2) = ticket_with(&app, "R-2", "SNP-SINGLE", 1);
+    let before = (events(&app), license(&app, ids[0]));
+    let twice = [ids[0], ids[0]];
+    let e = online::deactivate(&gw, &mut b, FIRM, &twice, &mut keep).unwrap_err();
+    assert_eq!(e.code, "invalid_input", "{e}");
+    assert!(e.message.contains("named twice"), "{e}");
+    let mut c = new_act(&gw);
+    let e = online::activate(&gw, &mut c, &ticket2, &[ids2[0], ids2[0]], &mut keep).unwrap_err();
+    assert_eq!(e.code, "invalid_input", "{e}");
+    assert_eq!(license(&app, ids2[0]), ("available".into(), None));
+    assert_eq!((events(&app), license(&app, ids[0])), before);
 }
 
 #[test]
