@@ -1658,6 +1658,8 @@ fn named_once(ids: &[i64]) -> Result<()> {
 
 /// The licenses a request names, read together with the container's outstanding ones
 /// (its firm's licenses in it that are not available), so `issue` needs no read of its own.
+/// A change another writer commits to the container's other licenses in between is not
+/// seen (as it would not be a moment earlier): the next update of the container brings it.
 struct Named {
     /// Every license read, kept up to date with the request's changes (`set`).
     rows: Vec<LicRow>,
@@ -1666,7 +1668,7 @@ struct Named {
 }
 
 /// The container's outstanding licenses, by id.
-pub(super) struct Outstanding(Vec<LicRow>);
+struct Outstanding(Vec<LicRow>);
 
 impl Named {
     /// Reads the licenses `ids` (those of the ticket `code`, when given, are marked) and the
@@ -1708,8 +1710,9 @@ impl Named {
             .ok_or_else(|| Error::not_found("license", id))
     }
 
-    /// `set_state` for license `id`, remembered here.
+    /// `set_state` for license `id` (to pending or returning), remembered here.
     fn set(&mut self, c: &mut Conn, id: i64, to: &str, serial: Option<String>) -> Result<()> {
+        debug_assert_ne!(to, ls::ACTIVATED, "activated_at is not kept here");
         let l = self
             .rows
             .iter_mut()
@@ -1939,6 +1942,15 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
                     "license {id} is not in container {}",
                     k.cont.serial
                 )));
+            }
+            if l.firm_id != k.firm_id {
+                return Err(Error::invalid(
+                    "licenses",
+                    format!(
+                        "license {id} belongs to another firm code than the request ({})",
+                        ctx.firm_code
+                    ),
+                ));
             }
             if !returnable(&k.settings, &l.options()?) {
                 return Err(Error::NotAllowed(format!(

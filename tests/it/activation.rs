@@ -587,3 +587,51 @@ fn ticket_rules_decide_what_may_be_activated_and_returned() {
     let e = online::activate(&gw, &mut b, &t2, &ids2, &mut keep).unwrap_err();
     assert_eq!(e.code, "not_allowed", "{e}");
 }
+
+/// A container holds licenses of two firm codes; a return asked for one firm may not name
+/// the other's license, and nothing changes.
+#[test]
+fn a_return_names_only_licenses_of_its_firm_code() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    app.rt
+        .block_on(licentia::service::firms::ensure_firm(
+            &app.core.db,
+            &app.core.master,
+            6000020,
+            "Second Firm",
+        ))
+        .unwrap();
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            json!({"item_id": "OTHER-1", "name": "Other firm's product", "kind": "license",
+            "product_code": 3001, "firm_code": 6000020}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(order(
+            "FIRMS-1",
+            "C-F",
+            &[("SNP-SINGLE", 1), ("OTHER-1", 1)],
+        )),
+    );
+    assert_eq!(s, 201, "{v}");
+    let ticket = v["ticket"].as_str().unwrap().to_string();
+    let ids = license_ids(&app, &ticket);
+    let mut a = new_act(&gw);
+    for id in &ids {
+        online::activate(&gw, &mut a, &ticket, &[*id], &mut keep).unwrap();
+    }
+    let held = |app: &TestApp| ids.iter().map(|id| license(app, *id)).collect::<Vec<_>>();
+    let before = (events(&app), held(&app));
+    assert!(before.1.iter().all(|l| l.0 == "activated"), "{before:?}");
+    let e = online::deactivate(&gw, &mut a, FIRM, &ids, &mut keep).unwrap_err();
+    assert_eq!(e.code, "invalid_input", "{e}");
+    assert!(e.message.contains("another firm code"), "{e}");
+    assert_eq!((events(&app), held(&app)), before);
+}
