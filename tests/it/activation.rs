@@ -635,3 +635,40 @@ fn a_return_names_only_licenses_of_its_firm_code() {
     assert!(e.message.contains("another firm code"), "{e}");
     assert_eq!((events(&app), held(&app)), before);
 }
+
+/// The same receipt sent many times at once (PostgreSQL runs them on several writers):
+/// one confirms, the others find it confirmed; the license is activated once.
+#[test]
+fn a_receipt_sent_many_times_at_once_confirms_once() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "RCPT-1", "SNP-SINGLE", 1);
+    let mut a = new_act(&gw);
+    let issued = gw
+        .activate(&ticket, &ids, &a.request(FIRM, unix_now()).unwrap())
+        .unwrap();
+    let receipt = a.apply(&issued.update, unix_now()).unwrap().receipt;
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| s.spawn(|| Gateway::new(&app.base).receipt(&receipt)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let confirmed: Vec<_> = results.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(
+        confirmed.iter().filter(|c| !c.already_confirmed).count(),
+        1,
+        "{confirmed:?}"
+    );
+    assert!(confirmed.iter().all(|c| c.counter == 1), "{confirmed:?}");
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(a.serial.clone()))
+    );
+    let once = format!(
+        "events WHERE action = 'license.activated' AND license_id = {}",
+        ids[0]
+    );
+    assert_eq!(app.count(&once), 1);
+    assert_eq!(app.count("events WHERE action = 'update.confirmed'"), 1);
+}
