@@ -1487,9 +1487,8 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
     let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
         let serial = k.cont.serial.clone();
-        // Only the named licenses are read (a ticket can hold hundreds); the ticket's rules
-        // ask the database for what they need.
-        // Named licenses are read with the container's outstanding ones, for `issue`.
+        // Only the named licenses are read (a ticket can hold hundreds), with the container's
+        // outstanding ones for `issue`; the ticket's rules ask the database for what they need.
         let mut named = None;
         let (tid, rows) = if req.licenses.is_empty() {
             let tid = ticket_id(c, &code)?;
@@ -1518,28 +1517,22 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
             named = Some(n);
             (rows[0].ticket_id, rows)
         };
-        let chosen: Vec<&LicRow> = if req.licenses.is_empty() {
-            rows.iter().collect()
-        } else {
-            let v: Vec<&LicRow> = rows.iter().collect();
-            if k.settings.activation_mode == ActivationMode::All {
-                let all: i64 = on_backend!(c, x => licenses::table
-                    .filter(licenses::ticket_id.eq(tid))
-                    .filter(licenses::state.eq(ls::AVAILABLE))
-                    .count()
-                    .get_result(x))?;
-                let picked = v.iter().filter(|l| l.state == ls::AVAILABLE).count();
-                if picked as i64 != all {
-                    return Err(Error::NotAllowed(
-                        "this ticket's licenses are activated all at once; \
-                             leave the license list empty"
-                            .into(),
-                    ));
-                }
+        if named.is_some() && k.settings.activation_mode == ActivationMode::All {
+            let all: i64 = on_backend!(c, x => licenses::table
+                .filter(licenses::ticket_id.eq(tid))
+                .filter(licenses::state.eq(ls::AVAILABLE))
+                .count()
+                .get_result(x))?;
+            let picked = rows.iter().filter(|l| l.state == ls::AVAILABLE).count();
+            if picked as i64 != all {
+                return Err(Error::NotAllowed(
+                    "this ticket's licenses are activated all at once; \
+                         leave the license list empty"
+                        .into(),
+                ));
             }
-            v
-        };
-        if chosen.is_empty() {
+        }
+        if rows.is_empty() {
             return Err(Error::Conflict(format!(
                 "ticket {code} has no available license of firm code {}",
                 ctx.firm_code
@@ -1563,7 +1556,7 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
             }
         }
         let mut fresh = vec![];
-        for l in chosen {
+        for l in &rows {
             if l.firm_id != k.firm_id {
                 return Err(Error::invalid(
                     "licenses",
