@@ -68,7 +68,9 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
         let (next, failed, count) = (next.clone(), failed.clone(), b.count as u64);
         handles.push(std::thread::spawn(move || {
             let agent = ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(30))
+                .timeout_connect(Duration::from_secs(10))
+                .timeout_read(Duration::from_secs(30))
+                .timeout_write(Duration::from_secs(30))
                 .build();
             let mut lat = vec![];
             loop {
