@@ -1654,10 +1654,9 @@ fn named_once(ids: &[i64]) -> Result<()> {
 /// A change another writer commits to the container's other licenses in between is not
 /// seen (as it would not be a moment earlier): the next update of the container brings it.
 struct Named {
-    /// Every license read, kept up to date with the request's changes (`set`).
-    rows: Vec<LicRow>,
-    /// For each row: whether it belongs to the ticket the request named.
-    of_ticket: Vec<bool>,
+    /// Every license read, kept up to date with the request's changes (`set`), each with
+    /// whether it belongs to the ticket the request named.
+    rows: Vec<(LicRow, bool)>,
 }
 
 /// The container's outstanding licenses, by id.
@@ -1689,16 +1688,15 @@ impl Named {
             .select((LIC_SELECT, tickets::id.nullable()))
             .order(licenses::id.asc());
         let found: Vec<(LicRow, Option<i64>)> = load_id_list!(c, q, ids.len());
-        let (rows, of_ticket) = found.into_iter().map(|(l, t)| (l, t.is_some())).unzip();
-        Ok(Named { rows, of_ticket })
+        let rows = found.into_iter().map(|(l, t)| (l, t.is_some())).collect();
+        Ok(Named { rows })
     }
 
     /// License `id` as named by the request: of the ticket, when the request named one.
     fn get(&self, id: i64, ticket: bool) -> Result<&LicRow> {
         self.rows
             .iter()
-            .zip(&self.of_ticket)
-            .find(|(l, t)| l.id == id && (**t || !ticket))
+            .find(|(l, of_ticket)| l.id == id && (*of_ticket || !ticket))
             .map(|(l, _)| l)
             .ok_or_else(|| Error::not_found("license", id))
     }
@@ -1706,10 +1704,10 @@ impl Named {
     /// `set_state` for license `id` (to pending or returning), remembered here.
     fn set(&mut self, c: &mut Conn, id: i64, to: &str, serial: Option<String>) -> Result<()> {
         debug_assert_ne!(to, ls::ACTIVATED, "activated_at is not kept here");
-        let l = self
+        let (l, _) = self
             .rows
             .iter_mut()
-            .find(|l| l.id == id)
+            .find(|(l, _)| l.id == id)
             .ok_or_else(|| Error::not_found("license", id))?;
         set_state(c, l, to, serial.clone())?;
         l.state = to.to_string();
@@ -1723,6 +1721,7 @@ impl Named {
         Outstanding(
             self.rows
                 .into_iter()
+                .map(|(l, _)| l)
                 .filter(|l| l.serial.as_deref() == Some(serial))
                 .filter(|l| l.firm_id == firm_id && l.state != ls::AVAILABLE)
                 .collect(),
