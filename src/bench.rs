@@ -67,11 +67,7 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
         let (url, auth, run, item) = (b.url.clone(), auth.clone(), run.clone(), b.item.clone());
         let (next, failed, count) = (next.clone(), failed.clone(), b.count as u64);
         handles.push(std::thread::spawn(move || {
-            let agent = ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(10))
-                .timeout_read(Duration::from_secs(30))
-                .timeout_write(Duration::from_secs(30))
-                .build();
+            let agent = crate::client::online::http_agent();
             let mut lat = vec![];
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);

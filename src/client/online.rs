@@ -13,18 +13,22 @@ pub struct Gateway {
     agent: ureq::Agent,
 }
 
+/// An HTTP client with timeouts per connect, read and write rather than one for the whole
+/// call: ureq sets a whole-call deadline on the socket again before every read (two system
+/// calls each, about a dozen per call).
+pub fn http_agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(10))
+        .timeout_read(Duration::from_secs(30))
+        .timeout_write(Duration::from_secs(30))
+        .build()
+}
+
 impl Gateway {
     pub fn new(server: &str) -> Gateway {
         Gateway {
             base: format!("{}/api/v1/gateway", server.trim_end_matches('/')),
-            // Timeouts per connect, read and write rather than one for the whole call: ureq
-            // sets a whole-call deadline on the socket again before every read (two system
-            // calls each, about a dozen per call).
-            agent: ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(10))
-                .timeout_read(Duration::from_secs(30))
-                .timeout_write(Duration::from_secs(30))
-                .build(),
+            agent: http_agent(),
         }
     }
 
