@@ -1625,18 +1625,6 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     deliver(core, out)
 }
 
-/// Loads a query with an IN list of `n` ids; a short list keeps its statement prepared (one
-/// per length; diesel prepares a statement with an IN list anew on every run).
-macro_rules! load_id_list {
-    ($c:expr, $q:expr, $n:expr) => {
-        if $n <= 8 {
-            on_backend!($c, x => Reused($q).load(x))?
-        } else {
-            on_backend!($c, x => $q.load(x))?
-        }
-    };
-}
-
 /// A request names each license at most once.
 fn named_once(ids: &[i64]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
@@ -1687,7 +1675,13 @@ impl Named {
             )
             .select((LIC_SELECT, tickets::id.nullable()))
             .order(licenses::id.asc());
-        let found: Vec<(LicRow, Option<i64>)> = load_id_list!(c, q, ids.len());
+        // A short IN list keeps its statement prepared (one per length; diesel prepares a
+        // statement with an IN list anew on every run).
+        let found: Vec<(LicRow, Option<i64>)> = if ids.len() <= 8 {
+            on_backend!(c, x => Reused(q).load(x))?
+        } else {
+            on_backend!(c, x => q.load(x))?
+        };
         let rows = found.into_iter().map(|(l, t)| (l, t.is_some())).collect();
         Ok(Named { rows })
     }
