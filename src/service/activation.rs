@@ -1660,27 +1660,38 @@ impl Named {
         serial: &str,
         firm_id: i64,
     ) -> Result<Named> {
-        let q = licenses::table
-            .inner_join(items::table)
-            .left_join(
-                tickets::table.on(tickets::id
-                    .eq(licenses::ticket_id)
-                    .and(tickets::code.eq(code.map(|c| c.as_stored()).unwrap_or_default()))),
-            )
-            .filter(
-                licenses::id.eq_any(ids).or(licenses::serial
-                    .eq(serial)
-                    .and(licenses::firm_id.eq(firm_id))
-                    .and(licenses::state.ne(ls::AVAILABLE))),
-            )
-            .select((LIC_SELECT, tickets::id.nullable()))
-            .order(licenses::id.asc());
-        // A short IN list keeps its statement prepared (one per length; diesel prepares a
+        let code = code.map(|c| c.as_stored()).unwrap_or_default();
+        macro_rules! load {
+            ($named:expr, $prepared:expr) => {{
+                let q = licenses::table
+                    .inner_join(items::table)
+                    .left_join(
+                        tickets::table.on(tickets::id
+                            .eq(licenses::ticket_id)
+                            .and(tickets::code.eq(code))),
+                    )
+                    .filter(
+                        $named.or(licenses::serial
+                            .eq(serial)
+                            .and(licenses::firm_id.eq(firm_id))
+                            .and(licenses::state.ne(ls::AVAILABLE))),
+                    )
+                    .select((LIC_SELECT, tickets::id.nullable()))
+                    .order(licenses::id.asc());
+                if $prepared {
+                    on_backend!(c, x => Reused(q).load(x))
+                } else {
+                    on_backend!(c, x => q.load(x))
+                }
+            }};
+        }
+        // One license (the usual request) is named with `=`: PostgreSQL plans `= ANY($1)`
+        // anew on every run (its generic plan never looks cheap enough), `= $1` once. A short
+        // IN list keeps its statement prepared (on SQLite one per length; diesel prepares a
         // statement with an IN list anew on every run).
-        let found: Vec<(LicRow, Option<i64>)> = if ids.len() <= 8 {
-            on_backend!(c, x => Reused(q).load(x))?
-        } else {
-            on_backend!(c, x => q.load(x))?
+        let found: Vec<(LicRow, Option<i64>)> = match ids {
+            [id] => load!(licenses::id.eq(*id), true)?,
+            _ => load!(licenses::id.eq_any(ids), ids.len() <= 8)?,
         };
         let rows = found.into_iter().map(|(l, t)| (l, t.is_some())).collect();
         Ok(Named { rows })
