@@ -1,5 +1,6 @@
 //! `licentia bench orders`: creates orders over HTTP from C concurrent clients and prints
-//! the rate, latencies and the server's resident memory.
+//! the rate, latencies, the server's resident memory and the CPU time each order cost the
+//! server and the load generator.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +25,56 @@ pub struct BenchReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub server_rss_mib: Option<f64>,
+    /// CPU time per operation, in microseconds of one core: the server's (from its
+    /// `/metrics`) and this load generator's.
+    pub server_cpu_us: Option<f64>,
+    pub generator_cpu_us: f64,
+}
+
+impl BenchReport {
+    fn cpu_line(&self, per: &str) -> String {
+        let server = self
+            .server_cpu_us
+            .map_or("not reported".to_string(), |us| format!("{us:.0} us"));
+        format!(
+            "cpu per {per}: server {server}, load generator {:.0} us (one core's time; \
+             a PostgreSQL server's own processes are not counted)",
+            self.generator_cpu_us
+        )
+    }
+}
+
+/// The CPU time the server and this process had used when a run started.
+struct CpuMark {
+    server: Option<f64>,
+    here: f64,
+}
+
+impl CpuMark {
+    fn now(url: &str) -> CpuMark {
+        CpuMark {
+            server: server_metrics(url).and_then(|m| metric(&m, "process_cpu_seconds_total")),
+            here: crate::api::metrics::cpu_seconds(),
+        }
+    }
+}
+
+fn server_metrics(url: &str) -> Option<String> {
+    ureq::get(&format!("{url}/metrics"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+}
+
+/// The value of metric `name` (one without labels) in a `/metrics` text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse::<f64>()
+            .ok()
+    })
 }
 
 impl std::fmt::Display for BenchReport {
@@ -44,9 +95,10 @@ impl std::fmt::Display for BenchReport {
             self.p50_ms, self.p99_ms
         )?;
         match self.server_rss_mib {
-            Some(m) => write!(f, "server memory: {m:.1} MiB resident"),
-            None => write!(f, "server memory: not reported"),
+            Some(m) => writeln!(f, "server memory: {m:.1} MiB resident")?,
+            None => writeln!(f, "server memory: not reported")?,
         }
+        write!(f, "{}", self.cpu_line("order"))
     }
 }
 
@@ -61,6 +113,7 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
     );
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let cpu = CpuMark::now(&b.url);
     let started = Instant::now();
     let mut handles = vec![];
     for _ in 0..b.concurrency.max(1) {
@@ -107,33 +160,39 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
         failed.load(Ordering::Relaxed),
         seconds,
         &b.url,
+        cpu,
     ))
 }
 
-fn summarize(mut lat: Vec<Duration>, failed: u64, seconds: f64, url: &str) -> BenchReport {
+fn summarize(
+    mut lat: Vec<Duration>,
+    failed: u64,
+    seconds: f64,
+    url: &str,
+    cpu: CpuMark,
+) -> BenchReport {
+    let here = crate::api::metrics::cpu_seconds();
     lat.sort();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
             .map(|d| d.as_secs_f64() * 1000.0)
             .unwrap_or(0.0)
     };
-    let server_rss_mib = ureq::get(&format!("{url}/metrics"))
-        .call()
-        .ok()
-        .and_then(|r| r.into_string().ok())
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-        })
-        .map(|b| b / 1048576.0);
+    let metrics = server_metrics(url).unwrap_or_default();
+    let ops = lat.len().max(1) as f64;
+    let server_cpu = metric(&metrics, "process_cpu_seconds_total");
     BenchReport {
+        server_rss_mib: metric(&metrics, "process_resident_memory_bytes").map(|b| b / 1048576.0),
+        server_cpu_us: cpu
+            .server
+            .zip(server_cpu)
+            .map(|(before, after)| (after - before) / ops * 1e6),
+        generator_cpu_us: (here - cpu.here) / ops * 1e6,
         ok: lat.len() as u64,
         failed,
         seconds,
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
-        server_rss_mib,
     }
 }
 
@@ -177,6 +236,7 @@ impl std::fmt::Display for ActivateReport {
             Some(m) => writeln!(f, "server memory: {m:.1} MiB resident")?,
             None => writeln!(f, "server memory: not reported")?,
         }
+        writeln!(f, "{}", r.cpu_line("round trip"))?;
         write!(f, "ceiling (one core of this machine):")?;
         for (name, rate) in &self.ceiling {
             write!(f, "\n  {name:<34} {rate:>9.0} /s")?;
@@ -236,6 +296,7 @@ pub fn run_activate(b: &ActivateBench) -> anyhow::Result<ActivateReport> {
         .collect();
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let cpu = CpuMark::now(&b.url);
     let started = Instant::now();
     let mut handles = vec![];
     for w in 0..concurrency {
@@ -296,7 +357,7 @@ pub fn run_activate(b: &ActivateBench) -> anyhow::Result<ActivateReport> {
         );
     }
     let seconds = started.elapsed().as_secs_f64();
-    let report = summarize(lat, failed.load(Ordering::Relaxed), seconds, &b.url);
+    let report = summarize(lat, failed.load(Ordering::Relaxed), seconds, &b.url, cpu);
     let ceiling = crypto_ceiling(0.3);
     // Each benchmark round trip, averaged over an activation and a return: the server
     // verifies the request and the receipt, signs the update (and the added entry, every

@@ -386,6 +386,7 @@ fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
     );
     assert!(out.contains("Ed25519 verify"), "{out}");
     assert!(out.contains("cryptography of one round trip"), "{out}");
+    assert_cpu_line(&out, "round trip");
     // Every round trip ended with its receipt: nothing is left pending or returning.
     assert_eq!(
         app.count("licenses WHERE state IN ('pending', 'returning')"),
@@ -396,4 +397,20 @@ fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
     let out = bench(&["orders", "--concurrency", "2", "--count", "20"]);
     assert!(out.contains("20 ok, 0 failed"), "{out}");
     assert!(out.contains("orders/s"), "{out}");
+    assert_cpu_line(&out, "order");
+}
+
+/// The benchmark's line of CPU time per operation names a figure for the server (read from
+/// its `/metrics`) and for the load generator, and both did some work.
+fn assert_cpu_line(out: &str, per: &str) {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cpu per {per}: server ")))
+        .unwrap_or_else(|| panic!("no cpu line in {out}"));
+    let figures: Vec<f64> = line
+        .split(" us")
+        .filter_map(|part| part.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(figures.len(), 2, "{line}");
+    assert!(figures.iter().all(|us| *us > 0.0), "{line}");
 }

@@ -57,6 +57,12 @@ fn an_order_becomes_a_ticket_with_one_license_per_unit() {
     assert!(m.contains("licentia_orders_created_total 1"), "{m}");
     assert!(m.contains("licentia_licenses_created_total 4"), "{m}");
     assert!(m.contains("route=\"/api/v1/orders\",status=\"201\""), "{m}");
+    let cpu: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no process_cpu_seconds_total in {m}"));
+    assert!(cpu > 0.0, "{m}");
     let (s, h) = app.call("GET", "/health", None, None);
     assert_eq!((s, h["database"].as_str()), (200, Some("ok")));
 }
