@@ -123,7 +123,7 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
-        let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time of this process.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {:.3}", cpu_seconds());
+        let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time of this process.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {:.6}", cpu_seconds());
         if let Some(rss) = resident_bytes() {
             let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
         }
