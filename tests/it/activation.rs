@@ -29,11 +29,12 @@ fn keep(_: &Container) -> licentia::client::CResult<()> {
 
 /// An order of `qty` × `item`; its ticket and license ids.
 pub fn ticket_with(app: &TestApp, erp: &str, item: &str, qty: i64) -> (String, Vec<i64>) {
-    let (s, v) = app.admin(
-        "POST",
-        "/api/v1/orders",
-        Some(order(erp, "C-ACT", &[(item, qty)])),
-    );
+    ticket_of(app, erp, &[(item, qty)])
+}
+
+/// A ticket ordered with `lines`, and its license ids.
+fn ticket_of(app: &TestApp, erp: &str, lines: &[(&str, i64)]) -> (String, Vec<i64>) {
+    let (s, v) = app.admin("POST", "/api/v1/orders", Some(order(erp, "C-ACT", lines)));
     assert_eq!(s, 201, "{v}");
     let ticket = v["ticket"].as_str().unwrap().to_string();
     (ticket.clone(), license_ids(app, &ticket))
@@ -611,18 +612,7 @@ fn a_return_names_only_licenses_of_its_firm_code() {
         ),
     );
     assert_eq!(s, 201, "{v}");
-    let (s, v) = app.admin(
-        "POST",
-        "/api/v1/orders",
-        Some(order(
-            "FIRMS-1",
-            "C-F",
-            &[("SNP-SINGLE", 1), ("OTHER-1", 1)],
-        )),
-    );
-    assert_eq!(s, 201, "{v}");
-    let ticket = v["ticket"].as_str().unwrap().to_string();
-    let ids = license_ids(&app, &ticket);
+    let (ticket, ids) = ticket_of(&app, "FIRMS-1", &[("SNP-SINGLE", 1), ("OTHER-1", 1)]);
     let mut a = new_act(&gw);
     for id in &ids {
         online::activate(&gw, &mut a, &ticket, &[*id], &mut keep).unwrap();
