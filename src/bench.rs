@@ -1,6 +1,6 @@
 //! `licentia bench orders`: creates orders over HTTP from C concurrent clients and prints
-//! the rate, latencies, the server's resident memory and the CPU time each order cost the
-//! server and the load generator.
+//! the rate, latencies, the server's resident memory, the CPU time each order cost the
+//! server and the load generator, and where the server's writes spent their time.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,30 @@ pub struct BenchReport {
     /// `/metrics`) and this load generator's.
     pub server_cpu_us: Option<f64>,
     pub generator_cpu_us: f64,
+    /// The server's writers during the run (from its `/metrics`).
+    pub writer: Option<WriterFigures>,
 }
+
+/// What the server's writers did during a run.
+pub struct WriterFigures {
+    pub writers: f64,
+    pub writes: f64,
+    pub groups: f64,
+    /// Mean over writes, in milliseconds.
+    pub queue_ms: f64,
+    pub in_group_ms: f64,
+    /// Share of the run's time the writers were in a group transaction (0 to 1).
+    pub busy: f64,
+}
+
+/// The writer counters of a `/metrics` text, in the order of `WriterFigures`' sums.
+const WRITER_METRICS: [&str; 5] = [
+    "licentia_db_writes_total",
+    "licentia_db_write_groups_total",
+    "licentia_db_write_queue_seconds_total",
+    "licentia_db_write_group_seconds_total",
+    "licentia_db_writer_busy_seconds_total",
+];
 
 impl BenchReport {
     fn cpu_line(&self, per: &str) -> String {
@@ -42,20 +65,58 @@ impl BenchReport {
             self.generator_cpu_us
         )
     }
+
+    fn writer_line(&self, per: &str) -> String {
+        let Some(w) = &self.writer else {
+            return "writer:        not reported".into();
+        };
+        format!(
+            "writer:        {:.2} writes per {per}, {:.1} per group; a write waited {:.2} ms for a \
+             writer, then {:.2} ms in its group until the commit; {} {}, {:.0}% busy",
+            w.writes / self.ok.max(1) as f64,
+            w.writes / w.groups.max(1.0),
+            w.queue_ms,
+            w.in_group_ms,
+            w.writers,
+            if w.writers == 1.0 { "writer" } else { "writers" },
+            w.busy * 100.0
+        )
+    }
 }
 
-/// The CPU time the server and this process had used when a run started.
+/// The server's counters and this process's CPU time when a run started.
 struct CpuMark {
     server: Option<f64>,
+    writer: Option<Vec<f64>>,
     here: f64,
 }
 
 impl CpuMark {
     fn now(url: &str) -> CpuMark {
+        let m = server_metrics(url).unwrap_or_default();
         CpuMark {
-            server: server_metrics(url).and_then(|m| metric(&m, "process_cpu_seconds_total")),
+            server: metric(&m, "process_cpu_seconds_total"),
+            writer: writer_counters(&m),
             here: crate::api::metrics::cpu_seconds(),
         }
+    }
+}
+
+fn writer_counters(metrics: &str) -> Option<Vec<f64>> {
+    WRITER_METRICS.iter().map(|n| metric(metrics, n)).collect()
+}
+
+/// The writers' figures between two readings of their counters, over `seconds`.
+fn writer_figures(before: &[f64], after: &[f64], writers: f64, seconds: f64) -> WriterFigures {
+    let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let writes = d[0].max(1.0);
+    WriterFigures {
+        writers,
+        writes: d[0],
+        groups: d[1],
+        queue_ms: d[2] / writes * 1e3,
+        in_group_ms: d[3] / writes * 1e3,
+        busy: d[4] / (seconds * writers.max(1.0)),
     }
 }
 
@@ -98,7 +159,8 @@ impl std::fmt::Display for BenchReport {
             Some(m) => writeln!(f, "server memory: {m:.1} MiB resident")?,
             None => writeln!(f, "server memory: not reported")?,
         }
-        write!(f, "{}", self.cpu_line("order"))
+        writeln!(f, "{}", self.cpu_line("order"))?;
+        write!(f, "{}", self.writer_line("order"))
     }
 }
 
@@ -188,6 +250,11 @@ fn summarize(
             .zip(server_cpu)
             .map(|(before, after)| (after - before) / ops * 1e6),
         generator_cpu_us: (here - cpu.here) / ops * 1e6,
+        writer: cpu
+            .writer
+            .zip(writer_counters(&metrics))
+            .zip(metric(&metrics, "licentia_db_writers"))
+            .map(|((before, after), writers)| writer_figures(&before, &after, writers, seconds)),
         ok: lat.len() as u64,
         failed,
         seconds,
@@ -237,6 +304,7 @@ impl std::fmt::Display for ActivateReport {
             None => writeln!(f, "server memory: not reported")?,
         }
         writeln!(f, "{}", r.cpu_line("round trip"))?;
+        writeln!(f, "{}", r.writer_line("round trip"))?;
         write!(f, "ceiling (one core of this machine):")?;
         for (name, rate) in &self.ceiling {
             write!(f, "\n  {name:<34} {rate:>9.0} /s")?;

@@ -340,7 +340,7 @@ async fn health(core: Core_) -> HttpResponse {
 async fn metrics(core: Core_, m: web::Data<super::metrics::Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(m.render(&core.stats))
+        .body(m.render(&core.stats, &core.db.writer_stats))
 }
 
 /// The JSON extractor's limits and errors: a body over the limit is refused from its

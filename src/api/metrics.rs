@@ -1,11 +1,12 @@
 //! Prometheus text metrics: requests by route and status, latencies, and the domain counters.
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::service::Stats;
+use crate::store::WriterStats;
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -39,7 +40,7 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, stats: &Stats) -> String {
+    pub fn render(&self, stats: &Stats, writers: &WriterStats) -> String {
         let mut out = String::new();
         out.push_str("# HELP licentia_http_requests_total HTTP requests by route and status.\n# TYPE licentia_http_requests_total counter\n");
         let map = self.by_route.lock().expect("metrics");
@@ -121,6 +122,54 @@ impl Metrics {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 v.load(Ordering::Relaxed)
+            );
+        }
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP licentia_db_writers Writer threads committing group transactions.\n\
+             # TYPE licentia_db_writers gauge\nlicentia_db_writers {}",
+            load(&writers.writers)
+        );
+        for (name, help, v) in [
+            (
+                "licentia_db_writes_total",
+                "Writes run by the writers (committed or rolled back).",
+                &writers.writes,
+            ),
+            (
+                "licentia_db_write_groups_total",
+                "Group transactions run by the writers.",
+                &writers.groups,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                load(v)
+            );
+        }
+        for (name, help, v) in [
+            (
+                "licentia_db_write_queue_seconds_total",
+                "Time writes waited for a writer to begin their group, summed over writes.",
+                &writers.queue_us,
+            ),
+            (
+                "licentia_db_write_group_seconds_total",
+                "Time writes spent in their group transaction until its commit, summed over writes.",
+                &writers.in_group_us,
+            ),
+            (
+                "licentia_db_writer_busy_seconds_total",
+                "Time the writers spent in group transactions, summed over groups.",
+                &writers.group_us,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {:.6}",
+                load(v) as f64 / 1e6
             );
         }
         let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time of this process.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {:.6}", cpu_seconds());

@@ -3,9 +3,10 @@
 pub mod history;
 pub mod schema;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -223,9 +224,12 @@ trait Pending: Send {
     fn run(&mut self, conn: &mut Conn, alone: bool) -> Ran;
     /// Answers the caller once the group's commit is known.
     fn answer(self: Box<Self>, commit_error: Option<&Error>);
+    /// When the write was handed to the writers.
+    fn queued(&self) -> Instant;
 }
 
 struct Write<T, F> {
+    queued: Instant,
     f: F,
     outcome: Option<Result<T>>,
     tx: oneshot::Sender<Result<T>>,
@@ -267,6 +271,42 @@ where
         };
         let _ = self.tx.send(answer);
     }
+
+    fn queued(&self) -> Instant {
+        self.queued
+    }
+}
+
+/// What the writers did, for `/metrics`: writes and group transactions, and where a write's
+/// time went (waiting for a writer, then in its group until the commit). Times are summed
+/// in microseconds.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub writers: AtomicU64,
+    pub writes: AtomicU64,
+    pub groups: AtomicU64,
+    /// Over writes: from being handed over until a writer began their group.
+    pub queue_us: AtomicU64,
+    /// Over writes: from their group's begin until its commit (or rollback).
+    pub in_group_us: AtomicU64,
+    /// Over groups: begin to commit, the writers' busy time.
+    pub group_us: AtomicU64,
+}
+
+impl WriterStats {
+    fn group(&self, jobs: &[Job], began: Instant) {
+        let took = began.elapsed().as_micros() as u64;
+        let waited: u64 = jobs
+            .iter()
+            .map(|j| began.saturating_duration_since(j.queued()).as_micros() as u64)
+            .sum();
+        let n = jobs.len() as u64;
+        self.writes.fetch_add(n, Ordering::Relaxed);
+        self.groups.fetch_add(1, Ordering::Relaxed);
+        self.queue_us.fetch_add(waited, Ordering::Relaxed);
+        self.in_group_us.fetch_add(took * n, Ordering::Relaxed);
+        self.group_us.fetch_add(took, Ordering::Relaxed);
+    }
 }
 
 /// The database handle shared by every request: readers from a pool, writes through the
@@ -276,6 +316,7 @@ pub struct Db {
     pub backend: Backend,
     readers: r2d2::Pool<Manager>,
     writer: mpsc::SyncSender<Job>,
+    pub writer_stats: Arc<WriterStats>,
 }
 
 pub struct DbOptions {
@@ -330,17 +371,19 @@ impl Db {
             Backend::Sqlite => 1,
             Backend::Postgres => opts.pg_writers.max(1),
         };
+        let stats = Arc::new(WriterStats::default());
+        stats.writers.store(writers as u64, Ordering::Relaxed);
         let mut conns = vec![first];
         for _ in 1..writers {
             conns.push(connect()?);
         }
         for (n, conn) in conns.into_iter().enumerate() {
-            let (rx, manager) = (rx.clone(), manager.clone());
+            let (rx, manager, stats) = (rx.clone(), manager.clone(), stats.clone());
             let handle = thread::Builder::new()
                 .name(format!("licentia-writer-{n}"))
                 .spawn(move || {
                     WRITER.with(|w| w.set(Some(n)));
-                    writer_loop(conn, &manager, rx, batch_max)
+                    writer_loop(conn, &manager, rx, batch_max, &stats)
                 })
                 .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
             WRITER_THREADS.lock().expect("writer threads").push(handle);
@@ -349,6 +392,7 @@ impl Db {
             backend: url.backend,
             readers,
             writer: tx,
+            writer_stats: stats,
         })
     }
 
@@ -386,6 +430,7 @@ impl Db {
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(Write {
+            queued: Instant::now(),
             f,
             outcome: None,
             tx,
@@ -477,6 +522,7 @@ fn writer_loop(
     manager: &Manager,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     batch_max: usize,
+    stats: &WriterStats,
 ) {
     loop {
         let mut batch = Vec::new();
@@ -496,7 +542,9 @@ fn writer_loop(
                 }
             }
         }
+        let began = Instant::now();
         let committed = group_transaction(&mut conn, &mut batch);
+        stats.group(&batch, began);
         let err = committed.err();
         if let Some(e) = &err {
             tracing::error!(error = %e, jobs = batch.len(), "group commit failed");

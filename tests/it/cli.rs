@@ -387,6 +387,8 @@ fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
     assert!(out.contains("Ed25519 verify"), "{out}");
     assert!(out.contains("cryptography of one round trip"), "{out}");
     assert_cpu_line(&out, "round trip");
+    // Each round trip is two writes (the activation or return, then its receipt).
+    assert_writer_line(&out, "round trip", 2.0);
     // Every round trip ended with its receipt: nothing is left pending or returning.
     assert_eq!(
         app.count("licenses WHERE state IN ('pending', 'returning')"),
@@ -398,6 +400,29 @@ fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
     assert!(out.contains("20 ok, 0 failed"), "{out}");
     assert!(out.contains("orders/s"), "{out}");
     assert_cpu_line(&out, "order");
+    assert_writer_line(&out, "order", 1.0);
+}
+
+/// The benchmark's writer line: at least `writes` writes per operation (the server's own
+/// background writes may add some), groups of at least one, and the times and busy share
+/// in range.
+fn assert_writer_line(out: &str, per: &str, writes: f64) {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("writer:"))
+        .unwrap_or_else(|| panic!("no writer line in {out}"));
+    let figures: Vec<f64> = line
+        .split([' ', '%', ';', ','])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // writes per op, per group, queue ms, group ms, writers, busy %
+    assert_eq!(figures.len(), 6, "{line}");
+    assert!(line.contains(&format!("writes per {per}")), "{line}");
+    assert!(figures[0] >= writes && figures[0] < writes + 1.0, "{line}");
+    assert!(figures[1] >= 1.0, "{line}");
+    assert!(figures[2] >= 0.0 && figures[3] > 0.0, "{line}");
+    assert!(figures[4] >= 1.0, "{line}");
+    assert!(figures[5] > 0.0 && figures[5] <= 100.0, "{line}");
 }
 
 /// The benchmark's line of CPU time per operation names a figure for the server (read from

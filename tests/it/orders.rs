@@ -63,6 +63,23 @@ fn an_order_becomes_a_ticket_with_one_license_per_unit() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no process_cpu_seconds_total in {m}"));
     assert!(cpu > 0.0, "{m}");
+    // The order was one write in one group transaction, at least (the server writes other
+    // things too); the writers' times are reported.
+    let value = |name: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {m}"))
+    };
+    assert!(value("licentia_db_writes_total") >= 1.0, "{m}");
+    assert!(value("licentia_db_write_groups_total") >= 1.0, "{m}");
+    assert!(value("licentia_db_write_group_seconds_total") > 0.0, "{m}");
+    assert!(value("licentia_db_writer_busy_seconds_total") > 0.0, "{m}");
+    let writers = if crate::harness::backend() == "sqlite" {
+        1.0
+    } else {
+        2.0
+    };
+    assert_eq!(value("licentia_db_writers"), writers, "{m}");
     let (s, h) = app.call("GET", "/health", None, None);
     assert_eq!((s, h["database"].as_str()), (200, Some("ok")));
 }
