@@ -736,7 +736,8 @@ fn queue_writeback(c: &mut Conn, connector: &str, w: &WriteBack, v: &OrderView) 
             ("application/xml", x)
         }
     };
-    let now = super::now();
+    // Due at once on the clock the senders reckon with (see `queue`).
+    let now = crate::store::db_now(c)?;
     let res = diesel::insert_into(writebacks::table)
         .values((
             writebacks::connector.eq(connector),
@@ -1420,6 +1421,7 @@ pub async fn requeue_writeback(core: &Core, actor: &Actor, id: i64) -> Result<()
     let actor = actor.clone();
     core.db
         .write(move |c| {
+            let now = crate::store::db_now(c)?;
             let n = diesel::update(
                 writebacks::table
                     .filter(writebacks::id.eq(id))
@@ -1428,7 +1430,7 @@ pub async fn requeue_writeback(core: &Core, actor: &Actor, id: i64) -> Result<()
             .set((
                 writebacks::state.eq(wb::QUEUED),
                 writebacks::attempts.eq(0),
-                writebacks::next_attempt_at.eq(super::now()),
+                writebacks::next_attempt_at.eq(now),
             ))
             .execute(c)?;
             if n == 0 {

@@ -202,7 +202,8 @@ pub struct NewMail<'a> {
 
 /// Queues a mail in the current transaction: it leaves only if the change commits.
 pub fn enqueue(c: &mut Conn, m: NewMail) -> Result<i64> {
-    let now = super::now();
+    // Due at once on the clock the senders reckon with (see `queue`).
+    let now = crate::store::db_now(c)?;
     let (name, body) = match m.attachment {
         Some((n, b)) => (Some(n), Some(b)),
         None => (None, None),
@@ -277,6 +278,7 @@ pub async fn requeue(core: &Core, actor: &Actor, id: i64) -> Result<()> {
     let actor = actor.clone();
     core.db
         .write(move |c| {
+            let now = crate::store::db_now(c)?;
             let n = diesel::update(
                 outbox::table
                     .filter(outbox::id.eq(id))
@@ -285,7 +287,7 @@ pub async fn requeue(core: &Core, actor: &Actor, id: i64) -> Result<()> {
             .set((
                 outbox::state.eq(ms::QUEUED),
                 outbox::attempts.eq(0),
-                outbox::next_attempt_at.eq(super::now()),
+                outbox::next_attempt_at.eq(now),
             ))
             .execute(c)?;
             if n == 0 {

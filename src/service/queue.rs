@@ -1,7 +1,8 @@
 //! The two outgoing queues, mails (`outbox`) and ERP write-backs (`writebacks`), share one
 //! way of working: a row due now is claimed by one node with a conditional update and held
 //! for a lease; a try is recorded as sent, as due again after a doubling delay, or as failed.
-//! A node that dies holding a row loses it when the lease runs out.
+//! A node that dies holding a row loses it when the lease runs out. Due times and leases
+//! are reckoned on the database's clock, so nodes whose clocks differ agree on them.
 
 /// The states of a queued row.
 pub mod state {
@@ -47,7 +48,7 @@ macro_rules! queue_table {
             /// Up to `limit` rows due now, oldest first: queued and due, or claimed by a node
             /// whose lease ran out.
             pub fn due(c: &mut Conn, limit: i64) -> Result<Vec<i64>> {
-                let now = crate::service::now();
+                let now = crate::store::db_now(c)?;
                 Ok(t::table
                     .filter(
                         t::state
@@ -63,7 +64,7 @@ macro_rules! queue_table {
 
             /// Claims row `id` for `node` if it is still due; false when another node was first.
             pub fn claim(c: &mut Conn, id: i64, node: &str) -> Result<bool> {
-                let now = crate::service::now();
+                let now = crate::store::db_now(c)?;
                 let n = diesel::update(
                     t::table.filter(t::id.eq(id)).filter(
                         t::state
@@ -93,7 +94,7 @@ macro_rules! queue_table {
                 max: i32,
                 base: i64,
             ) -> Result<Recorded> {
-                let now = crate::service::now();
+                let now = crate::store::db_now(c)?;
                 let mine = t::table
                     .filter(t::id.eq(id))
                     .filter(t::state.eq(state::SENDING))

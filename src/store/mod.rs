@@ -659,6 +659,22 @@ pub fn run_migrations(conn: &mut Conn) -> Result<()> {
     res.map_err(|e| Error::internal(format!("migrations failed: {e}")))
 }
 
+/// Now on the database's clock, in UTC. On PostgreSQL that is the one clock every node
+/// sharing the database reads, so a lease one node takes is reckoned the same way by all of
+/// them whatever their own clocks say; a SQLite file is used on one machine, whose clock
+/// this process reads.
+pub fn db_now(conn: &mut Conn) -> Result<chrono::NaiveDateTime> {
+    match conn {
+        Conn::Sqlite(_) => Ok(crate::service::now()),
+        Conn::Pg(c) => Ok(
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamp>(
+                "clock_timestamp() AT TIME ZONE 'UTC'",
+            ))
+            .get_result(c)?,
+        ),
+    }
+}
+
 /// Whether a database error is a unique-constraint violation (a concurrent insert won).
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(

@@ -38,9 +38,14 @@ fn serve(db: &TestDb, port: u16) -> Child {
 
 /// A real `licentia serve` process on `port`, with extra `LICENTIA_*` settings.
 pub fn serve_with(db: &TestDb, port: u16, env: &[(&str, &str)]) -> Child {
-    let child = licentia(db)
-        .args(["serve"])
-        .envs(env.iter().copied())
+    let mut c = licentia(db);
+    c.arg("serve").envs(env.iter().copied());
+    serve_command(c, port)
+}
+
+/// Starts `c` (a `licentia serve` command line) on `port` and waits until it answers.
+pub fn serve_command(mut c: Command, port: u16) -> Child {
+    let child = c
         .env("LICENTIA_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use licentia::config::Config;
+use licentia::store::Conn;
 use serde_json::{json, Value};
 
 use crate::activation::FIRM;
@@ -499,6 +500,83 @@ fn with_two_nodes_each_mail_is_sent_once() {
         assert_eq!(n, 1, "{t}");
     }
     drop(node);
+}
+
+/// Nodes share the database but not a clock. A node whose clock runs five minutes ahead
+/// (a separate `licentia serve` under faketime) does not take over a mail another node is
+/// still sending: the two-minute lease runs on the database's clock. It takes the mail over
+/// once that lease has run out.
+#[test]
+fn a_node_whose_clock_runs_ahead_takes_over_a_mail_only_when_its_lease_ran_out() {
+    if crate::harness::backend() != "postgres" {
+        eprintln!("skipped: several nodes share a PostgreSQL database");
+        return;
+    }
+    // This node has no SMTP server, so the ticket mail stays in the outbox.
+    let app = TestApp::start();
+    let v = new_order(&app, "shop", "SKEW-1", "skew@example.com", "en");
+    let ticket = v["ticket"].as_str().unwrap().to_string();
+    let mut c = app.db.connect();
+    let Conn::Pg(pg) = &mut c else { unreachable!() };
+    // Another node is sending it, for the next 100 seconds of the database's clock.
+    let taken = diesel::sql_query(
+        "UPDATE outbox SET state = 'sending', claimed_by = 'node-a', \
+         claimed_until = (clock_timestamp() AT TIME ZONE 'UTC') + interval '100 seconds'",
+    )
+    .execute(pg)
+    .unwrap();
+    assert_eq!(taken, 1);
+
+    let sink = SmtpSink::start();
+    let port = crate::crash::free_port();
+    let mut ahead = std::process::Command::new("faketime");
+    ahead
+        .args(["-f", "+5m", env!("CARGO_BIN_EXE_licentia"), "serve"])
+        .env("LICENTIA_DATABASE_URL", &app.db.url)
+        .env("LICENTIA_DATA_DIR", app.db.dir.join("node-ahead"))
+        .env("LICENTIA_MASTER_KEY", "11".repeat(32))
+        .env("LICENTIA_LOG", "error")
+        .env("LICENTIA_SMTP_HOST", "127.0.0.1")
+        .env("LICENTIA_SMTP_PORT", sink.port.to_string())
+        .env("LICENTIA_SMTP_TIMEOUT_SECS", "2")
+        .env(
+            "LICENTIA_MAIL_FROM",
+            "Licentia Test <licenses@vendor.example>",
+        );
+    let mut node = crate::crash::serve_command(ahead, port);
+    let state = |pg: &mut diesel::PgConnection| -> (String, Option<String>) {
+        use licentia::store::schema::outbox;
+        outbox::table
+            .select((outbox::state, outbox::claimed_by))
+            .first(pg)
+            .unwrap()
+    };
+    // Its mail worker looks every half second: give it a few looks.
+    std::thread::sleep(Duration::from_secs(3));
+    let early = (sink.mails().len(), state(pg));
+    // The lease runs out on the database's clock: now the node takes the mail over.
+    diesel::sql_query(
+        "UPDATE outbox SET claimed_until = (clock_timestamp() AT TIME ZONE 'UTC') \
+         - interval '1 second'",
+    )
+    .execute(pg)
+    .unwrap();
+    let mails = sink.wait_for(1, 15);
+    let late = state(pg);
+    let _ = node.kill();
+    let _ = node.wait();
+    assert_eq!(
+        early,
+        (0, ("sending".to_string(), Some("node-a".to_string()))),
+        "the mail was taken over while its lease ran"
+    );
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(
+        mails[0]["subject"].as_str().unwrap().contains(&ticket),
+        "{mails:?}"
+    );
+    assert_eq!(late.0, "sent");
+    assert_ne!(late.1.as_deref(), Some("node-a"));
 }
 
 #[test]
