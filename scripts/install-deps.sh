@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Licentia builds with (and, with --postgres, the
 # PostgreSQL server the tests may start; with --test, Python's venv for the tests' SMTP
-# server and SOAP client, xmllint, and faketime for a node whose clock runs ahead). Installs
+# server and SOAP client, xmllint, and libfaketime for a node whose clock runs ahead). Installs
 # only what is missing.
 set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libpq-dev)
 for flag in "$@"; do
   case "$flag" in
     --postgres) pkgs+=(postgresql) ;;
-    --test) pkgs+=(python3 python3-venv libxml2-utils faketime) ;;
+    --test) pkgs+=(python3 python3-venv libxml2-utils libfaketime) ;;
     *) echo "unknown flag $flag" >&2; exit 2 ;;
   esac
 done

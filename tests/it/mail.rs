@@ -503,7 +503,7 @@ fn with_two_nodes_each_mail_is_sent_once() {
 }
 
 /// Nodes share the database but not a clock. A node whose clock runs five minutes ahead
-/// (a separate `licentia serve` under faketime) does not take over a mail another node is
+/// (a separate `licentia serve` under libfaketime) does not take over a mail another node is
 /// still sending: the two-minute lease runs on the database's clock. It takes the mail over
 /// once that lease has run out.
 #[test]
@@ -529,9 +529,20 @@ fn a_node_whose_clock_runs_ahead_takes_over_a_mail_only_when_its_lease_ran_out()
 
     let sink = SmtpSink::start();
     let port = crate::crash::free_port();
-    let mut ahead = std::process::Command::new("faketime");
+    // libfaketime preloaded into the server itself (the `faketime` wrapper would be the child
+    // here, and killing it would leave the server running).
+    let faketime = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .filter_map(|d| Some(d.ok()?.path().join("faketime/libfaketimeMT.so.1")))
+        .find(|p| p.exists())
+        .expect("libfaketime is not installed (scripts/install-deps.sh --test installs it)");
+    let mut ahead = std::process::Command::new(env!("CARGO_BIN_EXE_licentia"));
     ahead
-        .args(["-f", "+5m", env!("CARGO_BIN_EXE_licentia"), "serve"])
+        .arg("serve")
+        .env("LD_PRELOAD", faketime)
+        .env("FAKETIME", "+5m")
+        // A wrong wall clock; its monotonic clock (timers) is right, as on a real node.
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
         .env("LICENTIA_DATABASE_URL", &app.db.url)
         .env("LICENTIA_DATA_DIR", app.db.dir.join("node-ahead"))
         .env("LICENTIA_MASTER_KEY", "11".repeat(32))
