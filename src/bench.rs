@@ -84,17 +84,18 @@ impl BenchReport {
     }
 }
 
-/// The server's counters and this process's CPU time when a run started.
-struct CpuMark {
+/// The server's counters (CPU time, writers) and this process's CPU time when a run
+/// started.
+struct RunMark {
     server: Option<f64>,
     writer: Option<Vec<f64>>,
     here: f64,
 }
 
-impl CpuMark {
-    fn now(url: &str) -> CpuMark {
+impl RunMark {
+    fn now(url: &str) -> RunMark {
         let m = server_metrics(url).unwrap_or_default();
-        CpuMark {
+        RunMark {
             server: metric(&m, "process_cpu_seconds_total"),
             writer: writer_counters(&m),
             here: crate::api::metrics::cpu_seconds(),
@@ -175,7 +176,7 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
     );
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let cpu = CpuMark::now(&b.url);
+    let mark = RunMark::now(&b.url);
     let started = Instant::now();
     let mut handles = vec![];
     for _ in 0..b.concurrency.max(1) {
@@ -222,7 +223,7 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
         failed.load(Ordering::Relaxed),
         seconds,
         &b.url,
-        cpu,
+        mark,
     ))
 }
 
@@ -231,7 +232,7 @@ fn summarize(
     failed: u64,
     seconds: f64,
     url: &str,
-    cpu: CpuMark,
+    mark: RunMark,
 ) -> BenchReport {
     let here = crate::api::metrics::cpu_seconds();
     lat.sort();
@@ -245,12 +246,12 @@ fn summarize(
     let server_cpu = metric(&metrics, "process_cpu_seconds_total");
     BenchReport {
         server_rss_mib: metric(&metrics, "process_resident_memory_bytes").map(|b| b / 1048576.0),
-        server_cpu_us: cpu
+        server_cpu_us: mark
             .server
             .zip(server_cpu)
             .map(|(before, after)| (after - before) / ops * 1e6),
-        generator_cpu_us: (here - cpu.here) / ops * 1e6,
-        writer: cpu
+        generator_cpu_us: (here - mark.here) / ops * 1e6,
+        writer: mark
             .writer
             .zip(writer_counters(&metrics))
             .zip(metric(&metrics, "licentia_db_writers"))
@@ -364,7 +365,7 @@ pub fn run_activate(b: &ActivateBench) -> anyhow::Result<ActivateReport> {
         .collect();
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let cpu = CpuMark::now(&b.url);
+    let mark = RunMark::now(&b.url);
     let started = Instant::now();
     let mut handles = vec![];
     for w in 0..concurrency {
@@ -425,7 +426,7 @@ pub fn run_activate(b: &ActivateBench) -> anyhow::Result<ActivateReport> {
         );
     }
     let seconds = started.elapsed().as_secs_f64();
-    let report = summarize(lat, failed.load(Ordering::Relaxed), seconds, &b.url, cpu);
+    let report = summarize(lat, failed.load(Ordering::Relaxed), seconds, &b.url, mark);
     let ceiling = crypto_ceiling(0.3);
     // Each benchmark round trip, averaged over an activation and a return: the server
     // verifies the request and the receipt, signs the update (and the added entry, every

@@ -1,7 +1,7 @@
 //! Prometheus text metrics: requests by route and status, latencies, and the domain counters.
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -117,21 +117,6 @@ impl Metrics {
                 "Container receipts that confirmed an update.",
                 &stats.receipts_confirmed,
             ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
-        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP licentia_db_writers Writer threads committing group transactions.\n\
-             # TYPE licentia_db_writers gauge\nlicentia_db_writers {}",
-            load(&writers.writers)
-        );
-        for (name, help, v) in [
             (
                 "licentia_db_writes_total",
                 "Writes run by the writers (committed or rolled back).",
@@ -146,9 +131,15 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                load(v)
+                v.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP licentia_db_writers Writer threads committing group transactions.\n\
+             # TYPE licentia_db_writers gauge\nlicentia_db_writers {}",
+            writers.writers
+        );
         for (name, help, v) in [
             (
                 "licentia_db_write_queue_seconds_total",
@@ -169,7 +160,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {:.6}",
-                load(v) as f64 / 1e6
+                v.load(Ordering::Relaxed) as f64 / 1e6
             );
         }
         let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time of this process.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {:.6}", cpu_seconds());

@@ -282,7 +282,7 @@ where
 /// in microseconds.
 #[derive(Debug, Default)]
 pub struct WriterStats {
-    pub writers: AtomicU64,
+    pub writers: u64,
     pub writes: AtomicU64,
     pub groups: AtomicU64,
     /// Over writes: from being handed over until a writer began their group.
@@ -371,8 +371,10 @@ impl Db {
             Backend::Sqlite => 1,
             Backend::Postgres => opts.pg_writers.max(1),
         };
-        let stats = Arc::new(WriterStats::default());
-        stats.writers.store(writers as u64, Ordering::Relaxed);
+        let stats = Arc::new(WriterStats {
+            writers: writers as u64,
+            ..Default::default()
+        });
         let mut conns = vec![first];
         for _ in 1..writers {
             conns.push(connect()?);
