@@ -1,4 +1,5 @@
-//! `licentia bench orders`: creates orders over HTTP from C concurrent clients and prints
+//! `licentia bench orders`: creates orders over HTTP from C concurrent clients (as fast as
+//! they are answered, or on a fixed schedule of `--rate` per second) and prints
 //! the rate, latencies, the server's resident memory, the CPU time each order cost the
 //! server and the load generator, and where the server's writes spent their time.
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,9 @@ pub struct OrderBench {
     pub url: String,
     pub concurrency: usize,
     pub count: usize,
+    /// Orders per second on a fixed schedule (open loop); `None`: each client sends its
+    /// next order as soon as the last one is answered (closed loop).
+    pub rate: Option<f64>,
     pub user: String,
     pub password: String,
     pub item: String,
@@ -24,6 +28,8 @@ pub struct BenchReport {
     pub seconds: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The offered rate of an open-loop run.
+    pub offered: Option<f64>,
     pub server_rss_mib: Option<f64>,
     /// CPU time per operation, in microseconds of one core: the server's (from its
     /// `/metrics`) and this load generator's.
@@ -55,6 +61,23 @@ const WRITER_METRICS: [&str; 5] = [
 ];
 
 impl BenchReport {
+    /// The rate and latency lines; `per` names the operation in the plural.
+    fn rate_lines(&self, per: &str) -> String {
+        let (offered, from) = match self.offered {
+            Some(r) => (
+                format!(" (offered {r:.0}/s on a fixed schedule: open loop)"),
+                " (counted from each one's due time)",
+            ),
+            None => (String::new(), ""),
+        };
+        format!(
+            "rate:          {:.0} {per}/s{offered}\nlatency:       p50 {:.2} ms, p99 {:.2} ms{from}",
+            self.ok as f64 / self.seconds,
+            self.p50_ms,
+            self.p99_ms
+        )
+    }
+
     fn cpu_line(&self, per: &str) -> String {
         let server = self
             .server_cpu_us
@@ -81,6 +104,29 @@ impl BenchReport {
             if w.writers == 1.0 { "writer" } else { "writers" },
             w.busy * 100.0
         )
+    }
+}
+
+/// When each operation of a run is due. Closed loop: as soon as a client is free. Open loop:
+/// operation `n` at `n / rate` seconds after the start, whether or not the server kept up;
+/// its latency is counted from then, so the time it waited for a free client counts too.
+#[derive(Clone, Copy)]
+struct Schedule {
+    start: Instant,
+    rate: Option<f64>,
+}
+
+impl Schedule {
+    /// Waits until operation `n` is due and returns the instant its latency counts from.
+    fn due(&self, n: u64) -> Instant {
+        let Some(rate) = self.rate else {
+            return Instant::now();
+        };
+        let at = self.start + Duration::from_secs_f64(n as f64 / rate);
+        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        at
     }
 }
 
@@ -146,16 +192,7 @@ impl std::fmt::Display for BenchReport {
             "orders:        {} ok, {} failed in {:.2} s",
             self.ok, self.failed, self.seconds
         )?;
-        writeln!(
-            f,
-            "rate:          {:.0} orders/s",
-            self.ok as f64 / self.seconds
-        )?;
-        writeln!(
-            f,
-            "latency:       p50 {:.2} ms, p99 {:.2} ms",
-            self.p50_ms, self.p99_ms
-        )?;
+        writeln!(f, "{}", self.rate_lines("orders"))?;
         match self.server_rss_mib {
             Some(m) => writeln!(f, "server memory: {m:.1} MiB resident")?,
             None => writeln!(f, "server memory: not reported")?,
@@ -178,6 +215,10 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
     let failed = Arc::new(AtomicU64::new(0));
     let mark = RunMark::now(&b.url);
     let started = Instant::now();
+    let schedule = Schedule {
+        start: started,
+        rate: b.rate,
+    };
     let mut handles = vec![];
     for _ in 0..b.concurrency.max(1) {
         let (url, auth, run, item) = (b.url.clone(), auth.clone(), run.clone(), b.item.clone());
@@ -195,7 +236,7 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
                     "customer": {"external_id": format!("bench-customer-{}", n % 100)},
                     "lines": [{"item_id": item, "quantity": 1}]
                 });
-                let t = Instant::now();
+                let t = schedule.due(n);
                 let res = agent
                     .post(&format!("{url}/api/v1/orders"))
                     .set("Authorization", &auth)
@@ -224,6 +265,7 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
         seconds,
         &b.url,
         mark,
+        b.rate,
     ))
 }
 
@@ -233,6 +275,7 @@ fn summarize(
     seconds: f64,
     url: &str,
     mark: RunMark,
+    offered: Option<f64>,
 ) -> BenchReport {
     let here = crate::api::metrics::cpu_seconds();
     lat.sort();
@@ -261,6 +304,7 @@ fn summarize(
         seconds,
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
+        offered,
     }
 }
 
@@ -269,6 +313,8 @@ pub struct ActivateBench {
     pub containers: usize,
     pub concurrency: usize,
     pub round_trips: usize,
+    /// Round trips per second on a fixed schedule (open loop), as in `OrderBench`.
+    pub rate: Option<f64>,
     pub user: String,
     pub password: String,
     pub item: String,
@@ -290,16 +336,7 @@ impl std::fmt::Display for ActivateReport {
             "round trips:   {} ok, {} failed in {:.2} s (request -> update -> apply -> receipt)",
             r.ok, r.failed, r.seconds
         )?;
-        writeln!(
-            f,
-            "rate:          {:.0} round trips/s",
-            r.ok as f64 / r.seconds
-        )?;
-        writeln!(
-            f,
-            "latency:       p50 {:.2} ms, p99 {:.2} ms",
-            r.p50_ms, r.p99_ms
-        )?;
+        writeln!(f, "{}", r.rate_lines("round trips"))?;
         match r.server_rss_mib {
             Some(m) => writeln!(f, "server memory: {m:.1} MiB resident")?,
             None => writeln!(f, "server memory: not reported")?,
@@ -363,41 +400,45 @@ pub fn run_activate(b: &ActivateBench) -> anyhow::Result<ActivateReport> {
     let traits: Vec<(String, String)> = (0..5)
         .map(|i| (format!("t{i}"), format!("bench-{i}")))
         .collect();
+    // Every client's containers are made before the clock starts.
+    let mut clients = vec![];
+    for w in 0..concurrency {
+        let mut boxes = vec![];
+        for (license, _) in lics.iter().skip(w).step_by(concurrency) {
+            let mut c = Container::create(ContainerType::Act, None, &traits, 2)?;
+            c.trust(template.firm_code, &template.firm_name, &template.keys);
+            boxes.push((c, *license, false));
+        }
+        clients.push(boxes);
+    }
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mark = RunMark::now(&b.url);
     let started = Instant::now();
+    let schedule = Schedule {
+        start: started,
+        rate: b.rate,
+    };
     let mut handles = vec![];
-    for w in 0..concurrency {
-        let mine: Vec<(i64, i64)> = lics.iter().skip(w).step_by(concurrency).copied().collect();
-        let (url, ticket, template, traits) = (
-            b.url.clone(),
-            ticket.clone(),
-            template.clone(),
-            traits.clone(),
-        );
+    for mut boxes in clients {
+        let (url, ticket, firm_code) = (b.url.clone(), ticket.clone(), template.firm_code);
         let (next, failed, total) = (next.clone(), failed.clone(), b.round_trips as u64);
         handles.push(std::thread::spawn(
             move || -> anyhow::Result<Vec<Duration>> {
                 let gw = Gateway::new(&url);
-                let mut boxes = vec![];
-                for (license, _) in &mine {
-                    let mut c = Container::create(ContainerType::Act, None, &traits, 2)?;
-                    c.trust(template.firm_code, &template.firm_name, &template.keys);
-                    boxes.push((c, *license, false));
-                }
                 let mut lat = vec![];
                 let mut keep = |_: &Container| Ok(());
                 'run: loop {
                     for (c, license, held) in boxes.iter_mut() {
-                        if next.fetch_add(1, Ordering::Relaxed) >= total {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= total {
                             break 'run;
                         }
-                        let t = Instant::now();
+                        let t = schedule.due(n);
                         let res = if *held {
-                            online::deactivate(&gw, c, template.firm_code, &[*license], &mut keep)
+                            online::deactivate(&gw, c, firm_code, &[*license], &mut keep)
                         } else {
-                            let req = c.request(template.firm_code, crate::client::unix_now())?;
+                            let req = c.request(firm_code, crate::client::unix_now())?;
                             gw.activate(&ticket, &[*license], &req)
                                 .and_then(|issued| online::finish(&gw, c, issued, &mut keep))
                         };
@@ -426,7 +467,14 @@ pub fn run_activate(b: &ActivateBench) -> anyhow::Result<ActivateReport> {
         );
     }
     let seconds = started.elapsed().as_secs_f64();
-    let report = summarize(lat, failed.load(Ordering::Relaxed), seconds, &b.url, mark);
+    let report = summarize(
+        lat,
+        failed.load(Ordering::Relaxed),
+        seconds,
+        &b.url,
+        mark,
+        b.rate,
+    );
     let ceiling = crypto_ceiling(0.3);
     // Each benchmark round trip, averaged over an activation and a return: the server
     // verifies the request and the receipt, signs the update (and the added entry, every

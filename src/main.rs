@@ -291,6 +291,11 @@ enum BenchCmd {
         concurrency: usize,
         #[arg(long, default_value_t = 20000)]
         count: usize,
+        /// Send orders on a fixed schedule of this many per second (open loop) instead of
+        /// each client's next one as soon as its last is answered; latency then counts from
+        /// each order's due time.
+        #[arg(long, value_parser = positive_rate)]
+        rate: Option<f64>,
         #[arg(long, default_value = "admin")]
         user: String,
         #[arg(long, env = "LICENTIA_BENCH_PASSWORD", hide_env_values = true)]
@@ -310,6 +315,11 @@ enum BenchCmd {
         concurrency: usize,
         #[arg(long, default_value_t = 20000)]
         round_trips: usize,
+        /// Start round trips on a fixed schedule of this many per second (open loop), at
+        /// most `concurrency` in flight, instead of each client's next one as soon as its
+        /// last ended; latency then counts from each round trip's due time.
+        #[arg(long, value_parser = positive_rate)]
+        rate: Option<f64>,
         #[arg(long, default_value = "admin")]
         user: String,
         #[arg(long, env = "LICENTIA_BENCH_PASSWORD", hide_env_values = true)]
@@ -317,6 +327,14 @@ enum BenchCmd {
         #[arg(long, default_value = "SNP-SINGLE")]
         item: String,
     },
+}
+
+/// A benchmark's offered rate: a positive, finite number per second.
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("'{s}' is not a positive number per second")),
+    }
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
@@ -392,6 +410,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             url,
             concurrency,
             count,
+            rate,
             user,
             password,
             item,
@@ -400,6 +419,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 url,
                 concurrency,
                 count,
+                rate,
                 user,
                 password,
                 item,
@@ -415,6 +435,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             containers,
             concurrency,
             round_trips,
+            rate,
             user,
             password,
             item,
@@ -424,6 +445,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 containers,
                 concurrency,
                 round_trips,
+                rate,
                 user,
                 password,
                 item,

@@ -401,6 +401,53 @@ fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
     assert!(out.contains("orders/s"), "{out}");
     assert_cpu_line(&out, "order");
     assert_writer_line(&out, "order", 1.0);
+
+    // Open loop: round trip n is due n/rate seconds after the start, so 30 of them at 100/s
+    // cannot end before 0.29 s, and the latency says where it counts from.
+    let out = bench(&[
+        "activate",
+        "--containers",
+        "4",
+        "--concurrency",
+        "2",
+        "--round-trips",
+        "30",
+        "--rate",
+        "100",
+    ]);
+    assert!(out.contains("30 ok, 0 failed"), "{out}");
+    assert!(
+        out.contains("(offered 100/s on a fixed schedule: open loop)"),
+        "{out}"
+    );
+    assert!(out.contains("(counted from each one's due time)"), "{out}");
+    assert!(run_seconds(&out) >= 0.29, "{out}");
+    let out = bench(&["orders", "--count", "20", "--rate", "50"]);
+    assert!(out.contains("20 ok, 0 failed"), "{out}");
+    assert!(out.contains("(offered 50/s"), "{out}");
+    assert!(run_seconds(&out) >= 0.38, "{out}");
+
+    // A rate that is not a positive number is refused before anything is sent.
+    let orders = app.count("orders");
+    for rate in ["0", "-5", "fast", "inf"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_licentia"))
+            .args(["bench", "orders", &format!("--rate={rate}"), "--count", "5"])
+            .args(["--url", &app.base, "--password", crate::harness::ADMIN_PW])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{rate}: {err}");
+        assert!(err.contains("is not a positive number per second"), "{err}");
+    }
+    assert_eq!(app.count("orders"), orders);
+}
+
+/// The run's length from the first line of a benchmark's output ("... in 1.23 s ...").
+fn run_seconds(out: &str) -> f64 {
+    out.lines()
+        .next()
+        .and_then(|l| l.split(" in ").nth(1)?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no run time in {out}"))
 }
 
 /// The benchmark's writer line: at least `writes` writes per operation (the server's own
