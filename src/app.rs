@@ -41,6 +41,8 @@ pub async fn start(mut config: Config) -> Result<Running> {
             .app_data(data.clone())
             .app_data(metrics.clone())
             .app_data(json::json_config(limit))
+            .app_data(json::query_config())
+            .app_data(json::path_config())
             .app_data(web::PayloadConfig::new(limit))
             .configure(gateway::configure)
             .configure(connect::configure)

@@ -375,6 +375,28 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         })
 }
 
+/// A query string or a path segment that does not parse (an unknown parameter, a number
+/// that is not one) is a 400 in the same JSON error form as the rest, naming the part.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        request_error(
+            "malformed_request",
+            StatusCode::BAD_REQUEST,
+            format!("query string: {err}"),
+        )
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _req| {
+        request_error(
+            "malformed_request",
+            StatusCode::BAD_REQUEST,
+            format!("path: {err}"),
+        )
+    })
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/metrics", web::get().to(metrics))

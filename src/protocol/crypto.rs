@@ -122,6 +122,35 @@ impl AgreementKey {
     }
 }
 
+/// Checks that the raw X25519 public key `raw` can receive updates: a low-order point would
+/// make every agreement with it the all-zero secret, so no update could be sealed for it.
+/// Checked once per key (an agreement with a key of this process); good keys are remembered,
+/// at most 4096, and a full list starts over.
+pub fn check_agreement_public(raw: &[u8]) -> PResult<()> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static PROBE: OnceLock<AgreementKey> = OnceLock::new();
+    static GOOD: Mutex<Option<HashSet<Vec<u8>>>> = Mutex::new(None);
+    if GOOD
+        .lock()
+        .is_ok_and(|g| g.as_ref().is_some_and(|good| good.contains(raw)))
+    {
+        return Ok(());
+    }
+    PROBE
+        .get_or_init(AgreementKey::generate)
+        .agree(raw, false)
+        .map_err(|_| perr("enc_key is not a usable X25519 public key (a low-order point)"))?;
+    if let Ok(mut g) = GOOD.lock() {
+        let good = g.get_or_insert_with(HashSet::new);
+        if good.len() >= 4096 {
+            good.clear();
+        }
+        good.insert(raw.to_vec());
+    }
+    Ok(())
+}
+
 /// HMAC-SHA256 (RFC 2104) over openssl's SHA-256; keys here are at most 64 bytes.
 fn hmac_sha256(key: &[u8], data: &[&[u8]]) -> [u8; 32] {
     use openssl::sha::Sha256;

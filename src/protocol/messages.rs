@@ -79,6 +79,7 @@ impl Context {
                 return Err(perr(format!("{f} must be 32 bytes")));
             }
         }
+        crypto::check_agreement_public(&unb64("enc_key", &self.enc_key)?)?;
         if self.fingerprint.len() > MAX_TRAITS {
             return Err(perr("too many fingerprint traits"));
         }

@@ -335,14 +335,14 @@ type MirrorRow = (i64, String, String, chrono::NaiveDateTime);
 /// key registered for it and returns it with its mirror and the issued update `found` came
 /// with, when it has a mirror (every contact after its first). A retried first activation
 /// (serial `new`) is found by its key. With `register`, a new `act` container (serial `new`)
-/// or a dongle seen for the first time is registered.
+/// or a dongle seen for the first time is registered; the flag says so.
 fn find_container(
     c: &mut Conn,
     actor: &Actor,
     ctx: &Context,
     register: bool,
     found: Option<Found>,
-) -> Result<(ContainerRow, Option<Joined>)> {
+) -> Result<(ContainerRow, Option<Joined>, bool)> {
     let (existing, joined) = if ctx.serial == NEW_SERIAL {
         // A retried first activation: the same key is the same container.
         let by_key = on_backend!(c, x => containers::table
@@ -377,7 +377,7 @@ fn find_container(
         let joined = joined
             .map(|(m, issued)| Ok::<_, Error>((mirror_from(m)?, issued)))
             .transpose()?;
-        return Ok((row, joined));
+        return Ok((row, joined, false));
     }
     if !register {
         return Err(Error::not_found("container", &ctx.serial));
@@ -437,7 +437,7 @@ fn find_container(
     let row = containers::table
         .filter(containers::serial.eq(&serial))
         .first(c)?;
-    Ok((row, None))
+    Ok((row, None, true))
 }
 
 fn mirror_from((counter, digest, content, confirmed_at): MirrorRow) -> Result<Mirror> {
@@ -943,7 +943,7 @@ fn contact(
         settings,
         blacklisted: listed,
     } = firm;
-    let (cont, joined) = find_container(c, actor, ctx, register, found)?;
+    let (cont, joined, registered) = find_container(c, actor, ctx, register, found)?;
     if cont.state == container_state::MANIPULATED {
         return Ok(Err(Refusal::Error(Error::Manipulation(cont.serial))));
     }
@@ -959,6 +959,15 @@ fn contact(
         issued,
     )? {
         Seen::Same | Seen::Confirmed(_) => {}
+        // A container registered by this very request has been issued nothing: a context
+        // that shows licenses or updates is refused, and the registration is not kept (else
+        // anyone could take a dongle's serial, or fill the tables, with made-up requests).
+        _ if registered => {
+            return Err(Error::InvalidMessage(format!(
+                "container {} is new to this server, so its request must show firm update                  counter 0 and no licenses; it shows counter {}",
+                ctx.serial, ctx.counter
+            )))
+        }
         Seen::Stale {
             after_confirm: false,
         } => {
@@ -1539,6 +1548,17 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
             )));
         }
         if k.settings.single_container {
+            // Two writers (or nodes) activating two licenses of one ticket into two containers
+            // would each see the other's license still free: the ticket's row lock makes the
+            // second wait for the first's commit, and its check then sees where that went.
+            // SQLite has one writer.
+            if let Conn::Pg(pg) = c {
+                tickets::table
+                    .find(tid)
+                    .select(tickets::id)
+                    .for_update()
+                    .first::<i64>(pg)?;
+            }
             let elsewhere: Option<(i64, Option<String>)> = on_backend!(c, x => licenses::table
                 .filter(licenses::ticket_id.eq(tid))
                 .filter(licenses::serial.is_not_null())
@@ -1851,7 +1871,7 @@ pub async fn confirm_receipt(
             let actor = customer_actor(format!("container:{}", ctx.serial), interface);
             let (firm, found) = firm_and_container(c, ctx.firm_code, &ctx.serial, &ctx.digest)?;
             let firm_id = firm.id;
-            let (cont, joined) = find_container(c, &actor, &ctx, false, found)?;
+            let (cont, joined, _) = find_container(c, &actor, &ctx, false, found)?;
             let (mut mirror, issued) = mirror_or_load(c, cont.id, firm_id, joined)?;
             match reconcile(
                 c,

@@ -662,3 +662,141 @@ fn a_receipt_sent_many_times_at_once_confirms_once() {
     assert_eq!(app.count(&once), 1);
     assert_eq!(app.count("events WHERE action = 'update.confirmed'"), 1);
 }
+
+/// A first request that shows licenses this server never issued, or an encryption key no
+/// update can be sealed for, is refused and leaves nothing behind: no container registered
+/// (its serial stays free for the real one), no event, no license touched.
+#[test]
+fn a_made_up_first_request_is_refused_and_leaves_nothing_behind() {
+    use licentia::protocol::{self, crypto::SigningKey, Context, FirmContent};
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "N-1", "SNP-SINGLE", 1);
+    let t = gw.template(FIRM).unwrap();
+    let (containers, before) = (app.count("containers"), events(&app));
+    // A dongle never seen here that claims to have applied an update.
+    let dongle = || {
+        let mut d =
+            Container::create(ContainerType::Dongle, Some("3-7788990".into()), &[], 0).unwrap();
+        d.trust(t.firm_code, &t.firm_name, &t.keys);
+        d
+    };
+    let mut forged = dongle();
+    forged.firms.get_mut(&FIRM).unwrap().counter = 1;
+    let e = gw
+        .activate(
+            &ticket,
+            &[ids[0]],
+            &forged.request(FIRM, unix_now()).unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "invalid_message", "{e}");
+    assert!(e.message.contains("new to this server"), "{e}");
+    // A new act container whose encryption key is a low-order point (all zeros).
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let key = SigningKey::generate();
+    let ctx = Context {
+        kind: "request".into(),
+        v: protocol::VERSION,
+        serial: "new".into(),
+        container_type: ContainerType::Act,
+        firm_code: FIRM,
+        counter: 0,
+        digest: FirmContent::default().digest(),
+        sign_key: b64(&key.public()),
+        enc_key: b64(&[0u8; 32]),
+        fingerprint: vec![],
+        known_keys: vec![],
+        nonce: protocol::nonce(),
+        created_at: unix_now(),
+        update_id: None,
+    };
+    let e = gw
+        .activate(&ticket, &[ids[0]], &protocol::write_context(&ctx, &key))
+        .unwrap_err();
+    assert_eq!(e.code, "invalid_message", "{e}");
+    assert!(e.message.contains("enc_key"), "{e}");
+    assert_eq!(
+        (app.count("containers"), events(&app)),
+        (containers, before)
+    );
+    assert_eq!(license(&app, ids[0]), ("available".into(), None));
+    // The real dongle of that serial registers and activates.
+    let mut real = dongle();
+    online::activate(&gw, &mut real, &ticket, &[ids[0]], &mut keep).unwrap();
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some("3-7788990".into()))
+    );
+
+    // A path segment or query string that does not parse: a 400 in the JSON error form.
+    for path in [
+        "/api/v1/gateway/template/abc".to_string(),
+        format!("/api/v1/licenses/{}x", ids[0]),
+    ] {
+        let (s, v) = app.admin("GET", &path, None);
+        assert_eq!(s, 400, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "malformed_request", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().starts_with("path"),
+            "{v}"
+        );
+    }
+    let r = ureq::post(&format!(
+        "{}/api/v1/gateway/files/activate?ticket={ticket}&licence=1",
+        app.base
+    ))
+    .send_string(&real.request(FIRM, unix_now()).unwrap());
+    let Err(ureq::Error::Status(400, r)) = r else {
+        panic!("{r:?}")
+    };
+    let v: serde_json::Value = r.into_json().unwrap();
+    assert_eq!(v["error"]["code"], "malformed_request", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("licence"),
+        "{v}"
+    );
+}
+
+/// Two licenses of a one-container ticket activated at the same moment into two containers:
+/// one wins and the other is refused, every time; the ticket is never split (on PostgreSQL
+/// two writers run side by side).
+#[test]
+fn two_activations_at_once_do_not_split_a_one_container_ticket() {
+    let app = TestApp::start();
+    let (s, v) = app.admin(
+        "PUT",
+        "/api/v1/settings",
+        Some(json!({"single_container": true})),
+    );
+    assert_eq!(s, 200, "{v}");
+    for round in 0..12 {
+        let (ticket, ids) = ticket_with(&app, &format!("SPLIT-{round}"), "SNP-SINGLE", 2);
+        let start = std::sync::Barrier::new(2);
+        let results: Vec<_> = std::thread::scope(|s| {
+            let runs: Vec<_> = ids
+                .iter()
+                .map(|id| {
+                    let (base, ticket, start) = (&app.base, &ticket, &start);
+                    s.spawn(move || {
+                        let gw = Gateway::new(base);
+                        let mut c = new_act(&gw);
+                        start.wait();
+                        online::activate(&gw, &mut c, ticket, &[*id], &mut keep)
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(refused.len(), 1, "round {round}: {results:?}");
+        assert_eq!(refused[0].code, "not_allowed", "{}", refused[0]);
+        let serials: BTreeSet<Option<String>> = ids
+            .iter()
+            .map(|id| license(&app, *id).1)
+            .filter(Option::is_some)
+            .collect();
+        assert_eq!(serials.len(), 1, "round {round}: {serials:?}");
+    }
+}
