@@ -9,7 +9,7 @@ use quick_xml::name::ResolveResult;
 use crate::domain::Interface;
 use crate::error::Error;
 use crate::service::catalog::CustomerData;
-use crate::service::connectors::esc;
+use crate::service::connectors::{esc, resolve_ref, xml_text};
 use crate::service::orders::{self, NewOrder, OrderLine};
 use crate::service::{users, Core};
 
@@ -170,6 +170,7 @@ fn parse(body: &[u8]) -> Result<El, Error> {
                     let v = a
                         .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                         .map_err(|e| bad(format!("attribute: {e}")))?;
+                    xml_text(&v).map_err(|e| bad(format!("attribute: {e}")))?;
                     attrs.push((
                         String::from_utf8_lossy(a.key.local_name().as_ref()).to_string(),
                         v.to_string(),
@@ -189,11 +190,18 @@ fn parse(body: &[u8]) -> Result<El, Error> {
             Event::Text(t) => {
                 let t = t.decode().map_err(|e| bad(format!("text: {e}")))?;
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t);
+                    top.text.push_str(xml_text(&t).map_err(bad)?);
+                }
+            }
+            // CDATA is text written without escapes.
+            Event::CData(t) => {
+                let t = t.decode().map_err(|e| bad(format!("CDATA: {e}")))?;
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(xml_text(&t).map_err(bad)?);
                 }
             }
             Event::GeneralRef(r) => {
-                let c = crate::service::connectors::resolve_ref(&r).map_err(bad)?;
+                let c = resolve_ref(&r).map_err(bad)?;
                 if let Some(top) = stack.last_mut() {
                     top.text.push(c);
                 }
@@ -329,13 +337,23 @@ async fn endpoint(
         );
         return fault(v, &e);
     }
-    let Some(op) = doc
+    let Some(body) = doc
         .children
         .iter()
         .find(|c| c.name == "Body" && c.ns == doc.ns)
-        .and_then(|b| b.children.first())
     else {
-        return fault(v, &Error::invalid("Body", "the envelope has no operation"));
+        return fault(v, &Error::invalid("Body", "the envelope has no Body"));
+    };
+    let op = match body.children.as_slice() {
+        [op] => op,
+        [] => return fault(v, &Error::invalid("Body", "the envelope has no operation")),
+        _ => {
+            let e = Error::invalid(
+                "Body",
+                "holds more than one operation; send one per request",
+            );
+            return fault(v, &e);
+        }
     };
     if op.ns != svc.ns {
         let e = Error::invalid(
@@ -381,12 +399,20 @@ async fn endpoint(
                 .find(|c| c.name == "Security" && c.ns == WSSE)
         })
         .and_then(|s| s.child("UsernameToken"));
-    let credentials = match token {
-        Some(t) => match username_token(&core, t).await {
-            Ok(c) => Some(c),
+    let (credentials, nonce) = match token {
+        Some(t) => match username_token(t) {
+            Ok(Token::Text {
+                user,
+                password,
+                nonce,
+            }) => (Some((user, password)), nonce),
+            Ok(Token::Digest(d)) => match d.check(&core).await {
+                Ok(c) => (Some(c), Some(d.nonce)),
+                Err(e) => return fault(v, &e),
+            },
             Err(e) => return fault(v, &e),
         },
-        None => super::basic_auth(&req),
+        None => (super::basic_auth(&req), None),
     };
     let actor = match credentials {
         Some((u, p)) => match users::authenticate(&core, &u, &p, Interface::Soap).await {
@@ -395,6 +421,13 @@ async fn endpoint(
         },
         None => return fault(v, &Error::Unauthenticated),
     };
+    // Only a token whose credentials hold uses up its nonce: a stranger can neither fill
+    // the nonce table nor spend a user's nonce.
+    if let Some(nonce) = nonce {
+        if let Err(e) = users::remember_nonce(&core, nonce).await {
+            return fault(v, &e);
+        }
+    }
     let out = match (svc.name, op.name.as_str()) {
         ("Sales", "CreateOrder") => create_order(&core, &actor, svc.ns, op).await,
         ("Sales", "GetTicket") => get_ticket(&core, &actor, svc.ns, op).await,
@@ -417,11 +450,51 @@ const WSSE: &str =
 /// How far a token's Created may be from now; its nonce is remembered that long.
 const NONCE_WINDOW_SECS: i64 = 300;
 
-/// A WS-Security UsernameToken: PasswordText, or PasswordDigest (Base64(SHA-1(nonce +
-/// created + password)), checked with the password the server keeps sealed under the master
-/// key). With a Nonce (and Created, within five minutes of now) the nonce may be used once:
-/// a replay is refused.
-async fn username_token(core: &Core, t: &El) -> Result<(String, String), Error> {
+/// A WS-Security UsernameToken as read, before its credentials are checked.
+enum Token {
+    /// PasswordText; with a Nonce (and Created, within five minutes of now) the nonce may be
+    /// used once.
+    Text {
+        user: String,
+        password: String,
+        nonce: Option<String>,
+    },
+    /// PasswordDigest: Base64(SHA-1(nonce + created + password)).
+    Digest(DigestToken),
+}
+
+struct DigestToken {
+    user: String,
+    digest: String,
+    nonce: String,
+    nonce_bytes: Vec<u8>,
+    created: String,
+}
+
+impl DigestToken {
+    /// Checks the digest with the password the server keeps sealed under the master key for
+    /// this purpose, and returns the user's credentials.
+    async fn check(&self, core: &Core) -> Result<(String, String), Error> {
+        let Some(password) = users::digest_password(core, &self.user).await? else {
+            return Err(Error::Unauthenticated);
+        };
+        let mut data = self.nonce_bytes.clone();
+        data.extend_from_slice(self.created.as_bytes());
+        data.extend_from_slice(password.as_bytes());
+        use base64::Engine;
+        let want = base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha1(&data));
+        let given = self.digest.as_bytes();
+        if given.len() == want.len() && openssl::memcmp::eq(given, want.as_bytes()) {
+            Ok((self.user.clone(), password))
+        } else {
+            Err(Error::Unauthenticated)
+        }
+    }
+}
+
+/// Reads a UsernameToken: PasswordText or PasswordDigest; a Nonce is base64 of 1 to 64
+/// bytes and goes with a Created within five minutes of now (a digest needs both).
+fn username_token(t: &El) -> Result<Token, Error> {
     let user = t
         .text_of("Username")
         .ok_or_else(|| Error::invalid("UsernameToken/Username", "is missing"))?;
@@ -431,53 +504,56 @@ async fn username_token(core: &Core, t: &El) -> Result<(String, String), Error> 
     let digest = pw
         .attr("Type")
         .is_some_and(|ty| ty.ends_with("#PasswordDigest"));
-    if digest && (t.text_of("Nonce").is_none() || t.text_of("Created").is_none()) {
+    let nonce = t.text_of("Nonce");
+    let created = t.text_of("Created");
+    if digest && (nonce.is_none() || created.is_none()) {
         return Err(Error::invalid(
             "UsernameToken/Password",
             "a PasswordDigest needs a Nonce and Created",
         ));
     }
-    if let Some(nonce) = t.text_of("Nonce") {
-        let created = t
-            .text_of("Created")
-            .ok_or_else(|| Error::invalid("UsernameToken/Created", "goes with a Nonce"))?;
-        let at = chrono::DateTime::parse_from_rfc3339(&created).map_err(|_| {
-            Error::invalid(
-                "UsernameToken/Created",
-                format!("{created:?} is not a time"),
-            )
-        })?;
-        let age = (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_seconds();
-        if age.abs() > NONCE_WINDOW_SECS {
-            return Err(Error::NotAllowed(format!(
-                "the token was created {age} s ago; at most {NONCE_WINDOW_SECS} s either way"
-            )));
-        }
-        users::remember_nonce(core, nonce).await?;
+    let Some(nonce) = nonce else {
+        return Ok(Token::Text {
+            user,
+            password: pw.text.trim().to_string(),
+            nonce: None,
+        });
+    };
+    use base64::Engine;
+    let nonce_bytes = base64::engine::general_purpose::STANDARD
+        .decode(&nonce)
+        .ok()
+        .filter(|b| (1..=64).contains(&b.len()))
+        .ok_or_else(|| Error::invalid("UsernameToken/Nonce", "must be base64 of 1 to 64 bytes"))?;
+    let created =
+        created.ok_or_else(|| Error::invalid("UsernameToken/Created", "goes with a Nonce"))?;
+    let at = chrono::DateTime::parse_from_rfc3339(&created).map_err(|_| {
+        Error::invalid(
+            "UsernameToken/Created",
+            format!("{created:?} is not a time"),
+        )
+    })?;
+    let age = (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_seconds();
+    if age.abs() > NONCE_WINDOW_SECS {
+        return Err(Error::NotAllowed(format!(
+            "the token was created {age} s ago; at most {NONCE_WINDOW_SECS} s either way"
+        )));
     }
-    if digest {
-        // Base64(SHA-1(nonce bytes + Created + password)), checked against the password the
-        // server keeps sealed for this purpose.
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let nonce = b64
-            .decode(t.text_of("Nonce").unwrap_or_default())
-            .map_err(|_| Error::invalid("UsernameToken/Nonce", "is not base64"))?;
-        let created = t.text_of("Created").unwrap_or_default();
-        let Some(password) = users::digest_password(core, &user).await? else {
-            return Err(Error::Unauthenticated);
-        };
-        let mut data = nonce;
-        data.extend_from_slice(created.as_bytes());
-        data.extend_from_slice(password.as_bytes());
-        let want = b64.encode(openssl::sha::sha1(&data));
-        let given = pw.text.trim();
-        if !(given.len() == want.len() && openssl::memcmp::eq(given.as_bytes(), want.as_bytes())) {
-            return Err(Error::Unauthenticated);
+    Ok(if digest {
+        Token::Digest(DigestToken {
+            user,
+            digest: pw.text.trim().to_string(),
+            nonce,
+            nonce_bytes,
+            created,
+        })
+    } else {
+        Token::Text {
+            user,
+            password: pw.text.trim().to_string(),
+            nonce: Some(nonce),
         }
-        return Ok((user, password));
-    }
-    Ok((user, pw.text.trim().to_string()))
+    })
 }
 
 /// The `Line`s of an order operation.

@@ -388,10 +388,21 @@ pub fn read_generic(params: &[(String, String)]) -> Result<(String, String, Inco
 /// The five predefined entities and character references (`&#38;`, `&#x26;`); any other
 /// entity is refused (nothing declares one: DOCTYPE is refused).
 pub(crate) fn resolve_ref(r: &quick_xml::events::BytesRef) -> std::result::Result<char, String> {
-    if let Ok(Some(c)) = r.resolve_char_ref() {
-        return Ok(c);
-    }
     let name = r.decode().map_err(|e| format!("entity: {e}"))?;
+    if let Some(number) = name.strip_prefix('#') {
+        let code = match number.strip_prefix('x') {
+            Some(hex) if hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                u32::from_str_radix(hex, 16).ok()
+            }
+            Some(_) => None,
+            None if number.bytes().all(|b| b.is_ascii_digit()) => number.parse().ok(),
+            None => None,
+        };
+        return match code.and_then(char::from_u32) {
+            Some(c) => xml_text(&c.to_string()).map(|_| c),
+            None => Err(format!("&{name}; is not a character")),
+        };
+    }
     match name.as_ref() {
         "amp" => Ok('&'),
         "lt" => Ok('<'),
@@ -399,6 +410,19 @@ pub(crate) fn resolve_ref(r: &quick_xml::events::BytesRef) -> std::result::Resul
         "quot" => Ok('"'),
         "apos" => Ok('\''),
         other => Err(format!("the entity &{other}; is not accepted")),
+    }
+}
+
+/// Text as XML 1.0 allows it: no control character but tab, line feed and carriage return,
+/// and neither U+FFFE nor U+FFFF (written raw or as a character reference).
+pub(crate) fn xml_text(s: &str) -> std::result::Result<&str, String> {
+    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    match s.chars().find(|c| !allowed(*c)) {
+        None => Ok(s),
+        Some(c) => Err(format!(
+            "the character U+{:04X} is not allowed in XML",
+            c as u32
+        )),
     }
 }
 
@@ -530,7 +554,8 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
                 }
             }
             XmlEvent::Text(t) => {
-                text.push_str(&t.decode().map_err(|e| bad(format!("text: {e}")))?);
+                let t = t.decode().map_err(|e| bad(format!("text: {e}")))?;
+                text.push_str(xml_text(&t).map_err(bad)?);
             }
             XmlEvent::GeneralRef(r) => text.push(resolve_ref(&r).map_err(bad)?),
             XmlEvent::Eof => {
@@ -1277,9 +1302,9 @@ fn xml_value(body: &[u8]) -> Result<serde_json::Value> {
                     let k = format!("@{}", String::from_utf8_lossy(a.key.local_name().as_ref()));
                     let v = a
                         .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                        .map_err(|e| bad(format!("attribute {k}: {e}")))?
-                        .to_string();
-                    m.insert(k, Value::String(v));
+                        .map_err(|e| bad(format!("attribute {k}: {e}")))?;
+                    xml_text(&v).map_err(|e| bad(format!("attribute {k}: {e}")))?;
+                    m.insert(k, Value::String(v.to_string()));
                 }
                 if stack.len() >= 16 {
                     return Err(bad("nested deeper than 16 elements".into()));
@@ -1292,12 +1317,13 @@ fn xml_value(body: &[u8]) -> Result<serde_json::Value> {
             XmlEvent::Text(t) => {
                 let text = t.decode().map_err(|e| bad(format!("text: {e}")))?;
                 if let Some(top) = stack.last_mut() {
-                    top.2.push_str(&text);
+                    top.2.push_str(xml_text(&text).map_err(bad)?);
                 }
             }
             XmlEvent::CData(t) => {
+                let text = t.decode().map_err(|e| bad(format!("CDATA: {e}")))?;
                 if let Some(top) = stack.last_mut() {
-                    top.2.push_str(&String::from_utf8_lossy(&t));
+                    top.2.push_str(xml_text(&text).map_err(bad)?);
                 }
             }
             XmlEvent::End(_) => close(&mut stack, &mut root, &add),

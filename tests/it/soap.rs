@@ -219,6 +219,50 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
             None,
             "not",
         ),
+        // Characters XML does not allow, raw or as a reference, in text or an attribute.
+        (
+            envelope11(&ok_op.replace(">C-1<", ">C&#1;1<")),
+            "text/xml",
+            None,
+            "U+0001",
+        ),
+        (
+            envelope11(&ok_op.replace(">C-1<", ">C\u{8}1<")),
+            "text/xml",
+            None,
+            "U+0008",
+        ),
+        (
+            envelope11(&ok_op.replace("<s:Customer>", "<s:Customer a=\"&#xFFFF;\">")),
+            "text/xml",
+            None,
+            "U+FFFF",
+        ),
+        (
+            envelope11(&ok_op.replace(">C-1<", "><![CDATA[C\u{1b}1]]><")),
+            "text/xml",
+            None,
+            "U+001B",
+        ),
+        (
+            envelope11(&ok_op.replace(">C-1<", ">&unknown;<")),
+            "text/xml",
+            None,
+            "unknown; is not accepted",
+        ),
+        // One operation per request: a second one is not silently dropped.
+        (
+            envelope11(&format!("{ok_op}{ok_op}")),
+            "text/xml",
+            None,
+            "more than one operation",
+        ),
+        (
+            format!("<a>{}", "<a>".repeat(40)) + &"</a>".repeat(41),
+            "text/xml",
+            None,
+            "nested deeper than 32",
+        ),
     ];
     for (body, ct, action, says) in &cases {
         let (s, text) = raw(&app, ct, *action, body);
@@ -229,12 +273,12 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
         );
     }
     assert_eq!(app.count("orders"), 0);
-    // The same request, well-formed and named right, works.
+    // The same request, well-formed and named right, works; CDATA is text.
     let (s, text) = raw(
         &app,
         "text/xml",
         Some("\"http://licentia.dev/ns/sales/v1/CreateOrder\""),
-        &envelope11(ok_op),
+        &envelope11(&ok_op.replace(">1<", "><![CDATA[1]]><")),
     );
     assert_eq!(s, 200, "{text}");
     assert!(text.contains("<s:Ticket>"), "{text}");
@@ -351,6 +395,40 @@ fn a_username_token_authenticates_once_per_nonce() {
     assert!(r.contains("needs a Nonce"), "{r}");
     let (_, r) = post(envelope11(op));
     assert!(r.contains("unauthenticated"), "{r}");
+    // A nonce is remembered only for a caller whose credentials hold: a wrong password
+    // neither stores it nor spends it, and a nonce is base64 of at most 64 bytes.
+    let nonces = app.count("soap_nonces");
+    let (_, r) = post(with_token(
+        op,
+        "erp",
+        "wrong",
+        Some("bm9uY2UtNg=="),
+        &now,
+        text,
+    ));
+    assert!(r.contains("unauthenticated"), "{r}");
+    let (_, r) = post(with_token(
+        op,
+        "nobody",
+        "x",
+        Some("bm9uY2UtNw=="),
+        &now,
+        text,
+    ));
+    assert!(r.contains("unauthenticated"), "{r}");
+    assert_eq!(app.count("soap_nonces"), nonces);
+    let (_, r) = post(with_token(op, "erp", &pw, Some("bm9uY2UtNg=="), &now, text));
+    assert!(r.contains("_ticket"), "{r}");
+    assert_eq!(app.count("soap_nonces"), nonces + 1);
+    let long = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode([7u8; 65])
+    };
+    for bad in [long.as_str(), "not base64!"] {
+        let (_, r) = post(with_token(op, "erp", &pw, Some(bad), &now, text));
+        assert!(r.contains("base64 of 1 to 64 bytes"), "{r}");
+    }
+    assert_eq!(app.count("soap_nonces"), nonces + 1);
 }
 
 /// Validates the element inside a response's Body (an operation's answer or a fault's
