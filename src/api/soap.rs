@@ -99,6 +99,8 @@ pub const SERVICES: &[Service] = &[
     },
 ];
 
+mod schema;
+
 fn service(name: &str) -> Option<&'static Service> {
     SERVICES.iter().find(|s| s.name == name)
 }
@@ -303,9 +305,20 @@ async fn endpoint(
         return HttpResponse::NotFound().finish();
     };
     let fault = |v: Version, e: &Error| fault(svc, v, e);
+    let ct = req
+        .headers()
+        .get("content-type")
+        .and_then(|x| x.to_str().ok())
+        .unwrap_or("");
+    // Until the envelope says which SOAP it speaks, the Content-Type does.
+    let said = if ct.starts_with("application/soap+xml") {
+        Version::V12
+    } else {
+        Version::V11
+    };
     let doc = match parse(&body) {
         Ok(d) => d,
-        Err(e) => return fault(Version::V11, &e),
+        Err(e) => return fault(said, &e),
     };
     let v = match (doc.name.as_str(), doc.ns.as_str()) {
         ("Envelope", SOAP11) => Version::V11,
@@ -318,14 +331,9 @@ async fn endpoint(
                     doc.ns, doc.name
                 ),
             );
-            return fault(Version::V11, &e);
+            return fault(said, &e);
         }
     };
-    let ct = req
-        .headers()
-        .get("content-type")
-        .and_then(|x| x.to_str().ok())
-        .unwrap_or("");
     let ct_ok = match v {
         Version::V11 => ct.starts_with("text/xml"),
         Version::V12 => ct.starts_with("application/soap+xml"),
@@ -367,6 +375,9 @@ async fn endpoint(
             op.name.clone(),
             format!("the {} service has no operation {}", svc.name, op.name),
         );
+        return fault(v, &e);
+    }
+    if let Err(e) = schema::of(svc).and_then(|s| s.check(op)) {
         return fault(v, &e);
     }
     if let Some(a) = action(&req, v) {

@@ -263,6 +263,68 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
             None,
             "nested deeper than 32",
         ),
+        // The request as the schema declares it: no unknown, misplaced, repeated or foreign
+        // element is passed over in silence.
+        (
+            envelope11(&ok_op.replace("<s:Customer>", "<s:Commnet>x</s:Commnet><s:Customer>")),
+            "text/xml",
+            None,
+            "CreateOrder/Commnet: is not an element of CreateOrder (its elements: Source, ErpOrderId",
+        ),
+        (
+            envelope11(&ok_op.replace(
+                "</s:CreateOrder>",
+                "<s:Customer><s:ExternalId>C-2</s:ExternalId></s:Customer></s:CreateOrder>",
+            )),
+            "text/xml",
+            None,
+            "CreateOrder/Customer: is out of order",
+        ),
+        (
+            envelope11(&ok_op.replace(
+                "<s:Customer>",
+                "<s:Customer><s:ExternalId>C-0</s:ExternalId></s:Customer><s:Customer>",
+            )),
+            "text/xml",
+            None,
+            "CreateOrder/Customer: may appear at most 1 time",
+        ),
+        (
+            envelope11(&ok_op.replace("<s:Line>", "<s:Line><s:Quantity>1</s:Quantity>")),
+            "text/xml",
+            None,
+            "CreateOrder/Line[1]/Quantity: is out of order",
+        ),
+        (
+            envelope11(&ok_op.replace("<s:ExternalId>C-1</s:ExternalId>", "")),
+            "text/xml",
+            None,
+            "CreateOrder/Customer/ExternalId: is missing",
+        ),
+        (
+            envelope11(&ok_op.replace(
+                "<s:Quantity>1</s:Quantity>",
+                "<s:Quantity><s:Value>1</s:Value></s:Quantity>",
+            )),
+            "text/xml",
+            None,
+            "CreateOrder/Line[1]/Quantity: is a value and holds no elements",
+        ),
+        (
+            envelope11(&ok_op.replace(
+                "<s:Customer>",
+                "<o:Customer xmlns:o=\"urn:other\"><o:ExternalId>C-1</o:ExternalId></o:Customer><s:Customer>",
+            )),
+            "text/xml",
+            None,
+            "CreateOrder/Customer: namespace",
+        ),
+        (
+            envelope11(&ok_op.replace("<s:Line>", "loose text<s:Line>")),
+            "text/xml",
+            None,
+            "holds text beside its elements",
+        ),
     ];
     for (body, ct, action, says) in &cases {
         let (s, text) = raw(&app, ct, *action, body);
@@ -273,6 +335,31 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
         );
     }
     assert_eq!(app.count("orders"), 0);
+    // Before the envelope is read, the Content-Type says which SOAP the fault speaks.
+    let (s, text) = raw(
+        &app,
+        "application/soap+xml",
+        None,
+        &format!("<!DOCTYPE x>{}", envelope11(ok_op)),
+    );
+    assert_eq!(s, 500, "{text}");
+    assert!(
+        text.contains("http://www.w3.org/2003/05/soap-envelope") && text.contains("env:Sender"),
+        "{text}"
+    );
+    // A Depot Restore whose trait lacks its hash is refused before the service counts a
+    // refused restore.
+    let depot = "http://licentia.dev/ns/depot/v1";
+    let restore = envelope_ns(
+        "d",
+        depot,
+        "<d:Restore><d:OldSerial>130-1</d:OldSerial><d:Request>x</d:Request>\
+         <d:Trait><d:Name>cpu</d:Name></d:Trait></d:Restore>",
+    );
+    let events = app.count("events");
+    let (_, text) = post_to(&app, "Depot", "text/xml", None, None, &restore);
+    assert!(text.contains("Restore/Trait[1]/Hash: is missing"), "{text}");
+    assert_eq!(app.count("events"), events);
     // The same request, well-formed and named right, works; CDATA is text.
     let (s, text) = raw(
         &app,
