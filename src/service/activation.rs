@@ -1501,10 +1501,14 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
         let mut named = None;
         let (tid, rows) = if req.licenses.is_empty() {
             let tid = ticket_id(c, &code)?;
+            // With those this container already asked for: a retry whose answer was lost
+            // gets the update again.
             let rows: Vec<LicRow> = on_backend!(c, x => licenses::table
                 .inner_join(items::table)
                 .filter(licenses::ticket_id.eq(tid))
-                .filter(licenses::state.eq(ls::AVAILABLE))
+                .filter(licenses::state.eq(ls::AVAILABLE).or(licenses::state
+                    .eq(ls::PENDING)
+                    .and(licenses::serial.eq(&serial))))
                 .filter(licenses::firm_id.eq(k.firm_id))
                 .select(LIC_SELECT)
                 .order(licenses::id.asc())

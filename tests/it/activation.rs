@@ -292,6 +292,32 @@ fn a_lost_activation_receipt_is_made_good_and_unconfirmed_updates_are_chained() 
     let (_, v) = app.admin("GET", &format!("/api/v1/containers/{}", c.serial), None);
     assert_eq!(v["firms"][0]["counter"], 1);
     assert_eq!(v["firms"][0]["unconfirmed_updates"], json!([]));
+
+    // "Activate all" whose answer was lost: the retry gets the update again, counted once.
+    let (ticket, ids) = ticket_with(&app, "L-2", "SNP-SINGLE", 2);
+    let mut c = new_act(&gw);
+    let lost = gw
+        .activate(&ticket, &[], &c.request(FIRM, unix_now()).unwrap())
+        .unwrap();
+    let again = gw
+        .activate(&ticket, &[], &c.request(FIRM, unix_now()).unwrap())
+        .unwrap();
+    assert_eq!(
+        (lost.added.clone(), again.added.clone()),
+        (ids.clone(), ids.clone())
+    );
+    online::finish(&gw, &mut c, again, &mut keep).unwrap();
+    for id in &ids {
+        assert_eq!(
+            license(&app, *id),
+            ("activated".into(), Some(c.serial.clone()))
+        );
+    }
+    let requested = app.count(&format!(
+        "events WHERE action = 'license.activation_requested' AND serial = '{}'",
+        c.serial
+    ));
+    assert_eq!(requested, 2);
 }
 
 #[test]
