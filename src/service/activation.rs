@@ -30,7 +30,7 @@ use crate::protocol::{
 };
 use crate::store::schema::{
     activation_counts, blacklist, container_firms, containers, firm_keys, firms, items, licenses,
-    settings, tickets, updates, withdrawals,
+    request_uses, settings, tickets, updates, withdrawals,
 };
 use crate::store::{is_unique_violation, Conn, Reused};
 
@@ -1082,10 +1082,13 @@ impl WriteEnv {
 /// Runs `act` in one write after the contact every request starts with. A refusal (found
 /// by the contact or by `act`) is committed, then returned as the error; a lock update for
 /// a blacklisted container travels with its refusal.
+/// `operation` names what the request is used for: the same request may come again for the
+/// same operation (a retry), not for another one.
 pub(super) async fn after_contact<T: Send + 'static>(
     core: &Core,
     actor: Actor,
     ctx: Context,
+    operation: &'static str,
     register: bool,
     mut act: impl FnMut(&mut Conn, &Actor, &Context, &Contact) -> Result<Committed<T>> + Send + 'static,
 ) -> Result<T> {
@@ -1093,7 +1096,10 @@ pub(super) async fn after_contact<T: Send + 'static>(
     let out = core
         .db
         .write(move |c| match contact(c, &env, &actor, &ctx, register)? {
-            Ok(k) => act(c, &actor, &ctx, &k),
+            Ok(k) => {
+                use_request(c, &k, &ctx, operation)?;
+                act(c, &actor, &ctx, &k)
+            }
             Err(refusal) => Ok(Err(refusal)),
         })
         .await?;
@@ -1109,6 +1115,38 @@ pub(super) async fn after_contact<T: Send + 'static>(
             description,
             lock: Some(Box::new(deliver(core, *lock)?)),
         }),
+    }
+}
+
+/// Records that the request (by its nonce) is used for `operation`; a request already used
+/// for another operation is refused. A request is signed but says nothing of what it is for,
+/// so without this a request file seen by someone else could be sent to return the licenses.
+fn use_request(c: &mut Conn, k: &Contact, ctx: &Context, operation: &'static str) -> Result<()> {
+    let first = on_backend!(c, x => diesel::insert_into(request_uses::table)
+        .values((
+            request_uses::container_id.eq(k.cont.id),
+            request_uses::nonce.eq(&ctx.nonce),
+            request_uses::operation.eq(operation),
+            request_uses::created_at.eq(super::now()),
+        ))
+        .on_conflict_do_nothing()
+        .execute(x))?
+        == 1;
+    if first {
+        return Ok(());
+    }
+    let used: String = on_backend!(c, x => request_uses::table
+        .find((k.cont.id, &ctx.nonce))
+        .select(request_uses::operation)
+        .first(x))?;
+    if used == operation {
+        Ok(())
+    } else {
+        Err(Error::Mismatch(format!(
+            "this request of container {} was already used for {used}; make a new request \
+             for {operation}",
+            k.cont.serial
+        )))
     }
 }
 
@@ -1494,16 +1532,22 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
     }
     named_once(&req.licenses)?;
     let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
-    let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
-        let serial = k.cont.serial.clone();
-        // Only the named licenses are read (a ticket can hold hundreds), with the container's
-        // outstanding ones for `issue`; the ticket's rules ask the database for what they need.
-        let mut named = None;
-        let (tid, rows) = if req.licenses.is_empty() {
-            let tid = ticket_id(c, &code)?;
-            // With those this container already asked for: a retry whose answer was lost
-            // gets the update again.
-            let rows: Vec<LicRow> = on_backend!(c, x => licenses::table
+    let out = after_contact(
+        core,
+        actor,
+        ctx,
+        "activate",
+        true,
+        move |c, actor, ctx, k| {
+            let serial = k.cont.serial.clone();
+            // Only the named licenses are read (a ticket can hold hundreds), with the container's
+            // outstanding ones for `issue`; the ticket's rules ask the database for what they need.
+            let mut named = None;
+            let (tid, rows) = if req.licenses.is_empty() {
+                let tid = ticket_id(c, &code)?;
+                // With those this container already asked for: a retry whose answer was lost
+                // gets the update again.
+                let rows: Vec<LicRow> = on_backend!(c, x => licenses::table
                 .inner_join(items::table)
                 .filter(licenses::ticket_id.eq(tid))
                 .filter(licenses::state.eq(ls::AVAILABLE).or(licenses::state
@@ -1513,57 +1557,57 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
                 .select(LIC_SELECT)
                 .order(licenses::id.asc())
                 .load(x))?;
-            (tid, rows)
-        } else {
-            let n = Named::load(c, &req.licenses, Some(&code), &serial, k.firm_id)?;
-            let mut rows = vec![];
-            for id in &req.licenses {
-                match n.get(*id, true) {
-                    Ok(l) => rows.push(l.clone()),
-                    Err(e) => {
-                        // An unknown ticket says so before its licenses do.
-                        ticket_id(c, &code)?;
-                        return Err(e);
+                (tid, rows)
+            } else {
+                let n = Named::load(c, &req.licenses, Some(&code), &serial, k.firm_id)?;
+                let mut rows = vec![];
+                for id in &req.licenses {
+                    match n.get(*id, true) {
+                        Ok(l) => rows.push(l.clone()),
+                        Err(e) => {
+                            // An unknown ticket says so before its licenses do.
+                            ticket_id(c, &code)?;
+                            return Err(e);
+                        }
                     }
                 }
-            }
-            named = Some(n);
-            (rows[0].ticket_id, rows)
-        };
-        if named.is_some() && k.settings.activation_mode == ActivationMode::All {
-            let all: i64 = on_backend!(c, x => licenses::table
+                named = Some(n);
+                (rows[0].ticket_id, rows)
+            };
+            if named.is_some() && k.settings.activation_mode == ActivationMode::All {
+                let all: i64 = on_backend!(c, x => licenses::table
                 .filter(licenses::ticket_id.eq(tid))
                 .filter(licenses::state.eq(ls::AVAILABLE))
                 .count()
                 .get_result(x))?;
-            let picked = rows.iter().filter(|l| l.state == ls::AVAILABLE).count();
-            if picked as i64 != all {
-                return Err(Error::NotAllowed(
-                    "this ticket's licenses are activated all at once; \
+                let picked = rows.iter().filter(|l| l.state == ls::AVAILABLE).count();
+                if picked as i64 != all {
+                    return Err(Error::NotAllowed(
+                        "this ticket's licenses are activated all at once; \
                          leave the license list empty"
-                        .into(),
-                ));
+                            .into(),
+                    ));
+                }
             }
-        }
-        if rows.is_empty() {
-            return Err(Error::Conflict(format!(
-                "ticket {code} has no available license of firm code {}",
-                ctx.firm_code
-            )));
-        }
-        if k.settings.single_container {
-            // Two writers (or nodes) activating two licenses of one ticket into two containers
-            // would each see the other's license still free: the ticket's row lock makes the
-            // second wait for the first's commit, and its check then sees where that went.
-            // SQLite has one writer.
-            if let Conn::Pg(pg) = c {
-                tickets::table
-                    .find(tid)
-                    .select(tickets::id)
-                    .for_update()
-                    .first::<i64>(pg)?;
+            if rows.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "ticket {code} has no available license of firm code {}",
+                    ctx.firm_code
+                )));
             }
-            let elsewhere: Option<(i64, Option<String>)> = on_backend!(c, x => licenses::table
+            if k.settings.single_container {
+                // Two writers (or nodes) activating two licenses of one ticket into two containers
+                // would each see the other's license still free: the ticket's row lock makes the
+                // second wait for the first's commit, and its check then sees where that went.
+                // SQLite has one writer.
+                if let Conn::Pg(pg) = c {
+                    tickets::table
+                        .find(tid)
+                        .select(tickets::id)
+                        .for_update()
+                        .first::<i64>(pg)?;
+                }
+                let elsewhere: Option<(i64, Option<String>)> = on_backend!(c, x => licenses::table
                 .filter(licenses::ticket_id.eq(tid))
                 .filter(licenses::serial.is_not_null())
                 .filter(licenses::serial.ne(&serial))
@@ -1571,80 +1615,81 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
                 .order(licenses::id.asc())
                 .first(x)
                 .optional())?;
-            if let Some((id, other)) = elsewhere {
-                return Err(Error::NotAllowed(format!(
-                    "the licenses of this ticket must stay in one container; license {id} \
+                if let Some((id, other)) = elsewhere {
+                    return Err(Error::NotAllowed(format!(
+                        "the licenses of this ticket must stay in one container; license {id} \
                          is in container {}",
-                    other.unwrap_or_default()
-                )));
-            }
-        }
-        let mut fresh = vec![];
-        for l in &rows {
-            if l.firm_id != k.firm_id {
-                return Err(Error::invalid(
-                    "licenses",
-                    format!(
-                        "license {} belongs to another firm code than the request ({})",
-                        l.id, ctx.firm_code
-                    ),
-                ));
-            }
-            if !l.options()?.container_types.contains(&ctx.container_type) {
-                return Err(Error::NotAllowed(format!(
-                    "license {} ({}) cannot go into a {} container",
-                    l.id,
-                    l.item_id,
-                    ctx.container_type.as_str()
-                )));
-            }
-            match (l.state.as_str(), l.serial.as_deref()) {
-                (ls::AVAILABLE, _) => fresh.push(l),
-                // A retried activation: the update below carries it again.
-                (ls::PENDING, Some(s)) if s == serial => {}
-                (state, Some(s)) => {
-                    return Err(Error::Conflict(format!(
-                        "license {} is already {state} in container {s}",
-                        l.id
-                    )))
-                }
-                (state, None) => {
-                    return Err(Error::Conflict(format!("license {} is {state}", l.id)))
+                        other.unwrap_or_default()
+                    )));
                 }
             }
-        }
-        // Only a request that would succeed counts against the quota.
-        if let Err(refused) = count_activations(c, actor, k, ctx.firm_code, fresh.len())? {
-            return Ok(Err(refused));
-        }
-        for l in fresh {
-            match named.as_mut() {
-                Some(n) => n.set(c, l.id, ls::PENDING, Some(serial.clone()))?,
-                None => set_state(c, l, ls::PENDING, Some(serial.clone()))?,
+            let mut fresh = vec![];
+            for l in &rows {
+                if l.firm_id != k.firm_id {
+                    return Err(Error::invalid(
+                        "licenses",
+                        format!(
+                            "license {} belongs to another firm code than the request ({})",
+                            l.id, ctx.firm_code
+                        ),
+                    ));
+                }
+                if !l.options()?.container_types.contains(&ctx.container_type) {
+                    return Err(Error::NotAllowed(format!(
+                        "license {} ({}) cannot go into a {} container",
+                        l.id,
+                        l.item_id,
+                        ctx.container_type.as_str()
+                    )));
+                }
+                match (l.state.as_str(), l.serial.as_deref()) {
+                    (ls::AVAILABLE, _) => fresh.push(l),
+                    // A retried activation: the update below carries it again.
+                    (ls::PENDING, Some(s)) if s == serial => {}
+                    (state, Some(s)) => {
+                        return Err(Error::Conflict(format!(
+                            "license {} is already {state} in container {s}",
+                            l.id
+                        )))
+                    }
+                    (state, None) => {
+                        return Err(Error::Conflict(format!("license {} is {state}", l.id)))
+                    }
+                }
             }
-            audit::record(
-                actor,
-                Event {
-                    action: "license.activation_requested",
-                    ticket: Some(code.as_stored()),
-                    license_id: Some(l.id),
-                    serial: Some(&serial),
-                    ..Default::default()
-                },
-            )?;
-        }
-        if k.cont.customer_id.is_none() {
-            let customer: i64 = tickets::table
-                .filter(tickets::id.eq(tid))
-                .select(tickets::customer_id)
-                .first(c)?;
-            diesel::update(containers::table.filter(containers::id.eq(k.cont.id)))
-                .set(containers::customer_id.eq(Some(customer)))
-                .execute(c)?;
-        }
-        let outstanding = named.map(|n| n.outstanding(&serial, k.firm_id));
-        required(issue_with(c, actor, k, ctx, outstanding)?).map(Ok)
-    })
+            // Only a request that would succeed counts against the quota.
+            if let Err(refused) = count_activations(c, actor, k, ctx.firm_code, fresh.len())? {
+                return Ok(Err(refused));
+            }
+            for l in fresh {
+                match named.as_mut() {
+                    Some(n) => n.set(c, l.id, ls::PENDING, Some(serial.clone()))?,
+                    None => set_state(c, l, ls::PENDING, Some(serial.clone()))?,
+                }
+                audit::record(
+                    actor,
+                    Event {
+                        action: "license.activation_requested",
+                        ticket: Some(code.as_stored()),
+                        license_id: Some(l.id),
+                        serial: Some(&serial),
+                        ..Default::default()
+                    },
+                )?;
+            }
+            if k.cont.customer_id.is_none() {
+                let customer: i64 = tickets::table
+                    .filter(tickets::id.eq(tid))
+                    .select(tickets::customer_id)
+                    .first(c)?;
+                diesel::update(containers::table.filter(containers::id.eq(k.cont.id)))
+                    .set(containers::customer_id.eq(Some(customer)))
+                    .execute(c)?;
+            }
+            let outstanding = named.map(|n| n.outstanding(&serial, k.firm_id));
+            required(issue_with(c, actor, k, ctx, outstanding)?).map(Ok)
+        },
+    )
     .await?;
     deliver(core, out)
 }
@@ -1954,55 +1999,62 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
     }
     named_once(&req.licenses)?;
     let actor = customer_actor(format!("container:{}", ctx.serial), interface);
-    let out = after_contact(core, actor, ctx, false, move |c, actor, ctx, k| {
-        let mut named = Named::load(c, &req.licenses, None, &k.cont.serial, k.firm_id)?;
-        for id in &req.licenses {
-            let l = named.get(*id, false)?;
-            if l.serial.as_deref() != Some(k.cont.serial.as_str()) {
-                return Err(Error::Conflict(format!(
-                    "license {id} is not in container {}",
-                    k.cont.serial
-                )));
-            }
-            if l.firm_id != k.firm_id {
-                return Err(Error::invalid(
-                    "licenses",
-                    format!(
-                        "license {id} belongs to another firm code than the request ({})",
-                        ctx.firm_code
-                    ),
-                ));
-            }
-            if !returnable(&k.settings, &l.options()?) {
-                return Err(Error::NotAllowed(format!(
-                    "license {id} ({}) may not be returned",
-                    l.item_id
-                )));
-            }
-            match l.state.as_str() {
-                ls::ACTIVATED => {
-                    named.set(c, *id, ls::RETURNING, Some(k.cont.serial.clone()))?;
-                    audit::record(
-                        actor,
-                        Event {
-                            action: "license.return_requested",
-                            license_id: Some(*id),
-                            serial: Some(&k.cont.serial),
-                            ..Default::default()
-                        },
-                    )?;
-                }
-                ls::RETURNING => {}
-                state => {
+    let out = after_contact(
+        core,
+        actor,
+        ctx,
+        "return",
+        false,
+        move |c, actor, ctx, k| {
+            let mut named = Named::load(c, &req.licenses, None, &k.cont.serial, k.firm_id)?;
+            for id in &req.licenses {
+                let l = named.get(*id, false)?;
+                if l.serial.as_deref() != Some(k.cont.serial.as_str()) {
                     return Err(Error::Conflict(format!(
-                        "license {id} is {state}; only an activated license can be returned"
-                    )))
+                        "license {id} is not in container {}",
+                        k.cont.serial
+                    )));
+                }
+                if l.firm_id != k.firm_id {
+                    return Err(Error::invalid(
+                        "licenses",
+                        format!(
+                            "license {id} belongs to another firm code than the request ({})",
+                            ctx.firm_code
+                        ),
+                    ));
+                }
+                if !returnable(&k.settings, &l.options()?) {
+                    return Err(Error::NotAllowed(format!(
+                        "license {id} ({}) may not be returned",
+                        l.item_id
+                    )));
+                }
+                match l.state.as_str() {
+                    ls::ACTIVATED => {
+                        named.set(c, *id, ls::RETURNING, Some(k.cont.serial.clone()))?;
+                        audit::record(
+                            actor,
+                            Event {
+                                action: "license.return_requested",
+                                license_id: Some(*id),
+                                serial: Some(&k.cont.serial),
+                                ..Default::default()
+                            },
+                        )?;
+                    }
+                    ls::RETURNING => {}
+                    state => {
+                        return Err(Error::Conflict(format!(
+                            "license {id} is {state}; only an activated license can be returned"
+                        )))
+                    }
                 }
             }
-        }
-        let outstanding = named.outstanding(&k.cont.serial, k.firm_id);
-        required(issue_with(c, actor, k, ctx, Some(outstanding))?).map(Ok)
-    })
+            let outstanding = named.outstanding(&k.cont.serial, k.firm_id);
+            required(issue_with(c, actor, k, ctx, Some(outstanding))?).map(Ok)
+        },
+    )
     .await?;
     deliver(core, out)
 }
@@ -2016,7 +2068,7 @@ pub async fn pull_updates(
 ) -> Result<Option<Issued>> {
     let ctx = read_request(request)?;
     let actor = customer_actor(format!("container:{}", ctx.serial), interface);
-    let out = after_contact(core, actor, ctx, false, |c, actor, ctx, k| {
+    let out = after_contact(core, actor, ctx, "updates", false, |c, actor, ctx, k| {
         issue(c, actor, k, ctx).map(Ok)
     })
     .await;

@@ -17,7 +17,7 @@ use super::reports::{self, Report, Table};
 use super::Core;
 use crate::domain::{Actor, Role};
 use crate::error::{Error, Result};
-use crate::store::schema::{job_runs, notifications, outbox, soap_nonces};
+use crate::store::schema::{job_runs, notifications, outbox, request_uses, soap_nonces};
 
 pub const JOBS: &[&str] = &[
     "expiry_report",
@@ -290,6 +290,13 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
                     diesel::delete(
                         soap_nonces::table
                             .filter(soap_nonces::created_at.lt(now - chrono::Duration::days(1))),
+                    )
+                    .execute(c)?;
+                    // A request still at its container's counter after 90 days is rare, and
+                    // by then no longer tied to what it was first used for.
+                    diesel::delete(
+                        request_uses::table
+                            .filter(request_uses::created_at.lt(now - chrono::Duration::days(90))),
                     )
                     .execute(c)?;
                     let notes =

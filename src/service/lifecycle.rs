@@ -350,86 +350,93 @@ pub async fn reactivate(
     }
     let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
     let support = core.config.support_email.clone();
-    let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
-        let tid = ticket_id(c, &code)?;
-        let now = super::now();
-        let serial = k.cont.serial.clone();
-        let mut plan = vec![];
-        let mut refusal = None;
-        for id in &req.licenses {
-            let l = license_row(c, *id)?;
-            if l.ticket_id != tid {
-                return Err(Error::not_found("license", id));
-            }
-            if l.firm_id != k.firm_id {
-                return Err(Error::invalid(
-                    "licenses",
-                    format!("license {id} belongs to another firm code than the request"),
-                ));
-            }
-            let o = l.options()?;
-            let kind = ContainerType::parse(&k.cont.kind)?;
-            if !o.container_types.contains(&kind) {
-                return Err(Error::NotAllowed(format!(
-                    "license {id} cannot go into a {} container",
-                    k.cont.kind
-                )));
-            }
-            match (l.state.as_str(), l.serial.as_deref()) {
-                // A retried re-activation (or one support approved): the update carries it.
-                (ls::PENDING, Some(s)) if s == serial => continue,
-                (ls::ACTIVATED, Some(s)) if s == serial => {
-                    return Err(Error::Conflict(format!(
-                        "license {id} is already activated in container {serial}"
-                    )))
+    let out = after_contact(
+        core,
+        actor,
+        ctx,
+        "reactivate",
+        true,
+        move |c, actor, ctx, k| {
+            let tid = ticket_id(c, &code)?;
+            let now = super::now();
+            let serial = k.cont.serial.clone();
+            let mut plan = vec![];
+            let mut refusal = None;
+            for id in &req.licenses {
+                let l = license_row(c, *id)?;
+                if l.ticket_id != tid {
+                    return Err(Error::not_found("license", id));
                 }
-                (ls::PENDING | ls::ACTIVATED, Some(_)) => {}
-                (state, _) => {
-                    return Err(Error::Conflict(format!(
-                        "license {id} is {state}; only a license in another container can be \
+                if l.firm_id != k.firm_id {
+                    return Err(Error::invalid(
+                        "licenses",
+                        format!("license {id} belongs to another firm code than the request"),
+                    ));
+                }
+                let o = l.options()?;
+                let kind = ContainerType::parse(&k.cont.kind)?;
+                if !o.container_types.contains(&kind) {
+                    return Err(Error::NotAllowed(format!(
+                        "license {id} cannot go into a {} container",
+                        k.cont.kind
+                    )));
+                }
+                match (l.state.as_str(), l.serial.as_deref()) {
+                    // A retried re-activation (or one support approved): the update carries it.
+                    (ls::PENDING, Some(s)) if s == serial => continue,
+                    (ls::ACTIVATED, Some(s)) if s == serial => {
+                        return Err(Error::Conflict(format!(
+                            "license {id} is already activated in container {serial}"
+                        )))
+                    }
+                    (ls::PENDING | ls::ACTIVATED, Some(_)) => {}
+                    (state, _) => {
+                        return Err(Error::Conflict(format!(
+                            "license {id} is {state}; only a license in another container can be \
                          re-activated (activate an available one)"
-                    )))
+                        )))
+                    }
+                }
+                match reactivation_decision(&k.settings, &o, &l, now) {
+                    Decision::Never(why) => return Err(Error::NotAllowed(why)),
+                    Decision::Approval(why) => {
+                        let old = l.serial.clone().unwrap_or_default();
+                        let r = ask_approval(
+                            c,
+                            actor,
+                            &support,
+                            k.firm_id,
+                            REACTIVATION,
+                            Some(l.id),
+                            &old,
+                            &serial,
+                            why,
+                        )?;
+                        refusal.get_or_insert(r);
+                    }
+                    Decision::SelfService => plan.push((l, behaviour_of(&k.settings, &o))),
                 }
             }
-            match reactivation_decision(&k.settings, &o, &l, now) {
-                Decision::Never(why) => return Err(Error::NotAllowed(why)),
-                Decision::Approval(why) => {
-                    let old = l.serial.clone().unwrap_or_default();
-                    let r = ask_approval(
-                        c,
-                        actor,
-                        &support,
-                        k.firm_id,
-                        REACTIVATION,
-                        Some(l.id),
-                        &old,
-                        &serial,
-                        why,
-                    )?;
-                    refusal.get_or_insert(r);
-                }
-                Decision::SelfService => plan.push((l, behaviour_of(&k.settings, &o))),
+            if let Some(r) = refusal {
+                return Ok(Err(r));
             }
-        }
-        if let Some(r) = refusal {
-            return Ok(Err(r));
-        }
-        if let Err(r) = count_activations(c, actor, k, ctx.firm_code, plan.len())? {
-            return Ok(Err(r));
-        }
-        for (l, behaviour) in &plan {
-            move_license(
-                c,
-                actor,
-                l,
-                &serial,
-                *behaviour,
-                true,
-                "license.reactivated",
-            )?;
-        }
-        issue_required(c, actor, k, ctx).map(Ok)
-    })
+            if let Err(r) = count_activations(c, actor, k, ctx.firm_code, plan.len())? {
+                return Ok(Err(r));
+            }
+            for (l, behaviour) in &plan {
+                move_license(
+                    c,
+                    actor,
+                    l,
+                    &serial,
+                    *behaviour,
+                    true,
+                    "license.reactivated",
+                )?;
+            }
+            issue_required(c, actor, k, ctx).map(Ok)
+        },
+    )
     .await?;
     deliver(core, out)
 }
@@ -478,100 +485,107 @@ pub async fn restore(core: &Core, interface: Interface, req: RestoreRequest) -> 
     }
     let actor = customer_actor(format!("container:{}", req.old_serial), interface);
     let support = core.config.support_email.clone();
-    let out = after_contact(core, actor, ctx, true, move |c, actor, ctx, k| {
-        let old = container_by_serial(c, &req.old_serial)?;
-        if old.id == k.cont.id {
-            return Err(Error::invalid(
-                "old_serial",
-                "the container cannot restore itself",
-            ));
-        }
-        if old.kind != ContainerType::Act.as_str() {
-            return Err(Error::NotAllowed(format!(
-                "container {} is a {} container; only act containers are restored",
-                old.serial, old.kind
-            )));
-        }
-        let now = super::now();
-        let failed: i64 = events::table
-            .filter(events::serial.eq(&old.serial))
-            .filter(events::action.eq(RESTORE_REFUSED))
-            .filter(events::at.gt(now - chrono::Duration::days(1)))
-            .count()
-            .get_result(c)?;
-        if failed >= MAX_RESTORE_FAILURES {
-            return Err(Error::NotAllowed(format!(
-                "{failed} restores of container {} failed in the last 24 hours; ask support",
-                old.serial
-            )));
-        }
-        let stored: Vec<Trait> = serde_json::from_str(&old.fingerprint)
-            .map_err(|e| Error::internal(format!("container fingerprint: {e}")))?;
-        // One hash per stored trait name, compared one to one.
-        let changed = stored
-            .iter()
-            .filter(|t| {
-                let mut given = req.traits.iter().filter(|g| g.name == t.name);
-                !matches!((given.next(), given.next()), (Some(g), None) if g.hash == t.hash)
-            })
-            .count();
-        let tolerance = k.settings.fingerprint_tolerance as usize;
-        if changed > tolerance {
-            audit::record(
-                actor,
-                Event {
-                    action: RESTORE_REFUSED,
-                    serial: Some(&old.serial),
-                    details: serde_json::json!({"into": k.cont.serial, "differ": changed}),
-                    ..Default::default()
-                },
-            )?;
-            return Ok(Err(Refusal::Error(Error::NotAllowed(format!(
-                "{changed} of {} machine traits differ from container {}'s (at most \
+    let out = after_contact(
+        core,
+        actor,
+        ctx,
+        "restore",
+        true,
+        move |c, actor, ctx, k| {
+            let old = container_by_serial(c, &req.old_serial)?;
+            if old.id == k.cont.id {
+                return Err(Error::invalid(
+                    "old_serial",
+                    "the container cannot restore itself",
+                ));
+            }
+            if old.kind != ContainerType::Act.as_str() {
+                return Err(Error::NotAllowed(format!(
+                    "container {} is a {} container; only act containers are restored",
+                    old.serial, old.kind
+                )));
+            }
+            let now = super::now();
+            let failed: i64 = events::table
+                .filter(events::serial.eq(&old.serial))
+                .filter(events::action.eq(RESTORE_REFUSED))
+                .filter(events::at.gt(now - chrono::Duration::days(1)))
+                .count()
+                .get_result(c)?;
+            if failed >= MAX_RESTORE_FAILURES {
+                return Err(Error::NotAllowed(format!(
+                    "{failed} restores of container {} failed in the last 24 hours; ask support",
+                    old.serial
+                )));
+            }
+            let stored: Vec<Trait> = serde_json::from_str(&old.fingerprint)
+                .map_err(|e| Error::internal(format!("container fingerprint: {e}")))?;
+            // One hash per stored trait name, compared one to one.
+            let changed = stored
+                .iter()
+                .filter(|t| {
+                    let mut given = req.traits.iter().filter(|g| g.name == t.name);
+                    !matches!((given.next(), given.next()), (Some(g), None) if g.hash == t.hash)
+                })
+                .count();
+            let tolerance = k.settings.fingerprint_tolerance as usize;
+            if changed > tolerance {
+                audit::record(
+                    actor,
+                    Event {
+                        action: RESTORE_REFUSED,
+                        serial: Some(&old.serial),
+                        details: serde_json::json!({"into": k.cont.serial, "differ": changed}),
+                        ..Default::default()
+                    },
+                )?;
+                return Ok(Err(Refusal::Error(Error::NotAllowed(format!(
+                    "{changed} of {} machine traits differ from container {}'s (at most \
                  {tolerance} may): this is not the same computer",
-                stored.len(),
-                old.serial
-            )))));
-        }
-        match k.settings.restore {
-            ReactivationPolicy::Never => {
-                return Err(Error::NotAllowed(
-                    "restoring containers is not allowed".into(),
-                ))
+                    stored.len(),
+                    old.serial
+                )))));
             }
-            ReactivationPolicy::AfterBlockingPeriod => {
-                let last: Option<chrono::NaiveDateTime> = licenses::table
-                    .filter(licenses::serial.eq(&old.serial))
-                    .select(diesel::dsl::max(licenses::activated_at))
-                    .first(c)?;
-                let since = last.unwrap_or(old.created_at);
-                let days = k.settings.blocking_period_days;
-                let until = since + chrono::Duration::days(i64::from(days));
-                if now < until {
-                    let why = format!(
-                        "container {} was last activated at {since}; restoring it is allowed \
-                         after the blocking period of {days} days, at {until}",
-                        old.serial
-                    );
-                    let r = ask_approval(
-                        c,
-                        actor,
-                        &support,
-                        k.firm_id,
-                        RESTORE,
-                        None,
-                        &old.serial,
-                        &k.cont.serial,
-                        why,
-                    )?;
-                    return Ok(Err(r));
+            match k.settings.restore {
+                ReactivationPolicy::Never => {
+                    return Err(Error::NotAllowed(
+                        "restoring containers is not allowed".into(),
+                    ))
                 }
+                ReactivationPolicy::AfterBlockingPeriod => {
+                    let last: Option<chrono::NaiveDateTime> = licenses::table
+                        .filter(licenses::serial.eq(&old.serial))
+                        .select(diesel::dsl::max(licenses::activated_at))
+                        .first(c)?;
+                    let since = last.unwrap_or(old.created_at);
+                    let days = k.settings.blocking_period_days;
+                    let until = since + chrono::Duration::days(i64::from(days));
+                    if now < until {
+                        let why = format!(
+                            "container {} was last activated at {since}; restoring it is allowed \
+                         after the blocking period of {days} days, at {until}",
+                            old.serial
+                        );
+                        let r = ask_approval(
+                            c,
+                            actor,
+                            &support,
+                            k.firm_id,
+                            RESTORE,
+                            None,
+                            &old.serial,
+                            &k.cont.serial,
+                            why,
+                        )?;
+                        return Ok(Err(r));
+                    }
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        restore_into(c, actor, k.firm_id, &old, &k.cont.serial)?;
-        issue_required(c, actor, k, ctx).map(Ok)
-    })
+            restore_into(c, actor, k.firm_id, &old, &k.cont.serial)?;
+            issue_required(c, actor, k, ctx).map(Ok)
+        },
+    )
     .await?;
     deliver(core, out)
 }

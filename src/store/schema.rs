@@ -310,6 +310,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    request_uses (container_id, nonce) {
+        container_id -> BigInt,
+        nonce -> Text,
+        operation -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(items -> firms (firm_id));
 diesel::joinable!(licenses -> items (item_id));
 diesel::joinable!(licenses -> tickets (ticket_id));
@@ -340,5 +349,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_runs,
     notifications,
     writebacks,
-    soap_nonces
+    soap_nonces,
+    request_uses
 );

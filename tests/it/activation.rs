@@ -468,6 +468,21 @@ fn replayed_foreign_and_tampered_messages_are_refused_and_change_nothing() {
     // The real receipt still confirms.
     gw.receipt(&applied.receipt).unwrap();
     assert_eq!(license(&app, ids[0]).0, "activated");
+
+    // A request used to ask for updates, sent again to return the license (someone who saw
+    // the request file): refused, nothing changes. Sent again for updates, it is a retry.
+    let asked = a.request(FIRM, unix_now()).unwrap();
+    assert!(gw.updates(&asked).unwrap().is_none());
+    let before = events(&app);
+    let e = gw.deactivate(&[ids[0]], &asked).unwrap_err();
+    assert_eq!(e.code, "context_mismatch", "{e}");
+    assert!(e.message.contains("already used for updates"), "{e}");
+    assert_eq!(license(&app, ids[0]).0, "activated");
+    assert_eq!(events(&app), before);
+    assert!(gw.updates(&asked).unwrap().is_none());
+    // A fresh request returns it.
+    online::deactivate(&gw, &mut a, FIRM, &[ids[0]], &mut keep).unwrap();
+    assert_eq!(license(&app, ids[0]).0, "available");
 }
 
 #[test]
