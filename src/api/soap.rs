@@ -249,6 +249,12 @@ fn respond(v: Version, status: StatusCode, body: &str) -> HttpResponse {
 /// A fault: SOAP 1.1 Client/Server, 1.2 Sender/Receiver, HTTP 500, our code in the detail
 /// (the service's `LicentiaFault` element).
 fn fault(svc: &Service, v: Version, e: &Error) -> HttpResponse {
+    fault_coded(svc, v, e, None)
+}
+
+/// A fault with the SOAP fault code `code` (both versions name it alike) instead of the one
+/// the error gives.
+fn fault_coded(svc: &Service, v: Version, e: &Error, code: Option<&str>) -> HttpResponse {
     if let Error::Internal(cause) = e {
         tracing::error!(%cause, "soap");
     }
@@ -264,13 +270,13 @@ fn fault(svc: &Service, v: Version, e: &Error) -> HttpResponse {
         Version::V11 => format!(
             "<env:Fault><faultcode>env:{}</faultcode><faultstring>{msg}</faultstring>\
              <detail>{detail}</detail></env:Fault>",
-            if server { "Server" } else { "Client" }
+            code.unwrap_or(if server { "Server" } else { "Client" })
         ),
         Version::V12 => format!(
             "<env:Fault><env:Code><env:Value>env:{}</env:Value></env:Code><env:Reason>\
              <env:Text xml:lang=\"en\">{msg}</env:Text></env:Reason><env:Detail>{detail}\
              </env:Detail></env:Fault>",
-            if server { "Receiver" } else { "Sender" }
+            code.unwrap_or(if server { "Receiver" } else { "Sender" })
         ),
     };
     respond(v, StatusCode::INTERNAL_SERVER_ERROR, &body)
@@ -344,6 +350,25 @@ async fn endpoint(
             format!("{ct:?} does not go with this SOAP version's envelope"),
         );
         return fault(v, &e);
+    }
+    // A header block marked mustUnderstand that this service does not process (it
+    // processes the WS-Security one) may not be passed over.
+    let header = doc
+        .children
+        .iter()
+        .find(|c| c.name == "Header" && c.ns == doc.ns);
+    for block in header.iter().flat_map(|h| &h.children) {
+        let must = matches!(block.attr("mustUnderstand"), Some("1" | "true"));
+        if must && !(block.name == "Security" && block.ns == WSSE) {
+            let e = Error::invalid(
+                format!("Header/{}", block.name),
+                format!(
+                    "{{{}}}{} is marked mustUnderstand and this service does not process it",
+                    block.ns, block.name
+                ),
+            );
+            return fault_coded(svc, v, &e, Some("MustUnderstand"));
+        }
     }
     let Some(body) = doc
         .children

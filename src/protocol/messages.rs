@@ -585,7 +585,7 @@ pub fn read_update(
     if body.serial != o.serial || body.firm_code != o.firm_code || body.counter_from != o.counter {
         return Err(perr("the signed update does not match its visible header"));
     }
-    if body.counter_to != body.counter_from + 1 {
+    if body.counter_from.checked_add(1) != Some(body.counter_to) {
         return Err(perr("the update must advance the counter by one"));
     }
     // Each entry's own signature is not checked again here: the firm signature just checked

@@ -325,6 +325,17 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
             None,
             "holds text beside its elements",
         ),
+        // A header block the service must understand and does not.
+        (
+            envelope11(ok_op).replace(
+                "<soap:Body>",
+                "<soap:Header><x:Trace xmlns:x=\"urn:trace\" soap:mustUnderstand=\"1\"/>\
+                 </soap:Header><soap:Body>",
+            ),
+            "text/xml",
+            None,
+            "<faultcode>env:MustUnderstand</faultcode>",
+        ),
     ];
     for (body, ct, action, says) in &cases {
         let (s, text) = raw(&app, ct, *action, body);
@@ -360,12 +371,16 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
     let (_, text) = post_to(&app, "Depot", "text/xml", None, None, &restore);
     assert!(text.contains("Restore/Trait[1]/Hash: is missing"), "{text}");
     assert_eq!(app.count("events"), events);
-    // The same request, well-formed and named right, works; CDATA is text.
+    // The same request, well-formed and named right, works; CDATA is text, and a header
+    // block that need not be understood is passed over.
     let (s, text) = raw(
         &app,
         "text/xml",
         Some("\"http://licentia.dev/ns/sales/v1/CreateOrder\""),
-        &envelope11(&ok_op.replace(">1<", "><![CDATA[1]]><")),
+        &envelope11(&ok_op.replace(">1<", "><![CDATA[1]]><")).replace(
+            "<soap:Body>",
+            "<soap:Header><x:Trace xmlns:x=\"urn:trace\">t-1</x:Trace></soap:Header><soap:Body>",
+        ),
     );
     assert_eq!(s, 200, "{text}");
     assert!(text.contains("<s:Ticket>"), "{text}");
