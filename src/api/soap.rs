@@ -305,7 +305,7 @@ async fn endpoint(
     core: Core_,
     name: web::Path<String>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
     let Some(svc) = service(&name) else {
         return HttpResponse::NotFound().finish();
@@ -321,6 +321,19 @@ async fn endpoint(
         Version::V12
     } else {
         Version::V11
+    };
+    // Read here, under the configured limit, so that a body too large is a fault too.
+    let limit = core.config.max_body_bytes;
+    let body = match payload.to_bytes_limited(limit).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
+            let e = Error::invalid("envelope", format!("the body could not be read: {e}"));
+            return fault(said, &e);
+        }
+        Err(_) => {
+            let e = Error::invalid("envelope", format!("is larger than {limit} bytes"));
+            return fault(said, &e);
+        }
     };
     let doc = match parse(&body) {
         Ok(d) => d,

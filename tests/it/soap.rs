@@ -346,6 +346,19 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
         );
     }
     assert_eq!(app.count("orders"), 0);
+    // A body over the configured limit is a fault too, and nothing is made.
+    let limit = app.core.config.max_body_bytes;
+    let big = envelope11(&ok_op.replace(
+        "</s:Customer>",
+        &format!("</s:Customer><s:Comment>{}</s:Comment>", "x".repeat(limit)),
+    ));
+    let (s, text) = raw(&app, "text/xml", None, &big);
+    assert_eq!(s, 500, "{text}");
+    assert!(
+        text.contains(&format!("is larger than {limit} bytes")),
+        "{text}"
+    );
+    assert_eq!(app.count("orders"), 0);
     // Before the envelope is read, the Content-Type says which SOAP the fault speaks.
     let (s, text) = raw(
         &app,
