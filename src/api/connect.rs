@@ -160,21 +160,23 @@ async fn generic(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) 
         Some("json") => Answer::Json,
         Some(other) => {
             let e = Error::invalid("format", format!("{other:?}: use text, xml or json"));
-            return refuse(core, def, "", shown.as_bytes(), Answer::Text, e).await;
+            return refuse(core, def, "", b"", Answer::Text, e).await;
         }
     };
-    let reference = p
+    // Until the caller is known only the order reference (shortened) and the reason are
+    // kept, so that a stranger cannot fill the log with bodies.
+    let reference: String = p
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("orderid"))
-        .map(|(_, v)| v.clone())
+        .map(|(_, v)| v.chars().take(100).collect())
         .unwrap_or_default();
     let (user, password, incoming) = match connectors::read_generic(&p) {
         Ok(x) => x,
-        Err(e) => return refuse(core, def, &reference, shown.as_bytes(), answer, e).await,
+        Err(e) => return refuse(core, def, &reference, b"", answer, e).await,
     };
     let actor = match users::authenticate(core, &user, &password, Interface::Connector).await {
         Ok(a) => a,
-        Err(e) => return refuse(core, def, &reference, shown.as_bytes(), answer, e).await,
+        Err(e) => return refuse(core, def, &reference, b"", answer, e).await,
     };
     match connectors::place(core, def, &actor, incoming, shown.as_bytes()).await {
         Ok(v) => ok_answer(answer, &v),

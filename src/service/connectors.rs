@@ -557,6 +557,10 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
                 let t = t.decode().map_err(|e| bad(format!("text: {e}")))?;
                 text.push_str(xml_text(&t).map_err(bad)?);
             }
+            XmlEvent::CData(t) => {
+                let t = t.decode().map_err(|e| bad(format!("CDATA: {e}")))?;
+                text.push_str(xml_text(&t).map_err(bad)?);
+            }
             XmlEvent::GeneralRef(r) => text.push(resolve_ref(&r).map_err(bad)?),
             XmlEvent::Eof => {
                 if let Some(open) = path.last() {
@@ -848,14 +852,27 @@ pub async fn post_due(core: &Core, defs: &Connectors) -> Result<usize> {
             });
         let (url, ct, body) = (d.url.clone(), d.content_type.clone(), d.body.clone());
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut req = ureq::post(&url)
+            // Redirects are not followed: a redirected POST comes back as a GET without the
+            // ticket (a logon page, say), and its 200 would count the ticket as delivered.
+            let agent = ureq::AgentBuilder::new()
+                .redirects(0)
                 .timeout(Duration::from_secs(10))
-                .set("Content-Type", &ct);
+                .build();
+            let mut req = agent.post(&url).set("Content-Type", &ct);
             if let Some(a) = &auth {
                 req = req.set("Authorization", a);
             }
             match req.send_string(&body) {
-                Ok(_) => Ok(()),
+                Ok(r) if (200..300).contains(&r.status()) => Ok(()),
+                Ok(r) => Err(format!(
+                    "HTTP {} {} (only a 2xx answer counts as delivered; redirects are not \
+                     followed{})",
+                    r.status(),
+                    r.status_text(),
+                    r.header("Location")
+                        .map(|l| format!(", Location: {}", l.chars().take(200).collect::<String>()))
+                        .unwrap_or_default()
+                )),
                 Err(ureq::Error::Status(s, r)) => Err(format!(
                     "HTTP {s}: {}",
                     r.into_string()

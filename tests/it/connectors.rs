@@ -182,15 +182,35 @@ fn the_generic_connector_answers_text_xml_and_json_and_makes_one_order_per_order
         stored.iter().all(|b| !b.contains(&pw)),
         "passwords are not recorded"
     );
+    // Of a caller whose credentials fail, only the reference and the reason are kept; of a
+    // known caller the notification too.
+    let body_of = |reference: &str| -> String {
+        use diesel::prelude::*;
+        use licentia::store::schema::notifications;
+        let mut c = app.db.connect();
+        notifications::table
+            .filter(notifications::reference.eq(reference))
+            .select(notifications::body)
+            .first(&mut c)
+            .unwrap()
+    };
+    assert_eq!(body_of("G-2"), "");
+    assert!(body_of("G-3").contains("NO-SUCH-SKU"));
 }
 
-/// A minimal HTTP server that answers 200 to every POST and keeps the bodies.
+/// A minimal HTTP server that answers 200 (or the given status) to every request and keeps
+/// the bodies.
 struct Receiver {
     bodies: Arc<Mutex<Vec<String>>>,
 }
 
 impl Receiver {
     fn listen(listener: TcpListener) -> Receiver {
+        Receiver::answering(listener, "200 OK")
+    }
+
+    /// `status` is the status line's rest, with any header lines after it.
+    fn answering(listener: TcpListener, status: &'static str) -> Receiver {
         let bodies = Arc::new(Mutex::new(vec![]));
         let keep = bodies.clone();
         std::thread::spawn(move || {
@@ -217,7 +237,8 @@ impl Receiver {
                         .push(String::from_utf8_lossy(&body).to_string());
                 }
                 let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
                 );
             }
         });
@@ -455,6 +476,19 @@ fn bad_idocs_are_refused_with_a_clear_error_and_create_nothing() {
     assert_eq!(s, 200, "{xml}");
     let (_, c) = app.admin("GET", "/api/v1/customers/0000100042", None);
     assert_eq!(c["name"], "Meier & Söhne <KG>");
+    // CDATA is text too; a control character is not XML.
+    let cdata = good
+        .replace(
+            "<BELNR>0000004711</BELNR>",
+            "<BELNR><![CDATA[0000004712]]></BELNR>",
+        )
+        .replace("Muster Maschinenbau GmbH", "<![CDATA[Meier & Söhne]]>");
+    let (s, xml) = post(&cdata, sap);
+    assert_eq!(s, 200, "{xml}");
+    assert!(xml.contains("0000004712"), "{xml}");
+    let (s, xml) = post(&good.replace("Muster Maschinenbau", "Muster&#7;"), sap);
+    assert_eq!(s, 400, "{xml}");
+    assert!(xml.contains("U+0007"), "{xml}");
 }
 
 #[test]
@@ -1032,5 +1066,51 @@ fn a_write_back_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(receiver.bodies().len(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// An ERP that answers the write-back with a redirect (a logon page, say) has not taken the
+/// ticket: the redirect is not followed, the write-back is tried again and then marked
+/// failed, and its log says why.
+#[test]
+fn a_write_back_answered_with_a_redirect_is_not_taken_as_delivered() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let receiver = Receiver::answering(listener, "302 Found\r\nLocation: /logon");
+    let dir = definitions_with_writeback(port);
+    let app = TestApp::start_with(|c| {
+        c.connectors_dir = dir.display().to_string();
+        c.mail_retry_secs = 1;
+        c.writeback_max_attempts = 2;
+    });
+    let pw = app.add_user("sap", Role::Erp);
+    let idoc = std::fs::read(format!("{FIXTURES}/sap-orders05.xml")).unwrap();
+    let url = format!("{}/connect/sap-orders05", app.base);
+    let (s, _) = send(
+        "POST",
+        &url,
+        Some(("application/xml", &idoc)),
+        Some(("sap", &pw)),
+    );
+    assert_eq!(s, 200);
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    while log(&app, "sap-orders05")["writebacks"][0]["state"] != "failed" {
+        assert!(
+            std::time::Instant::now() < until,
+            "{}",
+            log(&app, "sap-orders05")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let l = log(&app, "sap-orders05");
+    let error = l["writebacks"][0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP 302") && error.contains("Location: /logon"),
+        "{l}"
+    );
+    // Two POSTs with the ticket, and no request to the redirect's target.
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(bodies.iter().all(|b| b.contains("<Ticket>")), "{bodies:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
