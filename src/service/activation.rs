@@ -964,7 +964,8 @@ fn contact(
         // anyone could take a dongle's serial, or fill the tables, with made-up requests).
         _ if registered => {
             return Err(Error::InvalidMessage(format!(
-                "container {} is new to this server, so its request must show firm update                  counter 0 and no licenses; it shows counter {}",
+                "container {} is new to this server, so its request must show firm update \
+                 counter 0 and no licenses; it shows counter {}",
                 ctx.serial, ctx.counter
             )))
         }

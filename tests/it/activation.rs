@@ -732,7 +732,11 @@ fn a_made_up_first_request_is_refused_and_leaves_nothing_behind() {
         )
         .unwrap_err();
     assert_eq!(e.code, "invalid_message", "{e}");
-    assert!(e.message.contains("new to this server"), "{e}");
+    assert!(
+        e.message
+            .contains("must show firm update counter 0 and no licenses; it shows counter 1"),
+        "{e}"
+    );
     // A new act container whose encryption key is a low-order point (all zeros).
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
