@@ -242,7 +242,7 @@ where
 {
     fn run(&mut self, conn: &mut Conn, alone: bool) -> Ran {
         if !alone {
-            let outcome = (self.f)(conn);
+            let outcome = unpanicked(|| (self.f)(conn));
             let ran = match &outcome {
                 Ok(_) => Ran::Done,
                 Err(e) => Ran::Failed {
@@ -501,13 +501,27 @@ thread_local! {
 /// and the others go on. The first savepoint opens with the transaction and each next one
 /// in the round trip that releases the previous (on PostgreSQL every statement is one
 /// round trip).
+/// Runs a write's closure; a panic in it becomes that write's error, so the group goes on
+/// without it (rolled back and run again, each write in its savepoint) and the writer thread,
+/// the only one on SQLite, lives on.
+fn unpanicked<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::internal(format!("a write panicked: {why}")))
+    })
+}
+
 fn run_in_savepoint<T>(conn: &mut Conn, f: &mut impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
     let mark = history::mark();
     if SAVEPOINT_USED.get() {
         conn.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job")?;
     }
     SAVEPOINT_USED.set(true);
-    let outcome = f(conn);
+    let outcome = unpanicked(|| f(conn));
     if outcome.is_err() {
         history::cut_back(mark);
         // The savepoint stays open, empty, after it is rolled back to.

@@ -102,6 +102,10 @@ fn a_failing_write_leaves_nothing_and_its_group_goes_on() {
                     if i % 3 == 1 {
                         return Err(Error::Conflict(format!("write {i} refused")));
                     }
+                    // A bug in a write (a panic) fails that write only.
+                    if i == 29 {
+                        panic!("write {i} panicked on purpose");
+                    }
                     Ok(i)
                 })
                 .await
@@ -115,7 +119,13 @@ fn a_failing_write_leaves_nothing_and_its_group_goes_on() {
         answers
     });
     for (i, a) in answers.iter().enumerate() {
-        if i % 3 == 1 {
+        if i == 29 {
+            assert!(
+                a.as_ref()
+                    .is_err_and(|e| e.contains("a write panicked: write 29 panicked on purpose")),
+                "{i}: {a:?}"
+            );
+        } else if i % 3 == 1 {
             assert!(
                 a.as_ref()
                     .is_err_and(|e| e.contains(&format!("write {i} refused"))),
@@ -131,6 +141,14 @@ fn a_failing_write_leaves_nothing_and_its_group_goes_on() {
         Err::<(), _>(Error::Conflict("refused alone".into()))
     }));
     assert!(alone.is_err());
+    // Alone and panicking: the writer (the only one on SQLite) lives on.
+    let panicked = rt.block_on(db.write(move |c| -> Result<(), Error> {
+        add(c, "G-panic".into())?;
+        panic!("alone");
+    }));
+    assert!(panicked.is_err_and(|e| e.to_string().contains("a write panicked: alone")));
+    rt.block_on(db.write(move |c| add(c, "G-after".into())))
+        .unwrap();
     let mut c = tdb.connect();
     let mut stored: Vec<String> = customers::table
         .select(customers::external_id)
@@ -138,9 +156,10 @@ fn a_failing_write_leaves_nothing_and_its_group_goes_on() {
         .load(&mut c)
         .unwrap();
     stored.sort();
-    let mut expected: Vec<String> = (0..30)
+    let mut expected: Vec<String> = (0..29)
         .filter(|i| i % 3 != 1)
         .map(|i| format!("G-{i}"))
+        .chain(["G-after".to_string()])
         .collect();
     expected.sort();
     assert_eq!(stored, expected);
