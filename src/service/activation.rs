@@ -1176,7 +1176,12 @@ pub(super) fn deliver(core: &Core, p: Prepared) -> Result<Issued> {
 /// ones changed; for a blacklisted container only the lock.
 /// The update is recorded in the transaction; it is signed and encrypted after the commit
 /// (`Prepared::seal`), so the writer does no cryptography.
-fn issue(c: &mut Conn, actor: &Actor, k: &Contact, ctx: &Context) -> Result<Option<Prepared>> {
+pub(super) fn issue(
+    c: &mut Conn,
+    actor: &Actor,
+    k: &Contact,
+    ctx: &Context,
+) -> Result<Option<Prepared>> {
     issue_with(c, actor, k, ctx, None)
 }
 
@@ -1696,7 +1701,7 @@ pub async fn activate(core: &Core, interface: Interface, req: ActivateRequest) -
 }
 
 /// A request names each license at most once.
-fn named_once(ids: &[i64]) -> Result<()> {
+pub(super) fn named_once(ids: &[i64]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     match ids.iter().find(|id| !seen.insert(**id)) {
         Some(id) => Err(Error::invalid(

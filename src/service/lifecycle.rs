@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::activation::{
-    add_activations, after_contact, count_activations, customer_actor, deliver, firm_of,
-    issue_required, read_request, set_state, ticket_id, ContainerRow, Issued, LicRow, Refusal,
-    LIC_SELECT,
+    add_activations, after_contact, count_activations, customer_actor, deliver, firm_of, issue,
+    issue_required, named_once, read_request, set_state, ticket_id, ContainerRow, Issued, LicRow,
+    Refusal, LIC_SELECT,
 };
 use super::audit::{self, Event};
 use super::catalog::load_settings;
@@ -348,6 +348,7 @@ pub async fn reactivate(
             "name 1 to 1000 licenses to re-activate",
         ));
     }
+    named_once(&req.licenses)?;
     let actor = customer_actor(format!("ticket:{}", code.as_stored()), interface);
     let support = core.config.support_email.clone();
     let out = after_contact(
@@ -505,6 +506,43 @@ pub async fn restore(core: &Core, interface: Interface, req: RestoreRequest) -> 
                     old.serial, old.kind
                 )));
             }
+            // Restoring moves the licenses out of the old container: not past the vendor's
+            // blacklist or a manipulation a person has to look at. A blacklist entry this
+            // very restore made is a retry whose answer was lost: the update again.
+            let listed: Option<String> = blacklist::table
+                .filter(blacklist::firm_id.eq(k.firm_id))
+                .filter(blacklist::serial.eq(&old.serial))
+                .filter(blacklist::removed_at.is_null())
+                .select(blacklist::description)
+                .first(c)
+                .optional()?;
+            match listed {
+                Some(d) if d == restored_into(&k.cont.serial) => {
+                    return match issue(c, actor, k, ctx)? {
+                        Some(update) => Ok(Ok(update)),
+                        None => Err(Error::Conflict(format!(
+                            "container {} was restored into {} already, and the update was \
+                             applied",
+                            old.serial, k.cont.serial
+                        ))),
+                    };
+                }
+                Some(_) => {
+                    return Err(Error::NotAllowed(format!(
+                        "container {} is on the blacklist, so its licenses are not restored; \
+                         ask support",
+                        old.serial
+                    )))
+                }
+                None => {}
+            }
+            if old.state == crate::domain::container_state::MANIPULATED {
+                return Err(Error::NotAllowed(format!(
+                    "container {} is marked as manipulated, so its licenses are not restored \
+                     until support has decided; ask support",
+                    old.serial
+                )));
+            }
             let now = super::now();
             let failed: i64 = events::table
                 .filter(events::serial.eq(&old.serial))
@@ -590,6 +628,11 @@ pub async fn restore(core: &Core, interface: Interface, req: RestoreRequest) -> 
     deliver(core, out)
 }
 
+/// The blacklist description of a container restored into `to`.
+fn restored_into(to: &str) -> String {
+    format!("restored into container {to}")
+}
+
 /// Moves every license of the firm in `old` into `to` and blacklists `old`.
 fn restore_into(
     c: &mut Conn,
@@ -623,13 +666,7 @@ fn restore_into(
             "license.restored",
         )?;
     }
-    place_on_blacklist(
-        c,
-        actor,
-        firm_id,
-        &old.serial,
-        &format!("restored into container {to}"),
-    )?;
+    place_on_blacklist(c, actor, firm_id, &old.serial, &restored_into(to))?;
     let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
     audit::record(
         actor,

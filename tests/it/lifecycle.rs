@@ -344,12 +344,34 @@ fn restore_recognises_the_same_computer_and_blacklists_the_old_container() {
     let e = online::restore(&gw, &mut fresh, &old.serial, FIRM, &traits(), &mut keep).unwrap_err();
     assert_eq!(e.code, "not_allowed", "{e}");
 
-    // Same computer (one trait changed after the reinstall), restore allowed.
+    // Same computer (one trait changed after the reinstall), restore allowed. Its answer is
+    // lost the first time: sent again, it brings the same licenses.
     settings(&app, json!({"restore": "allowed"}));
     let mut t = traits();
     t[1].1 = "renamed-host".into();
+    let salt = gw.salt(&old.serial).unwrap();
+    let hashed: Vec<licentia::protocol::Trait> = t
+        .iter()
+        .map(|(n, v)| licentia::protocol::Trait {
+            name: n.clone(),
+            hash: licentia::client::hash_trait(&salt, n, v),
+        })
+        .collect();
+    online::ensure_trust(&gw, &mut fresh, FIRM).unwrap();
+    let lost = gw
+        .restore(
+            &old.serial,
+            &fresh.request(FIRM, unix_now()).unwrap(),
+            &hashed,
+        )
+        .unwrap();
+    assert_eq!(lost.added, ids);
     let done = online::restore(&gw, &mut fresh, &old.serial, FIRM, &t, &mut keep).unwrap();
     assert_eq!(done.added, ids);
+    // Once applied, there is nothing more to restore.
+    let e = online::restore(&gw, &mut fresh, &old.serial, FIRM, &t, &mut keep).unwrap_err();
+    assert_eq!(e.code, "conflict", "{e}");
+    assert!(e.message.contains("restored into"), "{e}");
     for id in &ids {
         assert_eq!(
             license(&app, *id),
@@ -388,6 +410,38 @@ fn restore_recognises_the_same_computer_and_blacklists_the_old_container() {
     // A dongle is not restored.
     let (s, v) = app.admin("GET", "/api/v1/gateway/containers/3-1/salt", None);
     assert_eq!(s, 404, "{v}");
+
+    // A container the vendor put on the blacklist is not restored past it.
+    settings(&app, json!({"restore": "allowed"}));
+    let (ticket, ids) = ticket_with(&app, "S-2", "SNP-SINGLE", 1);
+    let mut listed = new_act(&gw);
+    activate(&gw, &mut listed, &ticket, &ids);
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/blacklist",
+        Some(json!({"serial": listed.serial, "description": "stolen laptop"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let mut thief = new_act(&gw);
+    let e =
+        online::restore(&gw, &mut thief, &listed.serial, FIRM, &traits(), &mut keep).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e}");
+    assert!(e.message.contains("is on the blacklist"), "{e}");
+    assert!(!e.message.contains("stolen"), "{e}");
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(listed.serial.clone()))
+    );
+    // A license named twice is bad input, not a conflict.
+    let e = gw
+        .reactivate(
+            &ticket,
+            &[ids[0], ids[0]],
+            &thief.request(FIRM, unix_now()).unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "invalid_input", "{e}");
+    assert!(e.message.contains("named twice"), "{e}");
 }
 
 #[test]
