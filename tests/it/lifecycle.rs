@@ -432,6 +432,19 @@ fn restore_recognises_the_same_computer_and_blacklists_the_old_container() {
         license(&app, ids[0]),
         ("activated".into(), Some(listed.serial.clone()))
     );
+    // Nor one marked as manipulated (a copy of it came back with a state never issued).
+    let (ticket3, ids3) = ticket_with(&app, "S-3", "SNP-SINGLE", 2);
+    let mut m = new_act(&gw);
+    activate(&gw, &mut m, &ticket3, &ids3[..1]);
+    let mut copy = m.clone();
+    online::deactivate(&gw, &mut m, FIRM, &ids3[..1], &mut keep).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let e = online::activate(&gw, &mut copy, &ticket3, &ids3[1..], &mut keep).unwrap_err();
+    assert_eq!(e.code, "manipulation_detected", "{e}");
+    let mut other = new_act(&gw);
+    let e = online::restore(&gw, &mut other, &m.serial, FIRM, &traits(), &mut keep).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e}");
+    assert!(e.message.contains("marked as manipulated"), "{e}");
     // A license named twice is bad input, not a conflict.
     let e = gw
         .reactivate(
