@@ -96,16 +96,19 @@ fn reactivation_decision(
             ))
         }
         ReactivationPolicy::AfterBlockingPeriod => {
-            // Never confirmed (still pending): the period starts now.
-            if let Some(at) = l.activated_at.or(Some(now)) {
-                let until = at + chrono::Duration::days(i64::from(blocking));
-                if now < until {
-                    return Decision::Approval(format!(
-                        "license {} was activated at {at}; its blocking period of {blocking} \
-                         days ends at {until}",
-                        l.id
-                    ));
-                }
+            // Not confirmed where it is (pending, also after a move whose receipt has not
+            // come, which keeps the previous generation's date): the period starts now.
+            let at = match l.state.as_str() {
+                ls::PENDING => now,
+                _ => l.activated_at.unwrap_or(now),
+            };
+            let until = at + chrono::Duration::days(i64::from(blocking));
+            if now < until {
+                return Decision::Approval(format!(
+                    "license {} was activated at {at}; its blocking period of {blocking} days \
+                     ends at {until}",
+                    l.id
+                ));
             }
         }
         ReactivationPolicy::Allowed => {}

@@ -1039,3 +1039,32 @@ fn housekeeping_reports_stale_pending_activations_and_releases_nothing() {
     );
     assert_eq!(s, 403);
 }
+
+/// A license re-activated into a container that has not confirmed it yet does not move on at
+/// once: for a pending license the blocking period starts now (the date it keeps is the
+/// previous generation's).
+#[test]
+fn a_pending_reactivation_does_not_skip_the_blocking_period() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "P-9", "SNP-SINGLE", 1);
+    let mut a = new_act(&gw);
+    activate(&gw, &mut a, &ticket, &ids);
+    settings(
+        &app,
+        json!({"reactivation": "after_blocking_period", "blocking_period_days": 30,
+               "self_service_count": 5, "reactivation_behaviour": "none"}),
+    );
+    set_activated_at(&app, ids[0], 31);
+    let mut b = new_act(&gw);
+    gw.reactivate(&ticket, &ids, &b.request(FIRM, unix_now()).unwrap())
+        .unwrap();
+    let (state, in_b) = license(&app, ids[0]);
+    assert_eq!(state, "pending");
+    assert_ne!(in_b, Some(a.serial.clone()));
+    let mut c = new_act(&gw);
+    let e = reactivate(&gw, &mut c, &ticket, &ids).unwrap_err();
+    assert_eq!(e.code, "approval_required", "{e}");
+    assert!(e.message.contains("blocking period"), "{e}");
+    assert_eq!(license(&app, ids[0]), ("pending".into(), in_b));
+}
