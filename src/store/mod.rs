@@ -265,6 +265,8 @@ where
 
     fn answer(self: Box<Self>, commit_error: Option<&Error>) {
         let answer = match (commit_error, self.outcome) {
+            // Nothing was committed, and trying again may work.
+            (Some(Error::Busy | Error::Retry), _) => Err(Error::Busy),
             (Some(e), _) => Err(Error::internal(format!("commit failed: {e}"))),
             (None, Some(outcome)) => outcome,
             (None, None) => Err(Error::internal("the write did not run")),
@@ -651,11 +653,20 @@ fn begin(conn: &mut Conn, with_savepoint: bool) -> Result<()> {
         (Conn::Pg(_), false) => "BEGIN",
         (Conn::Pg(_), true) => "BEGIN; SAVEPOINT job",
     };
-    match conn {
-        Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, sql)?,
-        Conn::Pg(c) => AnsiTransactionManager::begin_transaction_sql(c, sql)?,
-    }
-    Ok(())
+    let begun = match conn {
+        Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, sql),
+        Conn::Pg(c) => AnsiTransactionManager::begin_transaction_sql(c, sql),
+    };
+    // Another process (a second node, the CLI) held SQLite's write lock for longer than
+    // busy_timeout: the writes may be sent again, so they are answered busy.
+    begun.map_err(|e| match e {
+        diesel::result::Error::DatabaseError(_, ref info)
+            if info.message().contains("database is locked") =>
+        {
+            Error::Busy
+        }
+        e => e.into(),
+    })
 }
 
 fn rollback(conn: &mut Conn) -> Result<()> {

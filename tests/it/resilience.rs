@@ -164,3 +164,36 @@ fn a_failing_write_leaves_nothing_and_its_group_goes_on() {
     expected.sort();
     assert_eq!(stored, expected);
 }
+
+/// On SQLite, another process that holds the write lock past busy_timeout (a long CLI write,
+/// a second node) makes the server answer its writes busy (503: send again), not with a 500;
+/// once the lock is released, writes go through again.
+#[test]
+fn writes_locked_out_past_the_busy_timeout_are_answered_busy() {
+    use diesel::connection::SimpleConnection;
+    use licentia::error::Error;
+    use licentia::store::{Db, DbOptions};
+
+    if crate::harness::backend() != "sqlite" {
+        return;
+    }
+    let tdb = crate::harness::TestDb::new();
+    let db = Db::open(
+        &tdb.url,
+        &DbOptions {
+            pool_size: 2,
+            writer_batch_max: 256,
+            pg_writers: 1,
+            pg_writer_batch_max: 64,
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut other = tdb.connect();
+    other.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let e = rt.block_on(db.write(|_| Ok(()))).unwrap_err();
+    assert!(matches!(e, Error::Busy), "{e:?}");
+    assert_eq!(licentia::api::status_of(&e).as_u16(), 503);
+    other.batch_execute("ROLLBACK").unwrap();
+    rt.block_on(db.write(|_| Ok(()))).unwrap();
+}
