@@ -117,6 +117,13 @@ struct Schedule {
 }
 
 impl Schedule {
+    fn from_now(rate: Option<f64>) -> Schedule {
+        Schedule {
+            start: Instant::now(),
+            rate,
+        }
+    }
+
     /// Waits until operation `n` is due and returns the instant its latency counts from.
     fn due(&self, n: u64) -> Instant {
         let Some(rate) = self.rate else {
@@ -214,11 +221,8 @@ pub fn run_orders(b: &OrderBench) -> anyhow::Result<BenchReport> {
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mark = RunMark::now(&b.url);
-    let started = Instant::now();
-    let schedule = Schedule {
-        start: started,
-        rate: b.rate,
-    };
+    let schedule = Schedule::from_now(b.rate);
+    let started = schedule.start;
     let mut handles = vec![];
     for _ in 0..b.concurrency.max(1) {
         let (url, auth, run, item) = (b.url.clone(), auth.clone(), run.clone(), b.item.clone());
@@ -414,11 +418,8 @@ pub fn run_activate(b: &ActivateBench) -> anyhow::Result<ActivateReport> {
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mark = RunMark::now(&b.url);
-    let started = Instant::now();
-    let schedule = Schedule {
-        start: started,
-        rate: b.rate,
-    };
+    let schedule = Schedule::from_now(b.rate);
+    let started = schedule.start;
     let mut handles = vec![];
     for mut boxes in clients {
         let (url, ticket, firm_code) = (b.url.clone(), ticket.clone(), template.firm_code);

@@ -1001,14 +1001,8 @@ fn contact(
     }
     // Asked with the firm when the request names its serial; a retried first activation
     // (serial `new`) of a container registered meanwhile is asked here.
-    let blacklisted: Option<String> = if listed || ctx.serial != cont.serial {
-        blacklist::table
-            .filter(blacklist::firm_id.eq(firm_id))
-            .filter(blacklist::serial.eq(&cont.serial))
-            .filter(blacklist::removed_at.is_null())
-            .select(blacklist::description)
-            .first(c)
-            .optional()?
+    let blacklisted = if listed || ctx.serial != cont.serial {
+        open_blacklist_entry(c, firm_id, &cont.serial)?
     } else {
         None
     };
@@ -1062,6 +1056,21 @@ fn contact(
         }));
     }
     Ok(Ok(k))
+}
+
+/// The description of the container's open blacklist entry for the firm, if it has one.
+pub(super) fn open_blacklist_entry(
+    c: &mut Conn,
+    firm_id: i64,
+    serial: &str,
+) -> Result<Option<String>> {
+    Ok(blacklist::table
+        .filter(blacklist::firm_id.eq(firm_id))
+        .filter(blacklist::serial.eq(serial))
+        .filter(blacklist::removed_at.is_null())
+        .select(blacklist::description)
+        .first(c)
+        .optional()?)
 }
 
 /// What a write closure needs from the core (it runs on the writer thread).

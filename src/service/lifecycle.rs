@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::activation::{
     add_activations, after_contact, count_activations, customer_actor, deliver, firm_of, issue,
-    issue_required, named_once, read_request, set_state, ticket_id, ContainerRow, Issued, LicRow,
-    Refusal, LIC_SELECT,
+    issue_required, named_once, open_blacklist_entry, read_request, set_state, ticket_id,
+    ContainerRow, Issued, LicRow, Refusal, LIC_SELECT,
 };
 use super::audit::{self, Event};
 use super::catalog::load_settings;
@@ -512,14 +512,7 @@ pub async fn restore(core: &Core, interface: Interface, req: RestoreRequest) -> 
             // Restoring moves the licenses out of the old container: not past the vendor's
             // blacklist or a manipulation a person has to look at. A blacklist entry this
             // very restore made is a retry whose answer was lost: the update again.
-            let listed: Option<String> = blacklist::table
-                .filter(blacklist::firm_id.eq(k.firm_id))
-                .filter(blacklist::serial.eq(&old.serial))
-                .filter(blacklist::removed_at.is_null())
-                .select(blacklist::description)
-                .first(c)
-                .optional()?;
-            match listed {
+            match open_blacklist_entry(c, k.firm_id, &old.serial)? {
                 Some(d) if d == restored_into(&k.cont.serial) => {
                     return match issue(c, actor, k, ctx)? {
                         Some(update) => Ok(Ok(update)),

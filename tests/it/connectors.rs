@@ -1017,11 +1017,10 @@ fn a_shop_without_its_secret_is_off_and_says_so() {
     assert_eq!(app.count("orders"), 0);
 }
 
-#[test]
-fn a_write_back_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+/// A server whose SAP write-back posts to `port` (two attempts, a second apart), the
+/// fixture IDoc placed through it, once its write-back has been marked failed; and the
+/// definitions' folder, for the test to remove.
+fn idoc_until_its_write_back_failed(port: u16) -> (TestApp, std::path::PathBuf) {
     let dir = definitions_with_writeback(port);
     let app = TestApp::start_with(|c| {
         c.connectors_dir = dir.display().to_string();
@@ -1047,6 +1046,15 @@ fn a_write_back_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    (app, dir)
+}
+
+#[test]
+fn a_write_back_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let (app, dir) = idoc_until_its_write_back_failed(port);
     let id = log(&app, "sap-orders05")["writebacks"][0]["id"]
         .as_i64()
         .unwrap();
@@ -1077,31 +1085,7 @@ fn a_write_back_answered_with_a_redirect_is_not_taken_as_delivered() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let receiver = Receiver::answering(listener, "302 Found\r\nLocation: /logon");
-    let dir = definitions_with_writeback(port);
-    let app = TestApp::start_with(|c| {
-        c.connectors_dir = dir.display().to_string();
-        c.mail_retry_secs = 1;
-        c.writeback_max_attempts = 2;
-    });
-    let pw = app.add_user("sap", Role::Erp);
-    let idoc = std::fs::read(format!("{FIXTURES}/sap-orders05.xml")).unwrap();
-    let url = format!("{}/connect/sap-orders05", app.base);
-    let (s, _) = send(
-        "POST",
-        &url,
-        Some(("application/xml", &idoc)),
-        Some(("sap", &pw)),
-    );
-    assert_eq!(s, 200);
-    let until = std::time::Instant::now() + Duration::from_secs(15);
-    while log(&app, "sap-orders05")["writebacks"][0]["state"] != "failed" {
-        assert!(
-            std::time::Instant::now() < until,
-            "{}",
-            log(&app, "sap-orders05")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (app, dir) = idoc_until_its_write_back_failed(port);
     let l = log(&app, "sap-orders05");
     let error = l["writebacks"][0]["last_error"].as_str().unwrap();
     assert!(

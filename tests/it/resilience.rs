@@ -49,14 +49,10 @@ fn lost_database_connections_are_made_anew() {
 /// Writes queued together run in one group transaction. One that fails leaves nothing, and
 /// those grouped with it, before and after, are committed and answered as they ran; a
 /// failing write alone leaves nothing either.
-#[test]
-fn a_failing_write_leaves_nothing_and_its_group_goes_on() {
-    use licentia::error::Error;
-    use licentia::store::schema::customers;
+/// The database of `tdb` with one writer on either backend.
+fn one_writer(tdb: &crate::harness::TestDb) -> licentia::store::Db {
     use licentia::store::{Db, DbOptions};
-
-    let tdb = crate::harness::TestDb::new();
-    let db = Db::open(
+    Db::open(
         &tdb.url,
         &DbOptions {
             pool_size: 2,
@@ -65,7 +61,16 @@ fn a_failing_write_leaves_nothing_and_its_group_goes_on() {
             pg_writer_batch_max: 64,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_failing_write_leaves_nothing_and_its_group_goes_on() {
+    use licentia::error::Error;
+    use licentia::store::schema::customers;
+
+    let tdb = crate::harness::TestDb::new();
+    let db = one_writer(&tdb);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let add = |c: &mut licentia::store::Conn, external_id: String| {
         let now = chrono::Utc::now().naive_utc();
@@ -172,22 +177,12 @@ fn a_failing_write_leaves_nothing_and_its_group_goes_on() {
 fn writes_locked_out_past_the_busy_timeout_are_answered_busy() {
     use diesel::connection::SimpleConnection;
     use licentia::error::Error;
-    use licentia::store::{Db, DbOptions};
 
     if crate::harness::backend() != "sqlite" {
         return;
     }
     let tdb = crate::harness::TestDb::new();
-    let db = Db::open(
-        &tdb.url,
-        &DbOptions {
-            pool_size: 2,
-            writer_batch_max: 256,
-            pg_writers: 1,
-            pg_writer_batch_max: 64,
-        },
-    )
-    .unwrap();
+    let db = one_writer(&tdb);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut other = tdb.connect();
     other.batch_execute("BEGIN IMMEDIATE").unwrap();
