@@ -16,7 +16,19 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import aiosmtpd, zeep
 fi
 export TEST_PYTHON="$PWD/$venv/bin/python"
 
-cargo build --tests --locked
+# The client runtime alone, as a vendor embeds it: nothing of the server may be needed to
+# build it, and none of the server's crates may be in its dependency tree.
+echo "== the client library alone (default-features = false, features = [\"client\"])"
+cargo build --locked --lib --example embed --no-default-features --features client
+server_crates=$(cargo tree --locked --no-default-features --features client -e normal --prefix none \
+  | grep -E '^(actix-web|actix-http|diesel|r2d2|lettre|cron|minijinja|samael|tokio) ' | sort -u || true)
+if [ -n "$server_crates" ]; then
+  echo "the client library depends on server crates:" >&2
+  echo "$server_crates" >&2
+  exit 1
+fi
+
+cargo build --tests --examples --locked
 echo "== unit tests and integration suite on SQLite"
 TEST_BACKEND=sqlite cargo test --locked
 

@@ -392,14 +392,11 @@ pub fn run_activate(b: &ActivateBench) -> anyhow::Result<ActivateReport> {
         .to_string();
     let gw = Gateway::new(&b.url);
     let info = gw.ticket(&ticket)?;
-    let lics: Vec<(i64, i64)> = info["licenses"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|l| Some((l["license_id"].as_i64()?, l["firm_code"].as_i64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let lics: Vec<(i64, i64)> = info
+        .licenses
+        .iter()
+        .map(|l| (l.license_id, l.firm_code))
+        .collect();
     let template = gw.template(lics.first().map(|l| l.1).unwrap_or_default())?;
     let traits: Vec<(String, String)> = (0..5)
         .map(|i| (format!("t{i}"), format!("bench-{i}")))

@@ -38,7 +38,7 @@ pub enum Error {
     Blacklisted {
         serial: String,
         description: String,
-        lock: Option<Box<crate::service::activation::Issued>>,
+        lock: Option<Box<crate::protocol::Issued>>,
     },
     /// The policy does not allow it alone: a person must approve request `id`.
     #[error("{why}; approval request {id} waits for support")]
@@ -113,6 +113,7 @@ impl Error {
     }
 }
 
+#[cfg(feature = "server")]
 impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Error {
         use diesel::result::{DatabaseErrorKind, Error as D};

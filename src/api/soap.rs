@@ -707,7 +707,7 @@ fn change_xml(tag: &str, c: &crate::service::lifecycle::LicenseChange) -> String
     format!(
         "<s:{tag}><s:LicenseId>{}</s:LicenseId><s:State>{}</s:State>{}</s:{tag}>",
         c.license_id,
-        esc(&c.state),
+        c.state,
         c.serial
             .as_ref()
             .map(|s| format!("<s:Serial>{}</s:Serial>", esc(s)))
@@ -940,7 +940,7 @@ async fn depot(core: &Core, ns: &str, op: &El) -> Result<String, Error> {
                     esc(&l.item_id),
                     l.firm_code,
                     l.product_code,
-                    esc(&l.state),
+                    l.state,
                     l.serial
                         .as_ref()
                         .map(|s| format!("<d:Serial>{}</d:Serial>", esc(s)))
@@ -1095,7 +1095,7 @@ fn approval_xml(a: &crate::service::lifecycle::ApprovalView) -> String {
         esc(&a.old_serial),
         esc(&a.serial),
         esc(&a.why),
-        esc(&a.state),
+        a.state,
         iso(a.requested_at),
         a.decided_by
             .as_ref()

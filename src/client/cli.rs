@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::online::{self, Gateway};
 use super::{cerr, machine_traits, unix_now, CResult, Container};
 use crate::domain::ContainerType;
-use crate::service::activation::Template;
+use crate::protocol::Template;
 
 #[derive(Subcommand)]
 pub enum ContainerCmd {

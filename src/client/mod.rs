@@ -1,6 +1,7 @@
 //! The container runtime: what a vendor builds into its software. It creates containers,
 //! writes requests, verifies and applies updates, writes receipts and checks licenses with
 //! no server. `online` drives the round trips against a server's JSON gateway.
+#[cfg(feature = "server")]
 pub mod cli;
 pub mod online;
 

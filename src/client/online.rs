@@ -2,11 +2,14 @@
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{cerr, hash_trait, unix_now, Applied, CResult, ClientError, Container};
-use crate::protocol::Trait;
-use crate::service::activation::{Confirmed, Issued, Template};
+use crate::protocol::{
+    ActivateRequest, Confirmed, Issued, ReactivateRequest, RestoreRequest, ReturnRequest, Template,
+    TicketInfo, Trait,
+};
 
 pub struct Gateway {
     base: String,
@@ -67,7 +70,7 @@ impl Gateway {
         }
     }
 
-    fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> CResult<T> {
+    fn post<T: DeserializeOwned>(&self, path: &str, body: impl Serialize) -> CResult<T> {
         Self::answer(
             self.agent
                 .post(&format!("{}{path}", self.base))
@@ -75,7 +78,7 @@ impl Gateway {
         )
     }
 
-    pub fn ticket(&self, code: &str) -> CResult<Value> {
+    pub fn ticket(&self, code: &str) -> CResult<TicketInfo> {
         Self::answer(
             self.agent
                 .get(&format!("{}/tickets/{code}", self.base))
@@ -92,7 +95,11 @@ impl Gateway {
     pub fn activate(&self, ticket: &str, licenses: &[i64], request: &str) -> CResult<Issued> {
         self.post(
             "/activate",
-            json!({"ticket": ticket, "licenses": licenses, "request": request}),
+            ActivateRequest {
+                ticket: ticket.into(),
+                licenses: licenses.to_vec(),
+                request: request.into(),
+            },
         )
     }
     pub fn receipt(&self, receipt: &str) -> CResult<Confirmed> {
@@ -101,7 +108,11 @@ impl Gateway {
     pub fn reactivate(&self, ticket: &str, licenses: &[i64], request: &str) -> CResult<Issued> {
         self.post(
             "/reactivate",
-            json!({"ticket": ticket, "licenses": licenses, "request": request}),
+            ReactivateRequest {
+                ticket: ticket.into(),
+                licenses: licenses.to_vec(),
+                request: request.into(),
+            },
         )
     }
     pub fn salt(&self, serial: &str) -> CResult<String> {
@@ -118,11 +129,21 @@ impl Gateway {
     pub fn restore(&self, old_serial: &str, request: &str, traits: &[Trait]) -> CResult<Issued> {
         self.post(
             "/restore",
-            json!({"old_serial": old_serial, "request": request, "traits": traits}),
+            RestoreRequest {
+                old_serial: old_serial.into(),
+                request: request.into(),
+                traits: traits.to_vec(),
+            },
         )
     }
     pub fn deactivate(&self, licenses: &[i64], request: &str) -> CResult<Issued> {
-        self.post("/return", json!({"licenses": licenses, "request": request}))
+        self.post(
+            "/return",
+            ReturnRequest {
+                licenses: licenses.to_vec(),
+                request: request.into(),
+            },
+        )
     }
     pub fn updates(&self, request: &str) -> CResult<Option<Issued>> {
         let v: Value = self.post("/updates", json!({"request": request}))?;
@@ -214,16 +235,11 @@ pub fn ensure_trust(gw: &Gateway, c: &mut Container, firm_code: i64) -> CResult<
 /// the firm's license template trusted.
 fn ticket_firm(gw: &Gateway, c: &mut Container, ticket: &str, licenses: &[i64]) -> CResult<i64> {
     let info = gw.ticket(ticket)?;
-    let firm_code = info["licenses"]
-        .as_array()
-        .and_then(|ls| {
-            ls.iter()
-                .find(|l| {
-                    licenses.is_empty()
-                        || licenses.contains(&l["license_id"].as_i64().unwrap_or(-1))
-                })
-                .and_then(|l| l["firm_code"].as_i64())
-        })
+    let firm_code = info
+        .licenses
+        .iter()
+        .find(|l| licenses.is_empty() || licenses.contains(&l.license_id))
+        .map(|l| l.firm_code)
         .ok_or_else(|| cerr("not_found", "the ticket has no such license"))?;
     ensure_trust(gw, c, firm_code)?;
     Ok(firm_code)

@@ -1,5 +1,17 @@
-//! Types and rules with no I/O.
+//! Types and rules with no I/O: who acts, what is sold, the states things are in, and the
+//! rules that decide (the update plan, how a contact and a receipt are judged, re-activation).
+//! Every rule is a function of values with table-driven unit tests.
+pub mod contact;
+mod options;
+pub mod reactivation;
+mod settings;
+mod states;
 pub mod ticket;
+pub mod update_plan;
+
+pub use options::{ItemOptions, UpdateEffect};
+pub use settings::{ActivationMode, ReactivationBehaviour, ReactivationPolicy, Settings};
+pub use states::{ApprovalState, ContainerState, LicenseState, UpdateState};
 
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +140,13 @@ impl ItemKind {
     }
 }
 
+impl TryFrom<String> for ItemKind {
+    type Error = Error;
+    fn try_from(s: String) -> Result<ItemKind> {
+        ItemKind::parse(&s)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerType {
@@ -154,162 +173,10 @@ impl ContainerType {
     }
 }
 
-/// The product item options a license carries into a container.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ItemOptions {
-    #[serde(default = "all_container_types")]
-    pub container_types: Vec<ContainerType>,
-    /// 0 = local single user, n = n floating users.
-    #[serde(default)]
-    pub license_quantity: u32,
-    #[serde(default)]
-    pub feature_map: u32,
-    #[serde(default)]
-    pub expiration_time: Option<chrono::DateTime<chrono::Utc>>,
-    /// Days from first use.
-    #[serde(default)]
-    pub usage_period_days: Option<u32>,
-    #[serde(default)]
-    pub activation_time: Option<chrono::DateTime<chrono::Utc>>,
-    /// Pay per use.
-    #[serde(default)]
-    pub unit_counter: Option<u32>,
-    #[serde(default)]
-    pub maintenance_period_days: Option<u32>,
-    #[serde(default)]
-    pub text: String,
-    #[serde(default)]
-    pub user_data: String,
-    #[serde(default)]
-    pub protected_data: String,
-    /// Whether a customer may return this license; unset follows the global setting.
-    #[serde(default)]
-    pub deactivation_allowed: Option<bool>,
-    /// Re-activation policy of this item; unset follows the global setting.
-    #[serde(default)]
-    pub reactivation: Option<ReactivationPolicy>,
-    /// What happens to the old container on re-activation; unset follows the global setting.
-    #[serde(default)]
-    pub reactivation_behaviour: Option<ReactivationBehaviour>,
-    #[serde(default)]
-    pub blocking_period_days: Option<u32>,
-    #[serde(default)]
-    pub self_service_count: Option<u32>,
-    /// For update items: what one unit does to each matching license.
-    #[serde(default)]
-    pub update: Option<UpdateEffect>,
-}
-
-/// What an update item changes in the licenses it matches (same firm and product code on
-/// the same ticket). A line's quantity multiplies the effect.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UpdateEffect {
-    /// Moves the expiration time later (from now, if the license had none).
-    pub extend_expiration_days: u32,
-    pub extend_maintenance_days: u32,
-    /// Bits added to the feature map.
-    pub add_features: u32,
-    /// Added to the license quantity (floating users).
-    pub add_quantity: u32,
-}
-
-impl UpdateEffect {
-    pub fn is_empty(&self) -> bool {
-        *self == UpdateEffect::default()
-    }
-
-    /// Applies `times` units of the effect to a license's options.
-    pub fn apply(&self, o: &mut ItemOptions, times: u32, now: chrono::DateTime<chrono::Utc>) {
-        if self.extend_expiration_days > 0 {
-            let days = i64::from(self.extend_expiration_days) * i64::from(times);
-            let from = o.expiration_time.unwrap_or(now).max(now);
-            o.expiration_time = Some(from + chrono::Duration::days(days));
-        }
-        if self.extend_maintenance_days > 0 {
-            let add = self.extend_maintenance_days.saturating_mul(times);
-            o.maintenance_period_days = Some(
-                o.maintenance_period_days
-                    .unwrap_or(0)
-                    .saturating_add(add)
-                    .min(36_500),
-            );
-        }
-        o.feature_map |= self.add_features;
-        o.license_quantity = o
-            .license_quantity
-            .saturating_add(self.add_quantity.saturating_mul(times))
-            .min(1_000_000);
-    }
-}
-
-fn all_container_types() -> Vec<ContainerType> {
-    vec![
-        ContainerType::Act,
-        ContainerType::Dongle,
-        ContainerType::Cloud,
-    ]
-}
-
-impl Default for ItemOptions {
-    fn default() -> Self {
-        serde_json::from_str("{}").expect("defaults")
-    }
-}
-
-impl ItemOptions {
-    pub fn validate(&self) -> Result<()> {
-        if self.container_types.is_empty() {
-            return Err(Error::invalid("container_types", "at least one is needed"));
-        }
-        if self.license_quantity > 1_000_000 {
-            return Err(Error::invalid("license_quantity", "at most 1000000"));
-        }
-        for (f, v) in [
-            ("usage_period_days", self.usage_period_days),
-            ("maintenance_period_days", self.maintenance_period_days),
-        ] {
-            if v.is_some_and(|d| d == 0 || d > 36_500) {
-                return Err(Error::invalid(f, "between 1 and 36500 days"));
-            }
-        }
-        if let (Some(a), Some(e)) = (self.activation_time, self.expiration_time) {
-            if a >= e {
-                return Err(Error::invalid(
-                    "activation_time",
-                    "must be before expiration_time",
-                ));
-            }
-        }
-        if self.blocking_period_days.is_some_and(|d| d > 3650) {
-            return Err(Error::invalid("blocking_period_days", "at most 3650"));
-        }
-        if self.self_service_count.is_some_and(|n| n > 1000) {
-            return Err(Error::invalid("self_service_count", "at most 1000"));
-        }
-        if let Some(u) = &self.update {
-            if u.is_empty() {
-                return Err(Error::invalid(
-                    "update",
-                    "an update effect must change something",
-                ));
-            }
-            for (f, v) in [
-                ("update.extend_expiration_days", u.extend_expiration_days),
-                ("update.extend_maintenance_days", u.extend_maintenance_days),
-            ] {
-                if v > 36_500 {
-                    return Err(Error::invalid(f, "at most 36500 days"));
-                }
-            }
-            if u.add_quantity > 1_000_000 {
-                return Err(Error::invalid("update.add_quantity", "at most 1000000"));
-            }
-        }
-        check_len("text", &self.text, MAX_TEXT)?;
-        check_len("user_data", &self.user_data, MAX_DATA)?;
-        check_len("protected_data", &self.protected_data, MAX_DATA)
+impl TryFrom<String> for ContainerType {
+    type Error = Error;
+    fn try_from(s: String) -> Result<ContainerType> {
+        ContainerType::parse(&s)
     }
 }
 
@@ -334,184 +201,4 @@ pub fn check_id(field: &str, value: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReactivationBehaviour {
-    None,
-    Blacklist,
-    Withdraw,
-}
-
-impl ReactivationBehaviour {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReactivationBehaviour::None => "none",
-            ReactivationBehaviour::Blacklist => "blacklist",
-            ReactivationBehaviour::Withdraw => "withdraw",
-        }
-    }
-}
-
-/// Whether a customer may activate a license into a new container without returning it
-/// from the old one (re-activation), or restore a whole container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReactivationPolicy {
-    Allowed,
-    /// Allowed once the blocking period since the last activation has passed; earlier
-    /// only with a person's approval.
-    AfterBlockingPeriod,
-    /// Every time only with a person's approval.
-    Approval,
-    Never,
-}
-
-/// The vendor's global settings, one set per firm code.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Settings {
-    pub deactivation_allowed: bool,
-    pub reactivation_behaviour: ReactivationBehaviour,
-    pub blocking_period_days: u32,
-    pub self_service_count: u32,
-    pub lock_item: Option<String>,
-    pub automatic_update_handling: bool,
-    pub duplicate_check: bool,
-    pub accept_externally_created_entries: bool,
-    /// 0 = no quota.
-    pub monthly_activation_quota: u32,
-    /// Ticket rule: all licenses of a ticket must be activated into one container.
-    pub single_container: bool,
-    /// Ticket rule: `all` activates every available license of a ticket at once,
-    /// `selected` the ones the customer picks.
-    pub activation_mode: ActivationMode,
-    /// How many fingerprint traits of an `act` container may change before it is invalid.
-    pub fingerprint_tolerance: u32,
-    /// How long an update may be applied after it was issued.
-    pub update_validity_days: u32,
-    /// Re-activation without a return (items may override it).
-    pub reactivation: ReactivationPolicy,
-    /// Restoring an `act` container on the same computer after a reinstall (`approval`
-    /// is not offered: allowed, after_blocking_period or never).
-    pub restore: ReactivationPolicy,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActivationMode {
-    All,
-    Selected,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            deactivation_allowed: true,
-            reactivation_behaviour: ReactivationBehaviour::Blacklist,
-            blocking_period_days: 0,
-            self_service_count: 1,
-            lock_item: None,
-            automatic_update_handling: true,
-            duplicate_check: true,
-            accept_externally_created_entries: false,
-            monthly_activation_quota: 0,
-            single_container: false,
-            activation_mode: ActivationMode::Selected,
-            fingerprint_tolerance: 2,
-            update_validity_days: 30,
-            reactivation: ReactivationPolicy::Allowed,
-            restore: ReactivationPolicy::Allowed,
-        }
-    }
-}
-
-impl Settings {
-    pub fn validate(&self) -> Result<()> {
-        if self.blocking_period_days > 3650 {
-            return Err(Error::invalid("blocking_period_days", "at most 3650"));
-        }
-        if self.self_service_count > 1000 {
-            return Err(Error::invalid("self_service_count", "at most 1000"));
-        }
-        if self.fingerprint_tolerance > 4 {
-            return Err(Error::invalid(
-                "fingerprint_tolerance",
-                "at most 4 of the 5 traits may change",
-            ));
-        }
-        if !(1..=365).contains(&self.update_validity_days) {
-            return Err(Error::invalid("update_validity_days", "between 1 and 365"));
-        }
-        if let Some(l) = &self.lock_item {
-            check_id("lock_item", l)?;
-        }
-        if self.restore == ReactivationPolicy::Approval {
-            return Err(Error::invalid(
-                "restore",
-                "must be allowed, after_blocking_period or never",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// License states (DESIGN.md, "License lifecycle").
-pub mod license_state {
-    pub const AVAILABLE: &str = "available";
-    /// An update adding it to a container was issued; no receipt has proved it yet.
-    pub const PENDING: &str = "pending";
-    /// A receipt proved it is in the container.
-    pub const ACTIVATED: &str = "activated";
-    /// An update removing it was issued; no receipt has proved it yet.
-    pub const RETURNING: &str = "returning";
-    /// Withdrawn by the vendor while in a container: an update deletes it there; the
-    /// receipt makes it `deleted`.
-    pub const WITHDRAWING: &str = "withdrawing";
-    /// Gone from its ticket for good (withdrawn, replaced, split or reset); the row stays
-    /// for its history.
-    pub const DELETED: &str = "deleted";
-}
-
-/// Container states.
-pub mod container_state {
-    pub const ACTIVE: &str = "active";
-    /// It showed a state the server never issued; automatic handling stopped.
-    pub const MANIPULATED: &str = "manipulated";
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn an_update_effect_extends_from_the_later_of_now_and_the_old_expiry() {
-        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
-        let effect = UpdateEffect {
-            extend_expiration_days: 365,
-            extend_maintenance_days: 30,
-            add_features: 4,
-            add_quantity: 2,
-        };
-        let mut o = ItemOptions {
-            feature_map: 1,
-            license_quantity: 5,
-            ..Default::default()
-        };
-        // No expiry yet: a year from now; the quantity of the line multiplies the effect.
-        effect.apply(&mut o, 2, now);
-        assert_eq!(o.expiration_time, Some(now + chrono::Duration::days(730)));
-        assert_eq!(o.maintenance_period_days, Some(60));
-        assert_eq!((o.feature_map, o.license_quantity), (5, 9));
-        // A future expiry is extended from itself, a past one from now.
-        let later = o.expiration_time.unwrap();
-        effect.apply(&mut o, 1, now);
-        assert_eq!(o.expiration_time, Some(later + chrono::Duration::days(365)));
-        o.expiration_time = Some(now - chrono::Duration::days(10));
-        effect.apply(&mut o, 1, now);
-        assert_eq!(o.expiration_time, Some(now + chrono::Duration::days(365)));
-        assert!(UpdateEffect::default().is_empty());
-    }
 }

@@ -6,8 +6,10 @@
 //! Parsing never panics on arbitrary input and refuses anything over `MAX_MESSAGE` bytes.
 pub mod crypto;
 pub mod messages;
+pub mod wire;
 
 pub use messages::*;
+pub use wire::*;
 
 use base64::Engine;
 use serde_json::Value;

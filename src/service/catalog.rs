@@ -379,27 +379,12 @@ pub async fn list_customers(core: &Core, actor: &Actor) -> Result<Vec<Customer>>
 pub async fn get_settings(core: &Core, actor: &Actor) -> Result<Settings> {
     actor.require(&[Role::Admin, Role::Support], "read settings")?;
     let firm = core.default_firm.id;
-    core.db.read(move |c| load_settings(c, firm)).await
+    core.db
+        .read(move |c| crate::store::settings::load(c, firm))
+        .await
 }
 
 /// The settings of a firm (defaults until someone changed them).
-pub fn load_settings(c: &mut crate::store::Conn, firm: i64) -> Result<Settings> {
-    let body = settings::table
-        .filter(settings::firm_id.eq(firm))
-        .select(settings::body)
-        .first::<String>(c)
-        .optional()?;
-    parse_settings(body)
-}
-
-/// Stored settings (none stored: the defaults).
-pub fn parse_settings(body: Option<String>) -> Result<Settings> {
-    match body {
-        Some(b) => serde_json::from_str(&b).map_err(|e| Error::internal(format!("settings: {e}"))),
-        None => Ok(Settings::default()),
-    }
-}
-
 pub async fn put_settings(core: &Core, actor: &Actor, new: Settings) -> Result<Settings> {
     actor.require(&[Role::Admin], "change settings")?;
     new.validate()?;

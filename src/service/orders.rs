@@ -10,11 +10,14 @@ use super::catalog::{upsert_customer, CustomerData};
 use super::{Core, Stats};
 use crate::domain::ticket::TicketCode;
 use crate::domain::{
-    check_id, check_len, license_state, Actor, ItemOptions, Role, UpdateEffect, MAX_LINES,
+    check_id, check_len, Actor, ItemKind, ItemOptions, LicenseState, Role, UpdateEffect, MAX_LINES,
     MAX_QUANTITY, MAX_TEXT,
 };
 use crate::error::{Error, Result};
 use crate::on_backend;
+use crate::store::items::{self as item_store, ItemRow};
+use crate::store::licenses::{self as license_store, Change, NewLicense};
+use crate::store::orders::{self as order_store, NewLine};
 use crate::store::schema::{customers, items, licenses, order_lines, orders, tickets};
 use crate::store::{is_unique_violation, Conn, Reused};
 
@@ -360,35 +363,6 @@ struct Resolved {
     effect: Option<UpdateEffect>,
 }
 
-/// An item as orders and replacements need it.
-#[derive(Queryable)]
-pub(super) struct ItemRow {
-    pub pk: i64,
-    pub firm_id: i64,
-    pub product_code: i64,
-    pub options: String,
-    pub kind: String,
-    pub active: bool,
-    pub name: String,
-}
-
-pub(super) fn item_by_id(c: &mut Conn, item_id: &str) -> Result<ItemRow> {
-    on_backend!(c, x => items::table
-        .filter(items::item_id.eq(item_id))
-        .select((
-            items::id,
-            items::firm_id,
-            items::product_code,
-            items::options,
-            items::kind,
-            items::active,
-            items::name,
-        ))
-        .first(x)
-        .optional())?
-    .ok_or_else(|| Error::not_found("item", item_id))
-}
-
 fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
     let mut out = Vec::with_capacity(lines.len());
     for (i, l) in lines.iter().enumerate() {
@@ -400,20 +374,20 @@ fn resolve_items(c: &mut Conn, lines: &[OrderLine]) -> Result<Vec<Resolved>> {
             kind,
             active,
             name,
-        } = item_by_id(c, &l.item_id)?;
+        } = item_store::by_item_id(c, &l.item_id)?;
         if !active {
             return Err(Error::invalid(
                 format!("lines[{i}].item_id"),
                 format!("item {} is not for sale", l.item_id),
             ));
         }
-        if kind == "lock" {
+        if kind == ItemKind::Lock {
             return Err(Error::invalid(
                 format!("lines[{i}].item_id"),
                 "the lock item cannot be ordered",
             ));
         }
-        let effect = if kind == "update" {
+        let effect = if kind == ItemKind::Update {
             let o: ItemOptions = serde_json::from_str(&options)
                 .map_err(|e| Error::internal(format!("item {} options: {e}", l.item_id)))?;
             Some(o.update.unwrap_or_default())
@@ -445,18 +419,16 @@ fn insert_lines(
     let now = super::now();
     let mut made = Vec::with_capacity(resolved.len());
     for (pos, r) in resolved.iter().enumerate() {
-        let line_id: i64 = on_backend!(c, x => Reused(
-            diesel::insert_into(order_lines::table)
-                .values((
-                    order_lines::order_id.eq(order_id),
-                    order_lines::batch_key.eq(batch),
-                    order_lines::position.eq(pos as i32 + 1),
-                    order_lines::item_id.eq(r.item_pk),
-                    order_lines::quantity.eq(r.quantity),
-                ))
-                .returning(order_lines::id),
-        )
-        .get_result(x))?;
+        let line_id = order_store::insert_line(
+            c,
+            &NewLine {
+                order_id,
+                batch_key: batch,
+                position: pos as i32 + 1,
+                item_pk: r.item_pk,
+                quantity: r.quantity,
+            },
+        )?;
         if let Some(effect) = &r.effect {
             apply_update_item(c, actor, ticket_id, pos, r, effect, now)?;
             made.push(vec![]);
@@ -470,11 +442,11 @@ fn insert_lines(
             firm_id: r.firm_id,
             product_code: r.product_code,
             options: &r.options,
-            state: license_state::AVAILABLE,
+            state: LicenseState::Available,
             serial: None,
         };
         for _ in 0..r.quantity {
-            ids.push(insert_license(c, &new, now)?);
+            ids.push(license_store::insert(c, &new, now)?);
         }
         made.push(ids);
     }
@@ -493,14 +465,7 @@ fn apply_update_item(
     effect: &UpdateEffect,
     now: chrono::NaiveDateTime,
 ) -> Result<()> {
-    let matching: Vec<(i64, String, i32)> = licenses::table
-        .filter(licenses::ticket_id.eq(ticket_id))
-        .filter(licenses::firm_id.eq(r.firm_id))
-        .filter(licenses::product_code.eq(r.product_code))
-        .filter(licenses::state.ne_all([license_state::DELETED, license_state::WITHDRAWING]))
-        .select((licenses::id, licenses::options, licenses::version))
-        .order(licenses::id.asc())
-        .load(c)?;
+    let matching = license_store::matching_product(c, ticket_id, r.firm_id, r.product_code)?;
     if matching.is_empty() {
         return Err(Error::invalid(
             format!("lines[{pos}].item_id"),
@@ -510,26 +475,16 @@ fn apply_update_item(
             ),
         ));
     }
-    for (id, options, version) in matching {
-        let mut o: ItemOptions = serde_json::from_str(&options)
-            .map_err(|e| Error::internal(format!("license {id} options: {e}")))?;
+    for l in matching {
+        let mut o = l.options()?;
         effect.apply(&mut o, r.quantity as u32, now.and_utc());
-        let n = diesel::update(
-            licenses::table
-                .filter(licenses::id.eq(id))
-                .filter(licenses::version.eq(version)),
-        )
-        .set((
-            licenses::options.eq(serde_json::to_string(&o).expect("options")),
-            licenses::version.eq(version + 1),
-            licenses::updated_at.eq(now),
-        ))
-        .execute(c)?;
-        if n == 0 {
-            return Err(Error::Conflict(format!(
-                "license {id} was changed by another request at the same time"
-            )));
-        }
+        let options = serde_json::to_string(&o).expect("options");
+        let set = Change {
+            options: Some(&options),
+            ..Change::default()
+        };
+        license_store::change(c, l.id, l.state, l.version, set, now)?;
+        let id = l.id;
         audit::record(
             actor,
             Event {
@@ -541,44 +496,6 @@ fn apply_update_item(
         )?;
     }
     Ok(())
-}
-
-/// A license row to insert.
-pub(super) struct NewLicense<'a> {
-    pub ticket_id: i64,
-    pub order_line_id: i64,
-    pub item_pk: i64,
-    pub firm_id: i64,
-    pub product_code: i64,
-    pub options: &'a str,
-    pub state: &'a str,
-    pub serial: Option<&'a str>,
-}
-
-pub(super) fn insert_license(
-    c: &mut Conn,
-    l: &NewLicense,
-    now: chrono::NaiveDateTime,
-) -> Result<i64> {
-    Ok(
-        on_backend!(c, x => Reused(diesel::insert_into(licenses::table)
-        .values((
-            licenses::ticket_id.eq(l.ticket_id),
-            licenses::order_line_id.eq(l.order_line_id),
-            licenses::item_id.eq(l.item_pk),
-            licenses::firm_id.eq(l.firm_id),
-            licenses::product_code.eq(l.product_code),
-            licenses::options.eq(l.options),
-            licenses::state.eq(l.state),
-            licenses::serial.eq(l.serial),
-            licenses::generation.eq(1),
-            licenses::version.eq(1),
-            licenses::created_at.eq(now),
-            licenses::updated_at.eq(now),
-        ))
-        .returning(licenses::id))
-        .get_result(x))?,
-    )
 }
 
 fn load_order(c: &mut Conn, order_id: i64, created: bool) -> Result<OrderView> {
@@ -719,7 +636,7 @@ async fn ticket_view(
                 .filter(licenses::ticket_id.eq(tid))
                 .filter(
                     licenses::state
-                        .ne(license_state::DELETED)
+                        .ne(LicenseState::Deleted.as_str())
                         .or(licenses::id.eq(keep.unwrap_or(-1))),
                 )
                 .select((

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::Core;
 use crate::domain::ticket::TicketCode;
-use crate::domain::{check_id, license_state as ls, Actor, ItemOptions, Role};
+use crate::domain::{check_id, Actor, ItemOptions, LicenseState, Role};
 use crate::error::{Error, Result};
 use crate::store::schema::{
     activation_counts, blacklist, containers, customers, events, firms, items, licenses, settings,
@@ -304,7 +304,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                 .ok_or_else(|| Error::not_found("ticket", &code))?;
             let rows: Vec<LicenseLine> = license_query!()
                 .filter(licenses::ticket_id.eq(tid))
-                .filter(licenses::state.ne(ls::DELETED))
+                .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
                 .load(c)?;
             Table {
                 report: "ticket-licenses",
@@ -317,7 +317,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
             // The expiration time lives in the license options; licenses without one
             // never expire, so only those naming one are read.
             let rows: Vec<LicenseLine> = license_query!()
-                .filter(licenses::state.ne(ls::DELETED))
+                .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
                 .filter(licenses::options.like("%\"expiration_time\":\"%"))
                 .load(c)?;
             let mut out = vec![];
@@ -338,7 +338,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
         }
         Report::NeverActivated => {
             let rows: Vec<LicenseLine> = license_query!()
-                .filter(licenses::state.eq(ls::AVAILABLE))
+                .filter(licenses::state.eq(LicenseState::Available.as_str()))
                 .filter(licenses::activated_at.is_null())
                 .filter(licenses::generation.eq(1))
                 .load(c)?;
@@ -369,7 +369,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
             let serials: Vec<&String> = rows.iter().map(|r| &r.0).collect();
             let counts: Vec<(Option<String>, i64)> = licenses::table
                 .filter(licenses::serial.eq_any(&serials))
-                .filter(licenses::state.ne(ls::DELETED))
+                .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
                 .group_by(licenses::serial)
                 .select((licenses::serial, diesel::dsl::count_star()))
                 .load(c)?;
@@ -538,7 +538,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
             let mut months: std::collections::BTreeMap<(i64, String), (i64, i64, u32)> =
                 Default::default();
             for (firm_code, month, n, refused, body) in rows {
-                let quota = super::catalog::parse_settings(body)?.monthly_activation_quota;
+                let quota = crate::store::settings::parse(body)?.monthly_activation_quota;
                 let m = months.entry((firm_code, month)).or_insert((0, 0, quota));
                 m.0 += n;
                 m.1 += refused;

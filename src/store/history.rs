@@ -199,3 +199,19 @@ pub(super) fn append(conn: &mut Conn) -> Result<()> {
 pub(super) fn end() {
     PENDING.with(|p| *p.borrow_mut() = None);
 }
+
+/// How many events `action` concern `serial` after `since`.
+pub fn count_since(
+    c: &mut Conn,
+    serial: &str,
+    action: &str,
+    since: chrono::NaiveDateTime,
+) -> Result<i64> {
+    use super::schema::events;
+    Ok(events::table
+        .filter(events::serial.eq(serial))
+        .filter(events::action.eq(action))
+        .filter(events::at.gt(since))
+        .count()
+        .get_result(c)?)
+}

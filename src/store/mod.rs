@@ -1,7 +1,26 @@
 //! Storage: one pool of readers and one writer thread that commits the writes of many
 //! concurrent requests in one transaction (group commit), on SQLite or PostgreSQL.
+//!
+//! Named queries live in one file per table family; services call them and build no diesel
+//! queries of their own.
+pub mod approvals;
+pub mod blacklist;
+pub mod contact;
+pub mod containers;
+pub mod customers;
+pub mod firms;
 pub mod history;
+pub mod items;
+pub mod licenses;
+pub mod mirrors;
+pub mod orders;
+pub mod quota;
+pub mod requests;
 pub mod schema;
+pub mod settings;
+pub mod tickets;
+pub mod updates;
+pub mod withdrawals;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -708,6 +727,16 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
         e,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+/// The outcome of an insert that another writer may have made first (the same key at the
+/// same time): a unique violation asks for the whole write to run again (`Error::Retry`),
+/// which then finds the other writer's row.
+pub fn unique_or_retry<T>(r: diesel::QueryResult<T>) -> Result<T> {
+    match r {
+        Err(e) if is_unique_violation(&e) => Err(Error::Retry),
+        r => Ok(r?),
+    }
 }
 
 /// Reads the audit chain head. Writers hold its row lock for the whole group transaction

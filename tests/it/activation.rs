@@ -69,9 +69,22 @@ fn online_activation_round_trip_then_the_license_checks_offline() {
     let app = TestApp::start();
     let gw = Gateway::new(&app.base);
     let (ticket, ids) = ticket_with(&app, "A-1", "SNP-SINGLE", 2);
-    let info = gw.ticket(&ticket.to_lowercase().replace('-', "")).unwrap();
+    // The gateway's JSON, as any activation wizard reads it (any case, dashes optional).
+    let path = format!(
+        "/api/v1/gateway/tickets/{}",
+        ticket.to_lowercase().replace('-', "")
+    );
+    let (s, info) = app.call("GET", &path, None, None);
+    assert_eq!(s, 200, "{info}");
     assert_eq!(info["licenses"].as_array().unwrap().len(), 2);
     assert_eq!(info["licenses"][0]["state"], "available");
+    // And as the client runtime reads it.
+    let typed = gw.ticket(&ticket).unwrap();
+    assert_eq!(typed.licenses.len(), 2);
+    assert_eq!(
+        typed.licenses[0].state,
+        licentia::domain::LicenseState::Available
+    );
 
     let mut c = new_act(&gw);
     let done = online::activate(&gw, &mut c, &ticket, &[ids[0]], &mut keep).unwrap();
@@ -588,7 +601,12 @@ fn ticket_rules_decide_what_may_be_activated_and_returned() {
     assert_eq!(s, 201, "{v}");
     let ticket = v["ticket"].as_str().unwrap().to_string();
     let ids = license_ids(&app, &ticket);
-    let info = gw.ticket(&ticket).unwrap();
+    let (_, info) = app.call(
+        "GET",
+        &format!("/api/v1/gateway/tickets/{ticket}"),
+        None,
+        None,
+    );
     assert_eq!(
         (
             info["activation_mode"].as_str(),

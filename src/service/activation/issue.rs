@@ -1,0 +1,225 @@
+//! Making an update: from what the container last confirmed to what the server wants it to
+//! hold (`domain::update_plan` says which operation each license needs). The update is
+//! recorded in the write; it is signed and encrypted after the commit (`Prepared::seal`), so
+//! the writer does no cryptography.
+use std::sync::Arc;
+
+use base64::Engine;
+
+use super::{Contact, FirmSigner};
+use crate::domain::update_plan::{lock_step, step, Held, LockStep, Step};
+use crate::domain::Actor;
+use crate::error::{Error, Result};
+use crate::protocol::{self, Context, Entry, Issued, Op, SignedEntry, UpdateBody};
+use crate::service::audit::{self, Event};
+use crate::store::licenses::{self, LicRow};
+use crate::store::updates::{self, NewUpdate};
+use crate::store::{withdrawals, Conn};
+
+/// Makes the update that brings the container from its confirmed state to what the server
+/// wants it to hold: pending licenses added, returning and withdrawn ones deleted, changed
+/// ones changed; for a blacklisted container only the lock. `None` when nothing is to do.
+pub(in crate::service) fn issue(
+    c: &mut Conn,
+    actor: &Actor,
+    k: &Contact,
+    ctx: &Context,
+) -> Result<Option<Prepared>> {
+    issue_with(c, actor, k, ctx, None)
+}
+
+/// `issue` for a request that must produce an update (it just made licenses outstanding).
+pub(in crate::service) fn issue_required(
+    c: &mut Conn,
+    actor: &Actor,
+    k: &Contact,
+    ctx: &Context,
+) -> Result<Prepared> {
+    required(issue(c, actor, k, ctx)?)
+}
+
+pub(super) fn required(p: Option<Prepared>) -> Result<Prepared> {
+    p.ok_or_else(|| Error::internal("the request made no update"))
+}
+
+/// `issue` with the container's outstanding licenses already read, when the request read
+/// them with the licenses it names.
+pub(super) fn issue_with(
+    c: &mut Conn,
+    actor: &Actor,
+    k: &Contact,
+    ctx: &Context,
+    outstanding: Option<Vec<LicRow>>,
+) -> Result<Option<Prepared>> {
+    let serial = &k.cont.serial;
+    let held = &k.mirror.content;
+    let mut ops = vec![];
+    let (mut added, mut changed, mut deleted) = (vec![], vec![], vec![]);
+    let lock = lock_step(k.blacklisted.is_some(), held.locked);
+    let locking = lock == LockStep::LockOnly;
+    // An update is needed even with nothing to send when it voids one still outstanding.
+    let mut settle = false;
+    if locking {
+        ops.push(Op::Lock);
+    } else {
+        if lock == LockStep::Unlock {
+            ops.push(Op::Unlock);
+        }
+        let rows = match outstanding {
+            Some(rows) => rows,
+            None => licenses::outstanding_in(c, serial, k.firm_id)?,
+        };
+        for l in &rows {
+            let entry = l.entry(serial, ctx.firm_code)?;
+            let have = match held.entries.get(&l.id) {
+                None => Held::No,
+                Some(h) if *h == entry => Held::Same,
+                Some(_) => Held::Differs,
+            };
+            match step(l.state, have) {
+                Step::Add => {
+                    ops.push(Op::Add { entry });
+                    added.push(l.id);
+                }
+                Step::Readd => {
+                    ops.push(Op::Change { entry });
+                    added.push(l.id);
+                }
+                Step::Change => {
+                    ops.push(Op::Change { entry });
+                    changed.push(l.id);
+                }
+                Step::Delete => {
+                    ops.push(Op::Delete { license_id: l.id });
+                    deleted.push(l.id);
+                }
+                Step::Settle => settle = true,
+                Step::Nothing => {}
+            }
+        }
+        // Entries of licenses that live elsewhere now: deleted where a withdrawal says so.
+        let foreign: Vec<i64> = held
+            .entries
+            .keys()
+            .filter(|id| !rows.iter().any(|l| l.id == **id))
+            .copied()
+            .collect();
+        if !foreign.is_empty() {
+            for id in withdrawals::pending(c, k.cont.id, k.firm_id, &foreign)? {
+                ops.push(Op::Delete { license_id: id });
+                deleted.push(id);
+            }
+        }
+    }
+    if ops.is_empty() && !settle {
+        return Ok(None);
+    }
+    let mut after = held.clone();
+    after
+        .apply(&ops)
+        .map_err(|e| Error::internal(format!("update does not fit the mirror: {e}")))?;
+    let digest_after = after.digest();
+    let now = crate::service::now();
+    let expires_at = now + chrono::Duration::days(i64::from(k.settings.update_validity_days));
+    let counter_to = k.mirror.counter + 1;
+    let changes = serde_json::json!({"added": added, "changed": changed, "deleted": deleted,
+        "locked": locking});
+    let update_id = updates::insert_issued(
+        c,
+        &NewUpdate {
+            container_id: k.cont.id,
+            firm_id: k.firm_id,
+            counter_from: k.mirror.counter,
+            counter_to,
+            digest_after: &digest_after,
+            content_after: &serde_json::to_string(&after).expect("content"),
+            changes: &changes.to_string(),
+            fulfils: &ctx.nonce,
+            expires_at,
+        },
+        now,
+    )?;
+    let body = UpdateBody {
+        kind: "update".into(),
+        v: protocol::VERSION,
+        update_id,
+        serial: serial.clone(),
+        firm_code: ctx.firm_code,
+        counter_from: k.mirror.counter as u64,
+        counter_to: counter_to as u64,
+        container_key: ctx.container_key_id(),
+        issued_at: now.and_utc().timestamp(),
+        expires_at: expires_at.and_utc().timestamp(),
+        fulfils: ctx.nonce.clone(),
+        keys: k.signer.endorsements_for(&ctx.known_keys),
+        ops: vec![],
+    };
+    let recipient = base64::engine::general_purpose::STANDARD
+        .decode(&k.cont.enc_key)
+        .map_err(|e| Error::internal(format!("container key: {e}")))?;
+    audit::record(
+        actor,
+        Event {
+            action: "update.issued",
+            serial: Some(serial),
+            details: serde_json::json!({"update_id": update_id, "firm_code": ctx.firm_code,
+                "counter_from": k.mirror.counter, "counter_to": counter_to,
+                "added": added, "changed": changed, "deleted": deleted, "locked": locking}),
+            ..Default::default()
+        },
+    )?;
+    Ok(Some(Prepared {
+        issued: Issued {
+            serial: serial.clone(),
+            firm_code: ctx.firm_code,
+            update_id,
+            counter_from: k.mirror.counter,
+            counter_to,
+            expires_at,
+            added,
+            changed,
+            deleted,
+            locked: locking,
+            update: String::new(),
+        },
+        body,
+        ops,
+        signer: k.signer.clone(),
+        recipient,
+    }))
+}
+
+/// An update written to the database, still to be signed and encrypted.
+pub(in crate::service) struct Prepared {
+    issued: Issued,
+    body: UpdateBody,
+    ops: Vec<Op<Entry>>,
+    signer: Arc<FirmSigner>,
+    recipient: Vec<u8>,
+}
+
+impl Prepared {
+    pub(super) fn update_id(&self) -> i64 {
+        self.issued.update_id
+    }
+
+    pub(super) fn seal(self) -> Result<Issued> {
+        let key = &self.signer.key;
+        let sign = |e: Entry| SignedEntry::sign(e, key);
+        let mut body = self.body;
+        body.ops = self
+            .ops
+            .into_iter()
+            .map(|op| match op {
+                Op::Add { entry } => Op::Add { entry: sign(entry) },
+                Op::Change { entry } => Op::Change { entry: sign(entry) },
+                Op::Delete { license_id } => Op::Delete { license_id },
+                Op::Lock => Op::Lock,
+                Op::Unlock => Op::Unlock,
+            })
+            .collect();
+        let mut issued = self.issued;
+        issued.update = protocol::write_update(&body, key, &self.recipient)?;
+        Ok(issued)
+    }
+}
