@@ -15,3 +15,4 @@ mod orders;
 mod protocol;
 mod resilience;
 mod soap;
+mod soap_golden;
