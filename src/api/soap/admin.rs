@@ -1,270 +1,337 @@
-//! The Admin service's codec: containers, approvals, customers, users, items, settings.
-use super::codec::{boolean, iso, long, need, opt_long};
-use super::envelope::El;
-use crate::domain::Actor;
-use crate::error::Error;
-use crate::service::catalog::CustomerData;
-use crate::service::connectors::esc;
-use crate::service::users;
-use crate::service::Core;
+//! The Admin service's codec (`xsd/licentia-admin-v1.xsd`): containers, approvals,
+//! customers, users, items, settings. Requests and responses are the XSD's elements as types,
+//! (de)serialised with yaserde; typed values are read by `codec`, and an item's `Options` and
+//! the `Settings` by the tables of `typed` (see there for why).
+use yaserde::{YaDeserialize, YaSerialize};
 
-fn approval_xml(a: &crate::service::lifecycle::ApprovalView) -> String {
-    format!(
-        "<a:Approval><a:ApprovalId>{}</a:ApprovalId><a:Kind>{}</a:Kind>{}<a:OldSerial>{}\
-         </a:OldSerial><a:Serial>{}</a:Serial><a:Why>{}</a:Why><a:State>{}</a:State>\
-         <a:RequestedAt>{}</a:RequestedAt>{}<a:Reason>{}</a:Reason></a:Approval>",
-        a.approval_id,
-        esc(&a.kind),
-        a.license_id
-            .map(|l| format!("<a:LicenseId>{l}</a:LicenseId>"))
-            .unwrap_or_default(),
-        esc(&a.old_serial),
-        esc(&a.serial),
-        esc(&a.why),
-        esc(&a.state),
-        iso(a.requested_at),
-        a.decided_by
-            .as_ref()
-            .map(|d| format!("<a:DecidedBy>{}</a:DecidedBy>", esc(d)))
-            .unwrap_or_default(),
-        esc(&a.reason)
-    )
+use super::codec::{boolean, decode, encode, iso, long, need, opt, opt_boolean, opt_long, Text};
+use super::envelope::El;
+use super::typed::{typed_json, Typed, OPTIONS, SETTINGS};
+use crate::domain::{Actor, ItemKind, ItemOptions, Role, Settings};
+use crate::error::Error;
+use crate::service::catalog::{self, CustomerData};
+use crate::service::lifecycle::{self, ApprovalView};
+use crate::service::{activation, users, Core};
+
+/// The prefix the types below give the service's namespace.
+const P: &str = "a";
+
+// ---- requests ----
+
+/// `BlacklistContainer`, `RemoveFromBlacklist`, `ResetContainer`, `AssignContainer`,
+/// `PushLicense`: a container by its serial, and what each names beside it.
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct Container {
+    #[yaserde(prefix = "a", rename = "Serial")]
+    serial: String,
+    #[yaserde(prefix = "a", rename = "Description")]
+    description: Option<String>,
+    #[yaserde(prefix = "a", rename = "Reason")]
+    reason: Option<String>,
+    #[yaserde(prefix = "a", rename = "CustomerId")]
+    customer_id: Option<String>,
+    #[yaserde(prefix = "a", rename = "LicenseId")]
+    license_id: Option<String>,
+    #[yaserde(prefix = "a", rename = "FirmCode")]
+    firm_code: Option<String>,
 }
 
-fn role(op: &El) -> Result<Option<crate::domain::Role>, Error> {
-    op.text_of("Role")
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "ListApprovals", prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct ListApprovals {
+    #[yaserde(prefix = "a", rename = "State")]
+    state: Option<String>,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "DecideApproval", prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct DecideApproval {
+    #[yaserde(prefix = "a", rename = "ApprovalId")]
+    approval_id: String,
+    #[yaserde(prefix = "a", rename = "Approve")]
+    approve: String,
+    #[yaserde(prefix = "a", rename = "Reason")]
+    reason: Option<String>,
+}
+
+/// `PutCustomer` and `GetCustomer`.
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct CustomerIn {
+    #[yaserde(prefix = "a", rename = "ExternalId")]
+    external_id: String,
+    #[yaserde(prefix = "a", rename = "Name")]
+    name: Option<String>,
+    #[yaserde(prefix = "a", rename = "Email")]
+    email: Option<String>,
+    #[yaserde(prefix = "a", rename = "Locale")]
+    locale: Option<String>,
+}
+
+/// `AddUser` and `ChangeUser`.
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct UserIn {
+    #[yaserde(prefix = "a", rename = "Username")]
+    username: String,
+    #[yaserde(prefix = "a", rename = "Password")]
+    password: Option<String>,
+    #[yaserde(prefix = "a", rename = "Role")]
+    role: Option<String>,
+    #[yaserde(prefix = "a", rename = "Active")]
+    active: Option<String>,
+}
+
+/// `GetItem`, `CreateItem` and `ChangeItem`; their `Options` are read by `typed`.
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct ItemIn {
+    #[yaserde(prefix = "a", rename = "ItemId")]
+    item_id: String,
+    #[yaserde(prefix = "a", rename = "Version")]
+    version: Option<String>,
+    #[yaserde(prefix = "a", rename = "Name")]
+    name: Option<String>,
+    #[yaserde(prefix = "a", rename = "Kind")]
+    kind: Option<String>,
+    #[yaserde(prefix = "a", rename = "FirmCode")]
+    firm_code: Option<String>,
+    #[yaserde(prefix = "a", rename = "ProductCode")]
+    product_code: Option<String>,
+    #[yaserde(prefix = "a", rename = "Active")]
+    active: Option<String>,
+}
+
+// ---- responses ----
+
+/// `BlacklistContainerResponse`, `RemoveFromBlacklistResponse`, `AssignContainerResponse`.
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct SerialResponse {
+    #[yaserde(prefix = "a", rename = "Serial")]
+    serial: Text,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "ResetContainerResponse", prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct ResetContainerResponse {
+    #[yaserde(prefix = "a", rename = "DeletedLicenseId")]
+    deleted_license_id: Vec<i64>,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "PushLicenseResponse", prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct PushLicenseResponse {
+    #[yaserde(prefix = "a", rename = "Queued")]
+    queued: bool,
+}
+
+/// `ListApprovalsResponse` (any number) and `DecideApprovalResponse` (one).
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct Approvals {
+    #[yaserde(prefix = "a", rename = "Approval")]
+    approval: Vec<Approval>,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "Approval", prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct Approval {
+    #[yaserde(prefix = "a", rename = "ApprovalId")]
+    approval_id: i64,
+    #[yaserde(prefix = "a", rename = "Kind")]
+    kind: Text,
+    #[yaserde(prefix = "a", rename = "LicenseId")]
+    license_id: Option<i64>,
+    #[yaserde(prefix = "a", rename = "OldSerial")]
+    old_serial: Text,
+    #[yaserde(prefix = "a", rename = "Serial")]
+    serial: Text,
+    #[yaserde(prefix = "a", rename = "Why")]
+    why: Text,
+    #[yaserde(prefix = "a", rename = "State")]
+    state: Text,
+    /// xs:dateTime, written by `iso` (yaserde has no date type).
+    #[yaserde(prefix = "a", rename = "RequestedAt")]
+    requested_at: Text,
+    #[yaserde(prefix = "a", rename = "DecidedBy")]
+    decided_by: Option<Text>,
+    #[yaserde(prefix = "a", rename = "Reason")]
+    reason: Text,
+}
+
+impl From<&ApprovalView> for Approval {
+    fn from(a: &ApprovalView) -> Approval {
+        Approval {
+            approval_id: a.approval_id,
+            kind: (&a.kind).into(),
+            license_id: a.license_id,
+            old_serial: (&a.old_serial).into(),
+            serial: (&a.serial).into(),
+            why: (&a.why).into(),
+            state: (&a.state).into(),
+            requested_at: iso(a.requested_at).into(),
+            decided_by: a.decided_by.as_ref().map(Text::from),
+            reason: (&a.reason).into(),
+        }
+    }
+}
+
+/// `PutCustomerResponse` and `GetCustomerResponse`.
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct CustomerResponse {
+    #[yaserde(prefix = "a", rename = "Customer")]
+    customer: Customer,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "Customer", prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct Customer {
+    #[yaserde(prefix = "a", rename = "ExternalId")]
+    external_id: Text,
+    #[yaserde(prefix = "a", rename = "Name")]
+    name: Text,
+    #[yaserde(prefix = "a", rename = "Email")]
+    email: Text,
+    #[yaserde(prefix = "a", rename = "Locale")]
+    locale: Text,
+}
+
+impl From<&catalog::Customer> for CustomerResponse {
+    fn from(c: &catalog::Customer) -> CustomerResponse {
+        CustomerResponse {
+            customer: Customer {
+                external_id: (&c.external_id).into(),
+                name: (&c.name).into(),
+                email: (&c.email).into(),
+                locale: (&c.locale).into(),
+            },
+        }
+    }
+}
+
+/// `ListUsersResponse` (any number) and `AddUserResponse`, `ChangeUserResponse` (one).
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct Users {
+    #[yaserde(prefix = "a", rename = "User")]
+    user: Vec<User>,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "User", prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct User {
+    #[yaserde(prefix = "a", rename = "Username")]
+    username: Text,
+    #[yaserde(prefix = "a", rename = "Role")]
+    role: Text,
+    #[yaserde(prefix = "a", rename = "Active")]
+    active: bool,
+}
+
+impl From<&[users::User]> for Users {
+    fn from(list: &[users::User]) -> Users {
+        Users {
+            user: list
+                .iter()
+                .map(|u| User {
+                    username: (&u.username).into(),
+                    role: (&u.role).into(),
+                    active: u.active,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `ListItemsResponse` (any number) and `GetItemResponse`, `CreateItemResponse`,
+/// `ChangeItemResponse` (one).
+#[derive(YaSerialize)]
+#[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct Items {
+    #[yaserde(prefix = "a", rename = "Item")]
+    item: Vec<Item>,
+}
+
+#[derive(YaSerialize)]
+#[yaserde(rename = "Item", prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct Item {
+    #[yaserde(prefix = "a", rename = "ItemId")]
+    item_id: Text,
+    #[yaserde(prefix = "a", rename = "Name")]
+    name: Text,
+    #[yaserde(prefix = "a", rename = "Kind")]
+    kind: Text,
+    #[yaserde(prefix = "a", rename = "FirmCode")]
+    firm_code: i64,
+    #[yaserde(prefix = "a", rename = "ProductCode")]
+    product_code: i64,
+    #[yaserde(prefix = "a", rename = "Active")]
+    active: bool,
+    #[yaserde(prefix = "a", rename = "Version")]
+    version: i32,
+    #[yaserde(prefix = "a", rename = "Options")]
+    options: Typed,
+}
+
+impl From<&[catalog::Item]> for Items {
+    fn from(list: &[catalog::Item]) -> Items {
+        Items {
+            item: list
+                .iter()
+                .map(|i| Item {
+                    item_id: (&i.item_id).into(),
+                    name: (&i.name).into(),
+                    kind: i.kind.as_str().into(),
+                    firm_code: i.firm_code,
+                    product_code: i.product_code,
+                    active: i.active,
+                    version: i.version,
+                    options: Typed {
+                        value: serde_json::to_value(&i.options).unwrap_or_default(),
+                        table: OPTIONS,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GetSettingsResponse` and `PutSettingsResponse`.
+#[derive(YaSerialize)]
+#[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct SettingsResponse {
+    #[yaserde(prefix = "a", rename = "Settings")]
+    settings: Typed,
+}
+
+impl From<&Settings> for SettingsResponse {
+    fn from(s: &Settings) -> SettingsResponse {
+        SettingsResponse {
+            settings: Typed {
+                value: serde_json::to_value(s).unwrap_or_default(),
+                table: SETTINGS,
+            },
+        }
+    }
+}
+
+// ---- operations ----
+
+fn role(path: &str, v: &Option<String>) -> Result<Option<Role>, Error> {
+    opt(v)
         .map(|r| {
-            crate::domain::Role::parse(&r).map_err(|_| {
-                Error::invalid(
-                    format!("{}/Role", op.name),
-                    format!("{r:?} is not admin, sales, support or erp"),
-                )
+            Role::parse(&r).map_err(|_| {
+                Error::invalid(path, format!("{r:?} is not admin, sales, support or erp"))
             })
         })
         .transpose()
 }
 
-fn customer_xml(c: &crate::service::catalog::Customer) -> String {
-    format!(
-        "<a:Customer><a:ExternalId>{}</a:ExternalId><a:Name>{}</a:Name><a:Email>{}</a:Email>\
-         <a:Locale>{}</a:Locale></a:Customer>",
-        esc(&c.external_id),
-        esc(&c.name),
-        esc(&c.email),
-        esc(&c.locale)
-    )
-}
-
-fn user_xml(u: &users::User) -> String {
-    format!(
-        "<a:User><a:Username>{}</a:Username><a:Role>{}</a:Role><a:Active>{}</a:Active></a:User>",
-        esc(&u.username),
-        esc(&u.role),
-        u.active
-    )
-}
-
-/// How a field of a typed element (item options, settings) is read and written.
-#[derive(Clone, Copy)]
-enum Ty {
-    Int,
-    Bool,
-    Str,
-    Time,
-    Enum(&'static [&'static str]),
-    /// Repeated element, each an enumeration value.
-    List(&'static [&'static str]),
-    Obj(&'static [(&'static str, &'static str, Ty)]),
-}
-
-const POLICIES: &[&str] = &["allowed", "after_blocking_period", "approval", "never"];
-const BEHAVIOURS: &[&str] = &["none", "blacklist", "withdraw"];
-
-/// Item options: element, JSON field, type.
-const OPTIONS: &[(&str, &str, Ty)] = &[
-    (
-        "ContainerType",
-        "container_types",
-        Ty::List(&["act", "dongle", "cloud"]),
-    ),
-    ("LicenseQuantity", "license_quantity", Ty::Int),
-    ("FeatureMap", "feature_map", Ty::Int),
-    ("ExpirationTime", "expiration_time", Ty::Time),
-    ("UsagePeriodDays", "usage_period_days", Ty::Int),
-    ("ActivationTime", "activation_time", Ty::Time),
-    ("UnitCounter", "unit_counter", Ty::Int),
-    ("MaintenancePeriodDays", "maintenance_period_days", Ty::Int),
-    ("Text", "text", Ty::Str),
-    ("UserData", "user_data", Ty::Str),
-    ("ProtectedData", "protected_data", Ty::Str),
-    ("DeactivationAllowed", "deactivation_allowed", Ty::Bool),
-    ("Reactivation", "reactivation", Ty::Enum(POLICIES)),
-    (
-        "ReactivationBehaviour",
-        "reactivation_behaviour",
-        Ty::Enum(BEHAVIOURS),
-    ),
-    ("BlockingPeriodDays", "blocking_period_days", Ty::Int),
-    ("SelfServiceCount", "self_service_count", Ty::Int),
-    (
-        "Update",
-        "update",
-        Ty::Obj(&[
-            ("ExtendExpirationDays", "extend_expiration_days", Ty::Int),
-            ("ExtendMaintenanceDays", "extend_maintenance_days", Ty::Int),
-            ("AddFeatures", "add_features", Ty::Int),
-            ("AddQuantity", "add_quantity", Ty::Int),
-        ]),
-    ),
-];
-
-/// The firm's settings: element, JSON field, type.
-const SETTINGS: &[(&str, &str, Ty)] = &[
-    ("DeactivationAllowed", "deactivation_allowed", Ty::Bool),
-    (
-        "ReactivationBehaviour",
-        "reactivation_behaviour",
-        Ty::Enum(BEHAVIOURS),
-    ),
-    ("BlockingPeriodDays", "blocking_period_days", Ty::Int),
-    ("SelfServiceCount", "self_service_count", Ty::Int),
-    ("LockItem", "lock_item", Ty::Str),
-    (
-        "AutomaticUpdateHandling",
-        "automatic_update_handling",
-        Ty::Bool,
-    ),
-    ("DuplicateCheck", "duplicate_check", Ty::Bool),
-    (
-        "AcceptExternallyCreatedEntries",
-        "accept_externally_created_entries",
-        Ty::Bool,
-    ),
-    (
-        "MonthlyActivationQuota",
-        "monthly_activation_quota",
-        Ty::Int,
-    ),
-    ("SingleContainer", "single_container", Ty::Bool),
-    (
-        "ActivationMode",
-        "activation_mode",
-        Ty::Enum(&["all", "selected"]),
-    ),
-    ("FingerprintTolerance", "fingerprint_tolerance", Ty::Int),
-    ("UpdateValidityDays", "update_validity_days", Ty::Int),
-    ("Reactivation", "reactivation", Ty::Enum(POLICIES)),
-    ("Restore", "restore", Ty::Enum(POLICIES)),
-];
-
-/// Reads a typed element's children into a JSON object; a wrong value or an unknown field
-/// is an error naming the element.
-fn typed_json(
-    path: &str,
-    el: &El,
-    table: &[(&str, &str, Ty)],
-) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
-    use serde_json::Value;
-    let mut out = serde_json::Map::new();
-    for c in &el.children {
-        let at = format!("{path}/{}", c.name);
-        let (_, key, ty) = table
-            .iter()
-            .find(|(x, _, _)| *x == c.name)
-            .ok_or_else(|| Error::invalid(at.clone(), "is not a field here"))?;
-        let t = c.text.trim();
-        let bad = |what: &str| Error::invalid(at.clone(), format!("{t:?} is not {what}"));
-        let v = match ty {
-            Ty::Int => Value::from(t.parse::<i64>().map_err(|_| bad("an integer"))?),
-            Ty::Bool => Value::Bool(match t {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => return Err(bad("an xs:boolean")),
-            }),
-            Ty::Str => Value::String(t.to_string()),
-            Ty::Time => {
-                chrono::DateTime::parse_from_rfc3339(t).map_err(|_| bad("an xs:dateTime"))?;
-                Value::String(t.to_string())
-            }
-            Ty::Enum(values) | Ty::List(values) => {
-                if !values.contains(&t) {
-                    return Err(bad(&format!("one of {}", values.join(", "))));
-                }
-                Value::String(t.to_string())
-            }
-            Ty::Obj(inner) => Value::Object(typed_json(&at, c, inner)?),
-        };
-        if let Ty::List(_) = ty {
-            match out
-                .entry(key.to_string())
-                .or_insert_with(|| Value::Array(vec![]))
-            {
-                Value::Array(a) => a.push(v),
-                _ => unreachable!("a list field is an array"),
-            }
-        } else {
-            out.insert(key.to_string(), v);
-        }
-    }
-    Ok(out)
-}
-
-/// Writes a JSON object as the typed element's children (fields without a value left out).
-fn typed_xml(p: &str, v: &serde_json::Value, table: &[(&str, &str, Ty)]) -> String {
-    use serde_json::Value;
-    let mut x = String::new();
-    for (name, key, ty) in table {
-        let text = |v: &Value| match v {
-            Value::String(s) => esc(s),
-            other => other.to_string(),
-        };
-        match (v.get(*key), ty) {
-            (None | Some(Value::Null), _) => {}
-            (Some(Value::Array(a)), _) => {
-                for e in a {
-                    x.push_str(&format!("<{p}:{name}>{}</{p}:{name}>", text(e)));
-                }
-            }
-            (Some(o @ Value::Object(_)), Ty::Obj(inner)) => {
-                x.push_str(&format!(
-                    "<{p}:{name}>{}</{p}:{name}>",
-                    typed_xml(p, o, inner)
-                ));
-            }
-            (Some(Value::String(s)), Ty::Time) => {
-                let t = chrono::DateTime::parse_from_rfc3339(s)
-                    .map(|t| {
-                        t.with_timezone(&chrono::Utc)
-                            .format("%Y-%m-%dT%H:%M:%SZ")
-                            .to_string()
-                    })
-                    .unwrap_or_else(|_| s.clone());
-                x.push_str(&format!("<{p}:{name}>{}</{p}:{name}>", esc(&t)));
-            }
-            (Some(other), _) => x.push_str(&format!("<{p}:{name}>{}</{p}:{name}>", text(other))),
-        }
-    }
-    x
-}
-
-fn item_xml(i: &crate::service::catalog::Item) -> String {
-    let options = serde_json::to_value(&i.options).unwrap_or_default();
-    format!(
-        "<a:Item><a:ItemId>{}</a:ItemId><a:Name>{}</a:Name><a:Kind>{}</a:Kind>\
-         <a:FirmCode>{}</a:FirmCode><a:ProductCode>{}</a:ProductCode><a:Active>{}</a:Active>\
-         <a:Version>{}</a:Version><a:Options>{}</a:Options></a:Item>",
-        esc(&i.item_id),
-        esc(&i.name),
-        i.kind.as_str(),
-        i.firm_code,
-        i.product_code,
-        i.active,
-        i.version,
-        typed_xml("a", &options, OPTIONS)
-    )
-}
-
-fn options_of(op: &El) -> Result<Option<crate::domain::ItemOptions>, Error> {
+/// The `Options` of an item operation, read by their table into the JSON API's type.
+fn options_of(op: &El) -> Result<Option<ItemOptions>, Error> {
     let Some(o) = op.child("Options") else {
         return Ok(None);
     };
@@ -276,51 +343,61 @@ fn options_of(op: &El) -> Result<Option<crate::domain::ItemOptions>, Error> {
 }
 
 /// The Admin service's operations: the same service functions as the JSON API.
-pub async fn call(core: &Core, actor: &Actor, ns: &str, op: &El) -> Result<String, Error> {
-    use crate::service::{activation, lifecycle};
-    let wrap = |inner: String| {
-        format!(
-            "<a:{0}Response xmlns:a=\"{ns}\">{inner}</a:{0}Response>",
-            op.name
-        )
-    };
-    let serial = |op: &El| need(op, "Serial");
-    Ok(match op.name.as_str() {
-        "BlacklistContainer" => {
-            let s = serial(op)?;
-            let req = lifecycle::BlacklistAdd {
-                serial: s.clone(),
-                description: need(op, "Description")?,
-                firm_code: opt_long(op, "FirmCode")?,
+pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> {
+    let name = format!("{P}:{}Response", op.name);
+    let at = |field: &str| format!("{}/{field}", op.name);
+    match op.name.as_str() {
+        "BlacklistContainer"
+        | "RemoveFromBlacklist"
+        | "ResetContainer"
+        | "AssignContainer"
+        | "PushLicense" => {
+            let r: Container = decode(P, op)?;
+            let serial = need(&at("Serial"), &r.serial)?;
+            let firm_code = || opt_long(&at("FirmCode"), &r.firm_code);
+            let need_opt = |field: &str, v: &Option<String>| {
+                need(&at(field), v.as_deref().unwrap_or_default())
             };
-            lifecycle::blacklist_add(core, actor, req).await?;
-            wrap(format!("<a:Serial>{}</a:Serial>", esc(&s)))
-        }
-        "RemoveFromBlacklist" => {
-            let s = serial(op)?;
-            let (reason, firm) = (need(op, "Reason")?, opt_long(op, "FirmCode")?);
-            lifecycle::blacklist_remove(core, actor, s.clone(), firm, reason).await?;
-            wrap(format!("<a:Serial>{}</a:Serial>", esc(&s)))
-        }
-        "ResetContainer" => {
-            let ids = lifecycle::reset(core, actor, serial(op)?, opt_long(op, "FirmCode")?).await?;
-            wrap(
-                ids.iter()
-                    .map(|id| format!("<a:DeletedLicenseId>{id}</a:DeletedLicenseId>"))
-                    .collect(),
+            match op.name.as_str() {
+                "BlacklistContainer" => {
+                    let req = lifecycle::BlacklistAdd {
+                        serial: serial.clone(),
+                        description: need_opt("Description", &r.description)?,
+                        firm_code: firm_code()?,
+                    };
+                    lifecycle::blacklist_add(core, actor, req).await?;
+                }
+                "RemoveFromBlacklist" => {
+                    let (reason, firm) = (need_opt("Reason", &r.reason)?, firm_code()?);
+                    lifecycle::blacklist_remove(core, actor, serial.clone(), firm, reason).await?;
+                }
+                "ResetContainer" => {
+                    let ids = lifecycle::reset(core, actor, serial, firm_code()?).await?;
+                    let out = ResetContainerResponse {
+                        deleted_license_id: ids,
+                    };
+                    return encode(&name, &out);
+                }
+                "AssignContainer" => {
+                    let customer = need_opt("CustomerId", &r.customer_id)?;
+                    lifecycle::assign(core, actor, serial.clone(), customer).await?;
+                }
+                _ => {
+                    let license = long(&at("LicenseId"), r.license_id.as_deref().unwrap_or(""))?;
+                    activation::push_license(core, actor, serial, license).await?;
+                    return encode(&name, &PushLicenseResponse { queued: true });
+                }
+            }
+            encode(
+                &name,
+                &SerialResponse {
+                    serial: serial.into(),
+                },
             )
         }
-        "AssignContainer" => {
-            let s = serial(op)?;
-            lifecycle::assign(core, actor, s.clone(), need(op, "CustomerId")?).await?;
-            wrap(format!("<a:Serial>{}</a:Serial>", esc(&s)))
-        }
-        "PushLicense" => {
-            activation::push_license(core, actor, serial(op)?, long(op, "LicenseId")?).await?;
-            wrap("<a:Queued>true</a:Queued>".into())
-        }
         "ListApprovals" => {
-            let state = op.text_of("State");
+            let r: ListApprovals = decode(P, op)?;
+            let state = opt(&r.state);
             if let Some(st) = &state {
                 if !["open", "approved", "denied"].contains(&st.as_str()) {
                     return Err(Error::invalid(
@@ -330,121 +407,123 @@ pub async fn call(core: &Core, actor: &Actor, ns: &str, op: &El) -> Result<Strin
                 }
             }
             let list = lifecycle::list_approvals(core, actor, state).await?;
-            wrap(list.iter().map(approval_xml).collect())
+            let out = Approvals {
+                approval: list.iter().map(Approval::from).collect(),
+            };
+            encode(&name, &out)
         }
         "DecideApproval" => {
-            let id = long(op, "ApprovalId")?;
-            let approve = boolean(op, "Approve")?;
-            let reason = op.text_of("Reason").unwrap_or_default();
+            let r: DecideApproval = decode(P, op)?;
+            let id = long("DecideApproval/ApprovalId", &r.approval_id)?;
+            let approve = boolean("DecideApproval/Approve", &r.approve)?;
+            let reason = opt(&r.reason).unwrap_or_default();
             let a = lifecycle::decide(core, actor, id, approve, reason).await?;
-            wrap(approval_xml(&a))
-        }
-        "PutCustomer" => {
-            let data = CustomerData {
-                external_id: need(op, "ExternalId")?,
-                name: op.text_of("Name"),
-                email: op.text_of("Email"),
-                locale: op.text_of("Locale"),
+            let out = Approvals {
+                approval: vec![Approval::from(&a)],
             };
-            let c = crate::service::catalog::put_customer(core, actor, data).await?;
-            wrap(customer_xml(&c))
+            encode(&name, &out)
         }
-        "GetCustomer" => {
-            let c =
-                crate::service::catalog::get_customer(core, actor, need(op, "ExternalId")?).await?;
-            wrap(customer_xml(&c))
+        "PutCustomer" | "GetCustomer" => {
+            let r: CustomerIn = decode(P, op)?;
+            let external_id = need(&at("ExternalId"), &r.external_id)?;
+            let c = if op.name == "PutCustomer" {
+                let data = CustomerData {
+                    external_id,
+                    name: opt(&r.name),
+                    email: opt(&r.email),
+                    locale: opt(&r.locale),
+                };
+                catalog::put_customer(core, actor, data).await?
+            } else {
+                catalog::get_customer(core, actor, external_id).await?
+            };
+            encode(&name, &CustomerResponse::from(&c))
+        }
+        "ListUsers" => {
+            let list = users::list_users(core, actor).await?;
+            encode(&name, &Users::from(list.as_slice()))
+        }
+        "AddUser" => {
+            let r: UserIn = decode(P, op)?;
+            let req = users::NewUser {
+                username: need("AddUser/Username", &r.username)?,
+                password: need("AddUser/Password", r.password.as_deref().unwrap_or(""))?,
+                role: role("AddUser/Role", &r.role)?
+                    .ok_or_else(|| Error::invalid("AddUser/Role", "is missing"))?,
+            };
+            let u = users::add_user(core, actor, req).await?;
+            encode(&name, &Users::from(std::slice::from_ref(&u)))
+        }
+        "ChangeUser" => {
+            let r: UserIn = decode(P, op)?;
+            let active = opt_boolean("ChangeUser/Active", &r.active)?;
+            let req = users::UserChange {
+                password: opt(&r.password),
+                role: role("ChangeUser/Role", &r.role)?,
+                active,
+            };
+            let username = need("ChangeUser/Username", &r.username)?;
+            let u = users::change_user(core, actor, username, req).await?;
+            encode(&name, &Users::from(std::slice::from_ref(&u)))
         }
         "ListItems" => {
-            let list = crate::service::catalog::list_items(core, actor).await?;
-            wrap(list.iter().map(item_xml).collect())
+            let list = catalog::list_items(core, actor).await?;
+            encode(&name, &Items::from(list.as_slice()))
         }
         "GetItem" => {
-            let i = crate::service::catalog::get_item(core, actor, need(op, "ItemId")?).await?;
-            wrap(item_xml(&i))
+            let r: ItemIn = decode(P, op)?;
+            let i = catalog::get_item(core, actor, need("GetItem/ItemId", &r.item_id)?).await?;
+            encode(&name, &Items::from(std::slice::from_ref(&i)))
         }
         "CreateItem" => {
-            let kind = op.text_of("Kind").unwrap_or_else(|| "license".into());
-            let req = crate::service::catalog::NewItem {
-                item_id: need(op, "ItemId")?,
-                name: need(op, "Name")?,
-                kind: crate::domain::ItemKind::parse(&kind)
+            let r: ItemIn = decode(P, op)?;
+            let kind = opt(&r.kind).unwrap_or_else(|| "license".into());
+            let req = catalog::NewItem {
+                item_id: need("CreateItem/ItemId", &r.item_id)?,
+                name: need("CreateItem/Name", r.name.as_deref().unwrap_or(""))?,
+                kind: ItemKind::parse(&kind)
                     .map_err(|e| Error::invalid("CreateItem/Kind", e.to_string()))?,
-                firm_code: opt_long(op, "FirmCode")?,
-                product_code: long(op, "ProductCode")?,
+                firm_code: opt_long("CreateItem/FirmCode", &r.firm_code)?,
+                product_code: long(
+                    "CreateItem/ProductCode",
+                    r.product_code.as_deref().unwrap_or(""),
+                )?,
                 options: options_of(op)?.unwrap_or_default(),
             };
-            wrap(item_xml(
-                &crate::service::catalog::create_item(core, actor, req).await?,
-            ))
+            let i = catalog::create_item(core, actor, req).await?;
+            encode(&name, &Items::from(std::slice::from_ref(&i)))
         }
         "ChangeItem" => {
-            let active = match op.text_of("Active") {
-                Some(_) => Some(boolean(op, "Active")?),
-                None => None,
-            };
-            let req = crate::service::catalog::ItemChange {
-                version: i32::try_from(long(op, "Version")?)
+            let r: ItemIn = decode(P, op)?;
+            let active = opt_boolean("ChangeItem/Active", &r.active)?;
+            let version = long("ChangeItem/Version", r.version.as_deref().unwrap_or(""))?;
+            let req = catalog::ItemChange {
+                version: i32::try_from(version)
                     .map_err(|_| Error::invalid("ChangeItem/Version", "out of range"))?,
-                name: op.text_of("Name"),
+                name: opt(&r.name),
                 options: options_of(op)?,
                 active,
             };
-            let i =
-                crate::service::catalog::change_item(core, actor, need(op, "ItemId")?, req).await?;
-            wrap(item_xml(&i))
+            let item_id = need("ChangeItem/ItemId", &r.item_id)?;
+            let i = catalog::change_item(core, actor, item_id, req).await?;
+            encode(&name, &Items::from(std::slice::from_ref(&i)))
         }
         "GetSettings" => {
-            let st = crate::service::catalog::get_settings(core, actor).await?;
-            let v = serde_json::to_value(&st).unwrap_or_default();
-            wrap(format!(
-                "<a:Settings>{}</a:Settings>",
-                typed_xml("a", &v, SETTINGS)
-            ))
+            let st = catalog::get_settings(core, actor).await?;
+            encode(&name, &SettingsResponse::from(&st))
         }
         "PutSettings" => {
             let el = op
                 .child("Settings")
                 .ok_or_else(|| Error::invalid("PutSettings/Settings", "is missing"))?;
             let json = typed_json("PutSettings/Settings", el, SETTINGS)?;
-            let new: crate::domain::Settings =
-                serde_json::from_value(serde_json::Value::Object(json))
-                    .map_err(|e| Error::invalid("PutSettings/Settings", e.to_string()))?;
-            let st = crate::service::catalog::put_settings(core, actor, new).await?;
-            let v = serde_json::to_value(&st).unwrap_or_default();
-            wrap(format!(
-                "<a:Settings>{}</a:Settings>",
-                typed_xml("a", &v, SETTINGS)
-            ))
+            let new: Settings = serde_json::from_value(serde_json::Value::Object(json))
+                .map_err(|e| Error::invalid("PutSettings/Settings", e.to_string()))?;
+            let st = catalog::put_settings(core, actor, new).await?;
+            encode(&name, &SettingsResponse::from(&st))
         }
-        "ListUsers" => {
-            let list = users::list_users(core, actor).await?;
-            wrap(list.iter().map(user_xml).collect())
-        }
-        "AddUser" => {
-            let req = users::NewUser {
-                username: need(op, "Username")?,
-                password: need(op, "Password")?,
-                role: role(op)?.ok_or_else(|| Error::invalid("AddUser/Role", "is missing"))?,
-            };
-            wrap(user_xml(&users::add_user(core, actor, req).await?))
-        }
-        "ChangeUser" => {
-            let active = match op.text_of("Active") {
-                Some(_) => Some(boolean(op, "Active")?),
-                None => None,
-            };
-            let req = users::UserChange {
-                password: op.text_of("Password"),
-                role: role(op)?,
-                active,
-            };
-            let u = users::change_user(core, actor, need(op, "Username")?, req).await?;
-            wrap(user_xml(&u))
-        }
-        other => {
-            return Err(Error::internal(format!(
-                "Admin.{other} is declared but not wired"
-            )))
-        }
-    })
+        other => Err(Error::internal(format!(
+            "Admin.{other} is declared but not wired"
+        ))),
+    }
 }

@@ -1,166 +1,356 @@
-//! The Depot service's codec: what the activation wizard does.
-use super::codec::{iso, license_ids, long, need};
+//! The Depot service's codec (`xsd/licentia-depot-v1.xsd`): what the activation wizard
+//! does, with no vendor credentials. Requests and responses are the XSD's elements as types,
+//! (de)serialised with yaserde; typed values are read by `codec` (see there for why).
+use yaserde::{YaDeserialize, YaSerialize};
+
+use super::codec::{decode, encode, iso, long, longs, need, Text};
 use super::envelope::El;
 use crate::domain::Interface;
 use crate::error::Error;
-use crate::service::connectors::esc;
-use crate::service::Core;
+use crate::service::activation::{self, Confirmed, Issued};
+use crate::service::{lifecycle, Core};
 
-/// An update's fields (the Depot's `Update` type), inside an element the caller opens.
-fn update_fields(d: &str, u: &crate::service::activation::Issued) -> String {
-    let list = |tag: &str, ids: &[i64]| -> String {
-        ids.iter()
-            .map(|id| format!("<{d}:{tag}>{id}</{d}:{tag}>"))
-            .collect()
-    };
-    format!(
-        "<{d}:Serial>{}</{d}:Serial><{d}:FirmCode>{}</{d}:FirmCode><{d}:UpdateId>{}</{d}:UpdateId>\
-         <{d}:CounterFrom>{}</{d}:CounterFrom><{d}:CounterTo>{}</{d}:CounterTo>\
-         <{d}:ExpiresAt>{}</{d}:ExpiresAt>{}{}{}<{d}:Locked>{}</{d}:Locked><{d}:Update>{}</{d}:Update>",
-        esc(&u.serial),
-        u.firm_code,
-        u.update_id,
-        u.counter_from,
-        u.counter_to,
-        iso(u.expires_at),
-        list("Added", &u.added),
-        list("Changed", &u.changed),
-        list("Deleted", &u.deleted),
-        u.locked,
-        esc(&u.update)
-    )
+/// The prefix the types below give the service's namespace.
+const P: &str = "d";
+
+// ---- requests ----
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "TicketInfo", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct TicketInfo {
+    #[yaserde(prefix = "d", rename = "Ticket")]
+    ticket: String,
 }
 
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "Template", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct Template {
+    #[yaserde(prefix = "d", rename = "FirmCode")]
+    firm_code: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "Restore", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct Restore {
+    #[yaserde(prefix = "d", rename = "OldSerial")]
+    old_serial: String,
+    #[yaserde(prefix = "d", rename = "Request")]
+    request: String,
+    #[yaserde(prefix = "d", rename = "Trait")]
+    traits: Vec<Trait>,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "Trait", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct Trait {
+    #[yaserde(prefix = "d", rename = "Name")]
+    name: String,
+    #[yaserde(prefix = "d", rename = "Hash")]
+    hash: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "Activate", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct Activate {
+    #[yaserde(prefix = "d", rename = "Ticket")]
+    ticket: String,
+    #[yaserde(prefix = "d", rename = "LicenseId")]
+    license_id: Vec<String>,
+    #[yaserde(prefix = "d", rename = "Request")]
+    request: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "Reactivate", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct Reactivate {
+    #[yaserde(prefix = "d", rename = "Ticket")]
+    ticket: String,
+    #[yaserde(prefix = "d", rename = "LicenseId")]
+    license_id: Vec<String>,
+    #[yaserde(prefix = "d", rename = "Request")]
+    request: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "Return", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct Return {
+    #[yaserde(prefix = "d", rename = "LicenseId")]
+    license_id: Vec<String>,
+    #[yaserde(prefix = "d", rename = "Request")]
+    request: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "PullUpdates", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct PullUpdates {
+    #[yaserde(prefix = "d", rename = "Request")]
+    request: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "ConfirmReceipt", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct ConfirmReceipt {
+    #[yaserde(prefix = "d", rename = "Receipt")]
+    receipt: String,
+}
+
+// ---- responses ----
+
+/// The XSD's `Update`: `ActivateResponse`, `ReactivateResponse`, `RestoreResponse`,
+/// `ReturnResponse`, and the `Update` of `PullUpdatesResponse`.
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "Update", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct Update {
+    #[yaserde(prefix = "d", rename = "Serial")]
+    serial: Text,
+    #[yaserde(prefix = "d", rename = "FirmCode")]
+    firm_code: i64,
+    #[yaserde(prefix = "d", rename = "UpdateId")]
+    update_id: i64,
+    #[yaserde(prefix = "d", rename = "CounterFrom")]
+    counter_from: i64,
+    #[yaserde(prefix = "d", rename = "CounterTo")]
+    counter_to: i64,
+    /// xs:dateTime, written by `iso` (yaserde has no date type).
+    #[yaserde(prefix = "d", rename = "ExpiresAt")]
+    expires_at: Text,
+    #[yaserde(prefix = "d", rename = "Added")]
+    added: Vec<i64>,
+    #[yaserde(prefix = "d", rename = "Changed")]
+    changed: Vec<i64>,
+    #[yaserde(prefix = "d", rename = "Deleted")]
+    deleted: Vec<i64>,
+    #[yaserde(prefix = "d", rename = "Locked")]
+    locked: bool,
+    /// The armoured update, to apply in the container.
+    #[yaserde(prefix = "d", rename = "Update")]
+    update: Text,
+}
+
+impl From<&Issued> for Update {
+    fn from(u: &Issued) -> Update {
+        Update {
+            serial: (&u.serial).into(),
+            firm_code: u.firm_code,
+            update_id: u.update_id,
+            counter_from: u.counter_from,
+            counter_to: u.counter_to,
+            expires_at: iso(u.expires_at).into(),
+            added: u.added.clone(),
+            changed: u.changed.clone(),
+            deleted: u.deleted.clone(),
+            locked: u.locked,
+            update: (&u.update).into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "PullUpdatesResponse", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct PullUpdatesResponse {
+    /// Absent when nothing waits for the container.
+    #[yaserde(prefix = "d", rename = "Update")]
+    update: Option<Update>,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "TicketInfoResponse", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct TicketInfoResponse {
+    #[yaserde(prefix = "d", rename = "Ticket")]
+    ticket: Text,
+    #[yaserde(prefix = "d", rename = "License")]
+    license: Vec<TicketLicense>,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "License", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct TicketLicense {
+    #[yaserde(prefix = "d", rename = "LicenseId")]
+    license_id: i64,
+    #[yaserde(prefix = "d", rename = "ItemId")]
+    item_id: Text,
+    #[yaserde(prefix = "d", rename = "FirmCode")]
+    firm_code: i64,
+    #[yaserde(prefix = "d", rename = "ProductCode")]
+    product_code: i64,
+    #[yaserde(prefix = "d", rename = "State")]
+    state: Text,
+    #[yaserde(prefix = "d", rename = "Serial")]
+    serial: Option<Text>,
+    #[yaserde(prefix = "d", rename = "Returnable")]
+    returnable: bool,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "TemplateResponse", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct TemplateResponse {
+    #[yaserde(prefix = "d", rename = "FirmCode")]
+    firm_code: i64,
+    #[yaserde(prefix = "d", rename = "FirmName")]
+    firm_name: Text,
+    #[yaserde(prefix = "d", rename = "Key")]
+    key: Vec<Key>,
+    #[yaserde(prefix = "d", rename = "CurrentKey")]
+    current_key: Text,
+    #[yaserde(prefix = "d", rename = "FingerprintTolerance")]
+    fingerprint_tolerance: u32,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "Key", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct Key {
+    #[yaserde(prefix = "d", rename = "KeyId")]
+    key_id: Text,
+    #[yaserde(prefix = "d", rename = "PublicKey")]
+    public_key: Text,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "ConfirmReceiptResponse", prefix = "d", namespaces = {"d" = "http://licentia.dev/ns/depot/v1"})]
+struct ConfirmReceiptResponse {
+    #[yaserde(prefix = "d", rename = "Serial")]
+    serial: Text,
+    #[yaserde(prefix = "d", rename = "FirmCode")]
+    firm_code: i64,
+    #[yaserde(prefix = "d", rename = "Counter")]
+    counter: i64,
+    #[yaserde(prefix = "d", rename = "AlreadyConfirmed")]
+    already_confirmed: bool,
+    #[yaserde(prefix = "d", rename = "Activated")]
+    activated: Vec<i64>,
+    #[yaserde(prefix = "d", rename = "Released")]
+    released: Vec<i64>,
+}
+
+impl From<&Confirmed> for ConfirmReceiptResponse {
+    fn from(c: &Confirmed) -> ConfirmReceiptResponse {
+        ConfirmReceiptResponse {
+            serial: (&c.serial).into(),
+            firm_code: c.firm_code,
+            counter: c.counter,
+            already_confirmed: c.already_confirmed,
+            activated: c.activated.clone(),
+            released: c.released.clone(),
+        }
+    }
+}
+
+// ---- operations ----
+
 /// The Depot's operations: the same service functions as the JSON gateway.
-pub async fn call(core: &Core, ns: &str, op: &El) -> Result<String, Error> {
-    use crate::service::{activation, lifecycle};
+pub async fn call(core: &Core, op: &El) -> Result<String, Error> {
     let iface = Interface::Soap;
-    let wrap = |name: &str, inner: String| {
-        format!("<d:{name}Response xmlns:d=\"{ns}\">{inner}</d:{name}Response>")
-    };
-    Ok(match op.name.as_str() {
+    let name = format!("{P}:{}Response", op.name);
+    match op.name.as_str() {
         "TicketInfo" => {
-            let t = activation::ticket_info(core, &need(op, "Ticket")?).await?;
-            let mut x = format!("<d:Ticket>{}</d:Ticket>", esc(&t.ticket));
-            for l in &t.licenses {
-                x.push_str(&format!(
-                    "<d:License><d:LicenseId>{}</d:LicenseId><d:ItemId>{}</d:ItemId>\
-                     <d:FirmCode>{}</d:FirmCode><d:ProductCode>{}</d:ProductCode>\
-                     <d:State>{}</d:State>{}<d:Returnable>{}</d:Returnable></d:License>",
-                    l.license_id,
-                    esc(&l.item_id),
-                    l.firm_code,
-                    l.product_code,
-                    esc(&l.state),
-                    l.serial
-                        .as_ref()
-                        .map(|s| format!("<d:Serial>{}</d:Serial>", esc(s)))
-                        .unwrap_or_default(),
-                    l.returnable
-                ));
-            }
-            wrap("TicketInfo", x)
+            let r: TicketInfo = decode(P, op)?;
+            let t = activation::ticket_info(core, &need("TicketInfo/Ticket", &r.ticket)?).await?;
+            let out = TicketInfoResponse {
+                ticket: (&t.ticket).into(),
+                license: t
+                    .licenses
+                    .iter()
+                    .map(|l| TicketLicense {
+                        license_id: l.license_id,
+                        item_id: (&l.item_id).into(),
+                        firm_code: l.firm_code,
+                        product_code: l.product_code,
+                        state: (&l.state).into(),
+                        serial: l.serial.as_ref().map(Text::from),
+                        returnable: l.returnable,
+                    })
+                    .collect(),
+            };
+            encode(&name, &out)
         }
         "Template" => {
-            let t = activation::template(core, long(op, "FirmCode")?).await?;
-            let keys: String = t
-                .keys
-                .iter()
-                .map(|(id, k)| {
-                    format!(
-                        "<d:Key><d:KeyId>{}</d:KeyId><d:PublicKey>{}</d:PublicKey></d:Key>",
-                        esc(id),
-                        esc(k)
-                    )
-                })
-                .collect();
-            wrap(
-                "Template",
-                format!(
-                    "<d:FirmCode>{}</d:FirmCode><d:FirmName>{}</d:FirmName>{keys}\
-                     <d:CurrentKey>{}</d:CurrentKey>\
-                     <d:FingerprintTolerance>{}</d:FingerprintTolerance>",
-                    t.firm_code,
-                    esc(&t.firm_name),
-                    esc(&t.current_key),
-                    t.fingerprint_tolerance
-                ),
-            )
+            let r: Template = decode(P, op)?;
+            let t = activation::template(core, long("Template/FirmCode", &r.firm_code)?).await?;
+            let out = TemplateResponse {
+                firm_code: t.firm_code,
+                firm_name: (&t.firm_name).into(),
+                key: t
+                    .keys
+                    .iter()
+                    .map(|(id, k)| Key {
+                        key_id: id.into(),
+                        public_key: k.into(),
+                    })
+                    .collect(),
+                current_key: (&t.current_key).into(),
+                fingerprint_tolerance: t.fingerprint_tolerance,
+            };
+            encode(&name, &out)
         }
         "Restore" => {
-            let traits = op
-                .all("Trait")
+            let r: Restore = decode(P, op)?;
+            let traits = r
+                .traits
+                .iter()
                 .map(|t| crate::protocol::Trait {
-                    name: t.text_of("Name").unwrap_or_default(),
-                    hash: t.text_of("Hash").unwrap_or_default(),
+                    name: t.name.trim().to_string(),
+                    hash: t.hash.trim().to_string(),
                 })
                 .collect();
             let req = lifecycle::RestoreRequest {
-                old_serial: need(op, "OldSerial")?,
-                request: need(op, "Request")?,
+                old_serial: need("Restore/OldSerial", &r.old_serial)?,
+                request: need("Restore/Request", &r.request)?,
                 traits,
             };
             let u = lifecycle::restore(core, iface, req).await?;
-            wrap("Restore", update_fields("d", &u))
+            encode(&name, &Update::from(&u))
         }
         "Activate" => {
+            let r: Activate = decode(P, op)?;
             let req = activation::ActivateRequest {
-                ticket: need(op, "Ticket")?,
-                licenses: license_ids(op)?,
-                request: need(op, "Request")?,
+                ticket: need("Activate/Ticket", &r.ticket)?,
+                licenses: longs("Activate/LicenseId", &r.license_id)?,
+                request: need("Activate/Request", &r.request)?,
             };
             let u = activation::activate(core, iface, req).await?;
-            wrap("Activate", update_fields("d", &u))
+            encode(&name, &Update::from(&u))
         }
         "Reactivate" => {
+            let r: Reactivate = decode(P, op)?;
             let req = lifecycle::ReactivateRequest {
-                ticket: need(op, "Ticket")?,
-                licenses: license_ids(op)?,
-                request: need(op, "Request")?,
+                ticket: need("Reactivate/Ticket", &r.ticket)?,
+                licenses: longs("Reactivate/LicenseId", &r.license_id)?,
+                request: need("Reactivate/Request", &r.request)?,
             };
             let u = lifecycle::reactivate(core, iface, req).await?;
-            wrap("Reactivate", update_fields("d", &u))
+            encode(&name, &Update::from(&u))
         }
         "Return" => {
+            let r: Return = decode(P, op)?;
             let req = activation::ReturnRequest {
-                licenses: license_ids(op)?,
-                request: need(op, "Request")?,
+                licenses: longs("Return/LicenseId", &r.license_id)?,
+                request: need("Return/Request", &r.request)?,
             };
             let u = activation::deactivate(core, iface, req).await?;
-            wrap("Return", update_fields("d", &u))
+            encode(&name, &Update::from(&u))
         }
         "PullUpdates" => {
-            let u = activation::pull_updates(core, iface, &need(op, "Request")?).await?;
-            let inner = u
-                .map(|u| format!("<d:Update>{}</d:Update>", update_fields("d", &u)))
-                .unwrap_or_default();
-            wrap("PullUpdates", inner)
+            let r: PullUpdates = decode(P, op)?;
+            let u =
+                activation::pull_updates(core, iface, &need("PullUpdates/Request", &r.request)?)
+                    .await?;
+            let out = PullUpdatesResponse {
+                update: u.as_ref().map(Update::from),
+            };
+            encode(&name, &out)
         }
         "ConfirmReceipt" => {
-            let c = activation::confirm_receipt(core, iface, &need(op, "Receipt")?).await?;
-            let list = |tag: &str, ids: &[i64]| -> String {
-                ids.iter()
-                    .map(|id| format!("<d:{tag}>{id}</d:{tag}>"))
-                    .collect()
-            };
-            wrap(
-                "ConfirmReceipt",
-                format!(
-                    "<d:Serial>{}</d:Serial><d:FirmCode>{}</d:FirmCode><d:Counter>{}</d:Counter>\
-                     <d:AlreadyConfirmed>{}</d:AlreadyConfirmed>{}{}",
-                    esc(&c.serial),
-                    c.firm_code,
-                    c.counter,
-                    c.already_confirmed,
-                    list("Activated", &c.activated),
-                    list("Released", &c.released)
-                ),
+            let r: ConfirmReceipt = decode(P, op)?;
+            let c = activation::confirm_receipt(
+                core,
+                iface,
+                &need("ConfirmReceipt/Receipt", &r.receipt)?,
             )
+            .await?;
+            encode(&name, &ConfirmReceiptResponse::from(&c))
         }
-        other => {
-            return Err(Error::internal(format!(
-                "Depot.{other} is declared but not wired"
-            )))
-        }
-    })
+        other => Err(Error::internal(format!(
+            "Depot.{other} is declared but not wired"
+        ))),
+    }
 }

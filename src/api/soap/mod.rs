@@ -4,7 +4,9 @@
 //! `envelope` reads the request (hostile input refused) and writes answers and faults,
 //! `schema` checks the operation against the served XSD, `security` turns the caller's
 //! credentials into an actor, and each service has its codec (`sales`, `report`, `admin`,
-//! `depot`); this file holds the service table and the endpoint that runs them in order.
+//! `depot`: the XSD's elements as yaserde types, with what they share in `codec` and the
+//! Admin service's typed option tables in `typed`); this file holds the service table and
+//! the endpoint that runs them in order.
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -19,6 +21,7 @@ mod report;
 mod sales;
 mod schema;
 mod security;
+mod typed;
 
 use envelope::{fault, fault_coded, respond, Version};
 
@@ -146,13 +149,13 @@ async fn endpoint(
     // The Depot is the activation wizard's: the ticket or the container's signature is the
     // credential, as in the JSON gateway.
     let out = if svc.name == "Depot" {
-        depot::call(&core, svc.ns, op).await
+        depot::call(&core, op).await
     } else {
         match security::actor(&core, &req, &request).await {
             Ok(actor) => match svc.name {
-                "Sales" => sales::call(&core, &actor, svc.ns, op).await,
-                "Report" => report::call(&core, &actor, svc.ns, op).await,
-                "Admin" => admin::call(&core, &actor, svc.ns, op).await,
+                "Sales" => sales::call(&core, &actor, op).await,
+                "Report" => report::call(&core, &actor, op).await,
+                "Admin" => admin::call(&core, &actor, op).await,
                 s => Err(Error::internal(format!(
                     "{s}.{} is declared but not wired",
                     op.name

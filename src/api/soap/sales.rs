@@ -1,137 +1,338 @@
-//! The Sales service's codec: orders, tickets and license control.
-use super::codec::{license_ids, long, need};
+//! The Sales service's codec (`xsd/licentia-sales-v1.xsd`): orders, tickets and license
+//! control. Requests and responses are the XSD's elements as types, (de)serialised with
+//! yaserde; typed values are read by `codec` (see there for why).
+use yaserde::{YaDeserialize, YaSerialize};
+
+use super::codec::{decode, encode, long, longs, need, opt, Text};
 use super::envelope::El;
 use crate::domain::Actor;
 use crate::error::Error;
 use crate::service::catalog::CustomerData;
-use crate::service::connectors::esc;
-use crate::service::orders::{self, NewOrder, OrderLine};
+use crate::service::lifecycle::{self, LicenseChange};
+use crate::service::orders::{self, NewOrder, OrderLine, OrderView};
 use crate::service::Core;
 
-/// The `Line`s of an order operation.
-fn order_lines(op: &El) -> Result<Vec<OrderLine>, Error> {
-    let mut lines = vec![];
-    for (i, l) in op.all("Line").enumerate() {
-        let path = format!("{}/Line[{}]", op.name, i + 1);
-        let item_id = l
-            .text_of("ItemId")
-            .ok_or_else(|| Error::invalid(format!("{path}/ItemId"), "is missing"))?;
-        let q = l
-            .text_of("Quantity")
-            .ok_or_else(|| Error::invalid(format!("{path}/Quantity"), "is missing"))?;
+/// The prefix the types below give the service's namespace.
+const P: &str = "s";
+
+// ---- requests ----
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "CreateOrder", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct CreateOrder {
+    #[yaserde(prefix = "s", rename = "Source")]
+    source: Option<String>,
+    #[yaserde(prefix = "s", rename = "ErpOrderId")]
+    erp_order_id: Option<String>,
+    #[yaserde(prefix = "s", rename = "Customer")]
+    customer: Customer,
+    #[yaserde(prefix = "s", rename = "Comment")]
+    comment: Option<String>,
+    #[yaserde(prefix = "s", rename = "Line")]
+    line: Vec<Line>,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "Customer", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct Customer {
+    #[yaserde(prefix = "s", rename = "ExternalId")]
+    external_id: String,
+    #[yaserde(prefix = "s", rename = "Name")]
+    name: Option<String>,
+    #[yaserde(prefix = "s", rename = "Email")]
+    email: Option<String>,
+    #[yaserde(prefix = "s", rename = "Locale")]
+    locale: Option<String>,
+}
+
+/// The XSD's `OrderLine`.
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "Line", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct Line {
+    #[yaserde(prefix = "s", rename = "ItemId")]
+    item_id: String,
+    #[yaserde(prefix = "s", rename = "Quantity")]
+    quantity: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "AddToOrder", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct AddToOrder {
+    #[yaserde(prefix = "s", rename = "Source")]
+    source: String,
+    #[yaserde(prefix = "s", rename = "ErpOrderId")]
+    erp_order_id: String,
+    #[yaserde(prefix = "s", rename = "BatchKey")]
+    batch_key: Option<String>,
+    #[yaserde(prefix = "s", rename = "Line")]
+    line: Vec<Line>,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "WithdrawLicenses", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct WithdrawLicenses {
+    #[yaserde(prefix = "s", rename = "LicenseId")]
+    license_id: Vec<String>,
+    #[yaserde(prefix = "s", rename = "Reason")]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "ReplaceLicense", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct ReplaceLicense {
+    #[yaserde(prefix = "s", rename = "LicenseId")]
+    license_id: String,
+    #[yaserde(prefix = "s", rename = "ItemId")]
+    item_id: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "SplitLicense", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct SplitLicense {
+    #[yaserde(prefix = "s", rename = "LicenseId")]
+    license_id: String,
+    #[yaserde(prefix = "s", rename = "Quantity")]
+    quantity: Vec<String>,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "GetTicket", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct GetTicket {
+    #[yaserde(prefix = "s", rename = "Ticket")]
+    ticket: String,
+}
+
+// ---- responses ----
+
+/// The XSD's `OrderResult`: `CreateOrderResponse` and `AddToOrderResponse`.
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "OrderResult", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct OrderResult {
+    #[yaserde(prefix = "s", rename = "OrderId")]
+    order_id: i64,
+    #[yaserde(prefix = "s", rename = "ErpOrderId")]
+    erp_order_id: Text,
+    #[yaserde(prefix = "s", rename = "Ticket")]
+    ticket: Text,
+    #[yaserde(prefix = "s", rename = "Created")]
+    created: bool,
+    #[yaserde(prefix = "s", rename = "Line")]
+    line: Vec<OrderLineResult>,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "Line", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct OrderLineResult {
+    #[yaserde(prefix = "s", rename = "ItemId")]
+    item_id: Text,
+    #[yaserde(prefix = "s", rename = "Quantity")]
+    quantity: i32,
+    #[yaserde(prefix = "s", rename = "LicenseId")]
+    license_id: Vec<i64>,
+}
+
+impl From<&OrderView> for OrderResult {
+    fn from(v: &OrderView) -> OrderResult {
+        OrderResult {
+            order_id: v.order_id,
+            erp_order_id: (&v.erp_order_id).into(),
+            ticket: (&v.ticket).into(),
+            created: v.created,
+            line: v
+                .lines
+                .iter()
+                .map(|l| OrderLineResult {
+                    item_id: (&l.item_id).into(),
+                    quantity: l.quantity,
+                    license_id: l.licenses.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The XSD's `LicenseChange`.
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "License", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct Change {
+    #[yaserde(prefix = "s", rename = "LicenseId")]
+    license_id: i64,
+    #[yaserde(prefix = "s", rename = "State")]
+    state: Text,
+    #[yaserde(prefix = "s", rename = "Serial")]
+    serial: Option<Text>,
+}
+
+impl From<&LicenseChange> for Change {
+    fn from(c: &LicenseChange) -> Change {
+        Change {
+            license_id: c.license_id,
+            state: (&c.state).into(),
+            serial: c.serial.as_ref().map(Text::from),
+        }
+    }
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "WithdrawLicensesResponse", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct WithdrawLicensesResponse {
+    #[yaserde(prefix = "s", rename = "License")]
+    license: Vec<Change>,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "ReplaceLicenseResponse", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct ReplaceLicenseResponse {
+    #[yaserde(prefix = "s", rename = "Old")]
+    old: Change,
+    #[yaserde(prefix = "s", rename = "New")]
+    new: Change,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "SplitLicenseResponse", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct SplitLicenseResponse {
+    #[yaserde(prefix = "s", rename = "LicenseId")]
+    license_id: Vec<i64>,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "GetTicketResponse", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct GetTicketResponse {
+    #[yaserde(prefix = "s", rename = "Ticket")]
+    ticket: Text,
+    #[yaserde(prefix = "s", rename = "CustomerId")]
+    customer_id: Text,
+    #[yaserde(prefix = "s", rename = "State")]
+    state: Text,
+    #[yaserde(prefix = "s", rename = "License")]
+    license: Vec<License>,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "License", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct License {
+    #[yaserde(prefix = "s", rename = "LicenseId")]
+    license_id: i64,
+    #[yaserde(prefix = "s", rename = "ItemId")]
+    item_id: Text,
+    #[yaserde(prefix = "s", rename = "FirmCode")]
+    firm_code: i64,
+    #[yaserde(prefix = "s", rename = "ProductCode")]
+    product_code: i64,
+    #[yaserde(prefix = "s", rename = "State")]
+    state: Text,
+    #[yaserde(prefix = "s", rename = "Serial")]
+    serial: Option<Text>,
+}
+
+// ---- operations ----
+
+/// The `Line`s of an order operation (`op` names the operation in an error's path).
+fn order_lines(op: &str, lines: &[Line]) -> Result<Vec<OrderLine>, Error> {
+    let mut out = vec![];
+    for (i, l) in lines.iter().enumerate() {
+        let path = format!("{op}/Line[{}]", i + 1);
+        let item_id = need(&format!("{path}/ItemId"), &l.item_id)?;
+        let q = need(&format!("{path}/Quantity"), &l.quantity)?;
         let quantity = q.parse::<i32>().map_err(|_| {
             Error::invalid(
                 format!("{path}/Quantity"),
                 format!("{q:?} is not an xs:int"),
             )
         })?;
-        lines.push(OrderLine {
+        out.push(OrderLine {
             item_id,
             quantity: i64::from(quantity),
         });
     }
-    Ok(lines)
+    Ok(out)
 }
 
-/// An order's answer (`CreateOrderResponse`, `AddToOrderResponse`).
-fn order_xml(ns: &str, element: &str, v: &orders::OrderView) -> String {
-    let mut x = format!(
-        "<s:{element} xmlns:s=\"{ns}\"><s:OrderId>{}</s:OrderId>\
-         <s:ErpOrderId>{}</s:ErpOrderId><s:Ticket>{}</s:Ticket><s:Created>{}</s:Created>",
-        v.order_id,
-        esc(&v.erp_order_id),
-        esc(&v.ticket),
-        v.created
-    );
-    for l in &v.lines {
-        x.push_str(&format!(
-            "<s:Line><s:ItemId>{}</s:ItemId><s:Quantity>{}</s:Quantity>",
-            esc(&l.item_id),
-            l.quantity
-        ));
-        for id in &l.licenses {
-            x.push_str(&format!("<s:LicenseId>{id}</s:LicenseId>"));
+/// The Sales service's operations: the same service functions as the JSON API.
+pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> {
+    let name = format!("{P}:{}Response", op.name);
+    match op.name.as_str() {
+        "CreateOrder" => {
+            let r: CreateOrder = decode(P, op)?;
+            let req = NewOrder {
+                source: opt(&r.source).unwrap_or_else(|| "soap".into()),
+                erp_order_id: opt(&r.erp_order_id),
+                customer: CustomerData {
+                    external_id: need("CreateOrder/Customer/ExternalId", &r.customer.external_id)?,
+                    name: opt(&r.customer.name),
+                    email: opt(&r.customer.email),
+                    locale: opt(&r.customer.locale),
+                },
+                comment: opt(&r.comment).unwrap_or_default(),
+                lines: order_lines("CreateOrder", &r.line)?,
+            };
+            let v = orders::create_order(core, actor, req).await?;
+            encode(&name, &OrderResult::from(&v))
         }
-        x.push_str("</s:Line>");
-    }
-    x.push_str(&format!("</s:{element}>"));
-    x
-}
-
-async fn create_order(core: &Core, actor: &Actor, ns: &str, op: &El) -> Result<String, Error> {
-    let cust = op
-        .child("Customer")
-        .ok_or_else(|| Error::invalid("CreateOrder/Customer", "is missing"))?;
-    let req = NewOrder {
-        source: op.text_of("Source").unwrap_or_else(|| "soap".into()),
-        erp_order_id: op.text_of("ErpOrderId"),
-        customer: CustomerData {
-            external_id: cust
-                .text_of("ExternalId")
-                .ok_or_else(|| Error::invalid("CreateOrder/Customer/ExternalId", "is missing"))?,
-            name: cust.text_of("Name"),
-            email: cust.text_of("Email"),
-            locale: cust.text_of("Locale"),
-        },
-        comment: op.text_of("Comment").unwrap_or_default(),
-        lines: order_lines(op)?,
-    };
-    let v = orders::create_order(core, actor, req).await?;
-    Ok(order_xml(ns, "CreateOrderResponse", &v))
-}
-
-async fn add_to_order(core: &Core, actor: &Actor, ns: &str, op: &El) -> Result<String, Error> {
-    let req = orders::AddToOrder {
-        batch_key: op.text_of("BatchKey"),
-        lines: order_lines(op)?,
-    };
-    let v = orders::add_to_order(
-        core,
-        actor,
-        need(op, "Source")?,
-        need(op, "ErpOrderId")?,
-        req,
-    )
-    .await?;
-    Ok(order_xml(ns, "AddToOrderResponse", &v))
-}
-
-fn change_xml(tag: &str, c: &crate::service::lifecycle::LicenseChange) -> String {
-    format!(
-        "<s:{tag}><s:LicenseId>{}</s:LicenseId><s:State>{}</s:State>{}</s:{tag}>",
-        c.license_id,
-        esc(&c.state),
-        c.serial
-            .as_ref()
-            .map(|s| format!("<s:Serial>{}</s:Serial>", esc(s)))
-            .unwrap_or_default()
-    )
-}
-
-/// WithdrawLicenses, ReplaceLicense, SplitLicense.
-async fn license_control(core: &Core, actor: &Actor, ns: &str, op: &El) -> Result<String, Error> {
-    use crate::service::lifecycle;
-    let inner = match op.name.as_str() {
+        "AddToOrder" => {
+            let r: AddToOrder = decode(P, op)?;
+            let req = orders::AddToOrder {
+                batch_key: opt(&r.batch_key),
+                lines: order_lines("AddToOrder", &r.line)?,
+            };
+            let source = need("AddToOrder/Source", &r.source)?;
+            let erp_order_id = need("AddToOrder/ErpOrderId", &r.erp_order_id)?;
+            let v = orders::add_to_order(core, actor, source, erp_order_id, req).await?;
+            encode(&name, &OrderResult::from(&v))
+        }
+        "GetTicket" => {
+            let r: GetTicket = decode(P, op)?;
+            let t = orders::get_ticket(core, actor, &need("GetTicket/Ticket", &r.ticket)?).await?;
+            let out = GetTicketResponse {
+                ticket: (&t.ticket).into(),
+                customer_id: (&t.customer_id).into(),
+                state: (&t.state).into(),
+                license: t
+                    .licenses
+                    .iter()
+                    .map(|l| License {
+                        license_id: l.license_id,
+                        item_id: (&l.item_id).into(),
+                        firm_code: l.firm_code,
+                        product_code: l.product_code,
+                        state: (&l.state).into(),
+                        serial: l.serial.as_ref().map(Text::from),
+                    })
+                    .collect(),
+            };
+            encode(&name, &out)
+        }
         "WithdrawLicenses" => {
+            let r: WithdrawLicenses = decode(P, op)?;
             let req = lifecycle::WithdrawRequest {
-                licenses: license_ids(op)?,
-                reason: op.text_of("Reason").unwrap_or_default(),
+                licenses: longs("WithdrawLicenses/LicenseId", &r.license_id)?,
+                reason: opt(&r.reason).unwrap_or_default(),
             };
             let out = lifecycle::withdraw(core, actor, req).await?;
-            out.iter().map(|c| change_xml("License", c)).collect()
+            let out = WithdrawLicensesResponse {
+                license: out.iter().map(Change::from).collect(),
+            };
+            encode(&name, &out)
         }
         "ReplaceLicense" => {
+            let r: ReplaceLicense = decode(P, op)?;
             let req = lifecycle::ReplaceRequest {
-                license_id: long(op, "LicenseId")?,
-                item_id: need(op, "ItemId")?,
+                license_id: long("ReplaceLicense/LicenseId", &r.license_id)?,
+                item_id: need("ReplaceLicense/ItemId", &r.item_id)?,
             };
             let r = lifecycle::replace(core, actor, req).await?;
-            format!("{}{}", change_xml("Old", &r.old), change_xml("New", &r.new))
+            let out = ReplaceLicenseResponse {
+                old: Change::from(&r.old),
+                new: Change::from(&r.new),
+            };
+            encode(&name, &out)
         }
         "SplitLicense" => {
+            let r: SplitLicense = decode(P, op)?;
             let mut quantities = vec![];
-            for (i, q) in op.all("Quantity").enumerate() {
-                let t = q.text.trim();
+            for (i, q) in r.quantity.iter().enumerate() {
+                let t = q.trim();
                 quantities.push(t.parse::<u32>().map_err(|_| {
                     Error::invalid(
                         format!("SplitLicense/Quantity[{}]", i + 1),
@@ -140,63 +341,14 @@ async fn license_control(core: &Core, actor: &Actor, ns: &str, op: &El) -> Resul
                 })?);
             }
             let req = lifecycle::SplitRequest {
-                license_id: long(op, "LicenseId")?,
+                license_id: long("SplitLicense/LicenseId", &r.license_id)?,
                 quantities,
             };
             let ids = lifecycle::split(core, actor, req).await?;
-            ids.iter()
-                .map(|id| format!("<s:LicenseId>{id}</s:LicenseId>"))
-                .collect()
+            encode(&name, &SplitLicenseResponse { license_id: ids })
         }
-        other => {
-            return Err(Error::internal(format!(
-                "Sales.{other} is declared but not wired"
-            )))
-        }
-    };
-    Ok(format!(
-        "<s:{0}Response xmlns:s=\"{ns}\">{inner}</s:{0}Response>",
-        op.name
-    ))
-}
-
-async fn get_ticket(core: &Core, actor: &Actor, ns: &str, op: &El) -> Result<String, Error> {
-    let code = op
-        .text_of("Ticket")
-        .ok_or_else(|| Error::invalid("GetTicket/Ticket", "is missing"))?;
-    let t = orders::get_ticket(core, actor, &code).await?;
-    let mut x = format!(
-        "<s:GetTicketResponse xmlns:s=\"{ns}\"><s:Ticket>{}</s:Ticket>\
-         <s:CustomerId>{}</s:CustomerId><s:State>{}</s:State>",
-        esc(&t.ticket),
-        esc(&t.customer_id),
-        esc(&t.state)
-    );
-    for l in &t.licenses {
-        x.push_str(&format!(
-            "<s:License><s:LicenseId>{}</s:LicenseId><s:ItemId>{}</s:ItemId>\
-             <s:FirmCode>{}</s:FirmCode><s:ProductCode>{}</s:ProductCode><s:State>{}</s:State>",
-            l.license_id,
-            esc(&l.item_id),
-            l.firm_code,
-            l.product_code,
-            esc(&l.state)
-        ));
-        if let Some(s) = &l.serial {
-            x.push_str(&format!("<s:Serial>{}</s:Serial>", esc(s)));
-        }
-        x.push_str("</s:License>");
-    }
-    x.push_str("</s:GetTicketResponse>");
-    Ok(x)
-}
-
-/// The Sales service's operations: the same service functions as the JSON API.
-pub async fn call(core: &Core, actor: &Actor, ns: &str, op: &El) -> Result<String, Error> {
-    match op.name.as_str() {
-        "CreateOrder" => create_order(core, actor, ns, op).await,
-        "GetTicket" => get_ticket(core, actor, ns, op).await,
-        "AddToOrder" => add_to_order(core, actor, ns, op).await,
-        _ => license_control(core, actor, ns, op).await,
+        other => Err(Error::internal(format!(
+            "Sales.{other} is declared but not wired"
+        ))),
     }
 }
