@@ -9,9 +9,9 @@ use super::ApiError;
 use crate::domain::Interface;
 use crate::error::Error;
 use crate::protocol::MAX_MESSAGE;
-use crate::service::activation::{self, ActivateRequest, Issued, ReturnRequest};
-use crate::service::lifecycle::{self, ReactivateRequest, RestoreRequest};
+use crate::protocol::{ActivateRequest, Issued, ReactivateRequest, RestoreRequest, ReturnRequest};
 use crate::service::Core;
+use crate::service::{activation, lifecycle};
 
 type Res = Result<HttpResponse, ApiError>;
 type Core_ = web::Data<Core>;

@@ -17,3 +17,4 @@ mod protocol;
 mod resilience;
 mod rules;
 mod soap;
+mod soap_golden;

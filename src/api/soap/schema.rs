@@ -5,7 +5,7 @@
 //! types by name), which is all this reads.
 use std::collections::HashMap;
 
-use super::El;
+use super::envelope::{parse, El};
 use crate::error::Error;
 
 const XS: &str = "http://www.w3.org/2001/XMLSchema";
@@ -55,7 +55,7 @@ enum Content {
 impl Schema {
     /// Reads the schema of the service with namespace `ns`.
     pub fn read(ns: &'static str, xsd: &str) -> Result<Schema, String> {
-        let root = super::parse(xsd.as_bytes()).map_err(|e| e.to_string())?;
+        let root = parse(xsd.as_bytes()).map_err(|e| e.to_string())?;
         let complex: Vec<&str> = xs(&root, "complexType")
             .filter_map(|t| t.attr("name"))
             .collect();

@@ -28,10 +28,6 @@ pub(super) use issue::{issue, issue_required, Prepared};
 pub(super) use quota::{add_activations, count_activations};
 pub use receipt::confirm_receipt;
 pub use support::{get_container, push_license, stale_pending, ContainerView};
-// The wire types moved to `protocol`; these names stay until every adapter imports them there.
-pub use crate::protocol::{
-    ActivateRequest, Confirmed, Issued, ReturnRequest, Template, TicketInfo,
-};
 
 use super::audit::{self, Event};
 use super::firms::{load_signer, FirmSigner, MasterKey};
@@ -39,7 +35,7 @@ use super::{Core, Stats};
 use crate::domain::contact::{request_verdict, RequestVerdict};
 use crate::domain::{Actor, ContainerState, ContainerType, Interface, Role, Settings};
 use crate::error::{Error, Result};
-use crate::protocol::{self, Context, Kind, NEW_SERIAL};
+use crate::protocol::{self, Context, Issued, Kind, NEW_SERIAL};
 use crate::store::contact::{firm_and_container, Found};
 use crate::store::containers::{self, ContainerRow, NewContainer};
 use crate::store::mirrors::{self, Mirror};

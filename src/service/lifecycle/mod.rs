@@ -12,8 +12,6 @@ pub use control::{
     LicenseChange, ReplaceRequest, Replaced, SplitRequest, WithdrawRequest,
 };
 pub use restore::{fingerprint_salt, reactivate, restore};
-// The wire types moved to `protocol`; these names stay until every adapter imports them there.
-pub use crate::protocol::{ReactivateRequest, RestoreRequest};
 
 use super::activation::Refusal;
 use super::audit::{self, Event};
