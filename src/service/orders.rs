@@ -1,8 +1,5 @@
 //! Orders become tickets with one license per unit of quantity. Orders are idempotent: the
 //! same source and ERP order id with the same lines returns the first result.
-use std::collections::BTreeMap;
-
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{self, Event};
@@ -14,12 +11,11 @@ use crate::domain::{
     MAX_QUANTITY, MAX_TEXT,
 };
 use crate::error::{Error, Result};
-use crate::on_backend;
 use crate::store::items::{self as item_store, ItemRow};
 use crate::store::licenses::{self as license_store, Change, NewLicense};
 use crate::store::orders::{self as order_store, NewLine};
-use crate::store::schema::{customers, items, licenses, order_lines, orders, tickets};
-use crate::store::{is_unique_violation, Conn, Reused};
+use crate::store::tickets as ticket_store;
+use crate::store::Conn;
 
 const INITIAL_BATCH: &str = "initial";
 
@@ -148,7 +144,7 @@ pub async fn create_order_then(
         .db
         .write(move |c| {
             let erp_id = req.erp_order_id.clone().expect("validated");
-            if let Some(order_id) = find_order(c, &req.source, &erp_id)? {
+            if let Some(order_id) = order_store::find(c, &req.source, &erp_id)? {
                 let view = load_order(c, order_id, false)?;
                 let same_lines = lines_of(&view, INITIAL_BATCH) == req.lines;
                 if same_lines && view.customer_id == req.customer.external_id {
@@ -165,31 +161,19 @@ pub async fn create_order_then(
             // unique index refuses it and the write runs again with a new code.
             let code = TicketCode::generate();
             let now = super::now();
-            let ticket_id: i64 = match on_backend!(c, x => Reused(diesel::insert_into(tickets::table)
-                .values((tickets::code.eq(code.as_stored()), tickets::customer_id.eq(customer.id), tickets::state.eq("active"), tickets::created_at.eq(now)))
-                .returning(tickets::id))
-                .get_result(x))
-            {
-                Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
-                r => r?,
-            };
-            let inserted = on_backend!(c, x => Reused(diesel::insert_into(orders::table)
-                .values((
-                    orders::source.eq(&req.source),
-                    orders::erp_order_id.eq(&erp_id),
-                    orders::customer_id.eq(customer.id),
-                    orders::ticket_id.eq(ticket_id),
-                    orders::comment.eq(&req.comment),
-                    orders::created_by.eq(&actor.name),
-                    orders::created_at.eq(now),
-                ))
-                .returning(orders::id))
-                .get_result::<i64>(x));
-            // Another node inserted the same order first: run again, and find it.
-            let order_id = match inserted {
-                Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
-                r => r?,
-            };
+            let ticket_id = ticket_store::insert(c, &code, customer.id, now)?;
+            let order_id = order_store::insert(
+                c,
+                &order_store::NewOrder {
+                    source: &req.source,
+                    erp_order_id: &erp_id,
+                    customer_id: customer.id,
+                    ticket_id,
+                    comment: &req.comment,
+                    created_by: &actor.name,
+                },
+                now,
+            )?;
             let made = insert_lines(c, &actor, order_id, ticket_id, INITIAL_BATCH, &resolved)?;
             if ticket_mail && !customer.email.is_empty() {
                 let lines: Vec<serde_json::Value> = req
@@ -283,7 +267,7 @@ pub async fn add_to_order(
     let view = core
         .db
         .write(move |c| {
-            let order_id = find_order(c, &source, &erp_order_id)?.ok_or_else(|| Error::not_found("order", &erp_order_id))?;
+            let order_id = order_store::find(c, &source, &erp_order_id)?.ok_or_else(|| Error::not_found("order", &erp_order_id))?;
             let existing = load_order(c, order_id, false)?;
             if existing.lines.iter().any(|l| l.batch_key == batch_key) {
                 if lines_of(&existing, &batch_key) == req.lines {
@@ -292,7 +276,7 @@ pub async fn add_to_order(
                 return Err(Error::OrderConflict(format!("batch {batch_key} of order {erp_order_id} exists with other lines")));
             }
             let resolved = resolve_items(c, &req.lines)?;
-            let ticket_id: i64 = orders::table.filter(orders::id.eq(order_id)).select(orders::ticket_id).first(c)?;
+            let ticket_id = order_store::ticket_of(c, order_id)?;
             let made = insert_lines(c, &actor, order_id, ticket_id, &batch_key, &resolved)?;
             audit::record(&actor, Event {
                 action: "order.lines_added",
@@ -325,7 +309,7 @@ pub async fn get_order(
     )?;
     core.db
         .read(move |c| {
-            let id = find_order(c, &source, &erp_order_id)?
+            let id = order_store::find(c, &source, &erp_order_id)?
                 .ok_or_else(|| Error::not_found("order", &erp_order_id))?;
             load_order(c, id, false)
         })
@@ -341,15 +325,6 @@ fn lines_of(view: &OrderView, batch: &str) -> Vec<OrderLine> {
             quantity: l.quantity as i64,
         })
         .collect()
-}
-
-fn find_order(c: &mut Conn, source: &str, erp_id: &str) -> Result<Option<i64>> {
-    Ok(on_backend!(c, x => orders::table
-        .filter(orders::source.eq(source))
-        .filter(orders::erp_order_id.eq(erp_id))
-        .select(orders::id)
-        .first(x)
-        .optional())?)
 }
 
 struct Resolved {
@@ -499,66 +474,24 @@ fn apply_update_item(
 }
 
 fn load_order(c: &mut Conn, order_id: i64, created: bool) -> Result<OrderView> {
-    let (o, code, cust): (
-        (i64, String, String, String, String, chrono::NaiveDateTime),
-        String,
-        String,
-    ) = orders::table
-        .inner_join(tickets::table)
-        .inner_join(customers::table.on(customers::id.eq(orders::customer_id)))
-        .filter(orders::id.eq(order_id))
-        .select((
-            (
-                orders::id,
-                orders::source,
-                orders::erp_order_id,
-                orders::comment,
-                orders::created_by,
-                orders::created_at,
-            ),
-            tickets::code,
-            customers::external_id,
-        ))
-        .first(c)?;
-    let lines: Vec<(i64, String, i32, String, i32)> = order_lines::table
-        .inner_join(items::table)
-        .filter(order_lines::order_id.eq(order_id))
-        .select((
-            order_lines::id,
-            order_lines::batch_key,
-            order_lines::position,
-            items::item_id,
-            order_lines::quantity,
-        ))
-        .order(order_lines::id.asc())
-        .load(c)?;
-    let line_ids: Vec<i64> = lines.iter().map(|l| l.0).collect();
-    let mut by_line: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    let lic: Vec<(i64, i64)> = licenses::table
-        .filter(licenses::order_line_id.eq_any(&line_ids))
-        .select((licenses::order_line_id, licenses::id))
-        .order(licenses::id.asc())
-        .load(c)?;
-    for (line, id) in lic {
-        by_line.entry(line).or_default().push(id);
-    }
+    let o = order_store::get(c, order_id)?;
     Ok(OrderView {
-        order_id: o.0,
-        source: o.1,
-        erp_order_id: o.2,
-        comment: o.3,
-        created_by: o.4,
-        created_at: o.5,
-        customer_id: cust,
-        ticket: TicketCode::parse(&code)?.to_string(),
-        lines: lines
+        order_id: o.id,
+        source: o.source,
+        erp_order_id: o.erp_order_id,
+        comment: o.comment,
+        created_by: o.created_by,
+        created_at: o.created_at,
+        customer_id: o.customer_id,
+        ticket: TicketCode::parse(&o.ticket)?.to_string(),
+        lines: order_store::lines(c, order_id)?
             .into_iter()
-            .map(|(id, batch_key, position, item_id, quantity)| LineView {
-                batch_key,
-                position,
-                item_id,
-                quantity,
-                licenses: by_line.remove(&id).unwrap_or_default(),
+            .map(|l| LineView {
+                batch_key: l.batch_key,
+                position: l.position,
+                item_id: l.item_id,
+                quantity: l.quantity,
+                licenses: l.licenses,
             })
             .collect(),
         created,
@@ -587,9 +520,6 @@ pub struct LicenseView {
     pub options: serde_json::Value,
 }
 
-/// license id, item id, firm code, product code, state, generation, serial, options.
-type LicenseRow = (i64, String, i64, i64, String, i32, Option<String>, String);
-
 /// A ticket with its licenses (deleted ones have left it). The code is checked before the
 /// database is asked.
 pub async fn get_ticket(core: &Core, actor: &Actor, code: &str) -> Result<TicketView> {
@@ -610,76 +540,26 @@ async fn ticket_view(
     let code = TicketCode::parse(code)?;
     core.db
         .read(move |c| {
-            let (tid, state, created_at, cust): (i64, String, chrono::NaiveDateTime, String) =
-                tickets::table
-                    .inner_join(customers::table)
-                    .filter(tickets::code.eq(code.as_stored()))
-                    .select((
-                        tickets::id,
-                        tickets::state,
-                        tickets::created_at,
-                        customers::external_id,
-                    ))
-                    .first(c)
-                    .optional()?
-                    .ok_or_else(|| Error::not_found("ticket", &code))?;
-            let orders: Vec<String> = orders::table
-                .filter(orders::ticket_id.eq(tid))
-                .select(orders::erp_order_id)
-                .load(c)?;
-            let rows: Vec<LicenseRow> = licenses::table
-                .inner_join(items::table)
-                .inner_join(
-                    crate::store::schema::firms::table
-                        .on(crate::store::schema::firms::id.eq(licenses::firm_id)),
-                )
-                .filter(licenses::ticket_id.eq(tid))
-                .filter(
-                    licenses::state
-                        .ne(LicenseState::Deleted.as_str())
-                        .or(licenses::id.eq(keep.unwrap_or(-1))),
-                )
-                .select((
-                    licenses::id,
-                    items::item_id,
-                    crate::store::schema::firms::firm_code,
-                    licenses::product_code,
-                    licenses::state,
-                    licenses::generation,
-                    licenses::serial,
-                    licenses::options,
-                ))
-                .order(licenses::id.asc())
-                .load(c)?;
-            let licenses = rows
+            let t = ticket_store::by_code(c, &code)?;
+            let orders = order_store::erp_ids_of_ticket(c, t.id)?;
+            let licenses = license_store::listed_on_ticket(c, t.id, keep)?
                 .into_iter()
-                .map(
-                    |(
-                        license_id,
-                        item_id,
-                        firm_code,
-                        product_code,
-                        state,
-                        generation,
-                        serial,
-                        options,
-                    )| LicenseView {
-                        license_id,
-                        item_id,
-                        firm_code,
-                        product_code,
-                        state,
-                        generation,
-                        serial,
-                        options: serde_json::from_str(&options).unwrap_or(serde_json::Value::Null),
-                    },
-                )
+                .map(|l| LicenseView {
+                    license_id: l.id,
+                    item_id: l.item_id,
+                    firm_code: l.firm_code,
+                    product_code: l.product_code,
+                    state: l.state,
+                    generation: l.generation,
+                    serial: l.serial,
+                    options: serde_json::from_str(&l.options).unwrap_or(serde_json::Value::Null),
+                })
                 .collect();
             Ok(TicketView {
                 ticket: code.to_string(),
-                state,
-                customer_id: cust,
-                created_at,
+                state: t.state,
+                customer_id: t.customer_id,
+                created_at: t.created_at,
                 orders,
                 licenses,
             })
@@ -693,16 +573,9 @@ pub async fn get_license(core: &Core, actor: &Actor, id: i64) -> Result<serde_js
         &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
         "read licenses",
     )?;
-    let ticket: Option<String> = core
+    let ticket = core
         .db
-        .read(move |c| {
-            Ok(licenses::table
-                .inner_join(tickets::table)
-                .filter(licenses::id.eq(id))
-                .select(tickets::code)
-                .first::<String>(c)
-                .optional()?)
-        })
+        .read(move |c| license_store::ticket_code_of(c, id))
         .await?;
     let code = ticket.ok_or_else(|| Error::not_found("license", id))?;
     let view = ticket_view(core, actor, &code, Some(id)).await?;

@@ -485,3 +485,46 @@ pub fn pending_with_container(c: &mut Conn) -> Result<Vec<(i64, String, i64, i64
         ))
         .load(c)?)
 }
+
+/// A license as a ticket lists it.
+#[derive(Debug, Queryable)]
+pub struct TicketLicenseRow {
+    pub id: i64,
+    pub item_id: String,
+    pub firm_code: i64,
+    pub product_code: i64,
+    pub state: String,
+    pub generation: i32,
+    pub serial: Option<String>,
+    pub options: String,
+}
+
+/// The licenses on a ticket that have not left it, and license `keep` even if it has.
+pub fn listed_on_ticket(
+    c: &mut Conn,
+    ticket_id: i64,
+    keep: Option<i64>,
+) -> Result<Vec<TicketLicenseRow>> {
+    use super::schema::firms;
+    Ok(licenses::table
+        .inner_join(items::table)
+        .inner_join(firms::table.on(firms::id.eq(licenses::firm_id)))
+        .filter(licenses::ticket_id.eq(ticket_id))
+        .filter(
+            licenses::state
+                .ne(LicenseState::Deleted.as_str())
+                .or(licenses::id.eq(keep.unwrap_or(-1))),
+        )
+        .select((
+            licenses::id,
+            items::item_id,
+            firms::firm_code,
+            licenses::product_code,
+            licenses::state,
+            licenses::generation,
+            licenses::serial,
+            licenses::options,
+        ))
+        .order(licenses::id.asc())
+        .load(c)?)
+}

@@ -187,7 +187,7 @@ pub fn settle(
             .bind::<Array<BigInt>, _>(held)
             .bind::<Text, _>(S::Withdrawing.as_str());
             let rows: Vec<Settled> = Reused(q).load(pg)?;
-            if !rows.first().is_some_and(|r| r.n > 0) {
+            if rows.first().is_none_or(|r| r.n <= 0) {
                 return Ok(None);
             }
             let mut moved = vec![];

@@ -1,8 +1,8 @@
 //! Tickets: found by their code (as stored), owned by a customer.
 use diesel::prelude::*;
 
-use super::schema::tickets;
-use super::Conn;
+use super::schema::{customers, tickets};
+use super::{unique_or_retry, Conn, Reused};
 use crate::domain::ticket::TicketCode;
 use crate::error::{Error, Result};
 use crate::on_backend;
@@ -36,4 +36,50 @@ pub fn lock(c: &mut Conn, id: i64) -> Result<()> {
             .first::<i64>(pg)?;
     }
     Ok(())
+}
+
+/// Makes a ticket for a customer; its id. 119 random bits make a second ticket with the
+/// same code practically impossible; if it happens the unique index refuses it and the
+/// write runs again with a new code.
+pub fn insert(
+    c: &mut Conn,
+    code: &TicketCode,
+    customer_id: i64,
+    now: chrono::NaiveDateTime,
+) -> Result<i64> {
+    unique_or_retry(
+        on_backend!(c, x => Reused(diesel::insert_into(tickets::table)
+        .values((
+            tickets::code.eq(code.as_stored()),
+            tickets::customer_id.eq(customer_id),
+            tickets::state.eq("active"),
+            tickets::created_at.eq(now),
+        ))
+        .returning(tickets::id))
+        .get_result(x)),
+    )
+}
+
+/// A ticket with its customer's external id.
+#[derive(Debug, Queryable)]
+pub struct TicketRow {
+    pub id: i64,
+    pub state: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub customer_id: String,
+}
+
+pub fn by_code(c: &mut Conn, code: &TicketCode) -> Result<TicketRow> {
+    tickets::table
+        .inner_join(customers::table)
+        .filter(tickets::code.eq(code.as_stored()))
+        .select((
+            tickets::id,
+            tickets::state,
+            tickets::created_at,
+            customers::external_id,
+        ))
+        .first(c)
+        .optional()?
+        .ok_or_else(|| Error::not_found("ticket", code))
 }
