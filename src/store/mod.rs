@@ -16,6 +16,7 @@ pub mod mirrors;
 pub mod nonces;
 pub mod orders;
 pub mod quota;
+pub mod reports;
 pub mod requests;
 pub mod schema;
 pub mod settings;
