@@ -1,5 +1,4 @@
 //! The history: every change writes an event in the same transaction, chained by hash.
-use diesel::prelude::*;
 use serde::Serialize;
 
 use super::Core;
@@ -7,7 +6,6 @@ use crate::domain::ticket::TicketCode;
 use crate::domain::{Actor, Role};
 use crate::error::Result;
 use crate::store::history::{self, chain_hash, EventRow};
-use crate::store::schema::events;
 use crate::store::{audit_head as read_head, Conn};
 
 #[derive(Default)]
@@ -55,12 +53,7 @@ pub fn verify(conn: &mut Conn) -> Result<VerifyReport> {
     let mut prev = history::GENESIS.to_string();
     let mut after = 0i64;
     loop {
-        let page: Vec<EventRow> = events::table
-            .filter(events::id.gt(after))
-            .filter(events::id.le(head_id))
-            .order(events::id.asc())
-            .limit(1000)
-            .load(conn)?;
+        let page = history::page(conn, after, head_id, 1000)?;
         let Some(last) = page.last() else { break };
         after = last.id;
         for e in &page {
@@ -101,17 +94,8 @@ pub async fn history(
     let ticket = ticket.map(|t| TicketCode::parse(&t)).transpose()?;
     core.db
         .read(move |c| {
-            let mut q = events::table.into_boxed();
-            if let Some(o) = order_id {
-                q = q.filter(events::order_id.eq(o));
-            }
-            if let Some(t) = &ticket {
-                q = q.filter(events::ticket.eq(t.as_stored().to_string()));
-            }
-            if let Some(s) = &serial {
-                q = q.filter(events::serial.eq(s.clone()));
-            }
-            Ok(q.order(events::id.asc()).limit(1000).load(c)?)
+            let ticket = ticket.as_ref().map(TicketCode::as_stored);
+            history::matching(c, order_id, ticket, serial.as_deref(), 1000)
         })
         .await
 }

@@ -1,28 +1,13 @@
 //! Items (what the vendor sells), customers and the firm's global settings.
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{self, Event};
 use super::Core;
 use crate::domain::{check_id, check_len, Actor, ItemKind, ItemOptions, Role, Settings, MAX_TEXT};
 use crate::error::{Error, Result};
-use crate::store::is_unique_violation;
-use crate::store::schema::{customers, firms, items, settings};
-
-#[derive(Debug, Clone, Queryable)]
-pub struct ItemRow {
-    pub id: i64,
-    pub firm_id: i64,
-    pub item_id: String,
-    pub name: String,
-    pub kind: String,
-    pub product_code: i64,
-    pub options: String,
-    pub active: bool,
-    pub version: i32,
-    pub created_at: chrono::NaiveDateTime,
-    pub updated_at: chrono::NaiveDateTime,
-}
+use crate::store::customers::{self as customer_store, CustomerRow};
+use crate::store::items::{self as item_store, CatalogRow};
+use crate::store::Conn;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Item {
@@ -37,9 +22,9 @@ pub struct Item {
 }
 
 impl Item {
-    fn from_row(row: ItemRow, firm_code: i64) -> Result<Item> {
+    fn from_row((row, firm_code): (CatalogRow, i64)) -> Result<Item> {
         Ok(Item {
-            kind: ItemKind::parse(&row.kind)?,
+            kind: row.kind,
             options: serde_json::from_str(&row.options)
                 .map_err(|e| Error::internal(format!("item options: {e}")))?,
             item_id: row.item_id,
@@ -94,14 +79,10 @@ impl NewItem {
     }
 }
 
-fn load_item(c: &mut crate::store::Conn, item_id: &str) -> Result<Option<Item>> {
-    let row = items::table
-        .inner_join(firms::table)
-        .filter(items::item_id.eq(item_id))
-        .select((items::all_columns, firms::firm_code))
-        .first::<(ItemRow, i64)>(c)
-        .optional()?;
-    row.map(|(r, code)| Item::from_row(r, code)).transpose()
+fn load_item(c: &mut Conn, item_id: &str) -> Result<Option<Item>> {
+    item_store::find(c, item_id)?
+        .map(Item::from_row)
+        .transpose()
 }
 
 pub async fn create_item(core: &Core, actor: &Actor, req: NewItem) -> Result<Item> {
@@ -112,27 +93,18 @@ pub async fn create_item(core: &Core, actor: &Actor, req: NewItem) -> Result<Ite
     let actor = actor.clone();
     core.db
         .write(move |c| {
-            let now = super::now();
-            let res = diesel::insert_into(items::table)
-                .values((
-                    items::firm_id.eq(firm.id),
-                    items::item_id.eq(&req.item_id),
-                    items::name.eq(&req.name),
-                    items::kind.eq(req.kind.as_str()),
-                    items::product_code.eq(req.product_code),
-                    items::options.eq(serde_json::to_string(&req.options).expect("options")),
-                    items::active.eq(true),
-                    items::version.eq(1),
-                    items::created_at.eq(now),
-                    items::updated_at.eq(now),
-                ))
-                .execute(c);
-            match res {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(Error::AlreadyExists { kind: "item", id: req.item_id.clone() })
-                }
-                r => r?,
+            let options = serde_json::to_string(&req.options).expect("options");
+            let new = item_store::NewItem {
+                firm_id: firm.id,
+                item_id: &req.item_id,
+                name: &req.name,
+                kind: req.kind,
+                product_code: req.product_code,
+                options: &options,
             };
+            if !item_store::insert(c, &new, super::now())? {
+                return Err(Error::AlreadyExists { kind: "item", id: req.item_id.clone() });
+            }
             audit::record(&actor, Event {
                 action: "item.created",
                 details: serde_json::json!({"item_id": req.item_id, "kind": req.kind, "product_code": req.product_code}),
@@ -173,20 +145,13 @@ pub async fn change_item(
             let item = load_item(c, &item_id)?.ok_or_else(|| Error::not_found("item", &item_id))?;
             let name = req.name.clone().unwrap_or(item.name.clone());
             let options = req.options.clone().unwrap_or(item.options.clone());
-            let n = diesel::update(
-                items::table
-                    .filter(items::item_id.eq(&item_id))
-                    .filter(items::version.eq(req.version)),
-            )
-            .set((
-                items::name.eq(&name),
-                items::options.eq(serde_json::to_string(&options).expect("options")),
-                items::active.eq(req.active.unwrap_or(item.active)),
-                items::version.eq(req.version + 1),
-                items::updated_at.eq(super::now()),
-            ))
-            .execute(c)?;
-            if n == 0 {
+            let options = serde_json::to_string(&options).expect("options");
+            let set = item_store::Change {
+                name: &name,
+                options: &options,
+                active: req.active.unwrap_or(item.active),
+            };
+            if !item_store::change(c, &item_id, req.version, &set, super::now())? {
                 return Err(Error::Conflict(format!(
                     "item {item_id} was changed meanwhile (version {})",
                     item.version
@@ -215,19 +180,16 @@ pub async fn get_item(core: &Core, actor: &Actor, item_id: String) -> Result<Ite
 pub async fn list_items(core: &Core, _actor: &Actor) -> Result<Vec<Item>> {
     core.db
         .read(|c| {
-            let rows = items::table
-                .inner_join(firms::table)
-                .select((items::all_columns, firms::firm_code))
-                .order(items::item_id.asc())
-                .load::<(ItemRow, i64)>(c)?;
-            rows.into_iter()
-                .map(|(r, code)| Item::from_row(r, code))
+            item_store::all(c)?
+                .into_iter()
+                .map(Item::from_row)
                 .collect()
         })
         .await
 }
 
-#[derive(Debug, Clone, Serialize, Queryable)]
+/// A customer as the JSON and SOAP services show it.
+#[derive(Debug, Clone, Serialize)]
 pub struct Customer {
     #[serde(skip)]
     pub id: i64,
@@ -237,6 +199,20 @@ pub struct Customer {
     pub locale: String,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+}
+
+impl From<CustomerRow> for Customer {
+    fn from(r: CustomerRow) -> Customer {
+        Customer {
+            id: r.id,
+            external_id: r.external_id,
+            name: r.name,
+            email: r.email,
+            locale: r.locale,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 /// Customer data as an ERP or shop sends it with an order.
@@ -285,47 +261,32 @@ impl CustomerData {
 }
 
 /// Finds the customer by external id, creating it or updating the fields given. Inside a write.
-pub fn upsert_customer(c: &mut crate::store::Conn, data: &CustomerData) -> Result<Customer> {
+pub fn upsert_customer(c: &mut Conn, data: &CustomerData) -> Result<Customer> {
     let now = super::now();
-    let found = crate::on_backend!(c, x => customers::table
-        .filter(customers::external_id.eq(&data.external_id))
-        .first::<Customer>(x)
-        .optional())?;
-    match found {
-        None => match diesel::insert_into(customers::table)
-            .values((
-                customers::external_id.eq(&data.external_id),
-                customers::name.eq(data.name.clone().unwrap_or_default()),
-                customers::email.eq(data.email.clone().unwrap_or_default()),
-                customers::locale.eq(data.locale.clone().unwrap_or_else(|| "en".into())),
-                customers::created_at.eq(now),
-                customers::updated_at.eq(now),
-            ))
-            .get_result(c)
-        {
-            // Another writer made this customer a moment ago: run again, and find it.
-            Err(e) if is_unique_violation(&e) => Err(Error::Retry),
-            r => Ok(r?),
-        },
-        Some(cur) => {
-            let name = data.name.clone().unwrap_or(cur.name.clone());
-            let email = data.email.clone().unwrap_or(cur.email.clone());
-            let locale = data.locale.clone().unwrap_or(cur.locale.clone());
-            if (&name, &email, &locale) == (&cur.name, &cur.email, &cur.locale) {
-                return Ok(cur);
-            }
-            Ok(
-                diesel::update(customers::table.filter(customers::id.eq(cur.id)))
-                    .set((
-                        customers::name.eq(name),
-                        customers::email.eq(email),
-                        customers::locale.eq(locale),
-                        customers::updated_at.eq(now),
-                    ))
-                    .get_result(c)?,
-            )
+    let row = match customer_store::by_external_id(c, &data.external_id)? {
+        None => {
+            let contact = customer_store::Contact {
+                name: data.name.as_deref().unwrap_or_default(),
+                email: data.email.as_deref().unwrap_or_default(),
+                locale: data.locale.as_deref().unwrap_or("en"),
+            };
+            customer_store::insert(c, &data.external_id, &contact, now)?
         }
-    }
+        Some(cur) => {
+            let contact = customer_store::Contact {
+                name: data.name.as_deref().unwrap_or(&cur.name),
+                email: data.email.as_deref().unwrap_or(&cur.email),
+                locale: data.locale.as_deref().unwrap_or(&cur.locale),
+            };
+            if (contact.name, contact.email, contact.locale)
+                == (cur.name.as_str(), cur.email.as_str(), cur.locale.as_str())
+            {
+                return Ok(cur.into());
+            }
+            customer_store::update(c, cur.id, &contact, now)?
+        }
+    };
+    Ok(row.into())
 }
 
 pub async fn put_customer(core: &Core, actor: &Actor, data: CustomerData) -> Result<Customer> {
@@ -355,10 +316,8 @@ pub async fn get_customer(core: &Core, actor: &Actor, external_id: String) -> Re
     )?;
     core.db
         .read(move |c| {
-            customers::table
-                .filter(customers::external_id.eq(&external_id))
-                .first::<Customer>(c)
-                .optional()?
+            customer_store::by_external_id(c, &external_id)?
+                .map(Customer::from)
                 .ok_or_else(|| Error::not_found("customer", &external_id))
         })
         .await
@@ -368,10 +327,10 @@ pub async fn list_customers(core: &Core, actor: &Actor) -> Result<Vec<Customer>>
     actor.require(&[Role::Admin, Role::Sales, Role::Support], "read customers")?;
     core.db
         .read(|c| {
-            Ok(customers::table
-                .order(customers::id.asc())
-                .limit(1000)
-                .load(c)?)
+            Ok(customer_store::list(c, 1000)?
+                .into_iter()
+                .map(Customer::from)
+                .collect())
         })
         .await
 }
@@ -393,24 +352,7 @@ pub async fn put_settings(core: &Core, actor: &Actor, new: Settings) -> Result<S
     core.db
         .write(move |c| {
             let body = serde_json::to_string(&new).expect("settings");
-            let now = super::now();
-            let n = diesel::update(settings::table.filter(settings::firm_id.eq(firm)))
-                .set((
-                    settings::body.eq(&body),
-                    settings::version.eq(settings::version + 1),
-                    settings::updated_at.eq(now),
-                ))
-                .execute(c)?;
-            if n == 0 {
-                diesel::insert_into(settings::table)
-                    .values((
-                        settings::firm_id.eq(firm),
-                        settings::body.eq(&body),
-                        settings::version.eq(1),
-                        settings::updated_at.eq(now),
-                    ))
-                    .execute(c)?;
-            }
+            crate::store::settings::save(c, firm, &body, super::now())?;
             audit::record(
                 &actor,
                 Event {

@@ -3,10 +3,8 @@
 use std::io::Write;
 
 use base64::Engine;
-use diesel::prelude::*;
 use openssl::pkey::PKey;
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
-use serde::Serialize;
 
 use super::audit::{self, Event};
 use crate::config::Config;
@@ -14,9 +12,10 @@ use crate::domain::{Actor, Interface};
 use crate::error::{Error, Result};
 use crate::protocol::crypto::SigningKey;
 use crate::protocol::Endorsement;
-use crate::store::schema::{firm_keys, firms};
-use crate::store::Conn;
-use crate::store::{is_unique_violation, Db};
+use crate::store::firms::{self as store, NewKey};
+use crate::store::{Conn, Db};
+
+pub use crate::store::firms::Firm;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -100,30 +99,9 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
-#[derive(Debug, Clone, Serialize, Queryable)]
-pub struct Firm {
-    pub id: i64,
-    pub firm_code: i64,
-    pub name: String,
-    pub key_id: String,
-    /// Base64 of the raw 32-byte Ed25519 public key.
-    pub public_key: String,
-    #[serde(skip)]
-    pub private_key_sealed: String,
-    pub created_at: chrono::NaiveDateTime,
-}
-
 /// Finds the firm with `code`, or makes it with a fresh key pair.
 pub async fn ensure_firm(db: &Db, master: &MasterKey, code: i64, name: &str) -> Result<Firm> {
-    if let Some(f) = db
-        .read(move |c| {
-            Ok(firms::table
-                .filter(firms::firm_code.eq(code))
-                .first::<Firm>(c)
-                .optional()?)
-        })
-        .await?
-    {
+    if let Some(f) = db.read(move |c| store::find(c, code)).await? {
         return Ok(f);
     }
     let key = PKey::generate_ed25519().map_err(|e| Error::internal(format!("keygen: {e}")))?;
@@ -138,41 +116,15 @@ pub async fn ensure_firm(db: &Db, master: &MasterKey, code: i64, name: &str) -> 
     let public_b64 = B64.encode(&public);
     let name = name.to_string();
     db.write(move |c| {
-        if let Some(f) = firms::table
-            .filter(firms::firm_code.eq(code))
-            .first::<Firm>(c)
-            .optional()?
-        {
+        if let Some(f) = store::find(c, code)? {
             return Ok(f);
         }
-        let res = diesel::insert_into(firms::table)
-            .values((
-                firms::firm_code.eq(code),
-                firms::name.eq(&name),
-                firms::key_id.eq(&key_id),
-                firms::public_key.eq(&public_b64),
-                firms::private_key_sealed.eq(&sealed),
-                firms::created_at.eq(super::now()),
-            ))
-            .execute(c);
-        match res {
-            Err(e) if is_unique_violation(&e) => return Err(Error::Retry),
-            r => r?,
+        let key = NewKey {
+            key_id: &key_id,
+            public_key: &public_b64,
+            private_key_sealed: &sealed,
         };
-        let firm_id: i64 = firms::table
-            .filter(firms::firm_code.eq(code))
-            .select(firms::id)
-            .first(c)?;
-        diesel::insert_into(firm_keys::table)
-            .values((
-                firm_keys::firm_id.eq(firm_id),
-                firm_keys::key_id.eq(&key_id),
-                firm_keys::public_key.eq(&public_b64),
-                firm_keys::private_key_sealed.eq(&sealed),
-                firm_keys::endorsement.eq(""),
-                firm_keys::created_at.eq(super::now()),
-            ))
-            .execute(c)?;
+        store::insert(c, code, &name, &key, super::now())?;
         audit::record(
             &Actor::system(Interface::System),
             Event {
@@ -181,22 +133,14 @@ pub async fn ensure_firm(db: &Db, master: &MasterKey, code: i64, name: &str) -> 
                 ..Default::default()
             },
         )?;
-        Ok(firms::table
-            .filter(firms::firm_code.eq(code))
-            .first::<Firm>(c)?)
+        store::find(c, code)?.ok_or_else(|| Error::internal("firm vanished"))
     })
     .await
 }
 
 pub async fn find_by_code(db: &Db, code: i64) -> Result<Firm> {
-    db.read(move |c| {
-        firms::table
-            .filter(firms::firm_code.eq(code))
-            .first::<Firm>(c)
-            .optional()?
-            .ok_or_else(|| Error::not_found("firm", code))
-    })
-    .await
+    db.read(move |c| store::find(c, code)?.ok_or_else(|| Error::not_found("firm", code)))
+        .await
 }
 
 /// A firm's current signing key, opened, with the endorsements that lead to it from every
@@ -224,33 +168,28 @@ impl FirmSigner {
     }
 }
 
-type KeyRow = (String, String, String, String);
-
 /// Opens the firm's current key; the result is cached per key id by the caller.
 pub fn load_signer(c: &mut Conn, master: &MasterKey, firm_id: i64) -> Result<FirmSigner> {
-    let firm_code: i64 = firms::table
-        .filter(firms::id.eq(firm_id))
-        .select(firms::firm_code)
-        .first(c)?;
-    let rows: Vec<KeyRow> = firm_keys::table
-        .filter(firm_keys::firm_id.eq(firm_id))
-        .order(firm_keys::id.asc())
-        .select((
-            firm_keys::key_id,
-            firm_keys::public_key,
-            firm_keys::private_key_sealed,
-            firm_keys::endorsement,
-        ))
-        .load(c)?;
-    let (key_id, _, sealed, _) = rows
+    let firm_code = store::code_of(c, firm_id)?;
+    let rows = store::keys_oldest_first(c, firm_id)?;
+    let current = rows
         .last()
-        .cloned()
         .ok_or_else(|| Error::internal(format!("firm {firm_code} has no key")))?;
-    let raw = master.open(&sealed, format!("firm:{firm_code}").as_bytes())?;
+    let key_id = current.key_id.clone();
+    let raw = master.open(
+        &current.private_key_sealed,
+        format!("firm:{firm_code}").as_bytes(),
+    )?;
     let key = SigningKey::from_raw(&raw).map_err(|e| Error::internal(e.0))?;
     let mut chain = vec![];
     let mut public_keys = vec![];
-    for (id, public, _, endorsement) in rows {
+    for store::KeyRow {
+        key_id: id,
+        public_key: public,
+        endorsement,
+        ..
+    } in rows
+    {
         if !endorsement.is_empty() {
             chain.push(
                 serde_json::from_str(&endorsement)
@@ -287,25 +226,14 @@ pub async fn rotate_key(core: &super::Core, actor: &Actor, code: i64) -> Result<
             let endorsement = Endorsement::make(code, &public, &current.key);
             let sealed = master.seal(&new.raw(), format!("firm:{code}").as_bytes())?;
             let public_b64 = B64.encode(&public);
-            let now = super::now();
-            diesel::insert_into(firm_keys::table)
-                .values((
-                    firm_keys::firm_id.eq(firm.id),
-                    firm_keys::key_id.eq(&endorsement.key_id),
-                    firm_keys::public_key.eq(&public_b64),
-                    firm_keys::private_key_sealed.eq(&sealed),
-                    firm_keys::endorsement
-                        .eq(serde_json::to_string(&endorsement).expect("endorsement")),
-                    firm_keys::created_at.eq(now),
-                ))
-                .execute(c)?;
-            diesel::update(firms::table.filter(firms::id.eq(firm.id)))
-                .set((
-                    firms::key_id.eq(&endorsement.key_id),
-                    firms::public_key.eq(&public_b64),
-                    firms::private_key_sealed.eq(&sealed),
-                ))
-                .execute(c)?;
+            let key = NewKey {
+                key_id: &endorsement.key_id,
+                public_key: &public_b64,
+                private_key_sealed: &sealed,
+            };
+            let signed = serde_json::to_string(&endorsement).expect("endorsement");
+            store::add_key(c, firm.id, &key, &signed, super::now())?;
+            store::set_current_key(c, firm.id, &key)?;
             audit::record(
                 &actor,
                 Event {

@@ -1,19 +1,13 @@
 //! Reports: each is a table with fixed columns, read in one transaction, and given out as
 //! JSON rows or as CSV (RFC 4180, UTF-8, a header row, times in ISO 8601 UTC).
-use std::collections::HashMap;
-
-use diesel::prelude::*;
 use serde_json::{json, Value};
 
 use super::Core;
 use crate::domain::ticket::TicketCode;
-use crate::domain::{check_id, Actor, ItemOptions, LicenseState, Role};
+use crate::domain::{check_id, Actor, ItemOptions, Role};
 use crate::error::{Error, Result};
-use crate::store::schema::{
-    activation_counts, blacklist, containers, customers, events, firms, items, licenses, settings,
-    tickets,
-};
-use crate::store::Conn;
+use crate::store::reports::{self as store, LicenseLine};
+use crate::store::{customers, history, tickets, Conn};
 
 /// Which report, with its parameters.
 #[derive(Debug, Clone)]
@@ -160,43 +154,11 @@ fn iso_opt(t: Option<chrono::NaiveDateTime>) -> Value {
     t.map(iso).unwrap_or(Value::Null)
 }
 
-fn options(raw: &str) -> Result<ItemOptions> {
-    serde_json::from_str(raw).map_err(|e| Error::internal(format!("license options: {e}")))
-}
-
 fn expiration(o: &ItemOptions) -> Value {
     o.expiration_time
         .map(|t| iso(t.naive_utc()))
         .unwrap_or(Value::Null)
 }
-
-/// license id, item, firm code, product code, state, generation, serial, ticket, options,
-/// activated at, created at, customer.
-type LicenseLine = (
-    i64,
-    String,
-    i64,
-    i64,
-    String,
-    i32,
-    Option<String>,
-    String,
-    String,
-    Option<chrono::NaiveDateTime>,
-    chrono::NaiveDateTime,
-    String,
-);
-
-/// event id, at, actor, interface, action, serial, details.
-type EventLine = (
-    i64,
-    chrono::NaiveDateTime,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-);
 
 const LICENSE_COLUMNS: &[&str] = &[
     "license_id",
@@ -216,47 +178,32 @@ const LICENSE_COLUMNS: &[&str] = &[
 ];
 
 fn license_cells(l: LicenseLine) -> Result<Vec<Value>> {
-    let o = options(&l.8)?;
+    let o = l.options()?;
     Ok(vec![
-        json!(l.0),
-        json!(TicketCode::parse(&l.7)?.to_string()),
-        json!(l.1),
-        json!(l.2),
-        json!(l.3),
-        json!(l.4),
-        json!(l.5),
-        json!(l.6),
+        json!(l.id),
+        json!(TicketCode::parse(&l.ticket)?.to_string()),
+        json!(l.item_id),
+        json!(l.firm_code),
+        json!(l.product_code),
+        json!(l.state.as_str()),
+        json!(l.generation),
+        json!(l.serial),
         json!(o.license_quantity),
         json!(o.feature_map),
         expiration(&o),
-        iso_opt(l.9),
-        iso(l.10),
-        json!(l.11),
+        iso_opt(l.activated_at),
+        iso(l.created_at),
+        json!(l.customer_id),
     ])
 }
 
-macro_rules! license_query {
-    () => {
-        licenses::table
-            .inner_join(items::table)
-            .inner_join(tickets::table.inner_join(customers::table))
-            .inner_join(firms::table.on(firms::id.eq(licenses::firm_id)))
-            .select((
-                licenses::id,
-                items::item_id,
-                firms::firm_code,
-                licenses::product_code,
-                licenses::state,
-                licenses::generation,
-                licenses::serial,
-                tickets::code,
-                licenses::options,
-                licenses::activated_at,
-                licenses::created_at,
-                customers::external_id,
-            ))
-            .order(licenses::id.asc())
-    };
+/// The license report `report` of `rows`.
+fn license_table(report: &'static str, rows: Vec<LicenseLine>) -> Result<Table> {
+    Ok(Table {
+        report,
+        columns: LICENSE_COLUMNS,
+        rows: rows.into_iter().map(license_cells).collect::<Result<_>>()?,
+    })
 }
 
 /// Runs a report. Vendor roles only.
@@ -278,110 +225,25 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
     Ok(match report {
         Report::ContainerLicenses { serial } => {
             check_id("serial", serial)?;
-            let known: i64 = containers::table
-                .filter(containers::serial.eq(serial))
-                .count()
-                .get_result(c)?;
-            if known == 0 {
+            if !store::container_exists(c, serial)? {
                 return Err(Error::not_found("container", serial));
             }
-            let rows: Vec<LicenseLine> = license_query!()
-                .filter(licenses::serial.eq(serial))
-                .load(c)?;
-            Table {
-                report: "container-licenses",
-                columns: LICENSE_COLUMNS,
-                rows: rows.into_iter().map(license_cells).collect::<Result<_>>()?,
-            }
+            license_table("container-licenses", store::licenses_in(c, serial)?)?
         }
         Report::TicketLicenses { ticket } => {
             let code = TicketCode::parse(ticket)?;
-            let tid: i64 = tickets::table
-                .filter(tickets::code.eq(code.as_stored()))
-                .select(tickets::id)
-                .first(c)
-                .optional()?
-                .ok_or_else(|| Error::not_found("ticket", &code))?;
-            let rows: Vec<LicenseLine> = license_query!()
-                .filter(licenses::ticket_id.eq(tid))
-                .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
-                .load(c)?;
-            Table {
-                report: "ticket-licenses",
-                columns: LICENSE_COLUMNS,
-                rows: rows.into_iter().map(license_cells).collect::<Result<_>>()?,
-            }
+            let tid = tickets::id_of(c, &code)?;
+            license_table("ticket-licenses", store::licenses_of_ticket(c, tid)?)?
         }
-        Report::Expiring { days } => {
-            let until = now + chrono::Duration::days(i64::from(*days));
-            // The expiration time lives in the license options; licenses without one
-            // never expire, so only those naming one are read.
-            let rows: Vec<LicenseLine> = license_query!()
-                .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
-                .filter(licenses::options.like("%\"expiration_time\":\"%"))
-                .load(c)?;
-            let mut out = vec![];
-            for l in rows {
-                let o = options(&l.8)?;
-                if let Some(t) = o.expiration_time.map(|t| t.naive_utc()) {
-                    if t >= now && t <= until {
-                        out.push((t, license_cells(l)?));
-                    }
-                }
-            }
-            out.sort_by_key(|(t, _)| *t);
-            Table {
-                report: "expiring",
-                columns: LICENSE_COLUMNS,
-                rows: out.into_iter().map(|(_, r)| r).collect(),
-            }
-        }
-        Report::NeverActivated => {
-            let rows: Vec<LicenseLine> = license_query!()
-                .filter(licenses::state.eq(LicenseState::Available.as_str()))
-                .filter(licenses::activated_at.is_null())
-                .filter(licenses::generation.eq(1))
-                .load(c)?;
-            Table {
-                report: "never-activated",
-                columns: LICENSE_COLUMNS,
-                rows: rows.into_iter().map(license_cells).collect::<Result<_>>()?,
-            }
-        }
+        Report::Expiring { days } => license_table("expiring", store::expiring(c, *days, now)?)?,
+        Report::NeverActivated => license_table("never-activated", store::never_activated(c)?)?,
         Report::CustomerContainers { customer_id } => {
             check_id("customer_id", customer_id)?;
-            let cust: i64 = customers::table
-                .filter(customers::external_id.eq(customer_id))
-                .select(customers::id)
-                .first(c)
-                .optional()?
-                .ok_or_else(|| Error::not_found("customer", customer_id))?;
-            let rows: Vec<(String, String, String, chrono::NaiveDateTime)> = containers::table
-                .filter(containers::customer_id.eq(cust))
-                .select((
-                    containers::serial,
-                    containers::kind,
-                    containers::state,
-                    containers::created_at,
-                ))
-                .order(containers::id.asc())
-                .load(c)?;
-            let serials: Vec<&String> = rows.iter().map(|r| &r.0).collect();
-            let counts: Vec<(Option<String>, i64)> = licenses::table
-                .filter(licenses::serial.eq_any(&serials))
-                .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
-                .group_by(licenses::serial)
-                .select((licenses::serial, diesel::dsl::count_star()))
-                .load(c)?;
-            let counts: HashMap<String, i64> = counts
-                .into_iter()
-                .filter_map(|(s, n)| s.map(|s| (s, n)))
-                .collect();
-            let listed: Vec<String> = blacklist::table
-                .filter(blacklist::serial.eq_any(&serials))
-                .filter(blacklist::removed_at.is_null())
-                .select(blacklist::serial)
-                .load(c)?;
+            let cust = customers::id_of(c, customer_id)?;
+            let rows = store::containers_of_customer(c, cust)?;
+            let serials: Vec<&str> = rows.iter().map(|r| r.serial.as_str()).collect();
+            let counts = store::license_counts(c, &serials)?;
+            let listed = store::blacklisted_among(c, &serials)?;
             Table {
                 report: "customer-containers",
                 columns: &[
@@ -394,40 +256,24 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                 ],
                 rows: rows
                     .into_iter()
-                    .map(|(serial, kind, state, at)| {
+                    .map(|r| {
                         vec![
-                            json!(serial),
-                            json!(kind),
-                            json!(state),
-                            json!(listed.contains(&serial)),
-                            json!(counts.get(&serial).copied().unwrap_or(0)),
-                            iso(at),
+                            json!(r.serial),
+                            json!(r.kind.as_str()),
+                            json!(r.state.as_str()),
+                            json!(listed.contains(&r.serial)),
+                            json!(counts.get(&r.serial).copied().unwrap_or(0)),
+                            iso(r.created_at),
                         ]
                     })
                     .collect(),
             }
         }
         Report::LicenseHistory { license_id } => {
-            let known: i64 = licenses::table
-                .filter(licenses::id.eq(license_id))
-                .count()
-                .get_result(c)?;
-            if known == 0 {
+            if !store::license_exists(c, *license_id)? {
                 return Err(Error::not_found("license", license_id));
             }
-            let rows: Vec<EventLine> = events::table
-                .filter(events::license_id.eq(license_id))
-                .select((
-                    events::id,
-                    events::at,
-                    events::actor,
-                    events::interface,
-                    events::action,
-                    events::serial,
-                    events::details,
-                ))
-                .order(events::id.asc())
-                .load(c)?;
+            let rows = history::of_license(c, *license_id)?;
             Table {
                 report: "license-history",
                 columns: &[
@@ -441,51 +287,22 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                 ],
                 rows: rows
                     .into_iter()
-                    .map(|(id, at, actor, interface, action, serial, details)| {
+                    .map(|e| {
                         vec![
-                            json!(id),
-                            iso(at),
-                            json!(actor),
-                            json!(interface),
-                            json!(action),
-                            json!(serial),
-                            json!(details),
+                            json!(e.id),
+                            iso(e.at),
+                            json!(e.actor),
+                            json!(e.interface),
+                            json!(e.action),
+                            json!(e.serial),
+                            json!(e.details),
                         ]
                     })
                     .collect(),
             }
         }
         Report::Blacklist => {
-            #[allow(clippy::type_complexity)]
-            let rows: Vec<(
-                String,
-                i64,
-                String,
-                chrono::NaiveDateTime,
-                String,
-                Option<chrono::NaiveDateTime>,
-                Option<chrono::NaiveDateTime>,
-                Option<chrono::NaiveDateTime>,
-                Option<String>,
-                Option<String>,
-                Option<i64>,
-            )> = blacklist::table
-                .inner_join(firms::table.on(firms::id.eq(blacklist::firm_id)))
-                .select((
-                    blacklist::serial,
-                    firms::firm_code,
-                    blacklist::description,
-                    blacklist::placed_at,
-                    blacklist::placed_by,
-                    blacklist::lock_sent_at,
-                    blacklist::lock_validated_at,
-                    blacklist::removed_at,
-                    blacklist::removed_by,
-                    blacklist::removed_reason,
-                    blacklist::lock_update_id,
-                ))
-                .order(blacklist::id.asc())
-                .load(c)?;
+            let rows = store::blacklist_entries(c)?;
             Table {
                 report: "blacklist",
                 columns: &[
@@ -505,57 +322,36 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                     .into_iter()
                     .map(|r| {
                         vec![
-                            json!(r.0),
-                            json!(r.1),
-                            json!(r.2),
-                            iso(r.3),
-                            json!(r.4),
-                            iso_opt(r.5),
-                            iso_opt(r.6),
-                            iso_opt(r.7),
-                            json!(r.8),
-                            json!(r.9),
-                            json!(r.10),
+                            json!(r.serial),
+                            json!(r.firm_code),
+                            json!(r.description),
+                            iso(r.placed_at),
+                            json!(r.placed_by),
+                            iso_opt(r.lock_sent_at),
+                            iso_opt(r.lock_validated_at),
+                            iso_opt(r.removed_at),
+                            json!(r.removed_by),
+                            json!(r.removed_reason),
+                            json!(r.lock_update_id),
                         ]
                     })
                     .collect(),
             }
         }
         Report::ActivationsPerMonth => {
-            let rows: Vec<(i64, String, i64, i64, Option<String>)> = activation_counts::table
-                .inner_join(firms::table.on(firms::id.eq(activation_counts::firm_id)))
-                .left_join(settings::table.on(settings::firm_id.eq(activation_counts::firm_id)))
-                .select((
-                    firms::firm_code,
-                    activation_counts::month,
-                    activation_counts::activations,
-                    activation_counts::refused,
-                    settings::body.nullable(),
-                ))
-                .order((firms::firm_code.asc(), activation_counts::month.asc()))
-                .load(c)?;
-            // The count of a month is spread over shards: add them up.
-            let mut months: std::collections::BTreeMap<(i64, String), (i64, i64, u32)> =
-                Default::default();
-            for (firm_code, month, n, refused, body) in rows {
-                let quota = crate::store::settings::parse(body)?.monthly_activation_quota;
-                let m = months.entry((firm_code, month)).or_insert((0, 0, quota));
-                m.0 += n;
-                m.1 += refused;
-            }
-            let out = months
+            let out = store::activations_per_month(c)?
                 .into_iter()
-                .map(|((firm_code, month), (n, refused, quota))| {
-                    let quota = if quota == 0 {
+                .map(|m| {
+                    let quota = if m.quota == 0 {
                         Value::Null
                     } else {
-                        json!(quota)
+                        json!(m.quota)
                     };
                     vec![
-                        json!(firm_code),
-                        json!(month),
-                        json!(n),
-                        json!(refused),
+                        json!(m.firm_code),
+                        json!(m.month),
+                        json!(m.activations),
+                        json!(m.refused),
                         quota,
                     ]
                 })

@@ -7,15 +7,14 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{self, Event};
 use super::Core;
 use crate::domain::{check_id, check_len, Actor, Interface, Role};
 use crate::error::{Error, Result};
-use crate::store::is_unique_violation;
-use crate::store::schema::users;
+use crate::store::nonces;
+use crate::store::users::{self as store, UserRow};
 
 /// Verified credentials, remembered for a while so that argon2 runs once per user and
 /// password, not once per request. Keys are SHA-256 over a per-process random salt, the user
@@ -73,19 +72,29 @@ impl CredentialCache {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Queryable)]
+/// A user as the JSON and SOAP services show it (never its password hash or sealed
+/// password).
+#[derive(Debug, Clone, Serialize)]
 pub struct User {
     pub id: i64,
     pub username: String,
-    #[serde(skip)]
-    pub password_hash: String,
     pub role: String,
     pub active: bool,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
-    /// The password sealed with the master key (for WS-Security PasswordDigest).
-    #[serde(skip)]
-    pub digest_secret: String,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> User {
+        User {
+            id: r.id,
+            username: r.username,
+            role: r.role,
+            active: r.active,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 fn seal_password(core: &Core, username: &str, password: &str) -> Result<String> {
@@ -99,14 +108,7 @@ async fn digest_password(core: &Core, username: &str) -> Result<Option<String>> 
     let name = username.to_string();
     let sealed: Option<String> = core
         .db
-        .read(move |c| {
-            Ok(users::table
-                .filter(users::username.eq(&name))
-                .filter(users::active.eq(true))
-                .select(users::digest_secret)
-                .first(c)
-                .optional()?)
-        })
+        .read(move |c| store::digest_secret_of_active(c, &name))
         .await?;
     match sealed.filter(|s| !s.is_empty()) {
         None => Ok(None),
@@ -154,15 +156,7 @@ pub async fn authenticate(
         });
     }
     let name = username.to_string();
-    let user = core
-        .db
-        .read(move |c| {
-            Ok(users::table
-                .filter(users::username.eq(name))
-                .first::<User>(c)
-                .optional()?)
-        })
-        .await?;
+    let user = core.db.read(move |c| store::by_name(c, &name)).await?;
     let Some(user) = user.filter(|u| u.active) else {
         return Err(Error::Unauthenticated);
     };
@@ -253,26 +247,17 @@ pub async fn add_user(core: &Core, actor: &Actor, req: NewUser) -> Result<User> 
     let user = core
         .db
         .write(move |c| {
-            let now = super::now();
-            let res = diesel::insert_into(users::table)
-                .values((
-                    users::username.eq(&req.username),
-                    users::password_hash.eq(&hash),
-                    users::role.eq(req.role.as_str()),
-                    users::active.eq(true),
-                    users::created_at.eq(now),
-                    users::updated_at.eq(now),
-                    users::digest_secret.eq(&sealed),
-                ))
-                .get_result::<User>(c);
-            let user = match res {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(Error::AlreadyExists {
-                        kind: "user",
-                        id: req.username.clone(),
-                    })
-                }
-                r => r?,
+            let new = store::NewUser {
+                username: &req.username,
+                password_hash: &hash,
+                role: req.role,
+                digest_secret: &sealed,
+            };
+            let Some(user) = store::insert(c, &new, super::now())? else {
+                return Err(Error::AlreadyExists {
+                    kind: "user",
+                    id: req.username.clone(),
+                });
             };
             audit::record(
                 &actor,
@@ -282,7 +267,7 @@ pub async fn add_user(core: &Core, actor: &Actor, req: NewUser) -> Result<User> 
                     ..Default::default()
                 },
             )?;
-            Ok(user)
+            Ok(User::from(user))
         })
         .await?;
     core.credentials.clear();
@@ -320,31 +305,21 @@ pub async fn change_user(
     let user = core
         .db
         .write(move |c| {
-            let user = users::table
-                .filter(users::username.eq(&username))
-                .first::<User>(c)
-                .optional()?
+            let user = store::by_name(c, &username)?
                 .ok_or_else(|| Error::not_found("user", &username))?;
-            let target = users::table.filter(users::id.eq(user.id));
-            if let (Some(h), Some(s)) = (&hash, &sealed) {
-                diesel::update(target)
-                    .set((users::password_hash.eq(h), users::digest_secret.eq(s)))
-                    .execute(c)?;
-            }
-            if let Some(r) = req.role {
-                diesel::update(target).set(users::role.eq(r.as_str())).execute(c)?;
-            }
-            if let Some(a) = req.active {
-                diesel::update(target).set(users::active.eq(a)).execute(c)?;
-            }
-            diesel::update(target).set(users::updated_at.eq(super::now())).execute(c)?;
+            let set = store::Change {
+                password: hash.as_deref().zip(sealed.as_deref()),
+                role: req.role,
+                active: req.active,
+            };
+            store::change(c, user.id, &set, super::now())?;
             audit::record(&actor, Event {
                 action: "user.changed",
                 details: serde_json::json!({"username": username, "password_changed": hash.is_some(),
                     "role": req.role, "active": req.active}),
                 ..Default::default()
             })?;
-            Ok(users::table.filter(users::id.eq(user.id)).first::<User>(c)?)
+            Ok(User::from(store::get(c, user.id)?))
         })
         .await?;
     core.credentials.clear();
@@ -354,40 +329,26 @@ pub async fn change_user(
 pub async fn list_users(core: &Core, actor: &Actor) -> Result<Vec<User>> {
     actor.require(&[Role::Admin], "manage users")?;
     core.db
-        .read(|c| Ok(users::table.order(users::id.asc()).load::<User>(c)?))
+        .read(|c| Ok(store::all(c)?.into_iter().map(User::from).collect()))
         .await
 }
 
 pub async fn user_exists(core: &Core, username: &str) -> Result<bool> {
     check_len("username", username, 64)?;
     let name = username.to_string();
-    core.db
-        .read(move |c| {
-            Ok(users::table
-                .filter(users::username.eq(name))
-                .count()
-                .get_result::<i64>(c)?
-                > 0)
-        })
-        .await
+    core.db.read(move |c| store::exists(c, &name)).await
 }
 
 /// Remembers a WS-Security nonce; one seen before is a replayed request.
 pub async fn remember_nonce(core: &Core, nonce: String) -> Result<()> {
-    use crate::store::schema::soap_nonces;
     core.db
         .write(move |c| {
-            match diesel::insert_into(soap_nonces::table)
-                .values((
-                    soap_nonces::nonce.eq(&nonce),
-                    soap_nonces::created_at.eq(super::now()),
-                ))
-                .execute(c)
-            {
-                Err(e) if is_unique_violation(&e) => Err(Error::NotAllowed(
+            if nonces::remember(c, &nonce, super::now())? {
+                Ok(())
+            } else {
+                Err(Error::NotAllowed(
                     "the token's nonce was used before (a replayed request)".into(),
-                )),
-                r => r.map(|_| ()).map_err(Error::from),
+                ))
             }
         })
         .await

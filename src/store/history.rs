@@ -215,3 +215,68 @@ pub fn count_since(
         .count()
         .get_result(c)?)
 }
+
+/// Up to `limit` events after event `after` up to event `last` (the head's), oldest first:
+/// a page of the chain.
+pub fn page(c: &mut Conn, after: i64, last: i64, limit: i64) -> Result<Vec<EventRow>> {
+    use super::schema::events;
+    Ok(events::table
+        .filter(events::id.gt(after))
+        .filter(events::id.le(last))
+        .order(events::id.asc())
+        .limit(limit)
+        .load(c)?)
+}
+
+/// Up to `limit` events of an order, a ticket (its stored code) and a container serial, each
+/// only if given (none given: every event), oldest first.
+pub fn matching(
+    c: &mut Conn,
+    order_id: Option<i64>,
+    ticket: Option<&str>,
+    serial: Option<&str>,
+    limit: i64,
+) -> Result<Vec<EventRow>> {
+    use super::schema::events;
+    let mut q = events::table.into_boxed();
+    if let Some(o) = order_id {
+        q = q.filter(events::order_id.eq(o));
+    }
+    if let Some(t) = ticket {
+        q = q.filter(events::ticket.eq(t.to_string()));
+    }
+    if let Some(s) = serial {
+        q = q.filter(events::serial.eq(s.to_string()));
+    }
+    Ok(q.order(events::id.asc()).limit(limit).load(c)?)
+}
+
+/// An event about a license, as its history report shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct LicenseEvent {
+    pub id: i64,
+    pub at: chrono::NaiveDateTime,
+    pub actor: String,
+    pub interface: String,
+    pub action: String,
+    pub serial: Option<String>,
+    pub details: String,
+}
+
+/// The events about license `license_id`, oldest first.
+pub fn of_license(c: &mut Conn, license_id: i64) -> Result<Vec<LicenseEvent>> {
+    use super::schema::events;
+    Ok(events::table
+        .filter(events::license_id.eq(license_id))
+        .select((
+            events::id,
+            events::at,
+            events::actor,
+            events::interface,
+            events::action,
+            events::serial,
+            events::details,
+        ))
+        .order(events::id.asc())
+        .load(c)?)
+}

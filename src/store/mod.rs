@@ -13,13 +13,17 @@ pub mod history;
 pub mod items;
 pub mod licenses;
 pub mod mirrors;
+pub mod nonces;
 pub mod orders;
 pub mod quota;
+pub mod reports;
 pub mod requests;
 pub mod schema;
 pub mod settings;
 pub mod tickets;
+pub mod unique;
 pub mod updates;
+pub mod users;
 pub mod withdrawals;
 mod writer;
 

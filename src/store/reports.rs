@@ -1,0 +1,267 @@
+//! The reports' reads. A report reads across tables (a license with its item, ticket,
+//! customer and firm; a customer's containers with their licenses and blacklist entries), so
+//! its queries live here together rather than with one table each.
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{
+    activation_counts, blacklist, containers, customers, firms, items, licenses, settings, tickets,
+};
+use super::Conn;
+use crate::domain::{ContainerState, ContainerType, ItemOptions, LicenseState};
+use crate::error::{Error, Result};
+
+/// A license as the license reports list it.
+#[derive(Debug, Clone, Queryable)]
+pub struct LicenseLine {
+    pub id: i64,
+    pub item_id: String,
+    pub firm_code: i64,
+    pub product_code: i64,
+    #[diesel(deserialize_as = String)]
+    pub state: LicenseState,
+    pub generation: i32,
+    pub serial: Option<String>,
+    /// The ticket's code as stored.
+    pub ticket: String,
+    /// The license options (JSON of `ItemOptions`).
+    pub options: String,
+    pub activated_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    /// The customer's external id.
+    pub customer_id: String,
+}
+
+impl LicenseLine {
+    pub fn options(&self) -> Result<ItemOptions> {
+        serde_json::from_str(&self.options)
+            .map_err(|e| Error::internal(format!("license options: {e}")))
+    }
+}
+
+/// Licenses with their item, ticket, customer and firm code, by license id; each report
+/// adds its filter.
+macro_rules! license_lines {
+    () => {
+        licenses::table
+            .inner_join(items::table)
+            .inner_join(tickets::table.inner_join(customers::table))
+            .inner_join(firms::table.on(firms::id.eq(licenses::firm_id)))
+            .select((
+                licenses::id,
+                items::item_id,
+                firms::firm_code,
+                licenses::product_code,
+                licenses::state,
+                licenses::generation,
+                licenses::serial,
+                tickets::code,
+                licenses::options,
+                licenses::activated_at,
+                licenses::created_at,
+                customers::external_id,
+            ))
+            .order(licenses::id.asc())
+    };
+}
+
+/// Every license in container `serial`, in any state.
+pub fn licenses_in(c: &mut Conn, serial: &str) -> Result<Vec<LicenseLine>> {
+    Ok(license_lines!()
+        .filter(licenses::serial.eq(serial))
+        .load(c)?)
+}
+
+/// The licenses of ticket `ticket_id` that have not left it (not deleted).
+pub fn licenses_of_ticket(c: &mut Conn, ticket_id: i64) -> Result<Vec<LicenseLine>> {
+    Ok(license_lines!()
+        .filter(licenses::ticket_id.eq(ticket_id))
+        .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
+        .load(c)?)
+}
+
+/// The licenses (not deleted) whose expiration time falls between `now` and `days` days
+/// later, soonest first (by license id among equal times).
+pub fn expiring(c: &mut Conn, days: u32, now: NaiveDateTime) -> Result<Vec<LicenseLine>> {
+    let until = now + chrono::Duration::days(i64::from(days));
+    // The expiration time lives in the license options; licenses without one never expire,
+    // so only those naming one are read.
+    let rows: Vec<LicenseLine> = license_lines!()
+        .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
+        .filter(licenses::options.like("%\"expiration_time\":\"%"))
+        .load(c)?;
+    let mut out = vec![];
+    for l in rows {
+        if let Some(t) = l.options()?.expiration_time.map(|t| t.naive_utc()) {
+            if t >= now && t <= until {
+                out.push((t, l));
+            }
+        }
+    }
+    out.sort_by_key(|(t, _)| *t);
+    Ok(out.into_iter().map(|(_, l)| l).collect())
+}
+
+/// The licenses made and never activated: available, first generation, no activation time.
+pub fn never_activated(c: &mut Conn) -> Result<Vec<LicenseLine>> {
+    Ok(license_lines!()
+        .filter(licenses::state.eq(LicenseState::Available.as_str()))
+        .filter(licenses::activated_at.is_null())
+        .filter(licenses::generation.eq(1))
+        .load(c)?)
+}
+
+/// Whether a container with serial `serial` is registered.
+pub fn container_exists(c: &mut Conn, serial: &str) -> Result<bool> {
+    let n: i64 = containers::table
+        .filter(containers::serial.eq(serial))
+        .count()
+        .get_result(c)?;
+    Ok(n > 0)
+}
+
+/// Whether license `id` exists (in any state).
+pub fn license_exists(c: &mut Conn, id: i64) -> Result<bool> {
+    let n: i64 = licenses::table
+        .filter(licenses::id.eq(id))
+        .count()
+        .get_result(c)?;
+    Ok(n > 0)
+}
+
+/// A container of a customer, as the customer's report lists it.
+#[derive(Debug, Clone, Queryable)]
+pub struct CustomerContainer {
+    pub serial: String,
+    #[diesel(deserialize_as = String)]
+    pub kind: ContainerType,
+    #[diesel(deserialize_as = String)]
+    pub state: ContainerState,
+    pub created_at: NaiveDateTime,
+}
+
+/// The containers customer `customer` (primary key) owns, in the order they were registered.
+pub fn containers_of_customer(c: &mut Conn, customer: i64) -> Result<Vec<CustomerContainer>> {
+    Ok(containers::table
+        .filter(containers::customer_id.eq(customer))
+        .select((
+            containers::serial,
+            containers::kind,
+            containers::state,
+            containers::created_at,
+        ))
+        .order(containers::id.asc())
+        .load(c)?)
+}
+
+/// How many licenses (not deleted) each of the containers `serials` holds; a container
+/// with none is not in the map.
+pub fn license_counts(c: &mut Conn, serials: &[&str]) -> Result<HashMap<String, i64>> {
+    let counts: Vec<(Option<String>, i64)> = licenses::table
+        .filter(licenses::serial.eq_any(serials))
+        .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
+        .group_by(licenses::serial)
+        .select((licenses::serial, diesel::dsl::count_star()))
+        .load(c)?;
+    Ok(counts
+        .into_iter()
+        .filter_map(|(s, n)| s.map(|s| (s, n)))
+        .collect())
+}
+
+/// Which of the containers `serials` have an open entry on the blacklist of any firm (one
+/// serial per open entry).
+pub fn blacklisted_among(c: &mut Conn, serials: &[&str]) -> Result<Vec<String>> {
+    Ok(blacklist::table
+        .filter(blacklist::serial.eq_any(serials))
+        .filter(blacklist::removed_at.is_null())
+        .select(blacklist::serial)
+        .load(c)?)
+}
+
+/// A blacklist entry, open or removed, with its firm's code.
+#[derive(Debug, Clone, Queryable)]
+pub struct BlacklistLine {
+    pub serial: String,
+    pub firm_code: i64,
+    pub description: String,
+    pub placed_at: NaiveDateTime,
+    pub placed_by: String,
+    pub lock_sent_at: Option<NaiveDateTime>,
+    pub lock_validated_at: Option<NaiveDateTime>,
+    pub removed_at: Option<NaiveDateTime>,
+    pub removed_by: Option<String>,
+    pub removed_reason: Option<String>,
+    pub lock_update_id: Option<i64>,
+}
+
+/// Every blacklist entry of every firm, open and removed, in the order they were placed.
+pub fn blacklist_entries(c: &mut Conn) -> Result<Vec<BlacklistLine>> {
+    Ok(blacklist::table
+        .inner_join(firms::table.on(firms::id.eq(blacklist::firm_id)))
+        .select((
+            blacklist::serial,
+            firms::firm_code,
+            blacklist::description,
+            blacklist::placed_at,
+            blacklist::placed_by,
+            blacklist::lock_sent_at,
+            blacklist::lock_validated_at,
+            blacklist::removed_at,
+            blacklist::removed_by,
+            blacklist::removed_reason,
+            blacklist::lock_update_id,
+        ))
+        .order(blacklist::id.asc())
+        .load(c)?)
+}
+
+/// The activations of one firm in one month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivationMonth {
+    pub firm_code: i64,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub activations: i64,
+    pub refused: i64,
+    /// The firm's monthly quota as its settings say now (0: none).
+    pub quota: u32,
+}
+
+/// Activations and refusals per firm and month, by firm code and month.
+pub fn activations_per_month(c: &mut Conn) -> Result<Vec<ActivationMonth>> {
+    let rows: Vec<(i64, String, i64, i64, Option<String>)> = activation_counts::table
+        .inner_join(firms::table.on(firms::id.eq(activation_counts::firm_id)))
+        .left_join(settings::table.on(settings::firm_id.eq(activation_counts::firm_id)))
+        .select((
+            firms::firm_code,
+            activation_counts::month,
+            activation_counts::activations,
+            activation_counts::refused,
+            settings::body.nullable(),
+        ))
+        .order((firms::firm_code.asc(), activation_counts::month.asc()))
+        .load(c)?;
+    // The count of a month is spread over shards (see `super::quota`): add them up.
+    let mut months: BTreeMap<(i64, String), (i64, i64, u32)> = BTreeMap::new();
+    for (firm_code, month, n, refused, body) in rows {
+        let quota = super::settings::parse(body)?.monthly_activation_quota;
+        let m = months.entry((firm_code, month)).or_insert((0, 0, quota));
+        m.0 += n;
+        m.1 += refused;
+    }
+    Ok(months
+        .into_iter()
+        .map(
+            |((firm_code, month), (activations, refused, quota))| ActivationMonth {
+                firm_code,
+                month,
+                activations,
+                refused,
+                quota,
+            },
+        )
+        .collect())
+}
