@@ -78,7 +78,7 @@ impl CredentialCache {
 pub struct User {
     pub id: i64,
     pub username: String,
-    pub role: String,
+    pub role: Role,
     pub active: bool,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
@@ -171,7 +171,7 @@ pub async fn authenticate(
     if !ok {
         return Err(Error::Unauthenticated);
     }
-    let role = Role::parse(&user.role)?;
+    let role = user.role;
     core.credentials.put(key, user.username.clone(), role);
     Ok(Actor {
         name: user.username,

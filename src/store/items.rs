@@ -3,8 +3,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{firms, items};
-use super::unique::unique_or_none;
-use super::Conn;
+use super::{unique_or_none, Conn};
 use crate::domain::ItemKind;
 use crate::error::{Error, Result};
 use crate::on_backend;

@@ -21,7 +21,6 @@ pub mod requests;
 pub mod schema;
 pub mod settings;
 pub mod tickets;
-pub mod unique;
 pub mod updates;
 pub mod users;
 pub mod withdrawals;
@@ -388,6 +387,16 @@ pub fn unique_or_retry<T>(r: diesel::QueryResult<T>) -> Result<T> {
     match r {
         Err(e) if is_unique_violation(&e) => Err(Error::Retry),
         r => Ok(r?),
+    }
+}
+
+/// The outcome of an insert of a row whose key a person or a client chose (a user name, an
+/// item id, a WS-Security nonce): `None` when a row with that key is already there. That is
+/// an answer, not a failure; the service decides what it means (already exists, a replay).
+pub fn unique_or_none<T>(r: diesel::QueryResult<T>) -> Result<Option<T>> {
+    match r {
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        r => Ok(Some(r?)),
     }
 }
 

@@ -3,8 +3,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::soap_nonces;
-use super::unique::unique_or_none;
-use super::Conn;
+use super::{unique_or_none, Conn};
 use crate::error::Result;
 
 /// Remembers `nonce`; false if it was seen before.

@@ -3,8 +3,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::users;
-use super::unique::unique_or_none;
-use super::Conn;
+use super::{unique_or_none, Conn};
 use crate::domain::Role;
 use crate::error::Result;
 
@@ -15,7 +14,8 @@ pub struct UserRow {
     pub username: String,
     /// The argon2 hash of the password (PHC string).
     pub password_hash: String,
-    pub role: String,
+    #[diesel(deserialize_as = String)]
+    pub role: Role,
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

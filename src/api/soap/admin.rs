@@ -238,7 +238,7 @@ impl From<&[users::User]> for Users {
                 .iter()
                 .map(|u| User {
                     username: (&u.username).into(),
-                    role: (&u.role).into(),
+                    role: u.role.as_str().into(),
                     active: u.active,
                 })
                 .collect(),
