@@ -368,7 +368,11 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     let outcome = rt.block_on(run(cli));
     // Everything that held the database is gone with the runtime; let its writers close.
-    drop(rt);
+    // A blocking task still running (an SMTP send a stopped worker abandoned) would hold a
+    // plain drop of the runtime until it ends (up to smtp_timeout_secs per step of the SMTP
+    // dialogue): it is left behind. Writes are not blocking tasks: the writer thread ends
+    // with the last handle to the database and `finish_writers` waits for it.
+    rt.shutdown_timeout(std::time::Duration::from_millis(250));
     licentia::store::finish_writers(std::time::Duration::from_secs(5));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -479,7 +483,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print_demo(demo::seed(&running.core).await?);
             }
             tracing::info!(addr = %running.addr, requested = %listen, "licentia listening");
-            running.server.await.context("server")?;
+            running.until_signal().await.context("server")?;
         }
         Command::Migrate => {
             Core::open(config).await?;

@@ -15,6 +15,7 @@ use serde_json::json;
 use super::catalog::CustomerData;
 use super::orders::{self, NewOrder, OrderLine, OrderView};
 use super::queue;
+use super::workers::{Next, Stopping, Worker};
 use super::Core;
 use crate::domain::{check_id, Actor, Role};
 use crate::error::{Error, Result};
@@ -808,11 +809,15 @@ struct Due {
     attempts: i32,
 }
 
-/// Posts the write-backs that are due; each is claimed by one node (as mails are).
-pub async fn post_due(core: &Core, defs: &Connectors) -> Result<usize> {
+/// Posts the write-backs that are due (at most one batch); each is claimed by one node (as
+/// mails are). Once `stop` is set no further write-back is claimed.
+pub async fn post_due(core: &Core, defs: &Connectors, stop: &Stopping) -> Result<usize> {
     let due = core.db.read(|c| queue::writebacks::due(c, 32)).await?;
     let mut tried = 0;
     for id in due {
+        if stop.is_set() {
+            break;
+        }
         let node = core.node.clone();
         let claimed: Option<Due> = core
             .db
@@ -909,15 +914,27 @@ pub async fn post_due(core: &Core, defs: &Connectors) -> Result<usize> {
     Ok(tried)
 }
 
-/// Posts write-backs until the process ends; wakes every half second.
-pub async fn run_writeback_worker(core: actix_web::web::Data<Core>) {
-    loop {
-        match post_due(&core, &core.connectors).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "write-back worker"),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+/// The ERP write-back sender: posts the write-backs that are due, then looks again every
+/// half second (another node may have queued one).
+#[derive(Default)]
+pub struct WriteBackSender;
+
+impl WriteBackSender {
+    pub fn new() -> WriteBackSender {
+        WriteBackSender
+    }
+}
+
+impl Worker for WriteBackSender {
+    fn name(&self) -> &'static str {
+        "writeback"
+    }
+
+    async fn step(&mut self, core: &std::sync::Arc<Core>, stop: &Stopping) -> Result<Next> {
+        Ok(match post_due(core, &core.connectors, stop).await? {
+            0 => Next::After(Duration::from_millis(500)),
+            _ => Next::Now,
+        })
     }
 }
 

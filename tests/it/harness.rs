@@ -100,7 +100,8 @@ pub struct TestApp {
     pub base: String,
     pub rt: tokio::runtime::Runtime,
     pub core: actix_web::web::Data<Core>,
-    handle: actix_web::dev::ServerHandle,
+    /// HTTP and the workers; taken by `drop`.
+    running: Option<licentia::app::Running>,
     pub db: TestDb,
     /// The configuration it runs with (a second node gets the same).
     pub config: Config,
@@ -127,8 +128,6 @@ impl TestApp {
             .build()
             .unwrap();
         let running = rt.block_on(licentia::app::start(config.clone())).unwrap();
-        let handle = running.server.handle();
-        rt.spawn(running.server);
         let core = running.core.clone();
         rt.block_on(async {
             demo::seed(&core).await.unwrap();
@@ -150,10 +149,17 @@ impl TestApp {
             base: format!("http://{}", running.addr),
             rt,
             core,
-            handle,
+            running: Some(running),
             db,
             config,
         }
+    }
+
+    /// Runs the workers (scheduler, write-back sender, outbox sender) until nothing is due
+    /// for any of them: what a test waits for instead of sleeping until a worker looked.
+    pub fn run_pending_workers(&self) {
+        let running = self.running.as_ref().expect("running");
+        self.rt.block_on(running.run_pending_workers()).unwrap();
     }
 
     pub fn add_user(&self, name: &str, role: Role) -> String {
@@ -227,7 +233,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        self.rt.block_on(self.handle.stop(false));
+        if let Some(running) = self.running.take() {
+            let _ = self.rt.block_on(running.stop());
+        }
     }
 }
 
@@ -349,7 +357,7 @@ pub fn order(erp_id: &str, customer: &str, lines: &[(&str, i64)]) -> Value {
 pub struct Node {
     pub base: String,
     rt: tokio::runtime::Runtime,
-    handle: actix_web::dev::ServerHandle,
+    running: Option<licentia::app::Running>,
 }
 
 impl TestApp {
@@ -367,19 +375,27 @@ impl TestApp {
             .build()
             .unwrap();
         let running = rt.block_on(licentia::app::start(config)).unwrap();
-        let handle = running.server.handle();
-        rt.spawn(running.server);
         Node {
             base: format!("http://{}", running.addr),
             rt,
-            handle,
+            running: Some(running),
         }
+    }
+}
+
+impl Node {
+    /// As `TestApp::run_pending_workers`, on this node.
+    pub fn run_pending_workers(&self) {
+        let running = self.running.as_ref().expect("running");
+        self.rt.block_on(running.run_pending_workers()).unwrap();
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.rt.block_on(self.handle.stop(false));
+        if let Some(running) = self.running.take() {
+            let _ = self.rt.block_on(running.stop());
+        }
     }
 }
 
