@@ -15,6 +15,15 @@ pub fn backend() -> String {
     std::env::var("TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
 }
 
+/// For a test that cannot run on this backend: says so on the test output, so that the run
+/// shows a skip with its reason rather than a silent pass (cargo counts it as passed; the
+/// suite runs on both backends, so each such test runs on one of them).
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    // Straight to stderr: the test harness captures `eprintln!` of a passing test.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 fn pg_admin_url() -> String {
     std::env::var("TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -215,6 +224,16 @@ impl TestApp {
             path,
             req.set("Content-Type", content_type).send_bytes(body),
         )
+    }
+
+    /// Makes every queued row of an outgoing queue (`outbox`, `writebacks`) due now, as if
+    /// its retry delay had passed.
+    pub fn make_due(&self, table: &str) {
+        diesel::sql_query(format!(
+            "UPDATE {table} SET next_attempt_at = '2000-01-01 00:00:00' WHERE state = 'queued'"
+        ))
+        .execute(&mut self.db.connect())
+        .unwrap();
     }
 
     pub fn count(&self, table: &str) -> i64 {
