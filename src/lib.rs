@@ -4,6 +4,7 @@ pub mod app;
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod connectors;
 pub mod domain;
 pub mod error;
 pub mod protocol;
