@@ -265,3 +265,76 @@ pub fn parse(
     }
     Ok(def)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHOP: &str = r#"
+kind = "shop"
+[shop]
+format = "json"
+order_id = "id"
+customer_id = "customer"
+item_product = "sku"
+reply = "json"
+[shop.auth]
+scheme = "hmac-sha256-hex"
+header = "X-Signature"
+secret_env = "SHOP_SECRET"
+"#;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn a_shop_takes_its_secret_from_the_environment_or_is_off_saying_why() {
+        let def = parse("shop-a", SHOP, no_env).unwrap();
+        assert_eq!(
+            def.off.as_deref(),
+            Some("the environment variable SHOP_SECRET is not set")
+        );
+        assert_eq!(
+            (def.name.as_str(), def.source.as_str()),
+            ("shop-a", "shop-a")
+        );
+        let def = parse("shop-a", SHOP, |v| {
+            (v == "SHOP_SECRET").then(|| "s3cret-long".into())
+        })
+        .unwrap();
+        assert_eq!(def.off, None);
+        assert_eq!(def.shop.unwrap().auth.secret, "s3cret-long");
+        let short = parse("shop-a", SHOP, |_| Some("short".into())).unwrap_err();
+        assert_eq!(short.0, "shop.auth.secret");
+    }
+
+    #[test]
+    fn every_refusal_names_its_field() {
+        let cases = [
+            ("kind = \"shop\"\n", "shop"),
+            (
+                "kind = \"generic\"\n[writeback]\nurl = \"http://erp.example\"\n",
+                "writeback",
+            ),
+            (
+                "kind = \"idoc\"\n[writeback]\nurl = \"ftp://erp.example\"\n",
+                "writeback.url",
+            ),
+            ("kind = \"idoc\"\nsource = \" padded\"\n", "source"),
+            ("kind = \"idoc\"\n[items]\n\"A\" = \"\"\n", "items.A"),
+        ];
+        let generic_with_shop = SHOP.replace("kind = \"shop\"", "kind = \"generic\"");
+        for (text, field) in cases
+            .into_iter()
+            .chain([(generic_with_shop.as_str(), "shop")])
+        {
+            let (got, why) = parse("c", text, no_env).unwrap_err();
+            assert_eq!(got, field, "{text}: {why}");
+        }
+        let (field, _) = parse("c", "kind = \"nope\"\n", no_env).unwrap_err();
+        assert!(field.starts_with("at byte"), "{field}");
+        assert!(check_name("sap-orders05").is_ok());
+        assert!(check_name("a/b").is_err());
+    }
+}

@@ -54,3 +54,38 @@ pub fn body(format: BodyFormat, t: &Ticket) -> (&'static str, String) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_write_back_escapes_what_the_erp_sent_and_lists_every_license() {
+        let t = Ticket {
+            order_id: "4711<&>",
+            customer_id: "C\"1",
+            ticket: "ABCDE-FGHJK-LMNPQ-RSTUV-WXZ23",
+            lines: vec![("SKU-1", &[1, 2]), ("SKU&2", &[3])],
+        };
+        let (ct, xml) = body(BodyFormat::Xml, &t);
+        assert_eq!(ct, "application/xml");
+        assert!(
+            xml.contains("<OrderNumber>4711&lt;&amp;&gt;</OrderNumber>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<SoldTo>C&quot;1</SoldTo>"), "{xml}");
+        assert_eq!(xml.matches("<License ").count(), 3, "{xml}");
+        assert!(
+            xml.contains("<License id=\"3\" material=\"SKU&amp;2\"/>"),
+            "{xml}"
+        );
+        let (ct, json) = body(BodyFormat::Json, &t);
+        assert_eq!(ct, "application/json");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["order_id"], "4711<&>");
+        assert_eq!(
+            v["licenses"][2],
+            serde_json::json!({"license_id": 3, "item_id": "SKU&2"})
+        );
+    }
+}

@@ -383,12 +383,13 @@ impl Worker for Scheduler {
             runs.push((job, at));
         }
         if runs.is_empty() {
-            let until = next.values().map(|(_, due)| *due).min();
-            let wait = until
-                .and_then(|t| (t - Utc::now()).to_std().ok())
-                .unwrap_or_default()
-                .min(LONGEST_SLEEP);
-            return Ok(Next::After(wait));
+            // Until the next time of any job (no job scheduled: look again later); a time
+            // already past is due now.
+            let wait = match next.values().map(|(_, due)| *due).min() {
+                Some(t) => (t - Utc::now()).to_std().unwrap_or_default(),
+                None => LONGEST_SLEEP,
+            };
+            return Ok(Next::After(wait.min(LONGEST_SLEEP)));
         }
         // The runs of one moment go on side by side, as separate nodes' would.
         let mut set = tokio::task::JoinSet::new();
