@@ -134,10 +134,7 @@ impl Running {
         let started = Instant::now();
         let ((), ()) = tokio::join!(self.handle.stop(true), self.workers.shutdown(WORKER_GRACE));
         let outcome = server_outcome(self.server.await);
-        tracing::info!(
-            ms = started.elapsed().as_millis() as u64,
-            "stopped: requests finished, workers stopped"
-        );
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "stopped");
         outcome
     }
 }
