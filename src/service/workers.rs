@@ -325,7 +325,6 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
         });
         drop(rt);
-        crate::store::finish_writers(Duration::from_secs(5));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
