@@ -82,7 +82,7 @@ pub async fn start(mut config: Config) -> Result<Running> {
             .wrap(tracing_actix_web::TracingLogger::<PathOnlySpan>::new())
     })
     .workers(workers)
-    // Signals are ours (`until_signal`): the workers stop with the server.
+    // Signals are ours (`StopSignals`, `until_signal`): the workers stop with the server.
     .disable_signals()
     .shutdown_timeout(HTTP_DRAIN_SECS)
     .listen(listener)
@@ -106,16 +106,10 @@ impl Running {
         self.workers.run_pending().await
     }
 
-    /// Serves until SIGTERM or SIGINT, then stops (see `stop`).
-    pub async fn until_signal(mut self) -> Result<()> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())
-            .map_err(|e| Error::internal(format!("cannot watch SIGTERM: {e}")))?;
-        let mut int = signal(SignalKind::interrupt())
-            .map_err(|e| Error::internal(format!("cannot watch SIGINT: {e}")))?;
+    /// Serves until one of `signals` comes, then stops (see `stop`).
+    pub async fn until_signal(mut self, mut signals: StopSignals) -> Result<()> {
         let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+            name = signals.recv() => name,
             ended = &mut self.server => {
                 // The server ended by itself (it does not, unless it failed).
                 self.workers.shutdown(WORKER_GRACE).await;
@@ -136,6 +130,34 @@ impl Running {
         let outcome = server_outcome(self.server.await);
         tracing::info!(ms = started.elapsed().as_millis() as u64, "stopped");
         outcome
+    }
+}
+
+/// SIGTERM and SIGINT, caught from when this is made (before the server starts, so that a
+/// signal during the start is not the default's immediate end).
+pub struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    pub fn watch() -> Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| Error::internal(format!("cannot watch {name}: {e}")))
+        };
+        Ok(StopSignals {
+            term: watch(SignalKind::terminate(), "SIGTERM")?,
+            int: watch(SignalKind::interrupt(), "SIGINT")?,
+        })
+    }
+
+    /// The next one's name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use licentia::service::demo;
 
 pub async fn serve(config: Config, with_demo: bool) -> anyhow::Result<()> {
     init_logging(&config);
+    let signals = licentia::app::StopSignals::watch()?;
     let listen = config.listen.clone();
     let running = licentia::app::start(config)
         .await
@@ -14,7 +15,7 @@ pub async fn serve(config: Config, with_demo: bool) -> anyhow::Result<()> {
         print_demo(demo::seed(&running.core).await?);
     }
     tracing::info!(addr = %running.addr, requested = %listen, "licentia listening");
-    running.until_signal().await.context("server")?;
+    running.until_signal(signals).await.context("server")?;
     Ok(())
 }
 
