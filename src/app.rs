@@ -1,25 +1,40 @@
-//! Builds and runs the HTTP server on a `Core`.
+//! Builds and runs the HTTP server and the background workers on a `Core`, and stops them
+//! in order: no new connections, in-flight requests (and the writes they wait for) finish,
+//! the workers finish the step in progress; every wait is bounded.
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix_web::dev::{Server, Service};
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
 use crate::api::{connect, gateway, json, metrics::Metrics, soap};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::service::workers::Supervisor;
 use crate::service::Core;
 
+/// How long in-flight requests get to finish after a stop before their connections are
+/// closed (whole seconds: actix's unit). Its default, 30 s, let one slow request (a job run
+/// by hand that sends the outbox through a slow SMTP server) hold the exit that long.
+const HTTP_DRAIN_SECS: u64 = 5;
+
+/// How long the worker steps in progress at a stop get to finish (an SMTP send or an ERP
+/// post waits for the other side; abandoned, it is taken up again when its lease runs out).
+const WORKER_GRACE: Duration = Duration::from_secs(2);
+
+/// A started server: HTTP and the background workers.
 pub struct Running {
     pub addr: SocketAddr,
-    pub server: Server,
     pub core: web::Data<Core>,
+    handle: ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: Supervisor,
 }
 
-/// Opens the database, binds the configured address (port 0 picks a free one) and returns
-/// the server, not yet awaited.
+/// Opens the database, binds the configured address (port 0 picks a free one) and starts
+/// serving and the workers on the current runtime.
 pub async fn start(mut config: Config) -> Result<Running> {
     let listener = TcpListener::bind(&config.listen)
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -67,16 +82,93 @@ pub async fn start(mut config: Config) -> Result<Running> {
             .wrap(tracing_actix_web::TracingLogger::<PathOnlySpan>::new())
     })
     .workers(workers)
+    // Signals are ours (`StopSignals`, `until_signal`): the workers stop with the server.
+    .disable_signals()
+    .shutdown_timeout(HTTP_DRAIN_SECS)
     .listen(listener)
     .map_err(|e| Error::internal(format!("cannot start the server: {e}")))?
     .run();
-    // The outbox worker and the scheduler run beside the HTTP server on every node.
-    tokio::spawn(crate::service::mail::run_worker(core.clone()));
-    tokio::spawn(crate::service::jobs::run_scheduler(core.clone()));
-    tokio::spawn(crate::service::connectors::run_writeback_worker(
-        core.clone(),
-    ));
-    Ok(Running { addr, server, core })
+    let handle = server.handle();
+    // The workers run beside the HTTP server on every node.
+    let workers = Supervisor::start(core.clone().into_inner());
+    Ok(Running {
+        addr,
+        core,
+        handle,
+        server: tokio::spawn(server),
+        workers,
+    })
+}
+
+impl Running {
+    /// Runs every worker until nothing is due (see `Supervisor::run_pending`).
+    pub async fn run_pending_workers(&self) -> Result<()> {
+        self.workers.run_pending().await
+    }
+
+    /// Serves until one of `signals` comes, then stops (see `stop`).
+    pub async fn until_signal(mut self, mut signals: StopSignals) -> Result<()> {
+        let name = tokio::select! {
+            name = signals.recv() => name,
+            ended = &mut self.server => {
+                // The server ended by itself (it does not, unless it failed).
+                self.workers.shutdown(WORKER_GRACE).await;
+                return server_outcome(ended);
+            }
+        };
+        tracing::info!(signal = name, "stopping");
+        self.stop().await
+    }
+
+    /// Stops: no new connections; in-flight requests get `HTTP_DRAIN_SECS` to finish (the
+    /// writes they wait for are committed by the writer, which lives on until the last
+    /// handle to the database is gone); at the same time the workers start no new step and
+    /// the steps in progress get `WORKER_GRACE`.
+    pub async fn stop(self) -> Result<()> {
+        let started = Instant::now();
+        let ((), ()) = tokio::join!(self.handle.stop(true), self.workers.shutdown(WORKER_GRACE));
+        let outcome = server_outcome(self.server.await);
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "stopped");
+        outcome
+    }
+}
+
+/// SIGTERM and SIGINT, caught from when this is made (before the server starts, so that a
+/// signal during the start is not the default's immediate end).
+pub struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    pub fn watch() -> Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| Error::internal(format!("cannot watch {name}: {e}")))
+        };
+        Ok(StopSignals {
+            term: watch(SignalKind::terminate(), "SIGTERM")?,
+            int: watch(SignalKind::interrupt(), "SIGINT")?,
+        })
+    }
+
+    /// The next one's name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+fn server_outcome(
+    r: std::result::Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> Result<()> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::internal(format!("server: {e}"))),
+        Err(e) => Err(Error::internal(format!("server task: {e}"))),
+    }
 }
 
 /// The request span without the query string: the GenericConnector's password travels in

@@ -5,6 +5,7 @@
 //! else.
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::mail::{self, NewMail};
 use super::reports::{self, Report, Table};
+use super::workers::{Next, Stopping, Worker};
 use super::Core;
 use crate::domain::{Actor, Role};
 use crate::error::{Error, Result};
@@ -260,7 +262,7 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
             }
             let mut n = 0;
             loop {
-                let tried = mail::send_due(core, &mailer).await?;
+                let tried = mail::send_due(core, &mailer, &Stopping::never()).await?;
                 if tried == 0 {
                     break;
                 }
@@ -327,11 +329,97 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
     }
 }
 
-/// Runs every configured job at its times until the process ends.
-pub async fn run_scheduler(core: actix_web::web::Data<Core>) {
-    let mut next: HashMap<&'static str, (cron::Schedule, DateTime<Utc>)> = HashMap::new();
-    // A run still "running" after an hour belonged to a node that stopped during it: it
-    // is taken back, so the catch-up below runs that time again.
+/// The scheduler: runs every configured job at its times. Its first step takes back runs
+/// cut off by a stopped node and runs each job missed while no node ran, once; every step
+/// after runs the jobs whose time has come (at the same time, each claimed per scheduled
+/// time) and sleeps until the next time.
+pub struct Scheduler {
+    /// The schedule and the next time of each configured job; `None` before the first step.
+    next: Option<HashMap<&'static str, (cron::Schedule, DateTime<Utc>)>>,
+}
+
+impl Scheduler {
+    pub fn new() -> Scheduler {
+        Scheduler { next: None }
+    }
+}
+
+impl Default for Scheduler {
+    fn default() -> Scheduler {
+        Scheduler::new()
+    }
+}
+
+/// How long the scheduler sleeps at most, so that a changed wall clock is noticed.
+const LONGEST_SLEEP: Duration = Duration::from_secs(60);
+
+impl Worker for Scheduler {
+    fn name(&self) -> &'static str {
+        "scheduler"
+    }
+
+    async fn step(&mut self, core: &Arc<Core>, _stop: &Stopping) -> Result<Next> {
+        let mut runs: Vec<(&'static str, DateTime<Utc>)> = vec![];
+        let next = match &mut self.next {
+            Some(next) => next,
+            None => {
+                let (next, missed) = start_schedules(core).await;
+                runs = missed;
+                self.next.insert(next)
+            }
+        };
+        let now = Utc::now();
+        for (job, (schedule, due)) in next.iter_mut() {
+            if now < *due {
+                continue;
+            }
+            // Late (a paused process): the latest time due, once.
+            let at =
+                latest_missed(schedule, *due - chrono::Duration::seconds(1), now).unwrap_or(*due);
+            *due = match schedule.after(&now).next() {
+                Some(t) => t,
+                None => DateTime::<Utc>::MAX_UTC,
+            };
+            runs.push((job, at));
+        }
+        if runs.is_empty() {
+            // Until the next time of any job (no job scheduled: look again later); a time
+            // already past is due now.
+            let wait = match next.values().map(|(_, due)| *due).min() {
+                Some(t) => (t - Utc::now()).to_std().unwrap_or_default(),
+                None => LONGEST_SLEEP,
+            };
+            return Ok(Next::After(wait.min(LONGEST_SLEEP)));
+        }
+        // The runs of one moment go on side by side, as separate nodes' would.
+        let mut set = tokio::task::JoinSet::new();
+        for (job, at) in runs {
+            let core = core.clone();
+            set.spawn(async move {
+                if let Err(e) = run_once(&core, job, naive(at)).await {
+                    tracing::warn!(job, error = %e, "scheduled run");
+                }
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "scheduled run panicked");
+            }
+        }
+        Ok(Next::Now)
+    }
+}
+
+/// The schedules of the configured jobs with their next times, and the runs missed while
+/// this node (or every node) was down: one per job, for the latest time it missed. Runs
+/// still "running" after an hour belonged to a node that stopped during them: they are
+/// taken back first, so that the catch-up runs that time again.
+async fn start_schedules(
+    core: &Core,
+) -> (
+    HashMap<&'static str, (cron::Schedule, DateTime<Utc>)>,
+    Vec<(&'static str, DateTime<Utc>)>,
+) {
     let cutoff = super::now() - chrono::Duration::hours(1);
     match core
         .db
@@ -349,9 +437,11 @@ pub async fn run_scheduler(core: actix_web::web::Data<Core>) {
         Ok(n) => tracing::warn!(runs = n, "runs cut off by a stopped node will run again"),
         Err(e) => tracing::warn!(error = %e, "reading unfinished runs"),
     }
+    let mut next = HashMap::new();
+    let mut missed = vec![];
     let now = Utc::now();
     for job in JOBS {
-        let schedule = match schedule_of(&core, job) {
+        let schedule = match schedule_of(core, job) {
             Ok(Some(s)) => s,
             Ok(None) => continue,
             Err(e) => {
@@ -359,47 +449,20 @@ pub async fn run_scheduler(core: actix_web::web::Data<Core>) {
                 continue;
             }
         };
-        // Missed while this node (or every node) was down: run once, for the latest time.
-        match last_run(&core, job).await {
+        match last_run(core, job).await {
             Ok(Some(last)) => {
                 if let Some(t) = latest_missed(&schedule, last.and_utc(), now) {
-                    let core = core.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = run_once(&core, job, naive(t)).await {
-                            tracing::warn!(job, error = %e, "missed run");
-                        }
-                    });
+                    missed.push((*job, t));
                 }
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(job, error = %e, "reading the last run"),
         }
         if let Some(t) = schedule.after(&now).next() {
-            next.insert(job, (schedule, t));
+            next.insert(*job, (schedule, t));
         }
     }
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = Utc::now();
-        for (job, (schedule, due)) in next.iter_mut() {
-            if now < *due {
-                continue;
-            }
-            // Late (a paused process): the latest time due, once.
-            let at =
-                latest_missed(schedule, *due - chrono::Duration::seconds(1), now).unwrap_or(*due);
-            *due = match schedule.after(&now).next() {
-                Some(t) => t,
-                None => DateTime::<Utc>::MAX_UTC,
-            };
-            let (core, job) = (core.clone(), *job);
-            tokio::spawn(async move {
-                if let Err(e) = run_once(&core, job, naive(at)).await {
-                    tracing::warn!(job, error = %e, "scheduled run");
-                }
-            });
-        }
-    }
+    (next, missed)
 }
 
 async fn last_run(core: &Core, job: &'static str) -> Result<Option<chrono::NaiveDateTime>> {

@@ -11,6 +11,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::workers::{Next, Stopping, Worker};
 use super::Core;
 use crate::config::Config;
 use crate::domain::{Actor, Role};
@@ -412,15 +413,23 @@ struct Claimed {
     attempts: i32,
 }
 
-/// Sends the mails that are due; returns how many were tried. A mail is claimed by one
-/// conditional update, so with several nodes each mail is sent by one of them.
-pub async fn send_due(core: &Core, mailer: &std::sync::Arc<Mailer>) -> Result<usize> {
+/// Sends the mails that are due (at most one batch); returns how many were tried. A mail is
+/// claimed by one conditional update, so with several nodes each mail is sent by one of
+/// them. Once `stop` is set no further mail is claimed.
+pub async fn send_due(
+    core: &Core,
+    mailer: &std::sync::Arc<Mailer>,
+    stop: &Stopping,
+) -> Result<usize> {
     if !mailer.enabled() {
         return Ok(0);
     }
     let due = core.db.read(|c| queue::outbox::due(c, 32)).await?;
     let mut tried = 0;
     for id in due {
+        if stop.is_set() {
+            break;
+        }
         let node = core.node.clone();
         let claimed: Option<Claimed> = core
             .db
@@ -483,22 +492,36 @@ pub async fn send_due(core: &Core, mailer: &std::sync::Arc<Mailer>) -> Result<us
     Ok(tried)
 }
 
-/// Sends due mails until the process ends; wakes every half second.
-pub async fn run_worker(core: actix_web::web::Data<Core>) {
-    let mailer = match Mailer::new(&core.config) {
-        Ok(m) => std::sync::Arc::new(m),
-        Err(e) => {
-            tracing::error!(error = %e, "mail worker not started");
-            return;
+/// The outbox sender: sends the mails that are due, then looks again every half second
+/// (other nodes and the CLI queue mails too; the outbox is the only signal they share).
+#[derive(Clone)]
+pub struct OutboxSender {
+    mailer: std::sync::Arc<Mailer>,
+}
+
+impl OutboxSender {
+    pub fn new(config: &Config) -> Result<OutboxSender> {
+        Ok(OutboxSender {
+            mailer: std::sync::Arc::new(Mailer::new(config)?),
+        })
+    }
+}
+
+impl Worker for OutboxSender {
+    fn name(&self) -> &'static str {
+        "outbox"
+    }
+
+    async fn step(&mut self, core: &std::sync::Arc<Core>, stop: &Stopping) -> Result<Next> {
+        if !self.mailer.enabled() {
+            // Without an SMTP server nothing is ever due for this worker (the
+            // configuration is read once, at start).
+            return Ok(Next::After(Duration::from_secs(3600)));
         }
-    };
-    loop {
-        match send_due(&core, &mailer).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "mail worker"),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(match send_due(core, &self.mailer, stop).await? {
+            0 => Next::After(Duration::from_millis(500)),
+            _ => Next::Now,
+        })
     }
 }
 

@@ -12,6 +12,7 @@ pub mod orders;
 mod queue;
 pub mod reports;
 pub mod users;
+pub mod workers;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -351,11 +351,15 @@ fn the_cli_runs_reports_and_vendor_control() {
     assert_eq!((code, out.trim()), (0, "[]"));
 }
 
-/// The benchmarks run their whole round trips against a server and print their figures.
+/// The benchmarks run their whole round trips against a server and print their figures; the
+/// figures agree with what the server itself recorded (its history, its orders, its CPU
+/// time), so a bench that miscounts fails here.
 #[test]
 fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
     let app = crate::harness::TestApp::start();
+    // The output, and the server's CPU seconds over the whole run (setup included).
     let bench = |args: &[&str]| {
+        let cpu_before = server_cpu_seconds(&app.base);
         let out = Command::new(env!("CARGO_BIN_EXE_licentia"))
             .arg("bench")
             .args(args)
@@ -368,9 +372,13 @@ fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
             "{text}{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        text
+        (text, server_cpu_seconds(&app.base) - cpu_before)
     };
-    let out = bench(&[
+    // Round trips the server settled by a receipt: activations and returns in its history.
+    let settled = || app.count("events WHERE action IN ('license.activated', 'license.returned')");
+    let bench_orders = || app.count("orders WHERE source = 'bench'");
+    let settled_before = settled();
+    let (out, cpu) = bench(&[
         "activate",
         "--containers",
         "4",
@@ -380,13 +388,16 @@ fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
         "40",
     ]);
     assert!(out.contains("40 ok, 0 failed"), "{out}");
+    assert_eq!(settled() - settled_before, 40, "{out}");
     assert!(
         out.contains("round trips/s") && out.contains("p99"),
         "{out}"
     );
+    assert_rate_and_latency(&out, "round trips", 40);
     assert!(out.contains("Ed25519 verify"), "{out}");
     assert!(out.contains("cryptography of one round trip"), "{out}");
-    assert_cpu_line(&out, "round trip");
+    assert_crypto_line(&out);
+    assert_cpu_line(&out, "round trip", 40, cpu);
     // Each round trip is two writes (the activation or return, then its receipt).
     assert_writer_line(&out, "round trip", 2.0);
     // Every round trip ended with its receipt: nothing is left pending or returning.
@@ -396,15 +407,18 @@ fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
     );
     assert!(app.count("licenses WHERE serial IS NOT NULL") <= 4);
 
-    let out = bench(&["orders", "--concurrency", "2", "--count", "20"]);
+    let orders_before = bench_orders();
+    let (out, cpu) = bench(&["orders", "--concurrency", "2", "--count", "20"]);
     assert!(out.contains("20 ok, 0 failed"), "{out}");
+    assert_eq!(bench_orders() - orders_before, 20, "{out}");
     assert!(out.contains("orders/s"), "{out}");
-    assert_cpu_line(&out, "order");
+    assert_rate_and_latency(&out, "orders", 20);
+    assert_cpu_line(&out, "order", 20, cpu);
     assert_writer_line(&out, "order", 1.0);
 
     // Open loop: round trip n is due n/rate seconds after the start, so 30 of them at 100/s
     // cannot end before 0.29 s, and the latency says where it counts from.
-    let out = bench(&[
+    let (out, _) = bench(&[
         "activate",
         "--containers",
         "4",
@@ -422,10 +436,12 @@ fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
     );
     assert!(out.contains("(counted from each one's due time)"), "{out}");
     assert!(run_seconds(&out) >= 0.29, "{out}");
-    let out = bench(&["orders", "--count", "20", "--rate", "50"]);
+    assert_rate_and_latency(&out, "round trips", 30);
+    let (out, _) = bench(&["orders", "--count", "20", "--rate", "50"]);
     assert!(out.contains("20 ok, 0 failed"), "{out}");
     assert!(out.contains("(offered 50/s"), "{out}");
     assert!(run_seconds(&out) >= 0.38, "{out}");
+    assert_rate_and_latency(&out, "orders", 20);
 
     // A rate that is not a positive number is refused before anything is sent.
     let orders = app.count("orders");
@@ -473,8 +489,10 @@ fn assert_writer_line(out: &str, per: &str, writes: f64) {
 }
 
 /// The benchmark's line of CPU time per operation names a figure for the server (read from
-/// its `/metrics`) and for the load generator, and both did some work.
-fn assert_cpu_line(out: &str, per: &str) {
+/// its `/metrics`) and for the load generator; both did some work, and the server's figure
+/// times `ops` fits in the server's CPU time over the whole bench run (`window` seconds,
+/// which includes the bench's setup: the bench measures a part of it).
+fn assert_cpu_line(out: &str, per: &str, ops: u32, window: f64) {
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix(&format!("cpu per {per}: server ")))
@@ -485,4 +503,94 @@ fn assert_cpu_line(out: &str, per: &str) {
         .collect();
     assert_eq!(figures.len(), 2, "{line}");
     assert!(figures.iter().all(|us| *us > 0.0), "{line}");
+    // Printed to the microsecond: half of one per operation is rounding.
+    let server_total = (figures[0] - 0.5).max(0.0) * f64::from(ops) / 1e6;
+    assert!(
+        server_total <= window + 0.001,
+        "the server's {server_total:.4} s for {ops} {per}s is more than it spent in the \
+         whole run ({window:.4} s): {line}"
+    );
+}
+
+/// The rate is the operations over the run's time, and the latencies lie within the run.
+fn assert_rate_and_latency(out: &str, per: &str, ops: u32) {
+    let seconds = run_seconds(out);
+    let rate: f64 = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("rate:")?
+                .trim()
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no rate in {out}"));
+    assert!(out.contains(&format!("{per}/s")), "{out}");
+    // The run's time is printed to a hundredth of a second, the rate to one per second.
+    let (low, high) = (
+        f64::from(ops) / (seconds + 0.005),
+        f64::from(ops) / (seconds - 0.005).max(0.001),
+    );
+    assert!(
+        rate >= low.floor() - 0.5 && rate <= high.ceil() + 0.5,
+        "rate {rate} for {ops} in {seconds} s: {out}"
+    );
+    let ms: Vec<f64> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("latency:"))
+        .unwrap_or_else(|| panic!("no latency in {out}"))
+        .split(" ms")
+        .filter_map(|part| part.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(ms.len(), 2, "{out}");
+    assert!(
+        ms[0] > 0.0 && ms[0] <= ms[1] && ms[1] <= seconds * 1000.0 + 10.0,
+        "p50 {} ms, p99 {} ms in a {seconds} s run: {out}",
+        ms[0],
+        ms[1]
+    );
+}
+
+/// The cryptography line's time per round trip is the sum the bench says it is, from the
+/// rates in its ceiling list (3 verifications, 3.5 signatures, a seal and an open), and the
+/// round trips/s it allows follow from it.
+fn assert_crypto_line(out: &str) {
+    let rate = |name: &str| -> f64 {
+        out.lines()
+            .find_map(|l| l.trim_start().strip_prefix(name))
+            .and_then(|rest| rest.trim().split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} rate in {out}"))
+    };
+    let us = 3.0 * 1e6 / rate("Ed25519 verify")
+        + 3.5 * 1e6 / rate("Ed25519 sign")
+        + 1e6 / rate("X25519+HKDF+AES-GCM seal (1 KiB)")
+        + 1e6 / rate("X25519+HKDF+AES-GCM open (1 KiB)");
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("cryptography of one round trip: "))
+        .unwrap_or_else(|| panic!("no cryptography line in {out}"));
+    let printed: f64 = line.split(' ').next().unwrap().parse().unwrap();
+    // The rates are printed rounded to one per second: a small relative error.
+    assert!(
+        (printed - us).abs() <= us * 0.01 + 1.0,
+        "printed {printed} us, the rates give {us:.1} us: {line}"
+    );
+}
+
+/// The server's CPU seconds so far, from its `/metrics`.
+fn server_cpu_seconds(base: &str) -> f64 {
+    let text = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("process_cpu_seconds_total ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no process_cpu_seconds_total in /metrics"))
 }

@@ -3,7 +3,6 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use licentia::domain::Role;
 use serde_json::Value;
@@ -350,20 +349,19 @@ fn a_sap_orders05_idoc_becomes_a_ticket_posted_back_once_when_the_erp_is_up_agai
     assert_eq!(app.count("orders"), 1);
 
     // Down: the write-back waits, visibly.
-    std::thread::sleep(Duration::from_millis(2500));
+    app.run_pending_workers();
     let l = log(&app, "sap-orders05");
     let wb = &l["writebacks"][0];
     assert_eq!(wb["state"], "queued", "{l}");
     assert!(wb["attempts"].as_i64().unwrap() >= 1, "{l}");
     assert!(!wb["last_error"].as_str().unwrap().is_empty(), "{l}");
 
-    // Up: it arrives, once.
+    // Up: once its retry delay is over, it arrives, once.
     let receiver = Receiver::listen(TcpListener::bind(("127.0.0.1", port)).unwrap());
-    let until = std::time::Instant::now() + Duration::from_secs(20);
-    while receiver.bodies().is_empty() && std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_secs(2));
+    app.make_due("writebacks");
+    app.run_pending_workers();
+    app.make_due("writebacks");
+    app.run_pending_workers();
     let got = receiver.bodies();
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(
@@ -1017,9 +1015,9 @@ fn a_shop_without_its_secret_is_off_and_says_so() {
     assert_eq!(app.count("orders"), 0);
 }
 
-/// A server whose SAP write-back posts to `port` (two attempts, a second apart), the
-/// fixture IDoc placed through it, once its write-back has been marked failed; and the
-/// definitions' folder, for the test to remove.
+/// A server whose SAP write-back posts to `port` (two attempts), the fixture IDoc placed
+/// through it, once its write-back has been marked failed; and the definitions' folder, for
+/// the test to remove.
 fn idoc_until_its_write_back_failed(port: u16) -> (TestApp, std::path::PathBuf) {
     let dir = definitions_with_writeback(port);
     let app = TestApp::start_with(|c| {
@@ -1037,15 +1035,12 @@ fn idoc_until_its_write_back_failed(port: u16) -> (TestApp, std::path::PathBuf) 
         Some(("sap", &pw)),
     );
     assert_eq!(s, 200);
-    let until = std::time::Instant::now() + Duration::from_secs(15);
-    while log(&app, "sap-orders05")["writebacks"][0]["state"] != "failed" {
-        assert!(
-            std::time::Instant::now() < until,
-            "{}",
-            log(&app, "sap-orders05")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // The first attempt, then the second once the retry delay is over.
+    app.run_pending_workers();
+    app.make_due("writebacks");
+    app.run_pending_workers();
+    let l = log(&app, "sap-orders05");
+    assert_eq!(l["writebacks"][0]["state"], "failed", "{l}");
     (app, dir)
 }
 
@@ -1059,7 +1054,8 @@ fn a_write_back_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
         .as_i64()
         .unwrap();
     let receiver = Receiver::listen(TcpListener::bind(("127.0.0.1", port)).unwrap());
-    std::thread::sleep(Duration::from_secs(1));
+    app.make_due("writebacks");
+    app.run_pending_workers();
     assert!(
         receiver.bodies().is_empty(),
         "a failed write-back waits for a person"
@@ -1069,10 +1065,7 @@ fn a_write_back_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
     assert_eq!(s, 200, "{v}");
     let (s, _) = app.admin("POST", &path, None);
     assert_eq!(s, 409);
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while receiver.bodies().is_empty() && std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    app.run_pending_workers();
     assert_eq!(receiver.bodies().len(), 1);
     std::fs::remove_dir_all(dir).unwrap();
 }

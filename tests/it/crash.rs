@@ -1,6 +1,8 @@
 //! The server process is killed (SIGKILL) while containers activate and return licenses;
 //! after a restart every container makes contact once, and then no license is in two
-//! containers, none is lost, and each license's history agrees with its state.
+//! containers, none is lost, each license left in flight by the kill is settled, and each
+//! license's history agrees with its state. And a server stopped by SIGTERM under load exits
+//! soon, keeping every write it answered.
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,6 +102,29 @@ fn a_killed_server_loses_no_license_and_puts_none_in_two_containers() {
         .map(|v| v.as_i64().unwrap())
         .collect();
 
+    // One activation whose answer is lost: the update is issued and its license pending, but
+    // the container never sees it. The kill cannot land between requests and leave nothing
+    // in flight: this one is.
+    let lost_order: serde_json::Value = ureq::post(&format!("{base}/api/v1/orders"))
+        .set("Authorization", &auth)
+        .send_json(
+            serde_json::json!({"erp_order_id": "CRASH-LOST", "customer": {"external_id": "C-2"},
+            "lines": [{"item_id": "SNP-SINGLE", "quantity": 1}]}),
+        )
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let lost_id = lost_order["lines"][0]["licenses"][0].as_i64().unwrap();
+    let mut lost_box = new_act(&Gateway::new(&base));
+    {
+        let request = lost_box
+            .request(FIRM, licentia::client::unix_now())
+            .unwrap();
+        Gateway::new(&base)
+            .activate(lost_order["ticket"].as_str().unwrap(), &[lost_id], &request)
+            .unwrap();
+    }
+
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..6)
         .map(|w| {
@@ -139,7 +164,7 @@ fn a_killed_server_loses_no_license_and_puts_none_in_two_containers() {
     server.wait().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
-    let mut boxes = vec![];
+    let mut boxes = vec![lost_box];
     let mut round_trips = 0;
     for w in workers {
         let (b, n) = w.join().unwrap();
@@ -148,14 +173,19 @@ fn a_killed_server_loses_no_license_and_puts_none_in_two_containers() {
     }
     assert!(round_trips > 20, "the load ran ({round_trips} round trips)");
 
-    let in_flight: i64 = {
+    // The licenses the kill left in flight: an update issued, its receipt not yet seen.
+    let in_flight: Vec<i64> = {
         use licentia::store::schema::licenses;
         licenses::table
             .filter(licenses::state.eq_any(["pending", "returning"]))
-            .count()
-            .get_result(&mut db.connect())
+            .select(licenses::id)
+            .load(&mut db.connect())
             .unwrap()
     };
+    assert!(
+        in_flight.contains(&lost_id),
+        "the activation whose answer was lost is in flight: {in_flight:?}"
+    );
     // Restart; every container makes contact: lost receipts are confirmed, updates whose
     // answer was lost are issued again.
     let mut server = serve(&db, port);
@@ -175,8 +205,16 @@ fn a_killed_server_loses_no_license_and_puts_none_in_two_containers() {
         repaired += usize::from(c.firms[&FIRM].counter != before);
     }
     eprintln!(
-        "{round_trips} round trips before the kill, {in_flight} licenses left pending or \
-         returning; {repaired} containers got an update at the next contact"
+        "{round_trips} round trips before the kill, {} licenses left pending or returning; \
+         {repaired} containers got an update at the next contact",
+        in_flight.len()
+    );
+    // At least the container whose answer was lost got its update again, and holds the
+    // license now.
+    assert!(repaired >= 1, "no container was repaired");
+    assert!(
+        boxes[0].firms[&FIRM].content.entries.contains_key(&lost_id),
+        "the lost update was issued again"
     );
     server.kill().unwrap();
     server.wait().unwrap();
@@ -197,7 +235,15 @@ fn a_killed_server_loses_no_license_and_puts_none_in_two_containers() {
         .select((licenses::id, licenses::state, licenses::serial))
         .load(&mut conn)
         .unwrap();
-    assert_eq!(rows.len(), pool.len(), "no license lost");
+    assert_eq!(rows.len(), pool.len() + 1, "no license lost");
+    // Each license the kill left in flight is settled (the loop below checks how).
+    let unsettled: Vec<&(i64, String, Option<String>)> = rows
+        .iter()
+        .filter(|(id, state, _)| {
+            in_flight.contains(id) && !["activated", "available"].contains(&state.as_str())
+        })
+        .collect();
+    assert!(unsettled.is_empty(), "{unsettled:?}");
     for (id, state, serial) in &rows {
         match holder.get(id) {
             Some(s) => assert_eq!(
@@ -230,4 +276,141 @@ fn a_killed_server_loses_no_license_and_puts_none_in_two_containers() {
     }
     let report = licentia::service::audit::verify(&mut conn).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// SIGTERM on a server under load, whose outbox sender is stuck in a send to an SMTP server
+/// that accepts and never answers (the case that held the exit for half a minute): it stops
+/// accepting, answers or closes the requests in flight, stops its workers and exits 0 within
+/// a few seconds, and every order it answered is in the database.
+#[test]
+fn sigterm_under_load_exits_soon_and_keeps_every_answered_write() {
+    let db = TestDb::new();
+    let out = licentia(&db).arg("demo").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let password = text
+        .lines()
+        .find_map(|l| l.strip_prefix("admin password (shown once): "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_string();
+    // An SMTP server that takes connections and never says a word.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp_port = mute.local_addr().unwrap().port().to_string();
+    mute.set_nonblocking(true).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let smtp_seen = Arc::new(AtomicBool::new(false));
+    let smtp = {
+        let (done, seen) = (done.clone(), smtp_seen.clone());
+        std::thread::spawn(move || {
+            let mut held = vec![];
+            while !done.load(Ordering::Relaxed) {
+                match mute.accept() {
+                    Ok((s, _)) => {
+                        seen.store(true, Ordering::Relaxed);
+                        held.push(s);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        })
+    };
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = serve_with(
+        &db,
+        port,
+        &[
+            ("LICENTIA_SMTP_HOST", "127.0.0.1"),
+            ("LICENTIA_SMTP_PORT", &smtp_port),
+            ("LICENTIA_SMTP_TIMEOUT_SECS", "30"),
+        ],
+    );
+    let auth = {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"))
+        )
+    };
+    // Clients on keep-alive connections, each placing orders (each with a ticket mail) until
+    // the server goes away; each keeps the orders it got an answer for.
+    let clients: Vec<_> = (0..4)
+        .map(|w| {
+            let (base, auth, done) = (base.clone(), auth.clone(), done.clone());
+            std::thread::spawn(move || {
+                let agent = licentia::client::online::http_agent();
+                let mut answered = vec![];
+                for n in 0.. {
+                    if done.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let id = format!("TERM-{w}-{n}");
+                    let res = agent
+                        .post(&format!("{base}/api/v1/orders"))
+                        .set("Authorization", &auth)
+                        .send_json(serde_json::json!({"source": "shop", "erp_order_id": id,
+                            "customer": {"external_id": "C-TERM", "email": "buyer@example.com"},
+                            "lines": [{"item_id": "SNP-SINGLE", "quantity": 1}]}));
+                    match res {
+                        Ok(r) if r.status() == 201 => answered.push(id),
+                        Ok(r) => panic!("{id}: {}", r.status()),
+                        // Refused or closed: the server is stopping.
+                        Err(_) => break,
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    // One more keep-alive connection that sits idle.
+    let idle = licentia::client::online::http_agent();
+    idle.get(&format!("{base}/health")).call().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !smtp_seen.load(Ordering::Relaxed) {
+        assert!(
+            Instant::now() < deadline,
+            "the outbox sender never connected"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    let sent = Instant::now();
+    assert_eq!(unsafe { libc::kill(server.id() as i32, libc::SIGTERM) }, 0);
+    let status = loop {
+        if let Some(s) = server.try_wait().unwrap() {
+            break s;
+        }
+        if sent.elapsed() > Duration::from_secs(40) {
+            server.kill().unwrap();
+            panic!("still running 40 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = sent.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let mut answered = vec![];
+    for c in clients {
+        answered.extend(c.join().unwrap());
+    }
+    smtp.join().unwrap();
+    eprintln!(
+        "exit {status} {took:?} after SIGTERM; {} orders answered",
+        answered.len()
+    );
+    assert_eq!(status.code(), Some(0));
+    assert!(took < Duration::from_secs(5), "{took:?} after SIGTERM");
+    assert!(answered.len() >= 10, "the load ran: {}", answered.len());
+    // Stopped accepting.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    // Every order that was answered is in the database (durable before delivered).
+    use licentia::store::schema::orders;
+    let stored: std::collections::BTreeSet<String> = orders::table
+        .filter(orders::source.eq("shop"))
+        .select(orders::erp_order_id)
+        .load::<String>(&mut db.connect())
+        .unwrap()
+        .into_iter()
+        .collect();
+    let missing: Vec<&String> = answered.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(missing.is_empty(), "answered but not stored: {missing:?}");
 }

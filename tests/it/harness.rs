@@ -15,6 +15,15 @@ pub fn backend() -> String {
     std::env::var("TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
 }
 
+/// For a test that cannot run on this backend: says so on the test output, so that the run
+/// shows a skip with its reason rather than a silent pass (cargo counts it as passed; the
+/// suite runs on both backends, so each such test runs on one of them).
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    // Straight to stderr: the test harness captures `eprintln!` of a passing test.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 fn pg_admin_url() -> String {
     std::env::var("TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -100,7 +109,8 @@ pub struct TestApp {
     pub base: String,
     pub rt: tokio::runtime::Runtime,
     pub core: actix_web::web::Data<Core>,
-    handle: actix_web::dev::ServerHandle,
+    /// HTTP and the workers; taken by `drop`.
+    running: Option<licentia::app::Running>,
     pub db: TestDb,
     /// The configuration it runs with (a second node gets the same).
     pub config: Config,
@@ -127,8 +137,6 @@ impl TestApp {
             .build()
             .unwrap();
         let running = rt.block_on(licentia::app::start(config.clone())).unwrap();
-        let handle = running.server.handle();
-        rt.spawn(running.server);
         let core = running.core.clone();
         rt.block_on(async {
             demo::seed(&core).await.unwrap();
@@ -150,10 +158,17 @@ impl TestApp {
             base: format!("http://{}", running.addr),
             rt,
             core,
-            handle,
+            running: Some(running),
             db,
             config,
         }
+    }
+
+    /// Runs the workers (scheduler, write-back sender, outbox sender) until nothing is due
+    /// for any of them: what a test waits for instead of sleeping until a worker looked.
+    pub fn run_pending_workers(&self) {
+        let running = self.running.as_ref().expect("running");
+        self.rt.block_on(running.run_pending_workers()).unwrap();
     }
 
     pub fn add_user(&self, name: &str, role: Role) -> String {
@@ -211,6 +226,16 @@ impl TestApp {
         )
     }
 
+    /// Makes every queued row of an outgoing queue (`outbox`, `writebacks`) due now, as if
+    /// its retry delay had passed.
+    pub fn make_due(&self, table: &str) {
+        diesel::sql_query(format!(
+            "UPDATE {table} SET next_attempt_at = '2000-01-01 00:00:00' WHERE state = 'queued'"
+        ))
+        .execute(&mut self.db.connect())
+        .unwrap();
+    }
+
     pub fn count(&self, table: &str) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct N {
@@ -227,7 +252,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        self.rt.block_on(self.handle.stop(false));
+        if let Some(running) = self.running.take() {
+            let _ = self.rt.block_on(running.stop());
+        }
     }
 }
 
@@ -349,7 +376,7 @@ pub fn order(erp_id: &str, customer: &str, lines: &[(&str, i64)]) -> Value {
 pub struct Node {
     pub base: String,
     rt: tokio::runtime::Runtime,
-    handle: actix_web::dev::ServerHandle,
+    running: Option<licentia::app::Running>,
 }
 
 impl TestApp {
@@ -367,19 +394,27 @@ impl TestApp {
             .build()
             .unwrap();
         let running = rt.block_on(licentia::app::start(config)).unwrap();
-        let handle = running.server.handle();
-        rt.spawn(running.server);
         Node {
             base: format!("http://{}", running.addr),
             rt,
-            handle,
+            running: Some(running),
         }
+    }
+}
+
+impl Node {
+    /// As `TestApp::run_pending_workers`, on this node.
+    pub fn run_pending_workers(&self) {
+        let running = self.running.as_ref().expect("running");
+        self.rt.block_on(running.run_pending_workers()).unwrap();
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.rt.block_on(self.handle.stop(false));
+        if let Some(running) = self.running.take() {
+            let _ = self.rt.block_on(running.stop());
+        }
     }
 }
 

@@ -125,11 +125,25 @@ fn make_vectors() -> Value {
 #[test]
 fn test_vectors_are_reproduced_byte_for_byte() {
     let made = make_vectors();
+    // The file as it was before this run: with REGENERATE_VECTORS the comparison below is
+    // still against it, never against what this run just wrote.
+    let before = std::fs::read_to_string(VECTORS).ok();
     if std::env::var("REGENERATE_VECTORS").is_ok() {
-        std::fs::create_dir_all(std::path::Path::new(VECTORS).parent().unwrap()).unwrap();
-        std::fs::write(VECTORS, serde_json::to_string_pretty(&made).unwrap() + "\n").unwrap();
+        let text = serde_json::to_string_pretty(&made).unwrap() + "\n";
+        if before.as_deref() != Some(text.as_str()) {
+            std::fs::create_dir_all(std::path::Path::new(VECTORS).parent().unwrap()).unwrap();
+            std::fs::write(VECTORS, text).unwrap();
+            panic!(
+                "REGENERATE_VECTORS: {VECTORS} rewritten because the protocol's bytes changed \
+                 (that breaks containers in the field); review the change, then run again \
+                 without REGENERATE_VECTORS"
+            );
+        }
     }
-    let stored: Value = serde_json::from_str(&std::fs::read_to_string(VECTORS).unwrap()).unwrap();
+    let stored: Value = serde_json::from_str(
+        &before.unwrap_or_else(|| panic!("{VECTORS} is missing (REGENERATE_VECTORS=1 makes it)")),
+    )
+    .unwrap();
     assert_eq!(
         made, stored,
         "the protocol's bytes changed: that breaks containers in the field"

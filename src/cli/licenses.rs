@@ -1,0 +1,174 @@
+//! `licentia license …`, `blacklist …`, `approval …` and `serial …`: vendor control over
+//! licenses and containers.
+use clap::Subcommand;
+
+use licentia::domain::Actor;
+use licentia::service::{lifecycle, Core};
+
+#[derive(Subcommand)]
+pub enum LicenseCmd {
+    /// Withdraw licenses (at once if not in a container, else by automatic update).
+    Withdraw {
+        #[arg(required = true)]
+        licenses: Vec<i64>,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Replace a license by a license of another item.
+    Replace {
+        license: i64,
+        #[arg(long)]
+        item: String,
+    },
+    /// Split an available license into licenses whose quantities add up to its own.
+    Split {
+        license: i64,
+        #[arg(long = "quantity", required = true)]
+        quantities: Vec<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BlacklistCmd {
+    Add {
+        serial: String,
+        #[arg(long)]
+        description: String,
+        #[arg(long)]
+        firm_code: Option<i64>,
+    },
+    Remove {
+        serial: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        firm_code: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ApprovalCmd {
+    /// List approval requests (all, or in one state: open, approved, denied).
+    List {
+        #[arg(long)]
+        state: Option<String>,
+    },
+    Approve {
+        id: i64,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    Deny {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SerialCmd {
+    /// Delete a container's licenses of the firm, take them off their tickets and unlink
+    /// the customer (admins; for demo dongles and migrations).
+    Reset {
+        serial: String,
+        #[arg(long)]
+        firm_code: Option<i64>,
+    },
+    /// Assign a container to a customer.
+    Assign {
+        serial: String,
+        #[arg(long)]
+        customer: String,
+    },
+}
+
+pub async fn license(core: &Core, actor: &Actor, cmd: LicenseCmd) -> anyhow::Result<()> {
+    let out = match cmd {
+        LicenseCmd::Withdraw { licenses, reason } => serde_json::to_value(
+            lifecycle::withdraw(core, actor, lifecycle::WithdrawRequest { licenses, reason })
+                .await?,
+        )?,
+        LicenseCmd::Replace { license, item } => serde_json::to_value(
+            lifecycle::replace(
+                core,
+                actor,
+                lifecycle::ReplaceRequest {
+                    license_id: license,
+                    item_id: item,
+                },
+            )
+            .await?,
+        )?,
+        LicenseCmd::Split {
+            license,
+            quantities,
+        } => serde_json::json!({"licenses": lifecycle::split(
+            core,
+            actor,
+            lifecycle::SplitRequest {
+                license_id: license,
+                quantities,
+            },
+        )
+        .await?}),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+pub async fn blacklist(core: &Core, actor: &Actor, cmd: BlacklistCmd) -> anyhow::Result<()> {
+    match cmd {
+        BlacklistCmd::Add {
+            serial,
+            description,
+            firm_code,
+        } => {
+            let req = lifecycle::BlacklistAdd {
+                serial: serial.clone(),
+                description,
+                firm_code,
+            };
+            lifecycle::blacklist_add(core, actor, req).await?;
+            println!("{serial} is blacklisted");
+        }
+        BlacklistCmd::Remove {
+            serial,
+            reason,
+            firm_code,
+        } => {
+            lifecycle::blacklist_remove(core, actor, serial.clone(), firm_code, reason).await?;
+            println!("{serial} is off the blacklist");
+        }
+    }
+    Ok(())
+}
+
+pub async fn approval(core: &Core, actor: &Actor, cmd: ApprovalCmd) -> anyhow::Result<()> {
+    let out = match cmd {
+        ApprovalCmd::List { state } => {
+            serde_json::to_value(lifecycle::list_approvals(core, actor, state).await?)?
+        }
+        ApprovalCmd::Approve { id, reason } => {
+            serde_json::to_value(lifecycle::decide(core, actor, id, true, reason).await?)?
+        }
+        ApprovalCmd::Deny { id, reason } => {
+            serde_json::to_value(lifecycle::decide(core, actor, id, false, reason).await?)?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+pub async fn serial(core: &Core, actor: &Actor, cmd: SerialCmd) -> anyhow::Result<()> {
+    match cmd {
+        SerialCmd::Reset { serial, firm_code } => {
+            let ids = lifecycle::reset(core, actor, serial.clone(), firm_code).await?;
+            println!("{serial} reset; licenses deleted: {ids:?}");
+        }
+        SerialCmd::Assign { serial, customer } => {
+            lifecycle::assign(core, actor, serial.clone(), customer.clone()).await?;
+            println!("{serial} belongs to customer {customer}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! `licentia mail …`, `job …`, `connector-log`, `audit …` and `report`: what the server did
+//! and does in the background, for support.
+use clap::{Args, Subcommand};
+
+use licentia::domain::Actor;
+use licentia::service::{audit, connectors, jobs, mail, reports, Core};
+
+#[derive(Subcommand)]
+pub enum MailCmd {
+    /// The newest mails (at most 1,000), optionally in one state: queued, sending, sent, failed.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Put a failed mail back in the queue.
+    Requeue { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum JobCmd {
+    /// Every job with its schedule, next and last run.
+    List,
+    /// Run a job now: expiry_report, never_activated_report, outbox, housekeeping.
+    Run { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Check the hash chain of the whole history.
+    Verify,
+}
+
+/// `licentia report NAME …`.
+#[derive(Args)]
+pub struct ReportArgs {
+    /// container-licenses, expiring, customer-containers, ticket-licenses,
+    /// license-history, blacklist, never-activated, activations.
+    pub name: String,
+    #[arg(long)]
+    pub serial: Option<String>,
+    #[arg(long)]
+    pub days: Option<u32>,
+    #[arg(long)]
+    pub customer: Option<String>,
+    #[arg(long)]
+    pub ticket: Option<String>,
+    #[arg(long)]
+    pub license: Option<i64>,
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+}
+
+pub async fn mail(core: &Core, actor: &Actor, cmd: MailCmd) -> anyhow::Result<()> {
+    match cmd {
+        MailCmd::List { state } => {
+            for m in mail::list(core, actor, state).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\tattempts {}\t{}",
+                    m.id, m.state, m.kind, m.recipient, m.attempts, m.last_error
+                );
+            }
+        }
+        MailCmd::Requeue { id } => {
+            mail::requeue(core, actor, id).await?;
+            println!("mail {id} is queued again");
+        }
+    }
+    Ok(())
+}
+
+pub async fn job(core: &Core, actor: &Actor, cmd: JobCmd) -> anyhow::Result<()> {
+    match cmd {
+        JobCmd::List => {
+            let list = jobs::list(core, actor).await?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        JobCmd::Run { name } => {
+            println!("{}", jobs::run_now(core, actor, &name).await?);
+        }
+    }
+    Ok(())
+}
+
+pub async fn connector_log(
+    core: &Core,
+    actor: &Actor,
+    connector: Option<String>,
+) -> anyhow::Result<()> {
+    let (notes, writebacks) = connectors::list(core, actor, connector).await?;
+    for n in notes {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            n.received_at,
+            n.connector,
+            n.reference,
+            n.outcome,
+            n.ticket.unwrap_or_default(),
+            n.detail
+        );
+    }
+    for w in writebacks {
+        println!(
+            "write-back {}\t{}\torder {}\t{}\tattempts {}\t{}",
+            w.id, w.connector, w.order_id, w.state, w.attempts, w.last_error
+        );
+    }
+    Ok(())
+}
+
+pub async fn audit(core: &Core, cmd: AuditCmd) -> anyhow::Result<()> {
+    let AuditCmd::Verify = cmd;
+    let report = core.db.read(audit::verify).await?;
+    if report.problems.is_empty() {
+        println!("audit chain intact: {} events", report.events);
+        return Ok(());
+    }
+    for p in &report.problems {
+        println!("{p}");
+    }
+    anyhow::bail!(
+        "audit chain broken: {} problem(s) in {} events",
+        report.problems.len(),
+        report.events
+    )
+}
+
+/// Checks the report's name and parameters before anything is opened.
+pub fn parse_report(a: &ReportArgs) -> anyhow::Result<reports::Report> {
+    Ok(reports::Report::parse(&a.name, |p| match p {
+        "serial" => a.serial.clone(),
+        "days" => a.days.map(|d| d.to_string()),
+        "customer_id" => a.customer.clone(),
+        "ticket" => a.ticket.clone(),
+        "license_id" => a.license.map(|l| l.to_string()),
+        _ => None,
+    })?)
+}
+
+pub async fn report(
+    core: &Core,
+    actor: &Actor,
+    report: reports::Report,
+    format: &str,
+) -> anyhow::Result<()> {
+    let table = reports::run(core, actor, report).await?;
+    match format {
+        "csv" => print!("{}", table.to_csv()?),
+        "json" => println!("{}", serde_json::to_string_pretty(&table.to_json())?),
+        other => anyhow::bail!("unknown format {other:?}: use csv or json"),
+    }
+    Ok(())
+}

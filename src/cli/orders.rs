@@ -1,0 +1,89 @@
+//! `licentia order …` and `licentia ticket …`.
+use clap::Subcommand;
+
+use licentia::domain::Actor;
+use licentia::error::Error;
+use licentia::service::{catalog, orders, Core};
+
+#[derive(Subcommand)]
+pub enum OrderCmd {
+    /// Create an order; prints the ticket.
+    Create {
+        #[arg(long)]
+        customer: String,
+        /// SKU=QTY, repeatable.
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+        #[arg(long)]
+        erp_order_id: Option<String>,
+        #[arg(long, default_value = "cli")]
+        source: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TicketCmd {
+    Show { code: String },
+}
+
+pub async fn order(core: &Core, actor: &Actor, cmd: OrderCmd) -> anyhow::Result<()> {
+    let OrderCmd::Create {
+        customer,
+        items,
+        erp_order_id,
+        source,
+        email,
+        comment,
+    } = cmd;
+    let mut lines = vec![];
+    for spec in items {
+        let (sku, qty) = spec.split_once('=').unwrap_or((&spec, "1"));
+        let quantity = qty
+            .parse()
+            .map_err(|_| Error::invalid("item", format!("'{spec}': quantity must be a number")))?;
+        lines.push(orders::OrderLine {
+            item_id: sku.to_string(),
+            quantity,
+        });
+    }
+    let req = orders::NewOrder {
+        source,
+        erp_order_id,
+        customer: catalog::CustomerData {
+            external_id: customer,
+            name: None,
+            email,
+            locale: None,
+        },
+        comment,
+        lines,
+    };
+    let view = orders::create_order(core, actor, req).await?;
+    println!("{}", view.ticket);
+    Ok(())
+}
+
+pub async fn ticket(core: &Core, actor: &Actor, cmd: TicketCmd) -> anyhow::Result<()> {
+    let TicketCmd::Show { code } = cmd;
+    let t = orders::get_ticket(core, actor, &code).await?;
+    println!(
+        "ticket {}  customer {}  state {}",
+        t.ticket, t.customer_id, t.state
+    );
+    for l in t.licenses {
+        println!(
+            "  license {}\t{}\t{}/{}\t{}\t{}",
+            l.license_id,
+            l.item_id,
+            l.firm_code,
+            l.product_code,
+            l.state,
+            l.serial.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
