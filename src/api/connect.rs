@@ -83,7 +83,7 @@ async fn connect(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let def: Definition = match core.connectors.get(&name) {
+    let def: Definition = match core.connector(&name) {
         Ok(d) => d.clone(),
         Err(e) => return error_answer(Answer::Json, &e),
     };

@@ -230,24 +230,11 @@ async fn report(
     name: web::Path<String>,
     q: web::Query<std::collections::HashMap<String, String>>,
 ) -> Res {
-    let q = q.into_inner();
-    for k in q.keys() {
-        if ![
-            "serial",
-            "days",
-            "customer_id",
-            "ticket",
-            "license_id",
-            "format",
-        ]
-        .contains(&k.as_str())
-        {
-            return Err(Error::invalid(k.clone(), "not a report parameter").into());
-        }
-    }
-    let report = Report::parse(&name, |p| q.get(p).cloned())?;
+    let mut q = q.into_inner();
+    let format = q.remove("format");
+    let report = Report::parse(&name, &reports::Params::from_pairs(q)?)?;
     let table = reports::run(&core, &c.0, report).await?;
-    match q.get("format").map(String::as_str) {
+    match format.as_deref() {
         Some("csv") => Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .insert_header((
@@ -327,7 +314,7 @@ async fn history(core: Core_, c: Caller, q: web::Query<HistoryQuery>) -> Res {
 }
 
 async fn health(core: Core_) -> HttpResponse {
-    match core.db.ping().await {
+    match core.health().await {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "ok"})),
         Err(e) => {
             tracing::error!(error = %e, "health check: database");
@@ -340,7 +327,7 @@ async fn health(core: Core_) -> HttpResponse {
 async fn metrics(core: Core_, m: web::Data<super::metrics::Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(m.render(&core.stats, &core.db.writer_stats))
+        .body(m.render(core.stats(), core.writer_stats()))
 }
 
 /// The JSON extractor's limits and errors: a body over the limit is refused from its

@@ -181,7 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ConnectorLog { connector } => {
             operations::connector_log(&core, &actor, connector).await?
         }
-        Command::Audit(cmd) => operations::audit(&core, cmd).await?,
+        Command::Audit(cmd) => operations::audit(&core, &actor, cmd).await?,
         Command::Report(args) => {
             let report = report.expect("parsed above");
             operations::report(&core, &actor, report, &args.format).await?

@@ -107,9 +107,9 @@ pub async fn connector_log(
     Ok(())
 }
 
-pub async fn audit(core: &Core, cmd: AuditCmd) -> anyhow::Result<()> {
+pub async fn audit(core: &Core, actor: &Actor, cmd: AuditCmd) -> anyhow::Result<()> {
     let AuditCmd::Verify = cmd;
-    let report = core.db.read(audit::verify).await?;
+    let report = audit::verify_chain(core, actor).await?;
     if report.problems.is_empty() {
         println!("audit chain intact: {} events", report.events);
         return Ok(());
@@ -126,14 +126,14 @@ pub async fn audit(core: &Core, cmd: AuditCmd) -> anyhow::Result<()> {
 
 /// Checks the report's name and parameters before anything is opened.
 pub fn parse_report(a: &ReportArgs) -> anyhow::Result<reports::Report> {
-    Ok(reports::Report::parse(&a.name, |p| match p {
-        "serial" => a.serial.clone(),
-        "days" => a.days.map(|d| d.to_string()),
-        "customer_id" => a.customer.clone(),
-        "ticket" => a.ticket.clone(),
-        "license_id" => a.license.map(|l| l.to_string()),
-        _ => None,
-    })?)
+    let params = reports::Params {
+        serial: a.serial.clone(),
+        days: a.days.map(|d| d.to_string()),
+        customer_id: a.customer.clone(),
+        ticket: a.ticket.clone(),
+        license_id: a.license.map(|l| l.to_string()),
+    };
+    Ok(reports::Report::parse(&a.name, &params)?)
 }
 
 pub async fn report(

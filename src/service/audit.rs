@@ -43,7 +43,14 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
 }
 
-/// Walks the whole chain: a changed event, a deleted one or a cut-off tail is a problem.
+/// Checks the whole history chain (`licentia audit verify`): a changed event, a deleted one
+/// or a cut-off tail is a problem.
+pub async fn verify_chain(core: &Core, actor: &Actor) -> Result<VerifyReport> {
+    actor.require(&[Role::Admin, Role::Support], "verify the history")?;
+    core.db.read(verify).await
+}
+
+/// Walks the whole chain on a connection (also where no server runs, e.g. after a crash).
 pub fn verify(conn: &mut Conn) -> Result<VerifyReport> {
     let (head_id, head_hash) = read_head(conn)?;
     let mut report = VerifyReport {

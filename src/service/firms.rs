@@ -100,7 +100,18 @@ fn random<const N: usize>() -> [u8; N] {
 }
 
 /// Finds the firm with `code`, or makes it with a fresh key pair.
-pub async fn ensure_firm(db: &Db, master: &MasterKey, code: i64, name: &str) -> Result<Firm> {
+/// The firm with code `code`, made with a new signing key if there is none (a second vendor
+/// on the same server).
+pub async fn ensure(core: &super::Core, code: i64, name: &str) -> Result<Firm> {
+    ensure_firm(&core.db, &core.master, code, name).await
+}
+
+pub(super) async fn ensure_firm(
+    db: &Db,
+    master: &MasterKey,
+    code: i64,
+    name: &str,
+) -> Result<Firm> {
     if let Some(f) = db.read(move |c| store::find(c, code)).await? {
         return Ok(f);
     }

@@ -36,25 +36,53 @@ impl Stats {
     }
 }
 
+/// The core every front door shares: the database, the configuration and what is opened
+/// once at start. Its fields are the services' own; a front door asks through the methods
+/// below or calls a service function.
 pub struct Core {
-    pub db: Db,
-    pub config: Config,
+    db: Db,
+    config: Config,
     /// The firm made from the configuration on first start.
-    pub default_firm: firms::Firm,
-    pub credentials: users::CredentialCache,
-    pub stats: Stats,
-    pub master: std::sync::Arc<firms::MasterKey>,
+    default_firm: firms::Firm,
+    credentials: users::CredentialCache,
+    stats: Stats,
+    master: std::sync::Arc<firms::MasterKey>,
     /// Opened firm signing keys by firm id (replaced when the firm's key id changes).
-    pub signers: activation::SignerCache,
+    signers: activation::SignerCache,
     /// The mail templates, checked at start.
-    pub templates: mail::Templates,
+    templates: mail::Templates,
     /// This process among the nodes sharing the database (claims mails and jobs).
-    pub node: String,
+    node: String,
     /// The shop and ERP connectors (`connectors/`), checked at start.
-    pub connectors: connectors::Connectors,
+    connectors: connectors::Connectors,
 }
 
 impl Core {
+    /// The configuration the core was opened with (checked at start).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the database answers (the health check).
+    pub async fn health(&self) -> Result<()> {
+        self.db.ping().await
+    }
+
+    /// What this process counted (orders, tickets, licenses, updates, receipts).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// What the database writers did (for `/metrics` and the benchmarks).
+    pub fn writer_stats(&self) -> &crate::store::WriterStats {
+        &self.db.writer_stats
+    }
+
+    /// The connector at `/connect/<name>`, if it is there and set up.
+    pub fn connector(&self, name: &str) -> Result<&crate::connectors::definition::Definition> {
+        self.connectors.get(name)
+    }
+
     /// Opens the database (running migrations) and makes sure the configured firm exists.
     pub async fn open(config: Config) -> Result<Core> {
         let db = Db::open(

@@ -49,21 +49,22 @@ impl Report {
         "activations",
     ];
 
-    /// The report named `name`, its parameters taken from `param`.
-    pub fn parse(name: &str, param: impl Fn(&str) -> Option<String>) -> Result<Report> {
-        let need = |p: &str| {
-            param(p).ok_or_else(|| Error::invalid(p, format!("the {name} report needs {p}")))
+    /// The report named `name` with the parameters it needs.
+    pub fn parse(name: &str, p: &Params) -> Result<Report> {
+        let need = |field: &'static str, v: &Option<String>| {
+            v.clone()
+                .ok_or_else(|| Error::invalid(field, format!("the {name} report needs {field}")))
         };
-        let number = |p: &str, v: String| {
+        let number = |field: &'static str, v: String| {
             v.parse::<i64>()
-                .map_err(|_| Error::invalid(p, format!("{v:?} is not a number")))
+                .map_err(|_| Error::invalid(field, format!("{v:?} is not a number")))
         };
         Ok(match name {
             "container-licenses" => Report::ContainerLicenses {
-                serial: need("serial")?,
+                serial: need("serial", &p.serial)?,
             },
             "expiring" => {
-                let days = match param("days") {
+                let days = match p.days.clone() {
                     Some(v) => number("days", v)?,
                     None => 30,
                 };
@@ -73,13 +74,13 @@ impl Report {
                 Report::Expiring { days: days as u32 }
             }
             "customer-containers" => Report::CustomerContainers {
-                customer_id: need("customer_id")?,
+                customer_id: need("customer_id", &p.customer_id)?,
             },
             "ticket-licenses" => Report::TicketLicenses {
-                ticket: need("ticket")?,
+                ticket: need("ticket", &p.ticket)?,
             },
             "license-history" => Report::LicenseHistory {
-                license_id: number("license_id", need("license_id")?)?,
+                license_id: number("license_id", need("license_id", &p.license_id)?)?,
             },
             "blacklist" => Report::Blacklist,
             "never-activated" => Report::NeverActivated,
@@ -94,6 +95,37 @@ impl Report {
                 ))
             }
         })
+    }
+}
+
+/// The parameters a report may take, as every front door passes them: the JSON API's query
+/// string (`from_pairs`), the SOAP Report service's elements and the CLI's options fill the
+/// same fields. Values are text as given; `Report::parse` checks them.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    pub serial: Option<String>,
+    pub days: Option<String>,
+    pub customer_id: Option<String>,
+    pub ticket: Option<String>,
+    pub license_id: Option<String>,
+}
+
+impl Params {
+    /// From `name=value` pairs; a name that is no report parameter is refused.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Result<Params> {
+        let mut p = Params::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "serial" => &mut p.serial,
+                "days" => &mut p.days,
+                "customer_id" => &mut p.customer_id,
+                "ticket" => &mut p.ticket,
+                "license_id" => &mut p.license_id,
+                _ => return Err(Error::invalid(name, "not a report parameter")),
+            };
+            *slot = Some(value);
+        }
+        Ok(p)
     }
 }
 

@@ -655,9 +655,8 @@ fn a_return_names_only_licenses_of_its_firm_code() {
     let app = TestApp::start();
     let gw = Gateway::new(&app.base);
     app.rt
-        .block_on(licentia::service::firms::ensure_firm(
-            &app.core.db,
-            &app.core.master,
+        .block_on(licentia::service::firms::ensure(
+            &app.core,
             6000020,
             "Second Firm",
         ))

@@ -32,7 +32,11 @@ fn every_change_is_recorded_and_tampering_is_detected() {
     );
     assert_eq!(h[0]["order_id"], o["order_id"]);
 
-    let verify = || app.rt.block_on(app.core.db.read(audit::verify)).unwrap();
+    let verify = || {
+        app.rt
+            .block_on(audit::verify_chain(&app.core, &crate::harness::system()))
+            .unwrap()
+    };
     let clean = verify();
     assert!(clean.problems.is_empty(), "{:?}", clean.problems);
     assert!(clean.events >= 10);
@@ -65,7 +69,10 @@ fn every_change_is_recorded_and_tampering_is_detected() {
     diesel::sql_query("DELETE FROM events WHERE id = (SELECT MAX(id) FROM events)")
         .execute(&mut c2)
         .unwrap();
-    let report = app2.rt.block_on(app2.core.db.read(audit::verify)).unwrap();
+    let report = app2
+        .rt
+        .block_on(audit::verify_chain(&app2.core, &crate::harness::system()))
+        .unwrap();
     assert!(
         report
             .problems

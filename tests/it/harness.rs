@@ -11,6 +11,11 @@ use serde_json::Value;
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub const ADMIN_PW: &str = "admin-password-for-tests";
 
+/// The server's own actor (an admin acting through no interface of a person).
+pub fn system() -> Actor {
+    Actor::system(Interface::System)
+}
+
 pub fn backend() -> String {
     std::env::var("TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
 }

@@ -320,7 +320,10 @@ fn nodes_taking_turns_keep_one_unbroken_history() {
     assert!(app.count("events") >= before + 12);
     let report = app
         .rt
-        .block_on(app.core.db.read(licentia::service::audit::verify))
+        .block_on(licentia::service::audit::verify_chain(
+            &app.core,
+            &crate::harness::system(),
+        ))
         .unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.events, app.count("events") as u64);
@@ -367,7 +370,10 @@ fn two_nodes_on_one_database_make_one_order_and_keep_one_history() {
     );
     let report = app
         .rt
-        .block_on(app.core.db.read(licentia::service::audit::verify))
+        .block_on(licentia::service::audit::verify_chain(
+            &app.core,
+            &crate::harness::system(),
+        ))
         .unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }

@@ -347,7 +347,7 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
     }
     assert_eq!(app.count("orders"), 0);
     // A body over the configured limit is a fault too, and nothing is made.
-    let limit = app.core.config.max_body_bytes;
+    let limit = app.core.config().max_body_bytes;
     let big = envelope11(&ok_op.replace(
         "</s:Customer>",
         &format!("</s:Customer><s:Comment>{}</s:Comment>", "x".repeat(limit)),
@@ -405,7 +405,7 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
         .unwrap();
     assert!(wsdl.contains(&format!(
         "location=\"{}/soap/Sales\"",
-        app.core.config.public_url
+        app.core.config().public_url
     )));
     let xsd = ureq::get(&format!("{}/soap/xsd/licentia-sales-v1.xsd", app.base))
         .call()

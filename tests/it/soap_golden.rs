@@ -871,7 +871,7 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
     let mut r = Script::req(V11, "Sales", erp, good.clone());
     r.content_type = "application/soap+xml".into();
     g.send("content-type-mismatch", V11, 500, r);
-    let limit = app.core.config.max_body_bytes;
+    let limit = app.core.config().max_body_bytes;
     let big = good12.replace(
         "</s:Customer>",
         &format!("</s:Customer><s:Comment>{}</s:Comment>", "x".repeat(limit)),

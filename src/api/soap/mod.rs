@@ -128,7 +128,7 @@ async fn endpoint(
         .and_then(|x| x.to_str().ok())
         .unwrap_or("");
     // Read here, under the configured limit, so that a body too large is a fault too.
-    let limit = core.config.max_body_bytes;
+    let limit = core.config().max_body_bytes;
     let body = match payload.to_bytes_limited(limit).await {
         Ok(Ok(body)) => body,
         Ok(Err(e)) => {
@@ -177,7 +177,7 @@ async fn wsdl(core: Core_, name: web::Path<String>) -> HttpResponse {
             .content_type("text/xml; charset=utf-8")
             .body(
                 svc.wsdl
-                    .replace("{{BASE}}", core.config.public_url.trim_end_matches('/')),
+                    .replace("{{BASE}}", core.config().public_url.trim_end_matches('/')),
             ),
         None => HttpResponse::NotFound().finish(),
     }

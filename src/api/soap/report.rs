@@ -66,17 +66,14 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
             Error::invalid("RunReport/LicenseId", format!("{l:?} is not an xs:long"))
         })?;
     }
-    let param = |p: &str| -> Option<String> {
-        match p {
-            "serial" => opt(&r.serial),
-            "days" => opt(&r.days),
-            "customer_id" => opt(&r.customer_id),
-            "ticket" => opt(&r.ticket),
-            "license_id" => opt(&r.license_id),
-            _ => None,
-        }
+    let params = reports::Params {
+        serial: opt(&r.serial),
+        days: opt(&r.days),
+        customer_id: opt(&r.customer_id),
+        ticket: opt(&r.ticket),
+        license_id: opt(&r.license_id),
     };
-    let report = Report::parse(&name, param).map_err(|e| match e {
+    let report = Report::parse(&name, &params).map_err(|e| match e {
         Error::Invalid { field, reason } => Error::invalid(format!("RunReport/{field}"), reason),
         other => other,
     })?;
