@@ -4,11 +4,15 @@
 //! Every message is canonical JSON (keys sorted, no spaces, integers only), signed with
 //! Ed25519 and armoured as text: a header line naming the kind, base64 lines, a footer line.
 //! Parsing never panics on arbitrary input and refuses anything over `MAX_MESSAGE` bytes.
+mod content;
+mod context;
 pub mod crypto;
-pub mod messages;
+mod update;
 pub mod wire;
 
-pub use messages::*;
+pub use content::*;
+pub use context::*;
+pub use update::*;
 pub use wire::*;
 
 use base64::Engine;
