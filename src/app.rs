@@ -133,11 +133,13 @@ impl Running {
     }
 }
 
-/// SIGTERM and SIGINT, caught from when this is made (before the server starts, so that a
+/// The signals that stop the server gracefully: SIGTERM, SIGINT and SIGQUIT (actix stopped
+/// on SIGQUIT too), caught from when this is made (before the server starts, so that a
 /// signal during the start is not the default's immediate end).
 pub struct StopSignals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
 }
 
 impl StopSignals {
@@ -149,6 +151,7 @@ impl StopSignals {
         Ok(StopSignals {
             term: watch(SignalKind::terminate(), "SIGTERM")?,
             int: watch(SignalKind::interrupt(), "SIGINT")?,
+            quit: watch(SignalKind::quit(), "SIGQUIT")?,
         })
     }
 
@@ -157,6 +160,7 @@ impl StopSignals {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
+            _ = self.quit.recv() => "SIGQUIT",
         }
     }
 }

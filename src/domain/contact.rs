@@ -17,7 +17,7 @@ pub struct Shown<'a> {
 
 /// What the server holds as the container's last confirmed state (its mirror).
 #[derive(Debug, Clone, Copy)]
-pub struct Confirmed<'a> {
+pub struct ConfirmedState<'a> {
     pub counter: i64,
     pub digest: &'a str,
     /// When that state was confirmed.
@@ -40,7 +40,7 @@ pub enum Standing {
     Unknown,
 }
 
-pub fn standing(shown: Shown, confirmed: Confirmed) -> Standing {
+pub fn standing(shown: Shown, confirmed: ConfirmedState) -> Standing {
     let counter = i64::try_from(shown.counter).unwrap_or(i64::MAX);
     if counter == confirmed.counter && shown.digest == confirmed.digest {
         Standing::Current
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_context_stands_where_its_counter_and_digest_put_it() {
-        let at5 = Confirmed {
+        let at5 = ConfirmedState {
             counter: 5,
             digest: D0,
             at: t(1000),
@@ -180,7 +180,7 @@ mod tests {
             assert_eq!(standing(s, at5), want, "{s:?}");
         }
         // A counter at the largest number cannot be "one past".
-        let top = Confirmed {
+        let top = ConfirmedState {
             counter: i64::MAX,
             digest: D0,
             at: t(0),

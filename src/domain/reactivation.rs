@@ -336,5 +336,8 @@ mod tests {
             restore(&s, "130-1", long_ago, now()),
             RestoreDecision::Allowed
         );
+        // `approval` is refused when settings are saved; should one be stored, it allows.
+        s.restore = ReactivationPolicy::Approval;
+        assert_eq!(restore(&s, "130-1", since, now()), RestoreDecision::Allowed);
     }
 }

@@ -115,20 +115,55 @@ stored_words! {
 mod tests {
     use super::*;
 
+    /// The stored words are the database's and the wire's contract: listed here literally.
     #[test]
     fn states_are_stored_as_their_words_and_read_back() {
-        for s in LicenseState::ALL {
-            assert_eq!(LicenseState::parse(s.as_str()).unwrap(), *s);
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        use serde_json::json;
+        let license = [
+            (LicenseState::Available, "available"),
+            (LicenseState::Pending, "pending"),
+            (LicenseState::Activated, "activated"),
+            (LicenseState::Returning, "returning"),
+            (LicenseState::Withdrawing, "withdrawing"),
+            (LicenseState::Deleted, "deleted"),
+        ];
+        assert_eq!(license.len(), LicenseState::ALL.len());
+        for (s, word) in license {
+            assert_eq!((s.as_str(), LicenseState::parse(word).unwrap()), (word, s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(word));
+            assert_eq!(LicenseState::try_from(word.to_string()).unwrap(), s);
         }
-        for s in UpdateState::ALL {
-            assert_eq!(UpdateState::try_from(s.to_string()).unwrap(), *s);
+        let update = [
+            (UpdateState::Issued, "issued"),
+            (UpdateState::Confirmed, "confirmed"),
+            (UpdateState::Void, "void"),
+        ];
+        assert_eq!(update.len(), UpdateState::ALL.len());
+        for (s, word) in update {
+            assert_eq!((s.as_str(), UpdateState::parse(word).unwrap()), (word, s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(word));
         }
-        for s in ApprovalState::ALL {
-            assert_eq!(ApprovalState::parse(s.as_str()).unwrap(), *s);
+        let approval = [
+            (ApprovalState::Open, "open"),
+            (ApprovalState::Approved, "approved"),
+            (ApprovalState::Denied, "denied"),
+        ];
+        assert_eq!(approval.len(), ApprovalState::ALL.len());
+        for (s, word) in approval {
+            assert_eq!((s.as_str(), ApprovalState::parse(word).unwrap()), (word, s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(word));
         }
-        for s in ContainerState::ALL {
-            assert_eq!(ContainerState::parse(s.as_str()).unwrap(), *s);
+        let container = [
+            (ContainerState::Active, "active"),
+            (ContainerState::Manipulated, "manipulated"),
+        ];
+        assert_eq!(container.len(), ContainerState::ALL.len());
+        for (s, word) in container {
+            assert_eq!(
+                (s.as_str(), ContainerState::parse(word).unwrap()),
+                (word, s)
+            );
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(word));
         }
         let e = LicenseState::parse("lost").unwrap_err();
         assert_eq!(
@@ -136,7 +171,12 @@ mod tests {
             "invalid state: \"lost\" is not one of available, pending, activated, returning, \
              withdrawing, deleted"
         );
+        assert!(
+            UpdateState::parse("Issued").is_err(),
+            "words are case-sensitive"
+        );
         assert!(LicenseState::Pending.in_container() && LicenseState::Activated.in_container());
         assert!(!LicenseState::Returning.in_container());
+        assert!(!LicenseState::Available.in_container());
     }
 }

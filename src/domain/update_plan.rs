@@ -56,7 +56,8 @@ pub fn step(state: LicenseState, held: Held) -> Step {
 pub enum LockStep {
     /// Blacklisted and not yet locked: the update is the lock and nothing else.
     LockOnly,
-    /// Locked but no longer blacklisted: the lock is lifted first, then the rest.
+    /// Locked and (as far as this update goes) not blacklisted: the lock is lifted first,
+    /// then the rest.
     Unlock,
     /// Neither: licenses only.
     Licenses,
@@ -65,9 +66,9 @@ pub enum LockStep {
 pub fn lock_step(blacklisted: bool, locked: bool) -> LockStep {
     match (blacklisted, locked) {
         (true, false) => LockStep::LockOnly,
-        (false, true) => LockStep::Unlock,
-        // Blacklisted and locked: nothing but the refusal is sent (the caller never gets here).
-        _ => LockStep::Licenses,
+        // Blacklisted and locked never gets an update (the contact refuses it first).
+        (_, true) => LockStep::Unlock,
+        (false, false) => LockStep::Licenses,
     }
 }
 
@@ -113,6 +114,6 @@ mod tests {
         assert_eq!(lock_step(true, false), LockStep::LockOnly);
         assert_eq!(lock_step(false, true), LockStep::Unlock);
         assert_eq!(lock_step(false, false), LockStep::Licenses);
-        assert_eq!(lock_step(true, true), LockStep::Licenses);
+        assert_eq!(lock_step(true, true), LockStep::Unlock);
     }
 }

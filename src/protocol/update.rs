@@ -12,6 +12,7 @@ use super::{armour, b64, canonical, dearmour, perr, unb64, Kind, PResult};
 
 const MAX_OPS: usize = 1000;
 
+/// A firm key, endorsed by the key before it (key rotation: a container that trusts an
 /// older key learns the newer one from the chain of endorsements).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Trait;
-use crate::domain::{ActivationMode, ContainerType, LicenseState};
+use crate::domain::{ActivationMode, ContainerType};
 
 /// Activate licenses of a ticket into the container that made `request`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,7 +114,9 @@ pub struct TicketLicense {
     pub item_id: String,
     pub firm_code: i64,
     pub product_code: i64,
-    pub state: LicenseState,
+    /// The license's state (`LicenseState`'s word): read as a word, so that a client built
+    /// today still reads the answer of a server that knows more states.
+    pub state: String,
     pub serial: Option<String>,
     pub returnable: bool,
     pub container_types: Vec<ContainerType>,

@@ -8,7 +8,7 @@ use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
 
 use super::audit::{self, Event};
 use crate::config::Config;
-use crate::domain::{Actor, Interface};
+use crate::domain::{Actor, Interface, Role};
 use crate::error::{Error, Result};
 use crate::protocol::crypto::SigningKey;
 use crate::protocol::Endorsement;
@@ -99,13 +99,15 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
-/// Finds the firm with `code`, or makes it with a fresh key pair.
 /// The firm with code `code`, made with a new signing key if there is none (a second vendor
-/// on the same server).
-pub async fn ensure(core: &super::Core, code: i64, name: &str) -> Result<Firm> {
+/// on the same server); admins only.
+pub async fn ensure(core: &super::Core, actor: &Actor, code: i64, name: &str) -> Result<Firm> {
+    actor.require(&[Role::Admin], "add firm codes")?;
     ensure_firm(&core.db, &core.master, code, name).await
 }
 
+/// Finds the firm with `code`, or makes it with a fresh key pair (at start, for the
+/// configured firm).
 pub(super) async fn ensure_firm(
     db: &Db,
     master: &MasterKey,

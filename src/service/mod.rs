@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::Config;
 use crate::error::Result;
+pub use crate::store::WriterStats;
 use crate::store::{Db, DbOptions};
 
 /// Counters the metrics endpoint reports.
@@ -74,7 +75,7 @@ impl Core {
     }
 
     /// What the database writers did (for `/metrics` and the benchmarks).
-    pub fn writer_stats(&self) -> &crate::store::WriterStats {
+    pub fn writer_stats(&self) -> &WriterStats {
         &self.db.writer_stats
     }
 

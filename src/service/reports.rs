@@ -7,7 +7,7 @@ use crate::domain::ticket::TicketCode;
 use crate::domain::{check_id, Actor, ItemOptions, Role};
 use crate::error::{Error, Result};
 use crate::store::reports::{self as store, LicenseLine};
-use crate::store::{customers, history, tickets, Conn};
+use crate::store::{containers, customers, history, licenses, tickets, Conn};
 
 /// Which report, with its parameters.
 #[derive(Debug, Clone)]
@@ -257,9 +257,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
     Ok(match report {
         Report::ContainerLicenses { serial } => {
             check_id("serial", serial)?;
-            if !store::container_exists(c, serial)? {
-                return Err(Error::not_found("container", serial));
-            }
+            containers::get(c, serial)?;
             license_table("container-licenses", store::licenses_in(c, serial)?)?
         }
         Report::TicketLicenses { ticket } => {
@@ -302,9 +300,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
             }
         }
         Report::LicenseHistory { license_id } => {
-            if !store::license_exists(c, *license_id)? {
-                return Err(Error::not_found("license", license_id));
-            }
+            licenses::find(c, *license_id)?;
             let rows = history::of_license(c, *license_id)?;
             Table {
                 report: "license-history",

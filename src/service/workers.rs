@@ -187,6 +187,15 @@ impl Supervisor {
     }
 }
 
+/// A task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A worker's task: step, wait until the step asked for, a stop or a control request.
 async fn run<W: Worker>(
     mut worker: W,
@@ -204,14 +213,16 @@ async fn run<W: Worker>(
         if stop.is_set() {
             break;
         }
-        let step = {
+        // Its own task, so that a panic in it is caught here; aborted with this one, so that
+        // a step abandoned at shutdown does not go on holding the core.
+        let mut step = AbortOnDrop({
             let (core, stop) = (core.clone(), stop.clone());
             tokio::spawn(async move {
                 let next = worker.step(&core, &stop).await;
                 (worker, next)
             })
-        };
-        let next = match step.await {
+        });
+        let next = match (&mut step.0).await {
             Ok((w, next)) => {
                 worker = w;
                 next.map_err(|e| e.to_string())

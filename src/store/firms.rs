@@ -48,16 +48,6 @@ pub fn code_of(c: &mut Conn, id: i64) -> Result<i64> {
         .first(c)?)
 }
 
-/// The firm with code `code`: id, name, current key id.
-pub fn named(c: &mut Conn, code: i64) -> Result<(i64, String, String)> {
-    firms::table
-        .filter(firms::firm_code.eq(code))
-        .select((firms::id, firms::name, firms::key_id))
-        .first(c)
-        .optional()?
-        .ok_or_else(|| Error::not_found("firm", code))
-}
-
 /// Every public key the firm has had: key id and base64 Ed25519 public key.
 pub fn public_keys(c: &mut Conn, firm_id: i64) -> Result<Vec<(String, String)>> {
     Ok(firm_keys::table

@@ -3,7 +3,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{firms, items};
-use super::{unique_or_none, Conn};
+use super::Conn;
 use crate::domain::ItemKind;
 use crate::error::{Error, Result};
 use crate::on_backend;
@@ -87,10 +87,10 @@ pub struct NewItem<'a> {
     pub options: &'a str,
 }
 
-/// Adds an active item at version 1; false if an item with that id exists.
+/// Adds an active item at version 1; false if an item with that id exists (`ON CONFLICT DO
+/// NOTHING`: a failed insert would abort the writer's transaction on PostgreSQL).
 pub fn insert(c: &mut Conn, i: &NewItem, now: NaiveDateTime) -> Result<bool> {
-    let added = unique_or_none(
-        diesel::insert_into(items::table)
+    let added = on_backend!(c, x => diesel::insert_into(items::table)
             .values((
                 items::firm_id.eq(i.firm_id),
                 items::item_id.eq(i.item_id),
@@ -103,9 +103,9 @@ pub fn insert(c: &mut Conn, i: &NewItem, now: NaiveDateTime) -> Result<bool> {
                 items::created_at.eq(now),
                 items::updated_at.eq(now),
             ))
-            .execute(c),
-    )?;
-    Ok(added.is_some())
+            .on_conflict_do_nothing()
+            .execute(x))?;
+    Ok(added == 1)
 }
 
 /// What `change` sets (all of it: the caller fills in what stays).

@@ -201,6 +201,16 @@ pub fn outstanding_in(c: &mut Conn, serial: &str, firm_id: i64) -> Result<Vec<Li
         .load(x))?)
 }
 
+/// Every license of the firm in the container, whatever its state.
+pub fn all_in(c: &mut Conn, serial: &str, firm_id: i64) -> Result<Vec<LicRow>> {
+    Ok(licenses::table
+        .inner_join(items::table)
+        .filter(licenses::serial.eq(serial))
+        .filter(licenses::firm_id.eq(firm_id))
+        .select(LIC_SELECT)
+        .load(c)?)
+}
+
 /// The container's licenses of the firm in one of `states`.
 pub fn in_container(
     c: &mut Conn,

@@ -195,7 +195,9 @@ pub fn settle(
                 let (Some(id), Some(state)) = (r.id, r.state) else {
                     continue;
                 };
-                moved.push((id, LicenseState::parse(&state)?));
+                let to = LicenseState::parse(&state)
+                    .map_err(|_| Error::internal(format!("license {id} moved to {state}")))?;
+                moved.push((id, to));
             }
             moved.sort_unstable_by_key(|m| m.0);
             return Ok(Some(moved));

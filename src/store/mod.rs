@@ -390,16 +390,6 @@ pub fn unique_or_retry<T>(r: diesel::QueryResult<T>) -> Result<T> {
     }
 }
 
-/// The outcome of an insert of a row whose key a person or a client chose (a user name, an
-/// item id, a WS-Security nonce): `None` when a row with that key is already there. That is
-/// an answer, not a failure; the service decides what it means (already exists, a replay).
-pub fn unique_or_none<T>(r: diesel::QueryResult<T>) -> Result<Option<T>> {
-    match r {
-        Err(e) if is_unique_violation(&e) => Ok(None),
-        r => Ok(Some(r?)),
-    }
-}
-
 /// Reads the audit chain head. Writers hold its row lock for the whole group transaction
 /// (taken in `group_transaction`), so the chain is appended by one transaction at a time.
 pub fn audit_head(conn: &mut Conn) -> Result<(i64, String)> {

@@ -113,24 +113,6 @@ pub fn never_activated(c: &mut Conn) -> Result<Vec<LicenseLine>> {
         .load(c)?)
 }
 
-/// Whether a container with serial `serial` is registered.
-pub fn container_exists(c: &mut Conn, serial: &str) -> Result<bool> {
-    let n: i64 = containers::table
-        .filter(containers::serial.eq(serial))
-        .count()
-        .get_result(c)?;
-    Ok(n > 0)
-}
-
-/// Whether license `id` exists (in any state).
-pub fn license_exists(c: &mut Conn, id: i64) -> Result<bool> {
-    let n: i64 = licenses::table
-        .filter(licenses::id.eq(id))
-        .count()
-        .get_result(c)?;
-    Ok(n > 0)
-}
-
 /// A container of a customer, as the customer's report lists it.
 #[derive(Debug, Clone, Queryable)]
 pub struct CustomerContainer {

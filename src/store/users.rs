@@ -3,9 +3,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::users;
-use super::{unique_or_none, Conn};
+use super::Conn;
 use crate::domain::Role;
 use crate::error::Result;
+use crate::on_backend;
 
 /// A user as stored; the fields in the table's column order.
 #[derive(Debug, Clone, Queryable)]
@@ -69,10 +70,10 @@ pub struct NewUser<'a> {
     pub digest_secret: &'a str,
 }
 
-/// Adds an active user; `None` if a user of that name exists.
+/// Adds an active user; `None` if a user of that name exists (`ON CONFLICT DO NOTHING`: a
+/// failed insert would abort the writer's transaction on PostgreSQL).
 pub fn insert(c: &mut Conn, u: &NewUser, now: NaiveDateTime) -> Result<Option<UserRow>> {
-    unique_or_none(
-        diesel::insert_into(users::table)
+    Ok(on_backend!(c, x => diesel::insert_into(users::table)
             .values((
                 users::username.eq(u.username),
                 users::password_hash.eq(u.password_hash),
@@ -82,8 +83,9 @@ pub fn insert(c: &mut Conn, u: &NewUser, now: NaiveDateTime) -> Result<Option<Us
                 users::updated_at.eq(now),
                 users::digest_secret.eq(u.digest_secret),
             ))
-            .get_result(c),
-    )
+            .on_conflict_do_nothing()
+            .get_result(x)
+            .optional())?)
 }
 
 /// What `change` sets; `None` leaves it as it is.

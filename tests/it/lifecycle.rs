@@ -274,6 +274,20 @@ fn reactivation_policy_never_blocking_period_item_override_and_withdraw_behaviou
     activate(&gw, &mut d, &t2, &g);
     let e = reactivate(&gw, &mut b, &t2, &g).unwrap_err();
     assert_eq!(e.code, "approval_required", "{e}");
+    // A state that is no approval state is bad input, not an empty list.
+    let (s, v) = app.admin("GET", "/api/v1/approvals?state=opne", None);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_input")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("open, approved, denied"),
+        "{v}"
+    );
     // Denied, with a reason (required); asking again gets the denial.
     let (_, open) = app.admin("GET", "/api/v1/approvals?state=open", None);
     let id = open

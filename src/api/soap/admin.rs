@@ -7,7 +7,7 @@ use yaserde::{YaDeserialize, YaSerialize};
 use super::codec::{boolean, decode, encode, iso, long, need, opt, opt_boolean, opt_long, Text};
 use super::envelope::El;
 use super::typed::{typed_json, Typed, OPTIONS, SETTINGS};
-use crate::domain::{Actor, ItemKind, ItemOptions, Role, Settings};
+use crate::domain::{Actor, ApprovalState, ItemKind, ItemOptions, Role, Settings};
 use crate::error::Error;
 use crate::service::catalog::{self, CustomerData};
 use crate::service::lifecycle::{self, ApprovalView};
@@ -399,7 +399,7 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
             let r: ListApprovals = decode(P, op)?;
             let state = opt(&r.state);
             if let Some(st) = &state {
-                if !["open", "approved", "denied"].contains(&st.as_str()) {
+                if ApprovalState::parse(st).is_err() {
                     return Err(Error::invalid(
                         "ListApprovals/State",
                         format!("{st:?} is not open, approved or denied"),

@@ -28,7 +28,6 @@ use envelope::{fault, fault_coded, respond, Version};
 type Core_ = web::Data<Core>;
 
 /// A SOAP service: its WSDL and schema, and the operations implemented for it.
-/// A SOAP service: its WSDL and schema, and the operations implemented for it.
 pub struct Service {
     pub name: &'static str,
     pub ns: &'static str,

@@ -3,10 +3,10 @@
 use super::issue::{issue_with, required};
 use super::{
     after_contact, count_activations, customer_actor, deliver, issue, named_once, read_request,
-    returnable, Committed, Contact,
+    Committed, Contact,
 };
 use crate::domain::ticket::TicketCode;
-use crate::domain::{ActivationMode, Actor, Interface, LicenseState};
+use crate::domain::{reactivation, ActivationMode, Actor, Interface, LicenseState};
 use crate::error::{Error, Result};
 use crate::protocol::{ActivateRequest, Context, Issued, ReturnRequest};
 use crate::service::audit::{self, Event};
@@ -199,7 +199,7 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
                         ),
                     ));
                 }
-                if !returnable(&k.settings, &l.options()?) {
+                if !reactivation::returnable(&k.settings, &l.options()?) {
                     return Err(Error::NotAllowed(format!(
                         "license {id} ({}) may not be returned",
                         l.item_id

@@ -3,15 +3,11 @@
 use std::collections::HashMap;
 
 use crate::domain::ticket::TicketCode;
-use crate::domain::{reactivation, ItemOptions, Settings};
-use crate::error::Result;
+use crate::domain::{reactivation, Settings};
+use crate::error::{Error, Result};
 use crate::protocol::{Template, TicketInfo, TicketLicense};
 use crate::service::Core;
 use crate::store::{firms, licenses, settings, tickets};
-
-pub(in crate::service) fn returnable(s: &Settings, o: &ItemOptions) -> bool {
-    reactivation::returnable(s, o)
-}
 
 /// Ticket info for the activation wizard: the ticket itself is the credential.
 pub async fn ticket_info(core: &Core, code: &str) -> Result<TicketInfo> {
@@ -34,9 +30,9 @@ pub async fn ticket_info(core: &Core, code: &str) -> Result<TicketInfo> {
                     item_id: l.item_id.clone(),
                     firm_code: *firm_code,
                     product_code: l.product_code,
-                    returnable: returnable(s, &o),
+                    returnable: reactivation::returnable(s, &o),
                     container_types: o.container_types.clone(),
-                    state: l.state,
+                    state: l.state.as_str().to_string(),
                     serial: l.serial,
                 });
             }
@@ -60,14 +56,15 @@ pub async fn ticket_info(core: &Core, code: &str) -> Result<TicketInfo> {
 pub async fn template(core: &Core, firm_code: i64) -> Result<Template> {
     core.db
         .read(move |c| {
-            let (firm_id, name, key_id) = firms::named(c, firm_code)?;
-            let keys = firms::public_keys(c, firm_id)?;
-            let settings = settings::load(c, firm_id)?;
+            let firm =
+                firms::find(c, firm_code)?.ok_or_else(|| Error::not_found("firm", firm_code))?;
+            let keys = firms::public_keys(c, firm.id)?;
+            let settings = settings::load(c, firm.id)?;
             Ok(Template {
                 firm_code,
-                firm_name: name,
+                firm_name: firm.name,
                 keys: keys.into_iter().collect(),
-                current_key: key_id,
+                current_key: firm.key_id,
                 fingerprint_tolerance: settings.fingerprint_tolerance,
             })
         })

@@ -70,31 +70,36 @@ pub(super) fn issue_with(
             None => licenses::outstanding_in(c, serial, k.firm_id)?,
         };
         for l in &rows {
-            let entry = l.entry(serial, ctx.firm_code)?;
-            let have = match held.entries.get(&l.id) {
-                None => Held::No,
-                Some(h) if *h == entry => Held::Same,
-                Some(_) => Held::Differs,
+            // Only a license that belongs in the container has an entry to send or compare
+            // (reading the options costs; a returning one is deleted whatever it holds).
+            let entry = match l.state.in_container() {
+                true => Some(l.entry(serial, ctx.firm_code)?),
+                false => None,
             };
-            match step(l.state, have) {
-                Step::Add => {
+            let have = match (held.entries.get(&l.id), &entry) {
+                (None, _) => Held::No,
+                (Some(h), Some(e)) if h == e => Held::Same,
+                (Some(_), _) => Held::Differs,
+            };
+            match (step(l.state, have), entry) {
+                (Step::Add, Some(entry)) => {
                     ops.push(Op::Add { entry });
                     added.push(l.id);
                 }
-                Step::Readd => {
+                (Step::Readd, Some(entry)) => {
                     ops.push(Op::Change { entry });
                     added.push(l.id);
                 }
-                Step::Change => {
+                (Step::Change, Some(entry)) => {
                     ops.push(Op::Change { entry });
                     changed.push(l.id);
                 }
-                Step::Delete => {
+                (Step::Delete, _) => {
                     ops.push(Op::Delete { license_id: l.id });
                     deleted.push(l.id);
                 }
-                Step::Settle => settle = true,
-                Step::Nothing => {}
+                (Step::Settle, _) => settle = true,
+                _ => {}
             }
         }
         // Entries of licenses that live elsewhere now: deleted where a withdrawal says so.

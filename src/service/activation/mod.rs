@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use activate::{activate, deactivate, pull_updates};
-pub(super) use info::returnable;
 pub use info::{template, ticket_info};
 pub(super) use issue::{issue, issue_required, Prepared};
 pub(super) use quota::{add_activations, count_activations};

@@ -2,7 +2,7 @@
 //! one counter past the confirmed state and shows what an issued update produces confirms
 //! that update; a receipt that fits nothing issued is refused and changes nothing.
 use super::{customer_actor, find_container, mirror_or_load};
-use crate::domain::contact::{standing, Confirmed as ConfirmedState, Seen, Shown, Standing};
+use crate::domain::contact::{standing, ConfirmedState, Seen, Shown, Standing};
 use crate::domain::{Actor, Interface, LicenseState};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Confirmed, Content, Context, Entry, Kind};

@@ -390,7 +390,7 @@ pub async fn reset(
         .write(move |c| {
             let firm_id = firm_id_of(c, default, firm_code)?;
             let cont = containers::get(c, &serial)?;
-            let rows = licenses::in_container(c, &serial, firm_id, LicenseState::ALL)?;
+            let rows = licenses::all_in(c, &serial, firm_id)?;
             let now = crate::service::now();
             let mut ids = vec![];
             for l in &rows {

@@ -7,6 +7,7 @@ use crate::domain::reactivation::{self, changed_traits, Decision, RestoreDecisio
 use crate::domain::ticket::TicketCode;
 use crate::domain::{
     check_id, Actor, ContainerState, ContainerType, Interface, LicenseState, ReactivationBehaviour,
+    ReactivationPolicy,
 };
 use crate::error::{Error, Result};
 use crate::protocol::{Issued, ReactivateRequest, RestoreRequest, Trait};
@@ -245,7 +246,14 @@ pub async fn restore(core: &Core, interface: Interface, req: RestoreRequest) -> 
                     old.serial
                 )))));
             }
-            let since = licenses::last_activation_in(c, &old.serial)?.unwrap_or(old.created_at);
+            // The blocking period counts from the old container's last activation (asked only
+            // when the policy has a blocking period).
+            let since = match k.settings.restore {
+                ReactivationPolicy::AfterBlockingPeriod => {
+                    licenses::last_activation_in(c, &old.serial)?.unwrap_or(old.created_at)
+                }
+                _ => old.created_at,
+            };
             match reactivation::restore(&k.settings, &old.serial, since, now) {
                 RestoreDecision::Never => {
                     return Err(Error::NotAllowed(
