@@ -17,7 +17,7 @@ use super::orders::{self, NewOrder, OrderLine, OrderView};
 use super::queue;
 use super::workers::{Next, Stopping, Worker};
 use super::Core;
-use crate::connectors::definition;
+use crate::connectors::definition::{self, Definition};
 use crate::connectors::shop::{read_shop, ShopNotice};
 use crate::connectors::signature::verify_shop;
 use crate::connectors::writeback;
@@ -26,14 +26,6 @@ use crate::domain::{Actor, Role};
 use crate::error::{Error, Result};
 use crate::store::schema::{notifications, writebacks};
 use crate::store::{is_unique_violation, Conn};
-
-// The parsers the front doors call, where they have always found them.
-pub use crate::connectors::definition::{Definition, Kind, Shop, ShopReply};
-pub use crate::connectors::generic::read_generic;
-pub use crate::connectors::idoc::read_idoc;
-pub use crate::connectors::signature::twocheckout_receipt;
-pub use crate::connectors::xml::esc;
-pub(crate) use crate::connectors::xml::{resolve_ref, xml_text};
 
 /// The connectors of this server, by name.
 #[derive(Debug, Default)]
