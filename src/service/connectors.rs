@@ -22,10 +22,12 @@ use crate::connectors::shop::{read_shop, ShopNotice};
 use crate::connectors::signature::verify_shop;
 use crate::connectors::writeback;
 use crate::connectors::Incoming;
-use crate::domain::{Actor, Role};
+use crate::domain::{Actor, NotificationOutcome, Role};
 use crate::error::{Error, Result};
-use crate::store::schema::{notifications, writebacks};
-use crate::store::{is_unique_violation, Conn};
+use crate::store::schema::writebacks;
+use crate::store::{is_unique_violation, notifications, Conn};
+
+pub use crate::store::notifications::NotificationView;
 
 /// The connectors of this server, by name.
 #[derive(Debug, Default)]
@@ -84,16 +86,6 @@ impl Connectors {
     }
 }
 
-pub mod outcome {
-    pub const RECEIVED: &str = "received";
-    pub const ORDER_CREATED: &str = "order_created";
-    /// The same notification again: the order it made first is the answer.
-    pub const DUPLICATE: &str = "duplicate";
-    pub const REJECTED: &str = "rejected";
-    /// An event of the shop that places no order (a refund, a subscription update …).
-    pub const IGNORED: &str = "ignored";
-}
-
 /// Turns a notification into an order: recorded as received, then the order, then the
 /// outcome. The order's (source, order id) makes a repeated notification the same order.
 pub async fn place(
@@ -107,17 +99,17 @@ pub async fn place(
     let result = place_order(core, def, actor, &incoming).await;
     let (state, detail, ticket) = match &result {
         Ok(v) if v.created => (
-            outcome::ORDER_CREATED,
+            NotificationOutcome::OrderCreated,
             format!("order {}", v.order_id),
             Some(v.ticket.clone()),
         ),
         Ok(v) => (
-            outcome::DUPLICATE,
+            NotificationOutcome::Duplicate,
             format!("order {}", v.order_id),
             Some(v.ticket.clone()),
         ),
         Err(e) => (
-            outcome::REJECTED,
+            NotificationOutcome::Rejected,
             format!("{}: {}", e.code(), e.public_message()),
             None,
         ),
@@ -136,28 +128,19 @@ pub async fn reject(
 ) -> Result<()> {
     let id = record(core, connector, reference, body).await?;
     let detail = format!("{}: {}", why.code(), why.public_message());
-    set_outcome(core, id, outcome::REJECTED, detail, None).await
+    set_outcome(core, id, NotificationOutcome::Rejected, detail, None).await
 }
 
 /// Writes what became of a recorded notification.
 async fn set_outcome(
     core: &Core,
     id: i64,
-    state: &'static str,
+    outcome: NotificationOutcome,
     detail: String,
     ticket: Option<String>,
 ) -> Result<()> {
     core.db
-        .write(move |c| {
-            diesel::update(notifications::table.filter(notifications::id.eq(id)))
-                .set((
-                    notifications::outcome.eq(state),
-                    notifications::detail.eq(&detail),
-                    notifications::ticket.eq(&ticket),
-                ))
-                .execute(c)?;
-            Ok(())
-        })
+        .write(move |c| notifications::set_outcome(c, id, outcome, &detail, ticket.as_deref()))
         .await
 }
 
@@ -166,17 +149,7 @@ async fn record(core: &Core, connector: &str, reference: &str, body: &[u8]) -> R
     let body = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).to_string();
     core.db
         .write(move |c| {
-            Ok(diesel::insert_into(notifications::table)
-                .values((
-                    notifications::connector.eq(&connector),
-                    notifications::reference.eq(&reference),
-                    notifications::received_at.eq(super::now()),
-                    notifications::outcome.eq(outcome::RECEIVED),
-                    notifications::detail.eq(""),
-                    notifications::body.eq(&body),
-                ))
-                .returning(notifications::id)
-                .get_result(c)?)
+            notifications::insert_received(c, &connector, &reference, &body, super::now())
         })
         .await
 }
@@ -400,17 +373,6 @@ impl Worker for WriteBackSender {
 }
 
 #[derive(Debug, Serialize, Queryable)]
-pub struct NotificationView {
-    pub id: i64,
-    pub connector: String,
-    pub reference: String,
-    pub received_at: chrono::NaiveDateTime,
-    pub outcome: String,
-    pub detail: String,
-    pub ticket: Option<String>,
-}
-
-#[derive(Debug, Serialize, Queryable)]
 pub struct WriteBackView {
     pub id: i64,
     pub connector: String,
@@ -434,17 +396,6 @@ pub async fn list(
     )?;
     core.db
         .read(move |c| {
-            let mut q = notifications::table
-                .select((
-                    notifications::id,
-                    notifications::connector,
-                    notifications::reference,
-                    notifications::received_at,
-                    notifications::outcome,
-                    notifications::detail,
-                    notifications::ticket,
-                ))
-                .into_boxed();
             let mut w = writebacks::table
                 .select((
                     writebacks::id,
@@ -458,11 +409,10 @@ pub async fn list(
                 ))
                 .into_boxed();
             if let Some(n) = &connector {
-                q = q.filter(notifications::connector.eq(n.clone()));
                 w = w.filter(writebacks::connector.eq(n.clone()));
             }
             Ok((
-                q.order(notifications::id.desc()).limit(1000).load(c)?,
+                notifications::newest(c, connector.as_deref(), 1000)?,
                 w.order(writebacks::id.desc()).limit(1000).load(c)?,
             ))
         })
@@ -525,7 +475,7 @@ pub async fn ignore(
 ) -> Result<()> {
     let id = record(core, connector, reference, body).await?;
     let detail = format!("event {event:?} places no order");
-    set_outcome(core, id, outcome::IGNORED, detail, None).await
+    set_outcome(core, id, NotificationOutcome::Ignored, detail, None).await
 }
 
 /// Puts a failed write-back back in the queue.
