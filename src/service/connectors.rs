@@ -8,13 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use diesel::prelude::*;
-use serde::Serialize;
 use serde_json::json;
 
 use super::catalog::CustomerData;
 use super::orders::{self, NewOrder, OrderLine, OrderView};
-use super::queue;
+use super::queue::{self, Failure, Recorded};
 use super::workers::{Next, Stopping, Worker};
 use super::Core;
 use crate::connectors::definition::{self, Definition};
@@ -24,10 +22,12 @@ use crate::connectors::writeback;
 use crate::connectors::Incoming;
 use crate::domain::{Actor, NotificationOutcome, Role};
 use crate::error::{Error, Result};
-use crate::store::schema::writebacks;
-use crate::store::{is_unique_violation, notifications, Conn};
+use crate::store::queue::Queue;
+use crate::store::writebacks::{self, WriteBackToPost, WriteBacks};
+use crate::store::{notifications, Conn};
 
 pub use crate::store::notifications::NotificationView;
+pub use crate::store::writebacks::WriteBackView;
 
 /// The connectors of this server, by name.
 #[derive(Debug, Default)]
@@ -208,75 +208,49 @@ fn queue_writeback(
                 .collect(),
         },
     );
-    // Due at once on the clock the senders reckon with (see `queue`).
-    let now = crate::store::db_now(c)?;
-    let res = diesel::insert_into(writebacks::table)
-        .values((
-            writebacks::connector.eq(connector),
-            writebacks::order_id.eq(v.order_id),
-            writebacks::url.eq(&w.url),
-            writebacks::content_type.eq(content_type),
-            writebacks::body.eq(&body),
-            writebacks::state.eq(wb::QUEUED),
-            writebacks::attempts.eq(0),
-            writebacks::next_attempt_at.eq(now),
-            writebacks::last_error.eq(""),
-            writebacks::created_at.eq(now),
-        ))
-        .execute(c);
-    match res {
-        Err(e) if is_unique_violation(&e) => Err(Error::Retry),
-        r => r.map(|_| ()).map_err(Error::from),
+    writebacks::insert(
+        c,
+        &writebacks::NewWriteBack {
+            connector,
+            order_id: v.order_id,
+            url: &w.url,
+            content_type,
+            body: &body,
+        },
+    )
+}
+
+/// The ERP write-back sender: posts the write-backs that are due, then looks again every
+/// half second (another node may have queued one).
+#[derive(Default)]
+pub struct WriteBackSender;
+
+impl WriteBackSender {
+    pub fn new() -> WriteBackSender {
+        WriteBackSender
+    }
+
+    /// Posts the write-backs that are due (at most one batch); each is claimed by one node
+    /// (as mails are). Once `stop` is set no further write-back is claimed.
+    pub async fn post_due(&self, core: &Core, stop: &Stopping) -> Result<usize> {
+        queue::send_due(core, self, stop).await
     }
 }
 
-/// Write-back states.
-pub use super::queue::state as wb;
+impl queue::Sender for WriteBackSender {
+    type Queue = WriteBacks;
 
-#[derive(Queryable)]
-struct Due {
-    id: i64,
-    connector: String,
-    url: String,
-    content_type: String,
-    body: String,
-    attempts: i32,
-}
+    fn retries(&self, core: &Core) -> (i32, i64) {
+        (
+            core.config.writeback_max_attempts as i32,
+            core.config.mail_retry_secs as i64,
+        )
+    }
 
-/// Posts the write-backs that are due (at most one batch); each is claimed by one node (as
-/// mails are). Once `stop` is set no further write-back is claimed.
-pub async fn post_due(core: &Core, defs: &Connectors, stop: &Stopping) -> Result<usize> {
-    let due = core.db.read(|c| queue::writebacks::due(c, 32)).await?;
-    let mut tried = 0;
-    for id in due {
-        if stop.is_set() {
-            break;
-        }
-        let node = core.node.clone();
-        let claimed: Option<Due> = core
-            .db
-            .write(move |c| {
-                if !queue::writebacks::claim(c, id, &node)? {
-                    return Ok(None);
-                }
-                Ok(Some(
-                    writebacks::table
-                        .filter(writebacks::id.eq(id))
-                        .select((
-                            writebacks::id,
-                            writebacks::connector,
-                            writebacks::url,
-                            writebacks::content_type,
-                            writebacks::body,
-                            writebacks::attempts,
-                        ))
-                        .first(c)?,
-                ))
-            })
-            .await?;
-        let Some(d) = claimed else { continue };
-        tried += 1;
-        let auth = defs
+    /// Posts the ticket to the ERP with the credentials of its connector's definition.
+    async fn send(&self, core: &Core, d: &WriteBackToPost) -> std::result::Result<(), Failure> {
+        let auth = core
+            .connectors
             .0
             .get(&d.connector)
             .and_then(|def| def.writeback.as_ref())
@@ -326,36 +300,16 @@ pub async fn post_due(core: &Core, defs: &Connectors, stop: &Stopping) -> Result
         .await
         .unwrap_or_else(|e| Err(format!("task: {e}")));
         // An ERP's answer may change with time: no error is taken as permanent.
-        let outcome = outcome.map_err(|why| (false, why));
-        let (max, base) = (
-            core.config.writeback_max_attempts as i32,
-            core.config.mail_retry_secs as i64,
-        );
-        let node = core.node.clone();
-        let recorded = core
-            .db
-            .write(move |c| {
-                queue::writebacks::record(c, d.id, &node, d.attempts, &outcome, max, base)
-            })
-            .await?;
-        if recorded == queue::Recorded::TakenOver {
+        outcome.map_err(Failure::passing)
+    }
+
+    fn log(&self, id: i64, recorded: Recorded, _why: Option<&str>) {
+        if recorded == Recorded::TakenOver {
             tracing::warn!(
-                writeback = d.id,
+                writeback = id,
                 "write-back outcome not recorded: claimed by another node"
             );
         }
-    }
-    Ok(tried)
-}
-
-/// The ERP write-back sender: posts the write-backs that are due, then looks again every
-/// half second (another node may have queued one).
-#[derive(Default)]
-pub struct WriteBackSender;
-
-impl WriteBackSender {
-    pub fn new() -> WriteBackSender {
-        WriteBackSender
     }
 }
 
@@ -365,23 +319,11 @@ impl Worker for WriteBackSender {
     }
 
     async fn step(&mut self, core: &std::sync::Arc<Core>, stop: &Stopping) -> Result<Next> {
-        Ok(match post_due(core, &core.connectors, stop).await? {
+        Ok(match self.post_due(core, stop).await? {
             0 => Next::After(Duration::from_millis(500)),
             _ => Next::Now,
         })
     }
-}
-
-#[derive(Debug, Serialize, Queryable)]
-pub struct WriteBackView {
-    pub id: i64,
-    pub connector: String,
-    pub order_id: i64,
-    pub url: String,
-    pub state: String,
-    pub attempts: i32,
-    pub last_error: String,
-    pub sent_at: Option<chrono::NaiveDateTime>,
 }
 
 /// The newest notifications (at most 1,000) and the write-backs, for support.
@@ -396,24 +338,10 @@ pub async fn list(
     )?;
     core.db
         .read(move |c| {
-            let mut w = writebacks::table
-                .select((
-                    writebacks::id,
-                    writebacks::connector,
-                    writebacks::order_id,
-                    writebacks::url,
-                    writebacks::state,
-                    writebacks::attempts,
-                    writebacks::last_error,
-                    writebacks::sent_at,
-                ))
-                .into_boxed();
-            if let Some(n) = &connector {
-                w = w.filter(writebacks::connector.eq(n.clone()));
-            }
+            let connector = connector.as_deref();
             Ok((
-                notifications::newest(c, connector.as_deref(), 1000)?,
-                w.order(writebacks::id.desc()).limit(1000).load(c)?,
+                notifications::newest(c, connector, 1000)?,
+                writebacks::newest(c, connector, 1000)?,
             ))
         })
         .await
@@ -484,19 +412,7 @@ pub async fn requeue_writeback(core: &Core, actor: &Actor, id: i64) -> Result<()
     let actor = actor.clone();
     core.db
         .write(move |c| {
-            let now = crate::store::db_now(c)?;
-            let n = diesel::update(
-                writebacks::table
-                    .filter(writebacks::id.eq(id))
-                    .filter(writebacks::state.eq(wb::FAILED)),
-            )
-            .set((
-                writebacks::state.eq(wb::QUEUED),
-                writebacks::attempts.eq(0),
-                writebacks::next_attempt_at.eq(now),
-            ))
-            .execute(c)?;
-            if n == 0 {
+            if !WriteBacks::requeue_failed(c, id)? {
                 return Err(Error::Conflict(format!(
                     "write-back {id} is not failed (or does not exist)"
                 )));

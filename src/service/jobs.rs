@@ -233,13 +233,13 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
             mail_report(core, "never_activated_report", table, false, extra).await
         }
         "outbox" => {
-            let mailer = std::sync::Arc::new(mail::Mailer::new(&core.config)?);
-            if !mailer.enabled() {
+            let sender = mail::OutboxSender::new(&core.config)?;
+            if !sender.enabled() {
                 return Ok("no SMTP server configured; mails stay queued".into());
             }
             let mut n = 0;
             loop {
-                let tried = mail::send_due(core, &mailer, &Stopping::never()).await?;
+                let tried = sender.send_due(core, &Stopping::never()).await?;
                 if tried == 0 {
                     break;
                 }

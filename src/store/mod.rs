@@ -17,6 +17,8 @@ pub mod mirrors;
 pub mod nonces;
 pub mod notifications;
 pub mod orders;
+pub mod outbox;
+pub mod queue;
 pub mod quota;
 pub mod reports;
 pub mod requests;
@@ -27,6 +29,7 @@ pub mod tickets;
 pub mod updates;
 pub mod users;
 pub mod withdrawals;
+pub mod writebacks;
 mod writer;
 
 use writer::Writers;
