@@ -4,9 +4,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::status_of;
+use crate::connectors::definition::{Definition, Kind, Shop, ShopReply};
+use crate::connectors::generic::read_generic;
+use crate::connectors::idoc::read_idoc;
+use crate::connectors::signature::twocheckout_receipt;
+use crate::connectors::xml::esc;
 use crate::domain::Interface;
 use crate::error::Error;
-use crate::service::connectors::{self, esc, Definition, Kind, Shop, ShopReply};
+use crate::service::connectors;
 use crate::service::{users, Core};
 
 type Core_ = web::Data<Core>;
@@ -128,7 +133,7 @@ async fn shop(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> 
             ),
         ShopReply::TwoCheckout => {
             let date = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-            match connectors::twocheckout_receipt(shop, body, &date) {
+            match twocheckout_receipt(shop, body, &date) {
                 Ok(r) => HttpResponse::Ok()
                     .content_type("text/html; charset=utf-8")
                     .body(r),
@@ -170,7 +175,7 @@ async fn generic(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) 
         .find(|(k, _)| k.eq_ignore_ascii_case("orderid"))
         .map(|(_, v)| v.chars().take(100).collect())
         .unwrap_or_default();
-    let (user, password, incoming) = match connectors::read_generic(&p) {
+    let (user, password, incoming) = match read_generic(&p) {
         Ok(x) => x,
         Err(e) => return refuse(core, def, &reference, b"", answer, e).await,
     };
@@ -194,7 +199,7 @@ async fn idoc(core: &Core, def: &Definition, req: &HttpRequest, body: &[u8]) -> 
         Ok(a) => a,
         Err(e) => return refuse(core, def, "", b"", answer, e).await,
     };
-    let incoming = match connectors::read_idoc(body) {
+    let incoming = match read_idoc(body) {
         Ok(i) => i,
         Err(e) => return refuse(core, def, "", body, answer, e).await,
     };

@@ -11,7 +11,10 @@ pub mod update_plan;
 
 pub use options::{ItemOptions, UpdateEffect};
 pub use settings::{ActivationMode, ReactivationBehaviour, ReactivationPolicy, Settings};
-pub use states::{ApprovalState, ContainerState, LicenseState, UpdateState};
+pub use states::{
+    ApprovalState, ContainerState, JobRunState, LicenseState, NotificationOutcome, QueueState,
+    UpdateState,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,6 @@
-//! The states of licenses, updates, approval requests and containers: enums in the code,
-//! stored as the same lowercase words they have always had in the database and on the wire.
+//! The states of licenses, updates, approval requests, containers, the outgoing queues,
+//! connector notifications and scheduled job runs: enums in the code, stored as the same
+//! lowercase words they have always had in the database and on the wire.
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -111,6 +112,45 @@ stored_words! {
     }
 }
 
+stored_words! {
+    /// Where a queued mail (the outbox) or ERP write-back is. Both queues are worked the same
+    /// way (claimed for a lease, tried, retried after a growing delay), so they share one
+    /// set of states.
+    QueueState, "state" {
+        /// Waiting until it is due (`next_attempt_at`).
+        Queued = "queued",
+        /// Claimed by a node, which holds it for a lease while it tries to send it.
+        Sending = "sending",
+        Sent = "sent",
+        /// Given up (a permanent error, or the last attempt); support may queue it again.
+        Failed = "failed",
+    }
+}
+
+stored_words! {
+    /// What became of a notification a connector received.
+    NotificationOutcome, "outcome" {
+        /// Recorded on arrival; replaced by one of the others when it is handled.
+        Received = "received",
+        OrderCreated = "order_created",
+        /// The same notification again: the order it made first is the answer.
+        Duplicate = "duplicate",
+        Rejected = "rejected",
+        /// An event of the shop that places no order (a refund, a subscription update …).
+        Ignored = "ignored",
+    }
+}
+
+stored_words! {
+    /// A scheduled job's run for one scheduled time.
+    JobRunState, "outcome" {
+        /// Claimed by a node and not finished (or cut off when that node stopped).
+        Running = "running",
+        Ok = "ok",
+        Failed = "failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +218,48 @@ mod tests {
         assert!(LicenseState::Pending.in_container() && LicenseState::Activated.in_container());
         assert!(!LicenseState::Returning.in_container());
         assert!(!LicenseState::Available.in_container());
+    }
+
+    /// Serde writes a variant's name in snake case and the store its word: the two must be
+    /// the same word, or the JSON and the CLI would disagree with the database.
+    fn same_word_everywhere<S>(all: &[S])
+    where
+        S: Serialize + fmt::Display + TryFrom<String, Error = Error> + PartialEq + fmt::Debug,
+    {
+        for s in all {
+            let word = s.to_string();
+            assert_eq!(serde_json::to_value(s).unwrap(), word.as_str());
+            assert_eq!(&S::try_from(word).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn queue_notification_and_job_run_states_keep_their_words() {
+        same_word_everywhere(QueueState::ALL);
+        same_word_everywhere(NotificationOutcome::ALL);
+        same_word_everywhere(JobRunState::ALL);
+        fn words<S: fmt::Display>(all: &[S]) -> Vec<String> {
+            all.iter().map(S::to_string).collect()
+        }
+        assert_eq!(
+            words(QueueState::ALL),
+            ["queued", "sending", "sent", "failed"]
+        );
+        assert_eq!(
+            words(NotificationOutcome::ALL),
+            [
+                "received",
+                "order_created",
+                "duplicate",
+                "rejected",
+                "ignored"
+            ]
+        );
+        assert_eq!(words(JobRunState::ALL), ["running", "ok", "failed"]);
+        assert_eq!(
+            NotificationOutcome::parse("lost").unwrap_err().to_string(),
+            "invalid outcome: \"lost\" is not one of received, order_created, duplicate, \
+             rejected, ignored"
+        );
     }
 }

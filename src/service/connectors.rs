@@ -8,32 +8,26 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use diesel::prelude::*;
-use serde::Serialize;
 use serde_json::json;
 
 use super::catalog::CustomerData;
 use super::orders::{self, NewOrder, OrderLine, OrderView};
-use super::queue;
+use super::queue::{self, Failure, Recorded};
 use super::workers::{Next, Stopping, Worker};
 use super::Core;
-use crate::connectors::definition;
+use crate::connectors::definition::{self, Definition};
 use crate::connectors::shop::{read_shop, ShopNotice};
 use crate::connectors::signature::verify_shop;
 use crate::connectors::writeback;
 use crate::connectors::Incoming;
-use crate::domain::{Actor, Role};
+use crate::domain::{Actor, NotificationOutcome, Role};
 use crate::error::{Error, Result};
-use crate::store::schema::{notifications, writebacks};
-use crate::store::{is_unique_violation, Conn};
+use crate::store::queue::Queue;
+use crate::store::writebacks::{self, WriteBackToPost, WriteBacks};
+use crate::store::{notifications, Conn};
 
-// The parsers the front doors call, where they have always found them.
-pub use crate::connectors::definition::{Definition, Kind, Shop, ShopReply};
-pub use crate::connectors::generic::read_generic;
-pub use crate::connectors::idoc::read_idoc;
-pub use crate::connectors::signature::twocheckout_receipt;
-pub use crate::connectors::xml::esc;
-pub(crate) use crate::connectors::xml::{resolve_ref, xml_text};
+pub use crate::store::notifications::NotificationView;
+pub use crate::store::writebacks::WriteBackView;
 
 /// The connectors of this server, by name.
 #[derive(Debug, Default)]
@@ -92,16 +86,6 @@ impl Connectors {
     }
 }
 
-pub mod outcome {
-    pub const RECEIVED: &str = "received";
-    pub const ORDER_CREATED: &str = "order_created";
-    /// The same notification again: the order it made first is the answer.
-    pub const DUPLICATE: &str = "duplicate";
-    pub const REJECTED: &str = "rejected";
-    /// An event of the shop that places no order (a refund, a subscription update …).
-    pub const IGNORED: &str = "ignored";
-}
-
 /// Turns a notification into an order: recorded as received, then the order, then the
 /// outcome. The order's (source, order id) makes a repeated notification the same order.
 pub async fn place(
@@ -115,17 +99,17 @@ pub async fn place(
     let result = place_order(core, def, actor, &incoming).await;
     let (state, detail, ticket) = match &result {
         Ok(v) if v.created => (
-            outcome::ORDER_CREATED,
+            NotificationOutcome::OrderCreated,
             format!("order {}", v.order_id),
             Some(v.ticket.clone()),
         ),
         Ok(v) => (
-            outcome::DUPLICATE,
+            NotificationOutcome::Duplicate,
             format!("order {}", v.order_id),
             Some(v.ticket.clone()),
         ),
         Err(e) => (
-            outcome::REJECTED,
+            NotificationOutcome::Rejected,
             format!("{}: {}", e.code(), e.public_message()),
             None,
         ),
@@ -144,28 +128,19 @@ pub async fn reject(
 ) -> Result<()> {
     let id = record(core, connector, reference, body).await?;
     let detail = format!("{}: {}", why.code(), why.public_message());
-    set_outcome(core, id, outcome::REJECTED, detail, None).await
+    set_outcome(core, id, NotificationOutcome::Rejected, detail, None).await
 }
 
 /// Writes what became of a recorded notification.
 async fn set_outcome(
     core: &Core,
     id: i64,
-    state: &'static str,
+    outcome: NotificationOutcome,
     detail: String,
     ticket: Option<String>,
 ) -> Result<()> {
     core.db
-        .write(move |c| {
-            diesel::update(notifications::table.filter(notifications::id.eq(id)))
-                .set((
-                    notifications::outcome.eq(state),
-                    notifications::detail.eq(&detail),
-                    notifications::ticket.eq(&ticket),
-                ))
-                .execute(c)?;
-            Ok(())
-        })
+        .write(move |c| notifications::set_outcome(c, id, outcome, &detail, ticket.as_deref()))
         .await
 }
 
@@ -174,17 +149,7 @@ async fn record(core: &Core, connector: &str, reference: &str, body: &[u8]) -> R
     let body = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).to_string();
     core.db
         .write(move |c| {
-            Ok(diesel::insert_into(notifications::table)
-                .values((
-                    notifications::connector.eq(&connector),
-                    notifications::reference.eq(&reference),
-                    notifications::received_at.eq(super::now()),
-                    notifications::outcome.eq(outcome::RECEIVED),
-                    notifications::detail.eq(""),
-                    notifications::body.eq(&body),
-                ))
-                .returning(notifications::id)
-                .get_result(c)?)
+            notifications::insert_received(c, &connector, &reference, &body, super::now())
         })
         .await
 }
@@ -243,75 +208,49 @@ fn queue_writeback(
                 .collect(),
         },
     );
-    // Due at once on the clock the senders reckon with (see `queue`).
-    let now = crate::store::db_now(c)?;
-    let res = diesel::insert_into(writebacks::table)
-        .values((
-            writebacks::connector.eq(connector),
-            writebacks::order_id.eq(v.order_id),
-            writebacks::url.eq(&w.url),
-            writebacks::content_type.eq(content_type),
-            writebacks::body.eq(&body),
-            writebacks::state.eq(wb::QUEUED),
-            writebacks::attempts.eq(0),
-            writebacks::next_attempt_at.eq(now),
-            writebacks::last_error.eq(""),
-            writebacks::created_at.eq(now),
-        ))
-        .execute(c);
-    match res {
-        Err(e) if is_unique_violation(&e) => Err(Error::Retry),
-        r => r.map(|_| ()).map_err(Error::from),
+    writebacks::insert(
+        c,
+        &writebacks::NewWriteBack {
+            connector,
+            order_id: v.order_id,
+            url: &w.url,
+            content_type,
+            body: &body,
+        },
+    )
+}
+
+/// The ERP write-back sender: posts the write-backs that are due, then looks again every
+/// half second (another node may have queued one).
+#[derive(Default)]
+pub struct WriteBackSender;
+
+impl WriteBackSender {
+    pub fn new() -> WriteBackSender {
+        WriteBackSender
+    }
+
+    /// Posts the write-backs that are due (at most one batch); each is claimed by one node
+    /// (as mails are). Once `stop` is set no further write-back is claimed.
+    pub async fn post_due(&self, core: &Core, stop: &Stopping) -> Result<usize> {
+        queue::send_due(core, self, stop).await
     }
 }
 
-/// Write-back states.
-pub use super::queue::state as wb;
+impl queue::Sender for WriteBackSender {
+    type Queue = WriteBacks;
 
-#[derive(Queryable)]
-struct Due {
-    id: i64,
-    connector: String,
-    url: String,
-    content_type: String,
-    body: String,
-    attempts: i32,
-}
+    fn retries(&self, core: &Core) -> (i32, i64) {
+        (
+            core.config.writeback_max_attempts as i32,
+            core.config.mail_retry_secs as i64,
+        )
+    }
 
-/// Posts the write-backs that are due (at most one batch); each is claimed by one node (as
-/// mails are). Once `stop` is set no further write-back is claimed.
-pub async fn post_due(core: &Core, defs: &Connectors, stop: &Stopping) -> Result<usize> {
-    let due = core.db.read(|c| queue::writebacks::due(c, 32)).await?;
-    let mut tried = 0;
-    for id in due {
-        if stop.is_set() {
-            break;
-        }
-        let node = core.node.clone();
-        let claimed: Option<Due> = core
-            .db
-            .write(move |c| {
-                if !queue::writebacks::claim(c, id, &node)? {
-                    return Ok(None);
-                }
-                Ok(Some(
-                    writebacks::table
-                        .filter(writebacks::id.eq(id))
-                        .select((
-                            writebacks::id,
-                            writebacks::connector,
-                            writebacks::url,
-                            writebacks::content_type,
-                            writebacks::body,
-                            writebacks::attempts,
-                        ))
-                        .first(c)?,
-                ))
-            })
-            .await?;
-        let Some(d) = claimed else { continue };
-        tried += 1;
-        let auth = defs
+    /// Posts the ticket to the ERP with the credentials of its connector's definition.
+    async fn send(&self, core: &Core, d: &WriteBackToPost) -> std::result::Result<(), Failure> {
+        let auth = core
+            .connectors
             .0
             .get(&d.connector)
             .and_then(|def| def.writeback.as_ref())
@@ -361,36 +300,16 @@ pub async fn post_due(core: &Core, defs: &Connectors, stop: &Stopping) -> Result
         .await
         .unwrap_or_else(|e| Err(format!("task: {e}")));
         // An ERP's answer may change with time: no error is taken as permanent.
-        let outcome = outcome.map_err(|why| (false, why));
-        let (max, base) = (
-            core.config.writeback_max_attempts as i32,
-            core.config.mail_retry_secs as i64,
-        );
-        let node = core.node.clone();
-        let recorded = core
-            .db
-            .write(move |c| {
-                queue::writebacks::record(c, d.id, &node, d.attempts, &outcome, max, base)
-            })
-            .await?;
-        if recorded == queue::Recorded::TakenOver {
+        outcome.map_err(Failure::passing)
+    }
+
+    fn log(&self, id: i64, recorded: Recorded, _why: Option<&str>) {
+        if recorded == Recorded::TakenOver {
             tracing::warn!(
-                writeback = d.id,
+                writeback = id,
                 "write-back outcome not recorded: claimed by another node"
             );
         }
-    }
-    Ok(tried)
-}
-
-/// The ERP write-back sender: posts the write-backs that are due, then looks again every
-/// half second (another node may have queued one).
-#[derive(Default)]
-pub struct WriteBackSender;
-
-impl WriteBackSender {
-    pub fn new() -> WriteBackSender {
-        WriteBackSender
     }
 }
 
@@ -400,34 +319,11 @@ impl Worker for WriteBackSender {
     }
 
     async fn step(&mut self, core: &std::sync::Arc<Core>, stop: &Stopping) -> Result<Next> {
-        Ok(match post_due(core, &core.connectors, stop).await? {
+        Ok(match self.post_due(core, stop).await? {
             0 => Next::After(Duration::from_millis(500)),
             _ => Next::Now,
         })
     }
-}
-
-#[derive(Debug, Serialize, Queryable)]
-pub struct NotificationView {
-    pub id: i64,
-    pub connector: String,
-    pub reference: String,
-    pub received_at: chrono::NaiveDateTime,
-    pub outcome: String,
-    pub detail: String,
-    pub ticket: Option<String>,
-}
-
-#[derive(Debug, Serialize, Queryable)]
-pub struct WriteBackView {
-    pub id: i64,
-    pub connector: String,
-    pub order_id: i64,
-    pub url: String,
-    pub state: String,
-    pub attempts: i32,
-    pub last_error: String,
-    pub sent_at: Option<chrono::NaiveDateTime>,
 }
 
 /// The newest notifications (at most 1,000) and the write-backs, for support.
@@ -442,36 +338,10 @@ pub async fn list(
     )?;
     core.db
         .read(move |c| {
-            let mut q = notifications::table
-                .select((
-                    notifications::id,
-                    notifications::connector,
-                    notifications::reference,
-                    notifications::received_at,
-                    notifications::outcome,
-                    notifications::detail,
-                    notifications::ticket,
-                ))
-                .into_boxed();
-            let mut w = writebacks::table
-                .select((
-                    writebacks::id,
-                    writebacks::connector,
-                    writebacks::order_id,
-                    writebacks::url,
-                    writebacks::state,
-                    writebacks::attempts,
-                    writebacks::last_error,
-                    writebacks::sent_at,
-                ))
-                .into_boxed();
-            if let Some(n) = &connector {
-                q = q.filter(notifications::connector.eq(n.clone()));
-                w = w.filter(writebacks::connector.eq(n.clone()));
-            }
+            let connector = connector.as_deref();
             Ok((
-                q.order(notifications::id.desc()).limit(1000).load(c)?,
-                w.order(writebacks::id.desc()).limit(1000).load(c)?,
+                notifications::newest(c, connector, 1000)?,
+                writebacks::newest(c, connector, 1000)?,
             ))
         })
         .await
@@ -533,7 +403,7 @@ pub async fn ignore(
 ) -> Result<()> {
     let id = record(core, connector, reference, body).await?;
     let detail = format!("event {event:?} places no order");
-    set_outcome(core, id, outcome::IGNORED, detail, None).await
+    set_outcome(core, id, NotificationOutcome::Ignored, detail, None).await
 }
 
 /// Puts a failed write-back back in the queue.
@@ -542,19 +412,7 @@ pub async fn requeue_writeback(core: &Core, actor: &Actor, id: i64) -> Result<()
     let actor = actor.clone();
     core.db
         .write(move |c| {
-            let now = crate::store::db_now(c)?;
-            let n = diesel::update(
-                writebacks::table
-                    .filter(writebacks::id.eq(id))
-                    .filter(writebacks::state.eq(wb::FAILED)),
-            )
-            .set((
-                writebacks::state.eq(wb::QUEUED),
-                writebacks::attempts.eq(0),
-                writebacks::next_attempt_at.eq(now),
-            ))
-            .execute(c)?;
-            if n == 0 {
+            if !WriteBacks::requeue_failed(c, id)? {
                 return Err(Error::Conflict(format!(
                     "write-back {id} is not failed (or does not exist)"
                 )));

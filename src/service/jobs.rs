@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -17,9 +16,9 @@ use super::mail::{self, NewMail};
 use super::reports::{self, Report, Table};
 use super::workers::{Next, Stopping, Worker};
 use super::Core;
-use crate::domain::{Actor, Role};
+use crate::domain::{Actor, JobRunState, Role};
 use crate::error::{Error, Result};
-use crate::store::schema::{job_runs, notifications, outbox, request_uses, soap_nonces};
+use crate::store::{job_runs, retention};
 
 pub const JOBS: &[&str] = &[
     "expiry_report",
@@ -73,24 +72,15 @@ async fn claim(core: &Core, job: &'static str, at: chrono::NaiveDateTime) -> Res
     let res = core
         .db
         .write(move |c| {
-            let r = diesel::insert_into(job_runs::table)
-                .values((
-                    job_runs::job.eq(job),
-                    job_runs::scheduled_at.eq(at),
-                    job_runs::node.eq(&node),
-                    job_runs::started_at.eq(super::now()),
-                    job_runs::outcome.eq("running"),
-                    job_runs::detail.eq(""),
-                ))
-                .execute(c);
-            match r {
+            if job_runs::start(c, job, at, &node, super::now())? {
+                Ok(())
+            } else {
                 // Another node inserted it: this one does not run it (the failed statement's
                 // savepoint is rolled back with the error).
-                Err(e) if crate::store::is_unique_violation(&e) => Err(Error::AlreadyExists {
+                Err(Error::AlreadyExists {
                     kind: "job run",
                     id: format!("{job}@{at}"),
-                }),
-                r => r.map(|_| ()).map_err(Error::from),
+                })
             }
         })
         .await;
@@ -108,24 +98,11 @@ async fn finish(
     outcome: &Result<String>,
 ) -> Result<()> {
     let (state, detail) = match outcome {
-        Ok(d) => ("ok", d.clone()),
-        Err(e) => ("failed", e.to_string()),
+        Ok(d) => (JobRunState::Ok, d.clone()),
+        Err(e) => (JobRunState::Failed, e.to_string()),
     };
     core.db
-        .write(move |c| {
-            diesel::update(
-                job_runs::table
-                    .filter(job_runs::job.eq(job))
-                    .filter(job_runs::scheduled_at.eq(at)),
-            )
-            .set((
-                job_runs::finished_at.eq(Some(super::now())),
-                job_runs::outcome.eq(state),
-                job_runs::detail.eq(&detail),
-            ))
-            .execute(c)?;
-            Ok(())
-        })
+        .write(move |c| job_runs::finish(c, job, at, state, &detail, super::now()))
         .await
 }
 
@@ -256,13 +233,13 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
             mail_report(core, "never_activated_report", table, false, extra).await
         }
         "outbox" => {
-            let mailer = std::sync::Arc::new(mail::Mailer::new(&core.config)?);
-            if !mailer.enabled() {
+            let sender = mail::OutboxSender::new(&core.config)?;
+            if !sender.enabled() {
                 return Ok("no SMTP server configured; mails stay queued".into());
             }
             let mut n = 0;
             loop {
-                let tried = mail::send_due(core, &mailer, &Stopping::never()).await?;
+                let tried = sender.send_due(core, &Stopping::never()).await?;
                 if tried == 0 {
                     break;
                 }
@@ -275,37 +252,16 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
             let (runs, mails, notes, stale) = core
                 .db
                 .write(move |c| {
+                    let days = |n| now - chrono::Duration::days(n);
                     let stale = super::activation::stale_pending(c)?;
-                    let runs = diesel::delete(
-                        job_runs::table
-                            .filter(job_runs::scheduled_at.lt(now - chrono::Duration::days(90)))
-                            .filter(job_runs::outcome.ne("running")),
-                    )
-                    .execute(c)?;
-                    let mails = diesel::delete(
-                        outbox::table
-                            .filter(outbox::state.eq(mail::mail_state::SENT))
-                            .filter(outbox::sent_at.lt(now - chrono::Duration::days(30))),
-                    )
-                    .execute(c)?;
+                    let runs = retention::delete_finished_job_runs(c, days(90))?;
+                    let mails = retention::delete_sent_mails(c, days(30))?;
                     // Nonces are refused anyway once their token is older than the window.
-                    diesel::delete(
-                        soap_nonces::table
-                            .filter(soap_nonces::created_at.lt(now - chrono::Duration::days(1))),
-                    )
-                    .execute(c)?;
+                    retention::delete_nonces(c, days(1))?;
                     // A request still at its container's counter after 90 days is rare, and
                     // by then no longer tied to what it was first used for.
-                    diesel::delete(
-                        request_uses::table
-                            .filter(request_uses::created_at.lt(now - chrono::Duration::days(90))),
-                    )
-                    .execute(c)?;
-                    let notes =
-                        diesel::delete(notifications::table.filter(
-                            notifications::received_at.lt(now - chrono::Duration::days(90)),
-                        ))
-                        .execute(c)?;
+                    retention::delete_request_uses(c, days(90))?;
+                    let notes = retention::delete_notifications(c, days(90))?;
                     Ok((runs, mails, notes, stale))
                 })
                 .await?;
@@ -423,14 +379,7 @@ async fn start_schedules(
     let cutoff = super::now() - chrono::Duration::hours(1);
     match core
         .db
-        .write(move |c| {
-            Ok(diesel::delete(
-                job_runs::table
-                    .filter(job_runs::outcome.eq("running"))
-                    .filter(job_runs::started_at.lt(cutoff)),
-            )
-            .execute(c)?)
-        })
+        .write(move |c| job_runs::delete_running_started_before(c, cutoff))
         .await
     {
         Ok(0) => {}
@@ -467,12 +416,7 @@ async fn start_schedules(
 
 async fn last_run(core: &Core, job: &'static str) -> Result<Option<chrono::NaiveDateTime>> {
     core.db
-        .read(move |c| {
-            Ok(job_runs::table
-                .filter(job_runs::job.eq(job))
-                .select(diesel::dsl::max(job_runs::scheduled_at))
-                .first(c)?)
-        })
+        .read(move |c| job_runs::last_scheduled(c, job))
         .await
 }
 
@@ -482,7 +426,7 @@ pub struct JobView {
     pub schedule: Option<String>,
     pub next_run: Option<String>,
     pub last_run: Option<String>,
-    pub last_outcome: Option<String>,
+    pub last_outcome: Option<JobRunState>,
     pub last_detail: Option<String>,
     pub last_node: Option<String>,
 }
@@ -493,22 +437,7 @@ pub async fn list(core: &Core, actor: &Actor) -> Result<Vec<JobView>> {
     let mut out = vec![];
     for job in JOBS {
         let schedule = schedule_of(core, job)?;
-        let last: Option<(chrono::NaiveDateTime, String, String, String)> = core
-            .db
-            .read(move |c| {
-                Ok(job_runs::table
-                    .filter(job_runs::job.eq(job))
-                    .order(job_runs::scheduled_at.desc())
-                    .select((
-                        job_runs::scheduled_at,
-                        job_runs::outcome,
-                        job_runs::detail,
-                        job_runs::node,
-                    ))
-                    .first(c)
-                    .optional()?)
-            })
-            .await?;
+        let last = core.db.read(move |c| job_runs::latest(c, job)).await?;
         let next = schedule
             .as_ref()
             .and_then(|s| s.upcoming(Utc).next())
@@ -517,10 +446,10 @@ pub async fn list(core: &Core, actor: &Actor) -> Result<Vec<JobView>> {
             job,
             schedule: schedule.map(|s| s.to_string()),
             next_run: next,
-            last_run: last.as_ref().map(|l| iso(l.0)),
-            last_outcome: last.as_ref().map(|l| l.1.clone()),
-            last_detail: last.as_ref().map(|l| l.2.clone()),
-            last_node: last.map(|l| l.3),
+            last_run: last.as_ref().map(|l| iso(l.scheduled_at)),
+            last_outcome: last.as_ref().map(|l| l.outcome),
+            last_detail: last.as_ref().map(|l| l.detail.clone()),
+            last_node: last.map(|l| l.node),
         });
     }
     Ok(out)

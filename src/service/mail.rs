@@ -1,28 +1,26 @@
 //! Mails: templates checked at start, a durable outbox written in the transaction of the
 //! change that causes a mail, and a worker that sends through SMTP with growing delays.
+use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::prelude::*;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Message, SmtpTransport, Transport};
 use minijinja::{Environment, UndefinedBehavior};
-use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::queue::{self, Failure, Recorded};
 use super::workers::{Next, Stopping, Worker};
 use super::Core;
 use crate::config::Config;
-use crate::domain::{Actor, Role};
+use crate::domain::{Actor, QueueState, Role};
 use crate::error::{Error, Result};
-use crate::store::schema::outbox;
+use crate::store::outbox::{self as store, MailToSend, Outbox};
+use crate::store::queue::Queue;
 use crate::store::Conn;
 
-use super::queue;
-/// Outbox states.
-pub use super::queue::state as mail_state;
-use mail_state as ms;
+pub use crate::store::outbox::MailView;
 
 /// The mails Licentia sends, with the parameters their templates get (besides the
 /// vendor's `vendor_name`, `portal_url`, `logo_url`, `public_url`).
@@ -201,30 +199,22 @@ pub struct NewMail<'a> {
     pub attachment: Option<(String, String)>,
 }
 
-/// Queues a mail in the current transaction: it leaves only if the change commits.
+/// Queues a mail in the current transaction: it leaves only if the change commits. It is
+/// due at once on the clock the senders reckon with (see `queue`).
 pub fn enqueue(c: &mut Conn, m: NewMail) -> Result<i64> {
-    // Due at once on the clock the senders reckon with (see `queue`).
-    let now = crate::store::db_now(c)?;
-    let (name, body) = match m.attachment {
-        Some((n, b)) => (Some(n), Some(b)),
-        None => (None, None),
-    };
-    Ok(diesel::insert_into(outbox::table)
-        .values((
-            outbox::kind.eq(m.kind),
-            outbox::recipient.eq(m.recipient),
-            outbox::locale.eq(m.locale),
-            outbox::params.eq(m.params.to_string()),
-            outbox::attachment_name.eq(name),
-            outbox::attachment.eq(body),
-            outbox::state.eq(ms::QUEUED),
-            outbox::attempts.eq(0),
-            outbox::next_attempt_at.eq(now),
-            outbox::last_error.eq(""),
-            outbox::created_at.eq(now),
-        ))
-        .returning(outbox::id)
-        .get_result(c)?)
+    store::insert(
+        c,
+        &store::NewMail {
+            kind: m.kind,
+            recipient: m.recipient,
+            locale: m.locale,
+            params: &m.params.to_string(),
+            attachment: m
+                .attachment
+                .as_ref()
+                .map(|(name, body)| (name.as_str(), body.as_str())),
+        },
+    )
 }
 
 /// Whether orders from `source` send the customer a ticket mail.
@@ -235,42 +225,18 @@ pub fn ticket_mail_for(config: &Config, source: &str) -> bool {
         .any(|s| s.trim() == source)
 }
 
-#[derive(Debug, Serialize, Queryable, Selectable)]
-#[diesel(table_name = outbox)]
-pub struct MailView {
-    pub id: i64,
-    pub kind: String,
-    pub recipient: String,
-    pub state: String,
-    pub attempts: i32,
-    pub next_attempt_at: chrono::NaiveDateTime,
-    pub last_error: String,
-    pub created_at: chrono::NaiveDateTime,
-    pub sent_at: Option<chrono::NaiveDateTime>,
-}
-
 const MAIL_ROLES: &[Role] = &[Role::Admin, Role::Support];
 
 /// The outbox, newest first (at most 1,000), optionally in one state.
 pub async fn list(core: &Core, actor: &Actor, state: Option<String>) -> Result<Vec<MailView>> {
     actor.require(MAIL_ROLES, "read the outbox")?;
-    if let Some(s) = &state {
-        if ![ms::QUEUED, ms::SENDING, ms::SENT, ms::FAILED].contains(&s.as_str()) {
-            return Err(Error::invalid(
-                "state",
-                "must be queued, sending, sent or failed",
-            ));
-        }
-    }
-    core.db
-        .read(move |c| {
-            let mut q = outbox::table.select(MailView::as_select()).into_boxed();
-            if let Some(s) = &state {
-                q = q.filter(outbox::state.eq(s.clone()));
-            }
-            Ok(q.order(outbox::id.desc()).limit(1000).load(c)?)
+    let state = state
+        .map(|s| {
+            QueueState::parse(&s)
+                .map_err(|_| Error::invalid("state", "must be queued, sending, sent or failed"))
         })
-        .await
+        .transpose()?;
+    core.db.read(move |c| store::newest(c, state, 1000)).await
 }
 
 /// Puts a failed mail back in the queue, attempts counted from zero.
@@ -279,25 +245,8 @@ pub async fn requeue(core: &Core, actor: &Actor, id: i64) -> Result<()> {
     let actor = actor.clone();
     core.db
         .write(move |c| {
-            let now = crate::store::db_now(c)?;
-            let n = diesel::update(
-                outbox::table
-                    .filter(outbox::id.eq(id))
-                    .filter(outbox::state.eq(ms::FAILED)),
-            )
-            .set((
-                outbox::state.eq(ms::QUEUED),
-                outbox::attempts.eq(0),
-                outbox::next_attempt_at.eq(now),
-            ))
-            .execute(c)?;
-            if n == 0 {
-                let state: Option<String> = outbox::table
-                    .filter(outbox::id.eq(id))
-                    .select(outbox::state)
-                    .first(c)
-                    .optional()?;
-                return Err(match state {
+            if !Outbox::requeue_failed(c, id)? {
+                return Err(match store::state_of(c, id)? {
                     None => Error::not_found("mail", id),
                     Some(s) => Error::Conflict(format!("mail {id} is {s}, not failed")),
                 });
@@ -357,20 +306,20 @@ impl Mailer {
         self.transport.is_some()
     }
 
-    /// Sends one mail; `Err((permanent, why))`.
+    /// Sends one mail.
     fn send(
         &self,
         to: &str,
         r: &Rendered,
         attachment: Option<(String, String)>,
-    ) -> std::result::Result<(), (bool, String)> {
+    ) -> std::result::Result<(), Failure> {
         let transport = self
             .transport
             .as_ref()
-            .ok_or((false, "no SMTP server configured".to_string()))?;
+            .ok_or_else(|| Failure::passing("no SMTP server configured"))?;
         let to: Mailbox = to
             .parse()
-            .map_err(|e| (true, format!("recipient {to:?}: {e}")))?;
+            .map_err(|e| Failure::permanent(format!("recipient {to:?}: {e}")))?;
         let text = SinglePart::plain(r.text.clone());
         let body = match &r.html {
             Some(html) => MultiPart::alternative()
@@ -392,118 +341,82 @@ impl Mailer {
             .to(to)
             .subject(r.subject.clone())
             .multipart(body)
-            .map_err(|e| (true, format!("building the mail: {e}")))?;
+            .map_err(|e| Failure::permanent(format!("building the mail: {e}")))?;
         transport.send(&msg).map(|_| ()).map_err(|e| {
             // A 5xx answer will not get better by waiting; anything else may.
-            (e.is_permanent(), e.to_string())
+            Failure {
+                permanent: e.is_permanent(),
+                why: e.to_string(),
+            }
         })
     }
-}
-
-/// One claimed mail.
-#[derive(Queryable)]
-struct Claimed {
-    id: i64,
-    kind: String,
-    recipient: String,
-    locale: String,
-    params: String,
-    attachment_name: Option<String>,
-    attachment: Option<String>,
-    attempts: i32,
-}
-
-/// Sends the mails that are due (at most one batch); returns how many were tried. A mail is
-/// claimed by one conditional update, so with several nodes each mail is sent by one of
-/// them. Once `stop` is set no further mail is claimed.
-pub async fn send_due(
-    core: &Core,
-    mailer: &std::sync::Arc<Mailer>,
-    stop: &Stopping,
-) -> Result<usize> {
-    if !mailer.enabled() {
-        return Ok(0);
-    }
-    let due = core.db.read(|c| queue::outbox::due(c, 32)).await?;
-    let mut tried = 0;
-    for id in due {
-        if stop.is_set() {
-            break;
-        }
-        let node = core.node.clone();
-        let claimed: Option<Claimed> = core
-            .db
-            .write(move |c| {
-                if !queue::outbox::claim(c, id, &node)? {
-                    return Ok(None);
-                }
-                Ok(Some(
-                    outbox::table
-                        .filter(outbox::id.eq(id))
-                        .select((
-                            outbox::id,
-                            outbox::kind,
-                            outbox::recipient,
-                            outbox::locale,
-                            outbox::params,
-                            outbox::attachment_name,
-                            outbox::attachment,
-                            outbox::attempts,
-                        ))
-                        .first(c)?,
-                ))
-            })
-            .await?;
-        let Some(m) = claimed else { continue };
-        tried += 1;
-        let params: Value = serde_json::from_str(&m.params).unwrap_or(Value::Null);
-        let outcome = match core.templates.render(&m.kind, &m.locale, &params) {
-            Err(e) => Err((true, e.to_string())),
-            Ok(r) => {
-                let mailer = mailer.clone();
-                let attachment = m.attachment_name.clone().zip(m.attachment.clone());
-                let to = m.recipient.clone();
-                tokio::task::spawn_blocking(move || mailer.send(&to, &r, attachment))
-                    .await
-                    .unwrap_or_else(|e| Err((false, format!("sender task: {e}"))))
-            }
-        };
-        let (max, base) = (
-            core.config.mail_max_attempts as i32,
-            core.config.mail_retry_secs as i64,
-        );
-        let node = core.node.clone();
-        let why = outcome.as_ref().err().map(|(_, w)| w.clone());
-        let recorded = core
-            .db
-            .write(move |c| queue::outbox::record(c, m.id, &node, m.attempts, &outcome, max, base))
-            .await?;
-        match recorded {
-            queue::Recorded::Failed => {
-                tracing::warn!(mail = m.id, error = ?why, "mail failed for good")
-            }
-            queue::Recorded::TakenOver => tracing::warn!(
-                mail = m.id,
-                "mail outcome not recorded: claimed by another node"
-            ),
-            queue::Recorded::Sent | queue::Recorded::Again => {}
-        }
-    }
-    Ok(tried)
 }
 
 /// The outbox sender: sends the mails that are due, then looks again every half second
 /// (other nodes and the CLI queue mails too; the outbox is the only signal they share).
 #[derive(Clone)]
 pub struct OutboxSender {
-    mailer: std::sync::Arc<Mailer>,
+    mailer: Arc<Mailer>,
 }
 
 impl OutboxSender {
     pub fn new(config: &Config) -> Result<OutboxSender> {
         Ok(OutboxSender {
-            mailer: std::sync::Arc::new(Mailer::new(config)?),
+            mailer: Arc::new(Mailer::new(config)?),
         })
+    }
+
+    /// Whether an SMTP server is configured (without one, mails stay queued).
+    pub fn enabled(&self) -> bool {
+        self.mailer.enabled()
+    }
+
+    /// Sends the mails that are due (at most one batch); returns how many were tried. Each
+    /// mail is claimed by one node (see `queue::send_due`). Once `stop` is set no further
+    /// mail is claimed.
+    pub async fn send_due(&self, core: &Core, stop: &Stopping) -> Result<usize> {
+        if !self.enabled() {
+            return Ok(0);
+        }
+        queue::send_due(core, self, stop).await
+    }
+}
+
+impl queue::Sender for OutboxSender {
+    type Queue = Outbox;
+
+    fn retries(&self, core: &Core) -> (i32, i64) {
+        (
+            core.config.mail_max_attempts as i32,
+            core.config.mail_retry_secs as i64,
+        )
+    }
+
+    /// Renders the mail (a template that fails will fail again: permanent) and sends it
+    /// off the async executor.
+    async fn send(&self, core: &Core, m: &MailToSend) -> std::result::Result<(), Failure> {
+        let params: Value = serde_json::from_str(&m.params).unwrap_or(Value::Null);
+        let r = core
+            .templates
+            .render(&m.kind, &m.locale, &params)
+            .map_err(|e| Failure::permanent(e.to_string()))?;
+        let mailer = self.mailer.clone();
+        let attachment = m.attachment_name.clone().zip(m.attachment.clone());
+        let to = m.recipient.clone();
+        tokio::task::spawn_blocking(move || mailer.send(&to, &r, attachment))
+            .await
+            .unwrap_or_else(|e| Err(Failure::passing(format!("sender task: {e}"))))
+    }
+
+    fn log(&self, id: i64, recorded: Recorded, why: Option<&str>) {
+        match recorded {
+            Recorded::Failed => tracing::warn!(mail = id, error = ?why, "mail failed for good"),
+            Recorded::TakenOver => tracing::warn!(
+                mail = id,
+                "mail outcome not recorded: claimed by another node"
+            ),
+            Recorded::Sent | Recorded::Again => {}
+        }
     }
 }
 
@@ -512,13 +425,13 @@ impl Worker for OutboxSender {
         "outbox"
     }
 
-    async fn step(&mut self, core: &std::sync::Arc<Core>, stop: &Stopping) -> Result<Next> {
-        if !self.mailer.enabled() {
+    async fn step(&mut self, core: &Arc<Core>, stop: &Stopping) -> Result<Next> {
+        if !self.enabled() {
             // Without an SMTP server nothing is ever due for this worker (the
             // configuration is read once, at start).
             return Ok(Next::After(Duration::from_secs(3600)));
         }
-        Ok(match send_due(core, &self.mailer, stop).await? {
+        Ok(match self.send_due(core, stop).await? {
             0 => Next::After(Duration::from_millis(500)),
             _ => Next::Now,
         })

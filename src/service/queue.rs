@@ -2,22 +2,51 @@
 //! way of working: a row due now is claimed by one node with a conditional update and held
 //! for a lease; a try is recorded as sent, as due again after a doubling delay, or as failed.
 //! A node that dies holding a row loses it when the lease runs out. Due times and leases
-//! are reckoned on the database's clock, so nodes whose clocks differ agree on them.
+//! are reckoned on the database's clock, so nodes whose clocks differ agree on them (the
+//! queries are in `store::queue`). `send_due` is that loop, once; each queue's `Sender`
+//! says only which table, how to send one row and how to log what became of it.
+use std::future::Future;
 
-/// The states of a queued row.
-pub mod state {
-    pub const QUEUED: &str = "queued";
-    pub const SENDING: &str = "sending";
-    pub const SENT: &str = "sent";
-    pub const FAILED: &str = "failed";
-}
+use super::workers::Stopping;
+use super::Core;
+use crate::error::Result;
+use crate::store::queue::Queue;
 
 /// How long a node may hold a row it claimed before another node may take it.
-pub(super) const LEASE_SECS: i64 = 120;
+const LEASE_SECS: i64 = 120;
+
+/// Most rows one pass looks at; the sender's worker steps again at once after a pass that
+/// tried any.
+const BATCH: i64 = 32;
 
 /// The wait before attempt `tried + 1`: base, 2 × base, 4 × base … up to an hour.
-pub(super) fn retry_delay(base: i64, tried: i32) -> i64 {
+fn retry_delay(base: i64, tried: i32) -> i64 {
     (base << (tried - 1).clamp(0, 20)).min(3600)
+}
+
+/// Why a try failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Failure {
+    /// It will fail the same way however often it is tried: the row is given up at once.
+    pub permanent: bool,
+    pub why: String,
+}
+
+impl Failure {
+    /// A failure that waiting may cure.
+    pub fn passing(why: impl Into<String>) -> Failure {
+        Failure {
+            permanent: false,
+            why: why.into(),
+        }
+    }
+
+    pub fn permanent(why: impl Into<String>) -> Failure {
+        Failure {
+            permanent: true,
+            why: why.into(),
+        }
+    }
 }
 
 /// What one recorded try did to its row.
@@ -32,113 +61,111 @@ pub(super) enum Recorded {
     TakenOver,
 }
 
-/// Due, claim and record for one queue table (each has `id`, `state`, `attempts`,
-/// `next_attempt_at`, `claimed_by`, `claimed_until`, `sent_at` and `last_error`).
-macro_rules! queue_table {
-    ($table:ident) => {
-        pub(super) mod $table {
-            use diesel::prelude::*;
+/// One outgoing queue as `send_due` works it.
+pub(super) trait Sender: Sync + 'static {
+    /// The table, its claim and what a claimed row carries.
+    type Queue: Queue;
 
-            use super::state;
-            use super::Recorded;
-            use crate::error::Result;
-            use crate::store::schema::$table as t;
-            use crate::store::Conn;
+    /// The most tries of a row, and the delay before the second (seconds; it doubles).
+    fn retries(&self, core: &Core) -> (i32, i64);
 
-            /// Up to `limit` rows due now, oldest first: queued and due, or claimed by a node
-            /// whose lease ran out.
-            pub fn due(c: &mut Conn, limit: i64) -> Result<Vec<i64>> {
-                let now = crate::store::db_now(c)?;
-                Ok(t::table
-                    .filter(
-                        t::state
-                            .eq(state::QUEUED)
-                            .and(t::next_attempt_at.le(now))
-                            .or(t::state.eq(state::SENDING).and(t::claimed_until.lt(now))),
-                    )
-                    .select(t::id)
-                    .order(t::id.asc())
-                    .limit(limit)
-                    .load(c)?)
-            }
+    /// Tries to send one claimed row.
+    fn send(
+        &self,
+        core: &Core,
+        row: &<Self::Queue as Queue>::Row,
+    ) -> impl Future<Output = std::result::Result<(), Failure>> + Send;
 
-            /// Claims row `id` for `node` if it is still due; false when another node was first.
-            pub fn claim(c: &mut Conn, id: i64, node: &str) -> Result<bool> {
-                let now = crate::store::db_now(c)?;
-                let n = diesel::update(
-                    t::table.filter(t::id.eq(id)).filter(
-                        t::state
-                            .eq(state::QUEUED)
-                            .and(t::next_attempt_at.le(now))
-                            .or(t::state.eq(state::SENDING).and(t::claimed_until.lt(now))),
-                    ),
-                )
-                .set((
-                    t::state.eq(state::SENDING),
-                    t::claimed_by.eq(Some(node)),
-                    t::claimed_until.eq(Some(now + chrono::Duration::seconds(super::LEASE_SECS))),
-                ))
-                .execute(c)?;
-                Ok(n == 1)
-            }
-
-            /// Records try number `attempts + 1` of row `id`, claimed by `node`. An error
-            /// marked permanent, or the try number `max`, fails the row; any other error
-            /// makes it due again after `retry_delay(base, …)` seconds.
-            pub fn record(
-                c: &mut Conn,
-                id: i64,
-                node: &str,
-                attempts: i32,
-                outcome: &std::result::Result<(), (bool, String)>,
-                max: i32,
-                base: i64,
-            ) -> Result<Recorded> {
-                let now = crate::store::db_now(c)?;
-                let mine = t::table
-                    .filter(t::id.eq(id))
-                    .filter(t::state.eq(state::SENDING))
-                    .filter(t::claimed_by.eq(node));
-                let tried = attempts + 1;
-                let (n, done) = match outcome {
-                    Ok(()) => {
-                        let n = diesel::update(mine)
-                            .set((
-                                t::state.eq(state::SENT),
-                                t::attempts.eq(tried),
-                                t::sent_at.eq(Some(now)),
-                                t::claimed_until.eq(None::<chrono::NaiveDateTime>),
-                            ))
-                            .execute(c)?;
-                        (n, Recorded::Sent)
-                    }
-                    Err((permanent, why)) => {
-                        let failed = *permanent || tried >= max;
-                        let delay = super::retry_delay(base, tried);
-                        let n = diesel::update(mine)
-                            .set((
-                                t::state.eq(if failed { state::FAILED } else { state::QUEUED }),
-                                t::attempts.eq(tried),
-                                t::last_error.eq(why.chars().take(1000).collect::<String>()),
-                                t::next_attempt_at.eq(now + chrono::Duration::seconds(delay)),
-                                t::claimed_until.eq(None::<chrono::NaiveDateTime>),
-                            ))
-                            .execute(c)?;
-                        (
-                            n,
-                            if failed {
-                                Recorded::Failed
-                            } else {
-                                Recorded::Again
-                            },
-                        )
-                    }
-                };
-                Ok(if n == 0 { Recorded::TakenOver } else { done })
-            }
-        }
-    };
+    /// Logs what became of the try of row `id` (each queue names its rows in its own field).
+    fn log(&self, id: i64, recorded: Recorded, why: Option<&str>);
 }
 
-queue_table!(outbox);
-queue_table!(writebacks);
+/// Sends the rows that are due (at most one batch); returns how many were tried. A row is
+/// claimed by one conditional update, so with several nodes each row is sent by one of
+/// them. Once `stop` is set no further row is claimed.
+pub(super) async fn send_due<S: Sender>(core: &Core, sender: &S, stop: &Stopping) -> Result<usize> {
+    let due = core.db.read(|c| S::Queue::due(c, BATCH)).await?;
+    let mut tried = 0;
+    for id in due {
+        if stop.is_set() {
+            break;
+        }
+        let node = core.node.clone();
+        let lease = chrono::Duration::seconds(LEASE_SECS);
+        let claimed = core
+            .db
+            .write(move |c| S::Queue::claim(c, id, &node, lease))
+            .await?;
+        let Some(claimed) = claimed else { continue };
+        tried += 1;
+        let outcome = sender.send(core, &claimed.row).await;
+        let recorded = record::<S::Queue>(
+            core,
+            claimed.id,
+            claimed.attempts,
+            outcome.clone(),
+            sender.retries(core),
+        )
+        .await?;
+        sender.log(
+            claimed.id,
+            recorded,
+            outcome.as_ref().err().map(|f| f.why.as_str()),
+        );
+    }
+    Ok(tried)
+}
+
+/// Records try number `attempts + 1` of row `id`. A permanent failure, or the try number
+/// `max`, fails the row; any other failure makes it due again after `retry_delay(base, …)`
+/// seconds.
+async fn record<Q: Queue>(
+    core: &Core,
+    id: i64,
+    attempts: i32,
+    outcome: std::result::Result<(), Failure>,
+    (max, base): (i32, i64),
+) -> Result<Recorded> {
+    let node = core.node.clone();
+    let tried = attempts + 1;
+    let (held, done) = match outcome {
+        Ok(()) => {
+            let held = core
+                .db
+                .write(move |c| Q::record_sent(c, id, &node, tried))
+                .await?;
+            (held, Recorded::Sent)
+        }
+        Err(f) => {
+            let given_up = f.permanent || tried >= max;
+            let delay = chrono::Duration::seconds(retry_delay(base, tried));
+            let held = core
+                .db
+                .write(move |c| Q::record_failure(c, id, &node, tried, &f.why, given_up, delay))
+                .await?;
+            (
+                held,
+                if given_up {
+                    Recorded::Failed
+                } else {
+                    Recorded::Again
+                },
+            )
+        }
+    };
+    Ok(if held { done } else { Recorded::TakenOver })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_doubles_from_the_base_up_to_an_hour() {
+        let delays: Vec<i64> = (1..=6).map(|t| retry_delay(60, t)).collect();
+        assert_eq!(delays, [60, 120, 240, 480, 960, 1920]);
+        assert_eq!(retry_delay(60, 7), 3600);
+        assert_eq!(retry_delay(1, 0), 1);
+        assert_eq!(retry_delay(1, 1000), 3600);
+    }
+}

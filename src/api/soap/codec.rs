@@ -25,8 +25,8 @@ use yaserde::__xml as xml;
 use yaserde::{YaDeserialize, YaSerialize};
 
 use super::envelope::El;
+use crate::connectors::xml::esc;
 use crate::error::Error;
-use crate::service::connectors::esc;
 
 /// The text of a response element, escaped as our answers always were (see above).
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -7,8 +7,8 @@ use quick_xml::name::ResolveResult;
 
 use super::security::WSSE;
 use super::{schema, Service};
+use crate::connectors::xml::{esc, resolve_ref, xml_text};
 use crate::error::Error;
-use crate::service::connectors::{esc, resolve_ref, xml_text};
 
 pub const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";

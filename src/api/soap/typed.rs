@@ -20,8 +20,8 @@ use yaserde::__xml::writer::XmlEvent;
 use yaserde::YaSerialize;
 
 use super::envelope::El;
+use crate::connectors::xml::esc;
 use crate::error::Error;
-use crate::service::connectors::esc;
 
 /// How a field of a typed element (item options, settings) is read and written.
 #[derive(Clone, Copy)]
