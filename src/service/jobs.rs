@@ -75,8 +75,7 @@ async fn claim(core: &Core, job: &'static str, at: chrono::NaiveDateTime) -> Res
             if job_runs::start(c, job, at, &node, super::now())? {
                 Ok(())
             } else {
-                // Another node inserted it: this one does not run it (the failed statement's
-                // savepoint is rolled back with the error).
+                // Another node inserted it: this one does not run it.
                 Err(Error::AlreadyExists {
                     kind: "job run",
                     id: format!("{job}@{at}"),
@@ -292,11 +291,18 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
 pub struct Scheduler {
     /// The schedule and the next time of each configured job; `None` before the first step.
     next: Option<HashMap<&'static str, (cron::Schedule, DateTime<Utc>)>>,
+    /// The runs going on: each job runs in a task of its own, so that a slow one (the
+    /// outbox through a slow SMTP server, a large report) does not hold back another
+    /// job's time. Dropped with the scheduler, they end with it.
+    running: tokio::task::JoinSet<()>,
 }
 
 impl Scheduler {
     pub fn new() -> Scheduler {
-        Scheduler { next: None }
+        Scheduler {
+            next: None,
+            running: tokio::task::JoinSet::new(),
+        }
     }
 }
 
@@ -338,29 +344,34 @@ impl Worker for Scheduler {
             };
             runs.push((job, at));
         }
-        if runs.is_empty() {
-            // Until the next time of any job (no job scheduled: look again later); a time
-            // already past is due now.
-            let wait = match next.values().map(|(_, due)| *due).min() {
-                Some(t) => (t - Utc::now()).to_std().unwrap_or_default(),
-                None => LONGEST_SLEEP,
-            };
-            return Ok(Next::After(wait.min(LONGEST_SLEEP)));
+        // Until the next time of any job (no job scheduled: look again later); a time
+        // already past is due now.
+        let wait = match next.values().map(|(_, due)| *due).min() {
+            Some(t) => (t - Utc::now()).to_std().unwrap_or_default(),
+            None => LONGEST_SLEEP,
         }
+        .min(LONGEST_SLEEP);
         // The runs of one moment go on side by side, as separate nodes' would.
-        let mut set = tokio::task::JoinSet::new();
         for (job, at) in runs {
             let core = core.clone();
-            set.spawn(async move {
+            self.running.spawn(async move {
                 if let Err(e) = run_once(&core, job, naive(at)).await {
                     tracing::warn!(job, error = %e, "scheduled run");
                 }
             });
         }
-        while let Some(r) = set.join_next().await {
-            if let Err(e) = r {
-                tracing::error!(error = %e, "scheduled run panicked");
+        if self.running.is_empty() {
+            return Ok(Next::After(wait));
+        }
+        // With runs going on, this step ends when one of them ends (its panic is logged) or
+        // when the next time comes, whichever is first; either way there may be more to do.
+        tokio::select! {
+            Some(ended) = self.running.join_next() => {
+                if let Err(e) = ended {
+                    tracing::error!(error = %e, "scheduled run panicked");
+                }
             }
+            _ = tokio::time::sleep(wait) => {}
         }
         Ok(Next::Now)
     }

@@ -4,14 +4,14 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::job_runs;
-use super::{unique_or_none, Conn};
+use super::Conn;
 use crate::domain::JobRunState;
 use crate::error::Result;
+use crate::on_backend;
 
 /// Records that `node` runs `job` for the scheduled time `at`; false if a run of that time
-/// is on record already (another node has it). On PostgreSQL the refused insert leaves the
-/// transaction unusable: a caller that gets false must end its write with an error, which
-/// rolls that write's savepoint back.
+/// is on record already (another node has it). `ON CONFLICT DO NOTHING`: a failed insert
+/// would abort the writer's transaction on PostgreSQL.
 pub fn start(
     c: &mut Conn,
     job: &str,
@@ -19,19 +19,18 @@ pub fn start(
     node: &str,
     now: NaiveDateTime,
 ) -> Result<bool> {
-    let added = unique_or_none(
-        diesel::insert_into(job_runs::table)
-            .values((
-                job_runs::job.eq(job),
-                job_runs::scheduled_at.eq(at),
-                job_runs::node.eq(node),
-                job_runs::started_at.eq(now),
-                job_runs::outcome.eq(JobRunState::Running.as_str()),
-                job_runs::detail.eq(""),
-            ))
-            .execute(c),
-    )?;
-    Ok(added.is_some())
+    let added = on_backend!(c, x => diesel::insert_into(job_runs::table)
+        .values((
+            job_runs::job.eq(job),
+            job_runs::scheduled_at.eq(at),
+            job_runs::node.eq(node),
+            job_runs::started_at.eq(now),
+            job_runs::outcome.eq(JobRunState::Running.as_str()),
+            job_runs::detail.eq(""),
+        ))
+        .on_conflict_do_nothing()
+        .execute(x))?;
+    Ok(added == 1)
 }
 
 /// Records how the run of `job` for `at` ended.
