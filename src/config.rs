@@ -91,7 +91,37 @@ pub struct Config {
     pub connectors_dir: String,
     /// Attempts before an ERP write-back is marked failed (delays as for mails).
     pub writeback_max_attempts: u32,
+    /// A folder whose portal templates, message catalogues and style sheet replace the
+    /// built-in ones of the same name (`templates/portal/`).
+    pub portal_templates_dir: String,
+    /// The vendor's colours in the portal (`#rrggbb`): the header and buttons, and the
+    /// highlights (the current step of a transfer).
+    pub portal_color: String,
+    pub portal_accent_color: String,
+    /// The columns of the license overview, in order (comma separated).
+    pub portal_columns: String,
+    /// How long a portal session lasts from its login.
+    pub portal_session_minutes: u32,
+    /// Failed portal logins within the window that hold back a client address or a ticket.
+    pub portal_login_limit: u32,
+    pub portal_login_window_secs: u64,
+    /// Addresses of reverse proxies (comma separated) whose `X-Forwarded-For` names the
+    /// client; other peers are the client themselves.
+    pub trusted_proxies: String,
 }
+
+/// The columns the license overview can show.
+pub const PORTAL_COLUMNS: &[&str] = &[
+    "name",
+    "item",
+    "license",
+    "quantity",
+    "activated_on",
+    "container",
+    "state",
+    "expiry",
+    "features",
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -135,6 +165,14 @@ impl Default for Config {
             expiry_report_per_customer: false,
             connectors_dir: "connectors".into(),
             writeback_max_attempts: 20,
+            portal_templates_dir: String::new(),
+            portal_color: "#1d4f73".into(),
+            portal_accent_color: "#e8a33d".into(),
+            portal_columns: "name,quantity,activated_on,container,state,expiry,features".into(),
+            portal_session_minutes: 120,
+            portal_login_limit: 5,
+            portal_login_window_secs: 900,
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -241,6 +279,14 @@ impl Config {
             ("expiry_report_per_customer", Bool),
             ("connectors_dir", Str),
             ("writeback_max_attempts", Int),
+            ("portal_templates_dir", Str),
+            ("portal_color", Str),
+            ("portal_accent_color", Str),
+            ("portal_columns", Str),
+            ("portal_session_minutes", Int),
+            ("portal_login_limit", Int),
+            ("portal_login_window_secs", Int),
+            ("trusted_proxies", Str),
         ]
     }
 
@@ -306,6 +352,7 @@ impl Config {
                 })?;
             }
         }
+        self.check_portal()?;
         if !self.master_key.0.is_empty()
             && hex::decode(&self.master_key.0).map(|k| k.len()) != Ok(32)
         {
@@ -316,6 +363,114 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// The portal's settings: colours as `#rrggbb` (they go into a style sheet), known
+    /// columns, a logo that is an http(s) URL (its origin goes into the pages' security
+    /// policy), bounded session and login limits, proxies that are addresses.
+    fn check_portal(&self) -> Result<()> {
+        for (key, value) in [
+            ("portal_color", &self.portal_color),
+            ("portal_accent_color", &self.portal_accent_color),
+        ] {
+            if parse_color(value).is_none() {
+                return Err(Error::invalid(
+                    key,
+                    format!("{value:?} is not a colour like #1d4f73"),
+                ));
+            }
+        }
+        let columns = self.portal_column_list();
+        if columns.is_empty() {
+            return Err(Error::invalid("portal_columns", "name at least one column"));
+        }
+        if let Some(bad) = columns.iter().find(|c| !PORTAL_COLUMNS.contains(c)) {
+            return Err(Error::invalid(
+                "portal_columns",
+                format!("{bad:?} is not one of {}", PORTAL_COLUMNS.join(", ")),
+            ));
+        }
+        if !self.logo_url.is_empty() && url_origin(&self.logo_url).is_none() {
+            return Err(Error::invalid(
+                "logo_url",
+                format!("{:?} is not an http(s) URL", self.logo_url),
+            ));
+        }
+        if !(5..=7 * 24 * 60).contains(&self.portal_session_minutes) {
+            return Err(Error::invalid(
+                "portal_session_minutes",
+                "between 5 and 10080 (a week)",
+            ));
+        }
+        if !(1..=1000).contains(&self.portal_login_limit) {
+            return Err(Error::invalid("portal_login_limit", "between 1 and 1000"));
+        }
+        if !(1..=7 * 86_400).contains(&self.portal_login_window_secs) {
+            return Err(Error::invalid(
+                "portal_login_window_secs",
+                "between 1 and 604800 (a week)",
+            ));
+        }
+        self.trusted_proxy_list()?;
+        Ok(())
+    }
+
+    /// The configured overview columns, in order.
+    pub fn portal_column_list(&self) -> Vec<&str> {
+        self.portal_columns
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
+    /// The reverse proxies whose `X-Forwarded-For` is believed.
+    pub fn trusted_proxy_list(&self) -> Result<Vec<std::net::IpAddr>> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse().map_err(|_| {
+                    Error::invalid("trusted_proxies", format!("{p:?} is not an IP address"))
+                })
+            })
+            .collect()
+    }
+
+    /// Whether customers reach the server over https (the portal's cookies are then Secure).
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// `#rrggbb` as its three bytes.
+pub fn parse_color(s: &str) -> Option<[u8; 3]> {
+    let hex = s.strip_prefix('#')?;
+    if hex.len() != 6 {
+        return None;
+    }
+    let b = hex::decode(hex).ok()?;
+    Some([b[0], b[1], b[2]])
+}
+
+/// The origin (`https://host[:port]`) of an http(s) URL, or none if it is not one or holds
+/// characters that have no place in a security policy.
+pub fn url_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#']).next()?;
+    let ok = |c: char| c.is_ascii_alphanumeric() || ".-:[]".contains(c);
+    if host.is_empty() || !host.chars().all(ok) || !url.chars().all(|c| c.is_ascii_graphic()) {
+        return None;
+    }
+    if url.contains(['\'', '"', ';', ',', '<', '>']) {
+        return None;
+    }
+    Some(format!("{scheme}://{host}"))
 }
 
 #[derive(Clone, Copy)]

@@ -66,6 +66,8 @@ pub enum Interface {
     Connector,
     /// The SOAP services (`/soap/<Service>`).
     Soap,
+    /// The customers' license portal (`/portal`).
+    Portal,
 }
 
 impl Interface {
@@ -78,6 +80,7 @@ impl Interface {
             Interface::Files => "files",
             Interface::Connector => "connector",
             Interface::Soap => "soap",
+            Interface::Portal => "portal",
         }
     }
 }

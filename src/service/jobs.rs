@@ -248,7 +248,8 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
         }
         "housekeeping" => {
             let now = super::now();
-            let (runs, mails, notes, stale) = core
+            let window = core.config.portal_login_window_secs;
+            let (runs, mails, notes, stale, (sessions, _)) = core
                 .db
                 .write(move |c| {
                     let days = |n| now - chrono::Duration::days(n);
@@ -261,7 +262,9 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
                     // by then no longer tied to what it was first used for.
                     retention::delete_request_uses(c, days(90))?;
                     let notes = retention::delete_notifications(c, days(90))?;
-                    Ok((runs, mails, notes, stale))
+                    // Expired portal sessions, and failed logins that no longer count.
+                    let portal = super::portal::housekeeping(c, window)?;
+                    Ok((runs, mails, notes, stale, portal))
                 })
                 .await?;
             let listed: Vec<String> = stale
@@ -272,7 +275,8 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
             Ok(format!(
                 "{} pending activation(s) whose updates all expired (license@container, for \
                  support: {}); deleted {runs} job run(s) older than 90 days, {mails} mail(s) \
-                 sent more than 30 days ago, {notes} connector notification(s) older than 90 days",
+                 sent more than 30 days ago, {notes} connector notification(s) older than 90 days, \
+                 {sessions} expired portal session(s)",
                 stale.len(),
                 listed.join(", ")
             ))

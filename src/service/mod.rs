@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod mail;
 pub mod orders;
+pub mod portal;
 mod queue;
 pub mod reports;
 pub mod users;

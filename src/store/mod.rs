@@ -18,6 +18,7 @@ pub mod nonces;
 pub mod notifications;
 pub mod orders;
 pub mod outbox;
+pub mod portal;
 pub mod queue;
 pub mod quota;
 pub mod reports;

@@ -1,0 +1,2 @@
+DROP TABLE portal_login_failures;
+DROP TABLE portal_sessions;
