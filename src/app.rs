@@ -9,7 +9,7 @@ use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::api::{connect, gateway, json, metrics::Metrics, soap};
+use crate::api::{connect, gateway, json, metrics::Metrics, portal, soap};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::workers::Supervisor;
@@ -47,6 +47,8 @@ pub async fn start(mut config: Config) -> Result<Running> {
     }
     let workers = config.workers;
     let limit = config.max_body_bytes;
+    // Before anything is opened: a broken portal template stops the start, naming it.
+    let portal = web::Data::new(portal::Portal::load(&config)?);
     let core = web::Data::new(Core::open(config).await?);
     let metrics = web::Data::new(Metrics::default());
     let data = core.clone();
@@ -63,6 +65,7 @@ pub async fn start(mut config: Config) -> Result<Running> {
             .configure(connect::configure)
             .configure(soap::configure)
             .configure(json::configure)
+            .configure(|cfg| portal::configure(cfg, portal.clone()))
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}}))
             }))

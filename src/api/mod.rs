@@ -3,6 +3,7 @@ pub mod connect;
 pub mod gateway;
 pub mod json;
 pub mod metrics;
+pub mod portal;
 pub mod soap;
 
 use actix_web::http::StatusCode;
