@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Licentia builds with (and, with --postgres, the
 # PostgreSQL server the tests may start; with --test, Python's venv for the tests' SMTP
-# server and SOAP client, xmllint, and libfaketime for a node whose clock runs ahead). Installs
-# only what is missing.
+# server and SOAP client, xmllint, libfaketime for a node whose clock runs ahead, Debian's
+# Chromium with a font for the portal's browser tests, and Node.js with npm where there is no
+# `node` yet). Installs only what is missing.
 set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libpq-dev)
 for flag in "$@"; do
   case "$flag" in
     --postgres) pkgs+=(postgresql) ;;
-    --test) pkgs+=(python3 python3-venv libxml2-utils libfaketime) ;;
+    --test)
+      pkgs+=(python3 python3-venv libxml2-utils libfaketime chromium fonts-dejavu-core)
+      # A machine may bring its own Node.js (not from a Debian package): keep it.
+      command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
+      ;;
     *) echo "unknown flag $flag" >&2; exit 2 ;;
   esac
 done

@@ -16,6 +16,24 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import aiosmtpd, zeep
 fi
 export TEST_PYTHON="$PWD/$venv/bin/python"
 
+# The portal's browser tests: playwright-core (it drives Debian's Chromium, /usr/bin/chromium;
+# it never downloads a browser) and axe-core, from tests/browser/package-lock.json into
+# target/browser/. Screenshots of the portal's pages land in target/screenshots/portal/.
+browser=target/browser
+if ! cmp -s tests/browser/package-lock.json "$browser/package-lock.json" \
+  || [ ! -d "$browser/node_modules/playwright-core" ] || [ ! -d "$browser/node_modules/axe-core" ]; then
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$node_major" -lt 20 ]; then
+    echo "playwright-core needs Node.js 20 or later; this machine has $(node --version)" >&2
+    exit 1
+  fi
+  rm -rf "$browser"
+  mkdir -p "$browser"
+  cp tests/browser/package.json tests/browser/package-lock.json "$browser/"
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+export TEST_BROWSER_MODULES="$PWD/$browser/node_modules"
+
 # The client runtime alone, as a vendor embeds it: nothing of the server may be needed to
 # build it, and none of the server's crates may be in its dependency tree.
 echo "== the client library alone (default-features = false, features = [\"client\"])"

@@ -13,6 +13,7 @@ mod crash;
 mod lifecycle;
 mod mail;
 mod orders;
+mod portal;
 mod protocol;
 mod resilience;
 mod rules;

@@ -26,7 +26,7 @@ pub async fn overview(
     let v = visit!(core, portal, req);
     let s = match v.ticket_session() {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match portal::overview(&core, s, None).await {
         Ok(groups) => {
@@ -107,7 +107,7 @@ pub async fn history(
     let v = visit!(core, portal, req);
     let s = match v.ticket_session() {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match portal::license_history(&core, s, *id).await {
         Ok(h) => {
@@ -150,7 +150,7 @@ pub async fn split_page(
 ) -> HttpResponse {
     let v = visit!(core, portal, req);
     if let Err(r) = v.ticket_session() {
-        return r;
+        return *r;
     }
     split_form(&core, &portal, &v, *id, "", None).await
 }
@@ -176,11 +176,11 @@ pub async fn split(
     let v = visit!(core, portal, req);
     let form = match posted(&portal, &v, &req, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let s = match v.ticket_session() {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let text = form.get("quantities").unwrap_or("").to_string();
     let result = match quantities(&text) {

@@ -177,7 +177,7 @@ pub async fn logout(
 ) -> HttpResponse {
     let v = visit!(core, portal, req);
     if let Err(r) = posted(&portal, &v, &req, &body) {
-        return r;
+        return *r;
     }
     if let Some(s) = &v.session {
         if let Err(e) = portal::end_session(&core, s).await {

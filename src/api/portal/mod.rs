@@ -257,13 +257,13 @@ impl Visit {
 
     /// The session whose tickets the page shows; without one, the login page (coming back
     /// here afterwards).
-    fn ticket_session(&self) -> std::result::Result<&Session, HttpResponse> {
+    fn ticket_session(&self) -> std::result::Result<&Session, Box<HttpResponse>> {
         match &self.session {
             Some(s) if !s.tickets().is_empty() => Ok(s),
-            _ => Err(see_other(&format!(
+            _ => Err(Box::new(see_other(&format!(
                 "{BASE}/login?next={}",
                 views::query_escape(&self.cx.path)
-            ))),
+            )))),
         }
     }
 }
@@ -320,13 +320,13 @@ fn posted(
     visit: &Visit,
     req: &HttpRequest,
     body: &[u8],
-) -> std::result::Result<Form, HttpResponse> {
+) -> std::result::Result<Form, Box<HttpResponse>> {
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let form = Form::parse(ct, body).map_err(|e| portal.refused(&visit.cx, &e))?;
+    let form = Form::parse(ct, body).map_err(|e| Box::new(portal.refused(&visit.cx, &e)))?;
     let given = form.get("csrf").unwrap_or("");
     let ok = match &visit.session {
         Some(s) => s.csrf_matches(given),
@@ -334,7 +334,11 @@ fn posted(
     };
     if !ok {
         tracing::warn!(path = %req.path(), "portal form without its session's token refused");
-        return Err(portal.refused_as(&visit.cx, StatusCode::FORBIDDEN, "csrf"));
+        return Err(Box::new(portal.refused_as(
+            &visit.cx,
+            StatusCode::FORBIDDEN,
+            "csrf",
+        )));
     }
     Ok(form)
 }
@@ -344,6 +348,9 @@ async fn style(portal: Portal_) -> HttpResponse {
 }
 async fn brand(portal: Portal_) -> HttpResponse {
     asset("text/css; charset=utf-8", portal.pages.brand_css.clone())
+}
+async fn icon(portal: Portal_) -> HttpResponse {
+    asset("image/svg+xml", portal.pages.icon.clone())
 }
 async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", pages::SCRIPT.to_string())
@@ -379,6 +386,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, portal: web::Data<Portal>) {
             .route("/static/portal.css", web::get().to(style))
             .route("/static/brand.css", web::get().to(brand))
             .route("/static/portal.js", web::get().to(script))
+            .route("/static/icon.svg", web::get().to(icon))
             .route("/tickets", web::get().to(licenses::overview))
             .route("/tickets/{ticket}", web::get().to(licenses::ticket))
             .route(

@@ -58,6 +58,8 @@ pub struct Pages {
     pub style: String,
     /// The vendor's colours as CSS variables.
     pub brand_css: String,
+    /// The pages' icon: the vendor's initial on its colour.
+    pub icon: String,
     pub brand: Brand,
     pub columns: Vec<String>,
 }
@@ -167,6 +169,7 @@ impl Pages {
             catalogues,
             style: source(dir, "portal.css", STYLE)?,
             brand_css: brand_css(primary, accent),
+            icon: icon(&config.vendor_name, primary),
             brand: Brand {
                 name: config.vendor_name.clone(),
                 logo_url: config.logo_url.clone(),
@@ -277,6 +280,21 @@ fn ink(c: [u8; 3]) -> [u8; 3] {
 
 fn hex(c: [u8; 3]) -> String {
     format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
+}
+
+/// The pages' icon (SVG): the vendor's initial in its colour.
+pub fn icon(vendor: &str, primary: [u8; 3]) -> String {
+    let initial = vendor
+        .chars()
+        .find(|c| c.is_alphanumeric())
+        .map_or('L', |c| c.to_uppercase().next().unwrap_or(c));
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\"><rect width=\"32\" \
+         height=\"32\" rx=\"7\" fill=\"{}\"/><text x=\"16\" y=\"22.5\" font-family=\"sans-serif\" \
+         font-size=\"19\" font-weight=\"700\" text-anchor=\"middle\" fill=\"{}\">{initial}</text></svg>",
+        hex(primary),
+        hex(text_on(primary))
+    )
 }
 
 /// The vendor's colours as the CSS variables `portal.css` uses, each with a text colour

@@ -34,7 +34,7 @@ async fn ticket_page(
 ) -> HttpResponse {
     let s = match v.ticket_session() {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let groups = match portal::overview(core, s, Some(code)).await {
         Ok(g) => g,
@@ -117,11 +117,11 @@ async fn first_step(
     let v = visit!(core, portal, req);
     let form = match posted(&portal, &v, &req, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let s = match v.ticket_session() {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let op = match op {
         Operation::Activate(_) => Operation::Activate(views::binding_of(form.get("binding"))),
@@ -289,7 +289,7 @@ pub async fn receipt(
     let v = visit!(core, portal, req);
     let form = match posted(&portal, &v, &req, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(s) = &v.session else {
         return transfer_at(&portal, &v, true, None);
@@ -359,7 +359,7 @@ pub async fn updates(
     let v = visit!(core, portal, req);
     let form = match posted(&portal, &v, &req, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let serial = form.get("serial").unwrap_or("").trim().to_string();
     let result = match uploaded(&form, "request") {

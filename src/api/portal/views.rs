@@ -448,7 +448,7 @@ pub fn samples(p: &Pages, lang: &'static str) -> Vec<(&'static str, Value)> {
         page_of("login.html", login("", BASE, None)),
         page_of(
             "overview.html",
-            overview_with(p, lang, &[g.clone()], &all_columns),
+            overview_with(p, lang, std::slice::from_ref(&g), &all_columns),
         ),
         page_of("activate.html", activate(p, lang, &g, None)),
         page_of(
@@ -496,6 +496,38 @@ pub fn samples(p: &Pages, lang: &'static str) -> Vec<(&'static str, Value)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_conditions_say_what_happens_to_the_old_container() {
+        let pages = Pages::load(&crate::config::Config::default()).unwrap();
+        let mut g = sample_ticket();
+        for l in &mut g.licenses {
+            l.behaviour = ReactivationBehaviour::Withdraw;
+            l.reactivation = ReactivationPolicy::Allowed;
+        }
+        let cx = Cx {
+            lang: "de",
+            logged_in: true,
+            has_tickets: true,
+            csrf: String::new(),
+            path: BASE.into(),
+        };
+        let v = page(&pages, &cx, "reactivate", "T", reactivate(&pages, "de", &g));
+        let html = pages.render("reactivate.html", v).unwrap();
+        assert!(
+            html.contains("aus dem Container, in dem sie aktiviert waren, gelöscht"),
+            "{html}"
+        );
+        assert!(!html.contains("gesperrt) wird"), "{html}");
+        assert!(!html.contains("muss unser Support freigeben"), "{html}");
+        // A license whose policy forbids re-activation is not offered.
+        g.licenses[1].reactivation = ReactivationPolicy::Never;
+        let listed = reactivate(&pages, "de", &g)["licenses"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(listed, 1);
+    }
 
     #[test]
     fn every_domain_error_has_a_text() {

@@ -109,8 +109,8 @@ fn read(c: &mut Conn, codes: &[TicketCode]) -> Result<Vec<TicketLicenses>> {
         })
         .collect();
     for row in rows {
-        if !firm_settings.contains_key(&row.firm_id) {
-            firm_settings.insert(row.firm_id, settings::load(c, row.firm_id)?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = firm_settings.entry(row.firm_id) {
+            slot.insert(settings::load(c, row.firm_id)?);
         }
         let s = &firm_settings[&row.firm_id];
         let Some(at) = stored.iter().position(|t| *t == row.ticket) else {

@@ -20,7 +20,10 @@ pub const MAX_TICKETS: usize = 10;
 /// What a login came to (an error says why it failed: a typo, an unknown ticket).
 pub enum LoginOutcome {
     /// A new session; its token goes into the cookie.
-    Started { token: String, session: Session },
+    Started {
+        token: String,
+        session: Box<Session>,
+    },
     /// Too many failures: the address (`ticket` none) or that ticket is held back until
     /// the time given; nothing was looked up.
     HeldBack {
@@ -138,7 +141,7 @@ pub async fn ticket_login(core: &Core, client: IpAddr, input: &str) -> Result<Lo
         .await?;
     match step {
         Step::Started => Ok(LoginOutcome::Started {
-            session: open(row, &token, codes)?,
+            session: Box::new(open(row, &token, codes)?),
             token,
         }),
         Step::HeldBack { until, ticket } => {
