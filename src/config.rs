@@ -560,4 +560,53 @@ mod tests {
         assert_eq!(c.vendor_name, "ACME");
         assert_eq!(c.portal_url, "http://127.0.0.1:8080/portal");
     }
+
+    #[test]
+    fn portal_settings_are_checked() {
+        for (k, v, says) in [
+            ("LICENTIA_PORTAL_COLOR", "blue", "#1d4f73"),
+            ("LICENTIA_PORTAL_ACCENT_COLOR", "#12345", "#1d4f73"),
+            (
+                "LICENTIA_PORTAL_COLUMNS",
+                "name,price",
+                "\"price\" is not one of",
+            ),
+            ("LICENTIA_PORTAL_COLUMNS", " , ", "at least one column"),
+            ("LICENTIA_LOGO_URL", "javascript:alert(1)", "http(s) URL"),
+            (
+                "LICENTIA_LOGO_URL",
+                "https://cdn.example.com/a.png; script-src *",
+                "http(s) URL",
+            ),
+            ("LICENTIA_PORTAL_SESSION_MINUTES", "1", "between 5"),
+            ("LICENTIA_PORTAL_LOGIN_LIMIT", "0", "between 1"),
+            (
+                "LICENTIA_TRUSTED_PROXIES",
+                "10.0.0.1, proxy.local",
+                "not an IP address",
+            ),
+        ] {
+            let e = Config::from_parts(None, &env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{k}={v}: {e}");
+        }
+        let c = Config::from_parts(
+            None,
+            &env(&[
+                ("LICENTIA_PORTAL_COLUMNS", "state, name"),
+                ("LICENTIA_TRUSTED_PROXIES", "10.0.0.1, ::1"),
+                ("LICENTIA_LOGO_URL", "https://cdn.example.com:8443/logo.svg"),
+                ("LICENTIA_PUBLIC_URL", "https://licenses.example.com"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.portal_column_list(), vec!["state", "name"]);
+        assert_eq!(c.trusted_proxy_list().unwrap().len(), 2);
+        assert_eq!(
+            url_origin(&c.logo_url).as_deref(),
+            Some("https://cdn.example.com:8443")
+        );
+        assert!(c.is_https());
+    }
 }

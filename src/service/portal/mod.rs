@@ -234,11 +234,12 @@ async fn keep_flow(core: &Core, s: &Session, flow: &Transfer) -> Result<()> {
     }
 }
 
-/// What housekeeping deletes: sessions expired and failed logins older than the window.
-pub fn housekeeping(c: &mut crate::store::Conn, core_window_secs: u64) -> Result<(usize, usize)> {
+/// What housekeeping deletes (in its write): the sessions that expired, and the failed
+/// logins older than the window (`window_secs`), which no longer count.
+pub fn housekeeping(c: &mut crate::store::Conn, window_secs: u64) -> Result<(usize, usize)> {
     let now = super::now();
     let sessions = store::delete_expired_sessions(c, now)?;
-    let window = chrono::Duration::seconds(core_window_secs as i64);
+    let window = chrono::Duration::seconds(window_secs as i64);
     let failures = store::delete_login_failures(c, now - window)?;
     Ok((sessions, failures))
 }
