@@ -203,3 +203,13 @@ pub fn tickets_of_licenses(c: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, String
         .select((licenses::id, tickets::code))
         .load(c)?)
 }
+
+/// The item names of these licenses, by license id.
+pub fn license_names(c: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+    Ok(licenses::table
+        .inner_join(items::table)
+        .filter(licenses::id.eq_any(ids))
+        .select((licenses::id, items::name))
+        .order(licenses::id.asc())
+        .load(c)?)
+}

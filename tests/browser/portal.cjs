@@ -210,7 +210,7 @@ async function main() {
   await uploadRequest(page, 'A', '#request');
   await page.click('form[enctype="multipart/form-data"] button[type="submit"]');
   const a = await downloadApplyReceipt(page, 'A', 'activate');
-  await expectText(page, '.card.done', the.l1.toString());
+  expect(await page.locator(`.done-list li[data-license="${the.l1}"]`).count() === 1, 'the done page lists the activated license');
   await page.click('.card.done a.btn');
   await expectText(page, `tr[data-license="${the.l1}"] td[data-col="state"]`, 'Activated');
   await expectText(page, `tr[data-license="${the.l1}"] td[data-col="container"]`, a.serial);
@@ -274,7 +274,7 @@ async function main() {
   await uploadRequest(page, 'B', '#request');
   await page.click('form[action="/portal/updates"] button[type="submit"]');
   await downloadApplyReceipt(page, 'B', 'updates');
-  await expectText(page, '.card.done', the.l_push.toString());
+  expect(await page.locator(`.done-list li[data-license="${the.l_push}"]`).count() === 1, 'the done page lists the pushed license');
 
   // Split the floating license of the second ticket into 2 + 3 users.
   await page.goto(`${base}/portal/tickets`);

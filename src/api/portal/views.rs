@@ -309,7 +309,13 @@ fn ids(list: &[i64]) -> String {
 /// The transfer's step: 2 (download the update), 3 (upload the receipt), 4 (done).
 pub fn transfer(p: &Pages, lang: &str, t: &Transfer, step: u8) -> Value {
     let done = t.done.as_ref().map(|d| {
-        json!({"activated": ids(&d.activated), "released": ids(&d.released), "counter": d.counter})
+        let named = |list: &[i64]| -> Vec<Value> {
+            list.iter()
+                .map(|id| json!({"id": id, "name": d.name_of(*id)}))
+                .collect()
+        };
+        json!({"activated": named(&d.activated), "released": named(&d.released),
+            "counter": d.counter})
     });
     json!({
         "step": step,
@@ -406,6 +412,7 @@ fn sample_transfer(done: bool) -> Transfer {
             counter: 2,
             activated: vec![1],
             released: vec![2],
+            names: vec![(1, "Product".into()), (2, "Product".into())],
         }),
     }
 }

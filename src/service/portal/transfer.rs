@@ -62,6 +62,19 @@ pub struct Done {
     pub counter: i64,
     pub activated: Vec<i64>,
     pub released: Vec<i64>,
+    /// The names of those licenses (their items'), by license id.
+    #[serde(default)]
+    pub names: Vec<(i64, String)>,
+}
+
+impl Done {
+    /// The name of license `id`, as the page lists it.
+    pub fn name_of(&self, id: i64) -> &str {
+        self.names
+            .iter()
+            .find(|(l, _)| *l == id)
+            .map_or("", |(_, n)| n.as_str())
+    }
 }
 
 impl Transfer {
@@ -287,10 +300,18 @@ pub async fn confirm_receipt(core: &Core, s: &Session, receipt: String) -> Resul
             confirmed.counter, t.counter_to, t.serial
         )));
     }
+    let ids: Vec<i64> = confirmed
+        .activated
+        .iter()
+        .chain(&confirmed.released)
+        .copied()
+        .collect();
+    let names = core.db.read(move |c| store::license_names(c, &ids)).await?;
     t.done = Some(Done {
         counter: confirmed.counter,
         activated: confirmed.activated,
         released: confirmed.released,
+        names,
     });
     keep_flow(core, s, &t).await?;
     Ok(t)
