@@ -217,7 +217,7 @@ pub enum UpdatesOutcome {
     /// An update waits: the transfer goes on; `token` is the cookie of the session made
     /// for a visitor who had none (the container's signed request identified them).
     Waiting {
-        transfer: Transfer,
+        transfer: Box<Transfer>,
         token: Option<String>,
     },
     /// Nothing waits for this container.
@@ -251,7 +251,7 @@ pub async fn pull_updates(
     if let Some(s) = s {
         keep_flow(core, s, &transfer).await?;
         return Ok(UpdatesOutcome::Waiting {
-            transfer,
+            transfer: Box::new(transfer),
             token: None,
         });
     }
@@ -269,7 +269,7 @@ pub async fn pull_updates(
         .write(move |c| store::insert_session(c, &stored))
         .await?;
     Ok(UpdatesOutcome::Waiting {
-        transfer,
+        transfer: Box::new(transfer),
         token: Some(token),
     })
 }
