@@ -810,3 +810,98 @@ fn the_activation_follows_the_tickets_rules() {
         );
     }
 }
+
+#[test]
+fn automatic_updates_need_no_ticket_only_the_containers_request() {
+    let app = TestApp::start();
+    let (_, ids) = ticket(&app, "UPD-1", "C-UPD", &[("SNP-SINGLE", 1)]);
+    let gw = licentia::client::online::Gateway::new(&app.base);
+    let mut c = crate::activation::new_act(&gw);
+    // The container becomes known to the server with a first (empty-handed) contact.
+    let (t0, _) = ticket(&app, "UPD-0", "C-UPD", &[("SNP-SINGLE", 1)]);
+    let mut keep = |_: &Container| Ok(());
+    licentia::client::online::activate(&gw, &mut c, &t0, &[], &mut keep).unwrap();
+    let mut v = Visitor::new(&app.base);
+    // Nothing waits: the page says so and no session is made.
+    let r = c.request(FIRM, unix_now()).unwrap();
+    let p = v.upload(
+        "/portal/updates",
+        "/portal/updates",
+        &[("serial", &c.serial)],
+        &[("request", "r.lcr", &r)],
+    );
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(
+        p.body.contains(&format!(
+            "No license updates are waiting for container {}",
+            c.serial
+        )),
+        "{}",
+        p.body
+    );
+    assert!(!v.cookies.contains_key("licentia_portal"));
+    // The request of another container than the serial named is refused.
+    let p = v.upload(
+        "/portal/updates",
+        "/portal/updates",
+        &[("serial", "130-1111111111")],
+        &[("request", "r.lcr", &r)],
+    );
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert!(p.body.contains("not from 130-1111111111"), "{}", p.body);
+
+    // The vendor pushes a license: the container's request brings it, in a session of its
+    // own that sees no ticket.
+    let (s, body) = app.admin(
+        "POST",
+        &format!("/api/v1/containers/{}/licenses", c.serial),
+        Some(json!({"license_id": ids[0]})),
+    );
+    assert_eq!(s, 202, "{body}");
+    let r = c.request(FIRM, unix_now()).unwrap();
+    let csrf = token_of(&v.get("/portal/updates").body);
+    let (ct, body) = multipart(
+        &[("csrf", &csrf), ("serial", &c.serial)],
+        &[("request", "r.lcr", &r)],
+    );
+    let cookie: Vec<String> = v.cookies.iter().map(|(k, x)| format!("{k}={x}")).collect();
+    let resp = v
+        .agent
+        .post(&format!("{}/portal/updates", app.base))
+        .set("Cookie", &cookie.join("; "))
+        .set("Content-Type", &ct)
+        .send_bytes(&body)
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let session = resp
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("licentia_portal="))
+        .unwrap()
+        .to_string();
+    let token = session["licentia_portal=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    v.cookies.insert("licentia_portal".into(), token);
+    assert_eq!(
+        v.get("/portal/tickets").status,
+        303,
+        "the session sees no ticket"
+    );
+    let update = v.get("/portal/transfer/update");
+    assert_eq!(update.status, 200);
+    let applied = c.apply(&update.body, unix_now()).unwrap();
+    let p = v.upload(
+        "/portal/transfer?step=receipt",
+        "/portal/transfer/receipt",
+        &[],
+        &[("receipt", "r.lcr", &applied.receipt)],
+    );
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(c.serial.clone()))
+    );
+}

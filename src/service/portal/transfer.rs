@@ -7,7 +7,7 @@
 //! the steps.
 use serde::{Deserialize, Serialize};
 
-use super::{keep_flow, new_row, LoginMethod, NewSession, Session};
+use super::{keep_flow, start_session, LoginMethod, NewSession, Session};
 use crate::domain::{ContainerType, Interface};
 use crate::error::{Error, Result};
 use crate::protocol::{self, ActivateRequest, Issued, Kind, ReactivateRequest, ReturnRequest};
@@ -262,12 +262,8 @@ pub async fn pull_updates(
         tickets: vec![],
         customer_id: None,
     };
-    let (token, mut row) = new_row(core, &new, crate::service::now());
-    row.flow = serde_json::to_string(&transfer).map_err(|e| Error::internal(e.to_string()))?;
-    let stored = row.clone();
-    core.db
-        .write(move |c| store::insert_session(c, &stored))
-        .await?;
+    let (token, session) = start_session(core, new).await?;
+    keep_flow(core, &session, &transfer).await?;
     Ok(UpdatesOutcome::Waiting {
         transfer: Box::new(transfer),
         token: Some(token),
