@@ -302,76 +302,90 @@ pub struct SplitRequest {
 /// Splits an available license of quantity n into licenses whose quantities add up to n.
 pub async fn split(core: &Core, actor: &Actor, req: SplitRequest) -> Result<Vec<i64>> {
     actor.require(&[Role::Admin, Role::Sales, Role::Support], "split licenses")?;
-    if req.quantities.len() < 2 || req.quantities.len() > 1000 {
+    check_parts(&req.quantities, 1000)?;
+    let actor = actor.clone();
+    core.db
+        .write(move |c| split_in(c, &actor, req.license_id, &req.quantities))
+        .await
+}
+
+/// Split into 2 to `most` parts, each of at least 1.
+pub(in crate::service) fn check_parts(quantities: &[u32], most: usize) -> Result<()> {
+    if quantities.len() < 2 || quantities.len() > most {
         return Err(Error::invalid(
             "quantities",
-            "split into 2 to 1000 licenses",
+            format!("split into 2 to {most} licenses"),
         ));
     }
-    if req.quantities.contains(&0) {
+    if quantities.contains(&0) {
         return Err(Error::invalid(
             "quantities",
             "every part needs a quantity of at least 1",
         ));
     }
-    let actor = actor.clone();
-    core.db
-        .write(move |c| {
-            let l = licenses::find(c, req.license_id)?;
-            if l.state != LicenseState::Available {
-                return Err(Error::Conflict(format!(
-                    "license {} is {}; only an available license can be split",
-                    l.id, l.state
-                )));
-            }
-            let o = l.options()?;
-            let total: u64 = req.quantities.iter().map(|q| u64::from(*q)).sum();
-            if total != u64::from(o.license_quantity) {
-                return Err(Error::invalid(
-                    "quantities",
-                    format!(
-                        "they add up to {total}, but license {} has quantity {}",
-                        l.id, o.license_quantity
-                    ),
-                ));
-            }
-            let (line_id, item_pk) = licenses::line_and_item(c, l.id)?;
-            let now = crate::service::now();
-            let mut ids = vec![];
-            for q in &req.quantities {
-                let part = ItemOptions {
-                    license_quantity: *q,
-                    ..o.clone()
-                };
-                let options = serde_json::to_string(&part).expect("options");
-                ids.push(licenses::insert(
-                    c,
-                    &NewLicense {
-                        ticket_id: l.ticket_id,
-                        order_line_id: line_id,
-                        item_pk,
-                        firm_id: l.firm_id,
-                        product_code: l.product_code,
-                        options: &options,
-                        state: LicenseState::Available,
-                        serial: None,
-                    },
-                    now,
-                )?);
-            }
-            licenses::set_state(c, &l, LicenseState::Deleted, None, now)?;
-            audit::record(
-                &actor,
-                Event {
-                    action: "license.split",
-                    license_id: Some(l.id),
-                    details: serde_json::json!({"into": ids, "quantities": req.quantities}),
-                    ..Default::default()
-                },
-            )?;
-            Ok(ids)
-        })
-        .await
+    Ok(())
+}
+
+/// The split itself, in the caller's write (the caller has checked who may split it).
+pub(in crate::service) fn split_in(
+    c: &mut Conn,
+    actor: &Actor,
+    id: i64,
+    quantities: &[u32],
+) -> Result<Vec<i64>> {
+    let l = licenses::find(c, id)?;
+    if l.state != LicenseState::Available {
+        return Err(Error::Conflict(format!(
+            "license {} is {}; only an available license can be split",
+            l.id, l.state
+        )));
+    }
+    let o = l.options()?;
+    let total: u64 = quantities.iter().map(|q| u64::from(*q)).sum();
+    if total != u64::from(o.license_quantity) {
+        return Err(Error::invalid(
+            "quantities",
+            format!(
+                "they add up to {total}, but license {} has quantity {}",
+                l.id, o.license_quantity
+            ),
+        ));
+    }
+    let (line_id, item_pk) = licenses::line_and_item(c, l.id)?;
+    let now = crate::service::now();
+    let mut ids = vec![];
+    for q in quantities {
+        let part = ItemOptions {
+            license_quantity: *q,
+            ..o.clone()
+        };
+        let options = serde_json::to_string(&part).expect("options");
+        ids.push(licenses::insert(
+            c,
+            &NewLicense {
+                ticket_id: l.ticket_id,
+                order_line_id: line_id,
+                item_pk,
+                firm_id: l.firm_id,
+                product_code: l.product_code,
+                options: &options,
+                state: LicenseState::Available,
+                serial: None,
+            },
+            now,
+        )?);
+    }
+    licenses::set_state(c, &l, LicenseState::Deleted, None, now)?;
+    audit::record(
+        actor,
+        Event {
+            action: "license.split",
+            license_id: Some(l.id),
+            details: serde_json::json!({"into": ids, "quantities": quantities}),
+            ..Default::default()
+        },
+    )?;
+    Ok(ids)
 }
 
 /// Resets a container: its licenses of the firm are deleted and leave their tickets at

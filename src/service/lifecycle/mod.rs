@@ -11,6 +11,7 @@ pub use control::{
     assign, blacklist_add, blacklist_remove, replace, reset, split, withdraw, BlacklistAdd,
     LicenseChange, ReplaceRequest, Replaced, SplitRequest, WithdrawRequest,
 };
+pub(super) use control::{check_parts, split_in};
 pub use restore::{fingerprint_salt, reactivate, restore};
 
 use super::activation::Refusal;

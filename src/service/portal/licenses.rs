@@ -12,9 +12,8 @@ use crate::domain::{
     ReactivationPolicy, Settings,
 };
 use crate::error::{Error, Result};
-use crate::service::audit::{self, Event};
+use crate::service::lifecycle::{check_parts, split_in};
 use crate::service::Core;
-use crate::store::licenses::{self as license_store, NewLicense};
 use crate::store::portal::{self as store, PortalLicenseRow};
 use crate::store::{history, settings, Conn};
 
@@ -197,73 +196,13 @@ pub async fn license_history(core: &Core, s: &Session, id: i64) -> Result<Licens
 /// add up to its quantity (so that they can go into different containers). The same change
 /// as support's split (`lifecycle::split`), asked by the customer for their own license.
 pub async fn split(core: &Core, s: &Session, id: i64, quantities: Vec<u32>) -> Result<Vec<i64>> {
-    if quantities.len() < 2 || quantities.len() > 100 {
-        return Err(Error::invalid("quantities", "split into 2 to 100 licenses"));
-    }
-    if quantities.contains(&0) {
-        return Err(Error::invalid(
-            "quantities",
-            "every part needs a quantity of at least 1",
-        ));
-    }
+    check_parts(&quantities, 100)?;
     let s = s.clone();
     let actor = s.actor();
     core.db
         .write(move |c| {
             owned(c, &s, id)?;
-            let l = license_store::find(c, id)?;
-            if l.state != LicenseState::Available {
-                return Err(Error::Conflict(format!(
-                    "license {id} is {}; only an available license can be split",
-                    l.state
-                )));
-            }
-            let o = l.options()?;
-            let total: u64 = quantities.iter().map(|q| u64::from(*q)).sum();
-            if total != u64::from(o.license_quantity) {
-                return Err(Error::invalid(
-                    "quantities",
-                    format!(
-                        "they add up to {total}, but license {id} has quantity {}",
-                        o.license_quantity
-                    ),
-                ));
-            }
-            let (line_id, item_pk) = license_store::line_and_item(c, id)?;
-            let now = crate::service::now();
-            let mut ids = vec![];
-            for q in &quantities {
-                let part = ItemOptions {
-                    license_quantity: *q,
-                    ..o.clone()
-                };
-                let options = serde_json::to_string(&part).expect("options");
-                ids.push(license_store::insert(
-                    c,
-                    &NewLicense {
-                        ticket_id: l.ticket_id,
-                        order_line_id: line_id,
-                        item_pk,
-                        firm_id: l.firm_id,
-                        product_code: l.product_code,
-                        options: &options,
-                        state: LicenseState::Available,
-                        serial: None,
-                    },
-                    now,
-                )?);
-            }
-            license_store::set_state(c, &l, LicenseState::Deleted, None, now)?;
-            audit::record(
-                &actor,
-                Event {
-                    action: "license.split",
-                    license_id: Some(id),
-                    details: serde_json::json!({"into": ids, "quantities": quantities}),
-                    ..Default::default()
-                },
-            )?;
-            Ok(ids)
+            split_in(c, &actor, id, &quantities)
         })
         .await
 }
