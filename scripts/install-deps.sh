@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages Licentia builds with (and, with --postgres, the
+# Installs the Debian/Ubuntu packages Licentia builds with (libxmlsec1 and libclang for
+# SAML single sign-on, samael, which generates its bindings with bindgen) (and, with --postgres, the
 # PostgreSQL server the tests may start; with --test, Python's venv for the tests' SMTP
 # server and SOAP client, xmllint, libfaketime for a node whose clock runs ahead, Debian's
-# Chromium with a font for the portal's browser tests, and Node.js with npm where there is no
-# `node` yet). Installs only what is missing.
+# Chromium with a font for the portal's browser tests, SimpleSAMLphp with PHP's command line
+# (its built-in web server) as the identity provider of the single sign-on tests, and Node.js
+# with npm where there is no `node` yet). Installs only what is missing.
 set -euo pipefail
-pkgs=(build-essential pkg-config libssl-dev libpq-dev)
+pkgs=(build-essential pkg-config libssl-dev libpq-dev libxmlsec1-dev libclang-dev)
 for flag in "$@"; do
   case "$flag" in
     --postgres) pkgs+=(postgresql) ;;
     --test)
-      pkgs+=(python3 python3-venv libxml2-utils libfaketime chromium fonts-dejavu-core)
+      pkgs+=(python3 python3-venv libxml2-utils libfaketime chromium fonts-dejavu-core
+        simplesamlphp php-cli php-xml)
       # A machine may bring its own Node.js (not from a Debian package): keep it.
       command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
       ;;

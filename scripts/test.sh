@@ -46,7 +46,22 @@ if [ -n "$server_crates" ]; then
   exit 1
 fi
 
+# The dongle bridge (dongle-bridge/, a workspace member) is built on the client library alone
+# too: none of the server's crates may be in its tree. Its binary is what the integration
+# suite's bridge tests run (target/debug/dongle-bridge).
+echo "== the dongle bridge (client library only)"
+cargo build --locked -p dongle-bridge
+server_crates=$(cargo tree --locked -p dongle-bridge -e normal --prefix none \
+  | grep -E '^(actix-web|actix-http|diesel|r2d2|lettre|cron|minijinja|samael|tokio) ' | sort -u || true)
+if [ -n "$server_crates" ]; then
+  echo "the dongle bridge depends on server crates:" >&2
+  echo "$server_crates" >&2
+  exit 1
+fi
+
 cargo build --tests --examples --locked
+echo "== unit tests of the dongle bridge (frames, link, simulator, journal)"
+cargo test --locked -p dongle-bridge
 echo "== unit tests and integration suite on SQLite"
 TEST_BACKEND=sqlite cargo test --locked
 

@@ -45,11 +45,21 @@ pub async fn start(mut config: Config) -> Result<Running> {
     if config.public_url.is_empty() || config.public_url == format!("http://{}", config.listen) {
         config.public_url = format!("http://{addr}");
     }
+    if config.portal_url.is_empty()
+        || config.portal_url == format!("http://{}/portal", config.listen)
+    {
+        config.portal_url = format!("{}/portal", config.public_url.trim_end_matches('/'));
+    }
     let workers = config.workers;
     let limit = config.max_body_bytes;
     // Before anything is opened: a broken portal template stops the start, naming it.
-    let portal = web::Data::new(portal::Portal::load(&config)?);
+    let mut portal = portal::Portal::load(&config)?;
+    let limiter = web::Data::new(gateway::TicketLimiter::new(&config)?);
     let core = web::Data::new(Core::open(config).await?);
+    if let Some(sso) = core.sso() {
+        portal.allow_form_targets(&sso.form_origins());
+    }
+    let portal = web::Data::new(portal);
     let metrics = web::Data::new(Metrics::default());
     let data = core.clone();
     let server = HttpServer::new(move || {
@@ -61,7 +71,7 @@ pub async fn start(mut config: Config) -> Result<Running> {
             .app_data(json::query_config())
             .app_data(json::path_config())
             .app_data(web::PayloadConfig::new(limit))
-            .configure(gateway::configure)
+            .configure(|cfg| gateway::configure(cfg, limiter.clone()))
             .configure(connect::configure)
             .configure(soap::configure)
             .configure(json::configure)
@@ -159,7 +169,7 @@ impl StopSignals {
     }
 
     /// The next one's name.
-    async fn recv(&mut self) -> &'static str {
+    pub async fn recv(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",

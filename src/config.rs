@@ -105,9 +105,40 @@ pub struct Config {
     /// Failed portal logins within the window that hold back a client address or a ticket.
     pub portal_login_limit: u32,
     pub portal_login_window_secs: u64,
+    /// The port of the local helper (`licentia container serve-local`) on the customer's
+    /// computer that the portal's pages use for online transfers; 0: offline transfer only.
+    pub portal_local_helper_port: u16,
+    /// Ticket lookups (ticket info, activation, re-activation) one client address may make
+    /// at the gateway per minute on each node; 0: no limit.
+    pub gateway_ticket_lookups_per_minute: u32,
     /// Addresses of reverse proxies (comma separated) whose `X-Forwarded-For` names the
     /// client; other peers are the client themselves.
     pub trusted_proxies: String,
+    /// SAML single sign-on: the identity provider's metadata, a file or an http(s) URL;
+    /// empty: single sign-on is off.
+    pub saml_idp_metadata: String,
+    /// Our entity id (default: `<portal_url>/saml/metadata`).
+    pub saml_entity_id: String,
+    /// PEM files of our signing key and its certificate; both unset: made on first start in
+    /// `<data_dir>/saml/`.
+    pub saml_sp_key: String,
+    pub saml_sp_cert: String,
+    /// How the login request travels: `redirect` or `post`.
+    pub saml_binding: String,
+    /// Whether a login the identity provider starts (an unsolicited response) starts one of
+    /// ours; off: it is refused.
+    pub saml_idp_initiated: bool,
+    /// The attributes holding the customer number (the customer's external id), the e-mail
+    /// address and the name.
+    pub saml_attr_customer: String,
+    pub saml_attr_email: String,
+    pub saml_attr_name: String,
+    /// Whether a first login naming an unknown customer number creates that customer.
+    pub saml_create_customers: bool,
+    /// How far the identity provider's clock may be off ours.
+    pub saml_clock_skew_secs: u32,
+    /// How long a login request waits for its answer.
+    pub saml_request_minutes: u32,
 }
 
 /// The columns the license overview can show.
@@ -172,6 +203,20 @@ impl Default for Config {
             portal_session_minutes: 120,
             portal_login_limit: 5,
             portal_login_window_secs: 900,
+            portal_local_helper_port: crate::client::local::DEFAULT_PORT,
+            gateway_ticket_lookups_per_minute: 120,
+            saml_idp_metadata: String::new(),
+            saml_entity_id: String::new(),
+            saml_sp_key: String::new(),
+            saml_sp_cert: String::new(),
+            saml_binding: "redirect".into(),
+            saml_idp_initiated: false,
+            saml_attr_customer: "customer_number".into(),
+            saml_attr_email: "email".into(),
+            saml_attr_name: "name".into(),
+            saml_create_customers: false,
+            saml_clock_skew_secs: 120,
+            saml_request_minutes: 10,
             trusted_proxies: String::new(),
         }
     }
@@ -286,7 +331,21 @@ impl Config {
             ("portal_session_minutes", Int),
             ("portal_login_limit", Int),
             ("portal_login_window_secs", Int),
+            ("portal_local_helper_port", Int),
+            ("gateway_ticket_lookups_per_minute", Int),
             ("trusted_proxies", Str),
+            ("saml_idp_metadata", Str),
+            ("saml_entity_id", Str),
+            ("saml_sp_key", Str),
+            ("saml_sp_cert", Str),
+            ("saml_binding", Str),
+            ("saml_idp_initiated", Bool),
+            ("saml_attr_customer", Str),
+            ("saml_attr_email", Str),
+            ("saml_attr_name", Str),
+            ("saml_create_customers", Bool),
+            ("saml_clock_skew_secs", Int),
+            ("saml_request_minutes", Int),
         ]
     }
 
@@ -413,6 +472,32 @@ impl Config {
             ));
         }
         self.trusted_proxy_list()?;
+        self.check_saml()
+    }
+
+    /// Single sign-on's settings (the metadata itself is read at start, by the core).
+    fn check_saml(&self) -> Result<()> {
+        if !["redirect", "post"].contains(&self.saml_binding.as_str()) {
+            return Err(Error::invalid("saml_binding", "must be redirect or post"));
+        }
+        if self.saml_clock_skew_secs > 600 {
+            return Err(Error::invalid(
+                "saml_clock_skew_secs",
+                "at most 600 (ten minutes)",
+            ));
+        }
+        if !(1..=60).contains(&self.saml_request_minutes) {
+            return Err(Error::invalid("saml_request_minutes", "between 1 and 60"));
+        }
+        for (key, v) in [
+            ("saml_attr_customer", &self.saml_attr_customer),
+            ("saml_attr_email", &self.saml_attr_email),
+            ("saml_attr_name", &self.saml_attr_name),
+        ] {
+            if v.trim().is_empty() {
+                return Err(Error::invalid(key, "name the attribute"));
+            }
+        }
         Ok(())
     }
 

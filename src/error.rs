@@ -45,6 +45,9 @@ pub enum Error {
     ApprovalRequired { id: i64, why: String },
     #[error("the monthly activation quota of {quota} for firm code {firm_code} is used up")]
     QuotaExceeded { firm_code: i64, quota: u32 },
+    /// Too many attempts from this client (or at this ticket): held back for a while.
+    #[error("too many attempts; try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("the server is busy, try again")]
     Busy,
     /// A serialization conflict inside the writer; the write is run again.
@@ -85,6 +88,8 @@ impl Error {
                 "user" => "unknown_user",
                 "firm" => "unknown_firm",
                 "container" => "unknown_container",
+                "production order" => "unknown_production_order",
+                "dongle" => "unknown_dongle",
                 _ => "not_found",
             },
             Error::AlreadyExists { .. } => "already_exists",
@@ -99,6 +104,7 @@ impl Error {
             Error::Blacklisted { .. } => "blacklisted",
             Error::ApprovalRequired { .. } => "approval_required",
             Error::QuotaExceeded { .. } => "quota_exceeded",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Busy | Error::Retry => "busy",
             Error::Internal(_) => "internal",
         }
@@ -109,6 +115,18 @@ impl Error {
         match self {
             Error::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
+        }
+    }
+
+    /// `code: message` for a log line or a record, without saying the kind twice (the
+    /// message of a conflict begins "conflict: " already).
+    pub fn coded(&self) -> String {
+        let code = self.code();
+        let message = self.public_message();
+        let kind = code.replace('_', " ");
+        match message.strip_prefix(&format!("{kind}: ")) {
+            Some(rest) => format!("{code}: {rest}"),
+            None => format!("{code}: {message}"),
         }
     }
 }
@@ -133,5 +151,38 @@ impl From<diesel::result::Error> for Error {
 impl From<crate::protocol::ProtocolError> for Error {
     fn from(e: crate::protocol::ProtocolError) -> Error {
         Error::InvalidMessage(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_coded_message_says_its_kind_once() {
+        assert_eq!(
+            Error::Conflict("license 12 is activated".into()).coded(),
+            "conflict: license 12 is activated"
+        );
+        assert_eq!(
+            Error::NotAllowed("the vendor says no".into()).coded(),
+            "not_allowed: the vendor says no"
+        );
+        assert_eq!(
+            Error::OrderConflict("order 7 differs".into()).coded(),
+            "order_conflict: order 7 differs"
+        );
+        assert_eq!(
+            Error::InvalidMessage("not JSON".into()).coded(),
+            "invalid_message: not JSON"
+        );
+        assert_eq!(
+            Error::invalid("body", "not JSON").coded(),
+            "invalid_input: invalid body: not JSON"
+        );
+        assert_eq!(
+            Error::internal("database down").coded(),
+            "internal: internal error"
+        );
     }
 }

@@ -22,6 +22,8 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod connectors;
 #[cfg(feature = "server")]
+pub mod saml;
+#[cfg(feature = "server")]
 pub mod service;
 #[cfg(feature = "server")]
 pub mod store;

@@ -38,6 +38,7 @@ class Keep:
             "from": envelope.mail_from,
             "to": envelope.rcpt_tos,
             "subject": str(msg["subject"]),
+            "message_id": str(msg["message-id"]),
             "parts": parts,
         }
         path = os.path.join(self.folder, f"{os.getpid()}-{self.n:05d}.json")

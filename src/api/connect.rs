@@ -58,7 +58,7 @@ fn error_answer(a: Answer, e: &Error) -> HttpResponse {
     match a {
         Answer::Text => r
             .content_type("text/plain; charset=utf-8")
-            .body(format!("ERROR {code}: {msg}\n")),
+            .body(format!("ERROR {}\n", e.coded())),
         Answer::Xml => r
             .content_type("application/xml; charset=utf-8")
             .body(format!(

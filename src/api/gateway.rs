@@ -2,36 +2,157 @@
 //! credential for ticket info and activation; a container's signed request or receipt is
 //! the credential for everything else. Online as JSON, offline as request/update/receipt
 //! files posted and downloaded as they are.
-use actix_web::{web, HttpResponse};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::ApiError;
+use crate::config::Config;
 use crate::domain::Interface;
-use crate::error::Error;
+use crate::error::{Error, Result as CoreResult};
 use crate::protocol::MAX_MESSAGE;
 use crate::protocol::{ActivateRequest, Issued, ReactivateRequest, RestoreRequest, ReturnRequest};
 use crate::service::Core;
-use crate::service::{activation, lifecycle};
+use crate::service::{activation, lifecycle, portal};
 
 type Res = Result<HttpResponse, ApiError>;
 type Core_ = web::Data<Core>;
+type Limiter_ = web::Data<TicketLimiter>;
 
 fn ok<T: serde::Serialize>(v: T) -> Res {
     Ok(HttpResponse::Ok().json(v))
 }
 
-async fn ticket(core: Core_, code: web::Path<String>) -> Res {
-    ok(activation::ticket_info(&core, &code).await?)
+/// How often one client may name a ticket at the gateway on this node: a token bucket
+/// refilled at `gateway_ticket_lookups_per_minute` (0: no limit) that holds at most
+/// `BURST` lookups, so parallel guesses cannot run ahead of the failures the database
+/// counts for every node (`portal::ticket_guard`). An IPv6 client is its /64 (it has the
+/// whole prefix to pick addresses from), an IPv4-mapped address its IPv4 address.
+pub struct TicketLimiter {
+    per_minute: u32,
+    proxies: Vec<IpAddr>,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+/// Lookups one client may make at once before the rate holds it.
+const BURST: f64 = 10.0;
+/// Clients kept at most; when full, those idle a minute (whose buckets are full again) are
+/// dropped, and if that frees too little, all are (memory stays bounded under a flood of
+/// addresses; the database still counts failures).
+const MAX_BUCKETS: usize = 100_000;
+
+/// The client a bucket belongs to.
+fn bucket_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = a.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+impl TicketLimiter {
+    pub fn new(config: &Config) -> CoreResult<TicketLimiter> {
+        Ok(TicketLimiter {
+            per_minute: config.gateway_ticket_lookups_per_minute,
+            proxies: config.trusted_proxy_list()?,
+            buckets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes one lookup for `client`, or says when the next one is allowed.
+    fn take(&self, client: IpAddr, now: Instant) -> CoreResult<()> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let per_sec = f64::from(self.per_minute) / 60.0;
+        let capacity = BURST.min(f64::from(self.per_minute));
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_BUCKETS {
+            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs() < 60);
+            if buckets.len() >= MAX_BUCKETS * 9 / 10 {
+                buckets.clear();
+            }
+        }
+        let (tokens, at) = buckets.entry(bucket_key(client)).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_sec).min(capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            return Ok(());
+        }
+        Err(Error::RateLimited {
+            retry_after: ((1.0 - *tokens) / per_sec).ceil().max(1.0) as u64,
+        })
+    }
+}
+
+/// Runs a lookup that names `ticket`: within the client's rate, not held back for failures,
+/// and an unknown ticket counted as a failure of the address and the ticket.
+async fn naming<T>(
+    core: &Core,
+    limiter: &TicketLimiter,
+    req: &HttpRequest,
+    ticket: &str,
+    lookup: impl Future<Output = CoreResult<T>>,
+) -> Result<T, ApiError> {
+    let client = super::client_addr(req, &limiter.proxies);
+    limiter.take(client, Instant::now())?;
+    portal::ticket_guard(core, client, ticket).await?;
+    let out = lookup.await;
+    if let Err(Error::NotFound { kind: "ticket", .. }) = &out {
+        // The caller still learns that the ticket is unknown if the count cannot be written.
+        if let Err(e) = portal::ticket_failed(core, client, ticket).await {
+            tracing::warn!(error = %e, "a failed ticket lookup was not counted");
+        }
+    }
+    Ok(out?)
+}
+
+async fn ticket(core: Core_, lim: Limiter_, req: HttpRequest, code: web::Path<String>) -> Res {
+    ok(naming(
+        &core,
+        &lim,
+        &req,
+        &code,
+        activation::ticket_info(&core, &code),
+    )
+    .await?)
 }
 async fn template(core: Core_, firm_code: web::Path<i64>) -> Res {
     ok(activation::template(&core, firm_code.into_inner()).await?)
 }
-async fn activate(core: Core_, body: web::Json<ActivateRequest>) -> Res {
-    ok(activation::activate(&core, Interface::Gateway, body.into_inner()).await?)
+async fn activate(
+    core: Core_,
+    lim: Limiter_,
+    req: HttpRequest,
+    body: web::Json<ActivateRequest>,
+) -> Res {
+    let body = body.into_inner();
+    let ticket = body.ticket.clone();
+    let run = activation::activate(&core, Interface::Gateway, body);
+    ok(naming(&core, &lim, &req, &ticket, run).await?)
 }
 
-async fn reactivate(core: Core_, body: web::Json<ReactivateRequest>) -> Res {
-    ok(lifecycle::reactivate(&core, Interface::Gateway, body.into_inner()).await?)
+async fn reactivate(
+    core: Core_,
+    lim: Limiter_,
+    req: HttpRequest,
+    body: web::Json<ReactivateRequest>,
+) -> Res {
+    let body = body.into_inner();
+    let ticket = body.ticket.clone();
+    let run = lifecycle::reactivate(&core, Interface::Gateway, body);
+    ok(naming(&core, &lim, &req, &ticket, run).await?)
 }
 async fn restore(core: Core_, body: web::Json<RestoreRequest>) -> Res {
     ok(lifecycle::restore(&core, Interface::Gateway, body.into_inner()).await?)
@@ -105,33 +226,43 @@ fn update_file(u: Issued) -> HttpResponse {
         .body(u.update)
 }
 
-async fn file_activate(core: Core_, q: web::Query<FileQuery>, body: web::Bytes) -> Res {
+async fn file_activate(
+    core: Core_,
+    lim: Limiter_,
+    req: HttpRequest,
+    q: web::Query<FileQuery>,
+    body: web::Bytes,
+) -> Res {
     let ticket = q
         .ticket
         .clone()
         .ok_or_else(|| Error::invalid("ticket", "the query must name the ticket"))?;
-    let req = ActivateRequest {
-        ticket,
+    let body = ActivateRequest {
+        ticket: ticket.clone(),
         licenses: q.licenses()?,
         request: file_text(&body)?.to_string(),
     };
-    Ok(update_file(
-        activation::activate(&core, Interface::Files, req).await?,
-    ))
+    let run = activation::activate(&core, Interface::Files, body);
+    Ok(update_file(naming(&core, &lim, &req, &ticket, run).await?))
 }
-async fn file_reactivate(core: Core_, q: web::Query<FileQuery>, body: web::Bytes) -> Res {
+async fn file_reactivate(
+    core: Core_,
+    lim: Limiter_,
+    req: HttpRequest,
+    q: web::Query<FileQuery>,
+    body: web::Bytes,
+) -> Res {
     let ticket = q
         .ticket
         .clone()
         .ok_or_else(|| Error::invalid("ticket", "the query must name the ticket"))?;
-    let req = ReactivateRequest {
-        ticket,
+    let body = ReactivateRequest {
+        ticket: ticket.clone(),
         licenses: q.licenses()?,
         request: file_text(&body)?.to_string(),
     };
-    Ok(update_file(
-        lifecycle::reactivate(&core, Interface::Files, req).await?,
-    ))
+    let run = lifecycle::reactivate(&core, Interface::Files, body);
+    Ok(update_file(naming(&core, &lim, &req, &ticket, run).await?))
 }
 async fn file_return(core: Core_, q: web::Query<FileQuery>, body: web::Bytes) -> Res {
     let req = ReturnRequest {
@@ -152,9 +283,10 @@ async fn file_receipt(core: Core_, body: web::Bytes) -> Res {
     ok(activation::confirm_receipt(&core, Interface::Files, file_text(&body)?).await?)
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, limiter: web::Data<TicketLimiter>) {
     cfg.service(
         web::scope("/api/v1/gateway")
+            .app_data(limiter)
             .app_data(web::PayloadConfig::new(MAX_MESSAGE + 4096))
             .route("/tickets/{code}", web::get().to(ticket))
             .route("/template/{firm_code}", web::get().to(template))
@@ -171,4 +303,54 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/files/updates", web::post().to(file_updates))
             .route("/files/receipt", web::post().to(file_receipt)),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(per_minute: u32) -> TicketLimiter {
+        TicketLimiter {
+            per_minute,
+            proxies: vec![],
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[test]
+    fn a_client_gets_a_burst_then_the_rate_and_an_ipv6_client_is_its_64() {
+        let l = limiter(30);
+        let t0 = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        for i in 0..10 {
+            // Each from another address of the same /64.
+            let other: IpAddr = format!("2001:db8:1:2::{:x}", i + 2).parse().unwrap();
+            l.take(other, t0).unwrap();
+        }
+        match l.take(a, t0) {
+            Err(Error::RateLimited { retry_after }) => assert_eq!(retry_after, 2),
+            other => panic!("{other:?}"),
+        }
+        // Another /64 and an IPv4 client have their own; two seconds later one more.
+        l.take("2001:db8:1:3::1".parse().unwrap(), t0).unwrap();
+        l.take("192.0.2.1".parse().unwrap(), t0).unwrap();
+        l.take(a, t0 + std::time::Duration::from_secs(2)).unwrap();
+        assert!(l.take(a, t0 + std::time::Duration::from_secs(2)).is_err());
+        // A mapped IPv4 address is that IPv4 client.
+        assert_eq!(
+            bucket_key("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        assert!(limiter(0).take(a, t0).is_ok());
+    }
+
+    #[test]
+    fn a_flood_of_addresses_keeps_memory_bounded() {
+        let l = limiter(60);
+        let t0 = Instant::now();
+        for i in 0..(MAX_BUCKETS as u32 + 10) {
+            let _ = l.take(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        assert!(l.buckets.lock().unwrap().len() <= MAX_BUCKETS);
+    }
 }

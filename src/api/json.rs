@@ -12,7 +12,7 @@ use crate::domain::{Actor, Interface, Settings};
 use crate::error::Error;
 use crate::service::lifecycle::{self, BlacklistAdd, DecisionBody};
 use crate::service::reports::{self, Report};
-use crate::service::{activation, audit, catalog, jobs, mail, orders, users, Core};
+use crate::service::{activation, audit, catalog, jobs, mail, orders, production, users, Core};
 
 type Res = Result<HttpResponse, ApiError>;
 type Core_ = web::Data<Core>;
@@ -115,6 +115,57 @@ async fn add_to_order(
     } else {
         ok(view)
     }
+}
+
+async fn create_production_order(
+    core: Core_,
+    c: Caller,
+    body: web::Json<production::NewProductionOrder>,
+) -> Res {
+    let view = production::create(&core, &c.0, body.into_inner()).await?;
+    if view.created {
+        created(view)
+    } else {
+        ok(view)
+    }
+}
+async fn get_production_order(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
+    ok(production::get(&core, &c.0, id.into_inner()).await?)
+}
+async fn cancel_production_order(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
+    ok(production::cancel(&core, &c.0, id.into_inner()).await?)
+}
+async fn program_dongle(
+    core: Core_,
+    c: Caller,
+    id: web::Path<i64>,
+    body: web::Json<production::ProgramRequest>,
+) -> Res {
+    ok(production::program(&core, &c.0, id.into_inner(), body.into_inner()).await?)
+}
+async fn dongle_receipt(
+    core: Core_,
+    c: Caller,
+    id: web::Path<i64>,
+    body: web::Json<production::ReceiptRequest>,
+) -> Res {
+    ok(production::receipt(&core, &c.0, id.into_inner(), body.into_inner()).await?)
+}
+async fn dongle_failed(
+    core: Core_,
+    c: Caller,
+    id: web::Path<i64>,
+    body: web::Json<production::FailedRequest>,
+) -> Res {
+    ok(production::failed(&core, &c.0, id.into_inner(), body.into_inner()).await?)
+}
+async fn recycle_dongle(
+    core: Core_,
+    c: Caller,
+    serial: web::Path<String>,
+    body: web::Json<production::RecycleRequest>,
+) -> Res {
+    ok(production::recycle(&core, &c.0, serial.into_inner(), body.into_inner()).await?)
 }
 
 async fn get_ticket(core: Core_, c: Caller, code: web::Path<String>) -> Res {
@@ -315,7 +366,17 @@ async fn history(core: Core_, c: Caller, q: web::Query<HistoryQuery>) -> Res {
 
 async fn health(core: Core_) -> HttpResponse {
     match core.health().await {
-        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "ok"})),
+        Ok(_) => {
+            let warnings = core.health_warnings();
+            for w in &warnings {
+                tracing::warn!("health check: {w}");
+            }
+            let mut body = serde_json::json!({"status": "ok", "database": "ok"});
+            if !warnings.is_empty() {
+                body["warnings"] = serde_json::json!(warnings);
+            }
+            HttpResponse::Ok().json(body)
+        }
         Err(e) => {
             tracing::error!(error = %e, "health check: database");
             HttpResponse::ServiceUnavailable()
@@ -401,6 +462,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/orders/{source}/{erp_order_id}/lines",
                     web::post().to(add_to_order),
+                )
+                .route(
+                    "/production/orders",
+                    web::post().to(create_production_order),
+                )
+                .route(
+                    "/production/orders/{id}",
+                    web::get().to(get_production_order),
+                )
+                .route(
+                    "/production/orders/{id}/cancel",
+                    web::post().to(cancel_production_order),
+                )
+                .route(
+                    "/production/orders/{id}/program",
+                    web::post().to(program_dongle),
+                )
+                .route(
+                    "/production/orders/{id}/receipt",
+                    web::post().to(dongle_receipt),
+                )
+                .route(
+                    "/production/orders/{id}/failed",
+                    web::post().to(dongle_failed),
+                )
+                .route(
+                    "/production/dongles/{serial}/recycle",
+                    web::post().to(recycle_dongle),
                 )
                 .route("/tickets/{code}", web::get().to(get_ticket))
                 .route("/licenses/withdraw", web::post().to(withdraw))

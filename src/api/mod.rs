@@ -43,6 +43,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         }
         Error::Unauthenticated => StatusCode::UNAUTHORIZED,
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Busy | Error::Retry => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -60,6 +61,9 @@ impl ResponseError for ApiError {
         if matches!(self.0, Error::Unauthenticated) {
             r.insert_header(("WWW-Authenticate", "Basic realm=\"licentia\""));
         }
+        if let Error::RateLimited { retry_after } = self.0 {
+            r.insert_header(("Retry-After", retry_after.to_string()));
+        }
         let mut body =
             serde_json::json!({"code": self.0.code(), "message": self.0.public_message()});
         match &self.0 {
@@ -70,6 +74,30 @@ impl ResponseError for ApiError {
         }
         r.json(serde_json::json!({ "error": body }))
     }
+}
+
+/// The client's address: the peer, or, behind a trusted reverse proxy, the last address in
+/// `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_addr(req: &actix_web::HttpRequest, proxies: &[std::net::IpAddr]) -> std::net::IpAddr {
+    use std::net::IpAddr;
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    if !proxies.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|a| !proxies.contains(a))
+        .unwrap_or(peer)
 }
 
 /// An error of the request itself, before a service is called (body too large, bad JSON).

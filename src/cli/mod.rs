@@ -4,8 +4,10 @@
 mod bench;
 mod items;
 mod licenses;
+mod local;
 mod operations;
 mod orders;
+mod production;
 mod server;
 mod users;
 
@@ -25,6 +27,7 @@ use items::ItemCmd;
 use licenses::{ApprovalCmd, BlacklistCmd, LicenseCmd, SerialCmd};
 use operations::{AuditCmd, JobCmd, MailCmd};
 use orders::{OrderCmd, TicketCmd};
+use production::ProductionCmd;
 use users::{FirmCmd, UserCmd};
 
 #[derive(Parser)]
@@ -61,6 +64,9 @@ enum Command {
     /// Tickets.
     #[command(subcommand)]
     Ticket(TicketCmd),
+    /// Production orders of dongles; recycling a dongle that came back.
+    #[command(subcommand)]
+    Production(ProductionCmd),
     /// The audit history.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -95,11 +101,20 @@ enum Command {
     /// Firm codes and their signing keys.
     #[command(subcommand)]
     Firm(FirmCmd),
-    /// The container runtime: create, request, apply, receipt, list, check.
+    /// The container runtime: create, request, apply, receipt, list, check, serve-local.
     #[command(subcommand)]
-    Container(ContainerCmd),
+    Container(ContainerCommand),
     #[command(flatten)]
     Online(OnlineCmd),
+}
+
+#[derive(Subcommand)]
+pub enum ContainerCommand {
+    #[command(flatten)]
+    Runtime(ContainerCmd),
+    /// Serve the container to the portal's pages in this computer's browser (online
+    /// transfer): on 127.0.0.1 only, to pages of the portal's origin only.
+    ServeLocal(local::ServeLocalArgs),
 }
 
 /// The exit code of a failed command: 2 bad input, 3 not found, 4 refused by a rule,
@@ -137,9 +152,10 @@ async fn blocking<T: Send + 'static, E: Into<anyhow::Error> + Send + 'static>(
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The container runtime and the benchmarks are clients: no server configuration.
     let command = match cli.command {
-        Command::Container(cmd) => {
+        Command::Container(ContainerCommand::Runtime(cmd)) => {
             return blocking(move || licentia::client::cli::run_container(cmd)).await
         }
+        Command::Container(ContainerCommand::ServeLocal(args)) => return local::serve(args).await,
         Command::Online(cmd) => {
             return blocking(move || licentia::client::cli::run_online(cmd)).await
         }
@@ -172,6 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Item(cmd) => items::run(&core, &actor, cmd).await?,
         Command::Order(cmd) => orders::order(&core, &actor, cmd).await?,
         Command::Ticket(cmd) => orders::ticket(&core, &actor, cmd).await?,
+        Command::Production(cmd) => production::run(&core, &actor, cmd).await?,
         Command::License(cmd) => licenses::license(&core, &actor, cmd).await?,
         Command::Blacklist(cmd) => licenses::blacklist(&core, &actor, cmd).await?,
         Command::Approval(cmd) => licenses::approval(&core, &actor, cmd).await?,

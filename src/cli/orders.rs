@@ -39,17 +39,7 @@ pub async fn order(core: &Core, actor: &Actor, cmd: OrderCmd) -> anyhow::Result<
         email,
         comment,
     } = cmd;
-    let mut lines = vec![];
-    for spec in items {
-        let (sku, qty) = spec.split_once('=').unwrap_or((&spec, "1"));
-        let quantity = qty
-            .parse()
-            .map_err(|_| Error::invalid("item", format!("'{spec}': quantity must be a number")))?;
-        lines.push(orders::OrderLine {
-            item_id: sku.to_string(),
-            quantity,
-        });
-    }
+    let lines = order_lines(items)?;
     let req = orders::NewOrder {
         source,
         erp_order_id,
@@ -65,6 +55,22 @@ pub async fn order(core: &Core, actor: &Actor, cmd: OrderCmd) -> anyhow::Result<
     let view = orders::create_order(core, actor, req).await?;
     println!("{}", view.ticket);
     Ok(())
+}
+
+/// `SKU=QTY` (or `SKU` for one) as order lines.
+pub(super) fn order_lines(items: Vec<String>) -> Result<Vec<orders::OrderLine>, Error> {
+    let mut lines = vec![];
+    for spec in items {
+        let (sku, qty) = spec.split_once('=').unwrap_or((&spec, "1"));
+        let quantity = qty
+            .parse()
+            .map_err(|_| Error::invalid("item", format!("'{spec}': quantity must be a number")))?;
+        lines.push(orders::OrderLine {
+            item_id: sku.to_string(),
+            quantity,
+        });
+    }
+    Ok(lines)
 }
 
 pub async fn ticket(core: &Core, actor: &Actor, cmd: TicketCmd) -> anyhow::Result<()> {

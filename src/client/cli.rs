@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::online::{self, Gateway};
-use super::{cerr, machine_traits, unix_now, CResult, Container};
+use super::{cerr, hashed_traits, machine_traits, unix_now, CResult, Container};
 use crate::domain::ContainerType;
 use crate::protocol::Template;
 
@@ -64,6 +64,17 @@ pub enum ContainerCmd {
     List {
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// This computer's traits hashed with an old container's salt (the portal's restore
+    /// shows the salt; the server gives it at GET /containers/SERIAL/salt), as JSON.
+    Traits {
+        #[arg(long)]
+        salt: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Machine traits as a JSON object instead of this machine's own.
+        #[arg(long)]
+        traits_file: Option<PathBuf>,
     },
     /// Check a license with no server, as the vendor's software does.
     Check {
@@ -139,7 +150,8 @@ pub enum OnlineCmd {
     },
 }
 
-fn traits(file: Option<&Path>) -> CResult<Vec<(String, String)>> {
+/// This machine's traits, or those of a JSON object in `file` (for tests).
+pub fn traits(file: Option<&Path>) -> CResult<Vec<(String, String)>> {
     match file {
         None => Ok(machine_traits()),
         Some(p) => {
@@ -250,6 +262,15 @@ pub fn run_container(cmd: ContainerCmd) -> CResult<()> {
                 })
                 .collect();
             json(&serde_json::json!({"serial": c.serial, "type": c.kind, "firms": firms}));
+        }
+        ContainerCmd::Traits {
+            salt,
+            out,
+            traits_file,
+        } => {
+            let hashed = hashed_traits(&salt, &traits(traits_file.as_deref())?);
+            let text = serde_json::to_string_pretty(&hashed).expect("traits") + "\n";
+            emit(&text, out.as_deref())?;
         }
         ContainerCmd::Check {
             dir,

@@ -3,6 +3,7 @@
 //! no server. `online` drives the round trips against a server's JSON gateway.
 #[cfg(feature = "server")]
 pub mod cli;
+pub mod local;
 pub mod online;
 
 use std::collections::BTreeMap;
@@ -114,6 +115,18 @@ pub fn hash_trait(salt: &str, name: &str, value: &str) -> String {
     hex::encode(openssl::sha::sha256(
         format!("licentia-trait-v1\0{salt}\0{name}\0{value}").as_bytes(),
     ))
+}
+
+/// A computer's traits hashed with a container's salt: what a restore shows the server
+/// (`GET /containers/{serial}/salt` gives the old container's salt), never the values.
+pub fn hashed_traits(salt: &str, traits: &[(String, String)]) -> Vec<Trait> {
+    traits
+        .iter()
+        .map(|(n, v)| Trait {
+            name: n.clone(),
+            hash: hash_trait(salt, n, v),
+        })
+        .collect()
 }
 
 /// The traits of this machine an `act` container binds to: machine id, host name, MAC

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{cerr, hash_trait, unix_now, Applied, CResult, ClientError, Container};
+use super::{cerr, hashed_traits, unix_now, Applied, CResult, ClientError, Container};
 use crate::protocol::{
     ActivateRequest, Confirmed, Issued, ReactivateRequest, RestoreRequest, ReturnRequest, Template,
     TicketInfo, Trait,
@@ -295,14 +295,7 @@ pub fn restore(
     persist: &mut dyn FnMut(&Container) -> CResult<()>,
 ) -> CResult<RoundTrip> {
     ensure_trust(gw, c, firm_code)?;
-    let salt = gw.salt(old_serial)?;
-    let hashed: Vec<Trait> = traits
-        .iter()
-        .map(|(n, v)| Trait {
-            name: n.clone(),
-            hash: hash_trait(&salt, n, v),
-        })
-        .collect();
+    let hashed = hashed_traits(&gw.salt(old_serial)?, traits);
     let request = c.request(firm_code, unix_now())?;
     let issued = lock_first(gw, c, gw.restore(old_serial, &request, &hashed), persist)?;
     finish(gw, c, issued, persist)

@@ -3,6 +3,7 @@
 //! Every rule is a function of values with table-driven unit tests.
 pub mod contact;
 mod options;
+pub mod production;
 pub mod reactivation;
 mod settings;
 mod states;
@@ -13,7 +14,7 @@ pub use options::{ItemOptions, UpdateEffect};
 pub use settings::{ActivationMode, ReactivationBehaviour, ReactivationPolicy, Settings};
 pub use states::{
     ApprovalState, ContainerState, JobRunState, LicenseState, NotificationOutcome, QueueState,
-    UpdateState,
+    TicketState, UpdateState,
 };
 
 use serde::{Deserialize, Serialize};
@@ -92,6 +93,9 @@ pub enum Role {
     Sales,
     Support,
     Erp,
+    /// The production line (the dongle bridge): reads production orders and programs
+    /// dongles; creates nothing.
+    Production,
     /// A customer, known by a ticket or a container's signature (never a vendor user).
     Customer,
 }
@@ -103,6 +107,7 @@ impl Role {
             Role::Sales => "sales",
             Role::Support => "support",
             Role::Erp => "erp",
+            Role::Production => "production",
             Role::Customer => "customer",
         }
     }
@@ -112,9 +117,10 @@ impl Role {
             "sales" => Ok(Role::Sales),
             "support" => Ok(Role::Support),
             "erp" => Ok(Role::Erp),
+            "production" => Ok(Role::Production),
             _ => Err(Error::invalid(
                 "role",
-                "must be admin, sales, support or erp",
+                "must be admin, sales, support, erp or production",
             )),
         }
     }
@@ -205,6 +211,18 @@ pub fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// A container serial as the protocol writes it (`130-1234567890`).
+pub fn check_serial(field: &str, value: &str) -> Result<()> {
+    if crate::protocol::is_serial(value) {
+        return Ok(());
+    }
+    let shown: String = value.chars().take(40).collect();
+    Err(Error::invalid(
+        field,
+        format!("{shown:?} is not a container serial (of the form 130-1234567890)"),
+    ))
 }
 
 /// An identifier given by a person or an ERP: printable, no spaces at the ends, bounded.

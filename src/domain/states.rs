@@ -104,6 +104,16 @@ stored_words! {
 }
 
 stored_words! {
+    /// What a ticket's licenses are for.
+    TicketState, "ticket state" {
+        /// A customer's: activated through the gateway, the portal or the vendor's wizard.
+        Active = "active",
+        /// A production order's: programmed into dongles on the production line only.
+        Production = "production",
+    }
+}
+
+stored_words! {
     /// Whether a container is handled automatically.
     ContainerState, "container state" {
         Active = "active",
@@ -192,6 +202,14 @@ mod tests {
         for (s, word) in approval {
             assert_eq!((s.as_str(), ApprovalState::parse(word).unwrap()), (word, s));
             assert_eq!(serde_json::to_value(s).unwrap(), json!(word));
+        }
+        let ticket = [
+            (TicketState::Active, "active"),
+            (TicketState::Production, "production"),
+        ];
+        assert_eq!(ticket.len(), TicketState::ALL.len());
+        for (s, word) in ticket {
+            assert_eq!((s.as_str(), TicketState::parse(word).unwrap()), (word, s));
         }
         let container = [
             (ContainerState::Active, "active"),

@@ -97,14 +97,18 @@ impl Context {
     }
 }
 
+/// Whether `s` is a container serial: 1 to 4 digits, a dash, 1 to 12 digits
+/// (`130-1234567890`). Every interface that takes a serial holds it to this rule.
+pub fn is_serial(s: &str) -> bool {
+    s.split_once('-').is_some_and(|(a, b)| {
+        (1..=4).contains(&a.len())
+            && (1..=12).contains(&b.len())
+            && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+    })
+}
+
 fn check_serial(s: &str) -> PResult<()> {
-    let ok = s == NEW_SERIAL
-        || s.split_once('-').is_some_and(|(a, b)| {
-            (1..=4).contains(&a.len())
-                && (1..=12).contains(&b.len())
-                && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
-        });
-    if ok {
+    if s == NEW_SERIAL || is_serial(s) {
         Ok(())
     } else {
         Err(perr(format!(

@@ -15,7 +15,7 @@ use super::orders::{self, NewOrder, OrderLine, OrderView};
 use super::queue::{self, Failure, Recorded};
 use super::workers::{Next, Stopping, Worker};
 use super::Core;
-use crate::connectors::definition::{self, Definition};
+use crate::connectors::definition::{self, Definition, Shop};
 use crate::connectors::shop::{read_shop, ShopNotice};
 use crate::connectors::signature::verify_shop;
 use crate::connectors::writeback;
@@ -108,11 +108,7 @@ pub async fn place(
             format!("order {}", v.order_id),
             Some(v.ticket.clone()),
         ),
-        Err(e) => (
-            NotificationOutcome::Rejected,
-            format!("{}: {}", e.code(), e.public_message()),
-            None,
-        ),
+        Err(e) => (NotificationOutcome::Rejected, e.coded(), None),
     };
     set_outcome(core, note, state, detail, ticket).await?;
     result
@@ -127,7 +123,7 @@ pub async fn reject(
     why: &Error,
 ) -> Result<()> {
     let id = record(core, connector, reference, body).await?;
-    let detail = format!("{}: {}", why.code(), why.public_message());
+    let detail = why.coded();
     set_outcome(core, id, NotificationOutcome::Rejected, detail, None).await
 }
 
@@ -362,7 +358,8 @@ pub async fn receive_shop(
         .ok_or_else(|| Error::internal(format!("{} is not a shop", def.name)))?;
     let now = chrono::Utc::now().timestamp();
     if let Err(e) = verify_shop(shop, header, body, now) {
-        reject(core, &def.name, "", b"", &e).await?;
+        // The body is not kept: only the order reference it claims, for support to find.
+        reject(core, &def.name, &claimed_reference(shop, body), b"", &e).await?;
         return Err(e);
     }
     let notices = match read_shop(shop, body) {
@@ -391,6 +388,31 @@ pub async fn receive_shop(
         }
     }
     Ok(placed)
+}
+
+/// The order reference a notification names, read without trusting it (its signature
+/// failed): the first order's number, or the first event's reference; printable, at most
+/// 64 characters.
+fn claimed_reference(shop: &Shop, body: &[u8]) -> String {
+    let notices = read_shop(shop, body).unwrap_or_default();
+    let reference = notices
+        .iter()
+        .find_map(|n| match n {
+            ShopNotice::Order(i) => Some(i.order_id.as_str()),
+            ShopNotice::Ignored { .. } => None,
+        })
+        .or_else(|| {
+            notices.iter().find_map(|n| match n {
+                ShopNotice::Ignored { reference, .. } => Some(reference.as_str()),
+                ShopNotice::Order(_) => None,
+            })
+        })
+        .unwrap_or_default();
+    reference
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect()
 }
 
 /// Records an event the connector acknowledges without an order.

@@ -81,7 +81,7 @@ impl MasterKey {
     }
 }
 
-fn write_private(path: &std::path::Path, content: &str) -> Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, content: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)

@@ -247,6 +247,10 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
             Ok(format!("{n} mail(s) tried"))
         }
         "housekeeping" => {
+            // A SAML certificate near its end is said in the log every day, not only at start.
+            for w in core.health_warnings() {
+                tracing::warn!("{w}");
+            }
             let now = super::now();
             let window = core.config.portal_login_window_secs;
             let (runs, mails, notes, stale, (sessions, _)) = core

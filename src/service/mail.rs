@@ -310,6 +310,7 @@ impl Mailer {
     fn send(
         &self,
         to: &str,
+        message_id: String,
         r: &Rendered,
         attachment: Option<(String, String)>,
     ) -> std::result::Result<(), Failure> {
@@ -339,6 +340,7 @@ impl Mailer {
         let msg = Message::builder()
             .from(self.from.clone())
             .to(to)
+            .message_id(Some(message_id))
             .subject(r.subject.clone())
             .multipart(body)
             .map_err(|e| Failure::permanent(format!("building the mail: {e}")))?;
@@ -403,7 +405,8 @@ impl queue::Sender for OutboxSender {
         let mailer = self.mailer.clone();
         let attachment = m.attachment_name.clone().zip(m.attachment.clone());
         let to = m.recipient.clone();
-        tokio::task::spawn_blocking(move || mailer.send(&to, &r, attachment))
+        let message_id = m.message_id(mailer.from.email.domain());
+        tokio::task::spawn_blocking(move || mailer.send(&to, message_id, &r, attachment))
             .await
             .unwrap_or_else(|e| Err(Failure::passing(format!("sender task: {e}"))))
     }

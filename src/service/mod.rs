@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod mail;
 pub mod orders;
 pub mod portal;
+pub mod production;
 mod queue;
 pub mod reports;
 pub mod users;
@@ -57,6 +58,8 @@ pub struct Core {
     node: String,
     /// The shop and ERP connectors (`connectors/`), checked at start.
     connectors: connectors::Connectors,
+    /// Single sign-on for the portal, when an identity provider is configured.
+    sso: Option<portal::sso::Sso>,
 }
 
 impl Core {
@@ -68,6 +71,20 @@ impl Core {
     /// Whether the database answers (the health check).
     pub async fn health(&self) -> Result<()> {
         self.db.ping().await
+    }
+
+    /// What the health check warns of without failing: SAML certificates that expire within
+    /// 30 days (or did).
+    pub fn health_warnings(&self) -> Vec<String> {
+        self.sso
+            .as_ref()
+            .map(|s| s.expiry_warnings(now()))
+            .unwrap_or_default()
+    }
+
+    /// Single sign-on, if it is set up.
+    pub fn sso(&self) -> Option<&portal::sso::Sso> {
+        self.sso.as_ref()
     }
 
     /// What this process counted (orders, tickets, licenses, updates, receipts).
@@ -87,6 +104,8 @@ impl Core {
 
     /// Opens the database (running migrations) and makes sure the configured firm exists.
     pub async fn open(config: Config) -> Result<Core> {
+        // Before the database: IdP metadata without a signing certificate stops the start.
+        let sso = portal::sso::Sso::load(&config)?;
         let db = Db::open(
             &config.database_url,
             &DbOptions {
@@ -112,6 +131,7 @@ impl Core {
             templates,
             node: node_name(),
             connectors,
+            sso,
         })
     }
 }

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::Core;
 use crate::domain::ticket::TicketCode;
-use crate::domain::{check_id, Actor, ItemOptions, Role};
+use crate::domain::{check_id, check_serial, Actor, ItemOptions, Role};
 use crate::error::{Error, Result};
 use crate::store::reports::{self as store, LicenseLine};
 use crate::store::{containers, customers, history, licenses, tickets, Conn};
@@ -35,6 +35,8 @@ pub enum Report {
     NeverActivated,
     /// Activations per firm and month against the monthly quota.
     ActivationsPerMonth,
+    /// Dongles programmed and failures counted per day and production order.
+    Production,
 }
 
 impl Report {
@@ -47,6 +49,7 @@ impl Report {
         "blacklist",
         "never-activated",
         "activations",
+        "production",
     ];
 
     /// The report named `name` with the parameters it needs.
@@ -85,6 +88,7 @@ impl Report {
             "blacklist" => Report::Blacklist,
             "never-activated" => Report::NeverActivated,
             "activations" => Report::ActivationsPerMonth,
+            "production" => Report::Production,
             other => {
                 return Err(Error::invalid(
                     "report",
@@ -256,7 +260,7 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
     let now = super::now();
     Ok(match report {
         Report::ContainerLicenses { serial } => {
-            check_id("serial", serial)?;
+            check_serial("serial", serial)?;
             containers::get(c, serial)?;
             license_table("container-licenses", store::licenses_in(c, serial)?)?
         }
@@ -390,5 +394,10 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                 rows: out,
             }
         }
+        Report::Production => Table {
+            report: "production",
+            columns: &["day", "production_order_id", "programmed", "failed"],
+            rows: super::production::report_rows(c)?,
+        },
     })
 }

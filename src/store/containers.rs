@@ -79,6 +79,19 @@ pub fn register(c: &mut Conn, n: &NewContainer, now: NaiveDateTime) -> Result<Co
     get(c, n.serial)
 }
 
+/// Locks the container's row until the write commits (PostgreSQL; SQLite has one writer):
+/// two requests of one container at once are then decided one after the other.
+pub fn lock(c: &mut Conn, id: i64) -> Result<()> {
+    if let Conn::Pg(pg) = c {
+        containers::table
+            .find(id)
+            .select(containers::id)
+            .for_update()
+            .first::<i64>(pg)?;
+    }
+    Ok(())
+}
+
 /// Puts the container in `state`, saying why.
 pub fn set_state(
     c: &mut Conn,
@@ -111,4 +124,39 @@ pub fn set_customer(
         ))
         .execute(c)?;
     Ok(())
+}
+
+/// Gives the container another serial (its registration is kept under it for history, and
+/// the old serial may register again).
+pub fn rename(c: &mut Conn, id: i64, serial: &str, now: NaiveDateTime) -> Result<()> {
+    unique_or_retry(
+        diesel::update(containers::table.filter(containers::id.eq(id)))
+            .set((
+                containers::serial.eq(serial),
+                containers::updated_at.eq(now),
+            ))
+            .execute(c),
+    )?;
+    Ok(())
+}
+
+/// The serials the registrations of `serial` were kept under when it was recycled
+/// (`serial~recycled-<id>`), newest first.
+pub fn recycled_as(c: &mut Conn, serial: &str) -> Result<Vec<String>> {
+    let escaped: String = serial
+        .chars()
+        .flat_map(|ch| match ch {
+            '%' | '_' | '\\' => vec!['\\', ch],
+            other => vec![other],
+        })
+        .collect();
+    Ok(containers::table
+        .filter(
+            containers::serial
+                .like(format!("{escaped}~recycled-%"))
+                .escape('\\'),
+        )
+        .order(containers::id.desc())
+        .select(containers::serial)
+        .load(c)?)
 }

@@ -8,7 +8,7 @@ use super::schema::{items, licenses, order_lines, tickets};
 use super::{Conn, Reused};
 use crate::domain::reactivation::LicenseFacts;
 use crate::domain::ticket::TicketCode;
-use crate::domain::{ItemOptions, LicenseState};
+use crate::domain::{ItemOptions, LicenseState, TicketState};
 use crate::error::{Error, Result};
 use crate::on_backend;
 use crate::protocol::Entry;
@@ -390,6 +390,8 @@ pub struct Named {
     /// Every license read, kept up to date with the request's changes (`set`), each with
     /// whether it belongs to the ticket the request named.
     rows: Vec<(LicRow, bool)>,
+    /// What the named ticket is for, when a license of it was read.
+    ticket: Option<TicketState>,
 }
 
 impl Named {
@@ -418,7 +420,7 @@ impl Named {
                             .and(licenses::firm_id.eq(firm_id))
                             .and(licenses::state.ne(LicenseState::Available.as_str()))),
                     )
-                    .select((LIC_SELECT, tickets::id.nullable()))
+                    .select((LIC_SELECT, tickets::id.nullable(), tickets::state.nullable()))
                     .order(licenses::id.asc());
                 if $prepared {
                     on_backend!(c, x => Reused(q).load(x))
@@ -431,12 +433,25 @@ impl Named {
         // anew on every run (its generic plan never looks cheap enough), `= $1` once. A short
         // IN list keeps its statement prepared (on SQLite one per length; diesel prepares a
         // statement with an IN list anew on every run).
-        let found: Vec<(LicRow, Option<i64>)> = match ids {
+        let found: Vec<(LicRow, Option<i64>, Option<String>)> = match ids {
             [id] => load!(licenses::id.eq(*id), true)?,
             _ => load!(licenses::id.eq_any(ids), ids.len() <= 8)?,
         };
-        let rows = found.into_iter().map(|(l, t)| (l, t.is_some())).collect();
-        Ok(Named { rows })
+        let ticket = found
+            .iter()
+            .find_map(|(_, _, state)| state.as_deref())
+            .map(TicketState::parse)
+            .transpose()?;
+        let rows = found
+            .into_iter()
+            .map(|(l, t, _)| (l, t.is_some()))
+            .collect();
+        Ok(Named { rows, ticket })
+    }
+
+    /// What the named ticket is for, if any of its licenses was read.
+    pub fn ticket_state(&self) -> Option<TicketState> {
+        self.ticket
     }
 
     /// License `id` as named by the request: of the ticket, when the request named one.

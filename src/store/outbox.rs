@@ -15,6 +15,7 @@ pub struct Outbox;
 /// What sending a claimed mail needs.
 #[derive(Debug, Queryable)]
 pub struct MailToSend {
+    pub id: i64,
     pub kind: String,
     pub recipient: String,
     pub locale: String,
@@ -22,13 +23,37 @@ pub struct MailToSend {
     pub params: String,
     pub attachment_name: Option<String>,
     pub attachment: Option<String>,
+    /// When it was queued: with `id`, what its Message-ID is made of.
+    pub created_at: NaiveDateTime,
+}
+
+impl MailToSend {
+    /// The mail's Message-ID, the same for every attempt (SMTP delivers at least once: a
+    /// mail sent again after a crash carries the same id, so mail clients and support desks
+    /// drop the copy). `domain` is the sender's.
+    pub fn message_id(&self, domain: &str) -> String {
+        format!(
+            "<licentia.{}.{}@{domain}>",
+            self.id,
+            self.created_at.and_utc().timestamp()
+        )
+    }
 }
 
 super::queue::queue_table!(
     Outbox,
     outbox,
     MailToSend,
-    (kind, recipient, locale, params, attachment_name, attachment)
+    (
+        id,
+        kind,
+        recipient,
+        locale,
+        params,
+        attachment_name,
+        attachment,
+        created_at
+    )
 );
 
 /// A mail to queue.

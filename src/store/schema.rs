@@ -319,12 +319,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    production_orders (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        firm_id -> BigInt,
+        dongles -> Integer,
+        created_by -> Text,
+        created_at -> Timestamp,
+        cancelled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    production_slots (id) {
+        id -> BigInt,
+        production_order_id -> BigInt,
+        slot -> Integer,
+        serial -> Nullable<Text>,
+        station -> Nullable<Text>,
+        assigned_at -> Nullable<Timestamp>,
+        failures -> Integer,
+        last_failure -> Nullable<Text>,
+        last_failure_serial -> Nullable<Text>,
+        receipt_recorded_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    production_slot_licenses (license_id) {
+        slot_id -> BigInt,
+        license_id -> BigInt,
+    }
+}
+
 diesel::joinable!(items -> firms (firm_id));
 diesel::joinable!(licenses -> items (item_id));
 diesel::joinable!(licenses -> tickets (ticket_id));
 diesel::joinable!(order_lines -> items (item_id));
 diesel::joinable!(orders -> tickets (ticket_id));
 diesel::joinable!(tickets -> customers (customer_id));
+diesel::joinable!(production_slots -> production_orders (production_order_id));
+diesel::joinable!(production_slot_licenses -> production_slots (slot_id));
+diesel::joinable!(production_slot_licenses -> licenses (license_id));
 diesel::allow_tables_to_appear_in_same_query!(
     firms,
     items,
@@ -350,5 +388,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     writebacks,
     soap_nonces,
-    request_uses
+    request_uses,
+    production_orders,
+    production_slots,
+    production_slot_licenses
 );

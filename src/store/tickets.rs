@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use super::schema::{customers, tickets};
 use super::{unique_or_retry, Conn, Reused};
 use crate::domain::ticket::TicketCode;
+use crate::domain::TicketState;
 use crate::error::{Error, Result};
 use crate::on_backend;
 
@@ -15,6 +16,25 @@ pub fn id_of(c: &mut Conn, code: &TicketCode) -> Result<i64> {
         .first(x)
         .optional())?
     .ok_or_else(|| Error::not_found("ticket", code))
+}
+
+/// The id of ticket `code` and what it is for; unknown is an error.
+pub fn find(c: &mut Conn, code: &TicketCode) -> Result<(i64, TicketState)> {
+    let (id, state): (i64, String) = on_backend!(c, x => tickets::table
+        .filter(tickets::code.eq(code.as_stored()))
+        .select((tickets::id, tickets::state))
+        .first(x)
+        .optional())?
+    .ok_or_else(|| Error::not_found("ticket", code))?;
+    Ok((id, TicketState::parse(&state)?))
+}
+
+/// Makes the ticket one for `state`.
+pub fn set_state(c: &mut Conn, id: i64, state: TicketState) -> Result<()> {
+    diesel::update(tickets::table.filter(tickets::id.eq(id)))
+        .set(tickets::state.eq(state.as_str()))
+        .execute(c)?;
+    Ok(())
 }
 
 /// The customer (primary key) a ticket belongs to.
@@ -52,7 +72,7 @@ pub fn insert(
         .values((
             tickets::code.eq(code.as_stored()),
             tickets::customer_id.eq(customer_id),
-            tickets::state.eq("active"),
+            tickets::state.eq(TicketState::Active.as_str()),
             tickets::created_at.eq(now),
         ))
         .returning(tickets::id))

@@ -124,3 +124,17 @@ pub fn live(c: &mut Conn, container_id: i64, firm_id: i64, now: NaiveDateTime) -
         .count()
         .get_result(c)?)
 }
+
+/// Voids every update issued for the container and firm and not confirmed: a receipt or a
+/// context showing one of them matches nothing issued from then on. The voided ids.
+pub fn void_issued(c: &mut Conn, container_id: i64, firm_id: i64) -> Result<Vec<i64>> {
+    Ok(diesel::update(
+        updates::table
+            .filter(updates::container_id.eq(container_id))
+            .filter(updates::firm_id.eq(firm_id))
+            .filter(updates::state.eq(UpdateState::Issued.as_str())),
+    )
+    .set(updates::state.eq(UpdateState::Void.as_str()))
+    .returning(updates::id)
+    .load(c)?)
+}

@@ -152,7 +152,9 @@ async function main() {
     // other resource that fails to load is.
     const ownStatus = /^Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())
       && m.location().url === page.url();
-    if (!ownStatus) problems.push(`console on ${page.url()}: ${m.text()} (${m.location().url})`);
+    // No local helper runs here: the page's question to it fails, and the page says so.
+    const noHelper = m.location().url.startsWith(`${the.helper}/`) && m.text().includes('ERR_CONNECTION_REFUSED');
+    if (!ownStatus && !noHelper) problems.push(`console on ${page.url()}: ${m.text()} (${m.location().url})`);
   });
   page.on('pageerror', (e) => problems.push(`script error on ${page.url()}: ${e.message}`));
   page.on('response', (r) => {

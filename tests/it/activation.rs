@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use licentia::client::online::{self, Gateway};
 use licentia::client::{unix_now, Container};
 use licentia::domain::ContainerType;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::harness::{order, TestApp};
 
@@ -478,6 +478,24 @@ fn replayed_foreign_and_tampered_messages_are_refused_and_change_nothing() {
     // The real receipt still confirms.
     gw.receipt(&applied.receipt).unwrap();
     assert_eq!(license(&app, ids[0]).0, "activated");
+    // Sent again it is answered as confirmed already; B, up to date, signing a receipt that
+    // names A's update is refused: that update was not issued for B.
+    assert!(gw.receipt(&applied.receipt).unwrap().already_confirmed);
+    let mut foreign = b.clone();
+    foreign.firms.get_mut(&FIRM).unwrap().last_update = Some(issued.update_id);
+    let before = events(&app);
+    let e = gw
+        .receipt(&foreign.receipt(FIRM, unix_now()).unwrap())
+        .unwrap_err();
+    assert_eq!(e.code, "context_mismatch", "{e}");
+    assert!(
+        e.message.contains(&format!(
+            "update {} was not issued for container {}",
+            issued.update_id, b.serial
+        )),
+        "{e}"
+    );
+    assert_eq!(events(&app), before);
 
     // A request used to ask for updates, sent again to return the license (someone who saw
     // the request file): refused, nothing changes. Sent again for updates, it is a retry.
@@ -859,4 +877,95 @@ fn two_activations_at_once_do_not_split_a_one_container_ticket() {
             .collect();
         assert_eq!(serials.len(), 1, "round {round}: {serials:?}");
     }
+}
+
+#[test]
+fn the_gateway_holds_back_ticket_guessing() {
+    // A rate per address on this node, and failures counted in the database for every node
+    // (shared with the portal's login).
+    let app = TestApp::start_with(|c| {
+        c.gateway_ticket_lookups_per_minute = 30;
+        c.portal_login_limit = 3;
+    });
+    let (ticket, ids) = ticket_with(&app, "G-1", "SNP-SINGLE", 1);
+    let agent = ureq::AgentBuilder::new().build();
+    let get = |code: &str| match agent
+        .get(&format!("{}/api/v1/gateway/tickets/{code}", app.base))
+        .call()
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => (
+            r.status(),
+            r.header("retry-after").map(str::to_string),
+            r.into_json::<Value>().unwrap(),
+        ),
+        Err(e) => panic!("{e}"),
+    };
+    // Three well-formed tickets that do not exist: then this address is held back, also
+    // for the real ticket, with the time to wait.
+    let mut guesses = vec![];
+    while guesses.len() < 3 {
+        let g = licentia::domain::ticket::TicketCode::generate().to_string();
+        if g != ticket {
+            guesses.push(g);
+        }
+    }
+    for g in &guesses {
+        let (s, _, v) = get(g);
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (404, Some("unknown_ticket")),
+            "{v}"
+        );
+    }
+    let (s, retry, v) = get(&ticket);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{v}"
+    );
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    // So is an activation naming it; nothing changes.
+    let gw = Gateway::new(&app.base);
+    let mut c = new_act(&gw);
+    let e = gw
+        .activate(&ticket, &ids, &c.request(FIRM, unix_now()).unwrap())
+        .unwrap_err();
+    assert_eq!(e.code, "rate_limited", "{e}");
+    assert_eq!(license(&app, ids[0]).0, "available");
+    // Counted where the portal's login counts (the same hold on every node).
+    let count = app.count("portal_login_failures");
+    assert_eq!(
+        count, 6,
+        "three failures of the address, one of each ticket"
+    );
+
+    // Another address (through a trusted proxy it names) is not held back by these
+    // failures, but its rate is its own: a burst of 10, then 30 a minute: 429 with the wait.
+    let app2 = TestApp::start_with(|c| {
+        c.gateway_ticket_lookups_per_minute = 30;
+        c.trusted_proxies = "127.0.0.1".into();
+    });
+    let (ticket2, _) = ticket_with(&app2, "G-2", "SNP-SINGLE", 1);
+    let from = |addr: &str| match agent
+        .get(&format!("{}/api/v1/gateway/tickets/{ticket2}", app2.base))
+        .set("X-Forwarded-For", addr)
+        .call()
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => {
+            (r.status(), r.header("retry-after").map(str::to_string))
+        }
+        Err(e) => panic!("{e}"),
+    };
+    for i in 0..10 {
+        assert_eq!(from("203.0.113.7").0, 200, "lookup {i}");
+    }
+    let (s, retry) = from("203.0.113.7");
+    assert_eq!(s, 429);
+    assert_eq!(retry.as_deref(), Some("2"), "one lookup every two seconds");
+    assert_eq!(
+        from("203.0.113.8").0,
+        200,
+        "another address has its own rate"
+    );
 }

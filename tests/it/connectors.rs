@@ -663,6 +663,29 @@ fn fastspring_webhooks_place_completed_orders_signed_with_the_secret() {
             "rejected"
         ]
     );
+    // The three refused for their signature keep the order reference they claim.
+    let log = log(&app, "fastspring");
+    let refused: Vec<&Value> = log["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["detail"].as_str().unwrap().starts_with("unauthenticated"))
+        .collect();
+    assert_eq!(refused.len(), 3, "{log}");
+    for n in refused {
+        assert_eq!(n["reference"], "FUR261123-1178-89118", "{n}");
+    }
+    // Each outcome says its kind once ("invalid_input: invalid body: …", never
+    // "conflict: conflict: …").
+    for n in log["notifications"].as_array().unwrap() {
+        let detail = n["detail"].as_str().unwrap();
+        if let Some((code, rest)) = detail.split_once(": ") {
+            assert!(
+                !rest.starts_with(&format!("{}: ", code.replace('_', " "))),
+                "{detail}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -41,7 +41,10 @@ fn serve(db: &TestDb, port: u16) -> Child {
 /// A real `licentia serve` process on `port`, with extra `LICENTIA_*` settings.
 pub fn serve_with(db: &TestDb, port: u16, env: &[(&str, &str)]) -> Child {
     let mut c = licentia(db);
-    c.arg("serve").envs(env.iter().copied());
+    // The load comes from one address (as in the in-process servers of the harness).
+    c.arg("serve")
+        .env("LICENTIA_GATEWAY_TICKET_LOOKUPS_PER_MINUTE", "0")
+        .envs(env.iter().copied());
     serve_command(c, port)
 }
 

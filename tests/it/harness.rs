@@ -93,6 +93,9 @@ impl TestDb {
             listen: "127.0.0.1:0".into(),
             master_key: Secret("11".repeat(32)),
             max_body_bytes: 64 * 1024,
+            // The tests make many gateway lookups from one address; the limit has its own
+            // test (`activation::the_gateway_holds_back_ticket_guessing`).
+            gateway_ticket_lookups_per_minute: 0,
             ..Config::default()
         }
     }
@@ -167,6 +170,16 @@ impl TestApp {
             db,
             config,
         }
+    }
+
+    /// Stops the server and hands back its database (to start it again with `start_on`).
+    pub fn stop(mut self) -> TestDb {
+        let placeholder = TestDb {
+            url: String::new(),
+            pg_name: None,
+            dir: std::env::temp_dir().join("licentia-test-stopped-placeholder-never-made"),
+        };
+        std::mem::replace(&mut self.db, placeholder)
     }
 
     /// Runs the workers (scheduler, write-back sender, outbox sender) until nothing is due
@@ -437,7 +450,7 @@ fn with_auth(req: ureq::Request, auth: Option<(&str, &str)>) -> ureq::Request {
     }
 }
 
-fn call_at(
+pub fn call_at(
     base: &str,
     method: &str,
     path: &str,

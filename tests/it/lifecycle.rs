@@ -494,6 +494,49 @@ fn a_blacklisted_container_gets_the_lock_before_its_refusal_and_removal_is_recor
         Some(json!({"serial": a.serial, "description": "twice"})),
     );
     assert_eq!(s, 409);
+    // Serials no container can have are refused by the protocol's rule; nothing is stored,
+    // nor found by the other places that take a serial.
+    for bad in [
+        "not-a-serial-😀",
+        "130-1234567890123",
+        "130-12 34",
+        "",
+        "new",
+        "130-",
+    ] {
+        let (s, v) = app.call(
+            "POST",
+            "/api/v1/blacklist",
+            Some(("sue", &support)),
+            Some(json!({"serial": bad, "description": "made up"})),
+        );
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_input")),
+            "{bad}: {v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("130-1234567890"),
+            "{v}"
+        );
+    }
+    assert_eq!(report(&app, "blacklist").len(), 1);
+    for path in [
+        "/api/v1/containers/not-a-serial/reset",
+        "/api/v1/containers/130-1234567890123/reset",
+    ] {
+        let (s, v) = app.admin("POST", path, Some(json!({"reason": "x"})));
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_input")),
+            "{path}: {v}"
+        );
+    }
+    let e = gw.salt("130-1234567890123").unwrap_err();
+    assert_eq!(e.code, "invalid_input", "{e}");
     // The activation is refused, and the lock came with the refusal.
     let e = online::activate(&gw, &mut a, &ticket, &ids[1..], &mut keep).unwrap_err();
     assert_eq!(e.code, "blacklisted", "{e}");

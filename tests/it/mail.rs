@@ -120,6 +120,36 @@ fn the_ticket_mail_arrives_in_the_customers_language_in_both_formats() {
     // The outbox shows both as sent; nothing else was queued.
     assert_eq!(outbox(&app, "sent").len(), 2);
     assert_eq!(app.count("outbox"), 2);
+
+    // Each mail has its own Message-ID, fixed when it was queued: sent again (as after a
+    // crash between the SMTP server's acceptance and the outbox's record of it), the copy
+    // carries the same one, so a mail client or support desk can drop it.
+    let ids: Vec<String> = mails
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &ids {
+        assert!(
+            id.starts_with("<licentia.") && id.ends_with("@vendor.example>"),
+            "{id}"
+        );
+    }
+    assert_ne!(ids[0], ids[1]);
+    diesel::sql_query("UPDATE outbox SET state = 'queued'")
+        .execute(&mut app.db.connect())
+        .unwrap();
+    app.make_due("outbox");
+    app.run_pending_workers();
+    let again = sink.mails();
+    assert_eq!(again.len(), 4, "{again:?}");
+    let mut first: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut copies: Vec<&str> = again[2..]
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    first.sort_unstable();
+    copies.sort_unstable();
+    assert_eq!(first, copies);
     // Support may read it, sales may not.
     let pw = app.add_user("sam", licentia::domain::Role::Sales);
     let (s, _) = app.call("GET", "/api/v1/mail", Some(("sam", &pw)), None);

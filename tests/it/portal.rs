@@ -17,7 +17,7 @@ use crate::harness::{order, TestApp};
 
 /// The folder of the browser test's npm packages (scripts/test.sh installs them from
 /// tests/browser/package-lock.json).
-fn node_modules() -> PathBuf {
+pub(crate) fn node_modules() -> PathBuf {
     let dir = std::env::var("TEST_BROWSER_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
@@ -33,12 +33,39 @@ fn node_modules() -> PathBuf {
 }
 
 /// Where the screenshots of the main pages go (README, "License portal").
-fn screenshot_dir() -> PathBuf {
+pub fn screenshot_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/portal")
 }
 
+/// Each page was saved as a screenshot (`NN-<page>.png`) since `since` (by this run).
+pub fn assert_screenshots(since: std::time::SystemTime, pages: &[&str]) {
+    for page in pages {
+        let found = std::fs::read_dir(screenshot_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!("-{page}.png"))
+                    && e.metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t >= since)
+            });
+        assert!(
+            found,
+            "a screenshot of {page} in {}, made by this run",
+            screenshot_dir().display()
+        );
+    }
+}
+
 /// A ticket of `lines` for customer `customer`; its code and license ids.
-fn ticket(app: &TestApp, erp: &str, customer: &str, lines: &[(&str, i64)]) -> (String, Vec<i64>) {
+pub fn ticket(
+    app: &TestApp,
+    erp: &str,
+    customer: &str,
+    lines: &[(&str, i64)],
+) -> (String, Vec<i64>) {
     let (s, v) = app.admin("POST", "/api/v1/orders", Some(order(erp, customer, lines)));
     assert_eq!(s, 201, "{v}");
     let code = v["ticket"].as_str().unwrap().to_string();
@@ -115,13 +142,20 @@ impl Computer<'_> {
     }
 }
 
-/// Runs the browser script against `app`, answering its asks; panics with its reason if
-/// it fails.
-fn run_browser(app: &TestApp, case: Value, computer: &mut Computer) {
+/// Runs the browser script `tests/browser/<script>` against `app`, answering its asks;
+/// panics with its reason if it fails.
+pub fn run_browser(
+    app: &TestApp,
+    script: &str,
+    case: Value,
+    answer: &mut dyn FnMut(&Value) -> Result<Value, String>,
+) {
     let modules = node_modules();
     let work = app.db.dir.join("browser");
     std::fs::create_dir_all(&work).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/portal.cjs");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
     let mut child = Command::new("node")
         .arg(script)
         .env("NODE_PATH", &modules)
@@ -142,9 +176,7 @@ fn run_browser(app: &TestApp, case: Value, computer: &mut Computer) {
         let line = line.unwrap();
         if let Some(ask) = line.strip_prefix("ASK ") {
             let ask: Value = serde_json::from_str(ask).unwrap();
-            let answer = computer
-                .answer(&ask)
-                .unwrap_or_else(|e| json!({"error": format!("{ask}: {e}")}));
+            let answer = answer(&ask).unwrap_or_else(|e| json!({"error": format!("{ask}: {e}")}));
             writeln!(stdin, "{answer}").unwrap();
             stdin.flush().unwrap();
         } else if line == "DONE" {
@@ -165,7 +197,11 @@ fn run_browser(app: &TestApp, case: Value, computer: &mut Computer) {
 
 #[test]
 fn the_portal_in_a_browser() {
+    let started = std::time::SystemTime::now();
+    // Nothing listens on the local helper's port: the pages offer the offline transfer.
+    let helper_port = crate::crash::free_port();
     let app = TestApp::start_with(|c| {
+        c.portal_local_helper_port = helper_port;
         c.vendor_name = "Northwind Software".into();
         c.portal_color = "#0f4c81".into();
         c.portal_accent_color = "#f2a900".into();
@@ -183,6 +219,7 @@ fn the_portal_in_a_browser() {
         "t1": t1, "t1_typo": typo(&t1), "t2": t2,
         "l1": l1[0], "l2": l1[1], "l_float": l2[0], "l_push": l2[1],
         "firm_code": FIRM,
+        "helper": format!("http://127.0.0.1:{helper_port}"),
         "texts": {
             "request_step": "Upload Request",
             "download_step": "Download Update",
@@ -201,7 +238,7 @@ fn the_portal_in_a_browser() {
         app: &app,
         containers: HashMap::new(),
     };
-    run_browser(&app, case, &mut computer);
+    run_browser(&app, "portal.cjs", case, &mut |ask| computer.answer(ask));
 
     // What the pages did is what the server believes.
     let b = computer.containers["B"].serial.clone();
@@ -223,50 +260,39 @@ fn the_portal_in_a_browser() {
             .any(|e| e["interface"] == "portal"),
         "the history says the portal did it: {h}"
     );
-    for page in [
-        "login",
-        "overview",
-        "activate-download",
-        "reactivate",
-        "overview-de",
-    ] {
-        let found = std::fs::read_dir(screenshot_dir())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .ends_with(&format!("-{page}.png"))
-            });
-        assert!(
-            found,
-            "a screenshot of {page} in {}",
-            screenshot_dir().display()
-        );
-    }
+    assert_screenshots(
+        started,
+        &[
+            "login",
+            "overview",
+            "activate-download",
+            "reactivate",
+            "overview-de",
+        ],
+    );
 }
 
 // ---- over plain HTTP ----
 
 /// A browser-like client of the portal: keeps its cookies, follows no redirect, may say
 /// it comes through a proxy for an address.
-struct Visitor {
+pub(crate) struct Visitor {
     base: String,
     agent: ureq::Agent,
-    cookies: HashMap<String, String>,
+    pub(crate) cookies: HashMap<String, String>,
     forwarded_for: Option<String>,
 }
 
-struct Page {
-    status: u16,
-    body: String,
-    location: String,
-    set_cookies: Vec<String>,
-    headers: HashMap<String, String>,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+    pub(crate) location: String,
+    pub(crate) set_cookies: Vec<String>,
+    pub(crate) headers: HashMap<String, String>,
 }
 
 impl Visitor {
-    fn new(base: &str) -> Visitor {
+    pub(crate) fn new(base: &str) -> Visitor {
         Visitor {
             base: base.to_string(),
             agent: ureq::AgentBuilder::new().redirects(0).build(),
@@ -281,7 +307,7 @@ impl Visitor {
         v
     }
 
-    fn send(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+    pub(crate) fn send(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> Page {
         let mut req = self.agent.request(method, &format!("{}{path}", self.base));
         if !self.cookies.is_empty() {
             let c: Vec<String> = self
@@ -302,20 +328,7 @@ impl Visitor {
             Ok(r) | Err(ureq::Error::Status(_, r)) => r,
             Err(e) => panic!("{method} {path}: {e}"),
         };
-        let set_cookies: Vec<String> = resp
-            .all("set-cookie")
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        for c in &set_cookies {
-            let (k, rest) = c.split_once('=').unwrap();
-            let v = rest.split(';').next().unwrap();
-            if rest.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_string(), v.to_string());
-            }
-        }
+        let set_cookies = self.keep_cookies(&resp);
         let headers = resp
             .headers_names()
             .into_iter()
@@ -330,12 +343,31 @@ impl Visitor {
         }
     }
 
-    fn get(&mut self, path: &str) -> Page {
+    /// Keeps the cookies an answer sets (or ends); returns their headers.
+    fn keep_cookies(&mut self, resp: &ureq::Response) -> Vec<String> {
+        let set_cookies: Vec<String> = resp
+            .all("set-cookie")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for c in &set_cookies {
+            let (k, rest) = c.split_once('=').unwrap();
+            let v = rest.split(';').next().unwrap();
+            if rest.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        set_cookies
+    }
+
+    pub(crate) fn get(&mut self, path: &str) -> Page {
         self.send("GET", path, None)
     }
 
     /// Posts a form of the page at `page` with the token that page's forms carry.
-    fn post_from(&mut self, page: &str, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) fn post_from(&mut self, page: &str, path: &str, fields: &[(&str, &str)]) -> Page {
         let p = self.get(page);
         let csrf = token_of(&p.body);
         let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf)];
@@ -682,10 +714,11 @@ impl Visitor {
             Ok(r) | Err(ureq::Error::Status(_, r)) => r,
             Err(e) => panic!("POST {path}: {e}"),
         };
+        let set_cookies = self.keep_cookies(&resp);
         Page {
             status: resp.status(),
             location: resp.header("location").unwrap_or_default().to_string(),
-            set_cookies: vec![],
+            set_cookies,
             headers: HashMap::new(),
             body: resp.into_string().unwrap(),
         }
@@ -904,4 +937,113 @@ fn automatic_updates_need_no_ticket_only_the_containers_request() {
         license(&app, ids[0]),
         ("activated".into(), Some(c.serial.clone()))
     );
+}
+
+#[test]
+fn a_container_is_restored_on_the_same_computer_without_a_ticket() {
+    use licentia::client::hashed_traits;
+    use licentia::client::online::{self, Gateway};
+
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (t, ids) = crate::activation::ticket_with(&app, "R-1", "SNP-SINGLE", 2);
+    let mut old = crate::activation::new_act(&gw);
+    online::activate(&gw, &mut old, &t, &ids, &mut |_| Ok(())).unwrap();
+    let mut v = Visitor::new(&app.base);
+
+    // First the old container's serial; an unknown one is refused with its reason.
+    let p = v.get("/portal/restore");
+    assert_eq!(p.status, 200);
+    assert!(!p.body.contains("licentia container traits"));
+    let p = v.get("/portal/restore?serial=130-0000000001");
+    assert_eq!(p.status, 404, "{}", p.body);
+    assert!(
+        p.body.contains("data-code=\"unknown_container\""),
+        "{}",
+        p.body
+    );
+    let page = format!("/portal/restore?serial={}", old.serial);
+    let p = v.get(&page);
+    assert_eq!(p.status, 200);
+    let salt = p
+        .body
+        .split("licentia container traits --salt ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .expect("the page gives the command with the salt")
+        .to_string();
+
+    // The new container on this computer; another computer's traits are refused, nothing
+    // changes and no session is made.
+    let mut new = crate::activation::new_act(&gw);
+    let elsewhere: Vec<(String, String)> = traits()
+        .into_iter()
+        .map(|(n, val)| (n, format!("{val}-elsewhere")))
+        .collect();
+    let request = new.request(FIRM, unix_now()).unwrap();
+    for (traits_file, code) in [
+        (
+            serde_json::to_string(&hashed_traits(&salt, &elsewhere)).unwrap(),
+            "not_allowed",
+        ),
+        ("[{\"name\": 1}]".to_string(), "invalid_input"),
+    ] {
+        let p = v.upload(
+            &page,
+            "/portal/restore",
+            &[("serial", old.serial.as_str())],
+            &[
+                ("request", "request.lcr", request.as_str()),
+                ("traits", "traits.json", traits_file.as_str()),
+            ],
+        );
+        assert!(p.status >= 400, "{}", p.status);
+        assert!(
+            p.body.contains(&format!("data-code=\"{code}\"")),
+            "{code}: {}",
+            p.body
+        );
+        assert!(!v.cookies.contains_key("licentia_portal"));
+        assert_eq!(license(&app, ids[0]).1, Some(old.serial.clone()));
+    }
+
+    // This computer: the three steps move both licenses; the old container is blacklisted.
+    let traits_file = serde_json::to_string(&hashed_traits(&salt, &traits())).unwrap();
+    let request = new.request(FIRM, unix_now()).unwrap();
+    let p = v.upload(
+        &page,
+        "/portal/restore",
+        &[("serial", old.serial.as_str())],
+        &[
+            ("request", "request.lcr", request.as_str()),
+            ("traits", "traits.json", traits_file.as_str()),
+        ],
+    );
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(p.location, "/portal/transfer");
+    // The session made for this visitor carries the transfer.
+    let transfer = v.get("/portal/transfer");
+    assert_eq!(transfer.status, 200, "{}", transfer.body);
+    assert!(
+        transfer.body.contains("Container restore"),
+        "{}",
+        transfer.body
+    );
+    let update = v.get("/portal/transfer/update").body;
+    let applied = new.apply(&update, unix_now()).unwrap();
+    let p = v.upload(
+        "/portal/transfer?step=receipt",
+        "/portal/transfer/receipt",
+        &[],
+        &[("receipt", "receipt.lcr", applied.receipt.as_str())],
+    );
+    assert_eq!(p.status, 303, "{}", p.body);
+    for id in &ids {
+        assert_eq!(
+            license(&app, *id),
+            ("activated".into(), Some(new.serial.clone()))
+        );
+    }
+    let (_, bl) = app.admin("GET", "/api/v1/reports/blacklist", None);
+    assert!(bl["rows"].to_string().contains(&old.serial), "{bl}");
 }

@@ -7,7 +7,7 @@ use crate::harness::TestApp;
 
 /// Calls `operation` of `service` through zeep (`user` "-" for none); `TEST_PYTHON` is the
 /// test virtual environment's Python (scripts/test.sh installs zeep there).
-fn zeep_at(
+pub(crate) fn zeep_at(
     app: &TestApp,
     service: &str,
     binding: &str,
@@ -33,7 +33,7 @@ fn zeep_at(
 }
 
 /// The detail of the SOAP fault zeep reported (the test fails if there is none).
-fn fault(v: &Value) -> &str {
+pub(crate) fn fault(v: &Value) -> &str {
     v["fault"]["detail"]
         .as_str()
         .unwrap_or_else(|| panic!("no SOAP fault in {v}"))
@@ -548,7 +548,7 @@ fn a_username_token_authenticates_once_per_nonce() {
 
 /// Validates the element inside a response's Body (an operation's answer or a fault's
 /// LicentiaFault) against our XSD with xmllint.
-fn xmllint_valid(response: &str) {
+pub(crate) fn xmllint_valid(response: &str) {
     let inner = if let Some(i) = response.find("<l:LicentiaFault") {
         let j = response.find("</l:LicentiaFault>").unwrap() + "</l:LicentiaFault>".len();
         &response[i..j]

@@ -1,7 +1,9 @@
 //! The bytes on the wire of every SOAP operation, compared with golden files.
 //!
 //! One fixed script of requests to a fresh TestApp covers every operation of the four
-//! services (Sales, Report, Admin, Depot) over SOAP 1.1 and 1.2, their answers and a set of
+//! services (Sales, Report, Admin, Depot) over SOAP 1.1 and 1.2 (the operations added later,
+//! such as the production orders, at the script's end, so that the numbers of the files
+//! before them stay as they were), their answers and a set of
 //! faults (hostile envelopes, schema violations, wrong types, unknown operations, failed
 //! authentication, domain errors). The Depot's requests and receipts are made by the real
 //! client runtime (`licentia::client::Container`). Each response body is compared byte for
@@ -1751,6 +1753,110 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
         "Report",
         sue,
         &report("container-licenses", "<r:Serial>130-1</r:Serial>"),
+    );
+
+    // ---- Sales: production orders ----
+    // Before any dongle is programmed, the production report has its columns and no rows.
+    g.ok(
+        "RunReport-production",
+        V12,
+        "Report",
+        erp,
+        &report("production", ""),
+    );
+    let prod = "<s:CreateProductionOrder><s:Source>sap</s:Source><s:ErpOrderId>PO-1</s:ErpOrderId>\
+        <s:Comment>line 3</s:Comment><s:Dongles>2</s:Dongles>\
+        <s:Line><s:ItemId>SNP-FLOAT-5</s:ItemId><s:Quantity>1</s:Quantity></s:Line>\
+        <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>2</s:Quantity></s:Line>\
+        </s:CreateProductionOrder>";
+    let r = g.ok("CreateProductionOrder", V11, "Sales", erp, prod);
+    let po = first(&r, "ProductionOrderId");
+    g.ok("CreateProductionOrder-again", V12, "Sales", erp, prod);
+    // Through the JSON API, as the bridge does it: one dongle programmed, one that failed
+    // before its update was written (its slot is free again, the failure counted).
+    let t = licentia::client::online::Gateway::new(&app.base)
+        .template(FIRM)
+        .unwrap();
+    let line = |what: &str, body: serde_json::Value| {
+        let (s, v) = app.admin(
+            "POST",
+            &format!("/api/v1/production/orders/{po}/{what}"),
+            Some(body),
+        );
+        assert_eq!(s, 200, "{what}: {v}");
+        v
+    };
+    let mut first_dongle =
+        Container::create(ContainerType::Dongle, Some("3-1200001".into()), &[], 0).unwrap();
+    first_dongle.trust(t.firm_code, &t.firm_name, &t.keys);
+    let v = line(
+        "program",
+        serde_json::json!({"station": "st-1", "request": request(&mut first_dongle)}),
+    );
+    let receipt = first_dongle
+        .apply(v["update"].as_str().unwrap(), unix_now())
+        .unwrap()
+        .receipt;
+    line(
+        "receipt",
+        serde_json::json!({"station": "st-1", "receipt": receipt}),
+    );
+    let mut second =
+        Container::create(ContainerType::Dongle, Some("3-1200002".into()), &[], 0).unwrap();
+    second.trust(t.firm_code, &t.firm_name, &t.keys);
+    line(
+        "program",
+        serde_json::json!({"station": "st-2", "request": request(&mut second)}),
+    );
+    line(
+        "failed",
+        serde_json::json!({"station": "st-2", "serial": "3-1200002", "written": false,
+            "reason": "dongle removed <mid-write>"}),
+    );
+    let get = |id: &str| {
+        format!("<s:GetProductionOrder><s:ProductionOrderId>{id}</s:ProductionOrderId></s:GetProductionOrder>")
+    };
+    g.ok("GetProductionOrder", V11, "Sales", sam, &get(&po));
+    g.ok("GetProductionOrder", V12, "Sales", sue, &get(&po));
+    g.fault("GetProductionOrder-unknown", V12, "Sales", erp, &get("99"));
+    g.fault(
+        "GetProductionOrder-wrong-type",
+        V11,
+        "Sales",
+        erp,
+        &get("first"),
+    );
+    g.fault(
+        "CreateProductionOrder-not-for-dongles",
+        V11,
+        "Sales",
+        erp,
+        "<s:CreateProductionOrder><s:Dongles>2</s:Dongles><s:Line><s:ItemId>SNP-TRIAL-30\
+         </s:ItemId><s:Quantity>1</s:Quantity></s:Line></s:CreateProductionOrder>",
+    );
+    g.fault(
+        "CreateProductionOrder-wrong-type",
+        V12,
+        "Sales",
+        erp,
+        "<s:CreateProductionOrder><s:Dongles>two</s:Dongles><s:Line><s:ItemId>SNP-FLOAT-5\
+         </s:ItemId><s:Quantity>1</s:Quantity></s:Line></s:CreateProductionOrder>",
+    );
+    g.fault(
+        "CreateProductionOrder-forbidden",
+        V11,
+        "Sales",
+        sue,
+        "<s:CreateProductionOrder><s:Dongles>1</s:Dongles><s:Line><s:ItemId>SNP-FLOAT-5\
+         </s:ItemId><s:Quantity>1</s:Quantity></s:Line></s:CreateProductionOrder>",
+    );
+    g.fault(
+        "CreateProductionOrder-out-of-order",
+        V12,
+        "Sales",
+        erp,
+        "<s:CreateProductionOrder><s:Line><s:ItemId>SNP-FLOAT-5</s:ItemId><s:Quantity>1\
+         </s:Quantity></s:Line><s:Dongles>1</s:Dongles></s:CreateProductionOrder>",
     );
 
     compare(&g.answers);

@@ -60,7 +60,7 @@ pub(super) fn login_form(
         status,
         "login.html",
         &title,
-        views::login(view.ticket, view.next, view.held),
+        views::login(view.ticket, view.next, view.held, portal.sso),
         view.error,
         view.notice,
     );
@@ -179,12 +179,19 @@ pub async fn logout(
     if let Err(r) = posted(&portal, &v, &req, &body) {
         return *r;
     }
-    if let Some(s) = &v.session {
-        if let Err(e) = portal::end_session(&core, s).await {
-            return portal.refused(&v.cx, &e);
-        }
-    }
-    let mut r = see_other(&format!("{BASE}/login?out=1"));
+    // A single sign-on session also ends at the identity provider (single logout): the
+    // browser goes there with our logout request and comes back with its answer.
+    let to_idp = match &v.session {
+        Some(s) => match portal::sso::logout(&core, s).await {
+            Ok(out) => out,
+            Err(e) => return portal.refused(&v.cx, &e),
+        },
+        None => None,
+    };
+    let mut r = match to_idp {
+        Some(out) => super::sso::send(&portal, &v.cx, out),
+        None => see_other(&format!("{BASE}/login?out=1")),
+    };
     r.headers_mut()
         .append(header::SET_COOKIE, portal.cookie(SESSION_COOKIE, "", 0));
     r

@@ -9,6 +9,7 @@ mod form;
 mod licenses;
 mod login;
 mod pages;
+mod sso;
 mod transfer;
 mod views;
 
@@ -43,6 +44,8 @@ pub struct Portal {
     session_secs: i64,
     /// The pages' Content-Security-Policy.
     csp: String,
+    /// Single sign-on is set up: the login page offers it.
+    sso: bool,
 }
 
 impl Portal {
@@ -50,11 +53,14 @@ impl Portal {
     /// the start, naming the file).
     pub fn load(config: &Config) -> Result<Portal> {
         let pages = Pages::load(config)?;
-        // Images from the server itself and from the logo's origin; nothing inline.
+        // Images from the server itself and from the logo's origin; nothing inline. The
+        // script talks to the portal and to the local helper on the customer's computer.
         let logo = url_origin(&config.logo_url).unwrap_or_default();
+        let helper = &pages.local_helper;
         let csp = format!(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' {logo}; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+             connect-src 'self' {helper}; form-action 'self'; frame-ancestors 'none'; \
+             base-uri 'none'"
         )
         .replace("  ", " ")
         .replace(" ;", ";");
@@ -64,7 +70,24 @@ impl Portal {
             proxies: config.trusted_proxy_list()?,
             session_secs: i64::from(config.portal_session_minutes) * 60,
             csp,
+            sso: !config.saml_idp_metadata.trim().is_empty(),
         })
+    }
+
+    /// Lets the pages' forms go to the identity provider too (single sign-on by HTTP-POST,
+    /// and the logout, whose answer sends the browser on to it: a browser holds a form's
+    /// redirects to the policy of the page it was sent from).
+    pub fn allow_form_targets(&mut self, origins: &[String]) {
+        let mut extra = String::new();
+        for o in origins {
+            if !self.csp.contains(&format!(" {o}")) {
+                extra.push(' ');
+                extra.push_str(o);
+            }
+        }
+        self.csp = self
+            .csp
+            .replace("form-action 'self'", &format!("form-action 'self'{extra}"));
     }
 
     /// The headers every portal answer carries.
@@ -161,27 +184,9 @@ impl Portal {
         .expect("cookie text")
     }
 
-    /// The client's address: the peer, or, behind a trusted reverse proxy, the last address
-    /// in `X-Forwarded-For` that is not itself a trusted proxy.
+    /// The client's address (behind a trusted reverse proxy, the one it forwards for).
     fn client(&self, req: &HttpRequest) -> IpAddr {
-        let peer = req
-            .peer_addr()
-            .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-        if !self.proxies.contains(&peer) {
-            return peer;
-        }
-        let forwarded: Vec<IpAddr> = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse().ok())
-            .collect();
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|a| !self.proxies.contains(a))
-            .unwrap_or(peer)
+        super::client_addr(req, &self.proxies)
     }
 }
 
@@ -245,7 +250,7 @@ impl Visit {
         let cx = Cx {
             lang,
             logged_in: session.is_some(),
-            has_tickets: session.as_ref().is_some_and(|s| !s.tickets().is_empty()),
+            has_tickets: session.as_ref().is_some_and(sees_tickets),
             csrf: session
                 .as_ref()
                 .map(|s| s.csrf().to_string())
@@ -259,13 +264,19 @@ impl Visit {
     /// here afterwards).
     fn ticket_session(&self) -> std::result::Result<&Session, Box<HttpResponse>> {
         match &self.session {
-            Some(s) if !s.tickets().is_empty() => Ok(s),
+            Some(s) if sees_tickets(s) => Ok(s),
             _ => Err(Box::new(see_other(&format!(
                 "{BASE}/login?next={}",
                 views::query_escape(&self.cx.path)
             )))),
         }
     }
+}
+
+/// Whether a session is one whose tickets the pages show: one with tickets, or a single
+/// sign-on session (all of its customer's tickets, none yet perhaps).
+fn sees_tickets(s: &Session) -> bool {
+    s.method == crate::service::portal::LoginMethod::Sso || !s.tickets().is_empty()
 }
 
 /// Loads the visit, or answers with the page for its failure.
@@ -418,10 +429,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, portal: web::Data<Portal>) {
             .route("/transfer/receipt", web::post().to(transfer::receipt))
             .route("/updates", web::get().to(transfer::updates_page))
             .route("/updates", web::post().to(transfer::updates))
+            .route("/restore", web::get().to(transfer::restore_page))
+            .route("/restore", web::post().to(transfer::restore))
             .route("/licenses/{id}/history", web::get().to(licenses::history))
             .route("/licenses/{id}/split", web::get().to(licenses::split_page))
             .route("/licenses/{id}/split", web::post().to(licenses::split))
             .route("/template/{firm_code}", web::get().to(licenses::template))
+            .route("/saml/metadata", web::get().to(sso::metadata))
+            .route("/saml/login", web::get().to(sso::login))
+            .route("/saml/acs", web::post().to(sso::acs))
+            .route("/saml/slo", web::get().to(sso::slo))
+            .route("/saml/slo", web::post().to(sso::slo_post))
             .default_service(web::to(not_found)),
     );
 }

@@ -24,16 +24,19 @@ macro_rules! built_in {
 const TEMPLATES: &[(&str, &str)] = built_in!(
     "base.html",
     "steps.html",
+    "online.html",
     "login.html",
     "overview.html",
     "activate.html",
     "return.html",
     "reactivate.html",
     "updates.html",
+    "restore.html",
     "transfer.html",
     "split.html",
     "history.html",
     "message.html",
+    "sso_post.html",
 );
 
 /// The message catalogues, one per language.
@@ -62,10 +65,26 @@ pub struct Pages {
     pub icon: String,
     pub brand: Brand,
     pub columns: Vec<String>,
+    /// The address of the local helper the pages use for online transfers (empty: none),
+    /// and the command that starts it on the customer's computer.
+    pub local_helper: String,
+    pub local_helper_command: String,
 }
 
 fn setting_error(msg: String) -> Error {
     Error::invalid("portal_templates_dir", msg)
+}
+
+/// How the customer starts the local helper for this portal.
+fn helper_command(config: &Config) -> String {
+    let port = match config.portal_local_helper_port {
+        crate::client::local::DEFAULT_PORT => String::new(),
+        p => format!(" --port {p}"),
+    };
+    format!(
+        "licentia container serve-local --dir DIR --portal {}{port}",
+        config.portal_url
+    )
 }
 
 /// A built-in file, or the file of the same name in `dir` if there is one.
@@ -179,6 +198,11 @@ impl Pages {
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
+            local_helper: match config.portal_local_helper_port {
+                0 => String::new(),
+                port => format!("http://127.0.0.1:{port}"),
+            },
+            local_helper_command: helper_command(config),
         };
         for lang in LANGUAGES {
             for (name, ctx) in views::samples(&pages, lang) {

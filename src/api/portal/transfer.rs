@@ -13,7 +13,9 @@ use super::{
 };
 use crate::domain::ContainerType;
 use crate::error::Error;
-use crate::service::portal::{self, ActivateForm, ReactivateForm, ReturnForm, UpdatesOutcome};
+use crate::service::portal::{
+    self, ActivateForm, ReactivateForm, RestoreForm, ReturnForm, UpdatesOutcome,
+};
 
 /// Which first step a ticket page is.
 #[derive(Clone, Copy)]
@@ -310,13 +312,16 @@ pub struct SerialQuery {
     serial: String,
 }
 
-/// The automatic updates page: open to anyone (the container's signed request is the
-/// credential); a visitor without a session gets a form token of their own.
-fn updates_form(
+/// A page open to anyone (automatic updates, restore: the container's signed request is
+/// the credential); a visitor without a session gets a form token of their own.
+#[allow(clippy::too_many_arguments)]
+fn open_page(
     portal: &Portal_,
     req: &HttpRequest,
     mut cx: Cx,
-    serial: &str,
+    name: &str,
+    title: &str,
+    body: serde_json::Value,
     error: Option<&Error>,
     notice: Option<String>,
 ) -> HttpResponse {
@@ -326,15 +331,47 @@ fn updates_form(
         cx.csrf = token.clone();
         fresh = new.then_some(token);
     }
-    let title = portal.text(&cx, "updates.title");
+    let title = portal.text(&cx, title);
     let status = error.map_or(StatusCode::OK, crate::api::status_of);
     let error = error.map(|e| views::refusal(&portal.pages, cx.lang, e));
-    let body = serde_json::json!({"serial": serial});
-    let mut r = portal.page_with(&cx, status, "updates.html", &title, body, error, notice);
+    let mut r = portal.page_with(&cx, status, name, &title, body, error, notice);
     if let Some(token) = fresh {
         r.headers_mut().append(
             header::SET_COOKIE,
             portal.cookie(LOGIN_COOKIE, &token, 86_400),
+        );
+    }
+    r
+}
+
+fn updates_form(
+    portal: &Portal_,
+    req: &HttpRequest,
+    cx: Cx,
+    serial: &str,
+    error: Option<&Error>,
+    notice: Option<String>,
+) -> HttpResponse {
+    let body = serde_json::json!({"serial": serial});
+    open_page(
+        portal,
+        req,
+        cx,
+        "updates.html",
+        "updates.title",
+        body,
+        error,
+        notice,
+    )
+}
+
+/// On to the transfer's second step, with the cookie of a session made just now.
+fn to_transfer(portal: &Portal_, token: Option<String>) -> HttpResponse {
+    let mut r = see_other(&format!("{BASE}/transfer"));
+    if let Some(token) = token {
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            portal.cookie(SESSION_COOKIE, &token, portal.session_secs),
         );
     }
     r
@@ -367,16 +404,7 @@ pub async fn updates(
         Err(e) => Err(e),
     };
     match result {
-        Ok(UpdatesOutcome::Waiting { token, .. }) => {
-            let mut r = see_other(&format!("{BASE}/transfer"));
-            if let Some(token) = token {
-                r.headers_mut().append(
-                    header::SET_COOKIE,
-                    portal.cookie(SESSION_COOKIE, &token, portal.session_secs),
-                );
-            }
-            r
-        }
+        Ok(UpdatesOutcome::Waiting { token, .. }) => to_transfer(&portal, token),
         Ok(UpdatesOutcome::Nothing { serial }) => {
             let notice = portal
                 .text(&v.cx, "updates.nothing")
@@ -384,5 +412,79 @@ pub async fn updates(
             updates_form(&portal, &req, v.cx, &serial, None, Some(notice))
         }
         Err(e) => updates_form(&portal, &req, v.cx, &serial, Some(&e), None),
+    }
+}
+
+/// The restore page: the old container's serial first; once it is known, the salt this
+/// computer's traits are hashed with and the form for the request and traits files.
+async fn restore_form(
+    core: &Core_,
+    portal: &Portal_,
+    req: &HttpRequest,
+    cx: Cx,
+    serial: &str,
+    error: Option<&Error>,
+) -> HttpResponse {
+    let serial = serial.trim();
+    let mut body = serde_json::json!({"serial": serial, "salt": null, "firm_code": null});
+    let mut lookup = None;
+    if !serial.is_empty() {
+        match portal::restore_salt(core, serial).await {
+            Ok((salt, firm_code)) => {
+                body["salt"] = salt.into();
+                body["firm_code"] = firm_code.into();
+            }
+            Err(e) => lookup = Some(e),
+        }
+    }
+    let error = error.or(lookup.as_ref());
+    open_page(
+        portal,
+        req,
+        cx,
+        "restore.html",
+        "restore.title",
+        body,
+        error,
+        None,
+    )
+}
+
+pub async fn restore_page(
+    core: Core_,
+    portal: Portal_,
+    req: HttpRequest,
+    q: web::Query<SerialQuery>,
+) -> HttpResponse {
+    let v = visit!(core, portal, req);
+    restore_form(&core, &portal, &req, v.cx, &q.serial, None).await
+}
+
+pub async fn restore(
+    core: Core_,
+    portal: Portal_,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let v = visit!(core, portal, req);
+    let form = match posted(&portal, &v, &req, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let old_serial = form.get("serial").unwrap_or("").trim().to_string();
+    let result = match (uploaded(&form, "request"), uploaded(&form, "traits")) {
+        (Ok(request), Ok(traits)) => {
+            let f = RestoreForm {
+                old_serial: old_serial.clone(),
+                request,
+                traits,
+            };
+            portal::restore(&core, v.session.as_ref(), f).await
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    match result {
+        Ok((_, token)) => to_transfer(&portal, token),
+        Err(e) => restore_form(&core, &portal, &req, v.cx, &old_serial, Some(&e)).await,
     }
 }

@@ -50,9 +50,12 @@ pub const ERROR_CODES: &[&str] = &[
     "quota_exceeded",
     "payload_too_large",
     "busy",
+    "rate_limited",
     "internal",
     "csrf",
     "page_not_found",
+    "sso_refused",
+    "sso_no_customer",
     "other",
 ];
 
@@ -99,6 +102,8 @@ pub fn page(p: &Pages, cx: &Cx, page: &str, title: &str, body: Value) -> Value {
         "t": p.texts(cx.lang),
         "brand": p.brand,
         "base": BASE,
+        "helper": p.local_helper,
+        "helper_command": p.local_helper_command,
         "languages": languages,
         "session": {"active": cx.logged_in, "tickets": cx.has_tickets},
         "csrf": cx.csrf,
@@ -355,9 +360,21 @@ pub fn split(p: &Pages, lang: &str, l: &PortalLicense, quantities: &str) -> Valu
     json!({"license": license(p, lang, l), "quantities": quantities})
 }
 
-pub fn login(ticket: &str, next: &str, held: Option<(String, Option<String>)>) -> Value {
+/// `sso`: single sign-on is set up (the page offers it beside the ticket).
+pub fn login(ticket: &str, next: &str, held: Option<(String, Option<String>)>, sso: bool) -> Value {
     let held = held.map(|(until, ticket)| json!({"until": until, "ticket": ticket}));
-    json!({"ticket": ticket, "next": next, "held": held})
+    json!({"ticket": ticket, "next": next, "held": held, "sso": sso,
+        "sso_href": format!("{BASE}/saml/login?next={}", query_escape(next))})
+}
+
+/// The page that posts a SAML message to the identity provider (the HTTP-POST binding):
+/// the form is sent by the portal's script, or by the customer's click without one.
+pub fn sso_post(url: &str, fields: &[(String, String)]) -> Value {
+    let fields: Vec<Value> = fields
+        .iter()
+        .map(|(n, v)| json!({"name": n, "value": v}))
+        .collect();
+    json!({"url": url, "fields": fields})
 }
 
 // ---- the example values every template is rendered with at start ----
@@ -447,12 +464,22 @@ pub fn samples(p: &Pages, lang: &'static str) -> Vec<(&'static str, Value)> {
     let mut selected = g.clone();
     selected.activation_mode = ActivationMode::Selected;
     let mut out = vec![
-        page_of("login.html", login("", BASE, Some(("12:00".into(), None)))),
         page_of(
             "login.html",
-            login("T", BASE, Some(("12:00".into(), Some("T".into())))),
+            login("", BASE, Some(("12:00".into(), None)), true),
         ),
-        page_of("login.html", login("", BASE, None)),
+        page_of(
+            "login.html",
+            login("T", BASE, Some(("12:00".into(), Some("T".into()))), false),
+        ),
+        page_of("login.html", login("", BASE, None, false)),
+        page_of(
+            "sso_post.html",
+            sso_post(
+                "https://idp.example/sso",
+                &[("SAMLRequest".into(), "PHNhbWw+".into())],
+            ),
+        ),
         page_of(
             "overview.html",
             overview_with(p, lang, std::slice::from_ref(&g), &all_columns),
@@ -487,6 +514,14 @@ pub fn samples(p: &Pages, lang: &'static str) -> Vec<(&'static str, Value)> {
             ),
         ),
         page_of("updates.html", json!({"serial": "130-1234567890"})),
+        page_of(
+            "restore.html",
+            json!({"serial": "", "salt": null, "firm_code": null}),
+        ),
+        page_of(
+            "restore.html",
+            json!({"serial": "130-1234567890", "salt": "0123abcd", "firm_code": 10}),
+        ),
         page_of("split.html", split(p, lang, &g.licenses[0], "2, 3")),
         page_of("history.html", history(p, lang, &hist)),
         page_of("message.html", json!({"heading": "Example"})),
@@ -578,6 +613,7 @@ mod tests {
                 firm_code: 1,
                 quota: 1,
             },
+            Error::RateLimited { retry_after: 1 },
             Error::Busy,
             Error::Retry,
             Error::internal("x"),

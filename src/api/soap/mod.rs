@@ -52,6 +52,8 @@ pub const SERVICES: &[Service] = &[
             "WithdrawLicenses",
             "ReplaceLicense",
             "SplitLicense",
+            "CreateProductionOrder",
+            "GetProductionOrder",
         ],
     },
     Service {

@@ -3,13 +3,14 @@
 //! yaserde; typed values are read by `codec` (see there for why).
 use yaserde::{YaDeserialize, YaSerialize};
 
-use super::codec::{decode, encode, long, longs, need, opt, Text};
+use super::codec::{decode, encode, iso, long, longs, need, opt, Text};
 use super::envelope::El;
 use crate::domain::Actor;
 use crate::error::Error;
 use crate::service::catalog::CustomerData;
 use crate::service::lifecycle::{self, LicenseChange};
 use crate::service::orders::{self, NewOrder, OrderLine, OrderView};
+use crate::service::production::{self, NewProductionOrder, ProductionOrderView};
 use crate::service::Core;
 
 /// The prefix the types below give the service's namespace.
@@ -100,6 +101,30 @@ struct SplitLicense {
 struct GetTicket {
     #[yaserde(prefix = "s", rename = "Ticket")]
     ticket: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "CreateProductionOrder", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct CreateProductionOrder {
+    #[yaserde(prefix = "s", rename = "Source")]
+    source: Option<String>,
+    #[yaserde(prefix = "s", rename = "ErpOrderId")]
+    erp_order_id: Option<String>,
+    #[yaserde(prefix = "s", rename = "Customer")]
+    customer: Option<Customer>,
+    #[yaserde(prefix = "s", rename = "Comment")]
+    comment: Option<String>,
+    #[yaserde(prefix = "s", rename = "Dongles")]
+    dongles: String,
+    #[yaserde(prefix = "s", rename = "Line")]
+    line: Vec<Line>,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "GetProductionOrder", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct GetProductionOrder {
+    #[yaserde(prefix = "s", rename = "ProductionOrderId")]
+    production_order_id: String,
 }
 
 // ---- responses ----
@@ -226,6 +251,135 @@ struct License {
     serial: Option<Text>,
 }
 
+/// The XSD's `ProductionOrder`: `CreateProductionOrderResponse` and
+/// `GetProductionOrderResponse`.
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "ProductionOrder", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct ProductionOrder {
+    #[yaserde(prefix = "s", rename = "ProductionOrderId")]
+    production_order_id: i64,
+    #[yaserde(prefix = "s", rename = "OrderId")]
+    order_id: i64,
+    #[yaserde(prefix = "s", rename = "ErpOrderId")]
+    erp_order_id: Text,
+    #[yaserde(prefix = "s", rename = "Ticket")]
+    ticket: Text,
+    #[yaserde(prefix = "s", rename = "FirmCode")]
+    firm_code: i64,
+    #[yaserde(prefix = "s", rename = "Dongles")]
+    dongles: i32,
+    #[yaserde(prefix = "s", rename = "Created")]
+    created: bool,
+    #[yaserde(prefix = "s", rename = "Line")]
+    line: Vec<ProductionLine>,
+    #[yaserde(prefix = "s", rename = "Programmed")]
+    programmed: i64,
+    #[yaserde(prefix = "s", rename = "Assigned")]
+    assigned: i64,
+    #[yaserde(prefix = "s", rename = "Withdrawn")]
+    withdrawn: i64,
+    #[yaserde(prefix = "s", rename = "Failed")]
+    failed: i64,
+    #[yaserde(prefix = "s", rename = "Remaining")]
+    remaining: i64,
+    #[yaserde(prefix = "s", rename = "Complete")]
+    complete: bool,
+    #[yaserde(prefix = "s", rename = "CancelledAt")]
+    cancelled_at: Option<Text>,
+    #[yaserde(prefix = "s", rename = "Station")]
+    station: Vec<StationCount>,
+    #[yaserde(prefix = "s", rename = "Slot")]
+    slot: Vec<ProductionSlot>,
+}
+
+/// The XSD's `OrderLine` in an answer: what each dongle holds.
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "Line", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct ProductionLine {
+    #[yaserde(prefix = "s", rename = "ItemId")]
+    item_id: Text,
+    #[yaserde(prefix = "s", rename = "Quantity")]
+    quantity: i64,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "Station", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct StationCount {
+    #[yaserde(prefix = "s", rename = "Name")]
+    name: Text,
+    #[yaserde(prefix = "s", rename = "Programmed")]
+    programmed: i64,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "Slot", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct ProductionSlot {
+    #[yaserde(prefix = "s", rename = "Slot")]
+    slot: i32,
+    #[yaserde(prefix = "s", rename = "Serial")]
+    serial: Option<Text>,
+    #[yaserde(prefix = "s", rename = "Station")]
+    station: Option<Text>,
+    #[yaserde(prefix = "s", rename = "State")]
+    state: Text,
+    #[yaserde(prefix = "s", rename = "Failures")]
+    failures: i32,
+    #[yaserde(prefix = "s", rename = "LastFailure")]
+    last_failure: Option<Text>,
+    #[yaserde(prefix = "s", rename = "ProgrammedAt")]
+    programmed_at: Option<Text>,
+}
+
+impl From<&ProductionOrderView> for ProductionOrder {
+    fn from(v: &ProductionOrderView) -> ProductionOrder {
+        ProductionOrder {
+            production_order_id: v.production_order_id,
+            order_id: v.order_id,
+            erp_order_id: (&v.erp_order_id).into(),
+            ticket: (&v.ticket).into(),
+            firm_code: v.firm_code,
+            dongles: v.dongles,
+            created: v.created,
+            line: v
+                .lines
+                .iter()
+                .map(|l| ProductionLine {
+                    item_id: (&l.item_id).into(),
+                    quantity: l.quantity,
+                })
+                .collect(),
+            programmed: v.programmed,
+            assigned: v.assigned,
+            withdrawn: v.withdrawn,
+            failed: v.failed,
+            remaining: v.remaining,
+            complete: v.complete,
+            cancelled_at: v.cancelled_at.map(|t| iso(t).into()),
+            station: v
+                .stations
+                .iter()
+                .map(|(name, n)| StationCount {
+                    name: name.into(),
+                    programmed: *n,
+                })
+                .collect(),
+            slot: v
+                .slots
+                .iter()
+                .map(|s| ProductionSlot {
+                    slot: s.slot,
+                    serial: s.serial.as_ref().map(Text::from),
+                    station: s.station.as_ref().map(Text::from),
+                    state: s.state.as_str().into(),
+                    failures: s.failures,
+                    last_failure: s.last_failure.as_ref().map(Text::from),
+                    programmed_at: s.programmed_at.map(|t| iso(t).into()),
+                })
+                .collect(),
+        }
+    }
+}
+
 // ---- operations ----
 
 /// The `Line`s of an order operation (`op` names the operation in an error's path).
@@ -346,6 +500,44 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
             };
             let ids = lifecycle::split(core, actor, req).await?;
             encode(&name, &SplitLicenseResponse { license_id: ids })
+        }
+        "CreateProductionOrder" => {
+            let r: CreateProductionOrder = decode(P, op)?;
+            let customer = match &r.customer {
+                None => None,
+                Some(c) => Some(CustomerData {
+                    external_id: need("CreateProductionOrder/Customer/ExternalId", &c.external_id)?,
+                    name: opt(&c.name),
+                    email: opt(&c.email),
+                    locale: opt(&c.locale),
+                }),
+            };
+            let d = need("CreateProductionOrder/Dongles", &r.dongles)?;
+            let dongles = d.parse::<i32>().map_err(|_| {
+                Error::invalid(
+                    "CreateProductionOrder/Dongles",
+                    format!("{d:?} is not an xs:int"),
+                )
+            })?;
+            let req = NewProductionOrder {
+                source: opt(&r.source).unwrap_or_else(|| "soap".into()),
+                erp_order_id: opt(&r.erp_order_id),
+                customer,
+                dongles: i64::from(dongles),
+                lines: order_lines("CreateProductionOrder", &r.line)?,
+                comment: opt(&r.comment).unwrap_or_default(),
+            };
+            let v = production::create(core, actor, req).await?;
+            encode(&name, &ProductionOrder::from(&v))
+        }
+        "GetProductionOrder" => {
+            let r: GetProductionOrder = decode(P, op)?;
+            let id = long(
+                "GetProductionOrder/ProductionOrderId",
+                &r.production_order_id,
+            )?;
+            let v = production::get(core, actor, id).await?;
+            encode(&name, &ProductionOrder::from(&v))
         }
         other => Err(Error::internal(format!(
             "Sales.{other} is declared but not wired"

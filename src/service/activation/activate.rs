@@ -6,7 +6,7 @@ use super::{
     Committed, Contact,
 };
 use crate::domain::ticket::TicketCode;
-use crate::domain::{reactivation, ActivationMode, Actor, Interface, LicenseState};
+use crate::domain::{reactivation, ActivationMode, Actor, Interface, LicenseState, TicketState};
 use crate::error::{Error, Result};
 use crate::protocol::{ActivateRequest, Context, Issued, ReturnRequest};
 use crate::service::audit::{self, Event};
@@ -49,7 +49,8 @@ fn activate_in(
     // outstanding ones for the update; the ticket's rules ask the database for what they need.
     let mut named = None;
     let (tid, rows) = if ids.is_empty() {
-        let tid = tickets::id_of(c, code)?;
+        let (tid, ticket) = tickets::find(c, code)?;
+        for_customers(code, ticket)?;
         (
             tid,
             licenses::activatable_of_ticket(c, tid, &serial, k.firm_id)?,
@@ -67,6 +68,7 @@ fn activate_in(
                 }
             }
         }
+        for_customers(code, n.ticket_state().unwrap_or(TicketState::Active))?;
         named = Some(n);
         (rows[0].ticket_id, rows)
     };
@@ -159,6 +161,18 @@ fn activate_in(
     }
     let outstanding = named.map(|n| n.outstanding(&serial, k.firm_id));
     required(issue_with(c, actor, k, ctx, outstanding)?).map(Ok)
+}
+
+/// A production order's ticket is not activated through the customers' doors: its licenses
+/// go into dongles on the production line only.
+pub(in crate::service) fn for_customers(code: &TicketCode, ticket: TicketState) -> Result<()> {
+    match ticket {
+        TicketState::Active => Ok(()),
+        TicketState::Production => Err(Error::NotAllowed(format!(
+            "ticket {code} is a production order's: its licenses are programmed into dongles \
+             on the production line"
+        ))),
+    }
 }
 
 /// Returns licenses from the container that asks (deactivation): they are available

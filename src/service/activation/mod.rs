@@ -21,6 +21,7 @@ mod support;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub(super) use activate::for_customers;
 pub use activate::{activate, deactivate, pull_updates};
 pub use info::{template, ticket_info};
 pub(super) use issue::{issue, issue_required, Prepared};

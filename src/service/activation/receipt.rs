@@ -175,7 +175,12 @@ pub async fn confirm_receipt(
             let (mut mirror, issued) = mirror_or_load(c, cont.id, firm.id, joined)?;
             match reconcile(c, &actor, &cont, firm.id, &mut mirror, &ctx, issued)? {
                 (_, Some(done)) => return Ok(done),
-                (Seen::Current, None) => {
+                // Up to date, and the receipt names an update made for this container: a
+                // receipt sent again. One naming another container's update is refused below.
+                (Seen::Current, None)
+                    if updates::counter_to_of(c, ctx.update_id.unwrap_or_default(), cont.id)?
+                        .is_some() =>
+                {
                     return Ok(Confirmed {
                         serial: cont.serial.clone(),
                         firm_code: ctx.firm_code,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{firm_id_of, place_on_blacklist, CONTROL_ROLES, SUPPORT_ROLES};
 use crate::domain::{
-    check_id, check_len, Actor, ItemKind, ItemOptions, LicenseState, Role, MAX_TEXT,
+    check_id, check_len, check_serial, Actor, ItemKind, ItemOptions, LicenseState, Role, MAX_TEXT,
 };
 use crate::error::{Error, Result};
 use crate::service::audit::{self, Event};
@@ -25,7 +25,7 @@ pub struct BlacklistAdd {
 /// lock update, and every other action is refused.
 pub async fn blacklist_add(core: &Core, actor: &Actor, req: BlacklistAdd) -> Result<()> {
     actor.require(SUPPORT_ROLES, "blacklist containers")?;
-    check_id("serial", &req.serial)?;
+    check_serial("serial", &req.serial)?;
     check_len("description", &req.description, MAX_TEXT)?;
     if req.description.trim().is_empty() {
         return Err(Error::invalid(
@@ -58,6 +58,9 @@ pub async fn blacklist_remove(
     reason: String,
 ) -> Result<()> {
     actor.require(&[Role::Admin], "take containers off the blacklist")?;
+    // Any identifier: an entry placed before serials were held to the protocol's form must
+    // still be removable.
+    check_id("serial", &serial)?;
     check_len("reason", &reason, MAX_TEXT)?;
     if reason.trim().is_empty() {
         return Err(Error::invalid(
@@ -398,6 +401,7 @@ pub async fn reset(
     firm_code: Option<i64>,
 ) -> Result<Vec<i64>> {
     actor.require(&[Role::Admin], "reset containers")?;
+    check_serial("serial", &serial)?;
     let actor = actor.clone();
     let default = core.default_firm.id;
     core.db
@@ -430,6 +434,7 @@ pub async fn reset(
 /// Assigns a container to a customer.
 pub async fn assign(core: &Core, actor: &Actor, serial: String, customer_id: String) -> Result<()> {
     actor.require(SUPPORT_ROLES, "assign containers")?;
+    check_serial("serial", &serial)?;
     check_id("customer_id", &customer_id)?;
     let actor = actor.clone();
     core.db

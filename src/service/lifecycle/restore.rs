@@ -6,14 +6,14 @@ use super::{ask_approval, move_license, place_on_blacklist, REACTIVATION, RESTOR
 use crate::domain::reactivation::{self, changed_traits, Decision, RestoreDecision};
 use crate::domain::ticket::TicketCode;
 use crate::domain::{
-    check_id, Actor, ContainerState, ContainerType, Interface, LicenseState, ReactivationBehaviour,
-    ReactivationPolicy,
+    check_serial, Actor, ContainerState, ContainerType, Interface, LicenseState,
+    ReactivationBehaviour, ReactivationPolicy,
 };
 use crate::error::{Error, Result};
 use crate::protocol::{Issued, ReactivateRequest, RestoreRequest, Trait};
 use crate::service::activation::{
-    after_contact, count_activations, customer_actor, deliver, issue, issue_required, named_once,
-    read_request, Refusal,
+    after_contact, count_activations, customer_actor, deliver, for_customers, issue,
+    issue_required, named_once, read_request, Refusal,
 };
 use crate::service::audit::{self, Event};
 use crate::service::Core;
@@ -50,7 +50,8 @@ pub async fn reactivate(
         "reactivate",
         true,
         move |c, actor, ctx, k| {
-            let tid = tickets::id_of(c, &code)?;
+            let (tid, ticket) = tickets::find(c, &code)?;
+            for_customers(&code, ticket)?;
             let now = crate::service::now();
             let serial = k.cont.serial.clone();
             let mut plan = vec![];
@@ -135,6 +136,7 @@ pub async fn reactivate(
 /// The salt an `act` container's fingerprint traits are hashed with, for a restore on the
 /// same computer: derived from the container's public key, so the server can tell it.
 pub async fn fingerprint_salt(core: &Core, serial: String) -> Result<serde_json::Value> {
+    check_serial("serial", &serial)?;
     core.db
         .read(move |c| {
             let cont = containers::get(c, &serial)?;
@@ -153,7 +155,7 @@ pub async fn fingerprint_salt(core: &Core, serial: String) -> Result<serde_json:
 /// Restore: the same computer after a reinstall (recognised by fingerprint tolerance) gets
 /// a new container with every license of the old one; the old one is blacklisted.
 pub async fn restore(core: &Core, interface: Interface, req: RestoreRequest) -> Result<Issued> {
-    check_id("old_serial", &req.old_serial)?;
+    check_serial("old_serial", &req.old_serial)?;
     let ctx = read_request(&req.request)?;
     if ctx.container_type != ContainerType::Act {
         return Err(Error::NotAllowed(

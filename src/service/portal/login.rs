@@ -83,6 +83,50 @@ fn parse_tickets(input: &str) -> Result<Vec<TicketCode>> {
     Ok(codes)
 }
 
+/// Before the gateway looks a ticket up: the gateway's lookups share the portal's count of
+/// failures, so an address or a ticket held back by one is held back by the other, on
+/// every node. A code that does not parse is the lookup's to refuse (a typo costs nothing).
+pub async fn ticket_guard(core: &Core, client: IpAddr, ticket: &str) -> Result<()> {
+    let Ok(code) = TicketCode::parse(ticket) else {
+        return Ok(());
+    };
+    let cfg = core.config();
+    let limit = cfg.portal_login_limit;
+    let window = chrono::Duration::seconds(cfg.portal_login_window_secs as i64);
+    let keys = [client_key(client), ticket_key(&code)];
+    let now = crate::service::now();
+    let held = core
+        .db
+        .read(move |c| {
+            for key in &keys {
+                let recent = store::recent_failures(c, key, now - window, i64::from(limit))?;
+                if recent.len() >= limit as usize {
+                    return Ok(recent.last().map(|oldest| *oldest + window));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+    match held {
+        Some(until) => Err(Error::RateLimited {
+            retry_after: (until - now).num_seconds().max(1) as u64,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// After the gateway found no such ticket: a failure of the address and of the ticket.
+pub async fn ticket_failed(core: &Core, client: IpAddr, ticket: &str) -> Result<()> {
+    let Ok(code) = TicketCode::parse(ticket) else {
+        return Ok(());
+    };
+    let keys = vec![client_key(client), ticket_key(&code)];
+    let now = crate::service::now();
+    core.db
+        .write(move |c| store::record_failures(c, &keys, now))
+        .await
+}
+
 /// What the login's write decided.
 enum Step {
     Started,

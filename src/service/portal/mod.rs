@@ -8,15 +8,17 @@
 //! the customer (every ticket of theirs) and start the same session with `start_session`.
 mod licenses;
 mod login;
+pub mod sso;
 mod transfer;
 
 pub use licenses::{
     license_history, overview, split, HistoryEntry, LicenseHistory, PortalLicense, TicketLicenses,
 };
-pub use login::{client_key, ticket_login, LoginOutcome, MAX_TICKETS};
+pub use login::{client_key, ticket_failed, ticket_guard, ticket_login, LoginOutcome, MAX_TICKETS};
 pub use transfer::{
-    activate, confirm_receipt, deactivate, pull_updates, reactivate, ActivateForm, Done,
-    ReactivateForm, ReturnForm, Transfer, TransferKind, UpdatesOutcome,
+    activate, confirm_receipt, deactivate, pull_updates, reactivate, restore, restore_salt,
+    ActivateForm, Done, ReactivateForm, RestoreForm, ReturnForm, Transfer, TransferKind,
+    UpdatesOutcome,
 };
 
 use chrono::NaiveDateTime;
@@ -35,6 +37,9 @@ pub enum LoginMethod {
     /// With a container's signed request (the automatic updates of that container); the
     /// session sees no ticket.
     Container,
+    /// Through the vendor's SAML identity provider: the session sees every ticket of the
+    /// customer the user belongs to.
+    Sso,
 }
 
 impl LoginMethod {
@@ -42,12 +47,14 @@ impl LoginMethod {
         match self {
             LoginMethod::Ticket => "ticket",
             LoginMethod::Container => "container",
+            LoginMethod::Sso => "saml",
         }
     }
     fn parse(s: &str) -> Result<LoginMethod> {
         match s {
             "ticket" => Ok(LoginMethod::Ticket),
             "container" => Ok(LoginMethod::Container),
+            "saml" => Ok(LoginMethod::Sso),
             other => Err(Error::internal(format!("unknown login method {other:?}"))),
         }
     }
@@ -66,6 +73,8 @@ pub struct Session {
     pub flow: Option<Transfer>,
     pub expires_at: NaiveDateTime,
     csrf: String,
+    /// With single sign-on: the user, as the identity provider names them (NameID).
+    sso_user: Option<String>,
 }
 
 impl Session {
@@ -98,9 +107,10 @@ impl Session {
 
     /// Who acts through this session, for the history.
     fn actor(&self) -> Actor {
-        let name = match self.tickets.first() {
-            Some(t) => format!("ticket:{}", t.as_stored()),
-            None => "portal".to_string(),
+        let name = match (&self.sso_user, self.tickets.first()) {
+            (Some(user), _) => format!("saml:{user}"),
+            (None, Some(t)) => format!("ticket:{}", t.as_stored()),
+            (None, None) => "portal".to_string(),
         };
         Actor {
             name,
@@ -180,6 +190,7 @@ fn open(row: SessionRow, token: &str, tickets: Vec<TicketCode>) -> Result<Sessio
         flow,
         expires_at: row.expires_at,
         csrf: csrf_of(token),
+        sso_user: None,
     })
 }
 
@@ -208,7 +219,14 @@ pub async fn session(core: &Core, token: &str) -> Result<Option<Session>> {
                 .iter()
                 .map(|t| TicketCode::parse(t))
                 .collect::<Result<Vec<_>>>()?;
-            open(row, &token, tickets).map(Some)
+            let sso_user = if row.method == LoginMethod::Sso.as_str() {
+                crate::store::saml::sso_session(c, &row.id)?.map(|s| s.name_id)
+            } else {
+                None
+            };
+            let mut session = open(row, &token, tickets)?;
+            session.sso_user = sso_user;
+            Ok(Some(session))
         })
         .await
 }
@@ -241,5 +259,8 @@ pub fn housekeeping(c: &mut crate::store::Conn, window_secs: u64) -> Result<(usi
     let sessions = store::delete_expired_sessions(c, now)?;
     let window = chrono::Duration::seconds(window_secs as i64);
     let failures = store::delete_login_failures(c, now - window)?;
+    // Single sign-on's requests and remembered assertions once they expired (an assertion
+    // past its validity is refused as expired, so it need not be remembered as seen).
+    crate::store::saml::delete_expired(c, now)?;
     Ok((sessions, failures))
 }

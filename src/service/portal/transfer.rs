@@ -22,6 +22,7 @@ pub enum TransferKind {
     Return,
     Reactivate,
     Updates,
+    Restore,
 }
 
 impl TransferKind {
@@ -31,6 +32,7 @@ impl TransferKind {
             TransferKind::Return => "return",
             TransferKind::Reactivate => "reactivate",
             TransferKind::Updates => "updates",
+            TransferKind::Restore => "restore",
         }
     }
 }
@@ -247,16 +249,25 @@ pub async fn pull_updates(
     let Some(u) = activation::pull_updates(core, Interface::Portal, &request).await? else {
         return Ok(UpdatesOutcome::Nothing { serial: ctx.serial });
     };
-    let transfer = Transfer::issued(TransferKind::Updates, None, u);
+    let (transfer, token) = kept(core, s, Transfer::issued(TransferKind::Updates, None, u)).await?;
+    Ok(UpdatesOutcome::Waiting {
+        transfer: Box::new(transfer),
+        token,
+    })
+}
+
+/// Keeps the transfer in the session for its next two steps. A visitor without a session
+/// (automatic updates, restore: the container's signed request is the credential) gets one
+/// now, which sees no ticket; the token returned is its cookie.
+async fn kept(
+    core: &Core,
+    s: Option<&Session>,
+    transfer: Transfer,
+) -> Result<(Transfer, Option<String>)> {
     if let Some(s) = s {
         keep_flow(core, s, &transfer).await?;
-        return Ok(UpdatesOutcome::Waiting {
-            transfer: Box::new(transfer),
-            token: None,
-        });
+        return Ok((transfer, None));
     }
-    // A visitor without a session: the container's request identified them; the session
-    // made now keeps the update for the next two steps and sees no ticket.
     let new = NewSession {
         method: LoginMethod::Container,
         tickets: vec![],
@@ -264,10 +275,49 @@ pub async fn pull_updates(
     };
     let (token, session) = start_session(core, new).await?;
     keep_flow(core, &session, &transfer).await?;
-    Ok(UpdatesOutcome::Waiting {
-        transfer: Box::new(transfer),
-        token: Some(token),
-    })
+    Ok((transfer, Some(token)))
+}
+
+/// The salt the traits of the computer whose container `serial` was are hashed with, for
+/// its restore (only act containers are restored), and the vendor's firm code its request
+/// is for.
+pub async fn restore_salt(core: &Core, serial: &str) -> Result<(String, i64)> {
+    let serial = serial.trim().to_string();
+    let v = lifecycle::fingerprint_salt(core, serial).await?;
+    let salt = v["salt"].as_str().unwrap_or_default().to_string();
+    Ok((salt, core.config.firm_code))
+}
+
+/// Restore a container on the same computer (after a reinstall): the new container's
+/// request file and this computer's traits hashed with the old container's salt (the
+/// traits file, `licentia container traits`). No ticket is needed: the fingerprint proves
+/// the computer; the vendor's re-activation policy decides, as for the gateway.
+pub struct RestoreForm {
+    pub old_serial: String,
+    pub request: String,
+    pub traits: String,
+}
+
+/// The transfer goes on with its second step; the token is the cookie of a session made
+/// for a visitor who had none.
+pub async fn restore(
+    core: &Core,
+    s: Option<&Session>,
+    f: RestoreForm,
+) -> Result<(Transfer, Option<String>)> {
+    let traits: Vec<protocol::Trait> = serde_json::from_str(&f.traits).map_err(|e| {
+        Error::invalid(
+            "traits",
+            format!("the traits file is not what licentia container traits writes: {e}"),
+        )
+    })?;
+    let req = protocol::RestoreRequest {
+        old_serial: f.old_serial.trim().to_string(),
+        request: f.request,
+        traits,
+    };
+    let u = lifecycle::restore(core, Interface::Portal, req).await?;
+    kept(core, s, Transfer::issued(TransferKind::Restore, None, u)).await
 }
 
 /// The third step: the receipt file of the container the transfer's update was for.
