@@ -108,6 +108,9 @@ pub struct Config {
     /// The port of the local helper (`licentia container serve-local`) on the customer's
     /// computer that the portal's pages use for online transfers; 0: offline transfer only.
     pub portal_local_helper_port: u16,
+    /// Whether visitors may register in the portal with their e-mail address (a link by
+    /// mail proves it); a registered customer signs in the same way and may take trials.
+    pub portal_self_registration: bool,
     /// Ticket lookups (ticket info, activation, re-activation) one client address may make
     /// at the gateway per minute on each node; 0: no limit.
     pub gateway_ticket_lookups_per_minute: u32,
@@ -204,6 +207,7 @@ impl Default for Config {
             portal_login_limit: 5,
             portal_login_window_secs: 900,
             portal_local_helper_port: crate::client::local::DEFAULT_PORT,
+            portal_self_registration: false,
             gateway_ticket_lookups_per_minute: 120,
             saml_idp_metadata: String::new(),
             saml_entity_id: String::new(),
@@ -332,6 +336,7 @@ impl Config {
             ("portal_login_limit", Int),
             ("portal_login_window_secs", Int),
             ("portal_local_helper_port", Int),
+            ("portal_self_registration", Bool),
             ("gateway_ticket_lookups_per_minute", Int),
             ("trusted_proxies", Str),
             ("saml_idp_metadata", Str),

@@ -226,6 +226,25 @@ pub fn check_serial(field: &str, value: &str) -> Result<()> {
 }
 
 /// An identifier given by a person or an ERP: printable, no spaces at the ends, bounded.
+/// An e-mail address as customers give it: one `@`, a dot in the domain, no spaces, at most
+/// 254 characters.
+pub fn check_email(field: &str, value: &str) -> Result<()> {
+    check_len(field, value, 254)?;
+    let ok = value.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.contains('@')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, "not an email address"))
+    }
+}
+
 pub fn check_id(field: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));

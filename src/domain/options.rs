@@ -52,6 +52,10 @@ pub struct ItemOptions {
     /// For update items: what one unit does to each matching license.
     #[serde(default)]
     pub update: Option<UpdateEffect>,
+    /// A trial: a customer who registered in the portal (or signs in by single sign-on) may
+    /// take one license of this item, once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trial: bool,
 }
 
 /// What an update item changes in the licenses it matches (same firm and product code on
@@ -140,6 +144,9 @@ impl ItemOptions {
         }
         if self.self_service_count.is_some_and(|n| n > 1000) {
             return Err(Error::invalid("self_service_count", "at most 1000"));
+        }
+        if self.trial && self.update.is_some() {
+            return Err(Error::invalid("trial", "an update item cannot be a trial"));
         }
         if let Some(u) = &self.update {
             if u.is_empty() {

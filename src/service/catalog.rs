@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::{self, Event};
 use super::Core;
-use crate::domain::{check_id, check_len, Actor, ItemKind, ItemOptions, Role, Settings, MAX_TEXT};
+use crate::domain::{
+    check_email, check_id, check_len, Actor, ItemKind, ItemOptions, Role, Settings, MAX_TEXT,
+};
 use crate::error::{Error, Result};
 use crate::store::customers::{self as customer_store, CustomerRow};
 use crate::store::items::{self as item_store, CatalogRow};
@@ -73,6 +75,10 @@ impl NewItem {
             (ItemKind::License | ItemKind::Lock, Some(_)) => Err(Error::invalid(
                 "options.update",
                 "only update items carry an update effect",
+            )),
+            (ItemKind::Lock, _) if self.options.trial => Err(Error::invalid(
+                "options.trial",
+                "only license items can be trials",
             )),
             _ => self.options.validate(),
         }
@@ -145,6 +151,12 @@ pub async fn change_item(
             let item = load_item(c, &item_id)?.ok_or_else(|| Error::not_found("item", &item_id))?;
             let name = req.name.clone().unwrap_or(item.name.clone());
             let options = req.options.clone().unwrap_or(item.options.clone());
+            if options.trial && item.kind != ItemKind::License {
+                return Err(Error::invalid(
+                    "options.trial",
+                    "only license items can be trials",
+                ));
+            }
             let options = serde_json::to_string(&options).expect("options");
             let set = item_store::Change {
                 name: &name,
@@ -237,13 +249,7 @@ impl CustomerData {
             MAX_TEXT,
         )?;
         if let Some(e) = self.email.as_deref().filter(|e| !e.is_empty()) {
-            check_len("customer.email", e, 254)?;
-            let ok = e.split_once('@').is_some_and(|(l, d)| {
-                !l.is_empty() && d.contains('.') && !e.contains(char::is_whitespace)
-            });
-            if !ok {
-                return Err(Error::invalid("customer.email", "not an email address"));
-            }
+            check_email("customer.email", e)?;
         }
         if let Some(l) = &self.locale {
             let ok = (2..=10).contains(&l.len())

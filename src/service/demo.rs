@@ -39,7 +39,7 @@ pub async fn seed(core: &Core) -> Result<DemoOutcome> {
             ItemKind::License,
             1003,
             o(
-                serde_json::json!({"usage_period_days": 30, "feature_map": 1, "container_types": ["act"]}),
+                serde_json::json!({"usage_period_days": 30, "feature_map": 1, "container_types": ["act"], "trial": true}),
             ),
         ),
         (

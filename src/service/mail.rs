@@ -29,6 +29,7 @@ pub const KINDS: &[(&str, &[&str])] = &[
     ("expiry_report", &["en"]),
     ("never_activated_report", &["en"]),
     ("approval_request", &["en"]),
+    ("verify_email", &["en", "de"]),
 ];
 
 /// The built-in templates (the files in `mail-templates/`).
@@ -61,6 +62,14 @@ const BUILT_IN: &[(&str, &str)] = &[
         "approval_request.en.txt",
         include_str!("../../mail-templates/approval_request.en.txt"),
     ),
+    (
+        "verify_email.en.txt",
+        include_str!("../../mail-templates/verify_email.en.txt"),
+    ),
+    (
+        "verify_email.de.txt",
+        include_str!("../../mail-templates/verify_email.de.txt"),
+    ),
 ];
 
 /// Example parameters of each kind: every template is rendered with them at start, so a
@@ -76,6 +85,8 @@ fn sample(kind: &str) -> Value {
             "columns": "license_id, ticket"}),
         "never_activated_report" => json!({"firm_code": 6000010, "rows": 3,
             "now": "2026-11-23T00:00:00Z", "columns": "license_id, ticket"}),
+        "verify_email" => json!({"name": "Jane Doe", "email": "jane@example.com",
+            "verify_url": "https://example.com/portal/register/verify?token=abc", "hours": 24}),
         _ => json!({"approval_id": 1, "kind": "reactivation", "license_id": 7,
             "old_serial": "130-1", "serial": "130-2", "why": "self-service count used up"}),
     }

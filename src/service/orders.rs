@@ -132,10 +132,21 @@ pub async fn create_order(core: &Core, actor: &Actor, req: NewOrder) -> Result<O
 pub async fn create_order_then(
     core: &Core,
     actor: &Actor,
+    req: NewOrder,
+    then: impl FnMut(&mut Conn, &OrderView) -> Result<()> + Send + 'static,
+) -> Result<OrderView> {
+    actor.require(ORDER_ROLES, "create orders")?;
+    place_order(core, actor, req, then).await
+}
+
+/// `create_order_then` for a caller that checked itself who may order what (the portal's
+/// trials: a customer orders one license of a trial item, once).
+pub(crate) async fn place_order(
+    core: &Core,
+    actor: &Actor,
     mut req: NewOrder,
     mut then: impl FnMut(&mut Conn, &OrderView) -> Result<()> + Send + 'static,
 ) -> Result<OrderView> {
-    actor.require(ORDER_ROLES, "create orders")?;
     req.validate()?;
     let actor = actor.clone();
     let ticket_mail = super::mail::ticket_mail_for(&core.config, &req.source);

@@ -44,6 +44,15 @@ pub fn find(c: &mut Conn, source: &str, erp_order_id: &str) -> Result<Option<i64
         .optional())?)
 }
 
+/// The ERP order ids of a customer's orders from `source`.
+pub fn erp_ids_of_customer(c: &mut Conn, source: &str, customer_id: i64) -> Result<Vec<String>> {
+    Ok(on_backend!(c, x => orders::table
+        .filter(orders::source.eq(source))
+        .filter(orders::customer_id.eq(customer_id))
+        .select(orders::erp_order_id)
+        .load(x))?)
+}
+
 pub struct NewOrder<'a> {
     pub source: &'a str,
     pub erp_order_id: &'a str,

@@ -22,6 +22,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    portal_registrations (id) {
+        id -> Text,
+        email -> Text,
+        name -> Text,
+        locale -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     portal_login_failures (id) {
         id -> BigInt,
         key -> Text,
@@ -130,6 +141,60 @@ pub fn delete_login_failures(c: &mut Conn, before: NaiveDateTime) -> Result<usiz
         diesel::delete(portal_login_failures::table.filter(portal_login_failures::at.lt(before)))
             .execute(c)?,
     )
+}
+
+/// A self-registration waiting for its link to be followed: `id` is the SHA-256 (hex) of
+/// the link's token.
+#[derive(Debug, Clone, Queryable)]
+pub struct RegistrationRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub locale: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+pub fn insert_registration(c: &mut Conn, r: &RegistrationRow) -> Result<()> {
+    diesel::insert_into(portal_registrations::table)
+        .values((
+            portal_registrations::id.eq(&r.id),
+            portal_registrations::email.eq(&r.email),
+            portal_registrations::name.eq(&r.name),
+            portal_registrations::locale.eq(&r.locale),
+            portal_registrations::created_at.eq(r.created_at),
+            portal_registrations::expires_at.eq(r.expires_at),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Takes the registration `id` if it has not lapsed by `now`: it is deleted, so a link
+/// opens one session only, on whichever node takes it first.
+pub fn take_registration(
+    c: &mut Conn,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<Option<RegistrationRow>> {
+    let row: Option<RegistrationRow> = portal_registrations::table
+        .filter(portal_registrations::id.eq(id))
+        .filter(portal_registrations::expires_at.gt(now))
+        .first(c)
+        .optional()?;
+    if row.is_none() {
+        return Ok(None);
+    }
+    let n = diesel::delete(portal_registrations::table.filter(portal_registrations::id.eq(id)))
+        .execute(c)?;
+    Ok(row.filter(|_| n == 1))
+}
+
+/// Deletes the registrations that lapsed before `before`; how many.
+pub fn delete_expired_registrations(c: &mut Conn, before: NaiveDateTime) -> Result<usize> {
+    Ok(diesel::delete(
+        portal_registrations::table.filter(portal_registrations::expires_at.lt(before)),
+    )
+    .execute(c)?)
 }
 
 /// Which of the ticket codes (as stored) exist.

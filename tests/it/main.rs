@@ -18,6 +18,7 @@ mod orders;
 mod portal;
 mod production;
 mod protocol;
+mod register;
 mod resilience;
 mod rules;
 mod saml;

@@ -301,7 +301,7 @@ impl Visitor {
         }
     }
 
-    fn from(base: &str, address: &str) -> Visitor {
+    pub(crate) fn from(base: &str, address: &str) -> Visitor {
         let mut v = Visitor::new(base);
         v.forwarded_for = Some(address.to_string());
         v
@@ -375,7 +375,7 @@ impl Visitor {
         self.send("POST", path, Some(&all))
     }
 
-    fn login(&mut self, tickets: &str) -> Page {
+    pub(crate) fn login(&mut self, tickets: &str) -> Page {
         self.post_from(
             "/portal/login",
             "/portal/login",
@@ -385,7 +385,7 @@ impl Visitor {
 }
 
 /// The form token in a page.
-fn token_of(html: &str) -> String {
+pub(crate) fn token_of(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")
         .expect("a form with its token");

@@ -447,7 +447,7 @@ fn a_first_login_may_create_its_customer_when_configured() {
     let p = v.get("/portal/tickets");
     assert_eq!(p.status, 200, "{}", p.body);
     assert!(
-        p.body.contains("Your company has no tickets here yet."),
+        p.body.contains("There are no tickets here for you yet."),
         "{}",
         p.body
     );

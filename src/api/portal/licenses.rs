@@ -15,6 +15,8 @@ use crate::service::{activation, portal};
 pub struct OverviewQuery {
     /// Licenses a split just made (shown as a notice).
     split: Option<String>,
+    /// A trial license was just taken onto this ticket (shown as a notice).
+    trial: Option<String>,
 }
 
 pub async fn overview(
@@ -28,11 +30,16 @@ pub async fn overview(
         Ok(s) => s,
         Err(r) => return *r,
     };
+    let trials = match portal::register::trials(&core, s).await {
+        Ok(t) => t,
+        Err(e) => return portal.refused(&v.cx, &e),
+    };
     match portal::overview(&core, s, None).await {
         Ok(groups) => {
             let notice = split_notice(&portal, &v.cx, q.split.as_deref());
             let title = portal.text(&v.cx, "overview.title");
-            let body = views::overview(&portal.pages, v.cx.lang, &groups);
+            let mut body = views::overview(&portal.pages, v.cx.lang, &groups);
+            body["trials"] = views::trials(&portal.pages, v.cx.lang, &trials);
             portal.page_with(
                 &v.cx,
                 StatusCode::OK,
@@ -81,7 +88,12 @@ pub async fn ticket(
     };
     match portal::overview(&core, s, Some(&code)).await {
         Ok(groups) => {
-            let notice = split_notice(&portal, &v.cx, q.split.as_deref());
+            let notice = split_notice(&portal, &v.cx, q.split.as_deref()).or_else(|| {
+                q.trial.as_ref().map(|_| {
+                    let shown = groups.first().map(|g| g.ticket.as_str()).unwrap_or("");
+                    portal.text(&v.cx, "trial.done").replace("{ticket}", shown)
+                })
+            });
             let title = portal.text(&v.cx, "overview.title");
             let body = views::overview(&portal.pages, v.cx.lang, &groups);
             portal.page_with(

@@ -60,7 +60,13 @@ pub(super) fn login_form(
         status,
         "login.html",
         &title,
-        views::login(view.ticket, view.next, view.held, portal.sso),
+        views::login(
+            view.ticket,
+            view.next,
+            view.held,
+            portal.sso,
+            portal.registration,
+        ),
         view.error,
         view.notice,
     );

@@ -9,6 +9,7 @@ mod form;
 mod licenses;
 mod login;
 mod pages;
+mod register;
 mod sso;
 mod transfer;
 mod views;
@@ -46,6 +47,8 @@ pub struct Portal {
     csp: String,
     /// Single sign-on is set up: the login page offers it.
     sso: bool,
+    /// Visitors may register with their e-mail address.
+    registration: bool,
 }
 
 impl Portal {
@@ -71,6 +74,7 @@ impl Portal {
             session_secs: i64::from(config.portal_session_minutes) * 60,
             csp,
             sso: !config.saml_idp_metadata.trim().is_empty(),
+            registration: config.portal_self_registration,
         })
     }
 
@@ -273,10 +277,11 @@ impl Visit {
     }
 }
 
-/// Whether a session is one whose tickets the pages show: one with tickets, or a single
-/// sign-on session (all of its customer's tickets, none yet perhaps).
+/// Whether a session is one whose tickets the pages show: one with tickets, or a
+/// customer's session (single sign-on, an e-mail link: all of its customer's tickets, none
+/// yet perhaps).
 fn sees_tickets(s: &Session) -> bool {
-    s.method == crate::service::portal::LoginMethod::Sso || !s.tickets().is_empty()
+    s.customer_id.is_some() || !s.tickets().is_empty()
 }
 
 /// Loads the visit, or answers with the page for its failure.
@@ -435,6 +440,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, portal: web::Data<Portal>) {
             .route("/licenses/{id}/split", web::get().to(licenses::split_page))
             .route("/licenses/{id}/split", web::post().to(licenses::split))
             .route("/template/{firm_code}", web::get().to(licenses::template))
+            .route("/register", web::get().to(register::page))
+            .route("/register", web::post().to(register::request))
+            .route("/register/verify", web::get().to(register::verify_page))
+            .route("/register/verify", web::post().to(register::verify))
+            .route("/trials", web::post().to(register::take_trial))
             .route("/saml/metadata", web::get().to(sso::metadata))
             .route("/saml/login", web::get().to(sso::login))
             .route("/saml/acs", web::post().to(sso::acs))

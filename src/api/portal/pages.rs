@@ -26,6 +26,8 @@ const TEMPLATES: &[(&str, &str)] = built_in!(
     "steps.html",
     "online.html",
     "login.html",
+    "register.html",
+    "register_verify.html",
     "overview.html",
     "activate.html",
     "return.html",

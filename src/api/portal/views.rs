@@ -11,6 +11,7 @@ use crate::domain::{
     ReactivationPolicy,
 };
 use crate::error::Error;
+use crate::service::portal::register::TrialOffer;
 use crate::service::portal::{
     Done, HistoryEntry, LicenseHistory, PortalLicense, TicketLicenses, Transfer, TransferKind,
 };
@@ -206,7 +207,18 @@ fn overview_with(p: &Pages, lang: &str, groups: &[TicketLicenses], columns: &[St
             })
         })
         .collect();
-    json!({"columns": columns, "tickets": tickets})
+    json!({"columns": columns, "tickets": tickets, "trials": []})
+}
+
+/// The trials on offer to a customer, for the overview.
+pub fn trials(p: &Pages, lang: &str, offers: &[TrialOffer]) -> Value {
+    offers
+        .iter()
+        .map(|o| {
+            json!({"item_id": o.item_id, "name": o.name, "taken": o.taken,
+                "expiry": expiry(p, lang, &o.options)})
+        })
+        .collect()
 }
 
 /// The binding a page names (`binding=act|dongle`), if it is one the portal offers.
@@ -361,10 +373,22 @@ pub fn split(p: &Pages, lang: &str, l: &PortalLicense, quantities: &str) -> Valu
 }
 
 /// `sso`: single sign-on is set up (the page offers it beside the ticket).
-pub fn login(ticket: &str, next: &str, held: Option<(String, Option<String>)>, sso: bool) -> Value {
+pub fn login(
+    ticket: &str,
+    next: &str,
+    held: Option<(String, Option<String>)>,
+    sso: bool,
+    registration: bool,
+) -> Value {
     let held = held.map(|(until, ticket)| json!({"until": until, "ticket": ticket}));
     json!({"ticket": ticket, "next": next, "held": held, "sso": sso,
+        "registration": registration,
         "sso_href": format!("{BASE}/saml/login?next={}", query_escape(next))})
+}
+
+/// The registration form, as filled in, and until when the client is held back.
+pub fn register(email: &str, name: &str, held: Option<String>) -> Value {
+    json!({"email": email, "name": name, "held": held})
 }
 
 /// The page that posts a SAML message to the identity provider (the HTTP-POST binding):
@@ -412,6 +436,19 @@ fn sample_ticket() -> TicketLicenses {
             sample_license(3, LicenseState::Pending, Some("130-1234567890")),
         ],
     }
+}
+
+fn sample_trials() -> Vec<TrialOffer> {
+    let options = sample_license(1, LicenseState::Available, None).options;
+    [false, true]
+        .into_iter()
+        .map(|taken| TrialOffer {
+            item_id: "SKU-TRIAL".into(),
+            name: "Product – 30-day trial".into(),
+            options: options.clone(),
+            taken,
+        })
+        .collect()
 }
 
 fn sample_transfer(done: bool) -> Transfer {
@@ -466,13 +503,22 @@ pub fn samples(p: &Pages, lang: &'static str) -> Vec<(&'static str, Value)> {
     let mut out = vec![
         page_of(
             "login.html",
-            login("", BASE, Some(("12:00".into(), None)), true),
+            login("", BASE, Some(("12:00".into(), None)), true, true),
         ),
         page_of(
             "login.html",
-            login("T", BASE, Some(("12:00".into(), Some("T".into()))), false),
+            login(
+                "T",
+                BASE,
+                Some(("12:00".into(), Some("T".into()))),
+                false,
+                false,
+            ),
         ),
-        page_of("login.html", login("", BASE, None, false)),
+        page_of("login.html", login("", BASE, None, false, false)),
+        page_of("register.html", register("a@example.com", "A", None)),
+        page_of("register.html", register("", "", Some("12:00".into()))),
+        page_of("register_verify.html", json!({"token": "abc"})),
         page_of(
             "sso_post.html",
             sso_post(
@@ -480,10 +526,11 @@ pub fn samples(p: &Pages, lang: &'static str) -> Vec<(&'static str, Value)> {
                 &[("SAMLRequest".into(), "PHNhbWw+".into())],
             ),
         ),
-        page_of(
-            "overview.html",
-            overview_with(p, lang, std::slice::from_ref(&g), &all_columns),
-        ),
+        page_of("overview.html", {
+            let mut v = overview_with(p, lang, std::slice::from_ref(&g), &all_columns);
+            v["trials"] = trials(p, lang, &sample_trials());
+            v
+        }),
         page_of("activate.html", activate(p, lang, &g, None)),
         page_of(
             "activate.html",

@@ -75,6 +75,7 @@ pub const OPTIONS: &[(&str, &str, Ty)] = &[
             ("AddQuantity", "add_quantity", Ty::Int),
         ]),
     ),
+    ("Trial", "trial", Ty::Bool),
 ];
 
 /// The firm's settings: element, JSON field, type.

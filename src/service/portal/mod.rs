@@ -4,10 +4,11 @@
 //! step calling the same service function as the activation gateway.
 //!
 //! A session says which tickets its customer may see; how the customer proved that is its
-//! `LoginMethod`. A ticket login names the tickets; a login through single sign-on will name
-//! the customer (every ticket of theirs) and start the same session with `start_session`.
+//! `LoginMethod`. A ticket login names the tickets; a login through single sign-on or by a
+//! registered e-mail address's link names the customer (every ticket of theirs).
 mod licenses;
 mod login;
+pub mod register;
 pub mod sso;
 mod transfer;
 
@@ -40,6 +41,9 @@ pub enum LoginMethod {
     /// Through the vendor's SAML identity provider: the session sees every ticket of the
     /// customer the user belongs to.
     Sso,
+    /// With a link sent to the e-mail address the customer registered (self-registration):
+    /// every ticket of that customer.
+    Email,
 }
 
 impl LoginMethod {
@@ -48,6 +52,7 @@ impl LoginMethod {
             LoginMethod::Ticket => "ticket",
             LoginMethod::Container => "container",
             LoginMethod::Sso => "saml",
+            LoginMethod::Email => "email",
         }
     }
     fn parse(s: &str) -> Result<LoginMethod> {
@@ -55,6 +60,7 @@ impl LoginMethod {
             "ticket" => Ok(LoginMethod::Ticket),
             "container" => Ok(LoginMethod::Container),
             "saml" => Ok(LoginMethod::Sso),
+            "email" => Ok(LoginMethod::Email),
             other => Err(Error::internal(format!("unknown login method {other:?}"))),
         }
     }
@@ -75,6 +81,8 @@ pub struct Session {
     csrf: String,
     /// With single sign-on: the user, as the identity provider names them (NameID).
     sso_user: Option<String>,
+    /// The customer whose every ticket the session sees (single sign-on, an e-mail link).
+    pub customer_id: Option<i64>,
 }
 
 impl Session {
@@ -107,10 +115,11 @@ impl Session {
 
     /// Who acts through this session, for the history.
     fn actor(&self) -> Actor {
-        let name = match (&self.sso_user, self.tickets.first()) {
-            (Some(user), _) => format!("saml:{user}"),
-            (None, Some(t)) => format!("ticket:{}", t.as_stored()),
-            (None, None) => "portal".to_string(),
+        let name = match (&self.sso_user, self.customer_id, self.tickets.first()) {
+            (Some(user), _, _) => format!("saml:{user}"),
+            (None, Some(customer), _) => format!("customer:{customer}"),
+            (None, None, Some(t)) => format!("ticket:{}", t.as_stored()),
+            (None, None, None) => "portal".to_string(),
         };
         Actor {
             name,
@@ -191,6 +200,7 @@ fn open(row: SessionRow, token: &str, tickets: Vec<TicketCode>) -> Result<Sessio
         expires_at: row.expires_at,
         csrf: csrf_of(token),
         sso_user: None,
+        customer_id: row.customer_id,
     })
 }
 
@@ -262,5 +272,6 @@ pub fn housekeeping(c: &mut crate::store::Conn, window_secs: u64) -> Result<(usi
     // Single sign-on's requests and remembered assertions once they expired (an assertion
     // past its validity is refused as expired, so it need not be remembered as seen).
     crate::store::saml::delete_expired(c, now)?;
+    store::delete_expired_registrations(c, now)?;
     Ok((sessions, failures))
 }
