@@ -225,7 +225,6 @@ pub fn check_serial(field: &str, value: &str) -> Result<()> {
     ))
 }
 
-/// An identifier given by a person or an ERP: printable, no spaces at the ends, bounded.
 /// An e-mail address as customers give it: one `@`, a dot in the domain, no spaces, at most
 /// 254 characters.
 pub fn check_email(field: &str, value: &str) -> Result<()> {
@@ -245,6 +244,9 @@ pub fn check_email(field: &str, value: &str) -> Result<()> {
     }
 }
 
+/// An identifier given by a person or an ERP: printable, no spaces at the ends, bounded,
+/// in Unicode normal form C and without invisible formatting characters, so that two ids
+/// that look the same are the same id.
 pub fn check_id(field: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
@@ -256,5 +258,101 @@ pub fn check_id(field: &str, value: &str) -> Result<()> {
             "no control characters or surrounding spaces",
         ));
     }
-    Ok(())
+    if let Some(c) = value.chars().find(|c| is_format(*c)) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "contains the invisible formatting character U+{:04X}; an id must be plain text",
+                c as u32
+            ),
+        ));
+    }
+    check_nfc(field, value)
+}
+
+/// A name people read (an item's, a customer's): bounded, and with no character that
+/// reorders how the text around it is shown (bidirectional overrides and isolates, which
+/// can make a page show a name other than the one stored) and no control character.
+pub fn check_name(field: &str, value: &str, max: usize) -> Result<()> {
+    check_len(field, value, max)?;
+    if let Some(c) = value
+        .chars()
+        .find(|c| is_bidi_control(*c) || c.is_control())
+    {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "contains U+{:04X}, a character that changes how text is shown; names must be plain text",
+                c as u32
+            ),
+        ));
+    }
+    check_nfc(field, value)
+}
+
+/// Unicode's "format" characters (category Cf): invisible, yet they change how text is
+/// shown or compared (zero-width spaces and joiners, bidirectional controls, soft hyphens,
+/// tags).
+fn is_format(c: char) -> bool {
+    use icu_properties::{props::GeneralCategory, CodePointMapData};
+    !c.is_ascii() && CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::Format
+}
+
+/// The bidirectional embeddings, overrides, isolates and marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text in Unicode normal form C: "é" as one character, not "e" and a combining accent,
+/// which would look the same and compare different.
+fn check_nfc(field: &str, value: &str) -> Result<()> {
+    if value.is_ascii()
+        || icu_normalizer::ComposingNormalizerBorrowed::new_nfc().is_normalized(value)
+    {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            "is not in Unicode normal form C (NFC): an accented letter is sent as a letter and \
+             a combining accent; send the composed form",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_that_look_alike_are_refused_unless_they_are_the_same() {
+        // Composed "é" passes; "e" with a combining accent looks the same and is refused.
+        assert!(check_id("item_id", "CAFÉ-1").is_ok());
+        let decomposed = "CAFE\u{301}-1";
+        let e = check_id("item_id", decomposed).unwrap_err();
+        assert!(e.to_string().contains("normal form C"), "{e}");
+        // Invisible formatting characters: a right-to-left override, a zero-width space, a
+        // byte order mark, a tag character.
+        for (id, code) in [
+            ("SKU\u{202E}1-TXT", "U+202E"),
+            ("SKU\u{200B}1", "U+200B"),
+            ("\u{FEFF}SKU1", "U+FEFF"),
+            ("SKU\u{E0041}", "U+E0041"),
+        ] {
+            let e = check_id("item_id", id).unwrap_err();
+            assert_eq!(e.code(), "invalid_input");
+            assert!(e.to_string().contains(code), "{e}");
+        }
+        assert!(check_id("item_id", "Größe-日本-ÆØÅ").is_ok());
+
+        // Names: the bidirectional controls are refused, a joiner in an emoji is not.
+        assert!(check_name("name", "Müller GmbH 👩\u{200D}💻", 100).is_ok());
+        for name in ["Invoice \u{202E}fdp.exe", "A\u{2066}B\u{2069}", "Tab\tbed"] {
+            assert_eq!(
+                check_name("name", name, 100).unwrap_err().code(),
+                "invalid_input"
+            );
+        }
+        assert!(check_name("name", "Jose\u{301}", 100).is_err());
+        assert!(check_name("name", &"x".repeat(101), 100).is_err());
+    }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use super::audit::{self, Event};
 use super::Core;
 use crate::domain::{
-    check_email, check_id, check_len, Actor, ItemKind, ItemOptions, Role, Settings, MAX_TEXT,
+    check_email, check_id, check_name, Actor, ItemKind, ItemOptions, Role, Settings, MAX_TEXT,
 };
 use crate::error::{Error, Result};
 use crate::store::customers::{self as customer_store, CustomerRow};
@@ -60,7 +60,7 @@ fn license_kind() -> ItemKind {
 impl NewItem {
     fn validate(&self) -> Result<()> {
         check_id("item_id", &self.item_id)?;
-        check_len("name", &self.name, MAX_TEXT)?;
+        check_name("name", &self.name, MAX_TEXT)?;
         if self.name.trim().is_empty() {
             return Err(Error::invalid("name", "must not be empty"));
         }
@@ -140,7 +140,7 @@ pub async fn change_item(
 ) -> Result<Item> {
     actor.require(&[Role::Admin], "manage items")?;
     if let Some(n) = &req.name {
-        check_len("name", n, MAX_TEXT)?;
+        check_name("name", n, MAX_TEXT)?;
     }
     if let Some(o) = &req.options {
         o.validate()?;
@@ -243,7 +243,7 @@ pub struct CustomerData {
 impl CustomerData {
     pub fn validate(&self) -> Result<()> {
         check_id("customer.external_id", &self.external_id)?;
-        check_len(
+        check_name(
             "customer.name",
             self.name.as_deref().unwrap_or(""),
             MAX_TEXT,

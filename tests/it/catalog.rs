@@ -69,3 +69,77 @@ fn items_carry_their_options_and_changes_are_versioned() {
     );
     assert_eq!(s, 400);
 }
+
+#[test]
+fn ids_and_names_that_only_look_alike_are_refused_and_change_nothing() {
+    let app = TestApp::start();
+    let items = app.count("items");
+    // Each refused with the field and the character named.
+    for (bad, field, says) in [
+        (
+            json!({"item_id": "SNP\u{202E}TXT", "name": "Spoof", "product_code": 9001}),
+            "item_id",
+            "U+202E",
+        ),
+        (
+            json!({"item_id": "SNP\u{200B}SINGLE", "name": "Twin", "product_code": 9002}),
+            "item_id",
+            "U+200B",
+        ),
+        (
+            json!({"item_id": "CAFE\u{301}", "name": "Café", "product_code": 9003}),
+            "item_id",
+            "normal form C",
+        ),
+        (
+            json!({"item_id": "INV-1", "name": "Invoice \u{202E}fdp.exe", "product_code": 9004}),
+            "name",
+            "U+202E",
+        ),
+        (
+            json!({"item_id": "TRIAL-LOCK", "name": "Lock", "kind": "lock", "product_code": 9005,
+                "options": {"trial": true}}),
+            "options.trial",
+            "only license items can be trials",
+        ),
+    ] {
+        let (s, v) = app.admin("POST", "/api/v1/items", Some(bad.clone()));
+        assert_eq!(s, 400, "{bad} -> {v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(field) && msg.contains(says), "{bad} -> {msg}");
+    }
+    assert_eq!(app.count("items"), items);
+
+    // An order naming a customer or order id that only looks like another's.
+    for (customer, erp) in [("C-1\u{2060}", "E-1"), ("C-1", "E\u{301}-1")] {
+        let (s, v) = app.admin(
+            "POST",
+            "/api/v1/orders",
+            Some(
+                json!({"erp_order_id": erp, "customer": {"external_id": customer},
+                "lines": [{"item_id": "SNP-SINGLE", "quantity": 1}]}),
+            ),
+        );
+        assert_eq!(s, 400, "{customer} {erp} -> {v}");
+    }
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(json!({"erp_order_id": "E-2", "customer": {"external_id": "C-2",
+            "name": "ACME \u{2067}Ltd\u{2069}"}, "lines": [{"item_id": "SNP-SINGLE", "quantity": 1}]})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("customer.name"));
+    assert_eq!(app.count("orders"), 0);
+    assert_eq!(app.count("customers"), 0);
+    // Composed accents and other scripts are ordinary ids.
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(json!({"item_id": "CAFÉ-日本", "name": "Café ☕ Größe", "product_code": 9010})),
+    );
+    assert_eq!(s, 201, "{v}");
+}

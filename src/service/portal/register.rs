@@ -20,7 +20,7 @@ use chrono::NaiveDateTime;
 use super::login::client_key;
 use super::{new_row, open, LoginMethod, NewSession, Session};
 use crate::domain::ticket::TicketCode;
-use crate::domain::{check_email, check_len, Actor, ItemKind, ItemOptions, Role, MAX_TEXT};
+use crate::domain::{check_email, check_name, Actor, ItemKind, ItemOptions, Role, MAX_TEXT};
 use crate::error::{Error, Result};
 use crate::service::catalog::CustomerData;
 use crate::service::orders::{self, NewOrder, OrderLine};
@@ -96,10 +96,7 @@ pub async fn request(
     }
     check_email("email", &email)?;
     let name = name.trim().to_string();
-    check_len("name", &name, MAX_TEXT)?;
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid("name", "no control characters"));
-    }
+    check_name("name", &name, MAX_TEXT)?;
     let cfg = core.config();
     let limit = cfg.portal_login_limit;
     let window = chrono::Duration::seconds(cfg.portal_login_window_secs as i64);
