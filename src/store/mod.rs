@@ -57,6 +57,23 @@ pub enum Conn {
     Pg(diesel::PgConnection),
 }
 
+/// Runs `f` in one read-only transaction that sees a single snapshot of the database, so
+/// that facts gathered by several queries belong together (PostgreSQL: REPEATABLE READ;
+/// SQLite: one transaction, which in WAL mode reads one snapshot from its first read on).
+/// Without it, a write committed between two of the queries makes facts that never held
+/// at once.
+pub fn snapshot<T>(c: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+    use diesel::connection::Connection;
+    use diesel::RunQueryDsl;
+    c.transaction(|c| {
+        if matches!(c, Conn::Pg(_)) {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(c)?;
+        }
+        f(c)
+    })
+}
+
 /// Runs `$body` with `$x` bound to the backend's own connection (the body is compiled for
 /// both). The multi-backend connection writes the SQL text of every query anew, even of one
 /// it keeps prepared; on the backend's own connection a query whose type fixes its text is

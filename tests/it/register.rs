@@ -68,11 +68,7 @@ fn a_visitor_registers_by_email_and_takes_each_trial_once() {
     let app = TestApp::start_with(registration_on(&sink, 5));
     let mut v = Visitor::from(&app.base, "198.51.100.20");
     let login = v.get("/portal/login");
-    assert!(
-        login.body.contains("data-register"),
-        "{}",
-        login.body
-    );
+    assert!(login.body.contains("data-register"), "{}", login.body);
 
     // Bad input: refused with its reason, nothing sent or kept.
     for (email, why) in [

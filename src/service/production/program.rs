@@ -219,7 +219,7 @@ async fn attempt(
     let (asked, seen) = (o.clone(), ctx.clone());
     let (facts, blacklisted) = core
         .db
-        .read(move |c| dongle_facts(c, &asked, &seen))
+        .read(move |c| crate::store::snapshot(c, |c| dongle_facts(c, &asked, &seen)))
         .await?;
     match blacklisted {
         Some(description) if facts.other_keys || facts.keys_of.is_some() => {
