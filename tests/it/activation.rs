@@ -372,6 +372,47 @@ fn automatic_updates_come_before_the_activation_that_follows() {
 }
 
 #[test]
+fn with_automatic_update_handling_off_pushed_licenses_wait_for_the_updates_request() {
+    let app = TestApp::start();
+    let (s, v) = app.admin(
+        "PUT",
+        "/api/v1/settings",
+        Some(json!({"automatic_update_handling": false})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "AU-1", "SNP-SINGLE", 3);
+    let (_, pushed) = ticket_with(&app, "AU-2", "SNP-SUB-1Y", 1);
+    let mut c = new_act(&gw);
+    online::activate(&gw, &mut c, &ticket, &[ids[0]], &mut keep).unwrap();
+    let path = format!("/api/v1/containers/{}/licenses", c.serial);
+    let (s, v) = app.admin("POST", &path, Some(json!({"license_id": pushed[0]})));
+    assert_eq!(s, 202, "{v}");
+
+    // An activation and a return carry only the licenses they name.
+    let done = online::activate(&gw, &mut c, &ticket, &[ids[1]], &mut keep).unwrap();
+    assert_eq!(done.added, vec![ids[1]]);
+    let back = online::deactivate(&gw, &mut c, FIRM, &[ids[0]], &mut keep).unwrap();
+    assert_eq!((back.added, back.deleted), (vec![], vec![ids[0]]));
+    assert_eq!(license(&app, ids[0]).0, "available");
+    assert_eq!(
+        license(&app, pushed[0]),
+        ("pending".into(), Some(c.serial.clone())),
+        "the pushed license still waits"
+    );
+    assert!(c.check(FIRM, 1004, 3, &traits(), unix_now()).is_err());
+
+    // Asking for updates brings it.
+    let updates = online::update(&gw, &mut c, &mut keep).unwrap();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].added, vec![pushed[0]]);
+    assert_eq!(license(&app, pushed[0]).0, "activated");
+    c.check(FIRM, 1004, 3, &traits(), unix_now()).unwrap();
+    // Nothing is left: a second ask brings nothing.
+    assert!(online::update(&gw, &mut c, &mut keep).unwrap().is_empty());
+}
+
+#[test]
 fn fifty_containers_race_for_one_license_and_exactly_one_wins() {
     let app = TestApp::start();
     let (ticket, ids) = ticket_with(&app, "RACE-1", "SNP-SINGLE", 1);

@@ -160,7 +160,8 @@ fn activate_in(
         containers::set_customer(c, k.cont.id, Some(customer), now)?;
     }
     let outstanding = named.map(|n| n.outstanding(&serial, k.firm_id));
-    required(issue_with(c, actor, k, ctx, outstanding)?).map(Ok)
+    let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
+    required(issue_with(c, actor, k, ctx, outstanding, Some(&ids))?).map(Ok)
 }
 
 /// A production order's ticket is not activated through the customers' doors: its licenses
@@ -241,7 +242,8 @@ pub async fn deactivate(core: &Core, interface: Interface, req: ReturnRequest) -
                 }
             }
             let outstanding = named.outstanding(serial, k.firm_id);
-            required(issue_with(c, actor, k, ctx, Some(outstanding))?).map(Ok)
+            let ids = &req.licenses;
+            required(issue_with(c, actor, k, ctx, Some(outstanding), Some(ids))?).map(Ok)
         },
     )
     .await?;

@@ -25,7 +25,7 @@ pub(in crate::service) fn issue(
     k: &Contact,
     ctx: &Context,
 ) -> Result<Option<Prepared>> {
-    issue_with(c, actor, k, ctx, None)
+    issue_with(c, actor, k, ctx, None, None)
 }
 
 /// `issue` for a request that must produce an update (it just made licenses outstanding).
@@ -38,19 +38,26 @@ pub(in crate::service) fn issue_required(
     required(issue(c, actor, k, ctx)?)
 }
 
-pub(super) fn required(p: Option<Prepared>) -> Result<Prepared> {
+pub(in crate::service) fn required(p: Option<Prepared>) -> Result<Prepared> {
     p.ok_or_else(|| Error::internal("the request made no update"))
 }
 
 /// `issue` with the container's outstanding licenses already read, when the request read
 /// them with the licenses it names.
-pub(super) fn issue_with(
+///
+/// `named`: the licenses the operation is about (an activation's, a return's). With the
+/// firm's `automatic_update_handling` on, the update carries everything outstanding besides
+/// (licenses the vendor pushed, changes, withdrawals); off, only the named licenses, and the
+/// rest waits until the container asks for its updates.
+pub(in crate::service) fn issue_with(
     c: &mut Conn,
     actor: &Actor,
     k: &Contact,
     ctx: &Context,
     outstanding: Option<Vec<LicRow>>,
+    named: Option<&[i64]>,
 ) -> Result<Option<Prepared>> {
+    let only = named.filter(|_| !k.settings.automatic_update_handling);
     let serial = &k.cont.serial;
     let held = &k.mirror.content;
     let mut ops = vec![];
@@ -65,10 +72,13 @@ pub(super) fn issue_with(
         if lock == LockStep::Unlock {
             ops.push(Op::Unlock);
         }
-        let rows = match outstanding {
+        let mut rows = match outstanding {
             Some(rows) => rows,
             None => licenses::outstanding_in(c, serial, k.firm_id)?,
         };
+        if let Some(ids) = only {
+            rows.retain(|l| ids.contains(&l.id));
+        }
         for l in &rows {
             // Only a license that belongs in the container has an entry to send or compare
             // (reading the options costs; a returning one is deleted whatever it holds).
@@ -109,7 +119,7 @@ pub(super) fn issue_with(
             .filter(|id| !rows.iter().any(|l| l.id == **id))
             .copied()
             .collect();
-        if !foreign.is_empty() {
+        if !foreign.is_empty() && only.is_none() {
             for id in withdrawals::pending(c, k.cont.id, k.firm_id, &foreign)? {
                 ops.push(Op::Delete { license_id: id });
                 deleted.push(id);

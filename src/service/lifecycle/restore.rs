@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::protocol::{Issued, ReactivateRequest, RestoreRequest, Trait};
 use crate::service::activation::{
     after_contact, count_activations, customer_actor, deliver, for_customers, issue,
-    issue_required, named_once, read_request, Refusal,
+    issue_required, issue_with, named_once, read_request, required, Refusal,
 };
 use crate::service::audit::{self, Event};
 use crate::service::Core;
@@ -126,7 +126,8 @@ pub async fn reactivate(
                     "license.reactivated",
                 )?;
             }
-            issue_required(c, actor, k, ctx).map(Ok)
+            let named = Some(req.licenses.as_slice());
+            required(issue_with(c, actor, k, ctx, None, named)?).map(Ok)
         },
     )
     .await?;
