@@ -37,6 +37,8 @@ pub enum Report {
     ActivationsPerMonth,
     /// Dongles programmed and failures counted per day and production order.
     Production,
+    /// Copies of licenses held by containers they do not live in (the duplicate check).
+    Duplicates,
 }
 
 impl Report {
@@ -50,6 +52,7 @@ impl Report {
         "never-activated",
         "activations",
         "production",
+        "duplicates",
     ];
 
     /// The report named `name` with the parameters it needs.
@@ -89,6 +92,7 @@ impl Report {
             "never-activated" => Report::NeverActivated,
             "activations" => Report::ActivationsPerMonth,
             "production" => Report::Production,
+            "duplicates" => Report::Duplicates,
             other => {
                 return Err(Error::invalid(
                     "report",
@@ -394,6 +398,22 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                 rows: out,
             }
         }
+        Report::Duplicates => Table {
+            report: "duplicates",
+            columns: &["serial", "firm_code", "license_id", "lives_in", "state"],
+            rows: store::duplicates(c)?
+                .into_iter()
+                .map(|d| {
+                    vec![
+                        json!(d.serial),
+                        json!(d.firm_code),
+                        json!(d.license_id),
+                        json!(d.lives_in),
+                        json!(d.state),
+                    ]
+                })
+                .collect(),
+        },
         Report::Production => Table {
             report: "production",
             columns: &["day", "production_order_id", "programmed", "failed"],

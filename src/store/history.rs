@@ -216,6 +216,24 @@ pub fn count_since(
         .get_result(c)?)
 }
 
+/// Which of `license_ids` have an event `action` concerning `serial`.
+pub fn licenses_with(
+    c: &mut Conn,
+    serial: &str,
+    action: &str,
+    license_ids: &[i64],
+) -> Result<Vec<i64>> {
+    use super::schema::events;
+    let ids: Vec<Option<i64>> = events::table
+        .filter(events::serial.eq(serial))
+        .filter(events::action.eq(action))
+        .filter(events::license_id.eq_any(license_ids))
+        .select(events::license_id)
+        .distinct()
+        .load(c)?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
 /// Up to `limit` events after event `after` up to event `last` (the head's), oldest first:
 /// a page of the chain.
 pub fn page(c: &mut Conn, after: i64, last: i64, limit: i64) -> Result<Vec<EventRow>> {

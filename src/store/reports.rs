@@ -247,3 +247,69 @@ pub fn activations_per_month(c: &mut Conn) -> Result<Vec<ActivationMonth>> {
         )
         .collect())
 }
+
+/// A copy of a license in a container where it does not live: the container's confirmed
+/// content holds an entry of it, and the license is elsewhere (or nowhere) now.
+#[derive(Debug)]
+pub struct DuplicateLine {
+    pub serial: String,
+    pub firm_code: i64,
+    pub license_id: i64,
+    pub lives_in: Option<String>,
+    pub state: String,
+}
+
+/// Every copy of a license held by a container it does not live in, by container and
+/// license (from the containers' confirmed contents).
+pub fn duplicates(c: &mut Conn) -> Result<Vec<DuplicateLine>> {
+    use super::schema::{container_firms, containers, firms, licenses};
+    let held: Vec<(String, i64, String)> = container_firms::table
+        .inner_join(containers::table.on(containers::id.eq(container_firms::container_id)))
+        .inner_join(firms::table.on(firms::id.eq(container_firms::firm_id)))
+        .filter(container_firms::counter.gt(0))
+        .select((
+            containers::serial,
+            firms::firm_code,
+            container_firms::content,
+        ))
+        .order((containers::serial.asc(), firms::firm_code.asc()))
+        .load(c)?;
+    let mut out = vec![];
+    for (serial, firm_code, content) in held {
+        let v: serde_json::Value = serde_json::from_str(&content)
+            .map_err(|e| Error::internal(format!("content of {serial}: {e}")))?;
+        let ids: Vec<i64> = v["entries"]
+            .as_object()
+            .map(|m| m.keys().filter_map(|k| k.parse().ok()).collect())
+            .unwrap_or_default();
+        if ids.is_empty() {
+            continue;
+        }
+        let homes: HashMap<i64, (Option<String>, String)> = licenses::table
+            .filter(licenses::id.eq_any(&ids))
+            .select((licenses::id, licenses::serial, licenses::state))
+            .load::<(i64, Option<String>, String)>(c)?
+            .into_iter()
+            .map(|(id, s, st)| (id, (s, st)))
+            .collect();
+        for id in ids {
+            let (lives_in, state) = homes
+                .get(&id)
+                .cloned()
+                .unwrap_or((None, "unknown".to_string()));
+            let here = lives_in.as_deref() == Some(serial.as_str())
+                && state != LicenseState::Available.as_str()
+                && state != LicenseState::Deleted.as_str();
+            if !here {
+                out.push(DuplicateLine {
+                    serial: serial.clone(),
+                    firm_code,
+                    license_id: id,
+                    lives_in,
+                    state,
+                });
+            }
+        }
+    }
+    Ok(out)
+}

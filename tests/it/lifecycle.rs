@@ -1125,3 +1125,71 @@ fn a_pending_reactivation_does_not_skip_the_blocking_period() {
     assert!(e.message.contains("blocking period"), "{e}");
     assert_eq!(license(&app, ids[0]), ("pending".into(), in_b));
 }
+
+#[test]
+fn the_duplicate_check_records_a_copy_left_by_a_reactivation_once() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    // Re-activation leaves the old container alone: its copy is a duplicate.
+    settings(
+        &app,
+        json!({"reactivation": "allowed", "reactivation_behaviour": "none"}),
+    );
+    let (t, ids) = ticket_with(&app, "DUP-1", "SNP-SINGLE", 2);
+    let (mut a, mut b) = (new_act(&gw), new_act(&gw));
+    activate(&gw, &mut a, &t, &ids);
+    reactivate(&gw, &mut b, &t, &[ids[0]]).unwrap();
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(b.serial.clone()))
+    );
+
+    // The report lists the copy from the containers' confirmed contents.
+    let rows = report(&app, "duplicates");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (
+            &rows[0]["serial"],
+            &rows[0]["license_id"],
+            &rows[0]["lives_in"],
+            &rows[0]["state"]
+        ),
+        (
+            &json!(a.serial),
+            &json!(ids[0]),
+            &json!(b.serial),
+            &json!("activated")
+        )
+    );
+    let old = a.serial.clone();
+    let seen = |app: &TestApp| {
+        let (_, h) = app.admin("GET", &format!("/api/v1/history?serial={old}"), None);
+        h.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "license.duplicate_seen")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // The old container's next contacts: the copy is recorded once, and nothing deleted.
+    assert!(seen(&app).is_empty());
+    for _ in 0..2 {
+        assert!(online::update(&gw, &mut a, &mut keep).unwrap().is_empty());
+    }
+    let events = seen(&app);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["license_id"], json!(ids[0]));
+    let held = a.check(FIRM, 1001, 1, &traits(), unix_now()).unwrap();
+    assert_eq!(held.license_ids.len(), 2, "the check deletes nothing");
+
+    // Off: a contact records nothing; the report still shows what is there.
+    settings(
+        &app,
+        json!({"reactivation": "allowed", "reactivation_behaviour": "none",
+            "duplicate_check": false}),
+    );
+    reactivate(&gw, &mut b, &t, &[ids[1]]).unwrap();
+    assert!(online::update(&gw, &mut a, &mut keep).unwrap().is_empty());
+    assert_eq!(seen(&app).len(), 1);
+    assert_eq!(report(&app, "duplicates").len(), 2);
+}

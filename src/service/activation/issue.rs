@@ -76,6 +76,13 @@ pub(in crate::service) fn issue_with(
             Some(rows) => rows,
             None => licenses::outstanding_in(c, serial, k.firm_id)?,
         };
+        // Entries of licenses that live elsewhere now (or nowhere): copies.
+        let foreign: Vec<i64> = held
+            .entries
+            .keys()
+            .filter(|id| !rows.iter().any(|l| l.id == **id))
+            .copied()
+            .collect();
         if let Some(ids) = only {
             rows.retain(|l| ids.contains(&l.id));
         }
@@ -112,17 +119,22 @@ pub(in crate::service) fn issue_with(
                 _ => {}
             }
         }
-        // Entries of licenses that live elsewhere now: deleted where a withdrawal says so.
-        let foreign: Vec<i64> = held
-            .entries
-            .keys()
-            .filter(|id| !rows.iter().any(|l| l.id == **id))
-            .copied()
-            .collect();
-        if !foreign.is_empty() && only.is_none() {
-            for id in withdrawals::pending(c, k.cont.id, k.firm_id, &foreign)? {
-                ops.push(Op::Delete { license_id: id });
-                deleted.push(id);
+        // Copies are deleted where a withdrawal says so; the others are duplicates.
+        if !foreign.is_empty() {
+            let withdrawn = withdrawals::pending(c, k.cont.id, k.firm_id, &foreign)?;
+            if only.is_none() {
+                for id in &withdrawn {
+                    ops.push(Op::Delete { license_id: *id });
+                    deleted.push(*id);
+                }
+            }
+            if k.settings.duplicate_check {
+                let copies: Vec<i64> = foreign
+                    .iter()
+                    .filter(|id| !withdrawn.contains(id))
+                    .copied()
+                    .collect();
+                note_duplicates(c, actor, serial, &copies)?;
             }
         }
     }
@@ -203,6 +215,41 @@ pub(in crate::service) fn issue_with(
         recipient,
     }))
 }
+
+/// The automatic license duplicate check (`duplicate_check`): a container that holds a copy
+/// of a license living in another container (re-activated elsewhere with the behaviour
+/// `none`) is recorded once per container and license (`license.duplicate_seen`), and the
+/// `duplicates` report lists every such copy; support decides what to do (withdraw,
+/// blacklist). Nothing is deleted by the check itself.
+fn note_duplicates(c: &mut Conn, actor: &Actor, serial: &str, copies: &[i64]) -> Result<()> {
+    if copies.is_empty() {
+        return Ok(());
+    }
+    let known = crate::store::history::licenses_with(c, serial, DUPLICATE_SEEN, copies)?;
+    for id in copies.iter().filter(|id| !known.contains(id)) {
+        let home = licenses::find(c, *id)?;
+        tracing::warn!(
+            license = id,
+            serial,
+            home = home.serial.as_deref().unwrap_or(""),
+            "a container holds a copy of a license that lives elsewhere"
+        );
+        audit::record(
+            actor,
+            Event {
+                action: DUPLICATE_SEEN,
+                license_id: Some(*id),
+                serial: Some(serial),
+                details: serde_json::json!({"lives_in": home.serial, "state": home.state.as_str()}),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The history's action of a duplicate found.
+pub const DUPLICATE_SEEN: &str = "license.duplicate_seen";
 
 /// An update written to the database, still to be signed and encrypted.
 pub(in crate::service) struct Prepared {
