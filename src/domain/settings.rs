@@ -47,7 +47,6 @@ pub struct Settings {
     pub lock_item: Option<String>,
     pub automatic_update_handling: bool,
     pub duplicate_check: bool,
-    pub accept_externally_created_entries: bool,
     /// 0 = no quota.
     pub monthly_activation_quota: u32,
     /// Ticket rule: all licenses of a ticket must be activated into one container.
@@ -83,7 +82,6 @@ impl Default for Settings {
             lock_item: None,
             automatic_update_handling: true,
             duplicate_check: true,
-            accept_externally_created_entries: false,
             monthly_activation_quota: 0,
             single_container: false,
             activation_mode: ActivationMode::Selected,

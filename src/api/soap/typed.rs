@@ -96,11 +96,6 @@ pub const SETTINGS: &[(&str, &str, Ty)] = &[
     ),
     ("DuplicateCheck", "duplicate_check", Ty::Bool),
     (
-        "AcceptExternallyCreatedEntries",
-        "accept_externally_created_entries",
-        Ty::Bool,
-    ),
-    (
         "MonthlyActivationQuota",
         "monthly_activation_quota",
         Ty::Int,

@@ -1,0 +1,1 @@
+UPDATE settings SET body = json_set(body, '$.accept_externally_created_entries', json('false'));
