@@ -168,6 +168,15 @@ async fn recycle_dongle(
     ok(production::recycle(&core, &c.0, serial.into_inner(), body.into_inner()).await?)
 }
 
+async fn write_off_dongle(
+    core: Core_,
+    c: Caller,
+    serial: web::Path<String>,
+    body: web::Json<production::LostRequest>,
+) -> Res {
+    ok(production::write_off(&core, &c.0, serial.into_inner(), body.into_inner()).await?)
+}
+
 async fn get_ticket(core: Core_, c: Caller, code: web::Path<String>) -> Res {
     ok(orders::get_ticket(&core, &c.0, &code).await?)
 }
@@ -490,6 +499,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/production/dongles/{serial}/recycle",
                     web::post().to(recycle_dongle),
+                )
+                .route(
+                    "/production/dongles/{serial}/lost",
+                    web::post().to(write_off_dongle),
                 )
                 .route("/tickets/{code}", web::get().to(get_ticket))
                 .route("/licenses/withdraw", web::post().to(withdraw))

@@ -47,6 +47,13 @@ pub enum ProductionCmd {
         #[arg(long)]
         firm_code: Option<i64>,
     },
+    /// Write off a dongle that took its slot's update and will not come back: it is
+    /// blacklisted and its slot is free for the next dongle.
+    Lost {
+        serial: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn print(v: &ProductionOrderView) {
@@ -139,6 +146,18 @@ pub async fn run(core: &Core, actor: &Actor, cmd: ProductionCmd) -> anyhow::Resu
                 r.serial,
                 r.kept_as,
                 r.deleted.len()
+            );
+        }
+        ProductionCmd::Lost { serial, reason } => {
+            let r = production::write_off(core, actor, serial, production::LostRequest { reason })
+                .await?;
+            println!(
+                "dongle {} written off and blacklisted: slot {} of production order {} is free \
+                 again, {} license(s) freed",
+                r.serial,
+                r.slot,
+                r.production_order_id,
+                r.freed.len()
             );
         }
     }

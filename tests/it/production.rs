@@ -1603,3 +1603,118 @@ fn a_production_tickets_licenses_are_not_activated_through_the_gateway() {
     let mut d = dongle(&app, "3-4400003");
     assert!(program_fully(&app, id_of(&po), "st-1", &mut d) > 0);
 }
+
+fn write_off(app: &TestApp, who: (&str, &str), serial: &str, reason: &str) -> (u16, Value) {
+    app.call(
+        "POST",
+        &format!("/api/v1/production/dongles/{serial}/lost"),
+        Some(who),
+        Some(json!({ "reason": reason })),
+    )
+}
+
+#[test]
+fn a_dongle_that_never_came_back_is_written_off_and_its_slot_programmed_again() {
+    let app = start();
+    let sue = app.add_user("sue", Role::Support);
+    let po = create(&app, "PO-L", 2, &[("SNP-FLOAT-5", 1), ("SNP-SINGLE", 1)]);
+    let id = id_of(&po);
+    let want = expected_slots(&app, &po);
+    // The update was written, then the dongle was pulled out and went missing.
+    let mut lost = dongle(&app, "3-7000001");
+    let (s, v) = program(&app, id, "st-1", &mut lost);
+    assert_eq!((s, v["slot"].as_i64()), (200, Some(1)), "{v}");
+    let receipt = apply(&mut lost, &v);
+    let (s, slot) = failed(&app, id, "3-7000001", true, "pulled out after the write");
+    assert_eq!(
+        (s, slot["state"].as_str()),
+        (200, Some("assigned")),
+        "{slot}"
+    );
+
+    // Refused, each changing nothing: a station may not decide it, nor a reason be empty,
+    // nor an unknown dongle or a serial that is none be written off.
+    let (s, e) = write_off(&app, (LINE, LINE_PW), "3-7000001", "never came back");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{e}"
+    );
+    let (s, e) = write_off(&app, ("sue", &sue), "3-7000001", "");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("invalid_input")),
+        "{e}"
+    );
+    let (s, e) = write_off(&app, ("sue", &sue), "3-7999999", "never came back");
+    assert_eq!(s, 404, "{e}");
+    let (s, e) = write_off(&app, ("sue", &sue), "not-a-serial", "never came back");
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(view(&app, id)["slots"][0]["state"], "assigned");
+
+    // Support writes it off: blacklisted, the update void, the slot and its licenses free.
+    let (s, r) = write_off(&app, ("sue", &sue), "3-7000001", "never came back");
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (r["slot"].as_i64(), r["production_order_id"].as_i64()),
+        (Some(1), Some(id))
+    );
+    let freed: BTreeSet<i64> = r["freed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_i64().unwrap())
+        .collect();
+    assert_eq!(freed, want[&1]);
+    for l in &freed {
+        assert_eq!(license(&app, *l), ("available".into(), None));
+    }
+    let (_, bl) = app.admin("GET", "/api/v1/reports/blacklist", None);
+    assert!(
+        bl["rows"]
+            .to_string()
+            .contains("lost on the production line: never came back"),
+        "{bl}"
+    );
+    let (s, e) = write_off(&app, ("sue", &sue), "3-7000001", "never came back");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{e}"
+    );
+    assert_eq!(
+        count(&app, "events WHERE action = 'production.dongle_lost'"),
+        1
+    );
+
+    // The next dongle takes the slot and holds exactly its licenses.
+    let mut next = dongle(&app, "3-7000002");
+    assert_eq!(program_fully(&app, id, "st-2", &mut next), 1);
+    let now_held: BTreeSet<i64> = held(&app, "3-7000002").keys().copied().collect();
+    assert_eq!(now_held, want[&1]);
+    // A programmed dongle is a customer's: it is not written off here.
+    let (s, e) = write_off(&app, ("sue", &sue), "3-7000002", "mistake");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{e}"
+    );
+
+    // The lost dongle turns up: its old receipt proves nothing, and holding the update the
+    // write-off voided, it is marked "manipulation detected" and gets nothing.
+    let (s, e) = post_receipt(&app, id, "st-1", &receipt);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("unknown_dongle")),
+        "{e}"
+    );
+    let (s, e) = program(&app, id, "st-1", &mut lost);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("manipulation_detected")),
+        "{e}"
+    );
+    for l in &want[&1] {
+        assert_eq!(license(&app, *l).1, Some("3-7000002".into()));
+    }
+}

@@ -84,7 +84,7 @@ fn move_license(
 }
 
 /// Puts a serial on the firm's blacklist (recorded); false if it is there already.
-fn place_on_blacklist(
+pub(in crate::service) fn place_on_blacklist(
     c: &mut Conn,
     actor: &Actor,
     firm_id: i64,

@@ -5,6 +5,7 @@
 //! (`program`), the station writes it, and only the receipt makes the slot programmed
 //! (`receipt`, or any door a receipt comes through). The rules are `domain::production`;
 //! the activation core (contact, update, receipt) does the container's part.
+mod lost;
 mod program;
 mod recycle;
 
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::store::production::{self as store, ProductionOrderRow, SlotLicenseRow, SlotRow};
 use crate::store::{firms, items, orders as order_store, Conn};
 
+pub use lost::{write_off, Lost, LostRequest};
 pub use program::{failed, program, receipt, FailedRequest, ProgramRequest, ReceiptRequest};
 pub use recycle::{recycle, RecycleRequest, Recycled};
 
@@ -46,6 +48,7 @@ const REFUSED: &str = "production.dongle_refused";
 const PROGRAMMED: &str = "production.dongle_programmed";
 const FAILED: &str = "production.dongle_failed";
 const RECYCLED: &str = "production.dongle_recycled";
+const LOST: &str = "production.dongle_lost";
 
 /// The customer a production order's ticket belongs to when none is named: the vendor's own.
 const PRODUCTION_CUSTOMER: &str = "production";
