@@ -387,71 +387,76 @@ async fn not_found(core: Core_, portal: Portal_, req: HttpRequest) -> HttpRespon
 
 pub fn configure(cfg: &mut web::ServiceConfig, portal: web::Data<Portal>) {
     let headers = portal.headers();
-    cfg.service(
-        web::scope(BASE)
-            .app_data(portal)
-            // A request or receipt file, with the form around it.
-            .app_data(web::PayloadConfig::new(MAX_MESSAGE + 64 * 1024))
-            .wrap(headers)
-            .route("", web::get().to(login::root))
-            .route("/", web::get().to(login::root))
-            .route("/login", web::get().to(login::login_page))
-            .route("/login", web::post().to(login::login))
-            .route("/logout", web::post().to(login::logout))
-            .route("/language", web::get().to(login::language))
-            .route("/static/portal.css", web::get().to(style))
-            .route("/static/brand.css", web::get().to(brand))
-            .route("/static/portal.js", web::get().to(script))
-            .route("/static/icon.svg", web::get().to(icon))
-            .route("/tickets", web::get().to(licenses::overview))
-            .route("/tickets/{ticket}", web::get().to(licenses::ticket))
-            .route(
-                "/tickets/{ticket}/activate",
-                web::get().to(transfer::activate_page),
-            )
-            .route(
-                "/tickets/{ticket}/activate",
-                web::post().to(transfer::activate),
-            )
-            .route(
-                "/tickets/{ticket}/return",
-                web::get().to(transfer::return_page),
-            )
-            .route(
-                "/tickets/{ticket}/return",
-                web::post().to(transfer::deactivate),
-            )
-            .route(
-                "/tickets/{ticket}/reactivate",
-                web::get().to(transfer::reactivate_page),
-            )
-            .route(
-                "/tickets/{ticket}/reactivate",
-                web::post().to(transfer::reactivate),
-            )
-            .route("/transfer", web::get().to(transfer::transfer_page))
-            .route("/transfer/update", web::get().to(transfer::update_file))
-            .route("/transfer/receipt", web::post().to(transfer::receipt))
-            .route("/updates", web::get().to(transfer::updates_page))
-            .route("/updates", web::post().to(transfer::updates))
-            .route("/restore", web::get().to(transfer::restore_page))
-            .route("/restore", web::post().to(transfer::restore))
-            .route("/licenses/{id}/history", web::get().to(licenses::history))
-            .route("/licenses/{id}/split", web::get().to(licenses::split_page))
-            .route("/licenses/{id}/split", web::post().to(licenses::split))
-            .route("/template/{firm_code}", web::get().to(licenses::template))
+    let registration = portal.registration;
+    let scope = web::scope(BASE)
+        .app_data(portal)
+        // A request or receipt file, with the form around it.
+        .app_data(web::PayloadConfig::new(MAX_MESSAGE + 64 * 1024))
+        .wrap(headers)
+        .route("", web::get().to(login::root))
+        .route("/", web::get().to(login::root))
+        .route("/login", web::get().to(login::login_page))
+        .route("/login", web::post().to(login::login))
+        .route("/logout", web::post().to(login::logout))
+        .route("/language", web::get().to(login::language))
+        .route("/static/portal.css", web::get().to(style))
+        .route("/static/brand.css", web::get().to(brand))
+        .route("/static/portal.js", web::get().to(script))
+        .route("/static/icon.svg", web::get().to(icon))
+        .route("/tickets", web::get().to(licenses::overview))
+        .route("/tickets/{ticket}", web::get().to(licenses::ticket))
+        .route(
+            "/tickets/{ticket}/activate",
+            web::get().to(transfer::activate_page),
+        )
+        .route(
+            "/tickets/{ticket}/activate",
+            web::post().to(transfer::activate),
+        )
+        .route(
+            "/tickets/{ticket}/return",
+            web::get().to(transfer::return_page),
+        )
+        .route(
+            "/tickets/{ticket}/return",
+            web::post().to(transfer::deactivate),
+        )
+        .route(
+            "/tickets/{ticket}/reactivate",
+            web::get().to(transfer::reactivate_page),
+        )
+        .route(
+            "/tickets/{ticket}/reactivate",
+            web::post().to(transfer::reactivate),
+        )
+        .route("/transfer", web::get().to(transfer::transfer_page))
+        .route("/transfer/update", web::get().to(transfer::update_file))
+        .route("/transfer/receipt", web::post().to(transfer::receipt))
+        .route("/updates", web::get().to(transfer::updates_page))
+        .route("/updates", web::post().to(transfer::updates))
+        .route("/restore", web::get().to(transfer::restore_page))
+        .route("/restore", web::post().to(transfer::restore))
+        .route("/licenses/{id}/history", web::get().to(licenses::history))
+        .route("/licenses/{id}/split", web::get().to(licenses::split_page))
+        .route("/licenses/{id}/split", web::post().to(licenses::split))
+        .route("/template/{firm_code}", web::get().to(licenses::template))
+        .route("/trials", web::post().to(register::take_trial))
+        .route("/saml/metadata", web::get().to(sso::metadata))
+        .route("/saml/login", web::get().to(sso::login))
+        .route("/saml/acs", web::post().to(sso::acs))
+        .route("/saml/slo", web::get().to(sso::slo))
+        .route("/saml/slo", web::post().to(sso::slo_post));
+    // Without self-registration its pages are unknown pages.
+    let scope = if registration {
+        scope
             .route("/register", web::get().to(register::page))
             .route("/register", web::post().to(register::request))
             .route("/register/verify", web::get().to(register::verify_page))
             .route("/register/verify", web::post().to(register::verify))
-            .route("/trials", web::post().to(register::take_trial))
-            .route("/saml/metadata", web::get().to(sso::metadata))
-            .route("/saml/login", web::get().to(sso::login))
-            .route("/saml/acs", web::post().to(sso::acs))
-            .route("/saml/slo", web::get().to(sso::slo))
-            .route("/saml/slo", web::post().to(sso::slo_post))
-            .default_service(web::to(not_found)),
-    );
+    } else {
+        scope
+    };
+    cfg.service(scope.default_service(web::to(not_found)));
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Self-registration by e-mail (the form, the link's page, its confirmation) and taking a
-//! trial license. Nothing here is served unless `portal_self_registration` is on (trials
-//! also show to single sign-on sessions, whose customer is known).
+//! trial license. The registration's pages are routed only when `portal_self_registration`
+//! is on (trials also show to single sign-on sessions, whose customer is known).
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -69,9 +69,6 @@ fn visitor_form(
 /// `/portal/register`: the form.
 pub async fn page(core: Core_, portal: Portal_, req: HttpRequest) -> HttpResponse {
     let v = visit!(core, portal, req);
-    if !portal.registration {
-        return portal.refused_as(&v.cx, StatusCode::NOT_FOUND, "page_not_found");
-    }
     let body = views::register("", "", None);
     visitor_page(&portal, &req, v.cx, StatusCode::OK, FORM, body, None)
 }
@@ -84,9 +81,6 @@ pub async fn request(
     body: web::Bytes,
 ) -> HttpResponse {
     let v = visit!(core, portal, req);
-    if !portal.registration {
-        return portal.refused_as(&v.cx, StatusCode::NOT_FOUND, "page_not_found");
-    }
     let form = match visitor_form(&portal, &v.cx, &req, &body) {
         Ok(f) => f,
         Err(r) => return *r,
@@ -139,9 +133,6 @@ pub async fn verify_page(
     q: web::Query<VerifyQuery>,
 ) -> HttpResponse {
     let v = visit!(core, portal, req);
-    if !portal.registration {
-        return portal.refused_as(&v.cx, StatusCode::NOT_FOUND, "page_not_found");
-    }
     let body = serde_json::json!({"token": q.token});
     visitor_page(&portal, &req, v.cx, StatusCode::OK, VERIFY, body, None)
 }
@@ -154,9 +145,6 @@ pub async fn verify(
     body: web::Bytes,
 ) -> HttpResponse {
     let v = visit!(core, portal, req);
-    if !portal.registration {
-        return portal.refused_as(&v.cx, StatusCode::NOT_FOUND, "page_not_found");
-    }
     let form = match visitor_form(&portal, &v.cx, &req, &body) {
         Ok(f) => f,
         Err(r) => return *r,
