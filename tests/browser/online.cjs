@@ -11,31 +11,14 @@
 
 const fs = require('fs');
 const path = require('path');
-const readline = require('readline');
-const { chromium } = require('playwright-core');
+const common = require('./common.cjs');
+
+const { expect } = common;
 
 const base = process.env.PORTAL_BASE;
 const the = JSON.parse(process.env.PORTAL_CASE);
 const shots = process.env.SCREENSHOTS;
-const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-const answers = readline.createInterface({ input: process.stdin });
-const waiting = [];
-answers.on('line', (line) => {
-  const next = waiting.shift();
-  if (next) next(JSON.parse(line));
-});
-
-function ask(what) {
-  return new Promise((resolve, reject) => {
-    waiting.push((answer) => (answer.error ? reject(new Error(answer.error)) : resolve(answer)));
-    process.stdout.write(`ASK ${JSON.stringify(what)}\n`);
-  });
-}
-
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
+const { ask, close } = common.asker();
 
 const problems = [];
 let shotNo = 0;
@@ -43,18 +26,11 @@ let shotNo = 0;
 async function shot(page, name) {
   shotNo += 1;
   const file = path.join(shots, `online-${String(shotNo).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  process.stdout.write(`screenshot ${file}\n`);
+  await common.screenshot(page, file);
 }
 
 async function axe(page, name) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  for (const v of result.violations) {
-    if (v.impact === 'serious' || v.impact === 'critical') {
-      problems.push(`accessibility ${name}: ${v.id} (${v.impact}): ${v.help}`);
-    }
-  }
+  await common.axe(page, `accessibility ${name}`, problems);
 }
 
 async function expectText(page, selector, wanted) {
@@ -85,17 +61,7 @@ async function transferOnline(page, label) {
 
 async function main() {
   fs.mkdirSync(shots, { recursive: true });
-  const profile = fs.mkdtempSync(path.join(process.env.WORK, 'chromium-online-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-    locale: 'en-US',
-  });
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(20000);
+  const { context, page } = await common.launch(process.env.WORK);
   let helperStopped = false;
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
@@ -166,7 +132,7 @@ async function main() {
   await context.close();
   expect(problems.length === 0, `problems on the pages:\n${problems.join('\n')}`);
   process.stdout.write('DONE\n');
-  answers.close();
+  close();
 }
 
 main().catch((e) => {

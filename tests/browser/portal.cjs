@@ -14,40 +14,15 @@
 
 const fs = require('fs');
 const path = require('path');
-const readline = require('readline');
-const { chromium } = require('playwright-core');
+const common = require('./common.cjs');
+
+const { log, expect } = common;
 
 const base = process.env.PORTAL_BASE;
 const the = JSON.parse(process.env.PORTAL_CASE);
 const shots = process.env.SCREENSHOTS;
 const work = process.env.WORK;
-const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-const answers = readline.createInterface({ input: process.stdin });
-const waiting = [];
-answers.on('line', (line) => {
-  const next = waiting.shift();
-  if (next) next(JSON.parse(line));
-});
-
-/** Asks the test (the customer's computer) to do something; resolves with its answer. */
-function ask(what) {
-  return new Promise((resolve) => {
-    waiting.push((answer) => {
-      if (answer.error) throw new Error(`the test could not ${what.ask}: ${answer.error}`);
-      resolve(answer);
-    });
-    process.stdout.write(`ASK ${JSON.stringify(what)}\n`);
-  });
-}
-
-function log(...args) {
-  process.stdout.write(`${args.join(' ')}\n`);
-}
-
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
+const { ask, close } = common.asker();
 
 /** Problems seen on any page: console errors, script errors, a page without its policy. */
 const problems = [];
@@ -57,23 +32,11 @@ let shotNo = 0;
 async function shot(page, name) {
   shotNo += 1;
   const file = path.join(shots, `${String(shotNo).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  log('screenshot', file);
+  await common.screenshot(page, file);
 }
 
-/** axe-core on the page as it is: serious or critical violations are failures. */
 async function axe(page, name) {
-  // Evaluated through the browser's debugging protocol, which the page's policy does not
-  // govern: the pages themselves still run nothing but the portal's own script.
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  for (const v of result.violations) {
-    if (v.impact === 'serious' || v.impact === 'critical') {
-      accessibility.push(`${name}: ${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-    } else {
-      log(`axe ${name}: ${v.id} (${v.impact}) ${v.help}`);
-    }
-  }
+  await common.axe(page, name, accessibility);
 }
 
 async function text(page, selector) {
@@ -134,18 +97,7 @@ async function row(page, license) {
 
 async function main() {
   fs.mkdirSync(shots, { recursive: true });
-  const profile = fs.mkdtempSync(path.join(work, 'chromium-profile-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    acceptDownloads: true,
-    viewport: { width: 1280, height: 900 },
-    locale: 'en-US',
-  });
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(20000);
+  const { context, page } = await common.launch(work, { acceptDownloads: true });
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     // A refusal page's own status (400, 403, 404, 429) is its answer, not a problem; any
@@ -318,7 +270,7 @@ async function main() {
   expect(problems.length === 0, `problems on the pages:\n${problems.join('\n')}`);
   expect(accessibility.length === 0, `accessibility (axe-core, serious or critical):\n${accessibility.join('\n')}`);
   process.stdout.write('DONE\n');
-  answers.close();
+  close();
 }
 
 main().catch((e) => {

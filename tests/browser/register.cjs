@@ -14,58 +14,26 @@
 
 const fs = require('fs');
 const path = require('path');
-const readline = require('readline');
-const { chromium } = require('playwright-core');
+const common = require('./common.cjs');
+
+const { expect } = common;
 
 const base = process.env.PORTAL_BASE;
 const the = JSON.parse(process.env.PORTAL_CASE);
 const shots = process.env.SCREENSHOTS;
 const work = process.env.WORK;
-const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-const answers = readline.createInterface({ input: process.stdin });
-const waiting = [];
-answers.on('line', (line) => {
-  const next = waiting.shift();
-  if (next) next(JSON.parse(line));
-});
-
-/** Asks the test for something (the mail's link); resolves with its answer. */
-function ask(what) {
-  return new Promise((resolve) => {
-    waiting.push((answer) => {
-      if (answer.error) throw new Error(`the test could not ${what.ask}: ${answer.error}`);
-      resolve(answer);
-    });
-    process.stdout.write(`ASK ${JSON.stringify(what)}\n`);
-  });
-}
-
-function log(...args) {
-  process.stdout.write(`${args.join(' ')}\n`);
-}
-
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
+const { ask, close } = common.asker();
 
 const problems = [];
 const accessibility = [];
 
 async function shot(page, name) {
   const file = path.join(shots, `register-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  log('screenshot', file);
+  await common.screenshot(page, file);
 }
 
 async function axe(page, name) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  for (const v of result.violations) {
-    if (v.impact === 'serious' || v.impact === 'critical') {
-      accessibility.push(`${name}: ${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-    }
-  }
+  await common.axe(page, name, accessibility);
 }
 
 async function mainText(page) {
@@ -74,17 +42,7 @@ async function mainText(page) {
 
 async function main() {
   fs.mkdirSync(shots, { recursive: true });
-  const profile = fs.mkdtempSync(path.join(work, 'chromium-profile-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-    locale: 'en-US',
-  });
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(20000);
+  const { context, page } = await common.launch(work);
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console on ${page.url()}: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`script error on ${page.url()}: ${e.message}`));
 
@@ -127,7 +85,7 @@ async function main() {
   expect(problems.length === 0, `problems on the pages:\n${problems.join('\n')}`);
   expect(accessibility.length === 0, `accessibility (axe-core, serious or critical):\n${accessibility.join('\n')}`);
   process.stdout.write('DONE\n');
-  answers.close();
+  close();
 }
 
 main().catch((e) => {

@@ -14,39 +14,25 @@
 
 const fs = require('fs');
 const path = require('path');
-const { chromium } = require('playwright-core');
+const common = require('./common.cjs');
+
+const { expect } = common;
 
 const base = process.env.PORTAL_BASE;
 const the = JSON.parse(process.env.SSO_CASE);
 const shots = process.env.SCREENSHOTS;
 const work = process.env.WORK;
-const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-function log(...args) {
-  process.stdout.write(`${args.join(' ')}\n`);
-}
-
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
 
 const problems = [];
 const accessibility = [];
 
 async function shot(page, name) {
   const file = path.join(shots, `sso-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  log('screenshot', file);
+  await common.screenshot(page, file);
 }
 
 async function axe(page, name) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  for (const v of result.violations) {
-    if (v.impact === 'serious' || v.impact === 'critical') {
-      accessibility.push(`${name}: ${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-    }
-  }
+  await common.axe(page, name, accessibility);
 }
 
 /** Signs in at the identity provider's password form (the page we are on). */
@@ -60,17 +46,7 @@ async function signInAtIdp(page) {
 
 async function main() {
   fs.mkdirSync(shots, { recursive: true });
-  const profile = fs.mkdtempSync(path.join(work, 'chromium-profile-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-    locale: 'en-US',
-  });
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(20000);
+  const { context, page } = await common.launch(work);
   // Our pages only: the identity provider's are not ours to judge.
   page.on('console', (m) => {
     if (m.type() === 'error' && page.url().startsWith(base)) problems.push(`console on ${page.url()}: ${m.text()}`);
