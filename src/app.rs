@@ -9,7 +9,7 @@ use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::api::{connect, gateway, json, metrics::Metrics, portal, soap};
+use crate::api::{cloud, connect, gateway, json, metrics::Metrics, portal, soap};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::workers::Supervisor;
@@ -75,6 +75,7 @@ pub async fn start(mut config: Config) -> Result<Running> {
             .configure(connect::configure)
             .configure(soap::configure)
             .configure(json::configure)
+            .configure(cloud::configure)
             .configure(|cfg| portal::configure(cfg, portal.clone()))
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}}))

@@ -48,6 +48,12 @@ pub enum Error {
     /// Too many attempts from this client (or at this ticket): held back for a while.
     #[error("too many attempts; try again in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// Every seat of the licenses that would serve a cloud open is in use.
+    #[error("no seat free: {0}")]
+    NoSeat(String),
+    /// A heartbeat or release for a seat no longer held: the lease ended.
+    #[error("seat {0} is no longer held: its lease ended (released, reclaimed after the lease ran out, or the credential was revoked); open a new seat")]
+    LeaseLost(i64),
     #[error("the server is busy, try again")]
     Busy,
     /// A serialization conflict inside the writer; the write is run again.
@@ -105,6 +111,8 @@ impl Error {
             Error::ApprovalRequired { .. } => "approval_required",
             Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::RateLimited { .. } => "rate_limited",
+            Error::NoSeat(_) => "no_seat_free",
+            Error::LeaseLost(_) => "lease_lost",
             Error::Busy | Error::Retry => "busy",
             Error::Internal(_) => "internal",
         }

@@ -459,6 +459,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .service(
             web::scope("/api/v1")
+                .configure(super::cloud::vendor)
                 .route("/items", web::get().to(list_items))
                 .route("/items", web::post().to(create_item))
                 .route("/items/{item_id}", web::get().to(get_item))

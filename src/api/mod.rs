@@ -1,4 +1,5 @@
 //! Thin adapters: decode, turn credentials into an `Actor`, call one service, encode.
+pub mod cloud;
 pub mod connect;
 pub mod gateway;
 pub mod json;
@@ -38,9 +39,11 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::QuotaExceeded { .. }
         | Error::ApprovalRequired { .. } => StatusCode::FORBIDDEN,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
-        Error::AlreadyExists { .. } | Error::OrderConflict(_) | Error::Conflict(_) => {
-            StatusCode::CONFLICT
-        }
+        Error::LeaseLost(_) => StatusCode::GONE,
+        Error::AlreadyExists { .. }
+        | Error::OrderConflict(_)
+        | Error::Conflict(_)
+        | Error::NoSeat(_) => StatusCode::CONFLICT,
         Error::Unauthenticated => StatusCode::UNAUTHORIZED,
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -2,6 +2,7 @@
 //! commands (`container`, the online round trips, `bench`) need no configuration; every
 //! other command but `serve` opens the core once, here, and hands it to its group.
 mod bench;
+mod cloud;
 mod items;
 mod licenses;
 mod local;
@@ -23,6 +24,7 @@ use licentia::error::Error;
 use licentia::service::{demo, Core};
 
 use bench::BenchCmd;
+use cloud::CloudCmd;
 use items::ItemCmd;
 use licenses::{ApprovalCmd, BlacklistCmd, LicenseCmd, SerialCmd};
 use operations::{AuditCmd, JobCmd, MailCmd};
@@ -104,6 +106,10 @@ enum Command {
     /// The container runtime: create, request, apply, receipt, list, check, serve-local.
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Cloud containers: create, show, activate, return, credential, revoke; and with a
+    /// credential file the license use API: open, heartbeat, release, status.
+    #[command(subcommand)]
+    Cloud(CloudCmd),
     #[command(flatten)]
     Online(OnlineCmd),
 }
@@ -135,7 +141,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             | Error::NotAllowed(_)
             | Error::Blacklisted { .. }
             | Error::ApprovalRequired { .. }
-            | Error::QuotaExceeded { .. },
+            | Error::QuotaExceeded { .. }
+            | Error::NoSeat(_)
+            | Error::LeaseLost(_),
         ) => 4,
         Some(Error::Unauthenticated | Error::Forbidden { .. }) => 5,
         _ => 1,
@@ -160,6 +168,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return blocking(move || licentia::client::cli::run_online(cmd)).await
         }
         Command::Bench(cmd) => return bench::run(cmd).await,
+        Command::Cloud(cmd) => match cmd.into_use() {
+            Ok(u) => return blocking(move || licentia::client::cli::run_cloud(u)).await,
+            Err(cmd) => Command::Cloud(cmd),
+        },
         other => other,
     };
     // LICENTIA_LOG and LICENTIA_BENCH_PASSWORD are read by the CLI itself, not the config.
@@ -189,6 +201,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Order(cmd) => orders::order(&core, &actor, cmd).await?,
         Command::Ticket(cmd) => orders::ticket(&core, &actor, cmd).await?,
         Command::Production(cmd) => production::run(&core, &actor, cmd).await?,
+        Command::Cloud(cmd) => cloud::run(&core, &actor, cmd).await?,
         Command::License(cmd) => licenses::license(&core, &actor, cmd).await?,
         Command::Blacklist(cmd) => licenses::blacklist(&core, &actor, cmd).await?,
         Command::Approval(cmd) => licenses::approval(&core, &actor, cmd).await?,

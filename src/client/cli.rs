@@ -360,7 +360,8 @@ pub fn run_online(cmd: OnlineCmd) -> CResult<()> {
 /// 6 not licensed here (check failed), 7 server unreachable, 1 other.
 pub fn exit_code(e: &super::ClientError) -> u8 {
     match e.code.as_str() {
-        "invalid_input" | "invalid_message" | "invalid_update" | "invalid_ticket" => 2,
+        "invalid_input" | "invalid_message" | "invalid_update" | "invalid_ticket"
+        | "bad_credential" => 2,
         c if c == "not_found" || c.starts_with("unknown_") => 3,
         "conflict"
         | "context_mismatch"
@@ -371,7 +372,9 @@ pub fn exit_code(e: &super::ClientError) -> u8 {
         | "not_allowed"
         | "blacklisted"
         | "approval_required"
-        | "quota_exceeded" => 4,
+        | "quota_exceeded"
+        | "no_seat_free"
+        | "lease_lost" => 4,
         "not_licensed"
         | "fingerprint_mismatch"
         | "clock_set_back"
@@ -380,4 +383,113 @@ pub fn exit_code(e: &super::ClientError) -> u8 {
         "unreachable" => 7,
         _ => 1,
     }
+}
+
+/// Who uses a cloud container: the server and the credential file.
+#[derive(clap::Args, Clone)]
+pub struct CloudUser {
+    /// The server's base URL.
+    #[arg(long)]
+    pub server: String,
+    /// The credential file (PEM or PKCS#12) the vendor issued for the cloud container.
+    #[arg(long)]
+    pub credential: PathBuf,
+    /// A file holding the credential file's passphrase (first line).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// The license use API of a cloud container: what the vendor's software does through
+/// `licentia::client::cloud`, from the command line.
+#[derive(Subcommand)]
+pub enum CloudUseCmd {
+    /// Open a seat of a license; prints the lease (JSON) with the seat to keep and release.
+    Open {
+        #[command(flatten)]
+        user: CloudUser,
+        #[arg(long)]
+        firm_code: i64,
+        #[arg(long)]
+        product_code: i64,
+        /// Feature bits the license must have.
+        #[arg(long, default_value_t = 0)]
+        features: u32,
+        /// The station's name (default: this computer's host name).
+        #[arg(long)]
+        station: Option<String>,
+    },
+    /// Keep a seat for another lease.
+    Heartbeat {
+        #[command(flatten)]
+        user: CloudUser,
+        #[arg(long)]
+        seat: i64,
+    },
+    /// Release a seat.
+    Release {
+        #[command(flatten)]
+        user: CloudUser,
+        #[arg(long)]
+        seat: i64,
+    },
+    /// The cloud container's licenses and their seats in use.
+    Status {
+        #[command(flatten)]
+        user: CloudUser,
+    },
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "station".into())
+}
+
+pub fn run_cloud(cmd: CloudUseCmd) -> CResult<()> {
+    use super::cloud::{Cloud, Credential};
+    let user = match &cmd {
+        CloudUseCmd::Open { user, .. }
+        | CloudUseCmd::Heartbeat { user, .. }
+        | CloudUseCmd::Release { user, .. }
+        | CloudUseCmd::Status { user } => user.clone(),
+    };
+    let passphrase = match &user.passphrase_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| cerr("io", format!("cannot read {}: {e}", p.display())))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        ),
+        None => None,
+    };
+    let cloud = Cloud::new(
+        &user.server,
+        Credential::read(&user.credential, passphrase.as_deref())?,
+    );
+    match cmd {
+        CloudUseCmd::Open {
+            firm_code,
+            product_code,
+            features,
+            station,
+            ..
+        } => json(&cloud.open(&crate::protocol::cloud::OpenRequest {
+            firm_code,
+            product_code,
+            features,
+            station: station.unwrap_or_else(host_name),
+        })?),
+        CloudUseCmd::Heartbeat { seat, .. } => json(&cloud.heartbeat(seat)?),
+        CloudUseCmd::Release { seat, .. } => {
+            cloud.release(seat)?;
+            println!("seat {seat} released");
+        }
+        CloudUseCmd::Status { .. } => json(&cloud.status()?),
+    }
+    Ok(())
 }

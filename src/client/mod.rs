@@ -3,6 +3,7 @@
 //! no server. `online` drives the round trips against a server's JSON gateway.
 #[cfg(feature = "server")]
 pub mod cli;
+pub mod cloud;
 pub mod local;
 pub mod online;
 

@@ -35,7 +35,9 @@ impl Gateway {
         }
     }
 
-    fn answer<T: DeserializeOwned>(r: Result<ureq::Response, ureq::Error>) -> CResult<T> {
+    pub(super) fn answer<T: DeserializeOwned>(
+        r: Result<ureq::Response, ureq::Error>,
+    ) -> CResult<T> {
         match r {
             // Read whole, then parse: serde_json reading byte by byte from the socket
             // reader costs more than the rest of the answer's handling.

@@ -1,6 +1,7 @@
 //! Types and rules with no I/O: who acts, what is sold, the states things are in, and the
 //! rules that decide (the update plan, how a contact and a receipt are judged, re-activation).
 //! Every rule is a function of values with table-driven unit tests.
+pub mod cloud;
 pub mod contact;
 mod options;
 pub mod production;
@@ -69,6 +70,8 @@ pub enum Interface {
     Soap,
     /// The customers' license portal (`/portal`).
     Portal,
+    /// The license use API of cloud containers (`/cloud/v1`).
+    Cloud,
 }
 
 impl Interface {
@@ -82,6 +85,7 @@ impl Interface {
             Interface::Connector => "connector",
             Interface::Soap => "soap",
             Interface::Portal => "portal",
+            Interface::Cloud => "cloud",
         }
     }
 }

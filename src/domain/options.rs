@@ -2,6 +2,7 @@
 //! item changes in the licenses already sold.
 use serde::{Deserialize, Serialize};
 
+use super::cloud::{check_lease, SeatCounting};
 use super::{
     check_len, ContainerType, ReactivationBehaviour, ReactivationPolicy, MAX_DATA, MAX_TEXT,
 };
@@ -56,6 +57,13 @@ pub struct ItemOptions {
     /// take one license of this item, once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub trial: bool,
+    /// In a cloud container: how long a seat is kept without a heartbeat (seconds; unset:
+    /// `cloud::DEFAULT_LEASE_SECONDS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_seconds: Option<u32>,
+    /// In a cloud container: a seat per access (the default) or per station.
+    #[serde(default, skip_serializing_if = "SeatCounting::is_default")]
+    pub seat_counting: SeatCounting,
 }
 
 /// What an update item changes in the licenses it matches (same firm and product code on
@@ -167,6 +175,7 @@ impl ItemOptions {
                 return Err(Error::invalid("update.add_quantity", "at most 1000000"));
             }
         }
+        check_lease(self.lease_seconds)?;
         check_len("text", &self.text, MAX_TEXT)?;
         check_len("user_data", &self.user_data, MAX_DATA)?;
         check_len("protected_data", &self.protected_data, MAX_DATA)

@@ -4,6 +4,7 @@
 //! Every message is canonical JSON (keys sorted, no spaces, integers only), signed with
 //! Ed25519 and armoured as text: a header line naming the kind, base64 lines, a footer line.
 //! Parsing never panics on arbitrary input and refuses anything over `MAX_MESSAGE` bytes.
+pub mod cloud;
 mod content;
 mod context;
 pub mod crypto;

@@ -271,6 +271,16 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
                     Ok((runs, mails, notes, stale, portal))
                 })
                 .await?;
+            // Seats whose lease ran out are reclaimed when their license is next opened;
+            // those of licenses nobody opens again are reclaimed here.
+            let mut reclaimed = 0;
+            loop {
+                let n = super::cloud::reclaim_lapsed(core).await?;
+                reclaimed += n;
+                if n < 1000 {
+                    break;
+                }
+            }
             let listed: Vec<String> = stale
                 .iter()
                 .take(50)
@@ -280,7 +290,7 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
                 "{} pending activation(s) whose updates all expired (license@container, for \
                  support: {}); deleted {runs} job run(s) older than 90 days, {mails} mail(s) \
                  sent more than 30 days ago, {notes} connector notification(s) older than 90 days, \
-                 {sessions} expired portal session(s)",
+                 {sessions} expired portal session(s); reclaimed {reclaimed} lapsed cloud seat(s)",
                 stale.len(),
                 listed.join(", ")
             ))

@@ -2,6 +2,7 @@
 pub mod activation;
 pub mod audit;
 pub mod catalog;
+pub mod cloud;
 pub mod connectors;
 pub mod demo;
 pub mod firms;

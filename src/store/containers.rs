@@ -160,3 +160,11 @@ pub fn recycled_as(c: &mut Conn, serial: &str) -> Result<Vec<String>> {
         .select(containers::serial)
         .load(c)?)
 }
+
+/// The serial of container `id`.
+pub fn serial_of(c: &mut Conn, id: i64) -> Result<String> {
+    Ok(containers::table
+        .filter(containers::id.eq(id))
+        .select(containers::serial)
+        .first(c)?)
+}

@@ -5,6 +5,7 @@
 //! queries of their own.
 pub mod approvals;
 pub mod blacklist;
+pub mod cloud;
 pub mod contact;
 pub mod containers;
 pub mod customers;

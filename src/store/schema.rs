@@ -354,6 +354,62 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    cloud_authorities (firm_id) {
+        firm_id -> BigInt,
+        certificate -> Text,
+        private_key_sealed -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cloud_credentials (id) {
+        id -> BigInt,
+        container_id -> BigInt,
+        firm_id -> BigInt,
+        fingerprint -> Text,
+        not_after -> Timestamp,
+        issued_by -> Text,
+        issued_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    cloud_tokens (token_hash) {
+        token_hash -> Text,
+        credential_id -> BigInt,
+        nonce -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cloud_seats (id) {
+        id -> BigInt,
+        license_id -> BigInt,
+        slot -> Integer,
+        credential_id -> BigInt,
+        station -> Text,
+        holders -> Integer,
+        opened_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cloud_use_days (license_id, day) {
+        license_id -> BigInt,
+        day -> Text,
+        opened -> BigInt,
+        peak -> Integer,
+        denials -> BigInt,
+    }
+}
+
 diesel::joinable!(items -> firms (firm_id));
 diesel::joinable!(licenses -> items (item_id));
 diesel::joinable!(licenses -> tickets (ticket_id));
@@ -363,6 +419,10 @@ diesel::joinable!(tickets -> customers (customer_id));
 diesel::joinable!(production_slots -> production_orders (production_order_id));
 diesel::joinable!(production_slot_licenses -> production_slots (slot_id));
 diesel::joinable!(production_slot_licenses -> licenses (license_id));
+diesel::joinable!(cloud_credentials -> containers (container_id));
+diesel::joinable!(cloud_tokens -> cloud_credentials (credential_id));
+diesel::joinable!(cloud_seats -> licenses (license_id));
+diesel::joinable!(cloud_use_days -> licenses (license_id));
 diesel::allow_tables_to_appear_in_same_query!(
     firms,
     items,
@@ -391,5 +451,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     request_uses,
     production_orders,
     production_slots,
-    production_slot_licenses
+    production_slot_licenses,
+    cloud_authorities,
+    cloud_credentials,
+    cloud_tokens,
+    cloud_seats,
+    cloud_use_days
 );

@@ -594,3 +594,84 @@ fn server_cpu_seconds(base: &str) -> f64 {
         })
         .unwrap_or_else(|| panic!("no process_cpu_seconds_total in /metrics"))
 }
+
+#[test]
+fn the_cloud_commands_make_a_container_issue_a_credential_and_use_a_seat() {
+    let app = crate::harness::TestApp::start();
+    let (code, out, err) = licentia(
+        &app.db,
+        &[
+            "order",
+            "create",
+            "--customer",
+            "C-CLOUD",
+            "--item",
+            "SNP-SINGLE=1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let ticket = out.trim().to_string();
+    let (code, out, err) = licentia(&app.db, &["cloud", "create", "--customer", "C-CLOUD"]);
+    assert_eq!(code, 0, "{err}");
+    let serial = out.trim().to_string();
+    assert!(serial.starts_with("150-"), "{out}");
+    let (code, out, err) = licentia(
+        &app.db,
+        &["cloud", "activate", &serial, "--ticket", &ticket],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"activated\""), "{out}");
+    let file = app.db.dir.join("cloud-credential.pem");
+    let path = file.to_str().unwrap();
+    let (code, out, err) = licentia(&app.db, &["cloud", "credential", &serial, "--out", path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&serial), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // An existing file is not overwritten.
+    let (code, _, _) = licentia(&app.db, &["cloud", "credential", &serial, "--out", path]);
+    assert_eq!(code, 1);
+
+    let user = ["--server", &app.base, "--credential", path];
+    let firm = crate::activation::FIRM.to_string();
+    let open = [
+        &["cloud", "open"][..],
+        &user[..],
+        &[
+            "--firm-code",
+            &firm,
+            "--product-code",
+            "1001",
+            "--station",
+            "s1",
+        ],
+    ]
+    .concat();
+    let (code, out, err) = client(&open);
+    assert_eq!(code, 0, "{err}");
+    let lease: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let seat = lease["seat"].as_i64().unwrap().to_string();
+    let (code, out, err) = client(&[&["cloud", "status"][..], &user[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"in_use\": 1"), "{out}");
+    // SNP-SINGLE has one seat.
+    let (code, _, err) = client(&open);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("no_seat_free"), "{err}");
+    let seat_args =
+        |cmd: &'static str| [&["cloud", cmd][..], &user[..], &["--seat", &seat]].concat();
+    let (code, _, err) = client(&seat_args("heartbeat"));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = client(&seat_args("release"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("released"), "{out}");
+    let (code, _, err) = client(&seat_args("heartbeat"));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("lease_lost"), "{err}");
+    let (code, _, err) = licentia(&app.db, &["cloud", "revoke", &serial, "--reason", "stolen"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = client(&[&["cloud", "status"][..], &user[..]].concat());
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("revoked"), "{err}");
+}

@@ -9,6 +9,7 @@ mod bridge;
 mod catalog;
 mod cli;
 mod client;
+mod cloud;
 mod connectors;
 mod crash;
 mod lifecycle;

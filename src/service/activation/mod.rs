@@ -25,7 +25,7 @@ pub(super) use activate::for_customers;
 pub use activate::{activate, deactivate, pull_updates};
 pub use info::{template, ticket_info};
 pub(super) use issue::{issue, issue_required, issue_with, required, Prepared};
-pub(super) use quota::{add_activations, count_activations};
+pub(super) use quota::{add_activations, count_activations, count_against, Quota};
 pub use receipt::confirm_receipt;
 pub use support::{get_container, push_license, stale_pending, ContainerView};
 

@@ -1,0 +1,153 @@
+//! Cloud containers. The vendor's side under `/api/v1/cloud` (HTTP Basic, staff roles):
+//! make a container, activate and return licenses, issue and revoke credential files. The
+//! license use API under `/cloud/v1`: a token for a signed request of the credential's key
+//! (`POST /token`), then with `Authorization: Bearer <token>` open a seat (`POST /seats`),
+//! keep it (`POST /seats/{id}/heartbeat`), release it (`DELETE /seats/{id}`), and see the
+//! container's licenses and their seats in use (`GET /status`).
+use std::future::{ready, Ready};
+
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::json::Caller;
+use super::ApiError;
+use crate::error::Error;
+use crate::protocol::cloud::{OpenRequest, TokenRequest};
+use crate::service::{cloud, Core};
+
+type Res = Result<HttpResponse, ApiError>;
+type Core_ = web::Data<Core>;
+
+/// The access token of a license use call (`Authorization: Bearer …`).
+pub struct Bearer(String);
+
+impl FromRequest for Bearer {
+    type Error = ApiError;
+    type Future = Ready<Result<Bearer, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(
+            req.headers()
+                .get("authorization")
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(|t| t.trim())
+                .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(|t| Bearer(t.to_string()))
+                .ok_or(ApiError(Error::Unauthenticated)),
+        )
+    }
+}
+
+async fn create(core: Core_, c: Caller, body: web::Json<cloud::NewCloudContainer>) -> Res {
+    Ok(
+        HttpResponse::Created()
+            .json(cloud::create_container(&core, &c.0, body.into_inner()).await?),
+    )
+}
+
+async fn get(core: Core_, c: Caller, serial: web::Path<String>) -> Res {
+    Ok(HttpResponse::Ok().json(cloud::get_container(&core, &c.0, serial.into_inner()).await?))
+}
+
+async fn activate(
+    core: Core_,
+    c: Caller,
+    serial: web::Path<String>,
+    body: web::Json<cloud::CloudActivation>,
+) -> Res {
+    let ids = cloud::activate(&core, &c.0, serial.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "activated": ids })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Licenses {
+    licenses: Vec<i64>,
+}
+
+async fn deactivate(
+    core: Core_,
+    c: Caller,
+    serial: web::Path<String>,
+    body: web::Json<Licenses>,
+) -> Res {
+    let ids =
+        cloud::deactivate(&core, &c.0, serial.into_inner(), body.into_inner().licenses).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "returned": ids })))
+}
+
+async fn issue(
+    core: Core_,
+    c: Caller,
+    serial: web::Path<String>,
+    body: web::Json<cloud::CredentialRequest>,
+) -> Res {
+    let file = cloud::issue_credential(&core, &c.0, serial.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(file))
+}
+
+async fn revoke(
+    core: Core_,
+    c: Caller,
+    serial: web::Path<String>,
+    body: web::Json<cloud::Revocation>,
+) -> Res {
+    let r = cloud::revoke_credentials(&core, &c.0, serial.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// The vendor's routes, inside the JSON API's `/api/v1` scope.
+pub fn vendor(cfg: &mut web::ServiceConfig) {
+    cfg.route("/cloud/containers", web::post().to(create))
+        .route("/cloud/containers/{serial}", web::get().to(get))
+        .route(
+            "/cloud/containers/{serial}/licenses",
+            web::post().to(activate),
+        )
+        .route(
+            "/cloud/containers/{serial}/return",
+            web::post().to(deactivate),
+        )
+        .route(
+            "/cloud/containers/{serial}/credentials",
+            web::post().to(issue),
+        )
+        .route(
+            "/cloud/containers/{serial}/credentials/revoke",
+            web::post().to(revoke),
+        );
+}
+
+async fn token(core: Core_, body: web::Json<TokenRequest>) -> Res {
+    Ok(HttpResponse::Ok().json(cloud::token(&core, body.into_inner()).await?))
+}
+
+async fn open(core: Core_, b: Bearer, body: web::Json<OpenRequest>) -> Res {
+    Ok(HttpResponse::Created().json(cloud::open(&core, b.0, body.into_inner()).await?))
+}
+
+async fn heartbeat(core: Core_, b: Bearer, seat: web::Path<i64>) -> Res {
+    Ok(HttpResponse::Ok().json(cloud::heartbeat(&core, b.0, seat.into_inner()).await?))
+}
+
+async fn release(core: Core_, b: Bearer, seat: web::Path<i64>) -> Res {
+    cloud::release(&core, b.0, seat.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn status(core: Core_, b: Bearer) -> Res {
+    Ok(HttpResponse::Ok().json(cloud::status(&core, b.0).await?))
+}
+
+/// The license use API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/cloud/v1")
+            .route("/token", web::post().to(token))
+            .route("/seats", web::post().to(open))
+            .route("/seats/{seat}/heartbeat", web::post().to(heartbeat))
+            .route("/seats/{seat}", web::delete().to(release))
+            .route("/status", web::get().to(status)),
+    );
+}
