@@ -48,6 +48,23 @@ pub enum BenchCmd {
         #[arg(long, default_value = "SNP-SINGLE")]
         item: String,
     },
+    /// Sessions each holding a seat of a cloud container's floating license send heartbeats
+    /// as fast as they are answered; prints heartbeats/s, p50/p99, CPU per heartbeat and the
+    /// machine's ceiling for one durable write. Makes its own item, order, cloud container
+    /// and credential.
+    Cloud {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Sessions (seats) sending heartbeats at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value = "admin")]
+        user: String,
+        #[arg(long, env = "LICENTIA_BENCH_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
 }
 
 /// A benchmark's offered rate: a positive, finite number per second.
@@ -106,6 +123,25 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             println!(
                 "{}",
                 super::blocking(move || licentia::bench::run_activate(&b)).await?
+            );
+        }
+        BenchCmd::Cloud {
+            url,
+            concurrency,
+            seconds,
+            user,
+            password,
+        } => {
+            let b = licentia::bench::CloudBench {
+                url,
+                concurrency,
+                seconds,
+                user,
+                password,
+            };
+            println!(
+                "{}",
+                super::blocking(move || licentia::bench::run_cloud(&b)).await?
             );
         }
     }

@@ -443,6 +443,25 @@ fn the_benchmarks_complete_every_round_trip_and_print_their_figures() {
     assert!(run_seconds(&out) >= 0.38, "{out}");
     assert_rate_and_latency(&out, "orders", 20);
 
+    // Heartbeats of 3 sessions for half a second, each one write; every seat released after.
+    let seats_before = app.count("events WHERE action = 'cloud.seat_released'");
+    let (out, cpu) = bench(&["cloud", "--concurrency", "3", "--seconds", "0.5"]);
+    let ok: u32 = out
+        .split(" ok, 0 failed")
+        .next()
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no heartbeat count in {out}"));
+    assert!(ok > 3, "{out}");
+    assert!(run_seconds(&out) >= 0.5, "{out}");
+    assert_rate_and_latency(&out, "heartbeats", ok);
+    assert_cpu_line(&out, "heartbeat", ok, cpu);
+    assert_writer_line(&out, "heartbeat", 1.0);
+    assert!(out.contains("one durable 4 KiB write"), "{out}");
+    assert_eq!(
+        app.count("events WHERE action = 'cloud.seat_released'") - seats_before,
+        3
+    );
+
     // A rate that is not a positive number is refused before anything is sent.
     let orders = app.count("orders");
     for rate in ["0", "-5", "fast", "inf"] {

@@ -10,6 +10,9 @@ use base64::Engine;
 
 use crate::protocol::crypto;
 
+mod cloud;
+pub use cloud::{run_cloud, CloudBench};
+
 pub struct OrderBench {
     pub url: String,
     pub concurrency: usize,
