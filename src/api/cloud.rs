@@ -3,7 +3,8 @@
 //! license use API under `/cloud/v1`: a token for a signed request of the credential's key
 //! (`POST /token`), then with `Authorization: Bearer <token>` open a seat (`POST /seats`),
 //! keep it (`POST /seats/{id}/heartbeat`), release it (`DELETE /seats/{id}`), and see the
-//! container's licenses and their seats in use (`GET /status`).
+//! container's licenses and their seats in use (`GET /status`); borrow a seat into a local
+//! container (`POST /borrow`, with that container's request: the answer is its update).
 use std::future::{ready, Ready};
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
@@ -12,7 +13,7 @@ use serde::Deserialize;
 use super::json::Caller;
 use super::ApiError;
 use crate::error::Error;
-use crate::protocol::cloud::{OpenRequest, TokenRequest};
+use crate::protocol::cloud::{BorrowRequest, OpenRequest, TokenRequest};
 use crate::service::{cloud, Core};
 
 type Res = Result<HttpResponse, ApiError>;
@@ -136,6 +137,10 @@ async fn release(core: Core_, b: Bearer, seat: web::Path<i64>) -> Res {
     Ok(HttpResponse::NoContent().finish())
 }
 
+async fn borrow(core: Core_, b: Bearer, body: web::Json<BorrowRequest>) -> Res {
+    Ok(HttpResponse::Ok().json(cloud::borrow(&core, b.0, body.into_inner()).await?))
+}
+
 async fn status(core: Core_, b: Bearer) -> Res {
     Ok(HttpResponse::Ok().json(cloud::status(&core, b.0).await?))
 }
@@ -148,6 +153,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/seats", web::post().to(open))
             .route("/seats/{seat}/heartbeat", web::post().to(heartbeat))
             .route("/seats/{seat}", web::delete().to(release))
+            .route("/borrow", web::post().to(borrow))
             .route("/status", web::get().to(status)),
     );
 }

@@ -62,16 +62,6 @@ pub enum CloudCmd {
     },
 }
 
-impl CloudCmd {
-    /// The license use commands, which need no server configuration.
-    pub fn into_use(self) -> Result<CloudUseCmd, CloudCmd> {
-        match self {
-            CloudCmd::Use(u) => Ok(u),
-            other => Err(other),
-        }
-    }
-}
-
 fn print<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).expect("JSON"));
 }

@@ -168,10 +168,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return blocking(move || licentia::client::cli::run_online(cmd)).await
         }
         Command::Bench(cmd) => return bench::run(cmd).await,
-        Command::Cloud(cmd) => match cmd.into_use() {
-            Ok(u) => return blocking(move || licentia::client::cli::run_cloud(u)).await,
-            Err(cmd) => Command::Cloud(cmd),
-        },
+        Command::Cloud(CloudCmd::Use(u)) => {
+            return blocking(move || licentia::client::cli::run_cloud(u)).await
+        }
         other => other,
     };
     // LICENTIA_LOG and LICENTIA_BENCH_PASSWORD are read by the CLI itself, not the config.

@@ -437,6 +437,22 @@ pub enum CloudUseCmd {
         #[command(flatten)]
         user: CloudUser,
     },
+    /// Borrow a seat into the local container in DIR for some days (online round trip);
+    /// it comes back with `licentia deactivate`.
+    Borrow {
+        #[command(flatten)]
+        user: CloudUser,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        firm_code: i64,
+        #[arg(long)]
+        product_code: i64,
+        #[arg(long, default_value_t = 0)]
+        features: u32,
+        #[arg(long)]
+        days: u32,
+    },
 }
 
 fn host_name() -> String {
@@ -454,7 +470,8 @@ pub fn run_cloud(cmd: CloudUseCmd) -> CResult<()> {
         CloudUseCmd::Open { user, .. }
         | CloudUseCmd::Heartbeat { user, .. }
         | CloudUseCmd::Release { user, .. }
-        | CloudUseCmd::Status { user } => user.clone(),
+        | CloudUseCmd::Status { user }
+        | CloudUseCmd::Borrow { user, .. } => user.clone(),
     };
     let passphrase = match &user.passphrase_file {
         Some(p) => Some(
@@ -490,6 +507,28 @@ pub fn run_cloud(cmd: CloudUseCmd) -> CResult<()> {
             println!("seat {seat} released");
         }
         CloudUseCmd::Status { .. } => json(&cloud.status()?),
+        CloudUseCmd::Borrow {
+            dir,
+            firm_code,
+            product_code,
+            features,
+            days,
+            ..
+        } => {
+            let gw = Gateway::new(&user.server);
+            let mut c = Container::load(&dir)?;
+            let mut persist = |c: &Container| c.save(&dir);
+            json(&online::borrow(
+                &gw,
+                &cloud,
+                &mut c,
+                firm_code,
+                product_code,
+                features,
+                days,
+                &mut persist,
+            )?)
+        }
     }
     Ok(())
 }

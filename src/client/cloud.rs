@@ -16,7 +16,10 @@ use serde::Serialize;
 
 use super::online::{http_agent, Gateway};
 use super::{cerr, unix_now, CResult};
-use crate::protocol::cloud::{token_message, Lease, OpenRequest, Status, Token, TokenRequest};
+use crate::protocol::cloud::{
+    token_message, BorrowRequest, Lease, OpenRequest, Status, Token, TokenRequest,
+};
+use crate::protocol::Issued;
 
 /// A credential file, opened: the certificate (PEM) and its private key.
 pub struct Credential {
@@ -190,6 +193,13 @@ impl Cloud {
     pub fn release(&self, seat: i64) -> CResult<()> {
         self.call::<serde_json::Value>("DELETE", &format!("/seats/{seat}"), None::<&()>)
             .map(|_| ())
+    }
+
+    /// The update that borrows a seat into the local container whose request `req` carries
+    /// (see `online::borrow` for the whole round trip).
+    pub fn borrow(&self, req: &BorrowRequest) -> CResult<Issued> {
+        self.call("POST", "/borrow", Some(req))?
+            .ok_or_else(|| cerr("bad_answer", "the server sent no update"))
     }
 
     /// The container's licenses and their seats in use.

@@ -303,6 +303,34 @@ pub fn restore(
     finish(gw, c, issued, persist)
 }
 
+/// Borrows a seat of a cloud container's license (`firm_code`, `product_code`, the
+/// feature bits) into container `c` for `days` days: the server makes a license for the
+/// borrow that expires with it, and this round trip applies it and confirms the receipt.
+/// It comes back with `deactivate`, like any license.
+#[allow(clippy::too_many_arguments)]
+pub fn borrow(
+    gw: &Gateway,
+    cloud: &super::cloud::Cloud,
+    c: &mut Container,
+    firm_code: i64,
+    product_code: i64,
+    features: u32,
+    days: u32,
+    persist: &mut dyn FnMut(&Container) -> CResult<()>,
+) -> CResult<RoundTrip> {
+    ensure_trust(gw, c, firm_code)?;
+    let request = c.request(firm_code, unix_now())?;
+    let asked = crate::protocol::cloud::BorrowRequest {
+        firm_code,
+        product_code,
+        features,
+        days,
+        request,
+    };
+    let issued = lock_first(gw, c, cloud.borrow(&asked), persist)?;
+    finish(gw, c, issued, persist)
+}
+
 /// Returns licenses to the server.
 pub fn deactivate(
     gw: &Gateway,

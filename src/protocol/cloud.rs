@@ -84,3 +84,20 @@ pub struct Status {
     pub serial: String,
     pub licenses: Vec<LicenseUse>,
 }
+
+/// `POST /cloud/v1/borrow`: a seat checked out of the cloud container into the local
+/// container whose signed request comes with it, for `days` days.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BorrowRequest {
+    pub firm_code: i64,
+    pub product_code: i64,
+    #[serde(default)]
+    pub features: u32,
+    pub days: u32,
+    /// The local container's request (armoured).
+    pub request: String,
+}
+
+/// The longest borrow, in days.
+pub const MAX_BORROW_DAYS: u32 = 365;

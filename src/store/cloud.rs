@@ -4,8 +4,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{
-    cloud_authorities, cloud_credentials, cloud_seats, cloud_tokens, cloud_use_days, containers,
-    items, licenses,
+    cloud_authorities, cloud_borrows, cloud_credentials, cloud_seats, cloud_tokens, cloud_use_days,
+    containers, items, licenses,
 };
 use super::{unique_or_retry, Conn};
 use crate::domain::LicenseState;
@@ -224,6 +224,8 @@ pub struct SeatRow {
     pub holders: i32,
     pub opened_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+    /// The license made for a borrow that holds this seat.
+    pub borrowed_license_id: Option<i64>,
 }
 
 /// Deletes the seats of license `license_id` whose lease ran out by `now` and returns them:
@@ -277,6 +279,8 @@ pub struct NewSeat<'a> {
     pub credential_id: i64,
     pub station: &'a str,
     pub expires_at: NaiveDateTime,
+    /// The license made for a borrow, when the seat is borrowed.
+    pub borrowed: Option<i64>,
 }
 
 /// Takes slot `slot` of a license. Another writer (node) that took the same slot first
@@ -292,6 +296,7 @@ pub fn take(c: &mut Conn, n: &NewSeat, now: NaiveDateTime) -> Result<SeatRow> {
                 cloud_seats::holders.eq(1),
                 cloud_seats::opened_at.eq(now),
                 cloud_seats::expires_at.eq(n.expires_at),
+                cloud_seats::borrowed_license_id.eq(n.borrowed),
             ))
             .returning(cloud_seats::all_columns)
             .get_result(c),
@@ -336,13 +341,36 @@ pub fn release(c: &mut Conn, id: i64, credential_id: i64) -> Result<Option<SeatR
     .optional()?)
 }
 
-/// Ends every seat held through the credentials `ids`; returns them.
+/// Ends every session's seat held through the credentials `ids` (a borrowed seat stays
+/// with its license in the local container); returns them.
 pub fn end_seats_of(c: &mut Conn, ids: &[i64]) -> Result<Vec<SeatRow>> {
-    Ok(
-        diesel::delete(cloud_seats::table.filter(cloud_seats::credential_id.eq_any(ids)))
-            .returning(cloud_seats::all_columns)
-            .load(c)?,
+    Ok(diesel::delete(
+        cloud_seats::table
+            .filter(cloud_seats::credential_id.eq_any(ids))
+            .filter(cloud_seats::borrowed_license_id.is_null()),
     )
+    .returning(cloud_seats::all_columns)
+    .load(c)?)
+}
+
+/// Ends the seat that license `borrowed` (made for a borrow) holds; the seat, if it held
+/// one still.
+pub fn end_borrow(c: &mut Conn, borrowed: i64) -> Result<Option<SeatRow>> {
+    Ok(
+        diesel::delete(cloud_seats::table.filter(cloud_seats::borrowed_license_id.eq(borrowed)))
+            .returning(cloud_seats::all_columns)
+            .get_result(c)
+            .optional()?,
+    )
+}
+
+/// The seats of license `license_id` borrowed out and not yet run out at `now`.
+pub fn borrowed_out(c: &mut Conn, license_id: i64, now: NaiveDateTime) -> Result<Vec<SeatRow>> {
+    Ok(cloud_seats::table
+        .filter(cloud_seats::license_id.eq(license_id))
+        .filter(cloud_seats::borrowed_license_id.is_not_null())
+        .filter(cloud_seats::expires_at.gt(now))
+        .load(c)?)
 }
 
 /// Ends every seat of license `license_id` (it left the cloud container); returns them.
@@ -439,7 +467,8 @@ pub fn in_use(c: &mut Conn, license_id: i64, now: NaiveDateTime) -> Result<i64> 
         .get_result(c)?)
 }
 
-/// Seat `id` if it is held through `credential_id` and its lease has not run out at `now`.
+/// Seat `id` if it is held through `credential_id` by a session (not borrowed) and its
+/// lease has not run out at `now`.
 pub fn seat(
     c: &mut Conn,
     id: i64,
@@ -448,6 +477,7 @@ pub fn seat(
 ) -> Result<Option<SeatRow>> {
     Ok(cloud_seats::table
         .filter(cloud_seats::id.eq(id))
+        .filter(cloud_seats::borrowed_license_id.is_null())
         .filter(cloud_seats::credential_id.eq(credential_id))
         .filter(cloud_seats::expires_at.gt(now))
         .first(c)
@@ -473,4 +503,30 @@ pub fn serial_of_license(c: &mut Conn, license_id: i64) -> Result<Option<String>
         .first::<Option<String>>(c)
         .optional()?
         .flatten())
+}
+
+/// Records that license `license_id` was made for a borrow from `from_license_id`.
+pub fn insert_borrow(
+    c: &mut Conn,
+    license_id: i64,
+    from_license_id: i64,
+    until: NaiveDateTime,
+) -> Result<()> {
+    diesel::insert_into(cloud_borrows::table)
+        .values((
+            cloud_borrows::license_id.eq(license_id),
+            cloud_borrows::from_license_id.eq(from_license_id),
+            cloud_borrows::until.eq(until),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Whether license `license_id` was made for a borrow.
+pub fn is_borrow(c: &mut Conn, license_id: i64) -> Result<bool> {
+    Ok(cloud_borrows::table
+        .filter(cloud_borrows::license_id.eq(license_id))
+        .count()
+        .get_result::<i64>(c)?
+        > 0)
 }

@@ -397,6 +397,15 @@ diesel::table! {
         holders -> Integer,
         opened_at -> Timestamp,
         expires_at -> Timestamp,
+        borrowed_license_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    cloud_borrows (license_id) {
+        license_id -> BigInt,
+        from_license_id -> BigInt,
+        until -> Timestamp,
     }
 }
 
@@ -456,5 +465,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     cloud_credentials,
     cloud_tokens,
     cloud_seats,
+    cloud_borrows,
     cloud_use_days
 );

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use diesel::RunQueryDsl;
 use licentia::client::cloud::{Cloud, Credential};
 use licentia::client::CResult;
 use licentia::protocol::cloud::{Lease, OpenRequest};
@@ -561,4 +562,113 @@ fn activation_into_a_cloud_container_follows_the_rules() {
         Credential::from_bytes(&p12, Some("correct horse")).unwrap(),
     );
     cloud.open(&open_req(1001, "pc-1")).unwrap();
+}
+
+#[test]
+fn a_borrowed_seat_counts_until_it_comes_back_or_runs_out() {
+    use licentia::client::online::{self, Gateway};
+    use licentia::client::unix_now;
+    let app = TestApp::start();
+    floating_item(&app, "CLOUD-BORROW-2", 7005, 2, 60, "per_access");
+    let serial = new_cloud(&app);
+    let parent = activate_one(&app, &serial, "CLOUD-BORROW-1", "CLOUD-BORROW-2");
+    let cloud = Cloud::new(&app.base, credential(&app, &serial));
+    let gw = Gateway::new(&app.base);
+    let mut laptop = crate::activation::new_act(&gw);
+    let mut keep = |_: &licentia::client::Container| Ok(());
+    let traits = crate::activation::traits();
+
+    // Borrowed for 3 days into the laptop: a license of its own, activated there on the
+    // receipt, usable offline, and one of the two seats is taken.
+    let rt = online::borrow(&gw, &cloud, &mut laptop, FIRM, 7005, 1, 3, &mut keep).unwrap();
+    let lent = rt.added[0];
+    assert_ne!(lent, parent);
+    assert_eq!(
+        license(&app, lent),
+        ("activated".into(), Some(laptop.serial.clone()))
+    );
+    let now = unix_now();
+    laptop.check(FIRM, 7005, 1, &traits, now).unwrap();
+    assert_eq!(container(&app, &serial)["licenses"][0]["in_use"], 1);
+    let s1 = cloud.open(&open_req(7005, "office")).unwrap();
+    assert_eq!(code(cloud.open(&open_req(7005, "home"))), "no_seat_free");
+    // A borrowed seat is no session's: no heartbeat keeps it, revoking the credential
+    // leaves it, and the cloud license cannot be returned while it is out.
+    let borrowed_seat = s1.seat - 1;
+    assert_eq!(code(cloud.heartbeat(borrowed_seat)), "lease_lost");
+    let (s, v) = app.admin(
+        "POST",
+        &format!("/api/v1/cloud/containers/{serial}/return"),
+        Some(json!({"licenses": [parent]})),
+    );
+    refused(s, &v, 409, "conflict");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("borrowed"),
+        "{v}"
+    );
+    // A second borrow finds no free seat, and changes nothing in the laptop.
+    let mut other = crate::activation::new_act(&gw);
+    let e = online::borrow(&gw, &cloud, &mut other, FIRM, 7005, 1, 3, &mut keep).unwrap_err();
+    assert_eq!(e.code, "no_seat_free", "{e:?}");
+    // Too long, or not a product the cloud container holds.
+    let e = online::borrow(&gw, &cloud, &mut other, FIRM, 7005, 1, 366, &mut keep).unwrap_err();
+    assert_eq!(e.code, "invalid_input", "{e:?}");
+    let e = online::borrow(&gw, &cloud, &mut other, FIRM, 7999, 1, 3, &mut keep).unwrap_err();
+    assert_eq!(e.code, "unknown_license", "{e:?}");
+
+    // The laptop's clock runs past the borrow: refused, also with the clock set back.
+    let mut copy = laptop.clone();
+    let later = now + 4 * 86_400;
+    assert!(copy.check(FIRM, 7005, 1, &traits, later).is_err());
+    assert_eq!(
+        copy.check(FIRM, 7005, 1, &traits, now).unwrap_err().code,
+        "clock_set_back"
+    );
+
+    // Returned: the seat is free again, and the license made for the borrow is gone.
+    online::deactivate(&gw, &mut laptop, FIRM, &[lent], &mut keep).unwrap();
+    assert_eq!(license(&app, lent).0, "deleted");
+    let s2 = cloud.open(&open_req(7005, "home")).unwrap();
+    cloud.release(s2.seat).unwrap();
+
+    // Borrowed again; when the borrow's time has run out (moved into the past here), the
+    // seat is reclaimed by the next open, and the expired license coming back later is
+    // deleted, never made available on its ticket.
+    let rt = online::borrow(&gw, &cloud, &mut laptop, FIRM, 7005, 1, 1, &mut keep).unwrap();
+    let lent = rt.added[0];
+    assert_eq!(code(cloud.open(&open_req(7005, "home"))), "no_seat_free");
+    diesel::sql_query(format!(
+        "UPDATE cloud_seats SET expires_at = '2000-01-01 00:00:00' WHERE borrowed_license_id = {lent}"
+    ))
+    .execute(&mut app.db.connect())
+    .unwrap();
+    let s3 = cloud.open(&open_req(7005, "home")).unwrap();
+    assert!(actions(&app, &serial)
+        .iter()
+        .any(|a| a == "cloud.seat_reclaimed"));
+    cloud.release(s3.seat).unwrap();
+    online::deactivate(&gw, &mut laptop, FIRM, &[lent], &mut keep).unwrap();
+    assert_eq!(license(&app, lent).0, "deleted");
+
+    // Revoking the credential ends its sessions, not what it borrowed: that license lives
+    // in the laptop until it comes back.
+    cloud.release(s1.seat).unwrap();
+    let rt = online::borrow(&gw, &cloud, &mut laptop, FIRM, 7005, 1, 2, &mut keep).unwrap();
+    cloud.open(&open_req(7005, "office")).unwrap();
+    let (s, v) = app.admin(
+        "POST",
+        &format!("/api/v1/cloud/containers/{serial}/credentials/revoke"),
+        Some(json!({"reason": "stolen"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["seats_ended"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(container(&app, &serial)["licenses"][0]["in_use"], 1);
+    online::deactivate(&gw, &mut laptop, FIRM, &rt.added, &mut keep).unwrap();
+    assert_eq!(container(&app, &serial)["licenses"][0]["in_use"], 0);
+    let (s, v) = app.admin(
+        "POST",
+        &format!("/api/v1/cloud/containers/{serial}/return"),
+        Some(json!({"licenses": [parent]})),
+    );
+    assert_eq!(s, 200, "{v}");
 }

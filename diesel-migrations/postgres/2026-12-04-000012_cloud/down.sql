@@ -1,3 +1,4 @@
+DROP TABLE cloud_borrows;
 DROP TABLE cloud_use_days;
 DROP TABLE cloud_seats;
 DROP TABLE cloud_tokens;

@@ -47,7 +47,18 @@ CREATE TABLE cloud_seats (
   holders INTEGER NOT NULL,
   opened_at TIMESTAMP NOT NULL,
   expires_at TIMESTAMP NOT NULL,
+  borrowed_license_id BIGINT REFERENCES licenses(id),
   UNIQUE (license_id, slot)
+);
+-- A seat borrowed into a local container: held (without heartbeats) by the license made for
+-- the borrow until that license comes back or the seat's time (the borrow's end) runs out.
+CREATE UNIQUE INDEX cloud_seats_borrowed ON cloud_seats (borrowed_license_id);
+-- Licenses made for borrows, kept after their seat's time ran out: such a license is
+-- deleted when it comes back, never made available on its ticket.
+CREATE TABLE cloud_borrows (
+  license_id BIGINT PRIMARY KEY REFERENCES licenses(id),
+  from_license_id BIGINT NOT NULL REFERENCES licenses(id),
+  until TIMESTAMP NOT NULL
 );
 CREATE INDEX cloud_seats_expires_at ON cloud_seats (expires_at);
 CREATE INDEX cloud_seats_credential ON cloud_seats (credential_id);

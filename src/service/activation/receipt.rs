@@ -88,7 +88,7 @@ fn confirm(
             confirmed_at: now,
         },
     );
-    let (mut activated, mut released) = (vec![], vec![]);
+    let (mut activated, mut released, mut returned_now) = (vec![], vec![], vec![]);
     for (id, to) in moved {
         let action = match to {
             LicenseState::Activated => "license.activated",
@@ -100,6 +100,10 @@ fn confirm(
         } else {
             released.push(id);
         }
+        if to == LicenseState::Available {
+            // After its own event below: a license made for a borrow ends there.
+            returned_now.push(id);
+        }
         audit::record(
             actor,
             Event {
@@ -110,6 +114,9 @@ fn confirm(
                 ..Default::default()
             },
         )?;
+    }
+    for id in returned_now {
+        crate::service::cloud::returned(c, actor, id)?;
     }
     // Entries this update deleted that belonged to licenses living elsewhere now (not the
     // container's own returned or withdrawn ones).

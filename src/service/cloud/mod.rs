@@ -7,6 +7,7 @@
 //! like every other. A lost cloud container is a lost credential file: a new one revokes
 //! the old at once; a stolen one is revoked, and every seat it holds ends with it.
 mod authority;
+mod borrow;
 mod seats;
 
 use base64::Engine;
@@ -15,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub use authority::{Format, CREDENTIAL_DAYS};
+pub use borrow::borrow;
+pub(super) use borrow::returned;
 pub use seats::{heartbeat, open, reclaim_lapsed, release, status, token};
 
 use super::activation::{count_against, for_customers, Quota};
@@ -349,6 +352,14 @@ pub async fn deactivate(
                 if !(l.state == LicenseState::Activated && l.is_in(&serial)) {
                     return Err(Error::Conflict(format!(
                         "license {id} is not activated in cloud container {serial}"
+                    )));
+                }
+                if let Some(b) = store::borrowed_out(c, l.id, at)?.first() {
+                    return Err(Error::Conflict(format!(
+                        "license {id} has a seat borrowed until {} (license {}); it comes back \
+                         with that license's return or at the end of the borrow",
+                        b.expires_at,
+                        b.borrowed_license_id.unwrap_or_default()
                     )));
                 }
                 let ended = store::end_seats_of_license(c, l.id)?;

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::authority;
 use crate::domain::cloud::{check_station, free_slot, lease_seconds, seats, serves, SeatCounting};
-use crate::domain::{Actor, ContainerState, Interface, ItemOptions, Role};
+use crate::domain::{Actor, ContainerState, ContainerType, Interface, ItemOptions, Role};
 use crate::error::{Error, Result};
 use crate::protocol::cloud::{
     token_message, Lease, LicenseUse, OpenRequest, Status, Token, TokenRequest, TOKEN_SECONDS,
@@ -35,7 +35,7 @@ fn unix(t: NaiveDateTime) -> i64 {
 }
 
 /// Who acts through a credential (the history names its fingerprint).
-fn credential_actor(fingerprint_or_id: impl std::fmt::Display) -> Actor {
+pub(super) fn credential_actor(fingerprint_or_id: impl std::fmt::Display) -> Actor {
     Actor {
         name: format!("credential:{fingerprint_or_id}"),
         role: Role::Customer,
@@ -130,7 +130,7 @@ pub async fn token(core: &Core, req: TokenRequest) -> Result<Token> {
 }
 
 /// The holder of `token` (a credential in force), in the write that uses it.
-fn holder(c: &mut Conn, token: &str, at: NaiveDateTime) -> Result<Holder> {
+pub(super) fn holder(c: &mut Conn, token: &str, at: NaiveDateTime) -> Result<Holder> {
     store::holder(c, &token_hash(token), at)?.ok_or(Error::Unauthenticated)
 }
 
@@ -187,6 +187,188 @@ fn usable(o: &ItemOptions, features: u32, at: NaiveDateTime) -> bool {
         && o.activation_time.is_none_or(|a| a <= t)
 }
 
+/// What the licenses that would serve a request offer.
+pub(super) enum Pick {
+    /// The station's seat (counted per station), renewed with one more holder.
+    Joined(SeatRow, u32),
+    /// A free slot of a license.
+    Free {
+        license: SeatLicense,
+        options: ItemOptions,
+        slot: i32,
+        /// Seats in use once this one is taken.
+        in_use: i32,
+    },
+    /// Every seat is in use.
+    Full { first: i64, seats: u32 },
+}
+
+/// The licenses of the holder's container that serve `product_code` and `features` now
+/// and may go into `into` (none: used in the cloud), oldest first; none is an error.
+pub(super) fn candidates(
+    c: &mut Conn,
+    h: &Holder,
+    req: &OpenRequest,
+    into: Option<ContainerType>,
+    at: NaiveDateTime,
+) -> Result<Vec<(SeatLicense, ItemOptions)>> {
+    let (firm_id, _) = firms::by_code(c, req.firm_code)?;
+    if firm_id != h.firm_id {
+        return Err(Error::NotAllowed(format!(
+            "this credential is for cloud container {}, which holds no licenses of firm code {}",
+            h.serial, req.firm_code
+        )));
+    }
+    let cont = containers::get(c, &h.serial)?;
+    if cont.state != ContainerState::Active {
+        return Err(Error::NotAllowed(format!(
+            "cloud container {} is {}",
+            h.serial,
+            cont.state.as_str()
+        )));
+    }
+    let mut found = vec![];
+    for l in store::licenses_for(c, &h.serial, firm_id, Some(req.product_code))? {
+        let o: ItemOptions = serde_json::from_str(&l.options)
+            .map_err(|e| Error::internal(format!("license {} options: {e}", l.id)))?;
+        if usable(&o, req.features, at) && into.is_none_or(|t| o.container_types.contains(&t)) {
+            found.push((l, o));
+        }
+    }
+    if found.is_empty() {
+        return Err(Error::not_found(
+            "license",
+            format!(
+                "firm code {}, product code {}, features {:#x} in cloud container {}{}",
+                req.firm_code,
+                req.product_code,
+                req.features,
+                h.serial,
+                into.map_or(String::new(), |t| format!(
+                    " that may go into a {} container",
+                    t.as_str()
+                ))
+            ),
+        ));
+    }
+    Ok(found)
+}
+
+/// Finds a seat for `station` among `candidates` (lapsed seats reclaimed first): the
+/// station's own when seats are counted per station (`join`), else a free slot.
+pub(super) fn pick(
+    c: &mut Conn,
+    actor: &Actor,
+    h: &Holder,
+    candidates: Vec<(SeatLicense, ItemOptions)>,
+    station: &str,
+    join: bool,
+    at: NaiveDateTime,
+) -> Result<Pick> {
+    let first = candidates[0].0.id;
+    let mut total = 0;
+    for (l, o) in candidates {
+        reclaim(c, actor, l.id, &h.serial, at)?;
+        let held = store::seats_of(c, l.id)?;
+        if join && o.seat_counting == SeatCounting::PerStation {
+            let own = held
+                .iter()
+                .find(|s| s.station == station && s.borrowed_license_id.is_none());
+            if let Some(s) = own {
+                let secs = lease_seconds(o.lease_seconds);
+                let until = at + Duration::seconds(secs.into());
+                if let Some(s) = store::renew(c, s.id, s.credential_id, 1, at, until)? {
+                    return Ok(Pick::Joined(s, secs));
+                }
+            }
+        }
+        let n = seats(o.license_quantity);
+        total += n;
+        let taken: Vec<i32> = held.iter().map(|s| s.slot).collect();
+        if let Some(slot) = free_slot(&taken, n) {
+            return Ok(Pick::Free {
+                in_use: i32::try_from(held.len() + 1).unwrap_or(i32::MAX),
+                license: l,
+                options: o,
+                slot,
+            });
+        }
+    }
+    Ok(Pick::Full {
+        first,
+        seats: total,
+    })
+}
+
+/// Takes the free slot `pick` found and records it; `borrowed`: for that license.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn take(
+    c: &mut Conn,
+    actor: &Actor,
+    h: &Holder,
+    license: &SeatLicense,
+    slot: i32,
+    in_use: i32,
+    station: &str,
+    until: NaiveDateTime,
+    borrowed: Option<i64>,
+    at: NaiveDateTime,
+) -> Result<SeatRow> {
+    let seat = store::take(
+        c,
+        &NewSeat {
+            license_id: license.id,
+            slot,
+            credential_id: h.credential_id,
+            station,
+            expires_at: until,
+            borrowed,
+        },
+        at,
+    )?;
+    store::count_use(c, license.id, &day(at), Some(in_use))?;
+    audit::record(
+        actor,
+        Event {
+            action: "cloud.seat_taken",
+            license_id: Some(license.id),
+            serial: Some(&h.serial),
+            details: json!({"seat": seat.id, "slot": slot, "station": station,
+                "in_use": in_use, "borrowed_license": borrowed}),
+            ..Default::default()
+        },
+    )?;
+    Ok(seat)
+}
+
+/// Counts and records a denial (every seat in use); the error to answer with.
+pub(super) fn deny(
+    c: &mut Conn,
+    actor: &Actor,
+    h: &Holder,
+    req: &OpenRequest,
+    first: i64,
+    seats: u32,
+    at: NaiveDateTime,
+) -> Result<Error> {
+    store::count_use(c, first, &day(at), None)?;
+    audit::record(
+        actor,
+        Event {
+            action: "cloud.seat_denied",
+            license_id: Some(first),
+            serial: Some(&h.serial),
+            details: json!({"station": req.station, "seats": seats,
+                "product_code": req.product_code, "features": req.features}),
+            ..Default::default()
+        },
+    )?;
+    Ok(Error::NoSeat(format!(
+        "all {seats} seats of product code {} in cloud container {} are in use",
+        req.product_code, h.serial
+    )))
+}
+
 /// Opens a seat of a license of the credential's container with the firm code, product
 /// code and feature bits asked for. Counted per access, every open takes a seat; per
 /// station, the station's opens share one. No seat free: refused, and the denial counted.
@@ -197,103 +379,36 @@ pub async fn open(core: &Core, token: String, req: OpenRequest) -> Result<Lease>
             let at = now();
             let h = holder(c, &token, at)?;
             let actor = credential_actor(h.credential_id);
-            let (firm_id, _) = firms::by_code(c, req.firm_code)?;
-            if firm_id != h.firm_id {
-                return Err(Error::NotAllowed(format!(
-                    "this credential is for cloud container {}, which holds no licenses of \
-                     firm code {}",
-                    h.serial, req.firm_code
-                )));
-            }
-            let cont = containers::get(c, &h.serial)?;
-            if cont.state != ContainerState::Active {
-                return Err(Error::NotAllowed(format!(
-                    "cloud container {} is {}",
-                    h.serial,
-                    cont.state.as_str()
-                )));
-            }
-            let mut candidates: Vec<(SeatLicense, ItemOptions)> = vec![];
-            for l in store::licenses_for(c, &h.serial, firm_id, Some(req.product_code))? {
-                let o: ItemOptions = serde_json::from_str(&l.options)
-                    .map_err(|e| Error::internal(format!("license {} options: {e}", l.id)))?;
-                if usable(&o, req.features, at) {
-                    candidates.push((l, o));
-                }
-            }
-            if candidates.is_empty() {
-                return Err(Error::not_found(
-                    "license",
-                    format!(
-                        "firm code {}, product code {}, features {:#x} in cloud container {}",
-                        req.firm_code, req.product_code, req.features, h.serial
-                    ),
-                ));
-            }
-            let mut total = 0;
-            for (l, o) in &candidates {
-                reclaim(c, &actor, l.id, &h.serial, at)?;
-                let secs = lease_seconds(o.lease_seconds);
-                let until = at + Duration::seconds(secs.into());
-                let held = store::seats_of(c, l.id)?;
-                if o.seat_counting == SeatCounting::PerStation {
-                    if let Some(s) = held.iter().find(|s| s.station == req.station) {
-                        if let Some(s) = store::renew(c, s.id, s.credential_id, 1, at, until)? {
-                            return Ok(Ok(lease(&s, secs)));
-                        }
-                    }
-                }
-                let n = seats(o.license_quantity);
-                total += n;
-                let taken: Vec<i32> = held.iter().map(|s| s.slot).collect();
-                let Some(slot) = free_slot(&taken, n) else {
-                    continue;
-                };
-                let seat = store::take(
-                    c,
-                    &NewSeat {
-                        license_id: l.id,
+            let found = candidates(c, &h, &req, None, at)?;
+            match pick(c, &actor, &h, found, &req.station, true, at)? {
+                Pick::Joined(s, secs) => Ok(Ok(lease(&s, secs))),
+                Pick::Free {
+                    license,
+                    options,
+                    slot,
+                    in_use,
+                } => {
+                    let secs = lease_seconds(options.lease_seconds);
+                    let until = at + Duration::seconds(secs.into());
+                    let seat = take(
+                        c,
+                        &actor,
+                        &h,
+                        &license,
                         slot,
-                        credential_id: h.credential_id,
-                        station: &req.station,
-                        expires_at: until,
-                    },
-                    at,
-                )?;
-                let in_use = i32::try_from(held.len() + 1).unwrap_or(i32::MAX);
-                store::count_use(c, l.id, &day(at), Some(in_use))?;
-                audit::record(
-                    &actor,
-                    Event {
-                        action: "cloud.seat_taken",
-                        license_id: Some(l.id),
-                        serial: Some(&h.serial),
-                        details: json!({"seat": seat.id, "slot": slot, "station": req.station,
-                            "in_use": in_use, "seats": n}),
-                        ..Default::default()
-                    },
-                )?;
-                return Ok(Ok(lease(&seat, secs)));
+                        in_use,
+                        &req.station,
+                        until,
+                        None,
+                        at,
+                    )?;
+                    Ok(Ok(lease(&seat, secs)))
+                }
+                // The denial is committed with the refusal.
+                Pick::Full { first, seats } => {
+                    Ok(Err(deny(c, &actor, &h, &req, first, seats, at)?))
+                }
             }
-            // Every seat is in use: the denial is counted (and committed) on the first
-            // license that would have served.
-            let first = candidates[0].0.id;
-            store::count_use(c, first, &day(at), None)?;
-            audit::record(
-                &actor,
-                Event {
-                    action: "cloud.seat_denied",
-                    license_id: Some(first),
-                    serial: Some(&h.serial),
-                    details: json!({"station": req.station, "seats": total,
-                        "product_code": req.product_code, "features": req.features}),
-                    ..Default::default()
-                },
-            )?;
-            Ok(Err(Error::NoSeat(format!(
-                "all {total} seats of product code {} in cloud container {} are in use",
-                req.product_code, h.serial
-            ))))
         })
         .await?
 }
