@@ -7,7 +7,7 @@ use crate::domain::ticket::TicketCode;
 use crate::domain::{check_id, check_serial, Actor, ItemOptions, Role};
 use crate::error::{Error, Result};
 use crate::store::reports::{self as store, LicenseLine};
-use crate::store::{containers, customers, history, licenses, tickets, Conn};
+use crate::store::{cloud, containers, customers, history, licenses, tickets, Conn};
 
 /// Which report, with its parameters.
 #[derive(Debug, Clone)]
@@ -39,6 +39,13 @@ pub enum Report {
     Production,
     /// Copies of licenses held by containers they do not live in (the duplicate check).
     Duplicates,
+    /// The licenses in cloud containers and their seats in use now.
+    CloudSeats,
+    /// Seats taken, the most in use at once, and denials per license and UTC day over the
+    /// last `days` days.
+    CloudUse {
+        days: u32,
+    },
 }
 
 impl Report {
@@ -53,6 +60,8 @@ impl Report {
         "activations",
         "production",
         "duplicates",
+        "cloud-seats",
+        "cloud-use",
     ];
 
     /// The report named `name` with the parameters it needs.
@@ -69,7 +78,7 @@ impl Report {
             "container-licenses" => Report::ContainerLicenses {
                 serial: need("serial", &p.serial)?,
             },
-            "expiring" => {
+            "expiring" | "cloud-use" => {
                 let days = match p.days.clone() {
                     Some(v) => number("days", v)?,
                     None => 30,
@@ -77,7 +86,12 @@ impl Report {
                 if !(1..=3650).contains(&days) {
                     return Err(Error::invalid("days", "between 1 and 3650"));
                 }
-                Report::Expiring { days: days as u32 }
+                let days = days as u32;
+                if name == "expiring" {
+                    Report::Expiring { days }
+                } else {
+                    Report::CloudUse { days }
+                }
             }
             "customer-containers" => Report::CustomerContainers {
                 customer_id: need("customer_id", &p.customer_id)?,
@@ -93,6 +107,7 @@ impl Report {
             "activations" => Report::ActivationsPerMonth,
             "production" => Report::Production,
             "duplicates" => Report::Duplicates,
+            "cloud-seats" => Report::CloudSeats,
             other => {
                 return Err(Error::invalid(
                     "report",
@@ -414,6 +429,68 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                 })
                 .collect(),
         },
+        Report::CloudSeats => Table {
+            report: "cloud-seats",
+            columns: &[
+                "serial",
+                "license_id",
+                "item_id",
+                "firm_code",
+                "product_code",
+                "seats",
+                "in_use",
+                "borrowed",
+            ],
+            rows: cloud::seats_report(c, now)?
+                .into_iter()
+                .map(|r| {
+                    let seats = serde_json::from_str::<ItemOptions>(&r.options)
+                        .map(|o| crate::domain::cloud::seats(o.license_quantity))
+                        .map_err(|e| Error::internal(format!("license {} options: {e}", r.id)))?;
+                    Ok(vec![
+                        json!(r.serial),
+                        json!(r.id),
+                        json!(r.item_id),
+                        json!(r.firm_code),
+                        json!(r.product_code),
+                        json!(seats),
+                        json!(r.in_use),
+                        json!(r.borrowed),
+                    ])
+                })
+                .collect::<Result<_>>()?,
+        },
+        Report::CloudUse { days } => {
+            let since = (now - chrono::Duration::days((*days).into()))
+                .format("%Y-%m-%d")
+                .to_string();
+            Table {
+                report: "cloud-use",
+                columns: &[
+                    "day",
+                    "serial",
+                    "license_id",
+                    "item_id",
+                    "opened",
+                    "peak",
+                    "denials",
+                ],
+                rows: cloud::use_report(c, &since)?
+                    .into_iter()
+                    .map(|d| {
+                        vec![
+                            json!(d.day),
+                            json!(d.serial),
+                            json!(d.license_id),
+                            json!(d.item_id),
+                            json!(d.opened),
+                            json!(d.peak),
+                            json!(d.denials),
+                        ]
+                    })
+                    .collect(),
+            }
+        }
         Report::Production => Table {
             report: "production",
             columns: &["day", "production_order_id", "programmed", "failed"],

@@ -530,3 +530,110 @@ pub fn is_borrow(c: &mut Conn, license_id: i64) -> Result<bool> {
         .get_result::<i64>(c)?
         > 0)
 }
+
+/// A license in a cloud container with its seats in use (the cloud-seats report).
+#[derive(Debug)]
+pub struct SeatsLine {
+    pub serial: String,
+    pub id: i64,
+    pub item_id: String,
+    pub firm_code: i64,
+    pub product_code: i64,
+    pub options: String,
+    pub in_use: i64,
+    pub borrowed: i64,
+}
+
+/// Every license activated in a cloud container, by serial and id, with its seats held at
+/// `now` (borrowed ones among them).
+pub fn seats_report(c: &mut Conn, now: NaiveDateTime) -> Result<Vec<SeatsLine>> {
+    use super::schema::firms;
+    use diesel::dsl::count_star;
+    let rows: Vec<(String, i64, String, i64, i64, String)> = licenses::table
+        .inner_join(items::table)
+        .inner_join(firms::table.on(firms::id.eq(licenses::firm_id)))
+        .inner_join(containers::table.on(containers::serial.nullable().eq(licenses::serial)))
+        .filter(containers::kind.eq("cloud"))
+        .filter(licenses::state.eq(LicenseState::Activated.as_str()))
+        .select((
+            containers::serial,
+            licenses::id,
+            items::item_id,
+            firms::firm_code,
+            licenses::product_code,
+            licenses::options,
+        ))
+        .order((containers::serial.asc(), licenses::id.asc()))
+        .load(c)?;
+    let held = |c: &mut Conn, borrowed: bool| -> Result<std::collections::HashMap<i64, i64>> {
+        let mut q = cloud_seats::table
+            .filter(cloud_seats::expires_at.gt(now))
+            .group_by(cloud_seats::license_id)
+            .select((cloud_seats::license_id, count_star()))
+            .into_boxed();
+        if borrowed {
+            q = q.filter(cloud_seats::borrowed_license_id.is_not_null());
+        }
+        Ok(q.load::<(i64, i64)>(c)?.into_iter().collect())
+    };
+    let (in_use, borrowed) = (held(c, false)?, held(c, true)?);
+    Ok(rows
+        .into_iter()
+        .map(
+            |(serial, id, item_id, firm_code, product_code, options)| SeatsLine {
+                in_use: in_use.get(&id).copied().unwrap_or(0),
+                borrowed: borrowed.get(&id).copied().unwrap_or(0),
+                serial,
+                id,
+                item_id,
+                firm_code,
+                product_code,
+                options,
+            },
+        )
+        .collect())
+}
+
+/// A license's use on one day, with the container it is in and its item.
+#[derive(Debug, Queryable)]
+pub struct UseLine {
+    pub license_id: i64,
+    pub day: String,
+    pub opened: i64,
+    pub peak: i32,
+    pub denials: i64,
+    pub serial: Option<String>,
+    pub item_id: String,
+}
+
+/// The use per license and day from `since` of every license, by day.
+pub fn use_report(c: &mut Conn, since: &str) -> Result<Vec<UseLine>> {
+    Ok(cloud_use_days::table
+        .inner_join(licenses::table.inner_join(items::table))
+        .filter(cloud_use_days::day.ge(since))
+        .select((
+            cloud_use_days::license_id,
+            cloud_use_days::day,
+            cloud_use_days::opened,
+            cloud_use_days::peak,
+            cloud_use_days::denials,
+            licenses::serial,
+            items::item_id,
+        ))
+        .order((cloud_use_days::day.asc(), cloud_use_days::license_id.asc()))
+        .load(c)?)
+}
+
+/// On PostgreSQL, locks license `license_id`'s row until the transaction ends: writers
+/// counting its seats go one after the other (in the order of the licenses' ids, so two
+/// never wait for each other in a circle). SQLite has one writer.
+pub fn lock_license(c: &mut Conn, license_id: i64) -> Result<()> {
+    if let Conn::Pg(pg) = c {
+        licenses::table
+            .find(license_id)
+            .select(licenses::id)
+            .for_update()
+            .first::<i64>(pg)?;
+    }
+    Ok(())
+}

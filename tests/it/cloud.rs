@@ -149,7 +149,8 @@ fn load(app: &TestApp, bases: &[String], serial: &str, pc: i64, secs: u64) -> (S
     let until = Instant::now() + Duration::from_secs(secs);
     std::thread::scope(|s| {
         s.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
+            // Also bounded in time: a client that panicked never sets `stop`.
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until + Duration::from_secs(5) {
                 let (st, v) = call_at(
                     &bases[0],
                     "GET",
@@ -244,6 +245,34 @@ fn check_load(app: &TestApp, serial: &str, seen: &Seen, sampled: u32) {
     assert_eq!(
         v["licenses"][0]["in_use"], 0,
         "every seat was released: {v}"
+    );
+    // The reports say the same.
+    let lid = v["licenses"][0]["license_id"].clone();
+    let (s, r) = app.admin("GET", "/api/v1/reports/cloud-use?days=2", None);
+    assert_eq!(s, 200, "{r}");
+    let mine: Vec<&Value> = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["license_id"] == lid)
+        .collect();
+    let total = |k: &str| mine.iter().map(|d| d[k].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(
+        (total("opened"), total("denials")),
+        (i64::from(taken), i64::from(denied))
+    );
+    assert!(mine.iter().all(|d| d["serial"] == serial), "{r}");
+    let (s, r) = app.admin("GET", "/api/v1/reports/cloud-seats", None);
+    assert_eq!(s, 200, "{r}");
+    let row = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["license_id"] == lid)
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(
+        (&row["seats"], &row["in_use"], &row["serial"]),
+        (&json!(5), &json!(0), &json!(serial))
     );
 }
 
@@ -592,6 +621,13 @@ fn a_borrowed_seat_counts_until_it_comes_back_or_runs_out() {
     assert_eq!(container(&app, &serial)["licenses"][0]["in_use"], 1);
     let s1 = cloud.open(&open_req(7005, "office")).unwrap();
     assert_eq!(code(cloud.open(&open_req(7005, "home"))), "no_seat_free");
+    let (_, r) = app.admin("GET", "/api/v1/reports/cloud-seats", None);
+    let row = &r["rows"][0];
+    assert_eq!(
+        (&row["license_id"], &row["in_use"], &row["borrowed"]),
+        (&json!(parent), &json!(2), &json!(1)),
+        "{r}"
+    );
     // A borrowed seat is no session's: no heartbeat keeps it, revoking the credential
     // leaves it, and the cloud license cannot be returned while it is out.
     let borrowed_seat = s1.seat - 1;

@@ -268,6 +268,11 @@ pub(super) fn pick(
     let first = candidates[0].0.id;
     let mut total = 0;
     for (l, o) in candidates {
+        // The count below is the database's to keep: two writers that both saw a slot free
+        // would have the second insert refused by the unique slot; the row lock makes them
+        // count one after the other instead (and keeps the counters' row from being taken
+        // in the opposite order by two writers).
+        store::lock_license(c, l.id)?;
         reclaim(c, actor, l.id, &h.serial, at)?;
         let held = store::seats_of(c, l.id)?;
         if join && o.seat_counting == SeatCounting::PerStation {
