@@ -64,6 +64,18 @@ pub struct ItemOptions {
     /// In a cloud container: a seat per access (the default) or per station.
     #[serde(default, skip_serializing_if = "SeatCounting::is_default")]
     pub seat_counting: SeatCounting,
+    /// At most this many activations of one license (re-activations included) within a
+    /// period, asked by customers (deactivate–reactivate loops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_limit: Option<ActivationLimit>,
+}
+
+/// At most `activations` activations of a license within `days` days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationLimit {
+    pub activations: u32,
+    pub days: u32,
 }
 
 /// What an update item changes in the licenses it matches (same firm and product code on
@@ -176,6 +188,14 @@ impl ItemOptions {
             }
         }
         check_lease(self.lease_seconds)?;
+        if let Some(l) = self.activation_limit {
+            if !(1..=1000).contains(&l.activations) {
+                return Err(Error::invalid("activation_limit.activations", "1 to 1000"));
+            }
+            if !(1..=3650).contains(&l.days) {
+                return Err(Error::invalid("activation_limit.days", "1 to 3650 days"));
+            }
+        }
         check_len("text", &self.text, MAX_TEXT)?;
         check_len("user_data", &self.user_data, MAX_DATA)?;
         check_len("protected_data", &self.protected_data, MAX_DATA)

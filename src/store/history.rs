@@ -216,6 +216,23 @@ pub fn count_since(
         .get_result(c)?)
 }
 
+/// How many events `action` concern license `license_id` after `since`, and the first of
+/// them.
+pub fn license_count_since(
+    c: &mut Conn,
+    license_id: i64,
+    action: &str,
+    since: chrono::NaiveDateTime,
+) -> Result<(i64, Option<chrono::NaiveDateTime>)> {
+    use super::schema::events;
+    Ok(events::table
+        .filter(events::license_id.eq(license_id))
+        .filter(events::action.eq(action))
+        .filter(events::at.gt(since))
+        .select((diesel::dsl::count_star(), diesel::dsl::min(events::at)))
+        .first(c)?)
+}
+
 /// Which of `license_ids` have an event `action` concerning `serial`.
 pub fn licenses_with(
     c: &mut Conn,

@@ -1010,3 +1010,60 @@ fn the_gateway_holds_back_ticket_guessing() {
         "another address has its own rate"
     );
 }
+
+/// An item's activation limit: a customer's activations and re-activations of one license
+/// within the period are counted (confirmed ones), and one more is refused, saying when it
+/// can be activated again.
+#[test]
+fn an_activation_limit_stops_deactivate_reactivate_loops() {
+    let app = TestApp::start();
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            json!({"item_id": "LIMIT-2", "name": "Twice a month", "product_code": 4242,
+            "options": {"activation_limit": {"activations": 2, "days": 30},
+                "self_service_count": 5}}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            json!({"item_id": "LIMIT-0", "name": "Bad", "product_code": 4243,
+            "options": {"activation_limit": {"activations": 0, "days": 30}}}),
+        ),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_input")),
+        "{v}"
+    );
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "LIMIT-1", "LIMIT-2", 1);
+    let mut a = new_act(&gw);
+    for _ in 0..2 {
+        online::activate(&gw, &mut a, &ticket, &ids, &mut keep).unwrap();
+        online::deactivate(&gw, &mut a, FIRM, &ids, &mut keep).unwrap();
+    }
+    let e = online::activate(&gw, &mut a, &ticket, &ids, &mut keep).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e:?}");
+    assert!(
+        e.message.contains("activated 2 times in the last 30 days"),
+        "{e:?}"
+    );
+    assert_eq!(license(&app, ids[0]), ("available".into(), None));
+    // A re-activation from a lost container counts the same way.
+    let (ticket, ids) = ticket_with(&app, "LIMIT-2", "LIMIT-2", 1);
+    let mut b = new_act(&gw);
+    online::activate(&gw, &mut a, &ticket, &ids, &mut keep).unwrap();
+    online::reactivate(&gw, &mut b, &ticket, &ids, &mut keep).unwrap();
+    let mut c = new_act(&gw);
+    let e = online::reactivate(&gw, &mut c, &ticket, &ids, &mut keep).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e:?}");
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(b.serial.clone()))
+    );
+}

@@ -123,7 +123,10 @@ fn activate_in(
             )));
         }
         match (l.state, l.serial.as_deref()) {
-            (LicenseState::Available, _) => fresh.push(l),
+            (LicenseState::Available, _) => {
+                super::within_limit(c, l)?;
+                fresh.push(l)
+            }
             // A retried activation: the update below carries it again.
             (LicenseState::Pending, Some(s)) if s == serial => {}
             (state, Some(s)) => {

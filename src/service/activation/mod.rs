@@ -57,6 +57,33 @@ pub(super) fn read_request(text: &str) -> Result<Context> {
     Ok(protocol::read_context(text, Kind::Request)?)
 }
 
+/// A customer's activation or re-activation of license `l` within its item's activation
+/// limit: the activations confirmed within the period so far must be fewer.
+pub(in crate::service) fn within_limit(
+    c: &mut Conn,
+    l: &crate::store::licenses::LicRow,
+) -> Result<()> {
+    let Some(limit) = l.options()?.activation_limit else {
+        return Ok(());
+    };
+    let since = super::now() - chrono::Duration::days(limit.days.into());
+    let (n, first) =
+        crate::store::history::license_count_since(c, l.id, "license.activated", since)?;
+    if n < i64::from(limit.activations) {
+        return Ok(());
+    }
+    let again = first.map(|t| t + chrono::Duration::days(limit.days.into()));
+    Err(Error::NotAllowed(format!(
+        "license {} was activated {n} times in the last {} days, as often as its item allows; \
+         it can be activated again after {}",
+        l.id,
+        limit.days,
+        again.map_or("the period".into(), |t| t
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string())
+    )))
+}
+
 /// A request names each license at most once.
 pub(super) fn named_once(ids: &[i64]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();

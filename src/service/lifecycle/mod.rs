@@ -48,6 +48,9 @@ fn move_license(
     self_service: bool,
     action: &str,
 ) -> Result<()> {
+    if actor.role == Role::Customer {
+        super::activation::within_limit(c, l)?;
+    }
     let old = l.serial.clone().unwrap_or_default();
     let now = super::now();
     let set = Change {
