@@ -708,3 +708,68 @@ fn a_borrowed_seat_counts_until_it_comes_back_or_runs_out() {
     );
     assert_eq!(s, 200, "{v}");
 }
+
+#[test]
+fn the_admin_service_makes_cloud_containers_and_credentials_through_zeep() {
+    use crate::soap::{fault, zeep_at};
+    let app = TestApp::start();
+    let sam = app.add_user("sam", licentia::domain::Role::Sales);
+    let admin = |op: &str, args: Value| {
+        zeep_at(&app, "Admin", "AdminSoap12", ("admin", ADMIN_PW), op, args)
+    };
+    floating_item(&app, "CLOUD-SOAP", 7006, 2, 60, "per_access");
+    let (ticket, ids) = ticket_with(&app, "CLOUD-SOAP-1", "CLOUD-SOAP", 1);
+    let r = admin("CreateCloudContainer", json!({"CustomerId": "C-ACT"}));
+    let serial = r["ok"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    assert!(serial.starts_with("150-"), "{r}");
+    let r = admin(
+        "ActivateIntoCloudContainer",
+        json!({"Serial": serial, "Ticket": ticket}),
+    );
+    assert_eq!(r["ok"], json!(ids), "{r}");
+    let r = admin(
+        "IssueCloudCredential",
+        json!({"Serial": serial, "Format": "pkcs12"}),
+    );
+    assert!(fault(&r).contains("passphrase"), "{r}");
+    let r = admin(
+        "IssueCloudCredential",
+        json!({"Serial": serial, "Reason": "new"}),
+    );
+    let file = &r["ok"];
+    assert_eq!(file["FileName"], format!("{serial}.pem"), "{r}");
+    let cred = Credential::from_bytes(file["Content"].as_str().unwrap().as_bytes(), None).unwrap();
+    assert_eq!(cred.fingerprint(), file["Fingerprint"].as_str().unwrap());
+    let cloud = Cloud::new(&app.base, cred);
+    let seat = cloud.open(&open_req(7006, "pc-1")).unwrap();
+    // Sales may make containers and credentials, not revoke them.
+    let r = zeep_at(
+        &app,
+        "Admin",
+        "AdminSoap12",
+        ("sam", &sam),
+        "RevokeCloudCredentials",
+        json!({"Serial": serial, "Reason": "stolen"}),
+    );
+    assert!(fault(&r).contains("forbidden"), "{r}");
+    let r = admin(
+        "RevokeCloudCredentials",
+        json!({"Serial": serial, "Reason": "stolen"}),
+    );
+    assert_eq!(r["ok"]["EndedSeat"], json!([seat.seat]), "{r}");
+    assert_eq!(code(cloud.status()), "not_allowed");
+    let r = admin(
+        "ReturnFromCloudContainer",
+        json!({"Serial": serial, "LicenseId": ids}),
+    );
+    assert_eq!(r["ok"], json!(ids), "{r}");
+    assert_eq!(license(&app, ids[0]), ("available".into(), None));
+    let r = admin(
+        "ReturnFromCloudContainer",
+        json!({"Serial": serial, "LicenseId": ids}),
+    );
+    assert!(fault(&r).contains("conflict"), "{r}");
+}

@@ -1120,9 +1120,19 @@ fn the_admin_service_manages_items_and_settings() {
         "CreateItem",
         json!({"ItemId": "SNP-PRO", "Name": "SampleNotePad Pro", "ProductCode": 1010,
             "Options": {"ContainerType": ["act", "dongle"], "FeatureMap": 5,
-                "ExpirationTime": "2030-01-01T00:00:00Z", "Reactivation": "approval"}}),
+                "ExpirationTime": "2030-01-01T00:00:00Z", "Reactivation": "approval",
+                "LeaseSeconds": 60, "SeatCounting": "per_station",
+                "ActivationLimit": {"Activations": 3, "Days": 7}}}),
     );
     assert_eq!(item["ok"]["Options"]["FeatureMap"], 5, "{item}");
+    assert_eq!(
+        item["ok"]["Options"]["SeatCounting"], "per_station",
+        "{item}"
+    );
+    assert_eq!(
+        item["ok"]["Options"]["ActivationLimit"]["Days"], 7,
+        "{item}"
+    );
     assert_eq!(
         item["ok"]["Options"]["ContainerType"],
         json!(["act", "dongle"])
@@ -1138,6 +1148,13 @@ fn the_admin_service_manages_items_and_settings() {
     let (_, j) = app.admin("GET", "/api/v1/items/SNP-PRO", None);
     assert_eq!(j["options"]["feature_map"], 5);
     assert_eq!(j["options"]["reactivation"], "approval");
+    assert_eq!(
+        (
+            &j["options"]["lease_seconds"],
+            &j["options"]["activation_limit"]
+        ),
+        (&json!(60), &json!({"activations": 3, "days": 7}))
+    );
     let v = got["ok"]["Version"].as_i64().unwrap();
     let ch = zeep_admin(
         &app,

@@ -522,6 +522,9 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
             let st = catalog::put_settings(core, actor, new).await?;
             encode(&name, &SettingsResponse::from(&st))
         }
+        cloud if super::cloud::OPERATIONS.contains(&cloud) => {
+            super::cloud::call(core, actor, op).await
+        }
         other => Err(Error::internal(format!(
             "Admin.{other} is declared but not wired"
         ))),

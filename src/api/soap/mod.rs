@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::service::Core;
 
 mod admin;
+mod cloud;
 mod codec;
 mod depot;
 mod envelope;
@@ -76,6 +77,11 @@ pub const SERVICES: &[Service] = &[
             "ResetContainer",
             "AssignContainer",
             "PushLicense",
+            "CreateCloudContainer",
+            "ActivateIntoCloudContainer",
+            "ReturnFromCloudContainer",
+            "IssueCloudCredential",
+            "RevokeCloudCredentials",
             "ListApprovals",
             "DecideApproval",
             "PutCustomer",

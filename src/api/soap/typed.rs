@@ -76,6 +76,20 @@ pub const OPTIONS: &[(&str, &str, Ty)] = &[
         ]),
     ),
     ("Trial", "trial", Ty::Bool),
+    ("LeaseSeconds", "lease_seconds", Ty::Int),
+    (
+        "SeatCounting",
+        "seat_counting",
+        Ty::Enum(&["per_access", "per_station"]),
+    ),
+    (
+        "ActivationLimit",
+        "activation_limit",
+        Ty::Obj(&[
+            ("Activations", "activations", Ty::Int),
+            ("Days", "days", Ty::Int),
+        ]),
+    ),
 ];
 
 /// The firm's settings: element, JSON field, type.
