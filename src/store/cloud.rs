@@ -637,3 +637,13 @@ pub fn lock_license(c: &mut Conn, license_id: i64) -> Result<()> {
     }
     Ok(())
 }
+
+/// The cloud containers of customer `customer`: id and serial, oldest first.
+pub fn cloud_containers_of(c: &mut Conn, customer: i64) -> Result<Vec<(i64, String)>> {
+    Ok(containers::table
+        .filter(containers::customer_id.eq(customer))
+        .filter(containers::kind.eq("cloud"))
+        .select((containers::id, containers::serial))
+        .order(containers::id.asc())
+        .load(c)?)
+}

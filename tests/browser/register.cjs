@@ -4,7 +4,8 @@
 //
 // The login page's "No ticket?" card → the registration form → "Check your mailbox"; the
 // test reads the link from the mail its SMTP server received (ASK) → the link's page → the
-// click signs in → the overview offers the trials → one is taken and shows on its ticket.
+// click signs in → the overview offers the trials → one is taken and shows on its ticket →
+// a cloud container is made and its credential file downloaded.
 // Any failed expectation throws: the script exits 1 with the reason.
 //
 // Environment: PORTAL_BASE (http://127.0.0.1:PORT), PORTAL_CASE (JSON: email, name, trial,
@@ -42,7 +43,7 @@ async function mainText(page) {
 
 async function main() {
   fs.mkdirSync(shots, { recursive: true });
-  const { context, page } = await common.launch(work);
+  const { context, page } = await common.launch(work, { acceptDownloads: true });
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console on ${page.url()}: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`script error on ${page.url()}: ${e.message}`));
 
@@ -80,6 +81,21 @@ async function main() {
   await shot(page, 'trial-ticket');
   await page.goto(`${base}/portal/tickets`);
   expect((await page.locator(`li[data-trial="${the.trial}"]`).innerText()).includes('Taken'), 'the trial shows as taken');
+
+  // A cloud container of their own, and its credential file: downloaded, then in use.
+  await page.click('form[action="/portal/cloud"] button[type="submit"]');
+  await page.waitForURL(`${base}/portal/tickets#cloud`);
+  const cloud = page.locator('div[data-cloud]');
+  expect(await cloud.count() === 1, `one cloud container: ${(await mainText(page)).slice(0, 600)}`);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    cloud.locator('form[action$="/credential"] button').click(),
+  ]);
+  expect(/^150-\d{10}\.pem$/.test(download.suggestedFilename()), `the file: ${download.suggestedFilename()}`);
+  await page.reload();
+  expect(await page.locator('[data-credential="yes"]').count() === 1, 'a credential file in use');
+  await shot(page, 'cloud');
+  await axe(page, 'overview with a cloud container');
 
   await context.close();
   expect(problems.length === 0, `problems on the pages:\n${problems.join('\n')}`);

@@ -374,11 +374,159 @@ fn registration_and_a_trial_in_a_browser() {
     );
     // What the pages did is what the server believes: one trial order for the new customer.
     assert_eq!(app.count("orders"), 1);
-    for name in ["form", "sent", "confirm", "trials", "trial-ticket"] {
+    // And one cloud container with one credential in force.
+    assert_eq!(app.count("containers WHERE kind = 'cloud'"), 1);
+    assert_eq!(app.count("cloud_credentials WHERE revoked_at IS NULL"), 1);
+    for name in ["form", "sent", "confirm", "trials", "trial-ticket", "cloud"] {
         let file = crate::portal::screenshot_dir().join(format!("register-{name}.png"));
         let made = std::fs::metadata(&file)
             .and_then(|m| m.modified())
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert!(made >= started, "{} made by this run", file.display());
     }
+}
+
+/// A registered customer's cloud containers in the portal: made, licenses activated into
+/// one, a credential file downloaded (a second replaces the first) and revoked; a ticket
+/// login sees none, and another customer cannot touch it.
+#[test]
+fn a_customer_makes_a_cloud_container_and_its_credential_file_in_the_portal() {
+    use licentia::client::cloud::{Cloud, Credential};
+    use licentia::protocol::cloud::OpenRequest;
+    let sink = SmtpSink::start();
+    let app = TestApp::start_with(registration_on(&sink, 20));
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            serde_json::json!({"item_id": "CLOUD-PORTAL", "name": "Cloud seats",
+            "product_code": 7101, "options": {"license_quantity": 2, "feature_map": 1,
+            "container_types": ["cloud"]}}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let mut v = Visitor::from(&app.base, "198.51.100.40");
+    assert_eq!(
+        register(&mut v, "cloud@example.com", "Cloud Kunde").status,
+        200
+    );
+    let link = link_of(
+        &mails_to(&sink, "cloud@example.com")
+            .pop()
+            .unwrap_or_else(|| {
+                sink.wait_for(1, 20);
+                mails_to(&sink, "cloud@example.com").pop().unwrap()
+            }),
+    );
+    assert_eq!(follow(&mut v, &link).status, 303);
+    let customer = format!(
+        "self-{}",
+        &hex::encode(openssl::sha::sha256(b"cloud@example.com"))[..32]
+    );
+    let (ticket, ids) = ticket(&app, "CLOUD-P-1", &customer, &[("CLOUD-PORTAL", 1)]);
+
+    let overview = v.get("/portal/tickets");
+    assert!(overview.body.contains("id=\"cloud\""), "{}", overview.body);
+    let made = v.post_from("/portal/tickets", "/portal/cloud", &[]);
+    assert_eq!(
+        (made.status, made.location.as_str()),
+        (303, "/portal/tickets#cloud")
+    );
+    let overview = v.get("/portal/tickets");
+    let at = overview
+        .body
+        .find("data-cloud=\"")
+        .expect("a cloud container");
+    let serial = overview.body[at + 12..at + 26].to_string();
+    assert!(serial.starts_with("150-"), "{serial}");
+    let done = v.post_from(
+        "/portal/tickets",
+        &format!("/portal/cloud/{serial}/activate"),
+        &[("ticket", &ticket)],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        crate::activation::license(&app, ids[0]),
+        ("activated".into(), Some(serial.clone()))
+    );
+    let overview = v.get("/portal/tickets");
+    assert!(
+        overview.body.contains("data-col=\"seats\">2<"),
+        "{}",
+        overview.body
+    );
+    assert!(
+        overview.body.contains("data-credential=\"no\""),
+        "{}",
+        overview.body
+    );
+
+    // The credential file: downloaded, used; a second one replaces it at once.
+    let credential_path = format!("/portal/cloud/{serial}/credential");
+    let file = v.post_from("/portal/tickets", &credential_path, &[]);
+    assert_eq!(file.status, 200);
+    let first = Cloud::new(
+        &app.base,
+        Credential::from_bytes(file.body.as_bytes(), None).unwrap(),
+    );
+    let open = OpenRequest {
+        firm_code: crate::activation::FIRM,
+        product_code: 7101,
+        features: 1,
+        station: "desk".into(),
+    };
+    first.open(&open).unwrap();
+    let file = v.post_from("/portal/tickets", &credential_path, &[]);
+    let second = Cloud::new(
+        &app.base,
+        Credential::from_bytes(file.body.as_bytes(), None).unwrap(),
+    );
+    assert_eq!(first.status().unwrap_err().code, "not_allowed");
+    second.open(&open).unwrap();
+    assert!(v
+        .get("/portal/tickets")
+        .body
+        .contains("data-credential=\"yes\""));
+    // Stolen: revoked in the portal.
+    let revoked = v.post_from(
+        "/portal/tickets",
+        &format!("/portal/cloud/{serial}/revoke"),
+        &[],
+    );
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    assert_eq!(second.status().unwrap_err().code, "not_allowed");
+    assert!(v
+        .get("/portal/tickets")
+        .body
+        .contains("data-credential=\"no\""));
+
+    // A ticket login is no customer: no cloud card, and its forms are refused.
+    let mut t = Visitor::from(&app.base, "198.51.100.41");
+    assert_eq!(t.login(&ticket).status, 303);
+    let page = t.get("/portal/tickets");
+    assert!(!page.body.contains("id=\"cloud\""), "{}", page.body);
+    let refused = t.post_from("/portal/tickets", "/portal/cloud", &[]);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    // Another customer does not see this container.
+    let mut other = Visitor::from(&app.base, "198.51.100.42");
+    assert_eq!(
+        register(&mut other, "other@example.com", "Other").status,
+        200
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mail = loop {
+        if let Some(m) = mails_to(&sink, "other@example.com").pop() {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail to other@example.com"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let link = link_of(&mail);
+    assert_eq!(follow(&mut other, &link).status, 303);
+    assert!(!other.get("/portal/tickets").body.contains(&serial));
+    let refused = other.post_from("/portal/tickets", &credential_path, &[]);
+    assert_eq!(refused.status, 404, "{}", refused.body);
 }

@@ -34,12 +34,18 @@ pub async fn overview(
         Ok(t) => t,
         Err(e) => return portal.refused(&v.cx, &e),
     };
+    let cloud = match portal::cloud::containers(&core, s).await {
+        Ok(c) => c,
+        Err(e) => return portal.refused(&v.cx, &e),
+    };
     match portal::overview(&core, s, None).await {
         Ok(groups) => {
             let notice = split_notice(&portal, &v.cx, q.split.as_deref());
             let title = portal.text(&v.cx, "overview.title");
             let mut body = views::overview(&portal.pages, v.cx.lang, &groups);
             body["trials"] = views::trials(&portal.pages, v.cx.lang, &trials);
+            body["cloud_enabled"] = serde_json::json!(s.customer_id.is_some());
+            body["cloud"] = serde_json::json!(cloud);
             portal.page_with(
                 &v.cx,
                 StatusCode::OK,

@@ -5,6 +5,7 @@
 //! script; every POST carries a token bound to the session (CSRF); the pages run no inline
 //! script or style (Content-Security-Policy); the session cookie is HttpOnly, SameSite=Lax
 //! and Secure when customers reach the server over https.
+mod cloud;
 mod form;
 mod licenses;
 mod login;
@@ -441,6 +442,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, portal: web::Data<Portal>) {
         .route("/licenses/{id}/split", web::post().to(licenses::split))
         .route("/template/{firm_code}", web::get().to(licenses::template))
         .route("/trials", web::post().to(register::take_trial))
+        .route("/cloud", web::post().to(cloud::create))
+        .route("/cloud/{serial}/{action}", web::post().to(cloud::act))
         .route("/saml/metadata", web::get().to(sso::metadata))
         .route("/saml/login", web::get().to(sso::login))
         .route("/saml/acs", web::post().to(sso::acs))

@@ -207,7 +207,7 @@ fn overview_with(p: &Pages, lang: &str, groups: &[TicketLicenses], columns: &[St
             })
         })
         .collect();
-    json!({"columns": columns, "tickets": tickets, "trials": []})
+    json!({"columns": columns, "tickets": tickets, "trials": [], "cloud_enabled": false, "cloud": []})
 }
 
 /// The trials on offer to a customer, for the overview.

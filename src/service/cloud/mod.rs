@@ -106,11 +106,25 @@ pub async fn create_container(
 ) -> Result<CloudContainer> {
     actor.require(STAFF, "make cloud containers")?;
     let firm_code = req.firm_code.unwrap_or(core.default_firm.firm_code);
-    let actor2 = actor.clone();
-    let serial = core
+    let external = req.customer.clone();
+    let customer = core
         .db
+        .read(move |c| customers::id_of(c, &external))
+        .await?;
+    let serial = create_for(core, actor, customer, firm_code).await?;
+    get_container(core, actor, serial).await
+}
+
+/// Makes a cloud container of `firm_code` for customer `customer` (its id); its serial.
+pub(in crate::service) async fn create_for(
+    core: &Core,
+    actor: &Actor,
+    customer: i64,
+    firm_code: i64,
+) -> Result<String> {
+    let actor = actor.clone();
+    core.db
         .write(move |c| {
-            let customer = customers::id_of(c, &req.customer)?;
             let (firm_id, _) = firms::by_code(c, firm_code)?;
             let serial = new_cloud_serial();
             // The server is the container: it has no keys of its own, and its key columns
@@ -131,24 +145,65 @@ pub async fn create_container(
             containers::set_customer(c, row.id, Some(customer), at)?;
             mirrors::load_or_create(c, row.id, firm_id, at)?;
             audit::record(
-                &actor2,
+                &actor,
                 Event {
                     action: "container.registered",
                     serial: Some(&serial),
                     details: json!({"type": "cloud", "firm_code": firm_code,
-                        "customer": req.customer}),
+                        "customer_id": customer}),
                     ..Default::default()
                 },
             )?;
             Ok(serial)
         })
-        .await?;
-    get_container(core, actor, serial).await
+        .await
+}
+
+/// The cloud containers of customer `customer`: serial, licenses with their seats in use,
+/// and whether a credential is in force.
+pub(in crate::service) async fn of_customer(
+    core: &Core,
+    customer: i64,
+) -> Result<Vec<CloudSummary>> {
+    core.db
+        .read(move |c| {
+            let mut out = vec![];
+            for (id, serial) in store::cloud_containers_of(c, customer)? {
+                let firm_id = store::firm_of(c, id)?.ok_or_else(|| {
+                    Error::internal(format!("cloud container {serial} has no firm"))
+                })?;
+                let firm_code = firms::code_of(c, firm_id)?;
+                let credential = store::credentials_of(c, id)?
+                    .into_iter()
+                    .find(|r| r.revoked_at.is_none())
+                    .map(Credential::from);
+                out.push(CloudSummary {
+                    licenses: seats::uses(c, &serial, firm_id, firm_code)?,
+                    serial,
+                    credential,
+                });
+            }
+            Ok(out)
+        })
+        .await
+}
+
+/// A customer's cloud container as the portal shows it.
+#[derive(Debug, Serialize)]
+pub struct CloudSummary {
+    pub serial: String,
+    pub licenses: Vec<LicenseUse>,
+    /// The credential in force, if any.
+    pub credential: Option<Credential>,
 }
 
 /// A cloud container `serial` and its firm id; any other container is an error.
-fn cloud(c: &mut Conn, serial: &str) -> Result<(ContainerRow, i64)> {
+/// `owner`: the customer a portal session acts for; another's container is unknown to it.
+fn cloud(c: &mut Conn, serial: &str, owner: Option<i64>) -> Result<(ContainerRow, i64)> {
     let row = containers::get(c, serial)?;
+    if owner.is_some() && row.customer_id != owner {
+        return Err(Error::not_found("container", serial));
+    }
     if row.kind != ContainerType::Cloud {
         return Err(Error::NotAllowed(format!(
             "container {serial} is a {} container, not a cloud container",
@@ -166,7 +221,7 @@ pub async fn get_container(core: &Core, actor: &Actor, serial: String) -> Result
     check_serial("serial", &serial)?;
     core.db
         .read(move |c| {
-            let (row, firm_id) = cloud(c, &serial)?;
+            let (row, firm_id) = cloud(c, &serial, None)?;
             let firm_code = firms::code_of(c, firm_id)?;
             let customer = match row.customer_id {
                 Some(id) => customers::external_id_of(c, id)?,
@@ -214,6 +269,17 @@ pub async fn activate(
     req: CloudActivation,
 ) -> Result<Vec<i64>> {
     actor.require(STAFF, "activate licenses into cloud containers")?;
+    activate_for(core, actor, serial, req, None).await
+}
+
+/// `activate` for the vendor (`owner` none) or for a customer's own cloud container.
+pub(in crate::service) async fn activate_for(
+    core: &Core,
+    actor: &Actor,
+    serial: String,
+    req: CloudActivation,
+    owner: Option<i64>,
+) -> Result<Vec<i64>> {
     check_serial("serial", &serial)?;
     let code = TicketCode::parse(&req.ticket)?;
     if req.licenses.len() > 1000 {
@@ -223,7 +289,7 @@ pub async fn activate(
     let actor = actor.clone();
     core.db
         .write(move |c| {
-            let (row, firm_id) = cloud(c, &serial)?;
+            let (row, firm_id) = cloud(c, &serial, owner)?;
             if row.state != ContainerState::Active {
                 return Err(Error::NotAllowed(format!(
                     "cloud container {serial} is {}",
@@ -345,7 +411,7 @@ pub async fn deactivate(
     let actor = actor.clone();
     core.db
         .write(move |c| {
-            cloud(c, &serial)?;
+            cloud(c, &serial, None)?;
             let at = now();
             for id in &ids {
                 let l = licenses::find(c, *id)?;
@@ -419,6 +485,17 @@ pub async fn issue_credential(
     req: CredentialRequest,
 ) -> Result<CredentialFile> {
     actor.require(STAFF, "issue cloud credentials")?;
+    issue_for(core, actor, serial, req, None).await
+}
+
+/// `issue_credential` for the vendor (`owner` none) or for a customer's own container.
+pub(in crate::service) async fn issue_for(
+    core: &Core,
+    actor: &Actor,
+    serial: String,
+    req: CredentialRequest,
+    owner: Option<i64>,
+) -> Result<CredentialFile> {
     check_serial("serial", &serial)?;
     check_len("reason", &req.reason, 1024)?;
     if let Some(p) = &req.passphrase {
@@ -430,7 +507,7 @@ pub async fn issue_credential(
     let (firm_id, firm_code, has_authority) = core
         .db
         .read(move |c| {
-            let (_, firm_id) = cloud(c, &s)?;
+            let (_, firm_id) = cloud(c, &s, owner)?;
             Ok((
                 firm_id,
                 firms::code_of(c, firm_id)?,
@@ -471,7 +548,7 @@ pub async fn issue_credential(
     let revoked = core
         .db
         .write(move |c| {
-            let (row, _) = cloud(c, &s)?;
+            let (row, _) = cloud(c, &s, owner)?;
             if row.state != ContainerState::Active {
                 return Err(Error::NotAllowed(format!(
                     "cloud container {s} is {}",
@@ -553,6 +630,17 @@ pub async fn revoke_credentials(
     req: Revocation,
 ) -> Result<Revoked> {
     actor.require(&[Role::Admin, Role::Support], "revoke cloud credentials")?;
+    revoke_for(core, actor, serial, req, None).await
+}
+
+/// `revoke_credentials` for the vendor (`owner` none) or for a customer's own container.
+pub(in crate::service) async fn revoke_for(
+    core: &Core,
+    actor: &Actor,
+    serial: String,
+    req: Revocation,
+    owner: Option<i64>,
+) -> Result<Revoked> {
     check_serial("serial", &serial)?;
     if req.reason.trim().is_empty() {
         return Err(Error::invalid(
@@ -564,7 +652,7 @@ pub async fn revoke_credentials(
     let actor = actor.clone();
     core.db
         .write(move |c| {
-            let (row, _) = cloud(c, &serial)?;
+            let (row, _) = cloud(c, &serial, owner)?;
             let revoked = store::revoke_all(c, row.id, &actor.name, &req.reason, now())?;
             if revoked.is_empty() {
                 return Err(Error::Conflict(format!(

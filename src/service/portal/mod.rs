@@ -6,6 +6,7 @@
 //! A session says which tickets its customer may see; how the customer proved that is its
 //! `LoginMethod`. A ticket login names the tickets; a login through single sign-on or by a
 //! registered e-mail address's link names the customer (every ticket of theirs).
+pub mod cloud;
 mod licenses;
 mod login;
 pub mod register;
@@ -114,7 +115,7 @@ impl Session {
     }
 
     /// Who acts through this session, for the history.
-    fn actor(&self) -> Actor {
+    pub(in crate::service) fn actor(&self) -> Actor {
         let name = match (&self.sso_user, self.customer_id, self.tickets.first()) {
             (Some(user), _, _) => format!("saml:{user}"),
             (None, Some(customer), _) => format!("customer:{customer}"),
