@@ -773,3 +773,60 @@ fn the_admin_service_makes_cloud_containers_and_credentials_through_zeep() {
     );
     assert!(fault(&r).contains("conflict"), "{r}");
 }
+
+/// The vendor's control reaches a cloud container at once (the server is the container):
+/// a withdrawn license is gone with its seats, a replacement takes the old one's place, a
+/// pushed license is in it.
+#[test]
+fn withdraw_replace_and_push_reach_a_cloud_container_at_once() {
+    let app = TestApp::start();
+    floating_item(&app, "CLOUD-CTRL-A", 7007, 2, 60, "per_access");
+    floating_item(&app, "CLOUD-CTRL-B", 7008, 3, 60, "per_access");
+    let serial = new_cloud(&app);
+    let withdrawn = activate_one(&app, &serial, "CLOUD-CTRL-1", "CLOUD-CTRL-A");
+    let cloud = Cloud::new(&app.base, credential(&app, &serial));
+    let seat = cloud.open(&open_req(7007, "pc-1")).unwrap();
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/licenses/withdraw",
+        Some(json!({"licenses": [withdrawn], "reason": "refunded"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["state"], "deleted", "{v}");
+    assert_eq!(code(cloud.heartbeat(seat.seat)), "lease_lost");
+    assert_eq!(code(cloud.open(&open_req(7007, "pc-1"))), "unknown_license");
+
+    let old = activate_one(&app, &serial, "CLOUD-CTRL-2", "CLOUD-CTRL-A");
+    cloud.open(&open_req(7007, "pc-1")).unwrap();
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/licenses/replace",
+        Some(json!({"license_id": old, "item_id": "CLOUD-CTRL-B"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["old"]["state"], &v["new"]["state"]),
+        (&json!("deleted"), &json!("activated")),
+        "{v}"
+    );
+    let new = v["new"]["license_id"].as_i64().unwrap();
+    assert_eq!(
+        license(&app, new),
+        ("activated".into(), Some(serial.clone()))
+    );
+    let lease = cloud.open(&open_req(7008, "pc-1")).unwrap();
+    assert_eq!(lease.license_id, new);
+
+    let (_, ids) = ticket_with(&app, "CLOUD-CTRL-3", "CLOUD-CTRL-A", 1);
+    let (s, v) = app.admin(
+        "POST",
+        &format!("/api/v1/containers/{serial}/licenses"),
+        Some(json!({"license_id": ids[0]})),
+    );
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(serial.clone()))
+    );
+    cloud.open(&open_req(7007, "pc-2")).unwrap();
+}

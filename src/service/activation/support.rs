@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::audit::{self, Event};
-use crate::domain::{Actor, LicenseState, Role};
+use crate::domain::{Actor, ContainerType, LicenseState, Role};
 use crate::error::{Error, Result};
 use crate::service::Core;
 use crate::store::{containers, customers, licenses, mirrors, updates, Conn};
@@ -35,13 +35,20 @@ pub async fn push_license(
                 )));
             }
             let now = crate::service::now();
-            licenses::set_state(c, &l, LicenseState::Pending, Some(&serial), now)?;
+            // A cloud container is the server itself: the license is in it at once.
+            let to = if cont.kind == ContainerType::Cloud {
+                LicenseState::Activated
+            } else {
+                LicenseState::Pending
+            };
+            licenses::set_state(c, &l, to, Some(&serial), now)?;
             audit::record(
                 &actor,
                 Event {
                     action: "license.pushed",
                     license_id: Some(license_id),
                     serial: Some(&serial),
+                    details: serde_json::json!({"state": to}),
                     ..Default::default()
                 },
             )?;

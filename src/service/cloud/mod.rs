@@ -197,6 +197,24 @@ pub struct CloudSummary {
     pub credential: Option<Credential>,
 }
 
+/// Whether `serial` names a cloud container: the server is the container, so a change of
+/// its licenses needs no update and no receipt.
+pub(in crate::service) fn is_cloud(c: &mut Conn, serial: Option<&str>) -> Result<bool> {
+    Ok(match serial {
+        Some(s) => containers::by_serial(c, s)?.is_some_and(|r| r.kind == ContainerType::Cloud),
+        None => false,
+    })
+}
+
+/// A license leaves its cloud container for good (withdrawn, replaced): every seat it has
+/// ends; their ids.
+pub(in crate::service) fn leave(c: &mut Conn, license_id: i64) -> Result<Vec<i64>> {
+    Ok(store::end_seats_of_license(c, license_id)?
+        .iter()
+        .map(|s| s.id)
+        .collect())
+}
+
 /// A cloud container `serial` and its firm id; any other container is an error.
 /// `owner`: the customer a portal session acts for; another's container is unknown to it.
 fn cloud(c: &mut Conn, serial: &str, owner: Option<i64>) -> Result<(ContainerRow, i64)> {

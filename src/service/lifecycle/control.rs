@@ -106,8 +106,14 @@ fn withdraw_one(
     details: serde_json::Value,
 ) -> Result<LicenseChange> {
     use LicenseState as S;
+    let mut details = details;
     let (to, serial) = match l.state {
         S::Available => (S::Deleted, None),
+        // In a cloud container the server is the container: gone at once, seats and all.
+        S::Activated if crate::service::cloud::is_cloud(c, l.serial.as_deref())? => {
+            details["seats_ended"] = serde_json::json!(crate::service::cloud::leave(c, l.id)?);
+            (S::Deleted, l.serial.clone())
+        }
         S::Pending | S::Activated => (S::Withdrawing, l.serial.clone()),
         S::Withdrawing | S::Deleted => {
             return Ok(LicenseChange {
@@ -247,7 +253,14 @@ pub async fn replace(core: &Core, actor: &Actor, req: ReplaceRequest) -> Result<
                 },
             )?;
             let (state, serial) = if in_container {
-                (LicenseState::Pending, l.serial.as_deref())
+                // A cloud container takes the new license at once (no update to deliver).
+                let cloud = crate::service::cloud::is_cloud(c, l.serial.as_deref())?;
+                let state = if cloud && l.state == LicenseState::Activated {
+                    LicenseState::Activated
+                } else {
+                    LicenseState::Pending
+                };
+                (state, l.serial.as_deref())
             } else {
                 (LicenseState::Available, None)
             };
