@@ -10,6 +10,7 @@ mod catalog;
 mod cli;
 mod client;
 mod cloud;
+mod cloud_more;
 mod connectors;
 mod crash;
 mod lifecycle;
