@@ -4,7 +4,8 @@
 //! (`POST /token`), then with `Authorization: Bearer <token>` open a seat (`POST /seats`),
 //! keep it (`POST /seats/{id}/heartbeat`), release it (`DELETE /seats/{id}`), and see the
 //! container's licenses and their seats in use (`GET /status`); borrow a seat into a local
-//! container (`POST /borrow`, with that container's request: the answer is its update).
+//! container (`POST /borrow`, with that container's request: the answer is its update);
+//! activate a ticket's licenses into the credential's container (`POST /activate`).
 use std::future::{ready, Ready};
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
@@ -137,6 +138,11 @@ async fn release(core: Core_, b: Bearer, seat: web::Path<i64>) -> Res {
     Ok(HttpResponse::NoContent().finish())
 }
 
+async fn activate_ticket(core: Core_, b: Bearer, body: web::Json<cloud::CloudActivation>) -> Res {
+    let ids = cloud::activate_ticket(&core, b.0, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "activated": ids })))
+}
+
 async fn borrow(core: Core_, b: Bearer, body: web::Json<BorrowRequest>) -> Res {
     Ok(HttpResponse::Ok().json(cloud::borrow(&core, b.0, body.into_inner()).await?))
 }
@@ -153,6 +159,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/seats", web::post().to(open))
             .route("/seats/{seat}/heartbeat", web::post().to(heartbeat))
             .route("/seats/{seat}", web::delete().to(release))
+            .route("/activate", web::post().to(activate_ticket))
             .route("/borrow", web::post().to(borrow))
             .route("/status", web::get().to(status)),
     );

@@ -437,6 +437,16 @@ pub enum CloudUseCmd {
         #[command(flatten)]
         user: CloudUser,
     },
+    /// Activate a ticket's licenses (all that may go, or those named) into the credential's
+    /// cloud container.
+    ActivateTicket {
+        #[command(flatten)]
+        user: CloudUser,
+        #[arg(long)]
+        ticket: String,
+        #[arg(long = "license")]
+        licenses: Vec<i64>,
+    },
     /// Borrow a seat into the local container in DIR for some days (online round trip);
     /// it comes back with `licentia deactivate`.
     Borrow {
@@ -471,7 +481,8 @@ pub fn run_cloud(cmd: CloudUseCmd) -> CResult<()> {
         | CloudUseCmd::Heartbeat { user, .. }
         | CloudUseCmd::Release { user, .. }
         | CloudUseCmd::Status { user }
-        | CloudUseCmd::Borrow { user, .. } => user.clone(),
+        | CloudUseCmd::Borrow { user, .. }
+        | CloudUseCmd::ActivateTicket { user, .. } => user.clone(),
     };
     let passphrase = match &user.passphrase_file {
         Some(p) => Some(
@@ -507,6 +518,11 @@ pub fn run_cloud(cmd: CloudUseCmd) -> CResult<()> {
             println!("seat {seat} released");
         }
         CloudUseCmd::Status { .. } => json(&cloud.status()?),
+        CloudUseCmd::ActivateTicket {
+            ticket, licenses, ..
+        } => json(&serde_json::json!({
+            "activated": cloud.activate_ticket(&ticket, &licenses)?
+        })),
         CloudUseCmd::Borrow {
             dir,
             firm_code,

@@ -202,6 +202,17 @@ impl Cloud {
             .ok_or_else(|| cerr("bad_answer", "the server sent no update"))
     }
 
+    /// Activates licenses of `ticket` (none named: all that may go) into the credential's
+    /// cloud container; the licenses activated.
+    pub fn activate_ticket(&self, ticket: &str, licenses: &[i64]) -> CResult<Vec<i64>> {
+        let body = serde_json::json!({"ticket": ticket, "licenses": licenses});
+        let v: serde_json::Value = self
+            .call("POST", "/activate", Some(&body))?
+            .ok_or_else(|| cerr("bad_answer", "the server sent nothing"))?;
+        serde_json::from_value(v["activated"].clone())
+            .map_err(|_| cerr("bad_answer", "the server's answer names no licenses"))
+    }
+
     /// The container's licenses and their seats in use.
     pub fn status(&self) -> CResult<Status> {
         self.call("GET", "/status", None::<&()>)?

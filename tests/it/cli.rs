@@ -688,6 +688,29 @@ fn the_cloud_commands_make_a_container_issue_a_credential_and_use_a_seat() {
     let (code, _, err) = client(&seat_args("heartbeat"));
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("lease_lost"), "{err}");
+    // The client's own way to activate a ticket into its container.
+    let (code, out, err) = licentia(
+        &app.db,
+        &[
+            "order",
+            "create",
+            "--customer",
+            "C-CLOUD",
+            "--item",
+            "SNP-SINGLE=1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out2, err) = client(
+        &[
+            &["cloud", "activate-ticket"][..],
+            &user[..],
+            &["--ticket", out.trim()],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out2.contains("\"activated\""), "{out2}");
     let (code, _, err) = licentia(&app.db, &["cloud", "revoke", &serial, "--reason", "stolen"]);
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = client(&[&["cloud", "status"][..], &user[..]].concat());

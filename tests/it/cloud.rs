@@ -333,6 +333,16 @@ fn the_quantity_holds_across_two_nodes() {
         4,
     );
     check_load(&app, &serial, &seen, sampled);
+    // A revocation on one node holds on the other at once.
+    let on_b = Cloud::new(&node.base, credential(&app, &serial));
+    let seat = on_b.open(&open_req(7002, "pc-b")).unwrap();
+    let (s, v) = app.admin(
+        "POST",
+        &format!("/api/v1/cloud/containers/{serial}/credentials/revoke"),
+        Some(json!({"reason": "stolen"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(code(on_b.heartbeat(seat.seat)), "not_allowed");
 }
 
 #[test]
@@ -590,4 +600,23 @@ fn activation_into_a_cloud_container_follows_the_rules() {
         Credential::from_bytes(&p12, Some("correct horse")).unwrap(),
     );
     cloud.open(&open_req(1001, "pc-1")).unwrap();
+    // The activation wizard's way in: a ticket activated with the credential, into its own
+    // container; another customer's ticket is refused.
+    let (ticket, ids) = ticket_with(&app, "CLOUD-RULE-4", "SNP-SINGLE", 2);
+    assert_eq!(cloud.activate_ticket(&ticket, &[]).unwrap(), ids);
+    assert_eq!(cloud.status().unwrap().licenses.len(), 3);
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(crate::harness::order(
+            "CLOUD-RULE-5",
+            "C-OTHER",
+            &[("SNP-SINGLE", 1)],
+        )),
+    );
+    assert_eq!(s, 201, "{v}");
+    let e = cloud
+        .activate_ticket(v["ticket"].as_str().unwrap(), &[])
+        .unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e:?}");
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 pub use authority::{Format, CREDENTIAL_DAYS};
 pub use borrow::borrow;
 pub(super) use borrow::returned;
-pub use seats::{heartbeat, open, reclaim_lapsed, release, status, token};
+pub use seats::{activate_ticket, heartbeat, open, reclaim_lapsed, release, status, token};
 
 use super::activation::{count_against, for_customers, Quota};
 use super::audit::{self, Event};

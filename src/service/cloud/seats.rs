@@ -472,6 +472,26 @@ pub async fn release(core: &Core, token: String, seat: i64) -> Result<()> {
         .await
 }
 
+/// Activates a ticket's licenses into the credential's own cloud container (the activation
+/// wizard's way in): the same rules as any activation; the ticket must be the container's
+/// customer's.
+pub async fn activate_ticket(
+    core: &Core,
+    token: String,
+    req: super::CloudActivation,
+) -> Result<Vec<i64>> {
+    let h = core.db.read(move |c| holder(c, &token, now())).await?;
+    let owner = core
+        .db
+        .read({
+            let serial = h.serial.clone();
+            move |c| Ok(containers::get(c, &serial)?.customer_id)
+        })
+        .await?;
+    let actor = credential_actor(h.credential_id);
+    super::activate_for(core, &actor, h.serial, req, owner).await
+}
+
 /// The licenses of the credential's container and their seats in use.
 pub async fn status(core: &Core, token: String) -> Result<Status> {
     core.db
