@@ -152,7 +152,7 @@ impl Cloud {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> CResult<Option<T>> {
-        for attempt in 0..2 {
+        for attempt in 0..4 {
             let req = self
                 .agent
                 .request(method, &format!("{}{path}", self.base))
@@ -168,6 +168,10 @@ impl Cloud {
             match res {
                 Err(e) if e.code == "unauthenticated" && attempt == 0 => {
                     *self.token.lock().expect("token") = None;
+                }
+                // The server asks to send again (its writers were busy): a short wait first.
+                Err(e) if e.code == "busy" && attempt < 3 => {
+                    std::thread::sleep(Duration::from_millis(20 << attempt));
                 }
                 other => return other.map(Some),
             }

@@ -473,15 +473,34 @@ pub fn seat(
     c: &mut Conn,
     id: i64,
     credential_id: i64,
+    serial: &str,
     now: NaiveDateTime,
 ) -> Result<Option<SeatRow>> {
     Ok(cloud_seats::table
+        .inner_join(licenses::table)
         .filter(cloud_seats::id.eq(id))
         .filter(cloud_seats::borrowed_license_id.is_null())
         .filter(cloud_seats::credential_id.eq(credential_id))
         .filter(cloud_seats::expires_at.gt(now))
+        .filter(licenses::state.eq(LicenseState::Activated.as_str()))
+        .filter(licenses::serial.eq(serial))
+        .select(cloud_seats::all_columns)
         .first(c)
         .optional()?)
+}
+
+/// One holder fewer on seat `id` of `credential_id`, if it has more than one; the seat.
+pub fn drop_holder(c: &mut Conn, id: i64, credential_id: i64) -> Result<Option<SeatRow>> {
+    Ok(diesel::update(
+        cloud_seats::table
+            .filter(cloud_seats::id.eq(id))
+            .filter(cloud_seats::credential_id.eq(credential_id))
+            .filter(cloud_seats::holders.gt(1)),
+    )
+    .set(cloud_seats::holders.eq(cloud_seats::holders - 1))
+    .returning(cloud_seats::all_columns)
+    .get_result(c)
+    .optional()?)
 }
 
 /// The `lease_seconds` option of license `license_id`.
@@ -624,20 +643,22 @@ pub fn use_report(c: &mut Conn, since: &str) -> Result<Vec<UseLine>> {
         .load(c)?)
 }
 
-/// On PostgreSQL, locks license `license_id`'s row until the transaction ends: writers
-/// counting its seats go one after the other (in the order of the licenses' ids, so two
-/// never wait for each other in a circle). SQLite has one writer.
-pub fn lock_license(c: &mut Conn, license_id: i64) -> Result<()> {
-    if let Conn::Pg(pg) = c {
-        licenses::table
-            .find(license_id)
-            .select(licenses::id)
-            .for_update()
-            .first::<i64>(pg)?;
+/// Whether license `license_id` is still activated in container `serial`; on PostgreSQL
+/// its row is locked until the transaction ends, so writers counting its seats go one after
+/// the other (in the order of the licenses' ids) and a write that takes it out of the
+/// container (return, withdraw) waits for them, or they for it and then find it gone.
+pub fn lock_license(c: &mut Conn, license_id: i64, serial: &str) -> Result<bool> {
+    let q = licenses::table
+        .filter(licenses::id.eq(license_id))
+        .filter(licenses::state.eq(LicenseState::Activated.as_str()))
+        .filter(licenses::serial.eq(serial))
+        .select(licenses::id);
+    Ok(match c {
+        Conn::Pg(pg) => q.for_update().first::<i64>(pg).optional()?,
+        Conn::Sqlite(x) => q.first::<i64>(x).optional()?,
     }
-    Ok(())
+    .is_some())
 }
-
 /// The cloud containers of customer `customer`: id and serial, oldest first.
 pub fn cloud_containers_of(c: &mut Conn, customer: i64) -> Result<Vec<(i64, String)>> {
     Ok(containers::table

@@ -377,6 +377,10 @@ pub fn matching_product(
             LicenseState::Deleted.as_str(),
             LicenseState::Withdrawing.as_str(),
         ]))
+        // A license made for a borrow lasts the borrow and serves one user: updates pass it.
+        .filter(diesel::dsl::not(licenses::id.eq_any(
+            super::schema::cloud_borrows::table.select(super::schema::cloud_borrows::license_id),
+        )))
         .select(LIC_SELECT)
         .order(licenses::id.asc())
         .load(c)?)

@@ -78,6 +78,13 @@ fn a_borrowed_seat_counts_until_it_comes_back_or_runs_out() {
         "clock_set_back"
     );
 
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/licenses/withdraw",
+        Some(json!({"licenses": [parent], "reason": "refund"})),
+    );
+    refused(s, &v, 409, "conflict");
+
     // Returned: the seat is free again, and the license made for the borrow is gone.
     online::deactivate(&gw, &mut laptop, FIRM, &[lent], &mut keep).unwrap();
     assert_eq!(license(&app, lent).0, "deleted");
@@ -102,6 +109,21 @@ fn a_borrowed_seat_counts_until_it_comes_back_or_runs_out() {
     cloud.release(s3.seat).unwrap();
     online::deactivate(&gw, &mut laptop, FIRM, &[lent], &mut keep).unwrap();
     assert_eq!(license(&app, lent).0, "deleted");
+
+    // Withdrawn by the vendor while borrowed: once the laptop's receipt proves it gone, the
+    // seat goes back.
+    let rt = online::borrow(&gw, &cloud, &mut laptop, FIRM, 7005, 1, 2, &mut keep).unwrap();
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/licenses/withdraw",
+        Some(json!({"licenses": rt.added, "reason": "recalled"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    // The office's session and the borrow.
+    assert_eq!(container(&app, &serial)["licenses"][0]["in_use"], 2);
+    online::update(&gw, &mut laptop, &mut keep).unwrap();
+    assert_eq!(license(&app, rt.added[0]).0, "deleted");
+    assert_eq!(container(&app, &serial)["licenses"][0]["in_use"], 1);
 
     // Revoking the credential ends its sessions, not what it borrowed: that license lives
     // in the laptop until it comes back.
@@ -246,4 +268,54 @@ fn withdraw_replace_and_push_reach_a_cloud_container_at_once() {
         ("activated".into(), Some(serial.clone()))
     );
     cloud.open(&open_req(7007, "pc-2")).unwrap();
+
+    // A cloud container is never lost, reset or given to another customer; a license of
+    // another customer's ticket is not pushed into it.
+    use licentia::client::online::{self, Gateway};
+    let gw = Gateway::new(&app.base);
+    let (ticket_a, ids_a) = ticket_with(&app, "CLOUD-CTRL-4", "CLOUD-CTRL-A", 1);
+    let (s, v) = app.admin(
+        "POST",
+        &format!("/api/v1/cloud/containers/{serial}/licenses"),
+        Some(json!({"ticket": ticket_a})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let mut other = crate::activation::new_act(&gw);
+    let e = online::reactivate(&gw, &mut other, &ticket_a, &ids_a, &mut |_| Ok(())).unwrap_err();
+    assert_eq!(e.code, "not_allowed", "{e:?}");
+    assert!(e.message.contains("never lost"), "{e:?}");
+    let (s, v) = app.admin(
+        "POST",
+        &format!("/api/v1/containers/{serial}/reset"),
+        Some(json!({})),
+    );
+    refused(s, &v, 403, "not_allowed");
+    let (s, v) = app.admin(
+        "PUT",
+        &format!("/api/v1/containers/{serial}/customer"),
+        Some(json!({"customer_id": "C-OTHER"})),
+    );
+    refused(s, &v, 403, "not_allowed");
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(crate::harness::order(
+            "CLOUD-CTRL-5",
+            "C-OTHER",
+            &[("CLOUD-CTRL-A", 1)],
+        )),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (_, t) = app.admin(
+        "GET",
+        &format!("/api/v1/tickets/{}", v["ticket"].as_str().unwrap()),
+        None,
+    );
+    let foreign = t["licenses"][0]["license_id"].as_i64().unwrap();
+    let (s, v) = app.admin(
+        "POST",
+        &format!("/api/v1/containers/{serial}/licenses"),
+        Some(json!({"license_id": foreign})),
+    );
+    refused(s, &v, 403, "not_allowed");
 }

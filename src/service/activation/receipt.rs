@@ -100,8 +100,9 @@ fn confirm(
         } else {
             released.push(id);
         }
-        if to == LicenseState::Available {
-            // After its own event below: a license made for a borrow ends there.
+        if matches!(to, LicenseState::Available | LicenseState::Deleted) {
+            // After its own event below: a license made for a borrow (returned or withdrawn)
+            // ends there, and its seat goes back.
             returned_now.push(id);
         }
         audit::record(

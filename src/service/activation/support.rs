@@ -34,6 +34,9 @@ pub async fn push_license(
                     cont.kind.as_str()
                 )));
             }
+            if cont.kind == ContainerType::Cloud {
+                crate::service::cloud::check_push(c, &cont, &l)?;
+            }
             let now = crate::service::now();
             // A cloud container is the server itself: the license is in it at once.
             let to = if cont.kind == ContainerType::Cloud {

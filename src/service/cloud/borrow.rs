@@ -135,7 +135,9 @@ pub(in crate::service) fn returned(c: &mut Conn, actor: &Actor, license_id: i64)
     // None when the borrow's time ran out and the seat was reclaimed.
     let seat = store::end_borrow(c, license_id)?;
     let l = licenses::find(c, license_id)?;
-    licenses::set_state(c, &l, LicenseState::Deleted, None, now())?;
+    if l.state != LicenseState::Deleted {
+        licenses::set_state(c, &l, LicenseState::Deleted, None, now())?;
+    }
     audit::record(
         actor,
         Event {

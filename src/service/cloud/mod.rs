@@ -206,7 +206,52 @@ pub(in crate::service) fn is_cloud(c: &mut Conn, serial: Option<&str>) -> Result
     })
 }
 
-/// A license leaves its cloud container for good (withdrawn, replaced): every seat it has
+/// Refuses to take license `license_id` out of its cloud container while a seat of it is
+/// borrowed out (the borrowed license lives on in a local container until it comes back).
+pub(in crate::service) fn no_borrows(c: &mut Conn, license_id: i64) -> Result<()> {
+    match store::borrowed_out(c, license_id, now())?.first() {
+        Some(b) => Err(Error::Conflict(format!(
+            "license {license_id} has a seat borrowed until {} (license {}); it comes back \
+             with that license's return or at the end of the borrow",
+            b.expires_at,
+            b.borrowed_license_id.unwrap_or_default()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Vendor support pushes license `l` into cloud container `cont`: the container must be
+/// active, of the license's firm code, and its customer the ticket's.
+pub(in crate::service) fn check_push(
+    c: &mut Conn,
+    cont: &ContainerRow,
+    l: &crate::store::licenses::LicRow,
+) -> Result<()> {
+    let (row, firm_id) = cloud(c, &cont.serial, None)?;
+    if row.state != ContainerState::Active {
+        return Err(Error::NotAllowed(format!(
+            "cloud container {} is {}",
+            row.serial,
+            row.state.as_str()
+        )));
+    }
+    if firm_id != l.firm_id {
+        return Err(Error::NotAllowed(format!(
+            "license {} belongs to another firm code than cloud container {}",
+            l.id, row.serial
+        )));
+    }
+    if row.customer_id != Some(tickets::customer_of(c, l.ticket_id)?) {
+        return Err(Error::NotAllowed(format!(
+            "license {} is on another customer's ticket than cloud container {}",
+            l.id, row.serial
+        )));
+    }
+    Ok(())
+}
+
+/// A license left its cloud container for good (withdrawn, replaced, returned; its state
+/// is already written, so an open waiting for its row finds it gone): every seat it had
 /// ends; their ids.
 pub(in crate::service) fn leave(c: &mut Conn, license_id: i64) -> Result<Vec<i64>> {
     Ok(store::end_seats_of_license(c, license_id)?
@@ -438,16 +483,9 @@ pub async fn deactivate(
                         "license {id} is not activated in cloud container {serial}"
                     )));
                 }
-                if let Some(b) = store::borrowed_out(c, l.id, at)?.first() {
-                    return Err(Error::Conflict(format!(
-                        "license {id} has a seat borrowed until {} (license {}); it comes back \
-                         with that license's return or at the end of the borrow",
-                        b.expires_at,
-                        b.borrowed_license_id.unwrap_or_default()
-                    )));
-                }
-                let ended = store::end_seats_of_license(c, l.id)?;
+                no_borrows(c, l.id)?;
                 licenses::set_state(c, &l, LicenseState::Available, None, at)?;
+                let ended = store::end_seats_of_license(c, l.id)?;
                 audit::record(
                     &actor,
                     Event {
@@ -567,6 +605,8 @@ pub(in crate::service) async fn issue_for(
         .db
         .write(move |c| {
             let (row, _) = cloud(c, &s, owner)?;
+            // Two new files at once: the second waits, then revokes the first.
+            containers::lock(c, row.id)?;
             if row.state != ContainerState::Active {
                 return Err(Error::NotAllowed(format!(
                     "cloud container {s} is {}",

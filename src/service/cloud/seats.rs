@@ -272,7 +272,10 @@ pub(super) fn pick(
         // would have the second insert refused by the unique slot; the row lock makes them
         // count one after the other instead (and keeps the counters' row from being taken
         // in the opposite order by two writers).
-        store::lock_license(c, l.id)?;
+        if !store::lock_license(c, l.id, &h.serial)? {
+            // Taken out of the container by a write that committed meanwhile.
+            continue;
+        }
         reclaim(c, actor, l.id, &h.serial, at)?;
         let held = store::seats_of(c, l.id)?;
         if join && o.seat_counting == SeatCounting::PerStation {
@@ -422,7 +425,7 @@ pub async fn open(core: &Core, token: String, req: OpenRequest) -> Result<Lease>
 /// is `LeaseLost`.
 fn held(c: &mut Conn, token: &str, seat: i64, at: NaiveDateTime) -> Result<(Holder, SeatRow)> {
     let h = holder(c, token, at)?;
-    match store::seat(c, seat, h.credential_id, at)? {
+    match store::seat(c, seat, h.credential_id, &h.serial, at)? {
         Some(s) => Ok((h, s)),
         None => Err(Error::LeaseLost(seat)),
     }
@@ -452,11 +455,14 @@ pub async fn release(core: &Core, token: String, seat: i64) -> Result<()> {
         .write(move |c| {
             let at = now();
             let (h, s) = held(c, &token, seat, at)?;
-            if s.holders > 1 {
-                store::renew(c, s.id, h.credential_id, -1, at, s.expires_at)?;
+            // One of a station's opens: the seat stays for the others (one statement, so two
+            // releases at once count down twice, and the last one deletes it).
+            if store::drop_holder(c, s.id, h.credential_id)?.is_some() {
                 return Ok(());
             }
-            store::release(c, seat, h.credential_id)?;
+            if store::release(c, seat, h.credential_id)?.is_none() {
+                return Err(Error::LeaseLost(seat));
+            }
             audit::record(
                 &credential_actor(h.credential_id),
                 Event {

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{firm_id_of, place_on_blacklist, CONTROL_ROLES, SUPPORT_ROLES};
 use crate::domain::{
-    check_id, check_len, check_serial, Actor, ItemKind, ItemOptions, LicenseState, Role, MAX_TEXT,
+    check_id, check_len, check_serial, Actor, ContainerType, ItemKind, ItemOptions, LicenseState,
+    Role, MAX_TEXT,
 };
 use crate::error::{Error, Result};
 use crate::service::audit::{self, Event};
@@ -107,13 +108,15 @@ fn withdraw_one(
 ) -> Result<LicenseChange> {
     use LicenseState as S;
     let mut details = details;
+    // In a cloud container the server is the container: gone at once, seats and all (not
+    // while a seat of it is borrowed out).
+    let cloud = l.state == S::Activated && crate::service::cloud::is_cloud(c, l.serial.as_deref())?;
+    if cloud {
+        crate::service::cloud::no_borrows(c, l.id)?;
+    }
     let (to, serial) = match l.state {
         S::Available => (S::Deleted, None),
-        // In a cloud container the server is the container: gone at once, seats and all.
-        S::Activated if crate::service::cloud::is_cloud(c, l.serial.as_deref())? => {
-            details["seats_ended"] = serde_json::json!(crate::service::cloud::leave(c, l.id)?);
-            (S::Deleted, l.serial.clone())
-        }
+        S::Activated if cloud => (S::Deleted, None),
         S::Pending | S::Activated => (S::Withdrawing, l.serial.clone()),
         S::Withdrawing | S::Deleted => {
             return Ok(LicenseChange {
@@ -130,12 +133,19 @@ fn withdraw_one(
         }
     };
     licenses::set_state(c, l, to, serial.as_deref(), crate::service::now())?;
+    if cloud {
+        details["seats_ended"] = serde_json::json!(crate::service::cloud::leave(c, l.id)?);
+    }
     audit::record(
         actor,
         Event {
             action,
             license_id: Some(l.id),
-            serial: serial.as_deref(),
+            serial: if cloud {
+                l.serial.as_deref()
+            } else {
+                serial.as_deref()
+            },
             details,
             ..Default::default()
         },
@@ -421,6 +431,11 @@ pub async fn reset(
         .write(move |c| {
             let firm_id = firm_id_of(c, default, firm_code)?;
             let cont = containers::get(c, &serial)?;
+            if cont.kind == ContainerType::Cloud {
+                return Err(Error::NotAllowed(format!(
+                    "cloud container {serial} is not reset: return or withdraw its licenses"
+                )));
+            }
             let rows = licenses::all_in(c, &serial, firm_id)?;
             let now = crate::service::now();
             let mut ids = vec![];
@@ -453,6 +468,12 @@ pub async fn assign(core: &Core, actor: &Actor, serial: String, customer_id: Str
     core.db
         .write(move |c| {
             let cont = containers::get(c, &serial)?;
+            if cont.kind == ContainerType::Cloud {
+                return Err(Error::NotAllowed(format!(
+                    "cloud container {serial} stays its customer's (its credential file is \
+                     theirs): make a new cloud container for the other customer"
+                )));
+            }
             let cust = customers::id_of(c, &customer_id)?;
             containers::set_customer(c, cont.id, Some(cust), crate::service::now())?;
             audit::record(

@@ -48,6 +48,14 @@ fn move_license(
     self_service: bool,
     action: &str,
 ) -> Result<()> {
+    if super::cloud::is_cloud(c, l.serial.as_deref())? {
+        return Err(Error::NotAllowed(format!(
+            "license {} is in cloud container {}, which is never lost: return it from there \
+             and activate it again",
+            l.id,
+            l.serial.as_deref().unwrap_or_default()
+        )));
+    }
     if actor.role == Role::Customer {
         super::activation::within_limit(c, l)?;
     }
