@@ -37,13 +37,7 @@ impl std::fmt::Display for CloudReport {
             "heartbeats:    {} ok, {} failed in {:.2} s ({} sessions, each holding a seat)",
             r.ok, r.failed, r.seconds, self.sessions
         )?;
-        writeln!(f, "{}", r.rate_lines("heartbeats"))?;
-        match r.server_rss_mib {
-            Some(m) => writeln!(f, "server memory: {m:.1} MiB resident")?,
-            None => writeln!(f, "server memory: not reported")?,
-        }
-        writeln!(f, "{}", r.cpu_line("heartbeat"))?;
-        writeln!(f, "{}", r.writer_line("heartbeat"))?;
+        writeln!(f, "{}", r.figure_lines("heartbeat", "heartbeats"))?;
         write!(
             f,
             "ceiling:       one durable 4 KiB write (write + fdatasync) here: {:.0}/s; a heartbeat \

@@ -81,6 +81,21 @@ impl BenchReport {
         )
     }
 
+    /// The rate, latency, memory, CPU and writer lines (no line end after the last); `per`
+    /// names the operation, `plural` its plural.
+    fn figure_lines(&self, per: &str, plural: &str) -> String {
+        let memory = match self.server_rss_mib {
+            Some(m) => format!("server memory: {m:.1} MiB resident"),
+            None => "server memory: not reported".to_string(),
+        };
+        format!(
+            "{}\n{memory}\n{}\n{}",
+            self.rate_lines(plural),
+            self.cpu_line(per),
+            self.writer_line(per)
+        )
+    }
+
     fn cpu_line(&self, per: &str) -> String {
         let server = self
             .server_cpu_us
@@ -202,13 +217,7 @@ impl std::fmt::Display for BenchReport {
             "orders:        {} ok, {} failed in {:.2} s",
             self.ok, self.failed, self.seconds
         )?;
-        writeln!(f, "{}", self.rate_lines("orders"))?;
-        match self.server_rss_mib {
-            Some(m) => writeln!(f, "server memory: {m:.1} MiB resident")?,
-            None => writeln!(f, "server memory: not reported")?,
-        }
-        writeln!(f, "{}", self.cpu_line("order"))?;
-        write!(f, "{}", self.writer_line("order"))
+        write!(f, "{}", self.figure_lines("order", "orders"))
     }
 }
 
@@ -343,13 +352,7 @@ impl std::fmt::Display for ActivateReport {
             "round trips:   {} ok, {} failed in {:.2} s (request -> update -> apply -> receipt)",
             r.ok, r.failed, r.seconds
         )?;
-        writeln!(f, "{}", r.rate_lines("round trips"))?;
-        match r.server_rss_mib {
-            Some(m) => writeln!(f, "server memory: {m:.1} MiB resident")?,
-            None => writeln!(f, "server memory: not reported")?,
-        }
-        writeln!(f, "{}", r.cpu_line("round trip"))?;
-        writeln!(f, "{}", r.writer_line("round trip"))?;
+        writeln!(f, "{}", r.figure_lines("round trip", "round trips"))?;
         write!(f, "ceiling (one core of this machine):")?;
         for (name, rate) in &self.ceiling {
             write!(f, "\n  {name:<34} {rate:>9.0} /s")?;
