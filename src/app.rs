@@ -9,7 +9,7 @@ use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::api::{cloud, connect, gateway, json, metrics::Metrics, portal, soap};
+use crate::api::{admin, cloud, connect, gateway, json, metrics::Metrics, portal, soap};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::workers::Supervisor;
@@ -54,6 +54,7 @@ pub async fn start(mut config: Config) -> Result<Running> {
     let limit = config.max_body_bytes;
     // Before anything is opened: a broken portal template stops the start, naming it.
     let mut portal = portal::Portal::load(&config)?;
+    let admin = web::Data::new(admin::Admin::load(&config)?);
     let limiter = web::Data::new(gateway::TicketLimiter::new(&config)?);
     let core = web::Data::new(Core::open(config).await?);
     if let Some(sso) = core.sso() {
@@ -77,6 +78,7 @@ pub async fn start(mut config: Config) -> Result<Running> {
             .configure(json::configure)
             .configure(cloud::configure)
             .configure(|cfg| portal::configure(cfg, portal.clone()))
+            .configure(|cfg| admin::configure(cfg, admin.clone()))
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}}))
             }))

@@ -102,6 +102,10 @@ pub struct Config {
     pub portal_columns: String,
     /// How long a portal session lasts from its login.
     pub portal_session_minutes: u32,
+    /// A back office session ends after this many minutes without a request …
+    pub admin_idle_minutes: u32,
+    /// … and this many hours after its login however busy it is.
+    pub admin_session_hours: u32,
     /// Failed portal logins within the window that hold back a client address or a ticket.
     pub portal_login_limit: u32,
     pub portal_login_window_secs: u64,
@@ -204,6 +208,8 @@ impl Default for Config {
             portal_accent_color: "#e8a33d".into(),
             portal_columns: "name,quantity,activated_on,container,state,expiry,features".into(),
             portal_session_minutes: 120,
+            admin_idle_minutes: 30,
+            admin_session_hours: 12,
             portal_login_limit: 5,
             portal_login_window_secs: 900,
             portal_local_helper_port: crate::client::local::DEFAULT_PORT,
@@ -333,6 +339,8 @@ impl Config {
             ("portal_accent_color", Str),
             ("portal_columns", Str),
             ("portal_session_minutes", Int),
+            ("admin_idle_minutes", Int),
+            ("admin_session_hours", Int),
             ("portal_login_limit", Int),
             ("portal_login_window_secs", Int),
             ("portal_local_helper_port", Int),
@@ -465,6 +473,18 @@ impl Config {
             return Err(Error::invalid(
                 "portal_session_minutes",
                 "between 5 and 10080 (a week)",
+            ));
+        }
+        if !(1..=24 * 60).contains(&self.admin_idle_minutes) {
+            return Err(Error::invalid(
+                "admin_idle_minutes",
+                "between 1 and 1440 (a day)",
+            ));
+        }
+        if !(1..=7 * 24).contains(&self.admin_session_hours) {
+            return Err(Error::invalid(
+                "admin_session_hours",
+                "between 1 and 168 (a week)",
             ));
         }
         if !(1..=1000).contains(&self.portal_login_limit) {

@@ -1,4 +1,5 @@
 //! Thin adapters: decode, turn credentials into an `Actor`, call one service, encode.
+pub mod admin;
 pub mod cloud;
 pub mod connect;
 pub mod gateway;

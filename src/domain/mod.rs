@@ -72,6 +72,8 @@ pub enum Interface {
     Portal,
     /// The license use API of cloud containers (`/cloud/v1`).
     Cloud,
+    /// The vendor's back office (`/admin`).
+    Admin,
 }
 
 impl Interface {
@@ -86,6 +88,7 @@ impl Interface {
             Interface::Soap => "soap",
             Interface::Portal => "portal",
             Interface::Cloud => "cloud",
+            Interface::Admin => "admin",
         }
     }
 }

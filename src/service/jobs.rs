@@ -253,6 +253,7 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
             }
             let now = super::now();
             let window = core.config.portal_login_window_secs;
+            let idle = chrono::Duration::minutes(i64::from(core.config.admin_idle_minutes));
             let (runs, mails, notes, stale, (sessions, _)) = core
                 .db
                 .write(move |c| {
@@ -268,6 +269,8 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
                     let notes = retention::delete_notifications(c, days(90))?;
                     // Expired portal sessions, and failed logins that no longer count.
                     let portal = super::portal::housekeeping(c, window)?;
+                    // Back office sessions past their end or idle for too long.
+                    crate::store::admin::delete_expired(c, now, now - idle)?;
                     Ok((runs, mails, notes, stale, portal))
                 })
                 .await?;

@@ -1,5 +1,6 @@
 //! The use cases. Each takes the `Core`, an `Actor` and a request, and returns a `Result`.
 pub mod activation;
+pub mod admin;
 pub mod audit;
 pub mod catalog;
 pub mod cloud;

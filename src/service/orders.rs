@@ -327,6 +327,15 @@ pub async fn get_order(
         .await
 }
 
+/// An order by Licentia's own id (the back office's links).
+pub async fn get_order_by_id(core: &Core, actor: &Actor, order_id: i64) -> Result<OrderView> {
+    actor.require(
+        &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
+        "read orders",
+    )?;
+    core.db.read(move |c| load_order(c, order_id, false)).await
+}
+
 fn lines_of(view: &OrderView, batch: &str) -> Vec<OrderLine> {
     view.lines
         .iter()

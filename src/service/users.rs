@@ -313,6 +313,11 @@ pub async fn change_user(
                 active: req.active,
             };
             store::change(c, user.id, &set, super::now())?;
+            // A new password or a deactivation ends the user's back office sessions (a
+            // changed role holds at their next request anyway).
+            if hash.is_some() || req.active == Some(false) {
+                crate::store::admin::delete_sessions_of(c, user.id)?;
+            }
             audit::record(&actor, Event {
                 action: "user.changed",
                 details: serde_json::json!({"username": username, "password_changed": hash.is_some(),

@@ -3,6 +3,7 @@
 //!
 //! Named queries live in one file per table family; services call them and build no diesel
 //! queries of their own.
+pub mod admin;
 pub mod approvals;
 pub mod blacklist;
 pub mod cloud;

@@ -4,6 +4,7 @@ mod harness;
 
 mod access;
 mod activation;
+mod admin;
 mod audit;
 mod bridge;
 mod catalog;

@@ -6,14 +6,14 @@
 //! script or style (Content-Security-Policy); the session cookie is HttpOnly, SameSite=Lax
 //! and Secure when customers reach the server over https.
 mod cloud;
-mod form;
+pub(crate) mod form;
 mod licenses;
 mod login;
 mod pages;
 mod register;
 mod sso;
 mod transfer;
-mod views;
+pub(crate) mod views;
 
 use std::net::IpAddr;
 
@@ -24,6 +24,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use self::form::Form;
+pub(crate) use self::pages::negotiate;
 use self::pages::Pages;
 use self::views::{Cx, BASE};
 use crate::config::{url_origin, Config};

@@ -26,8 +26,8 @@ use crate::store::{blacklist, containers, firms, withdrawals, Conn};
 const REACTIVATION: &str = "reactivation";
 const RESTORE: &str = "restore";
 
-const CONTROL_ROLES: &[Role] = &[Role::Admin, Role::Sales, Role::Erp];
-const SUPPORT_ROLES: &[Role] = &[Role::Admin, Role::Support];
+pub const CONTROL_ROLES: &[Role] = &[Role::Admin, Role::Sales, Role::Erp];
+pub const SUPPORT_ROLES: &[Role] = &[Role::Admin, Role::Support];
 
 /// The firm named by code, or the configured one.
 fn firm_id_of(c: &mut Conn, core_default: i64, firm_code: Option<i64>) -> Result<i64> {

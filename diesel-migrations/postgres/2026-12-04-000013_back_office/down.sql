@@ -1,0 +1,4 @@
+DROP INDEX events_action_at;
+DROP INDEX orders_ticket_id;
+DROP INDEX orders_customer_id;
+DROP TABLE admin_sessions;

@@ -1,0 +1,498 @@
+//! The dashboard, reports (a table, and CSV to download), the mail outbox and connector
+//! write-backs (requeue), scheduled jobs (run now), users and roles, the global settings,
+//! and the history with its chain verified.
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::charts::{self, Series};
+use super::{done, field, form, number, query_escape, staff, tried, Admin_, Core_, BASE};
+use crate::api::portal::form::Form;
+use crate::domain::{Role, Settings};
+use crate::error::{Error, Result};
+use crate::service::reports::{self, Params, Report};
+use crate::service::{admin, audit, catalog, connectors, jobs, mail, users};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/reports", web::get().to(report_list))
+        .route("/reports/{name}", web::get().to(report))
+        .route("/reports/{name}/csv", web::get().to(report_csv))
+        .route("/mail", web::get().to(outbox))
+        .route("/mail/{id}/requeue", web::post().to(requeue_mail))
+        .route(
+            "/writebacks/{id}/requeue",
+            web::post().to(requeue_writeback),
+        )
+        .route("/jobs", web::get().to(job_list))
+        .route("/jobs/{name}/run", web::post().to(run_job))
+        .route("/users", web::get().to(user_list))
+        .route("/users", web::post().to(add_user))
+        .route("/users/{name}", web::post().to(change_user))
+        .route("/settings", web::get().to(settings_page))
+        .route("/settings", web::post().to(save_settings))
+        .route("/history", web::get().to(history));
+}
+
+pub async fn dashboard(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let d = tried!(admin, v, admin::dashboard(&core, &v.staff().actor).await);
+    let t = |k: &str| admin.text(v.lang, &format!("dashboard.{k}"));
+    let (act, ret, re) = (t("activations"), t("returns"), t("reactivations"));
+    let days_svg = charts::bars(
+        &t("per_day"),
+        &d.days
+            .iter()
+            .map(|d| d.day[5..].to_string())
+            .collect::<Vec<_>>(),
+        &[
+            Series {
+                name: &act,
+                color: "#1d4f73",
+            },
+            Series {
+                name: &ret,
+                color: "#e8a33d",
+            },
+            Series {
+                name: &re,
+                color: "#7a3e9d",
+            },
+        ],
+        &d.days
+            .iter()
+            .map(|d| vec![d.activations, d.returns, d.reactivations])
+            .collect::<Vec<_>>(),
+    );
+    let expiring = t("expiring");
+    let weeks_svg = charts::bars(
+        &t("expiring_per_week"),
+        &d.expiring
+            .iter()
+            .map(|(w, _)| w[5..].to_string())
+            .collect::<Vec<_>>(),
+        &[Series {
+            name: &expiring,
+            color: "#a3201b",
+        }],
+        &d.expiring.iter().map(|(_, n)| vec![*n]).collect::<Vec<_>>(),
+    );
+    let quota: Vec<Value> = d
+        .quota
+        .iter()
+        .map(|(firm, used, of)| {
+            let of = (*of > 0).then_some(*of);
+            json!({"firm_code": firm, "used": used, "quota": of,
+                "svg": charts::gauge(&format!("{} {firm}", t("quota")), *used, of)})
+        })
+        .collect();
+    admin.page(
+        &v,
+        StatusCode::OK,
+        "dashboard.html",
+        json!({"title": t("title"), "d": d, "days_svg": days_svg, "weeks_svg": weeks_svg,
+            "quota": quota}),
+    )
+}
+
+/// The parameters each report takes, as the report pages ask for them.
+const REPORT_PARAMS: &[(&str, &[&str])] = &[
+    ("container-licenses", &["serial"]),
+    ("expiring", &["days"]),
+    ("customer-containers", &["customer_id"]),
+    ("ticket-licenses", &["ticket"]),
+    ("license-history", &["license_id"]),
+    ("blacklist", &[]),
+    ("never-activated", &[]),
+    ("activations", &[]),
+    ("production", &[]),
+    ("duplicates", &[]),
+    ("cloud-seats", &[]),
+    ("cloud-use", &["days"]),
+];
+
+async fn report_list(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let list: Vec<Value> = Report::NAMES
+        .iter()
+        .map(|n| {
+            let params = REPORT_PARAMS
+                .iter()
+                .find(|(r, _)| r == n)
+                .map_or(&[][..], |(_, p)| *p);
+            json!({"name": n, "params": params})
+        })
+        .collect();
+    admin.page(
+        &v,
+        StatusCode::OK,
+        "reports.html",
+        json!({"title": admin.text(v.lang, "reports.title"), "reports": list, "table": null}),
+    )
+}
+
+/// The report of the request: its name and its parameters from the query (empty ones left
+/// out, so a form's blank field takes the default).
+async fn run_report(
+    core: &Core_,
+    actor: &crate::domain::Actor,
+    req: &HttpRequest,
+    name: &str,
+) -> Result<reports::Table> {
+    let q = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|e| Error::invalid("query", e.to_string()))?
+        .into_inner()
+        .into_iter()
+        .filter(|(k, v)| !v.is_empty() && k != "notice");
+    let report = Report::parse(name, &Params::from_pairs(q)?)?;
+    reports::run(core, actor, report).await
+}
+
+/// Rows a report page shows (the CSV has all).
+const SHOWN_ROWS: usize = 500;
+
+async fn report(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let table = tried!(
+        admin,
+        v,
+        run_report(&core, &v.staff().actor, &req, &name).await
+    );
+    let total = table.rows.len();
+    let rows: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .take(SHOWN_ROWS)
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let csv = match req.query_string() {
+        "" => format!("{BASE}/reports/{name}/csv"),
+        q => format!("{BASE}/reports/{name}/csv?{q}"),
+    };
+    let params = REPORT_PARAMS
+        .iter()
+        .find(|(r, _)| *r == name.as_str())
+        .map_or(&[][..], |(_, p)| *p);
+    admin.page(
+        &v,
+        StatusCode::OK,
+        "reports.html",
+        json!({"title": format!("{} {name}", admin.text(v.lang, "reports.report")),
+            "reports": [],
+            "table": {"name": table.report, "columns": table.columns, "rows": rows,
+                "total": total, "cut": total > SHOWN_ROWS, "csv": csv, "params": params}}),
+    )
+}
+
+async fn report_csv(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let table = tried!(
+        admin,
+        v,
+        run_report(&core, &v.staff().actor, &req, &name).await
+    );
+    let body = tried!(admin, v, table.to_csv());
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{}.csv\"", table.report),
+        ))
+        .body(body)
+}
+
+#[derive(serde::Deserialize)]
+struct StateQuery {
+    state: Option<String>,
+}
+
+async fn outbox(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let state = web::Query::<StateQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().state)
+        .filter(|s| !s.is_empty());
+    let actor = &v.staff().actor;
+    let mails = tried!(admin, v, mail::list(&core, actor, state.clone()).await);
+    let (notes, writebacks) = tried!(admin, v, connectors::list(&core, actor, None).await);
+    admin.page(
+        &v,
+        StatusCode::OK,
+        "mail.html",
+        json!({"title": admin.text(v.lang, "mail.title"), "mails": mails,
+            "state": state.unwrap_or_default(),
+            "states": ["queued", "sending", "sent", "failed"],
+            "notifications": notes.into_iter().take(100).collect::<Vec<_>>(),
+            "writebacks": writebacks.into_iter().take(100).collect::<Vec<_>>()}),
+    )
+}
+
+async fn requeue_mail(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let _ = form!(admin, v, req, body);
+    tried!(admin, v, mail::requeue(&core, &v.staff().actor, *id).await);
+    done(&format!("{BASE}/mail"), "requeued")
+}
+
+async fn requeue_writeback(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let _ = form!(admin, v, req, body);
+    tried!(
+        admin,
+        v,
+        connectors::requeue_writeback(&core, &v.staff().actor, *id).await
+    );
+    done(&format!("{BASE}/mail"), "requeued")
+}
+
+async fn job_list(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let list = tried!(admin, v, jobs::list(&core, &v.staff().actor).await);
+    admin.page(
+        &v,
+        StatusCode::OK,
+        "jobs.html",
+        json!({"title": admin.text(v.lang, "jobs.title"), "jobs": list}),
+    )
+}
+
+async fn run_job(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let _ = form!(admin, v, req, body);
+    tried!(
+        admin,
+        v,
+        jobs::run_now(&core, &v.staff().actor, &name).await
+    );
+    done(&format!("{BASE}/jobs"), "job_run")
+}
+
+async fn user_list(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let list = tried!(admin, v, users::list_users(&core, &v.staff().actor).await);
+    admin.page(
+        &v,
+        StatusCode::OK,
+        "users.html",
+        json!({"title": admin.text(v.lang, "users.title"), "users": list,
+            "roles": ["admin", "sales", "support", "erp", "production"]}),
+    )
+}
+
+fn role(f: &Form) -> Result<Option<Role>> {
+    match field(f, "role") {
+        "" => Ok(None),
+        r => Role::parse(r).map(Some),
+    }
+}
+
+async fn add_user(core: Core_, admin: Admin_, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let f = form!(admin, v, req, body);
+    let role = tried!(admin, v, role(&f));
+    let new = users::NewUser {
+        username: field(&f, "username").to_string(),
+        password: f.get("password").unwrap_or("").to_string(),
+        role: tried!(
+            admin,
+            v,
+            role.ok_or_else(|| Error::invalid("role", "choose a role"))
+        ),
+    };
+    if new.password.chars().count() < 8 {
+        return admin.refused(&v, &Error::invalid("password", "at least 8 characters"));
+    }
+    tried!(
+        admin,
+        v,
+        users::add_user(&core, &v.staff().actor, new).await
+    );
+    done(&format!("{BASE}/users"), "user_saved")
+}
+
+async fn change_user(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let f = form!(admin, v, req, body);
+    let password = Some(f.get("password").unwrap_or("").to_string()).filter(|p| !p.is_empty());
+    if password.as_ref().is_some_and(|p| p.chars().count() < 8) {
+        return admin.refused(&v, &Error::invalid("password", "at least 8 characters"));
+    }
+    let change = users::UserChange {
+        password,
+        role: tried!(admin, v, role(&f)),
+        active: Some(!field(&f, "active").is_empty()),
+    };
+    tried!(
+        admin,
+        v,
+        users::change_user(&core, &v.staff().actor, name.into_inner(), change).await
+    );
+    done(&format!("{BASE}/users"), "user_saved")
+}
+
+async fn settings_page(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let s = tried!(
+        admin,
+        v,
+        catalog::get_settings(&core, &v.staff().actor).await
+    );
+    admin.page(
+        &v,
+        StatusCode::OK,
+        "settings.html",
+        json!({"title": admin.text(v.lang, "settings.title"), "s": s,
+            "policies": ["allowed", "after_blocking_period", "approval", "never"],
+            "behaviours": ["none", "blacklist", "withdraw"],
+            "modes": ["all", "selected"]}),
+    )
+}
+
+/// The settings a form gives: every field of `Settings` (check boxes for the switches).
+fn settings_of(f: &Form) -> Result<Settings> {
+    let flag = |n: &str| json!(!field(f, n).is_empty());
+    let num = |n: &'static str| -> Result<Value> { Ok(json!(number::<u32>(f, n)?.unwrap_or(0))) };
+    let lock = field(f, "lock_item");
+    let s = json!({
+        "deactivation_allowed": flag("deactivation_allowed"),
+        "reactivation_behaviour": field(f, "reactivation_behaviour"),
+        "blocking_period_days": num("blocking_period_days")?,
+        "self_service_count": num("self_service_count")?,
+        "lock_item": (!lock.is_empty()).then_some(lock),
+        "automatic_update_handling": flag("automatic_update_handling"),
+        "duplicate_check": flag("duplicate_check"),
+        "monthly_activation_quota": num("monthly_activation_quota")?,
+        "single_container": flag("single_container"),
+        "activation_mode": field(f, "activation_mode"),
+        "fingerprint_tolerance": num("fingerprint_tolerance")?,
+        "update_validity_days": num("update_validity_days")?,
+        "reactivation": field(f, "reactivation"),
+        "restore": field(f, "restore"),
+    });
+    serde_json::from_value(s).map_err(|e| Error::invalid("settings", e.to_string()))
+}
+
+async fn save_settings(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let f = form!(admin, v, req, body);
+    let s = tried!(admin, v, settings_of(&f));
+    tried!(
+        admin,
+        v,
+        catalog::put_settings(&core, &v.staff().actor, s).await
+    );
+    done(&format!("{BASE}/settings"), "settings_saved")
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    #[serde(default)]
+    ticket: String,
+    #[serde(default)]
+    serial: String,
+    #[serde(default)]
+    order_id: String,
+    /// Walk the whole chain (it reads every event: asked for, not done on every view).
+    #[serde(default)]
+    verify: String,
+}
+
+async fn history(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let q = tried!(
+        admin,
+        v,
+        web::Query::<HistoryQuery>::from_query(req.query_string())
+            .map_err(|e| Error::invalid("query", e.to_string()))
+    );
+    let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let order_id = match opt(&q.order_id) {
+        None => None,
+        Some(o) => Some(tried!(
+            admin,
+            v,
+            o.parse::<i64>()
+                .map_err(|_| Error::invalid("order_id", format!("{o:?} is not a number")))
+        )),
+    };
+    let actor = &v.staff().actor;
+    let asked = opt(&q.ticket).is_some() || opt(&q.serial).is_some() || order_id.is_some();
+    let events = if asked {
+        tried!(
+            admin,
+            v,
+            audit::history(&core, actor, opt(&q.ticket), order_id, opt(&q.serial)).await
+        )
+    } else {
+        vec![]
+    };
+    let chain = if q.verify.is_empty() {
+        None
+    } else {
+        Some(tried!(admin, v, audit::verify_chain(&core, actor).await))
+    };
+    let events: Vec<Value> = events
+        .into_iter()
+        .map(|e| {
+            json!({"id": e.id, "at": e.at, "actor": e.actor, "interface": e.interface,
+                "action": e.action, "order_id": e.order_id, "ticket": e.ticket,
+                "license_id": e.license_id, "serial": e.serial, "details": e.details})
+        })
+        .collect();
+    admin.page(
+        &v,
+        StatusCode::OK,
+        "history.html",
+        json!({"title": admin.text(v.lang, "history.title"), "events": events,
+            "q": {"ticket": q.ticket, "serial": q.serial, "order_id": q.order_id},
+            "asked": asked, "chain": chain,
+            "self": format!("{BASE}/history?ticket={}&serial={}&order_id={}",
+                query_escape(&q.ticket), query_escape(&q.serial), query_escape(&q.order_id))}),
+    )
+}

@@ -1,0 +1,357 @@
+//! The back office's own use cases: staff sessions and what only its pages read (orders
+//! paged by key, the blacklist as a list, the dashboard's figures). Everything a page
+//! changes goes through the same service functions as the JSON API and SOAP, with the
+//! session's `Actor`.
+//!
+//! A staff session is a row keyed by the SHA-256 of the cookie's token. Every request reads
+//! it joined with its user, so a deactivated user is out at once and a changed role holds
+//! at the next request; it ends on logout, after `admin_idle_minutes` without a request and
+//! `admin_session_hours` after the login. Failed logins count against the client's address
+//! and the user name, as the portal's ticket logins do, and hold both back at the limit.
+use std::net::IpAddr;
+
+use chrono::{Duration, NaiveDateTime};
+use serde::Serialize;
+
+use super::portal::client_key;
+use super::Core;
+use crate::domain::ticket::TicketCode;
+use crate::domain::{Actor, Interface, Role};
+use crate::error::{Error, Result};
+use crate::store::admin::{self as store, BlacklistLine, OrderLine, OrderSearch};
+use crate::store::{customers, portal as failures, tickets};
+
+/// The roles that may use the back office at all.
+pub const STAFF: &[Role] = &[Role::Admin, Role::Sales, Role::Support];
+
+/// A live staff session: who acts, and the token its forms carry.
+#[derive(Debug, Clone)]
+pub struct StaffSession {
+    id: String,
+    csrf: String,
+    pub actor: Actor,
+}
+
+impl StaffSession {
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
+    /// Whether a form's token is this session's (compared in constant time).
+    pub fn csrf_matches(&self, given: &str) -> bool {
+        given.len() == self.csrf.len()
+            && openssl::memcmp::eq(given.as_bytes(), self.csrf.as_bytes())
+    }
+}
+
+fn token_id(token: &str) -> String {
+    hex::encode(openssl::sha::sha256(token.as_bytes()))
+}
+
+fn csrf_of(token: &str) -> String {
+    hex::encode(openssl::sha::sha256(
+        format!("admin-csrf\0{token}").as_bytes(),
+    ))
+}
+
+fn idle(core: &Core) -> Duration {
+    Duration::minutes(i64::from(core.config().admin_idle_minutes))
+}
+
+fn user_key(username: &str) -> String {
+    format!("staff:{}", username.to_lowercase())
+}
+
+/// Logs a user in from `client`; the token goes into the cookie. A wrong name or password
+/// is `Unauthenticated` (which of them is not said); a role that has no back office
+/// (erp, production) is refused as forbidden.
+pub async fn login(
+    core: &Core,
+    client: IpAddr,
+    username: &str,
+    password: &str,
+) -> Result<(String, StaffSession)> {
+    let cfg = core.config();
+    let limit = cfg.portal_login_limit;
+    let window = Duration::seconds(cfg.portal_login_window_secs as i64);
+    let keys = vec![client_key(client), user_key(username)];
+    let now = super::now();
+    let held = {
+        let keys = keys.clone();
+        core.db
+            .read(move |c| {
+                for key in &keys {
+                    let recent = failures::recent_failures(c, key, now - window, i64::from(limit))?;
+                    if recent.len() >= limit as usize {
+                        return Ok(recent.last().map(|oldest| *oldest + window));
+                    }
+                }
+                Ok(None)
+            })
+            .await?
+    };
+    if let Some(until) = held {
+        return Err(Error::RateLimited {
+            retry_after: (until - now).num_seconds().max(1) as u64,
+        });
+    }
+    let actor = match super::users::authenticate(core, username, password, Interface::Admin).await {
+        Ok(a) => a,
+        Err(Error::Unauthenticated) => {
+            core.db
+                .write(move |c| failures::record_failures(c, &keys, now))
+                .await?;
+            return Err(Error::Unauthenticated);
+        }
+        Err(e) => return Err(e),
+    };
+    actor.require(STAFF, "use the back office")?;
+    let token = {
+        use base64::Engine;
+        let mut b = [0u8; 32];
+        openssl::rand::rand_bytes(&mut b).expect("CSPRNG");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    };
+    let id = token_id(&token);
+    let name = actor.name.clone();
+    let ends = now + Duration::hours(i64::from(cfg.admin_session_hours));
+    {
+        let id = id.clone();
+        core.db
+            .write(move |c| {
+                let user = crate::store::users::by_name(c, &name)?.ok_or(Error::Unauthenticated)?;
+                store::insert_session(c, &id, user.id, now, ends)
+            })
+            .await?;
+    }
+    let session = StaffSession {
+        id,
+        csrf: csrf_of(&token),
+        actor,
+    };
+    Ok((token, session))
+}
+
+/// The live session of a cookie's token, with its user's role as it is now; none if it
+/// ended, idled out or its user was deactivated. A request keeps it alive (written at
+/// most once a minute).
+pub async fn session(core: &Core, token: &str) -> Result<Option<StaffSession>> {
+    if token.is_empty() || token.len() > 64 {
+        return Ok(None);
+    }
+    let id = token_id(token);
+    let now = super::now();
+    let idle_since = now - idle(core);
+    let row = {
+        let id = id.clone();
+        core.db
+            .read(move |c| store::live_session(c, &id, now, idle_since))
+            .await?
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    if now - row.last_seen_at > Duration::seconds(60) {
+        let id = id.clone();
+        core.db
+            .write(move |c| store::touch_session(c, &id, now))
+            .await?;
+    }
+    Ok(Some(StaffSession {
+        id: row.id,
+        csrf: csrf_of(token),
+        actor: Actor {
+            name: row.username,
+            role: row.role,
+            interface: Interface::Admin,
+        },
+    }))
+}
+
+/// Ends a session (logout) on every node.
+pub async fn logout(core: &Core, s: &StaffSession) -> Result<()> {
+    let id = s.id.clone();
+    core.db.write(move |c| store::delete_session(c, &id)).await
+}
+
+/// A page of the order list: `rows`, and the key of the next page if there is one.
+#[derive(Debug, Serialize)]
+pub struct OrderPage {
+    pub rows: Vec<OrderLine>,
+    pub next: Option<i64>,
+}
+
+/// Orders, newest first, `per_page` at a time from before `before`; `search` is matched
+/// exactly against an ERP order id, a customer id and a ticket.
+pub async fn orders(
+    core: &Core,
+    actor: &Actor,
+    search: &str,
+    before: Option<i64>,
+    per_page: i64,
+) -> Result<OrderPage> {
+    actor.require(STAFF, "read orders")?;
+    let search = search.trim().to_string();
+    core.db
+        .read(move |c| {
+            let by = if search.is_empty() {
+                Some(OrderSearch::All)
+            } else if let Some(t) = ticket_id(c, &search)? {
+                Some(OrderSearch::Ticket(t))
+            } else if let Some(cust) = customers::by_external_id(c, &search)? {
+                Some(OrderSearch::Customer(cust.id))
+            } else {
+                None
+            };
+            let mut rows = match by {
+                Some(by) => store::orders_page(c, by, before, per_page + 1)?,
+                None => {
+                    store::orders_page(c, OrderSearch::ErpOrderId(&search), before, per_page + 1)?
+                }
+            };
+            let next = if rows.len() as i64 > per_page {
+                rows.truncate(per_page as usize);
+                rows.last().map(|r| r.order_id)
+            } else {
+                None
+            };
+            Ok(OrderPage { rows, next })
+        })
+        .await
+}
+
+/// The id of the ticket `text` names, if it is a ticket code of a ticket that exists.
+fn ticket_id(c: &mut crate::store::Conn, text: &str) -> Result<Option<i64>> {
+    let Ok(code) = TicketCode::parse(text) else {
+        return Ok(None);
+    };
+    match tickets::id_of(c, &code) {
+        Ok(id) => Ok(Some(id)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The blacklist, newest first; `serial` narrows it, `all` shows removed entries too.
+pub async fn blacklist(
+    core: &Core,
+    actor: &Actor,
+    serial: Option<String>,
+    all: bool,
+) -> Result<Vec<BlacklistLine>> {
+    actor.require(super::lifecycle::SUPPORT_ROLES, "read the blacklist")?;
+    core.db
+        .read(move |c| store::blacklist_page(c, serial.as_deref(), all, 500))
+        .await
+}
+
+/// One day's counts on the dashboard.
+#[derive(Debug, Serialize)]
+pub struct Day {
+    pub day: String,
+    pub activations: i64,
+    pub returns: i64,
+    pub reactivations: i64,
+}
+
+/// The dashboard's figures.
+#[derive(Debug, Serialize)]
+pub struct Dashboard {
+    /// The last `DAYS` UTC days, oldest first.
+    pub days: Vec<Day>,
+    /// Licenses expiring in each of the next `WEEKS` weeks.
+    pub expiring: Vec<(String, i64)>,
+    /// This month's activations and the quota (0: none), per firm code.
+    pub quota: Vec<(i64, i64, i64)>,
+    pub failed_mails: i64,
+    pub failed_writebacks: i64,
+    pub open_approvals: i64,
+}
+
+pub const DAYS: i64 = 14;
+pub const WEEKS: i64 = 8;
+
+/// What the dashboard shows: activations, returns and re-activations per day; licenses
+/// expiring per week; the month's quota; what failed and waits for a person.
+pub async fn dashboard(core: &Core, actor: &Actor) -> Result<Dashboard> {
+    actor.require(STAFF, "read the dashboard")?;
+    let now = super::now();
+    let today = now.date().and_hms_opt(0, 0, 0).expect("midnight");
+    let (days, failed) = core
+        .db
+        .read(move |c| {
+            let mut days = vec![];
+            for back in (0..DAYS).rev() {
+                let from: NaiveDateTime = today - Duration::days(back);
+                let to = from + Duration::days(1);
+                days.push(Day {
+                    day: from.format("%Y-%m-%d").to_string(),
+                    activations: store::count_events(c, "license.activated", from, to)?,
+                    returns: store::count_events(c, "license.returned", from, to)?,
+                    reactivations: store::count_events(c, "license.reactivated", from, to)?,
+                });
+            }
+            Ok((days, store::failed_queues(c)?))
+        })
+        .await?;
+    let open_approvals = super::lifecycle::list_approvals(
+        core,
+        &Actor::system(Interface::Admin),
+        Some("open".into()),
+    )
+    .await?
+    .len() as i64;
+    // The expiring licenses of the next weeks, counted per week from today.
+    let table = super::reports::read(
+        core,
+        super::reports::Report::Expiring {
+            days: (WEEKS * 7) as u32,
+        },
+    )
+    .await?;
+    let at = table.columns.iter().position(|c| *c == "expiration_time");
+    let mut weeks = vec![0i64; WEEKS as usize];
+    for row in &table.rows {
+        let t = at
+            .and_then(|i| row.get(i))
+            .and_then(|v| v.as_str())
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+        if let Some(t) = t {
+            let w = (t.naive_utc() - today).num_days() / 7;
+            if let Some(n) = weeks.get_mut(w.max(0) as usize) {
+                *n += 1;
+            }
+        }
+    }
+    let expiring = weeks
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let from = today + Duration::days(i as i64 * 7);
+            (from.format("%Y-%m-%d").to_string(), n)
+        })
+        .collect();
+    let month = now.format("%Y-%m").to_string();
+    let quota = super::reports::read(core, super::reports::Report::ActivationsPerMonth)
+        .await?
+        .to_json()["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["month"] == month.as_str())
+        .map(|r| {
+            (
+                r["firm_code"].as_i64().unwrap_or_default(),
+                r["activations"].as_i64().unwrap_or_default(),
+                r["quota"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    Ok(Dashboard {
+        days,
+        expiring,
+        quota,
+        failed_mails: failed.0,
+        failed_writebacks: failed.1,
+        open_approvals,
+    })
+}

@@ -1,0 +1,254 @@
+//! The back office's tables (its sessions) and the lists and counts its pages read: orders
+//! paged by key, the dashboard's counts per day. Declared here, beside their only queries.
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{
+    blacklist, customers, events, firms, orders, outbox, tickets, users, writebacks,
+};
+use super::Conn;
+use crate::domain::{QueueState, Role};
+use crate::error::Result;
+
+diesel::table! {
+    admin_sessions (id) {
+        id -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(admin_sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(admin_sessions, users);
+
+/// A live staff session with its user as the user is now.
+#[derive(Debug, Clone)]
+pub struct StaffRow {
+    pub id: String,
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    pub last_seen_at: NaiveDateTime,
+}
+
+pub fn insert_session(
+    c: &mut Conn,
+    id: &str,
+    user_id: i64,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> Result<()> {
+    diesel::insert_into(admin_sessions::table)
+        .values((
+            admin_sessions::id.eq(id),
+            admin_sessions::user_id.eq(user_id),
+            admin_sessions::created_at.eq(now),
+            admin_sessions::last_seen_at.eq(now),
+            admin_sessions::expires_at.eq(expires_at),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// The session `id` if it is neither past its end nor idle since before `idle_since`, and
+/// its user is still active.
+pub fn live_session(
+    c: &mut Conn,
+    id: &str,
+    now: NaiveDateTime,
+    idle_since: NaiveDateTime,
+) -> Result<Option<StaffRow>> {
+    let row: Option<(String, i64, NaiveDateTime, String, String)> = admin_sessions::table
+        .inner_join(users::table)
+        .filter(admin_sessions::id.eq(id))
+        .filter(admin_sessions::expires_at.gt(now))
+        .filter(admin_sessions::last_seen_at.gt(idle_since))
+        .filter(users::active.eq(true))
+        .select((
+            admin_sessions::id,
+            admin_sessions::user_id,
+            admin_sessions::last_seen_at,
+            users::username,
+            users::role,
+        ))
+        .first(c)
+        .optional()?;
+    row.map(|(id, user_id, last_seen_at, username, role)| {
+        Ok(StaffRow {
+            id,
+            user_id,
+            username,
+            role: Role::parse(&role)?,
+            last_seen_at,
+        })
+    })
+    .transpose()
+}
+
+pub fn touch_session(c: &mut Conn, id: &str, now: NaiveDateTime) -> Result<()> {
+    diesel::update(admin_sessions::table.filter(admin_sessions::id.eq(id)))
+        .set(admin_sessions::last_seen_at.eq(now))
+        .execute(c)?;
+    Ok(())
+}
+
+pub fn delete_session(c: &mut Conn, id: &str) -> Result<()> {
+    diesel::delete(admin_sessions::table.filter(admin_sessions::id.eq(id))).execute(c)?;
+    Ok(())
+}
+
+/// Ends every session of a user (a new password, deactivation).
+pub fn delete_sessions_of(c: &mut Conn, user_id: i64) -> Result<usize> {
+    Ok(
+        diesel::delete(admin_sessions::table.filter(admin_sessions::user_id.eq(user_id)))
+            .execute(c)?,
+    )
+}
+
+/// Deletes the sessions past their end or idle since before `idle_since`.
+pub fn delete_expired(
+    c: &mut Conn,
+    now: NaiveDateTime,
+    idle_since: NaiveDateTime,
+) -> Result<usize> {
+    Ok(diesel::delete(
+        admin_sessions::table.filter(
+            admin_sessions::expires_at
+                .le(now)
+                .or(admin_sessions::last_seen_at.le(idle_since)),
+        ),
+    )
+    .execute(c)?)
+}
+
+/// An order as the back office lists it.
+#[derive(Debug, Clone, Queryable, serde::Serialize)]
+pub struct OrderLine {
+    pub order_id: i64,
+    pub source: String,
+    pub erp_order_id: String,
+    pub customer_id: String,
+    pub customer_name: String,
+    pub ticket: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// What the order list is narrowed to: a text matched exactly against the ERP order id,
+/// the customer's id and the ticket (as stored), so every search uses an index.
+pub enum OrderSearch<'a> {
+    All,
+    ErpOrderId(&'a str),
+    Customer(i64),
+    Ticket(i64),
+}
+
+/// The newest orders before `before` (an order id; none: from the newest), at most `limit`.
+pub fn orders_page(
+    c: &mut Conn,
+    search: OrderSearch,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<OrderLine>> {
+    let mut q = orders::table
+        .inner_join(tickets::table)
+        .inner_join(customers::table.on(customers::id.eq(orders::customer_id)))
+        .select((
+            orders::id,
+            orders::source,
+            orders::erp_order_id,
+            customers::external_id,
+            customers::name,
+            tickets::code,
+            orders::created_by,
+            orders::created_at,
+        ))
+        .into_boxed();
+    q = match search {
+        OrderSearch::All => q,
+        OrderSearch::ErpOrderId(id) => q.filter(orders::erp_order_id.eq(id.to_string())),
+        OrderSearch::Customer(id) => q.filter(orders::customer_id.eq(id)),
+        OrderSearch::Ticket(id) => q.filter(orders::ticket_id.eq(id)),
+    };
+    if let Some(b) = before {
+        q = q.filter(orders::id.lt(b));
+    }
+    Ok(q.order(orders::id.desc()).limit(limit).load(c)?)
+}
+
+/// How many events of `action` fall in [from, to).
+pub fn count_events(
+    c: &mut Conn,
+    action: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<i64> {
+    Ok(events::table
+        .filter(events::action.eq(action))
+        .filter(events::at.ge(from))
+        .filter(events::at.lt(to))
+        .count()
+        .get_result(c)?)
+}
+
+/// Mails and ERP write-backs that failed for good (waiting for a person).
+pub fn failed_queues(c: &mut Conn) -> Result<(i64, i64)> {
+    let failed = QueueState::Failed.as_str();
+    let mails = outbox::table
+        .filter(outbox::state.eq(failed))
+        .count()
+        .get_result(c)?;
+    let writebacks = writebacks::table
+        .filter(writebacks::state.eq(failed))
+        .count()
+        .get_result(c)?;
+    Ok((mails, writebacks))
+}
+
+/// A blacklist entry as the back office lists it.
+#[derive(Debug, Clone, Queryable, serde::Serialize)]
+pub struct BlacklistLine {
+    pub firm_code: i64,
+    pub serial: String,
+    pub description: String,
+    pub placed_at: NaiveDateTime,
+    pub placed_by: String,
+    pub lock_sent_at: Option<NaiveDateTime>,
+    pub lock_validated_at: Option<NaiveDateTime>,
+    pub removed_at: Option<NaiveDateTime>,
+    pub removed_by: Option<String>,
+    pub removed_reason: Option<String>,
+}
+
+/// Blacklist entries, newest first, open ones only unless `all`; `serial` narrows to one.
+pub fn blacklist_page(
+    c: &mut Conn,
+    serial: Option<&str>,
+    all: bool,
+    limit: i64,
+) -> Result<Vec<BlacklistLine>> {
+    let mut q = blacklist::table
+        .inner_join(firms::table.on(firms::id.eq(blacklist::firm_id)))
+        .select((
+            firms::firm_code,
+            blacklist::serial,
+            blacklist::description,
+            blacklist::placed_at,
+            blacklist::placed_by,
+            blacklist::lock_sent_at,
+            blacklist::lock_validated_at,
+            blacklist::removed_at,
+            blacklist::removed_by,
+            blacklist::removed_reason,
+        ))
+        .into_boxed();
+    if let Some(s) = serial {
+        q = q.filter(blacklist::serial.eq(s.to_string()));
+    }
+    if !all {
+        q = q.filter(blacklist::removed_at.is_null());
+    }
+    Ok(q.order(blacklist::id.desc()).limit(limit).load(c)?)
+}
