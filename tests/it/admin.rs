@@ -804,15 +804,22 @@ fn the_back_office_in_a_browser() {
             // The requeued mail goes out once.
             "mail_sent" => {
                 let mails = sink.wait_for(1, 20);
-                let (_, list) = app.admin("GET", "/api/v1/mail", None);
-                let m = list
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|m| m["id"] == ask["id"])
-                    .cloned()
-                    .ok_or("no such mail")?;
-                Ok(json!({"state": m["state"], "delivered": mails.len()}))
+                // The outbox says so once the server heard the SMTP server's answer.
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                loop {
+                    let (_, list) = app.admin("GET", "/api/v1/mail", None);
+                    let m = list
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|m| m["id"] == ask["id"])
+                        .cloned()
+                        .ok_or("no such mail")?;
+                    if m["state"] == "sent" || std::time::Instant::now() > until {
+                        return Ok(json!({"state": m["state"], "delivered": mails.len()}));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
             }
             other => Err(format!("unknown ask {other:?}")),
         }
