@@ -355,3 +355,70 @@ pub async fn dashboard(core: &Core, actor: &Actor) -> Result<Dashboard> {
         open_approvals,
     })
 }
+
+/// A page of the customer list, and the key of the next page.
+#[derive(Debug, Serialize)]
+pub struct CustomerPage {
+    pub rows: Vec<super::catalog::Customer>,
+    pub next: Option<i64>,
+}
+
+/// Customers, newest first; `search` is a customer id, or part of a name or an e-mail
+/// address.
+pub async fn customers(
+    core: &Core,
+    actor: &Actor,
+    search: &str,
+    before: Option<i64>,
+    per_page: i64,
+) -> Result<CustomerPage> {
+    actor.require(STAFF, "read customers")?;
+    let search = search.trim().to_string();
+    core.db
+        .read(move |c| {
+            let mut rows = store::customers_page(c, &search, before, per_page + 1)?;
+            let next = if rows.len() as i64 > per_page {
+                rows.truncate(per_page as usize);
+                rows.last().map(|r| r.id)
+            } else {
+                None
+            };
+            Ok(CustomerPage {
+                rows: rows.into_iter().map(Into::into).collect(),
+                next,
+            })
+        })
+        .await
+}
+
+/// A customer's tickets as the customer page lists them.
+#[derive(Debug, Serialize)]
+pub struct CustomerTicket {
+    pub ticket: String,
+    pub state: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// The tickets of customer `external_id`, newest first.
+pub async fn customer_tickets(
+    core: &Core,
+    actor: &Actor,
+    external_id: String,
+) -> Result<Vec<CustomerTicket>> {
+    actor.require(STAFF, "read customers")?;
+    core.db
+        .read(move |c| {
+            let id = customers::id_of(c, &external_id)?;
+            store::tickets_of_customer(c, id)?
+                .into_iter()
+                .map(|(code, state, created_at)| {
+                    Ok(CustomerTicket {
+                        ticket: TicketCode::parse(&code)?.to_string(),
+                        state,
+                        created_at,
+                    })
+                })
+                .collect()
+        })
+        .await
+}

@@ -327,6 +327,60 @@ pub async fn get_order(
         .await
 }
 
+/// Sends the ticket mail of order `order_id` again, to the customer's address as it is
+/// now (the customer lost it, or it went to an old address), with every line of the order.
+pub async fn resend_ticket_mail(core: &Core, actor: &Actor, order_id: i64) -> Result<()> {
+    actor.require(
+        &[Role::Admin, Role::Sales, Role::Support],
+        "send ticket mails",
+    )?;
+    let actor = actor.clone();
+    let portal = core.config.portal_url.trim_end_matches('/').to_string();
+    core.db
+        .write(move |c| {
+            let view = load_order(c, order_id, false)?;
+            let customer = crate::store::customers::by_external_id(c, &view.customer_id)?
+                .ok_or_else(|| Error::not_found("customer", &view.customer_id))?;
+            if customer.email.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "customer {} has no e-mail address: add one first",
+                    customer.external_id
+                )));
+            }
+            let mut lines = vec![];
+            for l in &view.lines {
+                let item = item_store::by_item_id(c, &l.item_id)?;
+                lines.push(serde_json::json!({"item_id": l.item_id, "name": item.name,
+                    "quantity": l.quantity}));
+            }
+            let code = TicketCode::parse(&view.ticket)?;
+            super::mail::enqueue(
+                c,
+                super::mail::NewMail {
+                    kind: "ticket",
+                    recipient: &customer.email,
+                    locale: &customer.locale,
+                    params: serde_json::json!({"customer_name": customer.name,
+                    "order_id": view.erp_order_id, "ticket": code.to_string(),
+                    "ticket_url": format!("{portal}/tickets/{code}"), "licenses": lines}),
+                    attachment: None,
+                },
+            )?;
+            audit::record(
+                &actor,
+                Event {
+                    action: "order.ticket_mail_resent",
+                    order_id: Some(order_id),
+                    ticket: Some(code.as_stored()),
+                    details: serde_json::json!({"recipient": customer.email}),
+                    ..Default::default()
+                },
+            )?;
+            Ok(())
+        })
+        .await
+}
+
 /// An order by Licentia's own id (the back office's links).
 pub async fn get_order_by_id(core: &Core, actor: &Actor, order_id: i64) -> Result<OrderView> {
     actor.require(

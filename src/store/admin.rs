@@ -9,6 +9,7 @@ use super::schema::{
 use super::Conn;
 use crate::domain::{QueueState, Role};
 use crate::error::Result;
+use crate::store::customers::CustomerRow;
 
 diesel::table! {
     admin_sessions (id) {
@@ -176,6 +177,58 @@ pub fn orders_page(
         q = q.filter(orders::id.lt(b));
     }
     Ok(q.order(orders::id.desc()).limit(limit).load(c)?)
+}
+
+/// Customers, newest first, before customer id `before`, at most `limit`: those whose id is
+/// `search` exactly, else those whose name or e-mail address contains it (a scan of the
+/// customers, stopped at the page's end).
+pub fn customers_page(
+    c: &mut Conn,
+    search: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<CustomerRow>> {
+    if !search.is_empty() {
+        let exact: Vec<CustomerRow> = customers::table
+            .filter(customers::external_id.eq(search))
+            .load(c)?;
+        if !exact.is_empty() {
+            return Ok(exact);
+        }
+    }
+    let mut q = customers::table.into_boxed();
+    if !search.is_empty() {
+        let pattern = format!(
+            "%{}%",
+            search
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        q = q.filter(
+            customers::name
+                .like(pattern.clone())
+                .escape('\\')
+                .or(customers::email.like(pattern).escape('\\')),
+        );
+    }
+    if let Some(b) = before {
+        q = q.filter(customers::id.lt(b));
+    }
+    Ok(q.order(customers::id.desc()).limit(limit).load(c)?)
+}
+
+/// The tickets of a customer with their state, newest first.
+pub fn tickets_of_customer(
+    c: &mut Conn,
+    customer_id: i64,
+) -> Result<Vec<(String, String, NaiveDateTime)>> {
+    Ok(tickets::table
+        .filter(tickets::customer_id.eq(customer_id))
+        .select((tickets::code, tickets::state, tickets::created_at))
+        .order(tickets::id.desc())
+        .limit(1000)
+        .load(c)?)
 }
 
 /// How many events of `action` fall in [from, to).

@@ -129,6 +129,12 @@ async function main() {
   await page.click('nav a[href="/admin/orders"]');
   await expectText(page, 'table', 'HAND-1');
   await look(page, 'orders');
+  await page.click('nav a[href="/admin/customers"]');
+  await page.fill('#q', 'Söhne');
+  await page.click('form[action="/admin/customers"] button[type="submit"]');
+  await page.click('a[href="/admin/customers/C-HAND"]');
+  await expectText(page, 'main', 'HAND');
+  await look(page, 'customer');
 
   // The stolen container on the blacklist: the lock goes with its next contact.
   await page.click('nav a[href="/admin/blacklist"]');

@@ -103,6 +103,8 @@ fn staff_log_in_and_out_and_their_role_holds_at_every_request() {
         "/admin",
         "/admin/orders",
         "/admin/orders/new",
+        "/admin/customers",
+        "/admin/customers?q=nobody",
         "/admin/items",
         "/admin/items/new",
         "/admin/items/SNP-SINGLE",
@@ -459,6 +461,44 @@ fn orders_are_made_by_hand_in_four_ways_and_licenses_withdrawn() {
     );
     assert_eq!(p.status, 303, "{}", alert(&p));
     assert_eq!(license(&app, other).0, "deleted");
+
+    // The ticket mail again: the customer has no address yet, then one.
+    let p = post(&mut v, &page, &format!("{page}/mail"), &[]);
+    assert_eq!(p.status, 409, "{}", alert(&p));
+    assert!(p.body.contains("has no e-mail address"));
+    let p = post(
+        &mut v,
+        "/admin/customers/C-HAND",
+        "/admin/customers/C-HAND",
+        &[
+            ("name", "Hand Made GmbH"),
+            ("email", "hand@example.com"),
+            ("locale", "de"),
+        ],
+    );
+    assert_eq!(p.status, 303, "{}", alert(&p));
+    let mails = app.count("outbox");
+    let p = post(&mut v, &page, &format!("{page}/mail"), &[]);
+    assert_eq!(p.status, 303, "{}", alert(&p));
+    assert_eq!(app.count("outbox"), mails + 1);
+    assert_eq!(
+        app.count(&format!(
+            "outbox WHERE recipient = 'hand@example.com' AND kind = 'ticket' AND locale = 'de' \
+             AND params LIKE '%{ticket}%'"
+        )),
+        1
+    );
+    // The customer's page: contact, tickets, containers.
+    let p = v.get("/admin/customers/C-HAND");
+    assert!(p.body.contains("hand@example.com") && p.body.contains(&ticket));
+    assert!(p.body.contains(&serial), "the assigned container is listed");
+    let p = v.get("/admin/customers?q=Hand%20Made");
+    assert!(p.body.contains("/admin/customers/C-HAND"));
+    let p = v.get("/admin/customers?q=100%25");
+    assert!(
+        p.body.contains("No customers found."),
+        "a % is searched as itself"
+    );
 
     // The history of the order's ticket names the back office.
     let p = v.get(&format!("/admin/history?ticket={ticket}&verify=1"));

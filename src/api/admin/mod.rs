@@ -6,6 +6,7 @@
 //! Policy); charts are SVG drawn on the server.
 mod charts;
 mod control;
+mod customers;
 mod operations;
 mod orders;
 
@@ -42,6 +43,8 @@ const TEMPLATES: &[(&str, &str)] = built_in!(
     "message.html",
     "dashboard.html",
     "orders.html",
+    "customers.html",
+    "customer.html",
     "order_new.html",
     "order.html",
     "items.html",
@@ -583,6 +586,68 @@ pub fn configure(cfg: &mut web::ServiceConfig, admin: web::Data<Admin>) {
         .route("/static/admin.css", web::get().to(style))
         .configure(orders::routes)
         .configure(control::routes)
+        .configure(customers::routes)
         .configure(operations::routes);
     cfg.service(scope.default_service(web::to(not_found)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every text is in every language: a missing one would show its name on the page.
+    #[test]
+    fn the_catalogues_have_the_same_texts() {
+        fn names(v: &Value, path: &str, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, v) in m {
+                        names(v, &format!("{path}{k}."), out);
+                    }
+                }
+                _ => out.push(path.to_string()),
+            }
+        }
+        let mut all = vec![];
+        for (file, text) in CATALOGUES {
+            let t: toml::Table = text.parse().unwrap_or_else(|e| panic!("{file}: {e}"));
+            let mut n = vec![];
+            names(&serde_json::to_value(t).unwrap(), "", &mut n);
+            n.sort();
+            all.push(n);
+        }
+        assert_eq!(all[0], all[1]);
+    }
+
+    #[test]
+    fn only_paths_inside_the_back_office_are_come_back_to() {
+        assert_eq!(local_path(Some("/admin/orders?q=1")), "/admin/orders?q=1");
+        assert_eq!(local_path(Some("/admin?notice=x")), "/admin?notice=x");
+        for bad in [
+            "https://evil.example/",
+            "//evil",
+            "/admin//x",
+            "/portal",
+            "/adminx",
+        ] {
+            assert_eq!(local_path(Some(bad)), "/admin", "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_are_escaped_but_slashes_are_left() {
+        let mut env = Environment::new();
+        env.set_formatter(html_formatter);
+        env.add_template("t.html", "<a href=\"{{ u }}\">{{ x }}</a>{{ n }}")
+            .unwrap();
+        let out = env
+            .get_template("t.html")
+            .unwrap()
+            .render(minijinja::context! {u => "/admin/x?a=1&b=2", x => "<b>'\"", n => ()})
+            .unwrap();
+        assert_eq!(
+            out,
+            "<a href=\"/admin/x?a=1&amp;b=2\">&lt;b&gt;&#x27;&quot;</a>"
+        );
+    }
 }

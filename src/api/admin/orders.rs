@@ -25,6 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/orders/{id}", web::get().to(show))
         .route("/orders/{id}/withdraw", web::post().to(withdraw))
         .route("/orders/{id}/lines", web::post().to(add_line))
+        .route("/orders/{id}/mail", web::post().to(resend))
         .route("/items", web::get().to(items))
         .route("/items", web::post().to(create_item))
         .route("/items/new", web::get().to(item_new_page))
@@ -296,6 +297,23 @@ async fn add_line(
     };
     tried!(admin, v, result);
     done(&format!("{BASE}/orders/{id}"), "line_added")
+}
+
+async fn resend(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let _ = form!(admin, v, req, body);
+    tried!(
+        admin,
+        v,
+        orders::resend_ticket_mail(&core, &v.staff().actor, *id).await
+    );
+    done(&format!("{BASE}/orders/{id}"), "mail_queued")
 }
 
 async fn items(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
