@@ -390,6 +390,22 @@ fn orders_are_made_by_hand_in_four_ways_and_licenses_withdrawn() {
         ],
     );
     assert_eq!(p.status, 404, "{}", alert(&p));
+    // Sales may order but not push: refused before anything is made.
+    let sales_pw = app.add_user("sam", Role::Sales);
+    let mut sam = staff(&app, "sam", &sales_pw);
+    let before = app.count("orders");
+    let p = post(
+        &mut sam,
+        form,
+        "/admin/orders",
+        &[
+            ("way", "container"),
+            ("serial", &serial),
+            ("item_id", "SNP-SINGLE"),
+        ],
+    );
+    assert_eq!(p.status, 403, "{}", alert(&p));
+    assert_eq!(app.count("orders"), before);
     let p = post(
         &mut v,
         &format!("/admin/containers?serial={serial}"),

@@ -253,6 +253,8 @@ fn may(role: Role) -> Value {
         "write_items": role == Role::Admin,
         "control": control,
         "containers": true,
+        "push": support,
+        "reset": role == Role::Admin,
         "blacklist": support,
         "approvals": support,
         "reports": true,

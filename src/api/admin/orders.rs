@@ -154,7 +154,18 @@ async fn place(core: &Core_, actor: &crate::domain::Actor, f: &Form) -> Result<i
         "new" | "container" => {
             let serial = field(f, "serial");
             let customer_id = if way == "container" {
+                // Everything the pushes need is checked before the order is made.
+                actor.require(
+                    &[crate::domain::Role::Admin, crate::domain::Role::Support],
+                    "push licenses to containers",
+                )?;
                 let c = activation::get_container(core, actor, serial.to_string()).await?;
+                if c.state != "active" {
+                    return Err(Error::Conflict(format!(
+                        "container {serial} is {}: it takes no licenses",
+                        c.state
+                    )));
+                }
                 c.customer_id.ok_or_else(|| {
                     Error::Conflict(format!(
                         "container {serial} is assigned to no customer: assign it first"
@@ -183,7 +194,16 @@ async fn place(core: &Core_, actor: &crate::domain::Actor, f: &Form) -> Result<i
             .await?;
             if way == "container" {
                 for l in order.lines.iter().flat_map(|l| &l.licenses) {
-                    activation::push_license(core, actor, serial.to_string(), *l).await?;
+                    activation::push_license(core, actor, serial.to_string(), *l)
+                        .await
+                        .map_err(|e| {
+                            Error::Conflict(format!(
+                                "order {} was made, but its license {l} could not go to {serial} \
+                                 (push it from the container's page): {}",
+                                order.order_id,
+                                e.public_message()
+                            ))
+                        })?;
                 }
             }
             Ok(order.order_id)
