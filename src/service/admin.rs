@@ -422,3 +422,31 @@ pub async fn customer_tickets(
         })
         .await
 }
+
+/// What the container page shows beyond the support view: each license with its ticket,
+/// order and activations, and when a license last went in.
+#[derive(Debug, Serialize)]
+pub struct ContainerDetails {
+    pub licenses: Vec<store::ContainerLicenseLine>,
+    pub last_activation: Option<NaiveDateTime>,
+}
+
+pub async fn container_details(
+    core: &Core,
+    actor: &Actor,
+    serial: String,
+) -> Result<ContainerDetails> {
+    actor.require(STAFF, "read containers")?;
+    core.db
+        .read(move |c| {
+            let mut licenses = store::container_licenses(c, &serial)?;
+            for l in &mut licenses {
+                l.ticket = TicketCode::parse(&l.ticket)?.to_string();
+            }
+            Ok(ContainerDetails {
+                licenses,
+                last_activation: crate::store::licenses::last_activation_in(c, &serial)?,
+            })
+        })
+        .await
+}

@@ -4,7 +4,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{
-    blacklist, customers, events, firms, orders, outbox, tickets, users, writebacks,
+    blacklist, customers, events, firms, items, licenses, order_lines, orders, outbox, tickets,
+    users, writebacks,
 };
 use super::Conn;
 use crate::domain::{QueueState, Role};
@@ -304,4 +305,64 @@ pub fn blacklist_page(
         q = q.filter(blacklist::removed_at.is_null());
     }
     Ok(q.order(blacklist::id.desc()).limit(limit).load(c)?)
+}
+
+/// A license of a container as its details show it (the seeds' "Details on CmContainer").
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContainerLicenseLine {
+    pub license_id: i64,
+    pub item_id: String,
+    pub state: String,
+    pub ticket: String,
+    pub order_id: i64,
+    pub erp_order_id: String,
+    pub activated_at: Option<NaiveDateTime>,
+    /// How often it was activated, re-activated or restored into a container.
+    pub activations: i64,
+}
+
+/// The licenses container `serial` holds (or is getting or giving back), with their ticket,
+/// order and number of activations.
+pub fn container_licenses(c: &mut Conn, serial: &str) -> Result<Vec<ContainerLicenseLine>> {
+    let rows: Vec<(i64, String, String, String, i64, String, Option<NaiveDateTime>)> =
+        licenses::table
+            .inner_join(items::table)
+            .inner_join(tickets::table)
+            .inner_join(order_lines::table.on(order_lines::id.eq(licenses::order_line_id)))
+            .inner_join(orders::table.on(orders::id.eq(order_lines::order_id)))
+            .filter(licenses::serial.eq(serial))
+            .select((
+                licenses::id,
+                items::item_id,
+                licenses::state,
+                tickets::code,
+                orders::id,
+                orders::erp_order_id,
+                licenses::activated_at,
+            ))
+            .order(licenses::id.asc())
+            .load(c)?;
+    let mut out = vec![];
+    for (license_id, item_id, state, ticket, order_id, erp_order_id, activated_at) in rows {
+        let activations = events::table
+            .filter(events::license_id.eq(license_id))
+            .filter(events::action.eq_any([
+                "license.activated",
+                "license.reactivated",
+                "license.restored",
+            ]))
+            .count()
+            .get_result(c)?;
+        out.push(ContainerLicenseLine {
+            license_id,
+            item_id,
+            state,
+            ticket,
+            order_id,
+            erp_order_id,
+            activated_at,
+            activations,
+        });
+    }
+    Ok(out)
 }

@@ -50,7 +50,8 @@ async fn container(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse
             &v,
             StatusCode::OK,
             "container.html",
-            json!({"title": title, "serial": "", "container": null, "listed": []}),
+            json!({"title": title, "serial": "", "container": null, "details": null,
+                "listed": []}),
         );
     }
     let actor = &v.staff().actor;
@@ -58,6 +59,11 @@ async fn container(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse
         admin,
         v,
         activation::get_container(&core, actor, serial.clone()).await
+    );
+    let details = tried!(
+        admin,
+        v,
+        admin::container_details(&core, actor, serial.clone()).await
     );
     // Support sees whether it is blacklisted; sales may not read the blacklist.
     let listed = admin::blacklist(&core, actor, Some(serial.clone()), false)
@@ -68,7 +74,7 @@ async fn container(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse
         StatusCode::OK,
         "container.html",
         json!({"title": format!("{title} {serial}"), "serial": serial, "container": c,
-            "listed": listed}),
+            "details": details, "listed": listed}),
     )
 }
 
