@@ -173,13 +173,6 @@ pub async fn logout(core: &Core, s: &StaffSession) -> Result<()> {
     core.db.write(move |c| store::delete_session(c, &id)).await
 }
 
-/// A page of the order list: `rows`, and the key of the next page if there is one.
-#[derive(Debug, Serialize)]
-pub struct OrderPage {
-    pub rows: Vec<OrderLine>,
-    pub next: Option<i64>,
-}
-
 /// Orders, newest first, `per_page` at a time from before `before`; `search` is matched
 /// exactly against an ERP order id, a customer id and a ticket.
 pub async fn orders(
@@ -188,7 +181,7 @@ pub async fn orders(
     search: &str,
     before: Option<i64>,
     per_page: i64,
-) -> Result<OrderPage> {
+) -> Result<Page<OrderLine>> {
     actor.require(STAFF, "read orders")?;
     let search = search.trim().to_string();
     core.db
@@ -202,19 +195,9 @@ pub async fn orders(
             } else {
                 None
             };
-            let mut rows = match by {
-                Some(by) => store::orders_page(c, by, before, per_page + 1)?,
-                None => {
-                    store::orders_page(c, OrderSearch::ErpOrderId(&search), before, per_page + 1)?
-                }
-            };
-            let next = if rows.len() as i64 > per_page {
-                rows.truncate(per_page as usize);
-                rows.last().map(|r| r.order_id)
-            } else {
-                None
-            };
-            Ok(OrderPage { rows, next })
+            let by = by.unwrap_or(OrderSearch::ErpOrderId(&search));
+            let rows = store::orders_page(c, by, before, per_page + 1)?;
+            Ok(Page::of(rows, per_page, |r| r.order_id))
         })
         .await
 }
@@ -231,16 +214,65 @@ fn ticket_id(c: &mut crate::store::Conn, text: &str) -> Result<Option<i64>> {
     }
 }
 
+/// A page of a list, and the key of the next page if there is one.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub next: Option<i64>,
+}
+
+impl<T> Page<T> {
+    /// Cuts a read of `per_page + 1` rows to the page; the key of the next is the last
+    /// row's.
+    fn of(mut rows: Vec<T>, per_page: i64, key: impl Fn(&T) -> i64) -> Page<T> {
+        let next = if rows.len() as i64 > per_page {
+            rows.truncate(per_page as usize);
+            rows.last().map(key)
+        } else {
+            None
+        };
+        Page { rows, next }
+    }
+}
+
 /// The blacklist, newest first; `serial` narrows it, `all` shows removed entries too.
 pub async fn blacklist(
     core: &Core,
     actor: &Actor,
     serial: Option<String>,
     all: bool,
-) -> Result<Vec<BlacklistLine>> {
+    before: Option<i64>,
+    per_page: i64,
+) -> Result<Page<BlacklistLine>> {
     actor.require(super::lifecycle::SUPPORT_ROLES, "read the blacklist")?;
     core.db
-        .read(move |c| store::blacklist_page(c, serial.as_deref(), all, 500))
+        .read(move |c| {
+            let rows = store::blacklist_page(c, serial.as_deref(), all, before, per_page + 1)?;
+            Ok(Page::of(rows, per_page, |r| r.id))
+        })
+        .await
+}
+
+/// The outbox, newest first, optionally in one state.
+pub async fn outbox(
+    core: &Core,
+    actor: &Actor,
+    state: Option<String>,
+    before: Option<i64>,
+    per_page: i64,
+) -> Result<Page<crate::store::outbox::MailView>> {
+    actor.require(&[Role::Admin, Role::Support], "read the outbox")?;
+    let state = state
+        .map(|s| {
+            crate::domain::QueueState::parse(&s)
+                .map_err(|_| Error::invalid("state", "must be queued, sending, sent or failed"))
+        })
+        .transpose()?;
+    core.db
+        .read(move |c| {
+            let rows = store::mail_page(c, state, before, per_page + 1)?;
+            Ok(Page::of(rows, per_page, |r| r.id))
+        })
         .await
 }
 
@@ -356,13 +388,6 @@ pub async fn dashboard(core: &Core, actor: &Actor) -> Result<Dashboard> {
     })
 }
 
-/// A page of the customer list, and the key of the next page.
-#[derive(Debug, Serialize)]
-pub struct CustomerPage {
-    pub rows: Vec<super::catalog::Customer>,
-    pub next: Option<i64>,
-}
-
 /// Customers, newest first; `search` is a customer id, or part of a name or an e-mail
 /// address.
 pub async fn customers(
@@ -371,21 +396,16 @@ pub async fn customers(
     search: &str,
     before: Option<i64>,
     per_page: i64,
-) -> Result<CustomerPage> {
+) -> Result<Page<super::catalog::Customer>> {
     actor.require(STAFF, "read customers")?;
     let search = search.trim().to_string();
     core.db
         .read(move |c| {
-            let mut rows = store::customers_page(c, &search, before, per_page + 1)?;
-            let next = if rows.len() as i64 > per_page {
-                rows.truncate(per_page as usize);
-                rows.last().map(|r| r.id)
-            } else {
-                None
-            };
-            Ok(CustomerPage {
-                rows: rows.into_iter().map(Into::into).collect(),
-                next,
+            let rows = store::customers_page(c, &search, before, per_page + 1)?;
+            let page = Page::of(rows, per_page, |r| r.id);
+            Ok(Page {
+                rows: page.rows.into_iter().map(Into::into).collect(),
+                next: page.next,
             })
         })
         .await

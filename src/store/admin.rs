@@ -264,6 +264,7 @@ pub fn failed_queues(c: &mut Conn) -> Result<(i64, i64)> {
 /// A blacklist entry as the back office lists it.
 #[derive(Debug, Clone, Queryable, serde::Serialize)]
 pub struct BlacklistLine {
+    pub id: i64,
     pub firm_code: i64,
     pub serial: String,
     pub description: String,
@@ -276,16 +277,19 @@ pub struct BlacklistLine {
     pub removed_reason: Option<String>,
 }
 
-/// Blacklist entries, newest first, open ones only unless `all`; `serial` narrows to one.
+/// Blacklist entries, newest first from before entry `before`, open ones only unless `all`;
+/// `serial` narrows to one.
 pub fn blacklist_page(
     c: &mut Conn,
     serial: Option<&str>,
     all: bool,
+    before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<BlacklistLine>> {
     let mut q = blacklist::table
         .inner_join(firms::table.on(firms::id.eq(blacklist::firm_id)))
         .select((
+            blacklist::id,
             firms::firm_code,
             blacklist::serial,
             blacklist::description,
@@ -303,6 +307,9 @@ pub fn blacklist_page(
     }
     if !all {
         q = q.filter(blacklist::removed_at.is_null());
+    }
+    if let Some(b) = before {
+        q = q.filter(blacklist::id.lt(b));
     }
     Ok(q.order(blacklist::id.desc()).limit(limit).load(c)?)
 }
@@ -324,24 +331,33 @@ pub struct ContainerLicenseLine {
 /// The licenses container `serial` holds (or is getting or giving back), with their ticket,
 /// order and number of activations.
 pub fn container_licenses(c: &mut Conn, serial: &str) -> Result<Vec<ContainerLicenseLine>> {
-    let rows: Vec<(i64, String, String, String, i64, String, Option<NaiveDateTime>)> =
-        licenses::table
-            .inner_join(items::table)
-            .inner_join(tickets::table)
-            .inner_join(order_lines::table.on(order_lines::id.eq(licenses::order_line_id)))
-            .inner_join(orders::table.on(orders::id.eq(order_lines::order_id)))
-            .filter(licenses::serial.eq(serial))
-            .select((
-                licenses::id,
-                items::item_id,
-                licenses::state,
-                tickets::code,
-                orders::id,
-                orders::erp_order_id,
-                licenses::activated_at,
-            ))
-            .order(licenses::id.asc())
-            .load(c)?;
+    /// License, item, state, ticket, order, ERP order id, activation time.
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        i64,
+        String,
+        Option<NaiveDateTime>,
+    );
+    let rows: Vec<Row> = licenses::table
+        .inner_join(items::table)
+        .inner_join(tickets::table)
+        .inner_join(order_lines::table.on(order_lines::id.eq(licenses::order_line_id)))
+        .inner_join(orders::table.on(orders::id.eq(order_lines::order_id)))
+        .filter(licenses::serial.eq(serial))
+        .select((
+            licenses::id,
+            items::item_id,
+            licenses::state,
+            tickets::code,
+            orders::id,
+            orders::erp_order_id,
+            licenses::activated_at,
+        ))
+        .order(licenses::id.asc())
+        .load(c)?;
     let mut out = vec![];
     for (license_id, item_id, state, ticket, order_id, erp_order_id, activated_at) in rows {
         let activations = events::table
@@ -365,4 +381,22 @@ pub fn container_licenses(c: &mut Conn, serial: &str) -> Result<Vec<ContainerLic
         });
     }
     Ok(out)
+}
+
+/// Mails, newest first from before mail `before`, in `state` or in any.
+pub fn mail_page(
+    c: &mut Conn,
+    state: Option<QueueState>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<crate::store::outbox::MailView>> {
+    use crate::store::outbox::MailView;
+    let mut q = outbox::table.select(MailView::as_select()).into_boxed();
+    if let Some(s) = state {
+        q = q.filter(outbox::state.eq(s.as_str()));
+    }
+    if let Some(b) = before {
+        q = q.filter(outbox::id.lt(b));
+    }
+    Ok(q.order(outbox::id.desc()).limit(limit).load(c)?)
 }

@@ -436,9 +436,14 @@ fn orders_are_made_by_hand_in_four_ways_and_licenses_withdrawn() {
     );
     // Each with its ticket, order and number of activations (the first from BO-0).
     let (_, o0) = app.admin("GET", "/api/v1/orders/erp/BO-0", None);
-    assert!(page.body.contains(&format!("/admin/orders/{}\">", o0["order_id"])));
+    assert!(page
+        .body
+        .contains(&format!("/admin/orders/{}\">", o0["order_id"])));
     assert!(page.body.contains(o0["ticket"].as_str().unwrap()));
-    let row = &page.body[page.body.find(&format!("data-license=\"{}\"", ids0[0])).unwrap()..];
+    let row = &page.body[page
+        .body
+        .find(&format!("data-license=\"{}\"", ids0[0]))
+        .unwrap()..];
     assert!(row.contains("<td class=\"num\">1</td>"), "activated once");
 
     // Withdraw one license of the first order from its page: it leaves the ticket.

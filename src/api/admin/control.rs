@@ -8,6 +8,8 @@ use crate::error::Error;
 use crate::service::lifecycle::{self, BlacklistAdd};
 use crate::service::{activation, admin};
 
+const PER_PAGE: i64 = 100;
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/containers", web::get().to(container))
         .route("/containers/{serial}/push", web::post().to(push))
@@ -29,6 +31,7 @@ struct SerialQuery {
     serial: String,
     #[serde(default)]
     all: String,
+    before: Option<i64>,
 }
 
 fn serial_query(req: &HttpRequest) -> SerialQuery {
@@ -37,6 +40,7 @@ fn serial_query(req: &HttpRequest) -> SerialQuery {
         .unwrap_or(SerialQuery {
             serial: String::new(),
             all: String::new(),
+            before: None,
         })
 }
 
@@ -66,8 +70,9 @@ async fn container(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse
         admin::container_details(&core, actor, serial.clone()).await
     );
     // Support sees whether it is blacklisted; sales may not read the blacklist.
-    let listed = admin::blacklist(&core, actor, Some(serial.clone()), false)
+    let listed = admin::blacklist(&core, actor, Some(serial.clone()), false, None, 10)
         .await
+        .map(|p| p.rows)
         .unwrap_or_default();
     admin.page(
         &v,
@@ -151,17 +156,33 @@ async fn blacklist(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse
     let q = serial_query(&req);
     let serial = Some(q.serial.trim().to_string()).filter(|s| !s.is_empty());
     let all = !q.all.is_empty();
-    let entries = tried!(
+    let page = tried!(
         admin,
         v,
-        admin::blacklist(&core, &v.staff().actor, serial.clone(), all).await
+        admin::blacklist(
+            &core,
+            &v.staff().actor,
+            serial.clone(),
+            all,
+            q.before,
+            PER_PAGE
+        )
+        .await
+    );
+    let serial = serial.unwrap_or_default();
+    let here = format!(
+        "{BASE}/blacklist?serial={}&all={}",
+        query_escape(&serial),
+        if all { "1" } else { "" }
     );
     admin.page(
         &v,
         StatusCode::OK,
         "blacklist.html",
-        json!({"title": admin.text(v.lang, "blacklist.title"), "entries": entries,
-            "serial": serial.unwrap_or_default(), "all": all}),
+        json!({"title": admin.text(v.lang, "blacklist.title"), "entries": page.rows,
+            "serial": serial, "all": all,
+            "next": page.next.map(|n| format!("{here}&before={n}")),
+            "first": q.before.map(|_| here)}),
     )
 }
 

@@ -221,22 +221,33 @@ async fn report_csv(
 #[derive(serde::Deserialize)]
 struct StateQuery {
     state: Option<String>,
+    before: Option<i64>,
 }
 
 async fn outbox(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
     let v = staff!(core, admin, req);
-    let state = web::Query::<StateQuery>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.into_inner().state)
-        .filter(|s| !s.is_empty());
+    let q = tried!(
+        admin,
+        v,
+        web::Query::<StateQuery>::from_query(req.query_string())
+            .map_err(|e| Error::invalid("query", e.to_string()))
+    );
+    let state = q.state.clone().filter(|s| !s.is_empty());
     let actor = &v.staff().actor;
-    let mails = tried!(admin, v, mail::list(&core, actor, state.clone()).await);
+    let mails = tried!(
+        admin,
+        v,
+        admin::outbox(&core, actor, state.clone(), q.before, 100).await
+    );
+    let here = format!("{BASE}/mail?state={}", state.as_deref().unwrap_or(""));
     let (notes, writebacks) = tried!(admin, v, connectors::list(&core, actor, None).await);
     admin.page(
         &v,
         StatusCode::OK,
         "mail.html",
-        json!({"title": admin.text(v.lang, "mail.title"), "mails": mails,
+        json!({"title": admin.text(v.lang, "mail.title"), "mails": mails.rows,
+            "next": mails.next.map(|n| format!("{here}&before={n}")),
+            "first": q.before.map(|_| here.clone()),
             "state": state.unwrap_or_default(),
             "states": ["queued", "sending", "sent", "failed"],
             "notifications": notes.into_iter().take(100).collect::<Vec<_>>(),
