@@ -11,7 +11,9 @@ use base64::Engine;
 use crate::protocol::crypto;
 
 mod cloud;
+mod pages;
 pub use cloud::{run_cloud, CloudBench};
+pub use pages::{run_pages, PagesBench};
 
 pub struct OrderBench {
     pub url: String,

@@ -65,6 +65,19 @@ pub enum BenchCmd {
         #[arg(long, env = "LICENTIA_BENCH_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// Log in to the back office and open its pages (order list first page, a page deep by
+    /// key, searches, customers, blacklist, outbox, dashboard) `rounds` times each; prints
+    /// p50/p99, bytes and server CPU per page. Fill the database first (`bench orders`).
+    Pages {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+        #[arg(long, default_value = "admin")]
+        user: String,
+        #[arg(long, env = "LICENTIA_BENCH_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
 }
 
 /// A benchmark's offered rate: a positive, finite number per second.
@@ -77,6 +90,23 @@ fn positive_rate(s: &str) -> Result<f64, String> {
 
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::Pages {
+            url,
+            rounds,
+            user,
+            password,
+        } => {
+            let b = licentia::bench::PagesBench {
+                url,
+                user,
+                password,
+                rounds,
+            };
+            println!(
+                "{}",
+                super::blocking(move || licentia::bench::run_pages(&b)).await?
+            );
+        }
         BenchCmd::Orders {
             url,
             concurrency,

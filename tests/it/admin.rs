@@ -17,17 +17,21 @@ fn keep(_: &Container) -> CResult<()> {
     Ok(())
 }
 
+/// Posts the login form (with its token, as the login page gives it).
+fn log_in(v: &mut Visitor, fields: &[(&str, &str)]) -> Page {
+    v.post_from("/admin/login", "/admin/login", fields)
+}
+
 /// A visitor logged in to the back office as `user`.
 fn staff(app: &TestApp, user: &str, password: &str) -> Visitor {
     let mut v = Visitor::new(&app.base);
-    let p = v.send(
-        "POST",
-        "/admin/login",
-        Some(&[
+    let p = log_in(
+        &mut v,
+        &[
             ("username", user),
             ("password", password),
             ("next", "/admin"),
-        ]),
+        ],
     );
     assert_eq!(
         (p.status, p.location.as_str()),
@@ -63,30 +67,32 @@ fn staff_log_in_and_out_and_their_role_holds_at_every_request() {
     assert_eq!(p.status, 200);
     assert!(p.body.contains("name=\"password\""));
     // A wrong password is a 401 page that does not say which of the two was wrong.
-    let p = anon.send(
-        "POST",
-        "/admin/login",
-        Some(&[("username", "admin"), ("password", "nope")]),
-    );
+    let p = log_in(&mut anon, &[("username", "admin"), ("password", "nope")]);
     assert_eq!(p.status, 401);
     assert!(p.body.contains("The user name or the password is wrong."));
-    assert!(anon.cookies.is_empty());
-    // ERP users have no back office.
-    let p = anon.send(
+    assert!(!anon.cookies.contains_key("licentia_admin"));
+    // A login form from elsewhere (without the login page's token) logs nobody in.
+    let p = Visitor::new(&app.base).send(
         "POST",
         "/admin/login",
-        Some(&[("username", "erpy"), ("password", &erp_pw)]),
+        Some(&[("username", "admin"), ("password", ADMIN_PW)]),
     );
+    assert_eq!(p.status, 403);
+    assert!(p
+        .set_cookies
+        .iter()
+        .all(|c| !c.starts_with("licentia_admin=")));
+    // ERP users have no back office.
+    let p = log_in(&mut anon, &[("username", "erpy"), ("password", &erp_pw)]);
     assert_eq!(p.status, 403, "{}", p.body);
     // A return address elsewhere is not followed.
-    let p = anon.send(
-        "POST",
-        "/admin/login",
-        Some(&[
+    let p = log_in(
+        &mut anon,
+        &[
             ("username", "admin"),
             ("password", ADMIN_PW),
             ("next", "//evil.example/"),
-        ]),
+        ],
     );
     assert_eq!((p.status, p.location.as_str()), (303, "/admin"));
     let cookie = p
@@ -207,10 +213,9 @@ fn staff_log_in_and_out_and_their_role_holds_at_every_request() {
         &[("role", "support")],
     );
     assert_eq!(sam.get("/admin/blacklist").status, 303);
-    let p = Visitor::new(&app.base).send(
-        "POST",
-        "/admin/login",
-        Some(&[("username", "sam"), ("password", &sales_pw)]),
+    let p = log_in(
+        &mut Visitor::new(&app.base),
+        &[("username", "sam"), ("password", &sales_pw)],
     );
     assert_eq!(p.status, 401);
 
@@ -243,10 +248,9 @@ fn staff_log_in_and_out_and_their_role_holds_at_every_request() {
     let mut guesser = Visitor::new(&app.base);
     let mut failed = 0;
     loop {
-        let p = guesser.send(
-            "POST",
-            "/admin/login",
-            Some(&[("username", "admin"), ("password", "guess")]),
+        let p = log_in(
+            &mut guesser,
+            &[("username", "admin"), ("password", "guess")],
         );
         if p.status == 429 {
             break;
@@ -255,10 +259,9 @@ fn staff_log_in_and_out_and_their_role_holds_at_every_request() {
         failed += 1;
         assert!(failed <= 5, "held back at the fifth failure");
     }
-    let p = guesser.send(
-        "POST",
-        "/admin/login",
-        Some(&[("username", "admin"), ("password", ADMIN_PW)]),
+    let p = log_in(
+        &mut guesser,
+        &[("username", "admin"), ("password", ADMIN_PW)],
     );
     assert_eq!(p.status, 429, "held back even with the right password");
 }

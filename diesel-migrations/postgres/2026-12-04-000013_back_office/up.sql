@@ -12,8 +12,9 @@ CREATE TABLE admin_sessions (
 );
 CREATE INDEX admin_sessions_user_id ON admin_sessions (user_id);
 CREATE INDEX admin_sessions_last_seen_at ON admin_sessions (last_seen_at);
--- The back office finds orders by customer and by ticket, and its dashboard counts the
--- recent events of a few kinds per day.
+-- The back office finds orders by ERP order id (of any source), by customer and by ticket,
+-- and its dashboard counts the recent events of a few kinds per day.
+CREATE INDEX orders_erp_order_id ON orders (erp_order_id);
 CREATE INDEX orders_customer_id ON orders (customer_id);
 CREATE INDEX orders_ticket_id ON orders (ticket_id);
 CREATE INDEX events_action_at ON events (action, at);

@@ -29,6 +29,9 @@ use crate::service::Core;
 pub const BASE: &str = "/admin";
 const SESSION_COOKIE: &str = "licentia_admin";
 const LANG_COOKIE: &str = "licentia_admin_lang";
+/// The token of the login form, before there is a session to bind it to (so that a page
+/// elsewhere cannot log a browser in as someone else).
+const LOGIN_COOKIE: &str = "licentia_admin_login";
 const LANGUAGES: &[&str] = &["en", "de"];
 
 macro_rules! built_in {
@@ -237,7 +240,7 @@ fn html_formatter(
 /// none as nothing.
 fn when(v: minijinja::Value) -> String {
     match v.as_str() {
-        Some(s) if s.len() >= 16 => s[..16].replace('T', " "),
+        Some(s) if s.len() >= 16 => s.get(..16).unwrap_or(s).replace('T', " "),
         Some(s) => s.to_string(),
         None => String::new(),
     }
@@ -469,12 +472,32 @@ async fn login_page(core: Core_, admin: Admin_, req: HttpRequest) -> HttpRespons
         return see_other(&local_path(next.as_deref()));
     }
     let title = admin.text(v.lang, "login.title");
-    admin.page(
+    let (token, fresh) = login_token(&req);
+    let mut r = admin.page(
         &v,
         StatusCode::OK,
         "login.html",
-        json!({"title": title, "next": local_path(next.as_deref()), "username": ""}),
-    )
+        json!({"title": title, "next": local_path(next.as_deref()), "username": "",
+            "login_token": token}),
+    );
+    if fresh {
+        r.headers_mut()
+            .append(header::SET_COOKIE, admin.cookie(LOGIN_COOKIE, &token, 3600));
+    }
+    r
+}
+
+/// The login form's token: the visitor's cookie's (so two open login pages both work), or
+/// a new one (the flag says so: the page sets the cookie).
+fn login_token(req: &HttpRequest) -> (String, bool) {
+    match cookie(req, LOGIN_COOKIE) {
+        Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => (t, false),
+        _ => {
+            let mut b = [0u8; 32];
+            openssl::rand::rand_bytes(&mut b).expect("CSPRNG");
+            (hex::encode(b), true)
+        }
+    }
 }
 
 async fn login(core: Core_, admin: Admin_, req: HttpRequest, body: web::Bytes) -> HttpResponse {
@@ -488,6 +511,20 @@ async fn login(core: Core_, admin: Admin_, req: HttpRequest, body: web::Bytes) -
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let form = tried!(admin, v, Form::parse(ct, &body));
+    let expected = cookie(&req, LOGIN_COOKIE).unwrap_or_default();
+    let given = form.get("csrf").unwrap_or("");
+    if expected.is_empty()
+        || given.len() != expected.len()
+        || !openssl::memcmp::eq(given.as_bytes(), expected.as_bytes())
+    {
+        return admin.refused(
+            &v,
+            &Error::Forbidden {
+                role: "form".into(),
+                action: "send a form without the token of this session (reload the page)",
+            },
+        );
+    }
     let next = local_path(form.get("next"));
     let username = field(&form, "username").to_string();
     let password = form.get("password").unwrap_or("");
@@ -517,6 +554,7 @@ async fn login(core: Core_, admin: Admin_, req: HttpRequest, body: web::Bytes) -
                 status,
                 "login.html",
                 json!({"title": title, "next": next, "username": username,
+                    "login_token": expected,
                     "error": {"code": "login", "title": message, "detail": ""}}),
             )
         }
