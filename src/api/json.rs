@@ -366,11 +366,12 @@ struct HistoryQuery {
     ticket: Option<String>,
     order_id: Option<i64>,
     serial: Option<String>,
+    license_id: Option<i64>,
 }
 
 async fn history(core: Core_, c: Caller, q: web::Query<HistoryQuery>) -> Res {
     let q = q.into_inner();
-    ok(audit::history(&core, &c.0, q.ticket, q.order_id, q.serial).await?)
+    ok(audit::history(&core, &c.0, q.ticket, q.order_id, q.serial, q.license_id).await?)
 }
 
 async fn health(core: Core_) -> HttpResponse {

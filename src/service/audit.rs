@@ -88,21 +88,22 @@ pub fn verify(conn: &mut Conn) -> Result<VerifyReport> {
     Ok(report)
 }
 
-/// The events of a ticket, an order or a container serial (or the first 1,000 of all),
-/// oldest first.
+/// The events of a ticket, an order, a container serial or a license (or the first 1,000
+/// of all), oldest first.
 pub async fn history(
     core: &Core,
     actor: &Actor,
     ticket: Option<String>,
     order_id: Option<i64>,
     serial: Option<String>,
+    license_id: Option<i64>,
 ) -> Result<Vec<EventRow>> {
     actor.require(&[Role::Admin, Role::Support], "read the history")?;
     let ticket = ticket.map(|t| TicketCode::parse(&t)).transpose()?;
     core.db
         .read(move |c| {
             let ticket = ticket.as_ref().map(TicketCode::as_stored);
-            history::matching(c, order_id, ticket, serial.as_deref(), 1000)
+            history::matching(c, order_id, ticket, serial.as_deref(), license_id, 1000)
         })
         .await
 }

@@ -270,10 +270,14 @@ pub fn matching(
     order_id: Option<i64>,
     ticket: Option<&str>,
     serial: Option<&str>,
+    license_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<EventRow>> {
     use super::schema::events;
     let mut q = events::table.into_boxed();
+    if let Some(l) = license_id {
+        q = q.filter(events::license_id.eq(l));
+    }
     if let Some(o) = order_id {
         q = q.filter(events::order_id.eq(o));
     }

@@ -538,6 +538,17 @@ fn orders_are_made_by_hand_in_four_ways_and_licenses_withdrawn() {
         "{table}"
     );
     assert!(p.body.contains("id=\"chain-ok\""), "the chain verified");
+    // And the withdrawn license's own history says who withdrew it and why.
+    let p = v.get(&format!("/admin/history?license_id={lic}"));
+    let table = &p.body[p.body.find("<table").unwrap_or(0)..];
+    assert!(
+        table.contains("license.withdrawn") && table.contains("refund"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("order.created"),
+        "only that license's events"
+    );
 }
 
 #[test]

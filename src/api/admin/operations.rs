@@ -449,6 +449,8 @@ struct HistoryQuery {
     serial: String,
     #[serde(default)]
     order_id: String,
+    #[serde(default)]
+    license_id: String,
     /// Walk the whole chain (it reads every event: asked for, not done on every view).
     #[serde(default)]
     verify: String,
@@ -463,22 +465,34 @@ async fn history(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
             .map_err(|e| Error::invalid("query", e.to_string()))
     );
     let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let order_id = match opt(&q.order_id) {
-        None => None,
-        Some(o) => Some(tried!(
-            admin,
-            v,
-            o.parse::<i64>()
-                .map_err(|_| Error::invalid("order_id", format!("{o:?} is not a number")))
-        )),
+    let number = |name: &'static str, text: &str| -> Result<Option<i64>> {
+        opt(text)
+            .map(|o| {
+                o.parse::<i64>()
+                    .map_err(|_| Error::invalid(name, format!("{o:?} is not a number")))
+            })
+            .transpose()
     };
+    let order_id = tried!(admin, v, number("order_id", &q.order_id));
+    let license_id = tried!(admin, v, number("license_id", &q.license_id));
     let actor = &v.staff().actor;
-    let asked = opt(&q.ticket).is_some() || opt(&q.serial).is_some() || order_id.is_some();
+    let asked = opt(&q.ticket).is_some()
+        || opt(&q.serial).is_some()
+        || order_id.is_some()
+        || license_id.is_some();
     let events = if asked {
         tried!(
             admin,
             v,
-            audit::history(&core, actor, opt(&q.ticket), order_id, opt(&q.serial)).await
+            audit::history(
+                &core,
+                actor,
+                opt(&q.ticket),
+                order_id,
+                opt(&q.serial),
+                license_id
+            )
+            .await
         )
     } else {
         vec![]
@@ -501,9 +515,11 @@ async fn history(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
         StatusCode::OK,
         "history.html",
         json!({"title": admin.text(v.lang, "history.title"), "events": events,
-            "q": {"ticket": q.ticket, "serial": q.serial, "order_id": q.order_id},
+            "q": {"ticket": q.ticket, "serial": q.serial, "order_id": q.order_id,
+                "license_id": q.license_id},
             "asked": asked, "chain": chain,
-            "self": format!("{BASE}/history?ticket={}&serial={}&order_id={}",
-                query_escape(&q.ticket), query_escape(&q.serial), query_escape(&q.order_id))}),
+            "self": format!("{BASE}/history?ticket={}&serial={}&order_id={}&license_id={}",
+                query_escape(&q.ticket), query_escape(&q.serial), query_escape(&q.order_id),
+                query_escape(&q.license_id))}),
     )
 }
