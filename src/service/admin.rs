@@ -470,3 +470,112 @@ pub async fn container_details(
         })
         .await
 }
+
+/// The portal's colours and license columns as the back office sets them; an empty value
+/// is the configuration's.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PortalLook {
+    pub color: String,
+    pub accent_color: String,
+    /// Comma separated, in order.
+    pub columns: String,
+}
+
+impl PortalLook {
+    /// The colours and columns in force: these where set, else the configuration's.
+    pub fn in_force(&self, config: &crate::config::Config) -> PortalLook {
+        let or = |mine: &str, theirs: &str| {
+            if mine.is_empty() {
+                theirs.to_string()
+            } else {
+                mine.to_string()
+            }
+        };
+        PortalLook {
+            color: or(&self.color, &config.portal_color),
+            accent_color: or(&self.accent_color, &config.portal_accent_color),
+            columns: or(&self.columns, &config.portal_columns),
+        }
+    }
+
+    /// The columns, in order.
+    pub fn column_list(&self) -> Vec<String> {
+        self.columns
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The portal's look as set in the back office (all empty if never set). Read by the
+/// portal's pages on every request, so a change holds at once on every node.
+pub async fn portal_look(core: &Core) -> Result<PortalLook> {
+    let row = core.db.read(store::portal_look).await?;
+    Ok(row
+        .map(|(color, accent_color, columns)| PortalLook {
+            color,
+            accent_color,
+            columns,
+        })
+        .unwrap_or_default())
+}
+
+/// Sets the portal's colours and columns (admin); empty values go back to the
+/// configuration's.
+pub async fn set_portal_look(core: &Core, actor: &Actor, look: PortalLook) -> Result<PortalLook> {
+    actor.require(&[Role::Admin], "change the portal's look")?;
+    for (name, value) in [
+        ("portal_color", &look.color),
+        ("portal_accent_color", &look.accent_color),
+    ] {
+        if !value.is_empty() && crate::config::parse_color(value).is_none() {
+            return Err(Error::invalid(
+                name,
+                format!("{value:?} is not a colour like #1d4f73"),
+            ));
+        }
+    }
+    let columns = look.column_list();
+    if let Some(bad) = columns
+        .iter()
+        .find(|c| !crate::config::PORTAL_COLUMNS.contains(&c.as_str()))
+    {
+        return Err(Error::invalid(
+            "portal_columns",
+            format!(
+                "{bad:?} is not one of {}",
+                crate::config::PORTAL_COLUMNS.join(", ")
+            ),
+        ));
+    }
+    let look = PortalLook {
+        color: look.color.to_lowercase(),
+        accent_color: look.accent_color.to_lowercase(),
+        columns: columns.join(","),
+    };
+    let stored = look.clone();
+    let actor = actor.clone();
+    core.db
+        .write(move |c| {
+            store::set_portal_look(
+                c,
+                &stored.color,
+                &stored.accent_color,
+                &stored.columns,
+                super::now(),
+            )?;
+            super::audit::record(
+                &actor,
+                super::audit::Event {
+                    action: "settings.portal_look_changed",
+                    details: serde_json::json!({"color": stored.color,
+                        "accent_color": stored.accent_color, "columns": stored.columns}),
+                    ..Default::default()
+                },
+            )
+        })
+        .await?;
+    Ok(look)
+}

@@ -400,3 +400,46 @@ pub fn mail_page(
     }
     Ok(q.order(outbox::id.desc()).limit(limit).load(c)?)
 }
+
+diesel::table! {
+    portal_look (id) {
+        id -> Integer,
+        color -> Text,
+        accent_color -> Text,
+        license_columns -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+/// The portal's look as set in the back office: colour, accent colour, columns (each
+/// empty where the configuration's holds); none if it was never set.
+pub fn portal_look(c: &mut Conn) -> Result<Option<(String, String, String)>> {
+    Ok(portal_look::table
+        .select((
+            portal_look::color,
+            portal_look::accent_color,
+            portal_look::license_columns,
+        ))
+        .first(c)
+        .optional()?)
+}
+
+pub fn set_portal_look(
+    c: &mut Conn,
+    color: &str,
+    accent_color: &str,
+    columns: &str,
+    now: NaiveDateTime,
+) -> Result<()> {
+    diesel::delete(portal_look::table).execute(c)?;
+    diesel::insert_into(portal_look::table)
+        .values((
+            portal_look::id.eq(1),
+            portal_look::color.eq(color),
+            portal_look::accent_color.eq(accent_color),
+            portal_look::license_columns.eq(columns),
+            portal_look::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(())
+}

@@ -940,3 +940,88 @@ fn the_back_office_in_a_browser() {
         ],
     );
 }
+
+#[test]
+fn the_portals_colours_and_columns_are_set_in_the_back_office() {
+    let app = TestApp::start();
+    let mut v = staff(&app, "admin", ADMIN_PW);
+    let (ticket, _) = ticket_with(&app, "LOOK-1", "SNP-SINGLE", 1);
+    let mut customer = Visitor::new(&app.base);
+    assert_eq!(customer.login(&ticket).status, 303);
+    let columns = |c: &mut Visitor| -> Vec<String> {
+        let page = c.get("/portal/tickets").body;
+        let mut seen: Vec<String> = vec![];
+        for (i, _) in page.match_indices("data-col=\"") {
+            let rest = &page[i + 10..];
+            let name = rest[..rest.find('"').unwrap()].to_string();
+            if !seen.contains(&name) {
+                seen.push(name);
+            }
+        }
+        seen
+    };
+    let configured = columns(&mut customer);
+    assert!(configured.contains(&"expiry".to_string()), "{configured:?}");
+    let css = |c: &mut Visitor| c.get("/portal/static/brand.css").body;
+    assert!(css(&mut customer).contains("--brand: #1d4f73;"));
+
+    let p = post(
+        &mut v,
+        "/admin/settings",
+        "/admin/settings/portal",
+        &[
+            ("color", "#AA3300"),
+            ("accent_color", ""),
+            ("columns", "state, name,license"),
+        ],
+    );
+    assert_eq!(p.status, 303, "{}", alert(&p));
+    // At the portal's next page, without a restart.
+    assert!(css(&mut customer).contains("--brand: #aa3300;"));
+    assert!(
+        css(&mut customer).contains("--accent: #e8a33d;"),
+        "the configured accent"
+    );
+    assert_eq!(columns(&mut customer), vec!["state", "name", "license"]);
+    // Bad values change nothing.
+    for (name, value, says) in [
+        ("color", "#12345", "not a colour"),
+        ("columns", "name,price", "&quot;price&quot; is not one of"),
+    ] {
+        let mut fields = vec![
+            ("color", "#AA3300"),
+            ("accent_color", ""),
+            ("columns", "state"),
+        ];
+        fields.retain(|(n, _)| *n != name);
+        fields.insert(0, (name, value));
+        let p = post(&mut v, "/admin/settings", "/admin/settings/portal", &fields);
+        assert_eq!(p.status, 400, "{name}");
+        assert!(p.body.contains(says), "{name}: {}", alert(&p));
+    }
+    assert_eq!(columns(&mut customer), vec!["state", "name", "license"]);
+    // Sales may not change it.
+    let sales_pw = app.add_user("sam", Role::Sales);
+    let mut sam = staff(&app, "sam", &sales_pw);
+    let p = post(
+        &mut sam,
+        "/admin/orders",
+        "/admin/settings/portal",
+        &[("color", "#000000")],
+    );
+    assert_eq!(p.status, 403);
+    // Empty: the configuration's again.
+    let p = post(
+        &mut v,
+        "/admin/settings",
+        "/admin/settings/portal",
+        &[("color", ""), ("accent_color", ""), ("columns", "")],
+    );
+    assert_eq!(p.status, 303, "{}", alert(&p));
+    assert!(css(&mut customer).contains("--brand: #1d4f73;"));
+    assert_eq!(columns(&mut customer), configured);
+    assert_eq!(
+        app.count("events WHERE action = 'settings.portal_look_changed'"),
+        2
+    );
+}

@@ -1,3 +1,4 @@
+DROP TABLE portal_look;
 DROP INDEX events_action_at;
 DROP INDEX orders_ticket_id;
 DROP INDEX orders_customer_id;

@@ -18,3 +18,12 @@ CREATE INDEX orders_erp_order_id ON orders (erp_order_id);
 CREATE INDEX orders_customer_id ON orders (customer_id);
 CREATE INDEX orders_ticket_id ON orders (ticket_id);
 CREATE INDEX events_action_at ON events (action, at);
+-- The portal's colours and license columns as set in the back office (one row); an empty
+-- value is the configuration's (portal_color, portal_accent_color, portal_columns).
+CREATE TABLE portal_look (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  color TEXT NOT NULL,
+  accent_color TEXT NOT NULL,
+  license_columns TEXT NOT NULL,
+  updated_at TIMESTAMP NOT NULL
+);

@@ -30,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/{name}", web::post().to(change_user))
         .route("/settings", web::get().to(settings_page))
         .route("/settings", web::post().to(save_settings))
+        .route("/settings/portal", web::post().to(save_portal_look))
         .route("/history", web::get().to(history));
 }
 
@@ -389,11 +390,16 @@ async fn settings_page(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResp
         v,
         catalog::get_settings(&core, &v.staff().actor).await
     );
+    let look = tried!(admin, v, admin::portal_look(&core).await);
+    let cfg = core.config();
     admin.page(
         &v,
         StatusCode::OK,
         "settings.html",
-        json!({"title": admin.text(v.lang, "settings.title"), "s": s,
+        json!({"title": admin.text(v.lang, "settings.title"), "s": s, "look": look,
+            "configured": {"color": cfg.portal_color, "accent_color": cfg.portal_accent_color,
+                "columns": cfg.portal_columns},
+            "all_columns": crate::config::PORTAL_COLUMNS.join(", "),
             "policies": ["allowed", "after_blocking_period", "approval", "never"],
             "behaviours": ["none", "blacklist", "withdraw"],
             "modes": ["all", "selected"]}),
@@ -437,6 +443,27 @@ async fn save_settings(
         admin,
         v,
         catalog::put_settings(&core, &v.staff().actor, s).await
+    );
+    done(&format!("{BASE}/settings"), "settings_saved")
+}
+
+async fn save_portal_look(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let f = form!(admin, v, req, body);
+    let look = admin::PortalLook {
+        color: field(&f, "color").to_string(),
+        accent_color: field(&f, "accent_color").to_string(),
+        columns: field(&f, "columns").to_string(),
+    };
+    tried!(
+        admin,
+        v,
+        admin::set_portal_look(&core, &v.staff().actor, look).await
     );
     done(&format!("{BASE}/settings"), "settings_saved")
 }

@@ -42,7 +42,12 @@ pub async fn overview(
         Ok(groups) => {
             let notice = split_notice(&portal, &v.cx, q.split.as_deref());
             let title = portal.text(&v.cx, "overview.title");
-            let mut body = views::overview(&portal.pages, v.cx.lang, &groups);
+            let mut body = views::overview(
+                &portal.pages,
+                v.cx.lang,
+                &groups,
+                &portal.columns(&core).await,
+            );
             body["trials"] = views::trials(&portal.pages, v.cx.lang, &trials);
             body["cloud_enabled"] = serde_json::json!(s.customer_id.is_some());
             body["cloud"] = serde_json::json!(cloud);
@@ -101,7 +106,12 @@ pub async fn ticket(
                 })
             });
             let title = portal.text(&v.cx, "overview.title");
-            let body = views::overview(&portal.pages, v.cx.lang, &groups);
+            let body = views::overview(
+                &portal.pages,
+                v.cx.lang,
+                &groups,
+                &portal.columns(&core).await,
+            );
             portal.page_with(
                 &v.cx,
                 StatusCode::OK,

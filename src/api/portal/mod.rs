@@ -190,6 +190,37 @@ impl Portal {
         .expect("cookie text")
     }
 
+    /// The colours the back office set (primary, accent), if it set any; the database not
+    /// answering is logged and the configured ones hold.
+    async fn colors(&self, core: &Core) -> Option<([u8; 3], [u8; 3])> {
+        match crate::service::admin::portal_look(core).await {
+            Ok(l) if !l.color.is_empty() || !l.accent_color.is_empty() => {
+                let l = l.in_force(core.config());
+                Some((
+                    crate::config::parse_color(&l.color)?,
+                    crate::config::parse_color(&l.accent_color)?,
+                ))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(cause = %e, "portal look");
+                None
+            }
+        }
+    }
+
+    /// The columns of the license overview: as set in the back office, else as configured.
+    async fn columns(&self, core: &Core) -> Vec<String> {
+        match crate::service::admin::portal_look(core).await {
+            Ok(l) if !l.columns.is_empty() => l.column_list(),
+            Ok(_) => self.pages.columns.clone(),
+            Err(e) => {
+                tracing::warn!(cause = %e, "portal look");
+                self.pages.columns.clone()
+            }
+        }
+    }
+
     /// The client's address (behind a trusted reverse proxy, the one it forwards for).
     fn client(&self, req: &HttpRequest) -> IpAddr {
         super::client_addr(req, &self.proxies)
@@ -364,11 +395,24 @@ fn posted(
 async fn style(portal: Portal_) -> HttpResponse {
     asset("text/css; charset=utf-8", portal.pages.style.clone())
 }
-async fn brand(portal: Portal_) -> HttpResponse {
-    asset("text/css; charset=utf-8", portal.pages.brand_css.clone())
+/// The vendor's colours: as set in the back office, else as configured. Not kept by the
+/// browser (a change in the back office shows at the next page).
+async fn brand(core: Core_, portal: Portal_) -> HttpResponse {
+    let css = match portal.colors(&core).await {
+        Some((primary, accent)) => pages::brand_css(primary, accent),
+        None => portal.pages.brand_css.clone(),
+    };
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(css)
 }
-async fn icon(portal: Portal_) -> HttpResponse {
-    asset("image/svg+xml", portal.pages.icon.clone())
+async fn icon(core: Core_, portal: Portal_) -> HttpResponse {
+    let svg = match portal.colors(&core).await {
+        Some((primary, _)) => pages::icon(&portal.pages.brand.name, primary),
+        None => portal.pages.icon.clone(),
+    };
+    asset("image/svg+xml", svg)
 }
 async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", pages::SCRIPT.to_string())

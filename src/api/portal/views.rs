@@ -188,8 +188,9 @@ pub fn license(p: &Pages, lang: &str, l: &PortalLicense) -> Value {
     })
 }
 
-pub fn overview(p: &Pages, lang: &str, groups: &[TicketLicenses]) -> Value {
-    overview_with(p, lang, groups, &p.columns)
+/// The license overview with the `columns` in force (the back office may have set them).
+pub fn overview(p: &Pages, lang: &str, groups: &[TicketLicenses], columns: &[String]) -> Value {
+    overview_with(p, lang, groups, columns)
 }
 
 fn overview_with(p: &Pages, lang: &str, groups: &[TicketLicenses], columns: &[String]) -> Value {
