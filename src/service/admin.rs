@@ -94,16 +94,18 @@ pub async fn login(
             retry_after: (until - now).num_seconds().max(1) as u64,
         });
     }
-    let actor = match super::users::authenticate(core, username, password, Interface::Admin).await {
-        Ok(a) => a,
-        Err(Error::Unauthenticated) => {
-            core.db
-                .write(move |c| failures::record_failures(c, &keys, now))
-                .await?;
-            return Err(Error::Unauthenticated);
-        }
-        Err(e) => return Err(e),
-    };
+    let actor =
+        match super::users::authenticate_uncached(core, username, password, Interface::Admin).await
+        {
+            Ok(a) => a,
+            Err(Error::Unauthenticated) => {
+                core.db
+                    .write(move |c| failures::record_failures(c, &keys, now))
+                    .await?;
+                return Err(Error::Unauthenticated);
+            }
+            Err(e) => return Err(e),
+        };
     actor.require(STAFF, "use the back office")?;
     let token = {
         use base64::Engine;
@@ -147,7 +149,8 @@ pub async fn session(core: &Core, token: &str) -> Result<Option<StaffSession>> {
             .read(move |c| store::live_session(c, &id, now, idle_since))
             .await?
     };
-    let Some(row) = row else {
+    // A user whose role has no back office any more (erp, production) is out at once.
+    let Some(row) = row.filter(|r| STAFF.contains(&r.role)) else {
         return Ok(None);
     };
     if now - row.last_seen_at > Duration::seconds(60) {
@@ -186,18 +189,45 @@ pub async fn orders(
     let search = search.trim().to_string();
     core.db
         .read(move |c| {
+            // The text may be a ticket, a customer's id and an ERP order id at once: the
+            // orders of each. One of them alone (the usual case) pages by key through its
+            // own index.
             let by = if search.is_empty() {
-                Some(OrderSearch::All)
-            } else if let Some(t) = ticket_id(c, &search)? {
-                Some(OrderSearch::Ticket(t))
-            } else if let Some(cust) = customers::by_external_id(c, &search)? {
-                Some(OrderSearch::Customer(cust.id))
+                OrderSearch::All
             } else {
-                None
+                let ticket = ticket_id(c, &search)?;
+                let customer = customers::by_external_id(c, &search)?.map(|r| r.id);
+                let erp = store::erp_order_id_exists(c, &search)?;
+                match (ticket, customer, erp) {
+                    (Some(t), None, false) => OrderSearch::Ticket(t),
+                    (None, Some(cust), false) => OrderSearch::Customer(cust),
+                    (None, None, _) => OrderSearch::ErpOrderId(&search),
+                    (ticket, customer, _) => OrderSearch::Any {
+                        erp_order_id: &search,
+                        customer,
+                        ticket,
+                    },
+                }
             };
-            let by = by.unwrap_or(OrderSearch::ErpOrderId(&search));
             let rows = store::orders_page(c, by, before, per_page + 1)?;
             Ok(Page::of(rows, per_page, |r| r.order_id))
+        })
+        .await
+}
+
+/// The first order of ticket `ticket` (lines appended to "an existing ticket" go to it);
+/// a text that is no ticket's code is refused as such, never read as something else.
+pub async fn order_of_ticket(core: &Core, actor: &Actor, ticket: &str) -> Result<i64> {
+    actor.require(STAFF, "read orders")?;
+    let code = TicketCode::parse(ticket.trim())?;
+    core.db
+        .read(move |c| {
+            let id = tickets::id_of(c, &code)?;
+            store::orders_page(c, OrderSearch::Ticket(id), None, 1000)?
+                .iter()
+                .map(|o| o.order_id)
+                .min()
+                .ok_or_else(|| Error::not_found("ticket", code.to_string()))
         })
         .await
 }

@@ -155,6 +155,39 @@ pub async fn authenticate(
             interface,
         });
     }
+    let actor = verify_stored(core, username, password, interface).await?;
+    core.credentials.put(key, actor.name.clone(), actor.role);
+    Ok(actor)
+}
+
+/// Checks a user name and password against the database, never against the cache of
+/// verified credentials: for a login that opens a session (a password changed on another
+/// node must not open one there while that node still remembers the old one).
+pub async fn authenticate_uncached(
+    core: &Core,
+    username: &str,
+    password: &str,
+    interface: Interface,
+) -> Result<Actor> {
+    if username.len() > 64 || password.len() > 1024 {
+        return Err(Error::Unauthenticated);
+    }
+    let _permit = core
+        .credentials
+        .verifying
+        .acquire()
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
+    verify_stored(core, username, password, interface).await
+}
+
+/// The user's stored hash checked with argon2 (the caller holds a permit).
+async fn verify_stored(
+    core: &Core,
+    username: &str,
+    password: &str,
+    interface: Interface,
+) -> Result<Actor> {
     let name = username.to_string();
     let user = core.db.read(move |c| store::by_name(c, &name)).await?;
     let Some(user) = user.filter(|u| u.active) else {
@@ -171,11 +204,9 @@ pub async fn authenticate(
     if !ok {
         return Err(Error::Unauthenticated);
     }
-    let role = user.role;
-    core.credentials.put(key, user.username.clone(), role);
     Ok(Actor {
         name: user.username,
-        role,
+        role: user.role,
         interface,
     })
 }

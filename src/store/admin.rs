@@ -23,6 +23,11 @@ diesel::table! {
 }
 
 diesel::joinable!(admin_sessions -> users (user_id));
+
+diesel::define_sql_function! {
+    /// SQL's `lower` (both databases have it): the customer search ignores case alike.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
 diesel::allow_tables_to_appear_in_same_query!(admin_sessions, users);
 
 /// A live staff session with its user as the user is now.
@@ -145,6 +150,23 @@ pub enum OrderSearch<'a> {
     ErpOrderId(&'a str),
     Customer(i64),
     Ticket(i64),
+    /// A text that is more than one of them (an ERP order id that is also a customer's id):
+    /// the orders of each (each term through its index; the page is sorted after).
+    Any {
+        erp_order_id: &'a str,
+        customer: Option<i64>,
+        ticket: Option<i64>,
+    },
+}
+
+/// Whether some order has this ERP order id (of any source).
+pub fn erp_order_id_exists(c: &mut Conn, erp_order_id: &str) -> Result<bool> {
+    Ok(orders::table
+        .filter(orders::erp_order_id.eq(erp_order_id))
+        .select(orders::id)
+        .first::<i64>(c)
+        .optional()?
+        .is_some())
 }
 
 /// The newest orders before `before` (an order id; none: from the newest), at most `limit`.
@@ -173,6 +195,17 @@ pub fn orders_page(
         OrderSearch::ErpOrderId(id) => q.filter(orders::erp_order_id.eq(id.to_string())),
         OrderSearch::Customer(id) => q.filter(orders::customer_id.eq(id)),
         OrderSearch::Ticket(id) => q.filter(orders::ticket_id.eq(id)),
+        // Ids are positive: -1 matches nothing.
+        OrderSearch::Any {
+            erp_order_id,
+            customer,
+            ticket,
+        } => q.filter(
+            orders::erp_order_id
+                .eq(erp_order_id.to_string())
+                .or(orders::customer_id.eq(customer.unwrap_or(-1)))
+                .or(orders::ticket_id.eq(ticket.unwrap_or(-1))),
+        ),
     };
     if let Some(b) = before {
         q = q.filter(orders::id.lt(b));
@@ -202,15 +235,16 @@ pub fn customers_page(
         let pattern = format!(
             "%{}%",
             search
+                .to_lowercase()
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
         q = q.filter(
-            customers::name
+            lower(customers::name)
                 .like(pattern.clone())
                 .escape('\\')
-                .or(customers::email.like(pattern).escape('\\')),
+                .or(lower(customers::email).like(pattern).escape('\\')),
         );
     }
     if let Some(b) = before {

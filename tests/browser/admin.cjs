@@ -132,7 +132,7 @@ async function main() {
   await page.click('nav a[href="/admin/customers"]');
   await page.fill('#q', 'Söhne');
   await page.click('form[action="/admin/customers"] button[type="submit"]');
-  await page.click('a[href="/admin/customers/C-HAND"]');
+  await page.click('a[href="/admin/customers/view?id=C-HAND"]');
   await expectText(page, 'main', 'HAND');
   await look(page, 'customer');
 

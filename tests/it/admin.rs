@@ -113,7 +113,7 @@ fn staff_log_in_and_out_and_their_role_holds_at_every_request() {
         "/admin/customers?q=nobody",
         "/admin/items",
         "/admin/items/new",
-        "/admin/items/SNP-SINGLE",
+        "/admin/items/view?id=SNP-SINGLE",
         "/admin/containers",
         "/admin/blacklist",
         "/admin/blacklist?all=1",
@@ -197,7 +197,7 @@ fn staff_log_in_and_out_and_their_role_holds_at_every_request() {
     let p = post(
         &mut admin,
         "/admin/users",
-        "/admin/users/sam",
+        "/admin/users/change?name=sam",
         &[("role", "support"), ("active", "1")],
     );
     assert_eq!(
@@ -205,11 +205,19 @@ fn staff_log_in_and_out_and_their_role_holds_at_every_request() {
         (303, "/admin/users?notice=user_saved")
     );
     assert_eq!(sam.get("/admin/blacklist").status, 200);
+    // Made an ERP user: no back office any more, from the next request on.
+    post(
+        &mut admin,
+        "/admin/users",
+        "/admin/users/change?name=sam",
+        &[("role", "erp"), ("active", "1")],
+    );
+    assert_eq!(sam.get("/admin/orders").status, 303);
     // Deactivated: out at the next request, and no new login.
     post(
         &mut admin,
         "/admin/users",
-        "/admin/users/sam",
+        "/admin/users/change?name=sam",
         &[("role", "support")],
     );
     assert_eq!(sam.get("/admin/blacklist").status, 303);
@@ -340,6 +348,15 @@ fn orders_are_made_by_hand_in_four_ways_and_licenses_withdrawn() {
             vec![
                 ("way", "ticket"),
                 ("ticket", "nonsense"),
+                ("item_id", "SNP-SINGLE"),
+            ],
+            "ticket",
+        ),
+        // A customer's id is no ticket: never read as one.
+        (
+            vec![
+                ("way", "ticket"),
+                ("ticket", "C-HAND"),
                 ("item_id", "SNP-SINGLE"),
             ],
             "ticket",
@@ -498,8 +515,8 @@ fn orders_are_made_by_hand_in_four_ways_and_licenses_withdrawn() {
     assert!(p.body.contains("has no e-mail address"));
     let p = post(
         &mut v,
-        "/admin/customers/C-HAND",
-        "/admin/customers/C-HAND",
+        "/admin/customers/view?id=C-HAND",
+        "/admin/customers/view?id=C-HAND",
         &[
             ("name", "Hand Made GmbH"),
             ("email", "hand@example.com"),
@@ -519,11 +536,28 @@ fn orders_are_made_by_hand_in_four_ways_and_licenses_withdrawn() {
         1
     );
     // The customer's page: contact, tickets, containers.
-    let p = v.get("/admin/customers/C-HAND");
+    let p = v.get("/admin/customers/view?id=C-HAND");
     assert!(p.body.contains("hand@example.com") && p.body.contains(&ticket));
     assert!(p.body.contains(&serial), "the assigned container is listed");
     let p = v.get("/admin/customers?q=Hand%20Made");
-    assert!(p.body.contains("/admin/customers/C-HAND"));
+    assert!(p.body.contains("/admin/customers/view?id=C-HAND"));
+    // Ids travel in the query: any character works, and none leads elsewhere.
+    let (s, c) = app.admin(
+        "PUT",
+        "/api/v1/customers",
+        Some(json!({"external_id": "K/../users/admin", "name": "Slash & Dot"})),
+    );
+    assert_eq!(s, 200, "{c}");
+    let p = v.get("/admin/customers?q=slash");
+    assert!(
+        p.body.contains("/admin/customers/view?id=K/../users/admin"),
+        "case ignored"
+    );
+    let p = v.get("/admin/customers/view?id=K%2F..%2Fusers%2Fadmin");
+    assert_eq!(p.status, 200);
+    assert!(p
+        .body
+        .contains("action=\"/admin/customers/view?id=K/../users/admin\""));
     let p = v.get("/admin/customers?q=100%25");
     assert!(
         p.body.contains("No customers found."),
@@ -596,6 +630,16 @@ fn the_order_list_pages_by_key_and_searches_by_index() {
     // By ERP order id, by customer, by ticket.
     let p = v.get("/admin/orders?q=PG-042");
     assert_eq!(p.body.matches("<td>PG-").count(), 1);
+    // A customer whose id is that ERP order id: the orders of both.
+    let (s, o) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(order("OTHER-1", "PG-042", &[("SNP-SINGLE", 1)])),
+    );
+    assert_eq!(s, 201, "{o}");
+    let p = v.get("/admin/orders?q=PG-042");
+    assert_eq!(p.body.matches("<td>PG-042</td>").count(), 1);
+    assert_eq!(p.body.matches("<td>OTHER-1</td>").count(), 1);
     let p = v.get("/admin/orders?q=C-3");
     assert_eq!(p.body.matches("<td>PG-").count(), 17);
     let (_, o) = app.admin("GET", "/api/v1/orders/erp/PG-007", None);
@@ -638,7 +682,7 @@ fn items_and_settings_are_edited_through_their_forms() {
         ],
     );
     assert_eq!(p.status, 303, "{}", alert(&p));
-    assert_eq!(p.location, "/admin/items/BO-ITEM?notice=item_saved");
+    assert_eq!(p.location, "/admin/items/view?id=BO-ITEM&notice=item_saved");
     let (_, item) = app.admin("GET", "/api/v1/items/BO-ITEM", None);
     let o = &item["options"];
     assert_eq!(o["container_types"], json!(["act", "cloud"]));
@@ -651,7 +695,7 @@ fn items_and_settings_are_edited_through_their_forms() {
     assert_eq!(item["product_code"], 4242);
     // The edit page shows what is stored; saving it unchanged changes nothing but the
     // version.
-    let page = v.get("/admin/items/BO-ITEM");
+    let page = v.get("/admin/items/view?id=BO-ITEM");
     assert!(page.body.contains("value=\"2030-01-31T12:00\""));
     assert!(page.body.contains("value=\"per_station\" selected"));
     // Bad values are refused with the option named, and nothing changes.
@@ -663,8 +707,8 @@ fn items_and_settings_are_edited_through_their_forms() {
     ] {
         let p = post(
             &mut v,
-            "/admin/items/BO-ITEM",
-            "/admin/items/BO-ITEM",
+            "/admin/items/view?id=BO-ITEM",
+            "/admin/items/view?id=BO-ITEM",
             &[
                 // The first value of a name counts.
                 (name, value),
@@ -683,8 +727,8 @@ fn items_and_settings_are_edited_through_their_forms() {
     assert_eq!(same, item);
     let p = post(
         &mut v,
-        "/admin/items/BO-ITEM",
-        "/admin/items/BO-ITEM",
+        "/admin/items/view?id=BO-ITEM",
+        "/admin/items/view?id=BO-ITEM",
         &[
             ("version", &item["version"].to_string()),
             ("kind", "license"),
@@ -699,8 +743,8 @@ fn items_and_settings_are_edited_through_their_forms() {
     // An old version: someone else changed it meanwhile.
     let p = post(
         &mut v,
-        "/admin/items/BO-ITEM",
-        "/admin/items/BO-ITEM",
+        "/admin/items/view?id=BO-ITEM",
+        "/admin/items/view?id=BO-ITEM",
         &[
             ("version", &item["version"].to_string()),
             ("kind", "license"),

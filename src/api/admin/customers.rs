@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{done, field, form, query_escape, staff, tried, Admin_, Core_, BASE};
+use super::{done, field, form, param, query_escape, staff, tried, Admin_, Core_, BASE};
 use crate::error::Error;
 use crate::service::admin;
 use crate::service::catalog::{self, CustomerData};
@@ -14,8 +14,8 @@ const PER_PAGE: i64 = 50;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/customers", web::get().to(list))
-        .route("/customers/{id}", web::get().to(show))
-        .route("/customers/{id}", web::post().to(save));
+        .route("/customers/view", web::get().to(show))
+        .route("/customers/view", web::post().to(save));
 }
 
 #[derive(serde::Deserialize)]
@@ -50,8 +50,9 @@ async fn list(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
     )
 }
 
-async fn show(core: Core_, admin: Admin_, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
+async fn show(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
     let v = staff!(core, admin, req);
+    let id = tried!(admin, v, param(&req, "id"));
     let actor = &v.staff().actor;
     let customer = tried!(
         admin,
@@ -86,14 +87,9 @@ async fn show(core: Core_, admin: Admin_, req: HttpRequest, id: web::Path<String
     )
 }
 
-async fn save(
-    core: Core_,
-    admin: Admin_,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
+async fn save(core: Core_, admin: Admin_, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let v = staff!(core, admin, req);
+    let id = tried!(admin, v, param(&req, "id"));
     let f = form!(admin, v, req, body);
     let data = CustomerData {
         external_id: id.to_string(),
@@ -107,7 +103,7 @@ async fn save(
         catalog::put_customer(&core, &v.staff().actor, data).await
     );
     done(
-        &format!("{BASE}/customers/{}", query_escape(&id)),
+        &format!("{BASE}/customers/view?id={}", query_escape(&id)),
         "customer_saved",
     )
 }

@@ -262,9 +262,12 @@ fn may(role: Role) -> Value {
         "approvals": support,
         "reports": true,
         "mail": support,
+        "unlist": role == Role::Admin,
         "users": role == Role::Admin,
-        "settings": role == Role::Admin,
-        "jobs": role == Role::Admin,
+        "settings": support,
+        "write_settings": role == Role::Admin,
+        "jobs": support,
+        "run_jobs": role == Role::Admin,
         "history": support,
     })
 }
@@ -442,6 +445,16 @@ macro_rules! form {
     };
 }
 use form;
+
+/// A parameter of the query that names what a page is about (an id may hold any
+/// character, `/` too, so ids travel in the query, never in the path).
+fn param(req: &HttpRequest, name: &'static str) -> Result<String> {
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|mut q| q.remove(name))
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::invalid(name, format!("missing (…?{name}=…)")))
+}
 
 /// A form field, trimmed; empty when missing.
 fn field<'a>(f: &'a Form, name: &str) -> &'a str {

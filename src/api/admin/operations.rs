@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::charts::{self, Series};
-use super::{done, field, form, number, query_escape, staff, tried, Admin_, Core_, BASE};
+use super::{done, field, form, number, param, query_escape, staff, tried, Admin_, Core_, BASE};
 use crate::api::portal::form::Form;
 use crate::domain::{Role, Settings};
 use crate::error::{Error, Result};
@@ -27,7 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{name}/run", web::post().to(run_job))
         .route("/users", web::get().to(user_list))
         .route("/users", web::post().to(add_user))
-        .route("/users/{name}", web::post().to(change_user))
+        .route("/users/change", web::post().to(change_user))
         .route("/settings", web::get().to(settings_page))
         .route("/settings", web::post().to(save_settings))
         .route("/settings/portal", web::post().to(save_portal_look))
@@ -361,10 +361,10 @@ async fn change_user(
     core: Core_,
     admin: Admin_,
     req: HttpRequest,
-    name: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
     let v = staff!(core, admin, req);
+    let name = tried!(admin, v, param(&req, "name"));
     let f = form!(admin, v, req, body);
     let password = Some(f.get("password").unwrap_or("").to_string()).filter(|p| !p.is_empty());
     if password.as_ref().is_some_and(|p| p.chars().count() < 8) {
@@ -378,7 +378,7 @@ async fn change_user(
     tried!(
         admin,
         v,
-        users::change_user(&core, &v.staff().actor, name.into_inner(), change).await
+        users::change_user(&core, &v.staff().actor, name, change).await
     );
     done(&format!("{BASE}/users"), "user_saved")
 }

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::{done, field, form, number, query_escape, staff, tried, Admin_, Core_, BASE};
+use super::{done, field, form, number, param, query_escape, staff, tried, Admin_, Core_, BASE};
 use crate::api::portal::form::Form;
 use crate::error::{Error, Result};
 use crate::service::catalog::{self, CustomerData, ItemChange, NewItem};
@@ -29,8 +29,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/items", web::get().to(items))
         .route("/items", web::post().to(create_item))
         .route("/items/new", web::get().to(item_new_page))
-        .route("/items/{id}", web::get().to(item_page))
-        .route("/items/{id}", web::post().to(change_item));
+        .route("/items/view", web::get().to(item_page))
+        .route("/items/view", web::post().to(change_item));
 }
 
 #[derive(serde::Deserialize)]
@@ -104,16 +104,6 @@ fn lines(f: &Form) -> Result<Vec<OrderLine>> {
     Ok(out)
 }
 
-/// The one order of a ticket that lines are appended to (its first).
-async fn order_of_ticket(core: &Core_, actor: &crate::domain::Actor, ticket: &str) -> Result<i64> {
-    let page = admin::orders(core, actor, ticket, None, 1000).await?;
-    page.rows
-        .iter()
-        .map(|o| o.order_id)
-        .min()
-        .ok_or_else(|| Error::not_found("ticket", ticket))
-}
-
 /// Appends lines to the ticket of order `id`.
 async fn append(
     core: &Core_,
@@ -148,7 +138,7 @@ async fn place(core: &Core_, actor: &crate::domain::Actor, f: &Form) -> Result<i
             Ok(append(core, actor, id, lines).await?.order_id)
         }
         "ticket" => {
-            let id = order_of_ticket(core, actor, field(f, "ticket")).await?;
+            let id = admin::order_of_ticket(core, actor, field(f, "ticket")).await?;
             Ok(append(core, actor, id, lines).await?.order_id)
         }
         "new" | "container" => {
@@ -165,6 +155,24 @@ async fn place(core: &Core_, actor: &crate::domain::Actor, f: &Form) -> Result<i
                         "container {serial} is {}: it takes no licenses",
                         c.state
                     )));
+                }
+                let kind = crate::domain::ContainerType::parse(&c.kind)?;
+                for line in &lines {
+                    let item = catalog::get_item(core, actor, line.item_id.clone()).await?;
+                    if !item.options.container_types.contains(&kind) {
+                        return Err(Error::NotAllowed(format!(
+                            "item {} cannot go into a {} container",
+                            item.item_id, c.kind
+                        )));
+                    }
+                    if kind == crate::domain::ContainerType::Cloud
+                        && !c.firms.iter().any(|f| f.firm_code == item.firm_code)
+                    {
+                        return Err(Error::NotAllowed(format!(
+                            "item {} is of firm code {}, which cloud container {serial} does not hold",
+                            item.item_id, item.firm_code
+                        )));
+                    }
                 }
                 c.customer_id.ok_or_else(|| {
                     Error::Conflict(format!(
@@ -393,17 +401,13 @@ async fn item_new_page(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResp
     )
 }
 
-async fn item_page(
-    core: Core_,
-    admin: Admin_,
-    req: HttpRequest,
-    id: web::Path<String>,
-) -> HttpResponse {
+async fn item_page(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
     let v = staff!(core, admin, req);
+    let id = tried!(admin, v, param(&req, "id"));
     let item = tried!(
         admin,
         v,
-        catalog::get_item(&core, &v.staff().actor, id.into_inner()).await
+        catalog::get_item(&core, &v.staff().actor, id).await
     );
     item_form(&admin, &v, serde_json::to_value(item).expect("item"))
 }
@@ -545,7 +549,7 @@ async fn create_item(
         catalog::create_item(&core, &v.staff().actor, new).await
     );
     done(
-        &format!("{BASE}/items/{}", query_escape(&item.item_id)),
+        &format!("{BASE}/items/view?id={}", query_escape(&item.item_id)),
         "item_saved",
     )
 }
@@ -554,10 +558,10 @@ async fn change_item(
     core: Core_,
     admin: Admin_,
     req: HttpRequest,
-    id: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
     let v = staff!(core, admin, req);
+    let id = tried!(admin, v, param(&req, "id"));
     let f = form!(admin, v, req, body);
     let options = tried!(admin, v, options_of(&f, field(&f, "kind")));
     let version = tried!(admin, v, number::<i32>(&f, "version"));
@@ -574,10 +578,10 @@ async fn change_item(
     let item = tried!(
         admin,
         v,
-        catalog::change_item(&core, &v.staff().actor, id.into_inner(), change).await
+        catalog::change_item(&core, &v.staff().actor, id, change).await
     );
     done(
-        &format!("{BASE}/items/{}", query_escape(&item.item_id)),
+        &format!("{BASE}/items/view?id={}", query_escape(&item.item_id)),
         "item_saved",
     )
 }

@@ -412,7 +412,10 @@ async fn icon(core: Core_, portal: Portal_) -> HttpResponse {
         Some((primary, _)) => pages::icon(&portal.pages.brand.name, primary),
         None => portal.pages.icon.clone(),
     };
-    asset("image/svg+xml", svg)
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(svg)
 }
 async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", pages::SCRIPT.to_string())
