@@ -5,6 +5,8 @@ mod harness;
 mod access;
 mod activation;
 mod admin;
+mod admin_browser;
+mod admin_settings;
 mod audit;
 mod bridge;
 mod catalog;
