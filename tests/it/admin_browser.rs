@@ -31,6 +31,18 @@ fn the_back_office_in_a_browser() {
         c.vendor_name = "Northwind Software".into();
     });
     let gw = Gateway::new(&app.base);
+    // Licenses that expire in ten days, for the dashboard's weekly chart.
+    let at = (chrono::Utc::now() + chrono::Duration::days(10)).to_rfc3339();
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            json!({"item_id": "SNP-EXPIRING", "name": "Expiring", "product_code": 1001,
+            "options": {"feature_map": 1, "expiration_time": at}}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    ticket_with(&app, "BR-EXP", "SNP-EXPIRING", 3);
     let sales_pw = app.add_user("sam", Role::Sales);
     // A ticket mail that cannot be sent: failed after its one attempt.
     let (s, v) = app.admin(

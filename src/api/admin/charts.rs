@@ -9,7 +9,6 @@ pub struct Series<'a> {
     pub color: &'a str,
 }
 
-const W: f64 = 640.0;
 const H: f64 = 220.0;
 const LEFT: f64 = 40.0;
 const BOTTOM: f64 = 36.0;
@@ -40,20 +39,27 @@ fn step(max: i64) -> i64 {
 }
 
 /// Bars grouped per label, one bar per series; `values[i][s]` is label i's value of
-/// series s.
-pub fn bars(title: &str, labels: &[String], series: &[Series], values: &[Vec<i64>]) -> String {
+/// series s. `width` is the drawing's (its height is fixed): a narrower one shows its
+/// texts larger where the page gives it less room.
+pub fn bars(
+    title: &str,
+    width: f64,
+    labels: &[String],
+    series: &[Series],
+    values: &[Vec<i64>],
+) -> String {
     let max = values.iter().flatten().copied().max().unwrap_or(0);
     let step = step(max);
     let top = ((max + step - 1) / step).max(1) * step;
     let plot_h = H - BOTTOM - TOP;
-    let plot_w = W - LEFT - 8.0;
+    let plot_w = width - LEFT - 8.0;
     let group = plot_w / labels.len().max(1) as f64;
     let bar = (group * 0.8) / series.len().max(1) as f64;
     let y = |v: i64| TOP + plot_h - plot_h * v as f64 / top as f64;
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="{t}" class="chart"><title>{t}</title>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {H}" role="img" aria-label="{t}" class="chart"><title>{t}</title>"#,
         t = escape(title)
     );
     let mut v = 0;
@@ -61,7 +67,7 @@ pub fn bars(title: &str, labels: &[String], series: &[Series], values: &[Vec<i64
         let _ = write!(
             s,
             r##"<line x1="{LEFT}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" stroke="#d9dee6" stroke-width="1"/><text x="{tx}" y="{ty:.1}" font-size="11" text-anchor="end" fill="#545f6e">{v}</text>"##,
-            x2 = W - 8.0,
+            x2 = width - 8.0,
             yy = y(v),
             tx = LEFT - 6.0,
             ty = y(v) + 4.0,
@@ -84,8 +90,9 @@ pub fn bars(title: &str, labels: &[String], series: &[Series], values: &[Vec<i64
                 n = escape(ser.name),
             );
         }
-        // Every label when they fit, else every other one.
-        if labels.len() <= 10 || i % 2 == 0 {
+        // Every label when they fit, else every other one counted from the last (today's
+        // is always named).
+        if labels.len() <= 10 || (labels.len() - 1 - i) % 2 == 0 {
             let _ = write!(
                 s,
                 r##"<text x="{x:.1}" y="{yy}" font-size="11" text-anchor="middle" fill="#545f6e">{l}</text>"##,
@@ -145,6 +152,7 @@ mod tests {
     fn a_chart_names_itself_and_escapes_its_labels() {
         let svg = bars(
             "Activations <per day>",
+            640.0,
             &["a&b".into()],
             &[Series {
                 name: "x",

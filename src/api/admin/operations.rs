@@ -41,6 +41,7 @@ pub async fn dashboard(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResp
     let (act, ret, re) = (t("activations"), t("returns"), t("reactivations"));
     let days_svg = charts::bars(
         &t("per_day"),
+        640.0,
         &d.days
             .iter()
             .map(|d| d.day[5..].to_string())
@@ -67,6 +68,7 @@ pub async fn dashboard(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResp
     let expiring = t("expiring");
     let weeks_svg = charts::bars(
         &t("expiring_per_week"),
+        360.0,
         &d.expiring
             .iter()
             .map(|(w, _)| w[5..].to_string())
