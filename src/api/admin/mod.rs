@@ -246,21 +246,18 @@ fn when(v: minijinja::Value) -> String {
     }
 }
 
-/// Which pages a role's navigation shows (the service checks the role again on every call).
+/// Which pages and actions a role's pages offer (the service checks the role again on
+/// every call: what is not offered is refused anyway).
 fn may(role: Role) -> Value {
     let support = matches!(role, Role::Admin | Role::Support);
     let control = matches!(role, Role::Admin | Role::Sales);
     json!({
-        "orders": true,
-        "items": true,
         "write_items": role == Role::Admin,
         "control": control,
-        "containers": true,
         "push": support,
         "reset": role == Role::Admin,
         "blacklist": support,
         "approvals": support,
-        "reports": true,
         "mail": support,
         "unlist": role == Role::Admin,
         "users": role == Role::Admin,
