@@ -45,6 +45,10 @@ pub struct Settings {
     pub blocking_period_days: u32,
     pub self_service_count: u32,
     pub lock_item: Option<String>,
+    /// The honey-pot item: a license of it is published where only a thief finds it (a
+    /// leaked ticket); a container that activates one is blacklisted at once and gets the
+    /// lock with the same answer. The license itself stays available, a trap for the next.
+    pub honeypot_item: Option<String>,
     pub automatic_update_handling: bool,
     pub duplicate_check: bool,
     /// 0 = no quota.
@@ -80,6 +84,7 @@ impl Default for Settings {
             blocking_period_days: 0,
             self_service_count: 1,
             lock_item: None,
+            honeypot_item: None,
             automatic_update_handling: true,
             duplicate_check: true,
             monthly_activation_quota: 0,
@@ -112,6 +117,9 @@ impl Settings {
         }
         if let Some(l) = &self.lock_item {
             check_id("lock_item", l)?;
+        }
+        if let Some(h) = &self.honeypot_item {
+            check_id("honeypot_item", h)?;
         }
         if self.restore == ReactivationPolicy::Approval {
             return Err(Error::invalid(

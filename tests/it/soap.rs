@@ -1189,11 +1189,14 @@ fn the_admin_service_manages_items_and_settings() {
         "admin",
         admin,
         "PutSettings",
-        json!({"Settings": {"MonthlyActivationQuota": 7, "Reactivation": "approval"}}),
+        json!({"Settings": {"MonthlyActivationQuota": 7, "Reactivation": "approval",
+            "HoneypotItem": "SNP-PRO"}}),
     );
     assert_eq!(put["ok"]["MonthlyActivationQuota"], 7, "{put}");
+    assert_eq!(put["ok"]["HoneypotItem"], "SNP-PRO", "{put}");
     let (_, j) = app.admin("GET", "/api/v1/settings", None);
     assert_eq!(j["monthly_activation_quota"], 7);
+    assert_eq!(j["honeypot_item"], "SNP-PRO");
     assert_eq!(j["reactivation"], "approval");
 
     // Raw: a wrong value or an unknown field names its element; answers validate.

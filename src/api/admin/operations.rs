@@ -413,12 +413,14 @@ fn settings_of(f: &Form) -> Result<Settings> {
     let flag = |n: &str| json!(!field(f, n).is_empty());
     let num = |n: &'static str| -> Result<Value> { Ok(json!(number::<u32>(f, n)?.unwrap_or(0))) };
     let lock = field(f, "lock_item");
+    let honeypot = field(f, "honeypot_item");
     let s = json!({
         "deactivation_allowed": flag("deactivation_allowed"),
         "reactivation_behaviour": field(f, "reactivation_behaviour"),
         "blocking_period_days": num("blocking_period_days")?,
         "self_service_count": num("self_service_count")?,
         "lock_item": (!lock.is_empty()).then_some(lock),
+        "honeypot_item": (!honeypot.is_empty()).then_some(honeypot),
         "automatic_update_handling": flag("automatic_update_handling"),
         "duplicate_check": flag("duplicate_check"),
         "monthly_activation_quota": num("monthly_activation_quota")?,

@@ -103,6 +103,7 @@ pub const SETTINGS: &[(&str, &str, Ty)] = &[
     ("BlockingPeriodDays", "blocking_period_days", Ty::Int),
     ("SelfServiceCount", "self_service_count", Ty::Int),
     ("LockItem", "lock_item", Ty::Str),
+    ("HoneypotItem", "honeypot_item", Ty::Str),
     (
         "AutomaticUpdateHandling",
         "automatic_update_handling",

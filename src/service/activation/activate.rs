@@ -72,6 +72,12 @@ fn activate_in(
         named = Some(n);
         (rows[0].ticket_id, rows)
     };
+    // Before any other rule: whoever asks for the honey-pot is caught, whatever else holds.
+    if let Some(trap) = k.settings.honeypot_item.as_deref() {
+        if let Some(l) = rows.iter().find(|l| l.item_id == trap) {
+            return super::sprung(c, actor, ctx, k, l.id, trap);
+        }
+    }
     if named.is_some() && k.settings.activation_mode == ActivationMode::All {
         let all = licenses::count_available_of_ticket(c, tid)?;
         let picked = rows

@@ -272,6 +272,7 @@ pub(super) type Committed<T> = std::result::Result<T, Refusal>;
 
 /// Everything a contact (request) starts with: the container, its confirmed state, the
 /// firm's settings and signer.
+#[derive(Clone)]
 pub(super) struct Contact {
     pub(super) cont: ContainerRow,
     pub(super) mirror: Mirror,
@@ -353,15 +354,27 @@ fn contact(
         return Ok(Ok(k));
     };
     // Before anything else: the lock, until a receipt shows it applied.
+    Ok(Err(send_lock(c, actor, &k, ctx, description)?))
+}
+
+/// The refusal of a blacklisted container: its lock update (recorded as sent), or, when it
+/// holds the lock already, the refusal alone.
+fn send_lock(
+    c: &mut Conn,
+    actor: &Actor,
+    k: &Contact,
+    ctx: &Context,
+    description: String,
+) -> Result<Refusal> {
     let serial = k.cont.serial.clone();
     if k.mirror.content.locked {
-        return Ok(Err(Refusal::Error(Error::Blacklisted {
+        return Ok(Refusal::Error(Error::Blacklisted {
             serial,
             description,
             lock: None,
-        })));
+        }));
     }
-    let lock = issue_required(c, actor, &k, ctx)?;
+    let lock = issue_required(c, actor, k, ctx)?;
     blacklist::lock_sent(c, k.firm_id, &serial, lock.update_id(), super::now())?;
     audit::record(
         actor,
@@ -373,11 +386,48 @@ fn contact(
             ..Default::default()
         },
     )?;
-    Ok(Err(Refusal::Locked {
+    Ok(Refusal::Locked {
         lock: Box::new(lock),
         serial,
         description,
-    }))
+    })
+}
+
+/// A container that asked for a license of the honey-pot item: blacklisted at once (as the
+/// system, naming the license), and the lock goes with this very answer. The license is not
+/// touched.
+pub(super) fn sprung<T>(
+    c: &mut Conn,
+    actor: &Actor,
+    ctx: &Context,
+    k: &Contact,
+    license_id: i64,
+    item: &str,
+) -> Result<Committed<T>> {
+    let description = format!(
+        "activated license {license_id} of the honey-pot item {item}, which no customer was sold"
+    );
+    let system = Actor::system(actor.interface);
+    crate::service::lifecycle::place_on_blacklist(
+        c,
+        &system,
+        k.firm_id,
+        &k.cont.serial,
+        &description,
+    )?;
+    audit::record(
+        actor,
+        Event {
+            action: "container.honeypot_activated",
+            license_id: Some(license_id),
+            serial: Some(&k.cont.serial),
+            details: serde_json::json!({"item_id": item}),
+            ..Default::default()
+        },
+    )?;
+    let mut trapped = k.clone();
+    trapped.blacklisted = Some(description.clone());
+    Ok(Err(send_lock(c, actor, &trapped, ctx, description)?))
 }
 
 /// What a write closure needs from the core (it runs on the writer thread).
