@@ -72,6 +72,8 @@ pub async fn start(mut config: Config) -> Result<Running> {
             .app_data(json::query_config())
             .app_data(json::path_config())
             .app_data(web::PayloadConfig::new(limit))
+            // The SOAP Depot names tickets too: the same limiter.
+            .app_data(limiter.clone())
             .configure(|cfg| gateway::configure(cfg, limiter.clone()))
             .configure(connect::configure)
             .configure(soap::configure)

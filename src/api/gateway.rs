@@ -96,8 +96,32 @@ impl TicketLimiter {
     }
 }
 
-/// Runs a lookup that names `ticket`: within the client's rate, not held back for failures,
-/// and an unknown ticket counted as a failure of the address and the ticket.
+impl TicketLimiter {
+    /// Runs a lookup that names `ticket` for the client of `req`: within the client's rate,
+    /// not held back for failures, and an unknown ticket counted as a failure of the
+    /// address and the ticket. The JSON gateway and the SOAP Depot both go through it.
+    pub(crate) async fn naming<T>(
+        &self,
+        core: &Core,
+        req: &HttpRequest,
+        ticket: &str,
+        lookup: impl Future<Output = CoreResult<T>>,
+    ) -> CoreResult<T> {
+        let client = super::client_addr(req, &self.proxies);
+        self.take(client, Instant::now())?;
+        portal::ticket_guard(core, client, ticket).await?;
+        let out = lookup.await;
+        if let Err(Error::NotFound { kind: "ticket", .. }) = &out {
+            // The caller still learns that the ticket is unknown if the count cannot be
+            // written.
+            if let Err(e) = portal::ticket_failed(core, client, ticket).await {
+                tracing::warn!(error = %e, "a failed ticket lookup was not counted");
+            }
+        }
+        out
+    }
+}
+
 async fn naming<T>(
     core: &Core,
     limiter: &TicketLimiter,
@@ -105,17 +129,7 @@ async fn naming<T>(
     ticket: &str,
     lookup: impl Future<Output = CoreResult<T>>,
 ) -> Result<T, ApiError> {
-    let client = super::client_addr(req, &limiter.proxies);
-    limiter.take(client, Instant::now())?;
-    portal::ticket_guard(core, client, ticket).await?;
-    let out = lookup.await;
-    if let Err(Error::NotFound { kind: "ticket", .. }) = &out {
-        // The caller still learns that the ticket is unknown if the count cannot be written.
-        if let Err(e) = portal::ticket_failed(core, client, ticket).await {
-            tracing::warn!(error = %e, "a failed ticket lookup was not counted");
-        }
-    }
-    Ok(out?)
+    Ok(limiter.naming(core, req, ticket, lookup).await?)
 }
 
 async fn ticket(core: Core_, lim: Limiter_, req: HttpRequest, code: web::Path<String>) -> Res {

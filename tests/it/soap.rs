@@ -1229,3 +1229,61 @@ fn the_admin_service_manages_items_and_settings() {
     assert_eq!(s, 200, "{text}");
     xmllint_valid(&text);
 }
+
+/// The Depot names tickets as the JSON gateway does, so it guesses within the same limits:
+/// unknown tickets counted per address and ticket (for every node, with the gateway and the
+/// portal), then a fault `rate_limited` with `Retry-After`, also on the gateway.
+#[test]
+fn the_depot_holds_back_ticket_guessing_as_the_gateway_does() {
+    let app = TestApp::start_with(|c| {
+        c.gateway_ticket_lookups_per_minute = 30;
+        c.portal_login_limit = 3;
+    });
+    let (ticket, _) = crate::activation::ticket_with(&app, "D-1", "SNP-SINGLE", 1);
+    let depot = "http://licentia.dev/ns/depot/v1";
+    let info = |code: &str| {
+        let body = envelope_ns(
+            "d",
+            depot,
+            &format!("<d:TicketInfo><d:Ticket>{code}</d:Ticket></d:TicketInfo>"),
+        );
+        match ureq::post(&format!("{}/soap/Depot", app.base))
+            .set("Content-Type", "text/xml")
+            .send_string(&body)
+        {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => (
+                r.status(),
+                r.header("retry-after").map(str::to_string),
+                r.into_string().unwrap(),
+            ),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (s, _, text) = info(&ticket);
+    assert_eq!(s, 200, "{text}");
+    let mut guesses = vec![];
+    while guesses.len() < 3 {
+        let g = licentia::domain::ticket::TicketCode::generate().to_string();
+        if g != ticket {
+            guesses.push(g);
+        }
+    }
+    for g in &guesses {
+        let (s, _, text) = info(g);
+        assert_eq!(s, 500);
+        assert!(text.contains("<l:Code>unknown_ticket</l:Code>"), "{text}");
+    }
+    let (s, retry, text) = info(&ticket);
+    assert_eq!(s, 500);
+    assert!(text.contains("<l:Code>rate_limited</l:Code>"), "{text}");
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    xmllint_valid(&text);
+    // The same hold on the JSON gateway: the failures are counted in one place.
+    let r = match ureq::get(&format!("{}/api/v1/gateway/tickets/{ticket}", app.base)).call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(r.status(), 429);
+    assert_eq!(app.count("portal_login_failures"), 6);
+}

@@ -5,6 +5,7 @@ use yaserde::{YaDeserialize, YaSerialize};
 
 use super::codec::{decode, encode, iso, long, longs, need, Text};
 use super::envelope::El;
+use crate::api::gateway::TicketLimiter;
 use crate::domain::Interface;
 use crate::error::Error;
 use crate::protocol::{
@@ -12,6 +13,7 @@ use crate::protocol::{
 };
 use crate::service::activation;
 use crate::service::{lifecycle, Core};
+use actix_web::HttpRequest;
 
 /// The prefix the types below give the service's namespace.
 const P: &str = "d";
@@ -240,14 +242,24 @@ impl From<&Confirmed> for ConfirmReceiptResponse {
 
 // ---- operations ----
 
-/// The Depot's operations: the same service functions as the JSON gateway.
-pub async fn call(core: &Core, op: &El) -> Result<String, Error> {
+/// The Depot's operations: the same service functions as the JSON gateway, and those that
+/// name a ticket within the same limits per client (`gateway_ticket_lookups_per_minute`, the
+/// failures counted per address and ticket).
+pub async fn call(
+    core: &Core,
+    limiter: &TicketLimiter,
+    http: &HttpRequest,
+    op: &El,
+) -> Result<String, Error> {
     let iface = Interface::Soap;
     let name = format!("{P}:{}Response", op.name);
     match op.name.as_str() {
         "TicketInfo" => {
             let r: TicketInfo = decode(P, op)?;
-            let t = activation::ticket_info(core, &need("TicketInfo/Ticket", &r.ticket)?).await?;
+            let ticket = need("TicketInfo/Ticket", &r.ticket)?;
+            let t = limiter
+                .naming(core, http, &ticket, activation::ticket_info(core, &ticket))
+                .await?;
             let out = TicketInfoResponse {
                 ticket: (&t.ticket).into(),
                 license: t
@@ -310,7 +322,10 @@ pub async fn call(core: &Core, op: &El) -> Result<String, Error> {
                 licenses: longs("Activate/LicenseId", &r.license_id)?,
                 request: need("Activate/Request", &r.request)?,
             };
-            let u = activation::activate(core, iface, req).await?;
+            let ticket = req.ticket.clone();
+            let u = limiter
+                .naming(core, http, &ticket, activation::activate(core, iface, req))
+                .await?;
             encode(&name, &Update::from(&u))
         }
         "Reactivate" => {
@@ -320,7 +335,10 @@ pub async fn call(core: &Core, op: &El) -> Result<String, Error> {
                 licenses: longs("Reactivate/LicenseId", &r.license_id)?,
                 request: need("Reactivate/Request", &r.request)?,
             };
-            let u = lifecycle::reactivate(core, iface, req).await?;
+            let ticket = req.ticket.clone();
+            let u = limiter
+                .naming(core, http, &ticket, lifecycle::reactivate(core, iface, req))
+                .await?;
             encode(&name, &Update::from(&u))
         }
         "Return" => {

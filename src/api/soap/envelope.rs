@@ -351,7 +351,15 @@ pub fn fault_coded(svc: &Service, v: Version, e: &Error, code: Option<&str>) -> 
             code.unwrap_or(if server { "Receiver" } else { "Sender" })
         ),
     };
-    respond(v, StatusCode::INTERNAL_SERVER_ERROR, &body)
+    let mut r = respond(v, StatusCode::INTERNAL_SERVER_ERROR, &body);
+    // A client held back for its rate learns when to come again, as over HTTP.
+    if let Error::RateLimited { retry_after } = e {
+        if let Ok(h) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
+            r.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, h);
+        }
+    }
+    r
 }
 
 /// The action the request names (SOAPAction header, or the SOAP 1.2 `action` parameter).

@@ -122,6 +122,7 @@ fn service(name: &str) -> Option<&'static Service> {
 
 async fn endpoint(
     core: Core_,
+    limiter: web::Data<super::gateway::TicketLimiter>,
     name: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
@@ -156,7 +157,7 @@ async fn endpoint(
     // The Depot is the activation wizard's: the ticket or the container's signature is the
     // credential, as in the JSON gateway.
     let out = if svc.name == "Depot" {
-        depot::call(&core, op).await
+        depot::call(&core, &limiter, &req, op).await
     } else {
         match security::actor(&core, &req, &request).await {
             Ok(actor) => match svc.name {
