@@ -1287,3 +1287,102 @@ fn the_depot_holds_back_ticket_guessing_as_the_gateway_does() {
     assert_eq!(r.status(), 429);
     assert_eq!(app.count("portal_login_failures"), 6);
 }
+
+/// What integrators met (issue 23): service names in any case, `HEAD …?wsdl`, a 404 that
+/// says which services exist, SOAPAction as the bare operation name, and xs:dateTime
+/// without a time zone taken as UTC (fractions kept).
+#[test]
+fn service_names_actions_and_times_are_read_as_integrators_send_them() {
+    let app = TestApp::start();
+    let pw = app.add_user("erp", Role::Erp);
+    let op = "<s:CreateOrder><s:ErpOrderId>LC-1</s:ErpOrderId><s:Customer><s:ExternalId>C-1\
+              </s:ExternalId></s:Customer><s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>1\
+              </s:Quantity></s:Line></s:CreateOrder>";
+    // Lower case, with the bare operation name as SOAPAction.
+    let (s, text) = post_to(
+        &app,
+        "sales",
+        "text/xml",
+        Some("\"CreateOrder\""),
+        Some(("erp", &pw)),
+        &envelope11(op),
+    );
+    assert_eq!(s, 200, "{text}");
+    xmllint_valid(&text);
+    assert_eq!(app.count("orders"), 1);
+    // Another operation's name is still refused.
+    let (s, text) = post_to(
+        &app,
+        "SALES",
+        "text/xml",
+        Some("GetTicket"),
+        Some(("erp", &pw)),
+        &envelope11(op),
+    );
+    assert_eq!(s, 500);
+    assert!(text.contains("SOAPAction"), "{text}");
+    // HEAD of the WSDL answers as GET does, without the body.
+    let r = ureq::head(&format!("{}/soap/sales?wsdl", app.base))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.content_type().contains("xml"));
+    assert!(r.into_string().unwrap().is_empty());
+    // An unknown service says which ones there are.
+    for path in ["/soap/Nothing?wsdl", "/soap/Nothing"] {
+        let r = match ureq::request(
+            if path.ends_with("wsdl") {
+                "GET"
+            } else {
+                "POST"
+            },
+            &format!("{}{path}", app.base),
+        )
+        .call()
+        {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(r.status(), 404, "{path}");
+        let body = r.into_string().unwrap();
+        assert!(
+            body.contains("Sales, Depot") || body.contains("Sales"),
+            "{body}"
+        );
+        assert!(body.contains("Admin") && body.contains("Report"), "{body}");
+    }
+    // xs:dateTime without a zone is UTC; a fraction is kept; a date alone is refused.
+    let admin = crate::harness::ADMIN_PW;
+    let create = |id: &str, at: &str| {
+        raw_to(
+            &app,
+            "Admin",
+            ("admin", admin),
+            &envelope_ns(
+                "a",
+                ADMIN_NS,
+                &format!(
+                    "<a:CreateItem><a:ItemId>{id}</a:ItemId><a:Name>{id}</a:Name>\
+                     <a:ProductCode>1001</a:ProductCode><a:Options>\
+                     <a:ExpirationTime>{at}</a:ExpirationTime></a:Options></a:CreateItem>"
+                ),
+            ),
+        )
+    };
+    let (s, text) = create("T-NOZONE", "2027-06-30T00:00:00");
+    assert_eq!(s, 200, "{text}");
+    assert!(text.contains("2027-06-30T00:00:00Z"), "{text}");
+    let (s, text) = create("T-FRACTION", "2027-06-30T12:00:00.25+02:00");
+    assert_eq!(s, 200, "{text}");
+    assert!(text.contains("2027-06-30T10:00:00.250Z"), "{text}");
+    let (_, item) = app.admin("GET", "/api/v1/items/T-FRACTION", None);
+    assert_eq!(
+        item["options"]["expiration_time"],
+        "2027-06-30T10:00:00.250Z"
+    );
+    let (s, text) = create("T-DATE", "2027-06-30");
+    assert_eq!(s, 500);
+    assert!(text.contains("CreateItem/Options/ExpirationTime"), "{text}");
+    assert!(text.contains("with or without a time zone"), "{text}");
+    assert_eq!(app.count("items WHERE item_id = 'T-DATE'"), 0);
+}

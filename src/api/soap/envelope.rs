@@ -259,8 +259,10 @@ pub fn read(svc: &Service, req: &HttpRequest, ct: &str, body: &[u8]) -> Result<R
         )));
     }
     schema::of(svc).and_then(|s| s.check(op)).map_err(fail)?;
+    // The action as the WSDL gives it (namespace/operation), or the bare operation name as
+    // some clients send it.
     if let Some(a) = action(req, v) {
-        if a != format!("{}/{}", svc.ns, op.name) {
+        if a != format!("{}/{}", svc.ns, op.name) && a != op.name {
             return Err(fail(Error::invalid(
                 "SOAPAction",
                 format!(

@@ -116,8 +116,21 @@ pub const SERVICES: &[Service] = &[
     },
 ];
 
+/// A service by name, in any case (`/soap/sales` is `/soap/Sales`).
 fn service(name: &str) -> Option<&'static Service> {
-    SERVICES.iter().find(|s| s.name == name)
+    SERVICES.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+}
+
+/// The answer to a path that names no service: which ones there are.
+fn no_service(name: &str) -> HttpResponse {
+    let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+    let shown: String = name.chars().take(64).collect();
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!(
+            "there is no SOAP service {shown:?} here; the services are {}, each at              /soap/<service> (its WSDL at /soap/<service>?wsdl)\n",
+            names.join(", ")
+        ))
 }
 
 async fn endpoint(
@@ -128,7 +141,7 @@ async fn endpoint(
     payload: web::Payload,
 ) -> HttpResponse {
     let Some(svc) = service(&name) else {
-        return HttpResponse::NotFound().finish();
+        return no_service(&name);
     };
     let ct = req
         .headers()
@@ -187,7 +200,7 @@ async fn wsdl(core: Core_, name: web::Path<String>) -> HttpResponse {
                 svc.wsdl
                     .replace("{{BASE}}", core.config().public_url.trim_end_matches('/')),
             ),
-        None => HttpResponse::NotFound().finish(),
+        None => no_service(&name),
     }
 }
 
@@ -203,5 +216,6 @@ async fn xsd(name: web::Path<String>) -> HttpResponse {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/soap/xsd/{name}", web::get().to(xsd))
         .route("/soap/{service}", web::post().to(endpoint))
-        .route("/soap/{service}", web::get().to(wsdl));
+        .route("/soap/{service}", web::get().to(wsdl))
+        .route("/soap/{service}", web::head().to(wsdl));
 }

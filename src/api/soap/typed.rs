@@ -127,6 +127,18 @@ pub const SETTINGS: &[(&str, &str, Ty)] = &[
     ("Restore", "restore", Ty::Enum(POLICIES)),
 ];
 
+/// An xs:dateTime as RFC 3339 in UTC: one with a time zone as it says, one without (which
+/// xs:dateTime allows) taken as UTC; fractional seconds are kept, never cut.
+pub fn xs_date_time(t: &str) -> Option<String> {
+    let utc = match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(d) => d.with_timezone(&chrono::Utc),
+        Err(_) => chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()?
+            .and_utc(),
+    };
+    Some(utc.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
 /// Reads a typed element's children into a JSON object; a wrong value or an unknown field
 /// is an error naming the element.
 pub fn typed_json(
@@ -151,10 +163,9 @@ pub fn typed_json(
                 _ => return Err(bad("an xs:boolean")),
             }),
             Ty::Str => Value::String(t.to_string()),
-            Ty::Time => {
-                chrono::DateTime::parse_from_rfc3339(t).map_err(|_| bad("an xs:dateTime"))?;
-                Value::String(t.to_string())
-            }
+            Ty::Time => Value::String(xs_date_time(t).ok_or_else(|| {
+                bad("an xs:dateTime (2027-06-30T00:00:00, with or without a time zone)")
+            })?),
             Ty::Enum(values) | Ty::List(values) => {
                 if !values.contains(&t) {
                     return Err(bad(&format!("one of {}", values.join(", "))));
@@ -224,13 +235,7 @@ impl Typed {
                     element(writer, name, None, Some((o, inner)))?
                 }
                 (Some(Value::String(s)), Ty::Time) => {
-                    let t = chrono::DateTime::parse_from_rfc3339(s)
-                        .map(|t| {
-                            t.with_timezone(&chrono::Utc)
-                                .format("%Y-%m-%dT%H:%M:%SZ")
-                                .to_string()
-                        })
-                        .unwrap_or_else(|_| s.clone());
+                    let t = xs_date_time(s).unwrap_or_else(|| s.clone());
                     element(writer, name, Some(&t), None)?;
                 }
                 (Some(other), _) => element(writer, name, Some(&text(other)), None)?,
