@@ -1386,3 +1386,76 @@ fn service_names_actions_and_times_are_read_as_integrators_send_them() {
     assert!(text.contains("with or without a time zone"), "{text}");
     assert_eq!(app.count("items WHERE item_id = 'T-DATE'"), 0);
 }
+
+/// Credentials asked for with a challenge (401, `WWW-Authenticate: Basic`, the fault as
+/// body), envelopes of another shape refused before anything runs, and faults that never
+/// echo unbounded input.
+#[test]
+fn challenges_envelope_shapes_and_bounded_faults() {
+    let app = TestApp::start();
+    let pw = app.add_user("erp", Role::Erp);
+    let op = "<s:CreateOrder><s:Customer><s:ExternalId>C-1</s:ExternalId></s:Customer>\
+              <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>1</s:Quantity></s:Line>\
+              </s:CreateOrder>";
+    let send = |auth: Option<(&str, &str)>, body: &str| {
+        use base64::Engine;
+        let mut r = ureq::post(&format!("{}/soap/Sales", app.base)).set("Content-Type", "text/xml");
+        if let Some((u, p)) = auth {
+            let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            r = r.set("Authorization", &format!("Basic {b}"));
+        }
+        match r.send_string(body) {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => (
+                r.status(),
+                r.header("www-authenticate").map(str::to_string),
+                r.into_string().unwrap(),
+            ),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    for auth in [None, Some(("erp", "wrong"))] {
+        let (s, challenge, text) = send(auth, &envelope11(op));
+        assert_eq!(s, 401, "{text}");
+        assert!(challenge.unwrap_or_default().starts_with("Basic realm="));
+        assert!(text.contains("<l:Code>unauthenticated</l:Code>"), "{text}");
+        xmllint_valid(&text);
+    }
+    assert_eq!(app.count("orders"), 0);
+    // Shapes: two Bodies, a Body before the Header, something after the Body.
+    let env = |inner: &str| {
+        format!(
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+             xmlns:s=\"{NS}\">{inner}</soap:Envelope>"
+        )
+    };
+    let get = "<s:GetTicket><s:Ticket>AAAAA-AAAAA-AAAAA-AAAAA-AAAAA</s:Ticket></s:GetTicket>";
+    for (inner, says) in [
+        (
+            format!("<soap:Body>{op}</soap:Body><soap:Body>{get}</soap:Body>"),
+            "holds 2 Body elements",
+        ),
+        (
+            format!("<soap:Body>{op}</soap:Body><soap:Header/>"),
+            "&quot;Header&quot; at position 2",
+        ),
+        (
+            format!("<soap:Header/><soap:Body>{op}</soap:Body><s:Extra/>"),
+            "&quot;Extra&quot; at position 3",
+        ),
+    ] {
+        let (s, _, text) = send(Some(("erp", &pw)), &env(&inner));
+        assert_eq!(s, 500, "{text}");
+        assert!(
+            text.contains("an envelope holds an optional Header, then one Body"),
+            "{text}"
+        );
+        let _ = says;
+    }
+    assert_eq!(app.count("orders"), 0, "the first Body did not run either");
+    // A 200 KB element name comes back cut, once in the string and once in the detail.
+    let long = "X".repeat(200_000);
+    let (s, _, text) = send(Some(("erp", &pw)), &envelope11(&format!("<s:{long}/>")));
+    assert_eq!(s, 500);
+    assert!(text.len() < 5_000, "{} bytes", text.len());
+    xmllint_valid(&text);
+}

@@ -180,6 +180,12 @@ impl<'a> Script<'a> {
         self.send(what, v, 500, Self::req(v, service, auth, body))
     }
 
+    /// An operation refused for its credentials: 401 with a challenge, the fault as body.
+    fn denied(&mut self, what: &str, v: V, service: &'a str, auth: Auth<'a>, op: &str) -> String {
+        let body = Self::envelope(v, service, "", op);
+        self.send(what, v, 401, Self::req(v, service, auth, body))
+    }
+
     /// An operation with a WS-Security header instead of HTTP Basic.
     fn with_header(&mut self, what: &str, v: V, status: u16, header: &str, op: &str) -> String {
         let body = Self::envelope(v, "Sales", header, op);
@@ -724,22 +730,22 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
     g.fault("no-operation", V11, "Sales", erp, "");
     // Authentication.
     let get1 = format!("<s:GetTicket><s:Ticket>{t1}</s:Ticket></s:GetTicket>");
-    g.fault(
+    g.denied(
         "wrong-password",
         V11,
         "Sales",
         Auth::Basic("erp", "wrong"),
         &get1,
     );
-    g.fault(
+    g.denied(
         "wrong-password",
         V12,
         "Sales",
         Auth::Basic("erp", "wrong"),
         &get1,
     );
-    g.fault("no-credentials", V11, "Sales", Auth::None, &get1);
-    g.fault(
+    g.denied("no-credentials", V11, "Sales", Auth::None, &get1);
+    g.denied(
         "unknown-user",
         V12,
         "Sales",
@@ -767,7 +773,7 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
         PW_DIGEST,
         Some((&b64(b"nonce-3"), &now)),
     );
-    g.with_header("token-digest-wrong", V11, 500, &bad, &get1);
+    g.with_header("token-digest-wrong", V11, 401, &bad, &get1);
     g.with_header(
         "token-digest-no-nonce",
         V12,
@@ -792,7 +798,7 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
     g.with_header(
         "token-wrong-password",
         V11,
-        500,
+        401,
         &token("erp", "wrong", PW_TEXT, None),
         &get1,
     );

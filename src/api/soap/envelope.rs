@@ -219,6 +219,29 @@ pub fn read(svc: &Service, req: &HttpRequest, ct: &str, body: &[u8]) -> Result<R
         error,
         code: Some("MustUnderstand"),
     })?;
+    // An optional Header first, then one Body, and nothing else: a gateway that inspected
+    // the request can never see another operation than the one that runs.
+    let shape = "an envelope holds an optional Header, then one Body, and nothing else";
+    for (i, c) in doc.children.iter().enumerate() {
+        let allowed = c.ns == doc.ns && (c.name == "Body" || (c.name == "Header" && i == 0));
+        if !allowed {
+            return Err(fail(Error::invalid(
+                "Envelope",
+                format!(
+                    "{} at position {} is not allowed there: {shape}",
+                    shown(&c.name),
+                    i + 1
+                ),
+            )));
+        }
+    }
+    let bodies = doc.children.iter().filter(|c| c.name == "Body").count();
+    if bodies > 1 {
+        return Err(fail(Error::invalid(
+            "Envelope",
+            format!("holds {bodies} Body elements: {shape}"),
+        )));
+    }
     let Some(body) = doc
         .children
         .iter()
@@ -305,6 +328,28 @@ fn envelope(v: Version, body: &str) -> String {
     )
 }
 
+/// Most characters of a fault's message: it may name what the request sent (an element's
+/// name, a value), and a fault never echoes unbounded input.
+const MAX_FAULT_MESSAGE: usize = 1000;
+
+fn bounded(msg: String) -> String {
+    if msg.chars().count() <= MAX_FAULT_MESSAGE {
+        return msg;
+    }
+    let mut out: String = msg.chars().take(MAX_FAULT_MESSAGE).collect();
+    out.push_str("… (cut)");
+    out
+}
+
+/// A name from the request as a message shows it: at most 64 characters.
+fn shown(name: &str) -> String {
+    if name.chars().count() <= 64 {
+        format!("{name:?}")
+    } else {
+        format!("{:?}…", name.chars().take(64).collect::<String>())
+    }
+}
+
 /// An answer: the operation's response element in the envelope of the request's version.
 pub fn respond(v: Version, status: StatusCode, body: &str) -> HttpResponse {
     let ct = match v {
@@ -333,7 +378,7 @@ pub fn fault_coded(svc: &Service, v: Version, e: &Error, code: Option<&str>) -> 
         tracing::error!(%cause, "soap");
     }
     let server = matches!(e, Error::Internal(_) | Error::Busy | Error::Retry);
-    let msg = esc(&e.public_message());
+    let msg = esc(&bounded(e.public_message()));
     let detail = format!(
         "<l:LicentiaFault xmlns:l=\"{}\"><l:Code>{}</l:Code><l:Message>{msg}\
          </l:Message></l:LicentiaFault>",

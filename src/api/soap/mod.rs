@@ -187,6 +187,20 @@ async fn endpoint(
     };
     match out {
         Ok(xml) => respond(v, StatusCode::OK, &xml),
+        // Missing or wrong credentials: 401 with a challenge, so that clients that send
+        // Basic credentials only when asked (suds, .NET, Java's authenticators) send them;
+        // the body is the fault as ever.
+        Err(e @ Error::Unauthenticated) => {
+            let mut r = fault(svc, v, &e);
+            *r.status_mut() = StatusCode::UNAUTHORIZED;
+            r.headers_mut().insert(
+                actix_web::http::header::WWW_AUTHENTICATE,
+                actix_web::http::header::HeaderValue::from_static(
+                    "Basic realm=\"Licentia SOAP\", charset=\"UTF-8\"",
+                ),
+            );
+            r
+        }
         Err(e) => fault(svc, v, &e),
     }
 }
