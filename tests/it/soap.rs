@@ -84,7 +84,7 @@ fn raw(app: &TestApp, content_type: &str, action: Option<&str>, body: &str) -> (
 fn envelope_ns(p: &str, ns: &str, op: &str) -> String {
     format!(
         "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-         xmlns:{p}=\"{ns}\"><soap:Body>{op}</soap:Body></soap:Envelope>"
+ xmlns:{p}=\"{ns}\"><soap:Body>{op}</soap:Body></soap:Envelope>"
     )
 }
 
@@ -93,8 +93,8 @@ const ADMIN_NS: &str = "http://licentia.dev/ns/admin/v1";
 
 fn envelope11(op: &str) -> String {
     format!(
-        "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-         xmlns:s=\"{NS}\"><soap:Body>{op}</soap:Body></soap:Envelope>"
+"<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+ xmlns:s=\"{NS}\"><soap:Body>{op}</soap:Body></soap:Envelope>"
     )
 }
 
@@ -103,8 +103,8 @@ fn zeep_creates_orders_and_reads_tickets_over_soap_11_and_12() {
     let app = TestApp::start();
     let pw = app.add_user("erp", Role::Erp);
     let order = json!({"Source": "sap", "ErpOrderId": "SO-1",
-        "Customer": {"ExternalId": "C-SOAP", "Name": "Müller & Co", "Locale": "de"},
-        "Line": [{"ItemId": "SNP-SINGLE", "Quantity": 2}, {"ItemId": "SNP-FLOAT-5", "Quantity": 1}]});
+"Customer": {"ExternalId": "C-SOAP", "Name": "Müller & Co", "Locale": "de"},
+"Line": [{"ItemId": "SNP-SINGLE", "Quantity": 2}, {"ItemId": "SNP-FLOAT-5", "Quantity": 1}]});
     let v = zeep(
         &app,
         "erp",
@@ -169,173 +169,173 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
     let pw = app.add_user("erp", Role::Erp);
     assert_eq!(pw, "erp-password-123");
     let ok_op = "<s:CreateOrder><s:Customer><s:ExternalId>C-1</s:ExternalId></s:Customer>\
-                 <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>1</s:Quantity></s:Line></s:CreateOrder>";
+         <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>1</s:Quantity></s:Line></s:CreateOrder>";
     let cases: Vec<(String, &str, Option<&str>, &str)> = vec![
-        (
-            envelope11(&ok_op.replace("<s:Quantity>1<", "<s:Quantity>two<")),
-            "text/xml",
-            None,
-            "CreateOrder/Line[1]/Quantity",
-        ),
-        (
-            format!("<!DOCTYPE x [<!ENTITY e \"boom\">]>{}", envelope11(ok_op)),
-            "text/xml",
-            None,
-            "DOCTYPE",
-        ),
-        (
-            envelope11(ok_op),
-            "text/xml",
-            Some("http://licentia.dev/ns/sales/v1/GetTicket"),
-            "SOAPAction",
-        ),
-        (
-            envelope11(ok_op),
-            "application/soap+xml",
-            None,
-            "Content-Type",
-        ),
-        (
-            envelope11("<s:DeleteEverything/>"),
-            "text/xml",
-            None,
-            "no operation DeleteEverything",
-        ),
-        (
-            envelope11(
-                &ok_op
-                    .replace("xmlns", "x")
-                    .replace("<s:CreateOrder>", "<o:CreateOrder xmlns:o=\"urn:other\">")
-                    .replace("</s:CreateOrder>", "</o:CreateOrder>"),
-            ),
-            "text/xml",
-            None,
-            "namespace",
-        ),
-        ("<Envelope/>".into(), "text/xml", None, "not a SOAP"),
-        (
-            envelope11(ok_op).replace("</soap:Envelope>", ""),
-            "text/xml",
-            None,
-            "not",
-        ),
-        // Characters XML does not allow, raw or as a reference, in text or an attribute.
-        (
-            envelope11(&ok_op.replace(">C-1<", ">C&#1;1<")),
-            "text/xml",
-            None,
-            "U+0001",
-        ),
-        (
-            envelope11(&ok_op.replace(">C-1<", ">C\u{8}1<")),
-            "text/xml",
-            None,
-            "U+0008",
-        ),
-        (
-            envelope11(&ok_op.replace("<s:Customer>", "<s:Customer a=\"&#xFFFF;\">")),
-            "text/xml",
-            None,
-            "U+FFFF",
-        ),
-        (
-            envelope11(&ok_op.replace(">C-1<", "><![CDATA[C\u{1b}1]]><")),
-            "text/xml",
-            None,
-            "U+001B",
-        ),
-        (
-            envelope11(&ok_op.replace(">C-1<", ">&unknown;<")),
-            "text/xml",
-            None,
-            "unknown; is not accepted",
-        ),
-        // One operation per request: a second one is not silently dropped.
-        (
-            envelope11(&format!("{ok_op}{ok_op}")),
-            "text/xml",
-            None,
-            "more than one operation",
-        ),
-        (
-            format!("<a>{}", "<a>".repeat(40)) + &"</a>".repeat(41),
-            "text/xml",
-            None,
-            "nested deeper than 32",
-        ),
-        // The request as the schema declares it: no unknown, misplaced, repeated or foreign
-        // element is passed over in silence.
-        (
-            envelope11(&ok_op.replace("<s:Customer>", "<s:Commnet>x</s:Commnet><s:Customer>")),
-            "text/xml",
-            None,
-            "CreateOrder/Commnet: is not an element of CreateOrder (its elements: Source, ErpOrderId",
-        ),
-        (
-            envelope11(&ok_op.replace(
-                "</s:CreateOrder>",
-                "<s:Customer><s:ExternalId>C-2</s:ExternalId></s:Customer></s:CreateOrder>",
-            )),
-            "text/xml",
-            None,
-            "CreateOrder/Customer: is out of order",
-        ),
-        (
-            envelope11(&ok_op.replace(
-                "<s:Customer>",
-                "<s:Customer><s:ExternalId>C-0</s:ExternalId></s:Customer><s:Customer>",
-            )),
-            "text/xml",
-            None,
-            "CreateOrder/Customer: may appear at most 1 time",
-        ),
-        (
-            envelope11(&ok_op.replace("<s:Line>", "<s:Line><s:Quantity>1</s:Quantity>")),
-            "text/xml",
-            None,
-            "CreateOrder/Line[1]/Quantity: is out of order",
-        ),
-        (
-            envelope11(&ok_op.replace("<s:ExternalId>C-1</s:ExternalId>", "")),
-            "text/xml",
-            None,
-            "CreateOrder/Customer/ExternalId: is missing",
-        ),
-        (
-            envelope11(&ok_op.replace(
-                "<s:Quantity>1</s:Quantity>",
-                "<s:Quantity><s:Value>1</s:Value></s:Quantity>",
-            )),
-            "text/xml",
-            None,
-            "CreateOrder/Line[1]/Quantity: is a value and holds no elements",
-        ),
-        (
-            envelope11(&ok_op.replace(
-                "<s:Customer>",
-                "<o:Customer xmlns:o=\"urn:other\"><o:ExternalId>C-1</o:ExternalId></o:Customer><s:Customer>",
-            )),
-            "text/xml",
-            None,
-            "CreateOrder/Customer: namespace",
-        ),
-        (
-            envelope11(&ok_op.replace("<s:Line>", "loose text<s:Line>")),
-            "text/xml",
-            None,
-            "holds text beside its elements",
-        ),
-        // A header block the service must understand and does not.
-        (
-            envelope11(ok_op).replace(
-                "<soap:Body>",
-                "<soap:Header><x:Trace xmlns:x=\"urn:trace\" soap:mustUnderstand=\"1\"/>\
-                 </soap:Header><soap:Body>",
-            ),
-            "text/xml",
-            None,
-            "<faultcode>env:MustUnderstand</faultcode>",
-        ),
+(
+    envelope11(&ok_op.replace("<s:Quantity>1<", "<s:Quantity>two<")),
+    "text/xml",
+    None,
+    "CreateOrder/Line[1]/Quantity",
+),
+(
+    format!("<!DOCTYPE x [<!ENTITY e \"boom\">]>{}", envelope11(ok_op)),
+    "text/xml",
+    None,
+    "DOCTYPE",
+),
+(
+    envelope11(ok_op),
+    "text/xml",
+    Some("http://licentia.dev/ns/sales/v1/GetTicket"),
+    "SOAPAction",
+),
+(
+    envelope11(ok_op),
+    "application/soap+xml",
+    None,
+    "Content-Type",
+),
+(
+    envelope11("<s:DeleteEverything/>"),
+    "text/xml",
+    None,
+    "no operation DeleteEverything",
+),
+(
+    envelope11(
+        &ok_op
+            .replace("xmlns", "x")
+            .replace("<s:CreateOrder>", "<o:CreateOrder xmlns:o=\"urn:other\">")
+            .replace("</s:CreateOrder>", "</o:CreateOrder>"),
+    ),
+    "text/xml",
+    None,
+    "namespace",
+),
+("<Envelope/>".into(), "text/xml", None, "not a SOAP"),
+(
+    envelope11(ok_op).replace("</soap:Envelope>", ""),
+    "text/xml",
+    None,
+    "not",
+),
+// Characters XML does not allow, raw or as a reference, in text or an attribute.
+(
+    envelope11(&ok_op.replace(">C-1<", ">C&#1;1<")),
+    "text/xml",
+    None,
+    "U+0001",
+),
+(
+    envelope11(&ok_op.replace(">C-1<", ">C\u{8}1<")),
+    "text/xml",
+    None,
+    "U+0008",
+),
+(
+    envelope11(&ok_op.replace("<s:Customer>", "<s:Customer a=\"&#xFFFF;\">")),
+    "text/xml",
+    None,
+    "U+FFFF",
+),
+(
+    envelope11(&ok_op.replace(">C-1<", "><![CDATA[C\u{1b}1]]><")),
+    "text/xml",
+    None,
+    "U+001B",
+),
+(
+    envelope11(&ok_op.replace(">C-1<", ">&unknown;<")),
+    "text/xml",
+    None,
+    "unknown; is not accepted",
+),
+// One operation per request: a second one is not silently dropped.
+(
+    envelope11(&format!("{ok_op}{ok_op}")),
+    "text/xml",
+    None,
+    "more than one operation",
+),
+(
+    format!("<a>{}", "<a>".repeat(40)) + &"</a>".repeat(41),
+    "text/xml",
+    None,
+    "nested deeper than 32",
+),
+// The request as the schema declares it: no unknown, misplaced, repeated or foreign
+// element is passed over in silence.
+(
+    envelope11(&ok_op.replace("<s:Customer>", "<s:Commnet>x</s:Commnet><s:Customer>")),
+    "text/xml",
+    None,
+    "CreateOrder/Commnet: is not an element of CreateOrder (its elements: Source, ErpOrderId",
+),
+(
+    envelope11(&ok_op.replace(
+        "</s:CreateOrder>",
+        "<s:Customer><s:ExternalId>C-2</s:ExternalId></s:Customer></s:CreateOrder>",
+    )),
+    "text/xml",
+    None,
+    "CreateOrder/Customer: is out of order",
+),
+(
+    envelope11(&ok_op.replace(
+        "<s:Customer>",
+        "<s:Customer><s:ExternalId>C-0</s:ExternalId></s:Customer><s:Customer>",
+    )),
+    "text/xml",
+    None,
+    "CreateOrder/Customer: may appear at most 1 time",
+),
+(
+    envelope11(&ok_op.replace("<s:Line>", "<s:Line><s:Quantity>1</s:Quantity>")),
+    "text/xml",
+    None,
+    "CreateOrder/Line[1]/Quantity: is out of order",
+),
+(
+    envelope11(&ok_op.replace("<s:ExternalId>C-1</s:ExternalId>", "")),
+    "text/xml",
+    None,
+    "CreateOrder/Customer/ExternalId: is missing",
+),
+(
+    envelope11(&ok_op.replace(
+        "<s:Quantity>1</s:Quantity>",
+        "<s:Quantity><s:Value>1</s:Value></s:Quantity>",
+    )),
+    "text/xml",
+    None,
+    "CreateOrder/Line[1]/Quantity: is a value and holds no elements",
+),
+(
+    envelope11(&ok_op.replace(
+        "<s:Customer>",
+        "<o:Customer xmlns:o=\"urn:other\"><o:ExternalId>C-1</o:ExternalId></o:Customer><s:Customer>",
+    )),
+    "text/xml",
+    None,
+    "CreateOrder/Customer: namespace",
+),
+(
+    envelope11(&ok_op.replace("<s:Line>", "loose text<s:Line>")),
+    "text/xml",
+    None,
+    "holds text beside its elements",
+),
+// A header block the service must understand and does not.
+(
+    envelope11(ok_op).replace(
+        "<soap:Body>",
+        "<soap:Header><x:Trace xmlns:x=\"urn:trace\" soap:mustUnderstand=\"1\"/>\
+         </soap:Header><soap:Body>",
+    ),
+    "text/xml",
+    None,
+    "<faultcode>env:MustUnderstand</faultcode>",
+),
     ];
     for (body, ct, action, says) in &cases {
         let (s, text) = raw(&app, ct, *action, body);
@@ -378,7 +378,7 @@ fn wrong_or_hostile_envelopes_get_a_clear_fault_and_change_nothing() {
         "d",
         depot,
         "<d:Restore><d:OldSerial>130-1</d:OldSerial><d:Request>x</d:Request>\
-         <d:Trait><d:Name>cpu</d:Name></d:Trait></d:Restore>",
+ <d:Trait><d:Name>cpu</d:Name></d:Trait></d:Restore>",
     );
     let events = app.count("events");
     let (_, text) = post_to(&app, "Depot", "text/xml", None, None, &restore);
@@ -457,10 +457,10 @@ fn with_token(
         .unwrap_or_default();
     format!(
         "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:s=\"{NS}\">\
-         <soap:Header><wsse:Security xmlns:wsse=\"{wsse}\" xmlns:wsu=\"{wsu}\"><wsse:UsernameToken>\
-         <wsse:Username>{user}</wsse:Username><wsse:Password Type=\"{ty}\">{pw}</wsse:Password>\
-         {nonce}</wsse:UsernameToken></wsse:Security></soap:Header><soap:Body>{op}</soap:Body>\
-         </soap:Envelope>"
+ <soap:Header><wsse:Security xmlns:wsse=\"{wsse}\" xmlns:wsu=\"{wsu}\"><wsse:UsernameToken>\
+ <wsse:Username>{user}</wsse:Username><wsse:Password Type=\"{ty}\">{pw}</wsse:Password>\
+ {nonce}</wsse:UsernameToken></wsse:Security></soap:Header><soap:Body>{op}</soap:Body>\
+ </soap:Envelope>"
     )
 }
 
@@ -586,7 +586,7 @@ fn responses_and_faults_validate_against_the_xsd_and_the_wsdl_is_well_formed() {
     let app = TestApp::start();
     app.add_user("erp", Role::Erp);
     let create = "<s:CreateOrder><s:ErpOrderId>X-1</s:ErpOrderId><s:Customer><s:ExternalId>C-1</s:ExternalId></s:Customer>\
-                  <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>2</s:Quantity></s:Line></s:CreateOrder>";
+          <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>2</s:Quantity></s:Line></s:CreateOrder>";
     let (s, r) = raw(&app, "text/xml", None, &envelope11(create));
     assert_eq!(s, 200, "{r}");
     xmllint_valid(&r);
@@ -721,8 +721,8 @@ fn the_depot_activates_confirms_and_returns_through_zeep() {
     // Raw: the answer validates against the Depot schema.
     let body = format!(
         "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-         xmlns:d=\"http://licentia.dev/ns/depot/v1\"><soap:Body><d:TicketInfo><d:Ticket>{ticket}\
-         </d:Ticket></d:TicketInfo></soap:Body></soap:Envelope>"
+ xmlns:d=\"http://licentia.dev/ns/depot/v1\"><soap:Body><d:TicketInfo><d:Ticket>{ticket}\
+ </d:Ticket></d:TicketInfo></soap:Body></soap:Envelope>"
     );
     let text = ureq::post(&format!("{}/soap/Depot", app.base))
         .set("Content-Type", "text/xml")
@@ -877,7 +877,7 @@ fn zeep_appends_update_items_and_withdraws_replaces_and_splits_licenses() {
         "SalesSoap11",
         "CreateOrder",
         json!({"Source": "sap", "ErpOrderId": "SO-9", "Customer": {"ExternalId": "C-9"},
-            "Line": [{"ItemId": "SNP-SINGLE", "Quantity": 2}, {"ItemId": "SNP-FLOAT-5", "Quantity": 1}]}),
+    "Line": [{"ItemId": "SNP-SINGLE", "Quantity": 2}, {"ItemId": "SNP-FLOAT-5", "Quantity": 1}]}),
     );
     let single: Vec<i64> = made["ok"]["Line"][0]["LicenseId"]
         .as_array()
@@ -888,7 +888,7 @@ fn zeep_appends_update_items_and_withdraws_replaces_and_splits_licenses() {
     let float = made["ok"]["Line"][1]["LicenseId"][0].as_i64().unwrap();
     // The Pro upgrade appended by the ERP: the single-user licenses get feature bit 2.
     let add = json!({"Source": "sap", "ErpOrderId": "SO-9", "BatchKey": "upgrade",
-        "Line": [{"ItemId": "SNP-UPD-PRO", "Quantity": 1}]});
+"Line": [{"ItemId": "SNP-UPD-PRO", "Quantity": 1}]});
     let up = zeep(&app, "erp", &pw, "SalesSoap12", "AddToOrder", add.clone());
     assert_eq!(up["ok"]["Created"], true, "{up}");
     let again = zeep(&app, "erp", &pw, "SalesSoap12", "AddToOrder", add);
@@ -955,7 +955,7 @@ fn zeep_appends_update_items_and_withdraws_replaces_and_splits_licenses() {
         None,
         &envelope11(&format!(
             "<s:SplitLicense><s:LicenseId>{}</s:LicenseId><s:Quantity>1</s:Quantity>\
-             <s:Quantity>-1</s:Quantity></s:SplitLicense>",
+     <s:Quantity>-1</s:Quantity></s:SplitLicense>",
             parts[0]
         )),
     );
@@ -1119,10 +1119,10 @@ fn the_admin_service_manages_items_and_settings() {
         admin,
         "CreateItem",
         json!({"ItemId": "SNP-PRO", "Name": "SampleNotePad Pro", "ProductCode": 1010,
-            "Options": {"ContainerType": ["act", "dongle"], "FeatureMap": 5,
-                "ExpirationTime": "2030-01-01T00:00:00Z", "Reactivation": "approval",
-                "LeaseSeconds": 60, "SeatCounting": "per_station",
-                "ActivationLimit": {"Activations": 3, "Days": 7}}}),
+    "Options": {"ContainerType": ["act", "dongle"], "FeatureMap": 5,
+        "ExpirationTime": "2030-01-01T00:00:00Z", "Reactivation": "approval",
+        "LeaseSeconds": 60, "SeatCounting": "per_station",
+        "ActivationLimit": {"Activations": 3, "Days": 7}}}),
     );
     assert_eq!(item["ok"]["Options"]["FeatureMap"], 5, "{item}");
     assert_eq!(
@@ -1190,7 +1190,7 @@ fn the_admin_service_manages_items_and_settings() {
         admin,
         "PutSettings",
         json!({"Settings": {"MonthlyActivationQuota": 7, "Reactivation": "approval",
-            "HoneypotItem": "SNP-PRO"}}),
+    "HoneypotItem": "SNP-PRO"}}),
     );
     assert_eq!(put["ok"]["MonthlyActivationQuota"], 7, "{put}");
     assert_eq!(put["ok"]["HoneypotItem"], "SNP-PRO", "{put}");
@@ -1210,7 +1210,7 @@ fn the_admin_service_manages_items_and_settings() {
     };
     let (s, text) = post(
         "<a:CreateItem><a:ItemId>X</a:ItemId><a:Name>X</a:Name><a:ProductCode>1</a:ProductCode>\
-                          <a:Options><a:FeatureMap>lots</a:FeatureMap></a:Options></a:CreateItem>",
+                  <a:Options><a:FeatureMap>lots</a:FeatureMap></a:Options></a:CreateItem>",
     );
     assert_eq!(s, 500);
     assert!(text.contains("CreateItem/Options/FeatureMap"), "{text}");
@@ -1296,8 +1296,8 @@ fn service_names_actions_and_times_are_read_as_integrators_send_them() {
     let app = TestApp::start();
     let pw = app.add_user("erp", Role::Erp);
     let op = "<s:CreateOrder><s:ErpOrderId>LC-1</s:ErpOrderId><s:Customer><s:ExternalId>C-1\
-              </s:ExternalId></s:Customer><s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>1\
-              </s:Quantity></s:Line></s:CreateOrder>";
+      </s:ExternalId></s:Customer><s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>1\
+      </s:Quantity></s:Line></s:CreateOrder>";
     // Lower case, with the bare operation name as SOAPAction.
     let (s, text) = post_to(
         &app,
@@ -1363,8 +1363,8 @@ fn service_names_actions_and_times_are_read_as_integrators_send_them() {
                 ADMIN_NS,
                 &format!(
                     "<a:CreateItem><a:ItemId>{id}</a:ItemId><a:Name>{id}</a:Name>\
-                     <a:ProductCode>1001</a:ProductCode><a:Options>\
-                     <a:ExpirationTime>{at}</a:ExpirationTime></a:Options></a:CreateItem>"
+             <a:ProductCode>1001</a:ProductCode><a:Options>\
+             <a:ExpirationTime>{at}</a:ExpirationTime></a:Options></a:CreateItem>"
                 ),
             ),
         )
@@ -1395,8 +1395,8 @@ fn challenges_envelope_shapes_and_bounded_faults() {
     let app = TestApp::start();
     let pw = app.add_user("erp", Role::Erp);
     let op = "<s:CreateOrder><s:Customer><s:ExternalId>C-1</s:ExternalId></s:Customer>\
-              <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>1</s:Quantity></s:Line>\
-              </s:CreateOrder>";
+      <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>1</s:Quantity></s:Line>\
+      </s:CreateOrder>";
     let send = |auth: Option<(&str, &str)>, body: &str| {
         use base64::Engine;
         let mut r = ureq::post(&format!("{}/soap/Sales", app.base)).set("Content-Type", "text/xml");
@@ -1425,7 +1425,7 @@ fn challenges_envelope_shapes_and_bounded_faults() {
     let env = |inner: &str| {
         format!(
             "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-             xmlns:s=\"{NS}\">{inner}</soap:Envelope>"
+     xmlns:s=\"{NS}\">{inner}</soap:Envelope>"
         )
     };
     let get = "<s:GetTicket><s:Ticket>AAAAA-AAAAA-AAAAA-AAAAA-AAAAA</s:Ticket></s:GetTicket>";
@@ -1458,4 +1458,46 @@ fn challenges_envelope_shapes_and_bounded_faults() {
     assert_eq!(s, 500);
     assert!(text.len() < 5_000, "{} bytes", text.len());
     xmllint_valid(&text);
+}
+
+/// suds with its default transport for a user name and password sends Basic credentials
+/// only after a 401 challenge: it reads a ticket (and a wrong password is refused).
+#[test]
+fn suds_sends_its_credentials_when_challenged() {
+    let app = TestApp::start();
+    let pw = app.add_user("erp", Role::Erp);
+    let (ticket, _) = crate::activation::ticket_with(&app, "SUDS-1", "SNP-SINGLE", 2);
+    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let run = |password: &str| -> Value {
+        let out = std::process::Command::new(&python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soap_suds.py"))
+            .arg(format!("{}/soap/Sales?wsdl", app.base))
+            .args(["erp", password, &ticket])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+            panic!(
+                "suds: {stdout}\n{} (scripts/test.sh installs suds and sets TEST_PYTHON)",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    let ok = run(&pw);
+    assert_eq!(ok["transport"], "HttpAuthenticated", "{ok}");
+    assert_eq!(ok["licenses"], 2, "{ok}");
+    assert_eq!(
+        ok["ticket"].as_str().unwrap().replace('-', ""),
+        ticket.replace('-', ""),
+        "{ok}"
+    );
+    let wrong = run("wrong");
+    assert!(
+        wrong["error"].as_str().unwrap_or_default().contains("401")
+            || wrong["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("nauthori"),
+        "{wrong}"
+    );
 }
