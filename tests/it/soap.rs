@@ -1501,3 +1501,90 @@ fn suds_sends_its_credentials_when_challenged() {
         "{wrong}"
     );
 }
+
+/// Bodies in UTF-16 (with its byte order mark) or ISO-8859-1 (named by the Content-Type or
+/// the XML declaration) are decoded; an encoding no one knows, or bytes that are not what
+/// the encoding says, get a fault that says so.
+#[test]
+fn bodies_in_utf16_and_latin1_are_decoded() {
+    let app = TestApp::start();
+    let pw = app.add_user("erp", Role::Erp);
+    let op = |erp: &str| {
+        format!(
+            "<s:CreateOrder><s:ErpOrderId>{erp}</s:ErpOrderId><s:Customer><s:ExternalId>C-{erp}\
+             </s:ExternalId><s:Name>Müller &amp; Söhne</s:Name></s:Customer><s:Line><s:ItemId>\
+             SNP-SINGLE</s:ItemId><s:Quantity>1</s:Quantity></s:Line></s:CreateOrder>"
+        )
+    };
+    let send = |ct: &str, body: Vec<u8>| {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("erp:{pw}"));
+        match ureq::post(&format!("{}/soap/Sales", app.base))
+            .set("Content-Type", ct)
+            .set("Authorization", &format!("Basic {b}"))
+            .send_bytes(&body)
+        {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => (r.status(), r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let latin1 = |s: &str| -> Vec<u8> { s.chars().map(|c| c as u32 as u8).collect() };
+    let name_of = |erp: &str| -> String {
+        let (_, c) = app.admin("GET", &format!("/api/v1/customers/C-{erp}"), None);
+        c["name"].as_str().unwrap_or_default().to_string()
+    };
+    // ISO-8859-1 named by the XML declaration.
+    let doc = format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>{}",
+        envelope11(&op("L1")).trim_start_matches("<?xml version=\"1.0\"?>")
+    );
+    let (s, text) = send("text/xml", latin1(&doc));
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(name_of("L1"), "Müller & Söhne");
+    // ISO-8859-1 named by the Content-Type.
+    let (s, text) = send(
+        "text/xml; charset=ISO-8859-1",
+        latin1(&envelope11(&op("L2"))),
+    );
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(name_of("L2"), "Müller & Söhne");
+    // UTF-16 with its byte order mark (little and big endian).
+    let mut le = vec![0xFF, 0xFE];
+    le.extend(
+        envelope11(&op("U1"))
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes()),
+    );
+    let (s, text) = send("text/xml", le);
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(name_of("U1"), "Müller & Söhne");
+    let mut be = vec![0xFE, 0xFF];
+    be.extend(
+        envelope11(&op("U2"))
+            .encode_utf16()
+            .flat_map(|u| u.to_be_bytes()),
+    );
+    let (s, text) = send("text/xml", be);
+    assert_eq!(s, 200, "{text}");
+    // An encoding nobody knows, and UTF-16 that is cut in the middle of a character.
+    let (s, text) = send(
+        "text/xml; charset=klingon",
+        envelope11(&op("X1")).into_bytes(),
+    );
+    assert_eq!(s, 500);
+    assert!(
+        text.contains("names no encoding this server reads"),
+        "{text}"
+    );
+    let mut odd = vec![0xFF, 0xFE];
+    odd.extend(
+        envelope11(&op("X2"))
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes()),
+    );
+    odd.push(0x3C);
+    let (s, text) = send("text/xml", odd);
+    assert_eq!(s, 500);
+    assert!(text.contains("is not valid UTF-16LE"), "{text}");
+    assert_eq!(app.count("orders"), 4);
+}

@@ -60,6 +60,73 @@ impl El {
     }
 }
 
+/// The body as UTF-8: by its byte order mark, else the Content-Type's `charset`, else the
+/// XML declaration's `encoding`, else UTF-8 as it is. UTF-16 and ISO-8859-1 (and every other
+/// encoding the WHATWG names) are decoded; a name no encoding has, or bytes that are not
+/// what the encoding says, are refused with a fault that says so.
+pub fn utf8<'a>(ct: &str, body: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, Error> {
+    use std::borrow::Cow;
+    let bad = |why: String| Error::invalid("envelope", why);
+    let (encoding, rest) = match encoding_rs::Encoding::for_bom(body) {
+        Some((e, bom)) => (e, &body[bom..]),
+        None => {
+            let named = charset(ct)
+                .map(|c| ("the Content-Type's charset", c))
+                .or_else(|| declared(body).map(|c| ("the XML declaration's encoding", c)));
+            match named {
+                None => return Ok(Cow::Borrowed(body)),
+                Some((where_, label)) => {
+                    let e =
+                        encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+                            let shown: String = label.chars().take(40).collect();
+                            bad(format!(
+                                "{where_} {shown:?} names no encoding this server reads"
+                            ))
+                        })?;
+                    (e, body)
+                }
+            }
+        }
+    };
+    if encoding == encoding_rs::UTF_8 {
+        return Ok(Cow::Owned(rest.to_vec()));
+    }
+    let (text, had_errors) = encoding.decode_without_bom_handling(rest);
+    if had_errors {
+        return Err(bad(format!("the body is not valid {}", encoding.name())));
+    }
+    // The declaration still names the old encoding; the parser reads the bytes as UTF-8.
+    Ok(Cow::Owned(text.into_owned().into_bytes()))
+}
+
+/// The `charset` parameter of a Content-Type.
+fn charset(ct: &str) -> Option<String> {
+    ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// The `encoding` of an XML declaration at the start of an ASCII-compatible body.
+fn declared(body: &[u8]) -> Option<String> {
+    let head = &body[..body.len().min(200)];
+    let head = std::str::from_utf8(head)
+        .ok()
+        .or_else(|| std::str::from_utf8(&head[..head.iter().position(|b| *b >= 0x80)?]).ok())?;
+    let decl = head.strip_prefix("<?xml")?;
+    let decl = &decl[..decl.find("?>")?];
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let rest = &rest[1..];
+    Some(rest[..rest.find(quote)?].to_string())
+}
+
 /// Reads the request: DOCTYPE and entity declarations refused, depth at most 32.
 pub fn parse(body: &[u8]) -> Result<El, Error> {
     let bad = |why: String| Error::invalid("envelope", why);
@@ -188,7 +255,8 @@ pub fn read(svc: &Service, req: &HttpRequest, ct: &str, body: &[u8]) -> Result<R
         error,
         code: None,
     };
-    let doc = parse(body).map_err(|e| refuse(said, e))?;
+    let body = utf8(ct, body).map_err(|e| refuse(said, e))?;
+    let doc = parse(&body).map_err(|e| refuse(said, e))?;
     let v = match (doc.name.as_str(), doc.ns.as_str()) {
         ("Envelope", SOAP11) => Version::V11,
         ("Envelope", SOAP12) => Version::V12,
