@@ -117,6 +117,12 @@ async fn add_to_order(
     }
 }
 
+async fn resend_ticket_mail(core: Core_, c: Caller, p: web::Path<(String, String)>) -> Res {
+    let (source, id) = p.into_inner();
+    orders::resend_ticket_mail_of(&core, &c.0, source, id).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": true })))
+}
+
 async fn create_production_order(
     core: Core_,
     c: Caller,
@@ -470,6 +476,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/customers/{external_id}", web::get().to(get_customer))
                 .route("/orders", web::post().to(create_order))
                 .route("/orders/{source}/{erp_order_id}", web::get().to(get_order))
+                .route(
+                    "/orders/{source}/{erp_order_id}/ticket-mail",
+                    web::post().to(resend_ticket_mail),
+                )
                 .route(
                     "/orders/{source}/{erp_order_id}/lines",
                     web::post().to(add_to_order),

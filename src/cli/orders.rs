@@ -23,6 +23,13 @@ pub enum OrderCmd {
         #[arg(long, default_value = "")]
         comment: String,
     },
+    /// Send an order's ticket mail again, to the customer's address as it is now.
+    ResendMail {
+        #[arg(long)]
+        erp_order_id: String,
+        #[arg(long, default_value = "cli")]
+        source: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -31,14 +38,24 @@ pub enum TicketCmd {
 }
 
 pub async fn order(core: &Core, actor: &Actor, cmd: OrderCmd) -> anyhow::Result<()> {
-    let OrderCmd::Create {
-        customer,
-        items,
-        erp_order_id,
-        source,
-        email,
-        comment,
-    } = cmd;
+    let (customer, items, erp_order_id, source, email, comment) = match cmd {
+        OrderCmd::ResendMail {
+            erp_order_id,
+            source,
+        } => {
+            orders::resend_ticket_mail_of(core, actor, source, erp_order_id).await?;
+            println!("queued");
+            return Ok(());
+        }
+        OrderCmd::Create {
+            customer,
+            items,
+            erp_order_id,
+            source,
+            email,
+            comment,
+        } => (customer, items, erp_order_id, source, email, comment),
+    };
     let lines = order_lines(items)?;
     let req = orders::NewOrder {
         source,

@@ -381,6 +381,29 @@ pub async fn resend_ticket_mail(core: &Core, actor: &Actor, order_id: i64) -> Re
         .await
 }
 
+/// `resend_ticket_mail` for the order an ERP or shop knows by its source and order id.
+pub async fn resend_ticket_mail_of(
+    core: &Core,
+    actor: &Actor,
+    source: String,
+    erp_order_id: String,
+) -> Result<()> {
+    check_id("source", &source)?;
+    check_id("erp_order_id", &erp_order_id)?;
+    actor.require(
+        &[Role::Admin, Role::Sales, Role::Support],
+        "send ticket mails",
+    )?;
+    let id = core
+        .db
+        .read(move |c| {
+            order_store::find(c, &source, &erp_order_id)?
+                .ok_or_else(|| Error::not_found("order", &erp_order_id))
+        })
+        .await?;
+    resend_ticket_mail(core, actor, id).await
+}
+
 /// An order by Licentia's own id (the back office's links).
 pub async fn get_order_by_id(core: &Core, actor: &Actor, order_id: i64) -> Result<OrderView> {
     actor.require(

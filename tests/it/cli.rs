@@ -56,6 +56,32 @@ fn the_cli_seeds_orders_shows_tickets_and_verifies_the_history() {
     assert_eq!(shown.matches("  license ").count(), 3, "{shown}");
     assert!(shown.contains("C-77"));
 
+    // The ticket mail again: C-77 has no address (refused, 4), then one.
+    let resend = ["order", "resend-mail", "--erp-order-id", "9000"];
+    let (code, _, err) = licentia(&db, &resend);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("has no e-mail address"), "{err}");
+    let (code, _, err) = licentia(
+        &db,
+        &[
+            "order",
+            "create",
+            "--customer",
+            "C-78",
+            "--email",
+            "c78@example.com",
+            "--item",
+            "SNP-SINGLE=1",
+            "--erp-order-id",
+            "9001",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = licentia(&db, &["order", "resend-mail", "--erp-order-id", "9001"]);
+    assert_eq!((code, out.trim()), (0, "queued"), "{err}");
+    let (code, _, err) = licentia(&db, &["order", "resend-mail", "--erp-order-id", "9999"]);
+    assert_eq!(code, 3, "{err}");
+
     let (code, _, err) = licentia(
         &db,
         &["order", "create", "--customer", "C-77", "--item", "NOPE=1"],

@@ -717,3 +717,55 @@ fn a_failing_run_is_recorded_and_the_scheduler_goes_on() {
     let (_, jobs) = app.admin("GET", "/api/v1/jobs", None);
     assert!(jobs.to_string().contains("expiry_report"));
 }
+
+/// The ticket mail sent again through the JSON API (the back office and the CLI call the
+/// same service): to the customer's address as it is now, once per call, recorded; refused
+/// for a customer without an address, an unknown order and the erp role.
+#[test]
+fn the_ticket_mail_is_sent_again_on_request() {
+    let sink = SmtpSink::start();
+    let app = TestApp::start_with(with_smtp(&sink));
+    let v = new_order(&app, "shop", "R-1", "first@example.com", "en");
+    let ticket = v["ticket"].as_str().unwrap().to_string();
+    app.run_pending_workers();
+    assert_eq!(sink.wait_for(1, 20).len(), 1);
+    // The customer has a new address; the mail goes there.
+    let (s, c) = app.admin(
+        "PUT",
+        "/api/v1/customers",
+        Some(json!({"external_id": "C-R-1", "email": "second@example.com"})),
+    );
+    assert_eq!(s, 200, "{c}");
+    let (s, r) = app.admin("POST", "/api/v1/orders/shop/R-1/ticket-mail", None);
+    assert_eq!(s, 202, "{r}");
+    app.run_pending_workers();
+    let mails = sink.wait_for(2, 20);
+    assert_eq!(mails.len(), 2);
+    let again = mails
+        .iter()
+        .find(|m| m["to"].to_string().contains("second@example.com"))
+        .unwrap_or_else(|| panic!("{mails:?}"));
+    assert!(
+        again["subject"].as_str().unwrap().contains(&ticket),
+        "{again}"
+    );
+    assert_eq!(
+        app.count("events WHERE action = 'order.ticket_mail_resent'"),
+        1
+    );
+    let (s, e) = app.admin("POST", "/api/v1/orders/shop/NOPE/ticket-mail", None);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("unknown_order")),
+        "{e}"
+    );
+    let erp = app.add_user("erpy", licentia::domain::Role::Erp);
+    let (s, _) = app.call(
+        "POST",
+        "/api/v1/orders/shop/R-1/ticket-mail",
+        Some(("erpy", &erp)),
+        None,
+    );
+    assert_eq!(s, 403);
+    assert_eq!(app.count("outbox"), 2);
+}
