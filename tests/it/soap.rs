@@ -1588,3 +1588,45 @@ fn bodies_in_utf16_and_latin1_are_decoded() {
     assert!(text.contains("is not valid UTF-16LE"), "{text}");
     assert_eq!(app.count("orders"), 4);
 }
+
+/// Sales `ResendTicketMail` through zeep: the ticket mail queued again for a sales user;
+/// the erp role may not; an unknown order is said so.
+#[test]
+fn zeep_sends_the_ticket_mail_again() {
+    let app = TestApp::start();
+    let erp = app.add_user("erp", Role::Erp);
+    let sales = app.add_user("sam", Role::Sales);
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(json!({"source": "shop", "erp_order_id": "Z-1",
+            "customer": {"external_id": "C-Z", "email": "z@example.com"},
+            "lines": [{"item_id": "SNP-SINGLE", "quantity": 1}]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let mails = app.count("outbox");
+    let args = json!({"Source": "shop", "ErpOrderId": "Z-1"});
+    let ok = zeep(
+        &app,
+        "sam",
+        &sales,
+        "SalesSoap12",
+        "ResendTicketMail",
+        args.clone(),
+    );
+    // zeep gives a one-element answer as its value.
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(app.count("outbox"), mails + 1);
+    let refused = zeep(&app, "erp", &erp, "SalesSoap11", "ResendTicketMail", args);
+    assert!(fault(&refused).contains("forbidden"), "{refused}");
+    let unknown = zeep(
+        &app,
+        "sam",
+        &sales,
+        "SalesSoap11",
+        "ResendTicketMail",
+        json!({"Source": "shop", "ErpOrderId": "NOPE"}),
+    );
+    assert!(fault(&unknown).contains("unknown_order"), "{unknown}");
+    assert_eq!(app.count("outbox"), mails + 1);
+}

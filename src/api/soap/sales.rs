@@ -104,6 +104,22 @@ struct GetTicket {
 }
 
 #[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "ResendTicketMail", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct ResendTicketMail {
+    #[yaserde(prefix = "s", rename = "Source")]
+    source: String,
+    #[yaserde(prefix = "s", rename = "ErpOrderId")]
+    erp_order_id: String,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "ResendTicketMailResponse", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct ResendTicketMailResponse {
+    #[yaserde(prefix = "s", rename = "Queued")]
+    queued: bool,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
 #[yaserde(rename = "CreateProductionOrder", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
 struct CreateProductionOrder {
     #[yaserde(prefix = "s", rename = "Source")]
@@ -456,6 +472,17 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
                     .collect(),
             };
             encode(&name, &out)
+        }
+        "ResendTicketMail" => {
+            let r: ResendTicketMail = decode(P, op)?;
+            orders::resend_ticket_mail_of(
+                core,
+                actor,
+                need("ResendTicketMail/Source", &r.source)?,
+                need("ResendTicketMail/ErpOrderId", &r.erp_order_id)?,
+            )
+            .await?;
+            encode(&name, &ResendTicketMailResponse { queued: true })
         }
         "WithdrawLicenses" => {
             let r: WithdrawLicenses = decode(P, op)?;
