@@ -1589,8 +1589,8 @@ fn bodies_in_utf16_and_latin1_are_decoded() {
     assert_eq!(app.count("orders"), 4);
 }
 
-/// Sales `ResendTicketMail` through zeep: the ticket mail queued again for a sales user;
-/// the erp role may not; an unknown order is said so.
+/// Sales `ResendTicketMail` and `GetOrder` through zeep: the ticket mail queued again for a
+/// sales user (the erp role may not); the order by the shop's id; unknown orders said so.
 #[test]
 fn zeep_sends_the_ticket_mail_again() {
     let app = TestApp::start();
@@ -1629,4 +1629,25 @@ fn zeep_sends_the_ticket_mail_again() {
     );
     assert!(fault(&unknown).contains("unknown_order"), "{unknown}");
     assert_eq!(app.count("outbox"), mails + 1);
+    // The order itself by the shop's id, as CreateOrder answered it.
+    let got = zeep(
+        &app,
+        "erp",
+        &erp,
+        "SalesSoap11",
+        "GetOrder",
+        json!({"Source": "shop", "ErpOrderId": "Z-1"}),
+    );
+    assert_eq!(got["ok"]["Ticket"], v["ticket"], "{got}");
+    assert_eq!(got["ok"]["Created"], false, "{got}");
+    assert_eq!(got["ok"]["Line"][0]["ItemId"], "SNP-SINGLE", "{got}");
+    let missing = zeep(
+        &app,
+        "erp",
+        &erp,
+        "SalesSoap11",
+        "GetOrder",
+        json!({"Source": "shop", "ErpOrderId": "Z-404"}),
+    );
+    assert!(fault(&missing).contains("unknown_order"), "{missing}");
 }

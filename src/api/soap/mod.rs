@@ -50,6 +50,7 @@ pub const SERVICES: &[Service] = &[
             "CreateOrder",
             "AddToOrder",
             "GetTicket",
+            "GetOrder",
             "ResendTicketMail",
             "WithdrawLicenses",
             "ReplaceLicense",

@@ -104,6 +104,15 @@ struct GetTicket {
 }
 
 #[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "GetOrder", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct GetOrder {
+    #[yaserde(prefix = "s", rename = "Source")]
+    source: String,
+    #[yaserde(prefix = "s", rename = "ErpOrderId")]
+    erp_order_id: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
 #[yaserde(rename = "ResendTicketMail", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
 struct ResendTicketMail {
     #[yaserde(prefix = "s", rename = "Source")]
@@ -145,7 +154,7 @@ struct GetProductionOrder {
 
 // ---- responses ----
 
-/// The XSD's `OrderResult`: `CreateOrderResponse` and `AddToOrderResponse`.
+/// The XSD's `OrderResult`: `CreateOrderResponse`, `AddToOrderResponse`, `GetOrderResponse`.
 #[derive(Debug, Default, YaSerialize)]
 #[yaserde(rename = "OrderResult", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
 struct OrderResult {
@@ -472,6 +481,17 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
                     .collect(),
             };
             encode(&name, &out)
+        }
+        "GetOrder" => {
+            let r: GetOrder = decode(P, op)?;
+            let v = orders::get_order(
+                core,
+                actor,
+                need("GetOrder/Source", &r.source)?,
+                need("GetOrder/ErpOrderId", &r.erp_order_id)?,
+            )
+            .await?;
+            encode(&name, &OrderResult::from(&v))
         }
         "ResendTicketMail" => {
             let r: ResendTicketMail = decode(P, op)?;
