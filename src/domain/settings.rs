@@ -49,6 +49,9 @@ pub struct Settings {
     /// leaked ticket); a container that activates one is blacklisted at once and gets the
     /// lock with the same answer. The license itself stays available, a trap for the next.
     pub honeypot_item: Option<String>,
+    /// ERP users may put containers on the blacklist (a refunded order locks its dongle);
+    /// off, only admin and support may.
+    pub erp_may_blacklist: bool,
     pub automatic_update_handling: bool,
     pub duplicate_check: bool,
     /// 0 = no quota.
@@ -85,6 +88,7 @@ impl Default for Settings {
             self_service_count: 1,
             lock_item: None,
             honeypot_item: None,
+            erp_may_blacklist: false,
             automatic_update_handling: true,
             duplicate_check: true,
             monthly_activation_quota: 0,

@@ -147,3 +147,53 @@ fn settings_are_typed_and_kept() {
     let (_, v) = app.admin("GET", "/api/v1/settings", None);
     assert_eq!(v["reactivation_behaviour"].as_str(), Some("withdraw"));
 }
+
+/// The erp role may blacklist only where the settings allow it (a refunded order locks its
+/// dongle); admin and support always may.
+#[test]
+fn erp_users_blacklist_only_when_the_settings_allow_it() {
+    let app = TestApp::start();
+    let erp = app.add_user("erpy", Role::Erp);
+    let add = |serial: &str| {
+        app.call(
+            "POST",
+            "/api/v1/blacklist",
+            Some(("erpy", &erp)),
+            Some(json!({"serial": serial, "description": "order refunded"})),
+        )
+    };
+    let (s, v) = add("130-1234567890");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("erp_may_blacklist"),
+        "{v}"
+    );
+    assert_eq!(app.count("blacklist"), 0);
+    let (s, v) = app.admin(
+        "PUT",
+        "/api/v1/settings",
+        Some(json!({"erp_may_blacklist": true})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = add("130-1234567890");
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        app.count("blacklist WHERE placed_by = 'erpy' AND description = 'order refunded'"),
+        1
+    );
+    // Taking it off stays with the admin.
+    let (s, _) = app.call(
+        "POST",
+        "/api/v1/blacklist/130-1234567890/remove",
+        Some(("erpy", &erp)),
+        Some(json!({"reason": "paid after all"})),
+    );
+    assert_eq!(s, 403);
+}

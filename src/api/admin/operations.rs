@@ -423,6 +423,7 @@ fn settings_of(f: &Form) -> Result<Settings> {
         "honeypot_item": (!honeypot.is_empty()).then_some(honeypot),
         "automatic_update_handling": flag("automatic_update_handling"),
         "duplicate_check": flag("duplicate_check"),
+        "erp_may_blacklist": flag("erp_may_blacklist"),
         "monthly_activation_quota": num("monthly_activation_quota")?,
         "single_container": flag("single_container"),
         "activation_mode": field(f, "activation_mode"),

@@ -104,6 +104,7 @@ pub const SETTINGS: &[(&str, &str, Ty)] = &[
     ("SelfServiceCount", "self_service_count", Ty::Int),
     ("LockItem", "lock_item", Ty::Str),
     ("HoneypotItem", "honeypot_item", Ty::Str),
+    ("ErpMayBlacklist", "erp_may_blacklist", Ty::Bool),
     (
         "AutomaticUpdateHandling",
         "automatic_update_handling",

@@ -25,7 +25,10 @@ pub struct BlacklistAdd {
 /// Blacklists a container serial (known or not yet seen): on its next contact it gets the
 /// lock update, and every other action is refused.
 pub async fn blacklist_add(core: &Core, actor: &Actor, req: BlacklistAdd) -> Result<()> {
-    actor.require(SUPPORT_ROLES, "blacklist containers")?;
+    // The erp role only where the firm's settings allow it (asked below, in the write).
+    if actor.role != Role::Erp {
+        actor.require(SUPPORT_ROLES, "blacklist containers")?;
+    }
     check_serial("serial", &req.serial)?;
     check_len("description", &req.description, MAX_TEXT)?;
     if req.description.trim().is_empty() {
@@ -39,6 +42,14 @@ pub async fn blacklist_add(core: &Core, actor: &Actor, req: BlacklistAdd) -> Res
     core.db
         .write(move |c| {
             let firm_id = firm_id_of(c, default, req.firm_code)?;
+            if actor.role == Role::Erp
+                && !crate::store::settings::load(c, firm_id)?.erp_may_blacklist
+            {
+                return Err(Error::Forbidden {
+                    role: "erp".into(),
+                    action: "blacklist containers (the settings' erp_may_blacklist is off)",
+                });
+            }
             if !place_on_blacklist(c, &actor, firm_id, &req.serial, &req.description)? {
                 return Err(Error::AlreadyExists {
                     kind: "blacklist entry",
