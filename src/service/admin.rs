@@ -338,7 +338,7 @@ pub async fn dashboard(core: &Core, actor: &Actor) -> Result<Dashboard> {
     actor.require(STAFF, "read the dashboard")?;
     let now = super::now();
     let today = now.date().and_hms_opt(0, 0, 0).expect("midnight");
-    let (days, failed) = core
+    let (days, failed, open_approvals) = core
         .db
         .read(move |c| {
             let mut days = vec![];
@@ -352,16 +352,9 @@ pub async fn dashboard(core: &Core, actor: &Actor) -> Result<Dashboard> {
                     reactivations: store::count_events(c, "license.reactivated", from, to)?,
                 });
             }
-            Ok((days, store::failed_queues(c)?))
+            Ok((days, store::failed_queues(c)?, store::open_approvals(c)?))
         })
         .await?;
-    let open_approvals = super::lifecycle::list_approvals(
-        core,
-        &Actor::system(Interface::Admin),
-        Some("open".into()),
-    )
-    .await?
-    .len() as i64;
     // The expiring licenses of the next weeks, counted per week from today.
     let table = super::reports::read(
         core,

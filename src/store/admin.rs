@@ -281,6 +281,15 @@ pub fn count_events(
         .get_result(c)?)
 }
 
+/// Approval requests waiting for a decision.
+pub fn open_approvals(c: &mut Conn) -> Result<i64> {
+    use super::schema::approvals;
+    Ok(approvals::table
+        .filter(approvals::state.eq(crate::domain::ApprovalState::Open.as_str()))
+        .count()
+        .get_result(c)?)
+}
+
 /// Mails and ERP write-backs that failed for good (waiting for a person).
 pub fn failed_queues(c: &mut Conn) -> Result<(i64, i64)> {
     let failed = QueueState::Failed.as_str();

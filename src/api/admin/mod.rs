@@ -20,6 +20,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{json, Value};
 
 use super::portal::form::Form;
+use super::portal::{cookie, form_token, see_other, token_matches};
 use crate::config::Config;
 use crate::domain::Role;
 use crate::error::{Error, Result};
@@ -274,35 +275,9 @@ pub use crate::api::portal::views::query_escape;
 type Core_ = web::Data<Core>;
 type Admin_ = web::Data<Admin>;
 
-fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
 /// A path inside the back office to come back to; anything else becomes its start.
 fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if (n == BASE || n.starts_with("/admin/") || n.starts_with("/admin?"))
-                && !n.contains("//")
-                && !n.contains('\\')
-                && n.chars().all(|c| c.is_ascii_graphic()) =>
-        {
-            n.to_string()
-        }
-        _ => BASE.to_string(),
-    }
-}
-
-fn see_other(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to))
-        .finish()
+    super::portal::path_within(BASE, next).unwrap_or_else(|| BASE.to_string())
 }
 
 /// Back to `to` with a notice (a key of the catalogue's `notice` section).
@@ -482,7 +457,7 @@ async fn login_page(core: Core_, admin: Admin_, req: HttpRequest) -> HttpRespons
         return see_other(&local_path(next.as_deref()));
     }
     let title = admin.text(v.lang, "login.title");
-    let (token, fresh) = login_token(&req);
+    let (token, fresh) = form_token(&req, LOGIN_COOKIE);
     let mut r = admin.page(
         &v,
         StatusCode::OK,
@@ -497,19 +472,6 @@ async fn login_page(core: Core_, admin: Admin_, req: HttpRequest) -> HttpRespons
     r
 }
 
-/// The login form's token: the visitor's cookie's (so two open login pages both work), or
-/// a new one (the flag says so: the page sets the cookie).
-fn login_token(req: &HttpRequest) -> (String, bool) {
-    match cookie(req, LOGIN_COOKIE) {
-        Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => (t, false),
-        _ => {
-            let mut b = [0u8; 32];
-            openssl::rand::rand_bytes(&mut b).expect("CSPRNG");
-            (hex::encode(b), true)
-        }
-    }
-}
-
 async fn login(core: Core_, admin: Admin_, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let v = match Visit::of(&core, &req).await {
         Ok(v) => v,
@@ -522,11 +484,7 @@ async fn login(core: Core_, admin: Admin_, req: HttpRequest, body: web::Bytes) -
         .unwrap_or("");
     let form = tried!(admin, v, Form::parse(ct, &body));
     let expected = cookie(&req, LOGIN_COOKIE).unwrap_or_default();
-    let given = form.get("csrf").unwrap_or("");
-    if expected.is_empty()
-        || given.len() != expected.len()
-        || !openssl::memcmp::eq(given.as_bytes(), expected.as_bytes())
-    {
+    if !token_matches(form.get("csrf").unwrap_or(""), &expected) {
         return admin.refused(
             &v,
             &Error::Forbidden {

@@ -231,7 +231,7 @@ type Core_ = web::Data<Core>;
 type Portal_ = web::Data<Portal>;
 
 /// A cookie of the request.
-fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
+pub(crate) fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
@@ -244,20 +244,21 @@ fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
 /// A path inside the portal to come back to after a login or a change of language;
 /// anything else (another site, `//host`) becomes the portal's start.
 fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if (n == BASE || n.starts_with("/portal/"))
-                && !n.contains("//")
-                && !n.contains('\\')
-                && n.chars().all(|c| c.is_ascii_graphic()) =>
-        {
-            n.to_string()
-        }
-        _ => format!("{BASE}/tickets"),
-    }
+    path_within(BASE, next).unwrap_or_else(|| format!("{BASE}/tickets"))
 }
 
-fn see_other(to: &str) -> HttpResponse {
+/// `next` if it is a path inside `base` (`base` itself, `base/…` or `base?…`) that leads
+/// nowhere else (no `//`, no backslash, printable ASCII only).
+pub(crate) fn path_within(base: &str, next: Option<&str>) -> Option<String> {
+    let n = next?;
+    let inside = n == base
+        || n.strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'));
+    (inside && !n.contains("//") && !n.contains('\\') && n.chars().all(|c| c.is_ascii_graphic()))
+        .then(|| n.to_string())
+}
+
+pub(crate) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .finish()
@@ -344,7 +345,13 @@ fn failed_visit(portal: &Portal, e: &Error) -> HttpResponse {
 /// their cookie's (kept, so that two open pages both work), or a new one (the flag says so:
 /// the page sets the cookie).
 fn visitor_token(req: &HttpRequest) -> (String, bool) {
-    match cookie(req, LOGIN_COOKIE) {
+    form_token(req, LOGIN_COOKIE)
+}
+
+/// The token kept in cookie `name` for a form shown before there is a session, or a new
+/// one (the flag says so: the page sets the cookie).
+pub(crate) fn form_token(req: &HttpRequest, name: &str) -> (String, bool) {
+    match cookie(req, name) {
         Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => (t, false),
         _ => {
             let mut b = [0u8; 32];
@@ -355,7 +362,7 @@ fn visitor_token(req: &HttpRequest) -> (String, bool) {
 }
 
 /// Whether a form's token is the one expected (compared in constant time).
-fn token_matches(given: &str, expected: &str) -> bool {
+pub(crate) fn token_matches(given: &str, expected: &str) -> bool {
     !expected.is_empty()
         && given.len() == expected.len()
         && openssl::memcmp::eq(given.as_bytes(), expected.as_bytes())
