@@ -208,6 +208,7 @@ pub fn all_in(c: &mut Conn, serial: &str, firm_id: i64) -> Result<Vec<LicRow>> {
         .filter(licenses::serial.eq(serial))
         .filter(licenses::firm_id.eq(firm_id))
         .select(LIC_SELECT)
+        .order(licenses::id.asc())
         .load(c)?)
 }
 

@@ -50,6 +50,7 @@ pub fn erp_ids_of_customer(c: &mut Conn, source: &str, customer_id: i64) -> Resu
         .filter(orders::source.eq(source))
         .filter(orders::customer_id.eq(customer_id))
         .select(orders::erp_order_id)
+        .order(orders::id.asc())
         .load(x))?)
 }
 
@@ -171,5 +172,6 @@ pub fn erp_ids_of_ticket(c: &mut Conn, ticket_id: i64) -> Result<Vec<String>> {
     Ok(orders::table
         .filter(orders::ticket_id.eq(ticket_id))
         .select(orders::erp_order_id)
+        .order(orders::id.asc())
         .load(c)?)
 }

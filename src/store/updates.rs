@@ -111,6 +111,7 @@ pub fn unconfirmed(c: &mut Conn, container_id: i64, firm_id: i64, from: i64) -> 
         .filter(updates::counter_from.eq(from))
         .filter(updates::state.eq(UpdateState::Issued.as_str()))
         .select(updates::id)
+        .order(updates::id.asc())
         .load(c)?)
 }
 
