@@ -8,7 +8,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 use super::{request_error, ApiError};
-use crate::domain::{Actor, Interface, Settings};
+use crate::domain::{Actor, Interface, Settings, TicketState};
 use crate::error::Error;
 use crate::service::lifecycle::{self, BlacklistAdd, DecisionBody};
 use crate::service::reports::{self, Report};
@@ -80,8 +80,20 @@ async fn change_item(
     ok(catalog::change_item(&core, &c.0, id.into_inner(), body.into_inner()).await?)
 }
 
-async fn list_customers(core: Core_, c: Caller) -> Res {
-    ok(catalog::list_customers(&core, &c.0).await?)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomersQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+async fn list_customers(core: Core_, c: Caller, q: web::Query<CustomersQuery>) -> Res {
+    let q = q.into_inner();
+    ok(catalog::list_customers(&core, &c.0, q.after, q.limit).await?)
+}
+async fn delete_customer(core: Core_, c: Caller, id: web::Path<String>) -> Res {
+    let id = id.into_inner();
+    let containers = catalog::delete_customer(&core, &c.0, id.clone()).await?;
+    ok(serde_json::json!({"deleted": id, "containers": containers}))
 }
 async fn put_customer(core: Core_, c: Caller, body: web::Json<catalog::CustomerData>) -> Res {
     ok(catalog::put_customer(&core, &c.0, body.into_inner()).await?)
@@ -115,6 +127,36 @@ async fn add_to_order(
     } else {
         ok(view)
     }
+}
+
+/// `PUT /tickets/{code}/state`: a customer's ticket disabled or enabled again.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TicketStateChange {
+    state: TicketState,
+    #[serde(default)]
+    reason: String,
+}
+async fn set_ticket_state(
+    core: Core_,
+    c: Caller,
+    code: web::Path<String>,
+    body: web::Json<TicketStateChange>,
+) -> Res {
+    let b = body.into_inner();
+    let enabled = match b.state {
+        TicketState::Active => true,
+        TicketState::Disabled => false,
+        TicketState::Production => {
+            return Err(Error::invalid(
+                "state",
+                "a ticket is set \"active\" or \"disabled\"; production tickets are made by \
+                 production orders",
+            )
+            .into())
+        }
+    };
+    ok(orders::set_ticket_enabled(&core, &c.0, &code, enabled, b.reason).await?)
 }
 
 async fn resend_ticket_mail(core: Core_, c: Caller, p: web::Path<(String, String)>) -> Res {
@@ -474,6 +516,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/customers", web::get().to(list_customers))
                 .route("/customers", web::put().to(put_customer))
                 .route("/customers/{external_id}", web::get().to(get_customer))
+                .route(
+                    "/customers/{external_id}",
+                    web::delete().to(delete_customer),
+                )
                 .route("/orders", web::post().to(create_order))
                 .route("/orders/{source}/{erp_order_id}", web::get().to(get_order))
                 .route(
@@ -517,6 +563,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(write_off_dongle),
                 )
                 .route("/tickets/{code}", web::get().to(get_ticket))
+                .route("/tickets/{code}/state", web::put().to(set_ticket_state))
                 .route("/licenses/withdraw", web::post().to(withdraw))
                 .route("/licenses/replace", web::post().to(replace))
                 .route("/licenses/split", web::post().to(split))

@@ -3,10 +3,12 @@
 use clap::Subcommand;
 
 use licentia::domain::Actor;
-use licentia::service::{lifecycle, Core};
+use licentia::service::{activation, lifecycle, orders, Core};
 
 #[derive(Subcommand)]
 pub enum LicenseCmd {
+    /// One license and its ticket (JSON).
+    Show { license: i64 },
     /// Withdraw licenses (at once if not in a container, else by automatic update).
     Withdraw {
         #[arg(required = true)]
@@ -67,6 +69,9 @@ pub enum ApprovalCmd {
 
 #[derive(Subcommand)]
 pub enum SerialCmd {
+    /// A container as support sees it: state, customer, counters per firm code, unconfirmed
+    /// updates, licenses (JSON).
+    Show { serial: String },
     /// Delete a container's licenses of the firm, take them off their tickets and unlink
     /// the customer (admins; for demo dongles and migrations).
     Reset {
@@ -84,6 +89,7 @@ pub enum SerialCmd {
 
 pub async fn license(core: &Core, actor: &Actor, cmd: LicenseCmd) -> anyhow::Result<()> {
     let out = match cmd {
+        LicenseCmd::Show { license } => orders::get_license(core, actor, license).await?,
         LicenseCmd::Withdraw { licenses, reason } => serde_json::to_value(
             lifecycle::withdraw(core, actor, lifecycle::WithdrawRequest { licenses, reason })
                 .await?,
@@ -161,6 +167,10 @@ pub async fn approval(core: &Core, actor: &Actor, cmd: ApprovalCmd) -> anyhow::R
 
 pub async fn serial(core: &Core, actor: &Actor, cmd: SerialCmd) -> anyhow::Result<()> {
     match cmd {
+        SerialCmd::Show { serial } => {
+            let v = activation::get_container(core, actor, serial).await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
         SerialCmd::Reset { serial, firm_code } => {
             let ids = lifecycle::reset(core, actor, serial.clone(), firm_code).await?;
             println!("{serial} reset; licenses deleted: {ids:?}");

@@ -28,7 +28,7 @@ use cloud::CloudCmd;
 use items::ItemCmd;
 use licenses::{ApprovalCmd, BlacklistCmd, LicenseCmd, SerialCmd};
 use operations::{AuditCmd, JobCmd, MailCmd};
-use orders::{OrderCmd, TicketCmd};
+use orders::{CustomerCmd, OrderCmd, TicketCmd};
 use production::ProductionCmd;
 use users::{FirmCmd, UserCmd};
 
@@ -63,16 +63,19 @@ enum Command {
     /// Orders.
     #[command(subcommand)]
     Order(OrderCmd),
-    /// Tickets.
+    /// Tickets: show, disable, enable.
     #[command(subcommand)]
     Ticket(TicketCmd),
+    /// Customers: list, delete.
+    #[command(subcommand)]
+    Customer(CustomerCmd),
     /// Production orders of dongles; recycling a dongle that came back.
     #[command(subcommand)]
     Production(ProductionCmd),
     /// The audit history.
     #[command(subcommand)]
     Audit(AuditCmd),
-    /// Licenses: withdraw, replace, split.
+    /// Licenses: show, withdraw, replace, split.
     #[command(subcommand)]
     License(LicenseCmd),
     /// The blacklist of container serials.
@@ -81,7 +84,7 @@ enum Command {
     /// Approval requests for re-activations and restores.
     #[command(subcommand)]
     Approval(ApprovalCmd),
-    /// Containers as the server knows them, by serial: reset, assign.
+    /// Containers as the server knows them, by serial: show, reset, assign.
     #[command(subcommand)]
     Serial(SerialCmd),
     /// The outbox: mails queued, sent and failed.
@@ -199,6 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Item(cmd) => items::run(&core, &actor, cmd).await?,
         Command::Order(cmd) => orders::order(&core, &actor, cmd).await?,
         Command::Ticket(cmd) => orders::ticket(&core, &actor, cmd).await?,
+        Command::Customer(cmd) => orders::customer(&core, &actor, cmd).await?,
         Command::Production(cmd) => production::run(&core, &actor, cmd).await?,
         Command::Cloud(cmd) => cloud::run(&core, &actor, cmd).await?,
         Command::License(cmd) => licenses::license(&core, &actor, cmd).await?,

@@ -28,6 +28,18 @@ pub enum JobCmd {
 pub enum AuditCmd {
     /// Check the hash chain of the whole history.
     Verify,
+    /// The events of a ticket, an order (Licentia's id), a license or a container, oldest
+    /// first, at most 1,000 (JSON).
+    History {
+        #[arg(long)]
+        ticket: Option<String>,
+        #[arg(long)]
+        order: Option<i64>,
+        #[arg(long)]
+        license: Option<i64>,
+        #[arg(long)]
+        serial: Option<String>,
+    },
 }
 
 /// `licentia report NAME …`.
@@ -108,7 +120,17 @@ pub async fn connector_log(
 }
 
 pub async fn audit(core: &Core, actor: &Actor, cmd: AuditCmd) -> anyhow::Result<()> {
-    let AuditCmd::Verify = cmd;
+    if let AuditCmd::History {
+        ticket,
+        order,
+        license,
+        serial,
+    } = cmd
+    {
+        let events = audit::history(core, actor, ticket, order, serial, license).await?;
+        println!("{}", serde_json::to_string_pretty(&events)?);
+        return Ok(());
+    }
     let report = audit::verify_chain(core, actor).await?;
     if report.problems.is_empty() {
         println!("audit chain intact: {} events", report.events);

@@ -1,4 +1,4 @@
-//! `licentia order …` and `licentia ticket …`.
+//! `licentia order …`, `licentia ticket …` and `licentia customer …`.
 use clap::Subcommand;
 
 use licentia::domain::Actor;
@@ -34,7 +34,52 @@ pub enum OrderCmd {
 
 #[derive(Subcommand)]
 pub enum TicketCmd {
+    /// A ticket with its licenses.
     Show { code: String },
+    /// Disable a customer's ticket: it activates, re-activates and restores nothing until
+    /// enabled again; what is in containers stays.
+    Disable {
+        code: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Enable a disabled ticket again.
+    Enable {
+        code: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CustomerCmd {
+    /// Customers in the order they were made (JSON), a page at a time.
+    List {
+        /// The external id of the last customer of the page before.
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long)]
+        limit: Option<i64>,
+    },
+    /// Delete a customer who owns nothing yet (refused while they have a ticket).
+    Delete { external_id: String },
+}
+
+pub async fn customer(core: &Core, actor: &Actor, cmd: CustomerCmd) -> anyhow::Result<()> {
+    match cmd {
+        CustomerCmd::List { after, limit } => {
+            let list = catalog::list_customers(core, actor, after, limit).await?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        CustomerCmd::Delete { external_id } => {
+            let serials = catalog::delete_customer(core, actor, external_id.clone()).await?;
+            println!("customer {external_id} deleted");
+            for s in serials {
+                println!("  container {s} belongs to nobody now");
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn order(core: &Core, actor: &Actor, cmd: OrderCmd) -> anyhow::Result<()> {
@@ -91,8 +136,15 @@ pub(super) fn order_lines(items: Vec<String>) -> Result<Vec<orders::OrderLine>, 
 }
 
 pub async fn ticket(core: &Core, actor: &Actor, cmd: TicketCmd) -> anyhow::Result<()> {
-    let TicketCmd::Show { code } = cmd;
-    let t = orders::get_ticket(core, actor, &code).await?;
+    let t = match cmd {
+        TicketCmd::Show { code } => orders::get_ticket(core, actor, &code).await?,
+        TicketCmd::Disable { code, reason } => {
+            orders::set_ticket_enabled(core, actor, &code, false, reason).await?
+        }
+        TicketCmd::Enable { code, reason } => {
+            orders::set_ticket_enabled(core, actor, &code, true, reason).await?
+        }
+    };
     println!(
         "ticket {}  customer {}  state {}",
         t.ticket, t.customer_id, t.state

@@ -110,6 +110,9 @@ stored_words! {
         Active = "active",
         /// A production order's: programmed into dongles on the production line only.
         Production = "production",
+        /// A customer's that the vendor disabled (a cancelled or disputed order): it
+        /// activates nothing until enabled again; what is in containers stays there.
+        Disabled = "disabled",
     }
 }
 
@@ -206,6 +209,7 @@ mod tests {
         let ticket = [
             (TicketState::Active, "active"),
             (TicketState::Production, "production"),
+            (TicketState::Disabled, "disabled"),
         ];
         assert_eq!(ticket.len(), TicketState::ALL.len());
         for (s, word) in ticket {

@@ -329,14 +329,84 @@ pub async fn get_customer(core: &Core, actor: &Actor, external_id: String) -> Re
         .await
 }
 
-pub async fn list_customers(core: &Core, actor: &Actor) -> Result<Vec<Customer>> {
+/// The most customers one list answers.
+pub const CUSTOMERS_PER_LIST: i64 = 1000;
+
+/// Customers in the order they were made, at most `limit` (1 to 1,000; 1,000 if not
+/// given), after the customer `after` (an external id) if given: the next page starts after
+/// the last one of this page.
+pub async fn list_customers(
+    core: &Core,
+    actor: &Actor,
+    after: Option<String>,
+    limit: Option<i64>,
+) -> Result<Vec<Customer>> {
     actor.require(&[Role::Admin, Role::Sales, Role::Support], "read customers")?;
+    let limit = limit.unwrap_or(CUSTOMERS_PER_LIST);
+    if !(1..=CUSTOMERS_PER_LIST).contains(&limit) {
+        return Err(Error::invalid(
+            "limit",
+            format!("{limit} is not between 1 and {CUSTOMERS_PER_LIST}"),
+        ));
+    }
+    if let Some(a) = &after {
+        check_id("after", a)?;
+    }
     core.db
-        .read(|c| {
-            Ok(customer_store::list(c, 1000)?
+        .read(move |c| {
+            let after = after.map(|a| customer_store::id_of(c, &a)).transpose()?;
+            Ok(customer_store::list(c, after, limit)?
                 .into_iter()
                 .map(Customer::from)
                 .collect())
+        })
+        .await
+}
+
+/// Deletes a customer who owns nothing yet (a customer made by mistake, or one the ERP
+/// merged away). Refused while they have a ticket (their orders and history name them) or a
+/// cloud container. The containers assigned to them belong to nobody afterwards, their single
+/// sign-on links are forgotten and their portal sessions end. Answers the serials that were
+/// theirs.
+pub async fn delete_customer(
+    core: &Core,
+    actor: &Actor,
+    external_id: String,
+) -> Result<Vec<String>> {
+    actor.require(&[Role::Admin, Role::Sales, Role::Erp], "delete customers")?;
+    check_id("external_id", &external_id)?;
+    let actor = actor.clone();
+    core.db
+        .write(move |c| {
+            let id = customer_store::id_of(c, &external_id)?;
+            let ties = customer_store::ties(c, id)?;
+            if ties.tickets > 0 {
+                return Err(Error::NotAllowed(format!(
+                    "customer {external_id} owns {} license(s) on {} ticket(s): a customer \
+                     is deleted only while no order names them",
+                    ties.licenses, ties.tickets
+                )));
+            }
+            if ties.cloud_containers > 0 {
+                return Err(Error::NotAllowed(format!(
+                    "customer {external_id} has {} cloud container(s): a cloud container \
+                     stays its customer's",
+                    ties.cloud_containers
+                )));
+            }
+            crate::store::saml::forget_customer(c, id)?;
+            crate::store::portal::end_sessions_of_customer(c, id)?;
+            let serials = customer_store::delete(c, id, super::now())?;
+            audit::record(
+                &actor,
+                Event {
+                    action: "customer.deleted",
+                    details: serde_json::json!({"external_id": external_id,
+                        "containers": serials}),
+                    ..Default::default()
+                },
+            )?;
+            Ok(serials)
         })
         .await
 }

@@ -7,8 +7,8 @@ use super::catalog::{upsert_customer, CustomerData};
 use super::{Core, Stats};
 use crate::domain::ticket::TicketCode;
 use crate::domain::{
-    check_id, check_len, Actor, ItemKind, ItemOptions, LicenseState, Role, UpdateEffect, MAX_LINES,
-    MAX_QUANTITY, MAX_TEXT,
+    check_id, check_len, Actor, ItemKind, ItemOptions, LicenseState, Role, TicketState,
+    UpdateEffect, MAX_LINES, MAX_QUANTITY, MAX_TEXT,
 };
 use crate::error::{Error, Result};
 use crate::store::items::{self as item_store, ItemRow};
@@ -623,6 +623,62 @@ pub async fn get_ticket(core: &Core, actor: &Actor, code: &str) -> Result<Ticket
     ticket_view(core, actor, code, None).await
 }
 
+/// Disables a customer's ticket, or enables it again. A disabled ticket activates,
+/// re-activates and restores nothing, through every door, and says why; what is already in
+/// containers stays there (withdraw licenses to take them back). Asking for the state the
+/// ticket has changes and records nothing, so an ERP may send it again. A production
+/// order's ticket is not a customer's and stays as it is.
+pub async fn set_ticket_enabled(
+    core: &Core,
+    actor: &Actor,
+    code: &str,
+    enabled: bool,
+    reason: String,
+) -> Result<TicketView> {
+    actor.require(
+        &[Role::Admin, Role::Sales, Role::Erp],
+        "disable or enable tickets",
+    )?;
+    check_len("reason", &reason, 1024)?;
+    let ticket = TicketCode::parse(code)?;
+    let who = actor.clone();
+    core.db
+        .write(move |c| {
+            let id = ticket_store::id_of(c, &ticket)?;
+            ticket_store::lock(c, id)?;
+            let (_, state) = ticket_store::find(c, &ticket)?;
+            let want = if enabled {
+                TicketState::Active
+            } else {
+                TicketState::Disabled
+            };
+            if state == TicketState::Production {
+                return Err(Error::NotAllowed(format!(
+                    "ticket {ticket} is a production order's: it is neither disabled nor enabled"
+                )));
+            }
+            if state == want {
+                return Ok(());
+            }
+            ticket_store::set_state(c, id, want)?;
+            audit::record(
+                &who,
+                Event {
+                    action: if enabled {
+                        "ticket.enabled"
+                    } else {
+                        "ticket.disabled"
+                    },
+                    ticket: Some(ticket.as_stored()),
+                    details: serde_json::json!({ "reason": reason }),
+                    ..Default::default()
+                },
+            )
+        })
+        .await?;
+    ticket_view(core, actor, code, None).await
+}
+
 /// The ticket view; `keep` is a license listed even if deleted.
 async fn ticket_view(
     core: &Core,
@@ -666,6 +722,16 @@ async fn ticket_view(
 
 /// One license with the ticket it belongs to.
 pub async fn get_license(core: &Core, actor: &Actor, id: i64) -> Result<serde_json::Value> {
+    let (ticket, license) = license_with_ticket(core, actor, id).await?;
+    Ok(serde_json::json!({"ticket": ticket, "license": license}))
+}
+
+/// One license (also a deleted one) and the code of the ticket it belongs to.
+pub async fn license_with_ticket(
+    core: &Core,
+    actor: &Actor,
+    id: i64,
+) -> Result<(String, LicenseView)> {
     actor.require(
         &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
         "read licenses",
@@ -681,5 +747,5 @@ pub async fn get_license(core: &Core, actor: &Actor, id: i64) -> Result<serde_js
         .into_iter()
         .find(|l| l.license_id == id)
         .ok_or_else(|| Error::not_found("license", id))?;
-    Ok(serde_json::json!({"ticket": view.ticket, "license": lic}))
+    Ok((view.ticket, lic))
 }

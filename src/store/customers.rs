@@ -47,12 +47,67 @@ pub fn by_external_id(c: &mut Conn, external_id: &str) -> Result<Option<Customer
         .optional())?)
 }
 
-/// The first `limit` customers, in the order they were made.
-pub fn list(c: &mut Conn, limit: i64) -> Result<Vec<CustomerRow>> {
+/// At most `limit` customers in the order they were made, after customer `after` (primary
+/// key) if given.
+pub fn list(c: &mut Conn, after: Option<i64>, limit: i64) -> Result<Vec<CustomerRow>> {
     Ok(customers::table
+        .filter(customers::id.gt(after.unwrap_or(0)))
         .order(customers::id.asc())
         .limit(limit)
         .load(c)?)
+}
+
+/// What keeps a customer: their tickets, the licenses on them that are not deleted, and
+/// their cloud containers (which hold their licenses and have no other owner).
+pub struct Ties {
+    pub tickets: i64,
+    pub licenses: i64,
+    pub cloud_containers: i64,
+}
+
+pub fn ties(c: &mut Conn, id: i64) -> Result<Ties> {
+    use super::schema::{containers, licenses, tickets};
+    use crate::domain::{ContainerType, LicenseState};
+    let tickets = tickets::table
+        .filter(tickets::customer_id.eq(id))
+        .count()
+        .get_result(c)?;
+    let licenses = licenses::table
+        .inner_join(tickets::table)
+        .filter(tickets::customer_id.eq(id))
+        .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
+        .count()
+        .get_result(c)?;
+    let cloud_containers = containers::table
+        .filter(containers::customer_id.eq(id))
+        .filter(containers::kind.eq(ContainerType::Cloud.as_str()))
+        .count()
+        .get_result(c)?;
+    Ok(Ties {
+        tickets,
+        licenses,
+        cloud_containers,
+    })
+}
+
+/// Deletes customer `id`, who has no tickets: the containers they were assigned belong to
+/// nobody afterwards (their serials are answered). Their single sign-on links and portal
+/// sessions go first (`saml::forget_customer`, `portal::end_sessions_of_customer`).
+pub fn delete(c: &mut Conn, id: i64, now: NaiveDateTime) -> Result<Vec<String>> {
+    use super::schema::containers;
+    let serials: Vec<String> = containers::table
+        .filter(containers::customer_id.eq(id))
+        .select(containers::serial)
+        .order(containers::id.asc())
+        .load(c)?;
+    diesel::update(containers::table.filter(containers::customer_id.eq(id)))
+        .set((
+            containers::customer_id.eq(None::<i64>),
+            containers::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    diesel::delete(customers::table.filter(customers::id.eq(id))).execute(c)?;
+    Ok(serials)
 }
 
 /// What a customer is called and how to write to them.

@@ -94,6 +94,14 @@ pub fn delete_session(c: &mut Conn, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Ends the portal sessions single sign-on opened for customer `id` (primary key).
+pub fn end_sessions_of_customer(c: &mut Conn, id: i64) -> Result<usize> {
+    Ok(
+        diesel::delete(portal_sessions::table.filter(portal_sessions::customer_id.eq(id)))
+            .execute(c)?,
+    )
+}
+
 /// Deletes the sessions that expired before `before`; how many.
 pub fn delete_expired_sessions(c: &mut Conn, before: NaiveDateTime) -> Result<usize> {
     Ok(

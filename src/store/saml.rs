@@ -258,3 +258,15 @@ pub fn delete_expired(c: &mut Conn, now: NaiveDateTime) -> Result<(usize, usize)
         .execute(c)?;
     Ok((r, a))
 }
+
+/// Forgets the single sign-on users linked to customer `id` (primary key) and which portal
+/// sessions they started; the customer is being deleted.
+pub fn forget_customer(c: &mut Conn, id: i64) -> Result<()> {
+    let users: Vec<i64> = saml_users::table
+        .filter(saml_users::customer_id.eq(id))
+        .select(saml_users::id)
+        .load(c)?;
+    diesel::delete(saml_sessions::table.filter(saml_sessions::user_id.eq_any(users))).execute(c)?;
+    diesel::delete(saml_users::table.filter(saml_users::customer_id.eq(id))).execute(c)?;
+    Ok(())
+}

@@ -91,6 +91,52 @@ fn the_cli_seeds_orders_shows_tickets_and_verifies_the_history() {
     let (code, _, err) = licentia(&db, &["ticket", "show", "AAAAA-AAAAA-AAAAA-AAAAA-AAAAB"]);
     assert_eq!(code, 2, "{err}");
 
+    // A ticket disabled and enabled again; the license and the history as JSON.
+    let (code, out, err) = licentia(&db, &["ticket", "disable", &ticket, "--reason", "refund"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("state disabled"), "{out}");
+    let (code, out, err) = licentia(&db, &["ticket", "enable", &ticket]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("state active"), "{out}");
+    let first: i64 = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("license "))
+        .and_then(|l| l.split('\t').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (code, out, err) = licentia(&db, &["license", "show", &first.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["license"]["state"], "available", "{v}");
+    assert_eq!(v["ticket"], ticket.as_str(), "{v}");
+    let (code, out, err) = licentia(&db, &["audit", "history", "--ticket", &ticket]);
+    assert_eq!(code, 0, "{err}");
+    let events: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let actions: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.ends_with(&["ticket.disabled", "ticket.enabled"]),
+        "{actions:?}"
+    );
+    let (code, _, err) = licentia(&db, &["serial", "show", "130-0000000001"]);
+    assert_eq!(code, 3, "{err}");
+
+    // Customers: listed a page at a time; one with an order stays, one without goes.
+    let (code, out, err) = licentia(&db, &["customer", "list", "--limit", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let page: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(page.as_array().unwrap().len(), 1, "{page}");
+    let (code, _, err) = licentia(&db, &["customer", "delete", "C-77"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("owns 3 license(s) on 1 ticket(s)"), "{err}");
+    let (code, _, err) = licentia(&db, &["customer", "delete", "NOBODY"]);
+    assert_eq!(code, 3, "{err}");
+
     let (code, out, _) = licentia(&db, &["user", "add", "erp-sap", "--role", "erp"]);
     assert_eq!(code, 0);
     assert!(out.contains("password: "));

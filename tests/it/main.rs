@@ -16,6 +16,7 @@ mod cloud;
 mod cloud_more;
 mod connectors;
 mod crash;
+mod erp_ops;
 mod honeypot;
 mod lifecycle;
 mod mail;

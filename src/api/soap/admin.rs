@@ -1,5 +1,6 @@
 //! The Admin service's codec (`xsd/licentia-admin-v1.xsd`): containers, approvals,
-//! customers, users, items, settings. Requests and responses are the XSD's elements as types,
+//! customers, users, items, settings (cloud containers in `cloud`, the reading operations
+//! and customer deletion in `records`). Requests and responses are the XSD's elements as types,
 //! (de)serialised with yaserde; typed values are read by `codec`, and an item's `Options` and
 //! the `Settings` by the tables of `typed` (see there for why).
 use yaserde::{YaDeserialize, YaSerialize};
@@ -188,7 +189,7 @@ struct CustomerResponse {
 
 #[derive(Debug, Default, YaSerialize)]
 #[yaserde(rename = "Customer", prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
-struct Customer {
+pub(super) struct Customer {
     #[yaserde(prefix = "a", rename = "ExternalId")]
     external_id: Text,
     #[yaserde(prefix = "a", rename = "Name")]
@@ -199,15 +200,21 @@ struct Customer {
     locale: Text,
 }
 
+impl From<&catalog::Customer> for Customer {
+    fn from(c: &catalog::Customer) -> Customer {
+        Customer {
+            external_id: (&c.external_id).into(),
+            name: (&c.name).into(),
+            email: (&c.email).into(),
+            locale: (&c.locale).into(),
+        }
+    }
+}
+
 impl From<&catalog::Customer> for CustomerResponse {
     fn from(c: &catalog::Customer) -> CustomerResponse {
         CustomerResponse {
-            customer: Customer {
-                external_id: (&c.external_id).into(),
-                name: (&c.name).into(),
-                email: (&c.email).into(),
-                locale: (&c.locale).into(),
-            },
+            customer: Customer::from(c),
         }
     }
 }
@@ -524,6 +531,9 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
         }
         cloud if super::cloud::OPERATIONS.contains(&cloud) => {
             super::cloud::call(core, actor, op).await
+        }
+        read if super::records::OPERATIONS.contains(&read) => {
+            super::records::call(core, actor, op).await
         }
         other => Err(Error::internal(format!(
             "Admin.{other} is declared but not wired"

@@ -18,6 +18,7 @@ mod cloud;
 mod codec;
 mod depot;
 mod envelope;
+mod records;
 mod report;
 mod sales;
 mod schema;
@@ -50,6 +51,9 @@ pub const SERVICES: &[Service] = &[
             "CreateOrder",
             "AddToOrder",
             "GetTicket",
+            "GetLicense",
+            "DisableTicket",
+            "EnableTicket",
             "GetOrder",
             "ResendTicketMail",
             "WithdrawLicenses",
@@ -88,6 +92,10 @@ pub const SERVICES: &[Service] = &[
             "DecideApproval",
             "PutCustomer",
             "GetCustomer",
+            "ListCustomers",
+            "DeleteCustomer",
+            "GetContainer",
+            "GetHistory",
             "ListUsers",
             "AddUser",
             "ChangeUser",

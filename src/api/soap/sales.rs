@@ -9,7 +9,7 @@ use crate::domain::Actor;
 use crate::error::Error;
 use crate::service::catalog::CustomerData;
 use crate::service::lifecycle::{self, LicenseChange};
-use crate::service::orders::{self, NewOrder, OrderLine, OrderView};
+use crate::service::orders::{self, LicenseView, NewOrder, OrderLine, OrderView, TicketView};
 use crate::service::production::{self, NewProductionOrder, ProductionOrderView};
 use crate::service::Core;
 
@@ -101,6 +101,23 @@ struct SplitLicense {
 struct GetTicket {
     #[yaserde(prefix = "s", rename = "Ticket")]
     ticket: String,
+}
+
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(rename = "GetLicense", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct GetLicense {
+    #[yaserde(prefix = "s", rename = "LicenseId")]
+    license_id: String,
+}
+
+/// `DisableTicket` and `EnableTicket`.
+#[derive(Debug, Default, YaDeserialize)]
+#[yaserde(prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct TicketSwitch {
+    #[yaserde(prefix = "s", rename = "Ticket")]
+    ticket: String,
+    #[yaserde(prefix = "s", rename = "Reason")]
+    reason: Option<String>,
 }
 
 #[derive(Debug, Default, YaDeserialize)]
@@ -246,9 +263,11 @@ struct SplitLicenseResponse {
     license_id: Vec<i64>,
 }
 
+/// The XSD's `TicketResult`: `GetTicketResponse`, `DisableTicketResponse`,
+/// `EnableTicketResponse`.
 #[derive(Debug, Default, YaSerialize)]
-#[yaserde(rename = "GetTicketResponse", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
-struct GetTicketResponse {
+#[yaserde(rename = "TicketResult", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct TicketResult {
     #[yaserde(prefix = "s", rename = "Ticket")]
     ticket: Text,
     #[yaserde(prefix = "s", rename = "CustomerId")]
@@ -274,6 +293,41 @@ struct License {
     state: Text,
     #[yaserde(prefix = "s", rename = "Serial")]
     serial: Option<Text>,
+}
+
+impl From<&LicenseView> for License {
+    fn from(l: &LicenseView) -> License {
+        License {
+            license_id: l.license_id,
+            item_id: (&l.item_id).into(),
+            firm_code: l.firm_code,
+            product_code: l.product_code,
+            state: (&l.state).into(),
+            serial: l.serial.as_ref().map(Text::from),
+        }
+    }
+}
+
+impl From<&TicketView> for TicketResult {
+    fn from(t: &TicketView) -> TicketResult {
+        TicketResult {
+            ticket: (&t.ticket).into(),
+            customer_id: (&t.customer_id).into(),
+            state: (&t.state).into(),
+            license: t.licenses.iter().map(License::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "GetLicenseResponse", prefix = "s", namespaces = {"s" = "http://licentia.dev/ns/sales/v1"})]
+struct GetLicenseResponse {
+    #[yaserde(prefix = "s", rename = "Ticket")]
+    ticket: Text,
+    #[yaserde(prefix = "s", rename = "License")]
+    license: License,
+    #[yaserde(prefix = "s", rename = "Generation")]
+    generation: i32,
 }
 
 /// The XSD's `ProductionOrder`: `CreateProductionOrderResponse` and
@@ -463,22 +517,24 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
         "GetTicket" => {
             let r: GetTicket = decode(P, op)?;
             let t = orders::get_ticket(core, actor, &need("GetTicket/Ticket", &r.ticket)?).await?;
-            let out = GetTicketResponse {
-                ticket: (&t.ticket).into(),
-                customer_id: (&t.customer_id).into(),
-                state: (&t.state).into(),
-                license: t
-                    .licenses
-                    .iter()
-                    .map(|l| License {
-                        license_id: l.license_id,
-                        item_id: (&l.item_id).into(),
-                        firm_code: l.firm_code,
-                        product_code: l.product_code,
-                        state: (&l.state).into(),
-                        serial: l.serial.as_ref().map(Text::from),
-                    })
-                    .collect(),
+            encode(&name, &TicketResult::from(&t))
+        }
+        "DisableTicket" | "EnableTicket" => {
+            let r: TicketSwitch = decode(P, op)?;
+            let code = need(&format!("{}/Ticket", op.name), &r.ticket)?;
+            let enabled = op.name == "EnableTicket";
+            let reason = opt(&r.reason).unwrap_or_default();
+            let t = orders::set_ticket_enabled(core, actor, &code, enabled, reason).await?;
+            encode(&name, &TicketResult::from(&t))
+        }
+        "GetLicense" => {
+            let r: GetLicense = decode(P, op)?;
+            let id = long("GetLicense/LicenseId", &r.license_id)?;
+            let (ticket, l) = orders::license_with_ticket(core, actor, id).await?;
+            let out = GetLicenseResponse {
+                ticket: ticket.into(),
+                license: License::from(&l),
+                generation: l.generation,
             };
             encode(&name, &out)
         }

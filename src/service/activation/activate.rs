@@ -174,13 +174,17 @@ fn activate_in(
 }
 
 /// A production order's ticket is not activated through the customers' doors: its licenses
-/// go into dongles on the production line only.
+/// go into dongles on the production line only. A disabled ticket activates nothing.
 pub(in crate::service) fn for_customers(code: &TicketCode, ticket: TicketState) -> Result<()> {
     match ticket {
         TicketState::Active => Ok(()),
         TicketState::Production => Err(Error::NotAllowed(format!(
             "ticket {code} is a production order's: its licenses are programmed into dongles \
              on the production line"
+        ))),
+        TicketState::Disabled => Err(Error::NotAllowed(format!(
+            "ticket {code} is disabled by the vendor: its licenses are not activated until \
+             the vendor enables it again"
         ))),
     }
 }

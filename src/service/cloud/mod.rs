@@ -269,7 +269,7 @@ fn cloud(c: &mut Conn, serial: &str, owner: Option<i64>) -> Result<(ContainerRow
     }
     if row.kind != ContainerType::Cloud {
         return Err(Error::NotAllowed(format!(
-            "container {serial} is a {} container, not a cloud container",
+            "container {serial} is of type {}, not a cloud container",
             row.kind.as_str()
         )));
     }
