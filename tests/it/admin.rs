@@ -535,6 +535,33 @@ fn orders_are_made_by_hand_in_four_ways_and_licenses_withdrawn() {
         )),
         1
     );
+    // The ticket disabled from its order's page, then enabled again; a made-up state is
+    // refused and changes nothing.
+    let p = v.get(&page);
+    assert!(p.body.contains("Disable the ticket"), "{}", p.body);
+    let state = format!("{page}/ticket-state");
+    let p = post(&mut v, &page, &state, &[("state", "paused")]);
+    assert_eq!(p.status, 400, "{}", alert(&p));
+    let p = post(
+        &mut v,
+        &page,
+        &state,
+        &[("state", "disabled"), ("reason", "refund")],
+    );
+    assert_eq!(p.status, 303, "{}", alert(&p));
+    let (_, t) = app.admin("GET", &format!("/api/v1/tickets/{ticket}"), None);
+    assert_eq!(t["state"], "disabled");
+    let p = v.get(&page);
+    assert!(p.body.contains("Enable the ticket again"), "{}", p.body);
+    let p = post(&mut v, &page, &state, &[("state", "active")]);
+    assert_eq!(p.status, 303, "{}", alert(&p));
+    let (_, t) = app.admin("GET", &format!("/api/v1/tickets/{ticket}"), None);
+    assert_eq!(t["state"], "active");
+    assert_eq!(
+        app.count("events WHERE action IN ('ticket.disabled', 'ticket.enabled')"),
+        2
+    );
+
     // The customer's page: contact, tickets, containers.
     let p = v.get("/admin/customers/view?id=C-HAND");
     assert!(p.body.contains("hand@example.com") && p.body.contains(&ticket));

@@ -26,6 +26,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/orders/{id}/withdraw", web::post().to(withdraw))
         .route("/orders/{id}/lines", web::post().to(add_line))
         .route("/orders/{id}/mail", web::post().to(resend))
+        .route("/orders/{id}/ticket-state", web::post().to(ticket_state))
         .route("/items", web::get().to(items))
         .route("/items", web::post().to(create_item))
         .route("/items/new", web::get().to(item_new_page))
@@ -342,6 +343,40 @@ async fn resend(
         orders::resend_ticket_mail(&core, &v.staff().actor, *id).await
     );
     done(&format!("{BASE}/orders/{id}"), "mail_queued")
+}
+
+/// The order's ticket disabled, or enabled again (`state` is `disabled` or `active`).
+async fn ticket_state(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let f = form!(admin, v, req, body);
+    let actor = &v.staff().actor;
+    let enabled = match field(&f, "state") {
+        "active" => Ok(true),
+        "disabled" => Ok(false),
+        other => Err(Error::invalid(
+            "state",
+            format!("{other:?} is not active or disabled"),
+        )),
+    };
+    let enabled = tried!(admin, v, enabled);
+    let reason = field(&f, "reason").to_string();
+    let result = async {
+        let order = orders::get_order_by_id(&core, actor, *id).await?;
+        orders::set_ticket_enabled(&core, actor, &order.ticket, enabled, reason).await
+    };
+    tried!(admin, v, result.await);
+    let notice = if enabled {
+        "ticket_enabled"
+    } else {
+        "ticket_disabled"
+    };
+    done(&format!("{BASE}/orders/{id}"), notice)
 }
 
 async fn items(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
