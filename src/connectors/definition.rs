@@ -35,8 +35,13 @@ pub struct WriteBack {
     pub format: BodyFormat,
     #[serde(default)]
     pub user: String,
+    /// The password for `user`; better `password_env`, the name of an environment variable
+    /// that holds it. With a `user` and no password (or a `change-me` placeholder) the
+    /// connector is off.
     #[serde(default)]
     pub password: String,
+    #[serde(default)]
+    pub password_env: String,
 }
 
 fn xml() -> BodyFormat {
@@ -249,6 +254,20 @@ pub fn parse(
         (_, Some(_)) => return Err(bad("shop", "only kind = \"shop\" takes [shop]".into())),
         _ => {}
     }
+    if let Some(w) = def.writeback.as_mut() {
+        if !w.password_env.is_empty() {
+            if let Some(v) = env(&w.password_env) {
+                w.password = v;
+            }
+        }
+        if !w.user.is_empty() && (w.password.is_empty() || w.password.contains("change-me")) {
+            def.off = Some(if w.password_env.is_empty() {
+                "writeback.password is not set".to_string()
+            } else {
+                format!("the environment variable {} is not set", w.password_env)
+            });
+        }
+    }
     if let Some(w) = &def.writeback {
         if def.kind != Kind::Idoc {
             return Err(bad(
@@ -307,6 +326,26 @@ secret_env = "SHOP_SECRET"
         assert_eq!(def.shop.unwrap().auth.secret, "s3cret-long");
         let short = parse("shop-a", SHOP, |_| Some("short".into())).unwrap_err();
         assert_eq!(short.0, "shop.auth.secret");
+    }
+
+    #[test]
+    fn a_write_back_takes_its_password_from_the_environment_or_the_connector_is_off() {
+        let erp = "kind = \"idoc\"\n[writeback]\nurl = \"http://erp.example/t\"\n\
+                   user = \"LIC\"\npassword_env = \"ERP_PW\"\n";
+        let def = parse("erp", erp, no_env).unwrap();
+        assert_eq!(
+            def.off.as_deref(),
+            Some("the environment variable ERP_PW is not set")
+        );
+        let def = parse("erp", erp, |v| (v == "ERP_PW").then(|| "pw".into())).unwrap();
+        assert_eq!(def.off, None);
+        assert_eq!(def.writeback.unwrap().password, "pw");
+        let placeholder = erp.replace("password_env = \"ERP_PW\"", "password = \"change-me\"");
+        let def = parse("erp", &placeholder, no_env).unwrap();
+        assert_eq!(def.off.as_deref(), Some("writeback.password is not set"));
+        // No user: the ERP's endpoint takes the ticket without credentials.
+        let open = "kind = \"idoc\"\n[writeback]\nurl = \"http://erp.example/t\"\n";
+        assert_eq!(parse("erp", open, no_env).unwrap().off, None);
     }
 
     #[test]

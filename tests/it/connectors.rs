@@ -283,6 +283,10 @@ fn definitions_with_writeback(port: u16) -> std::path::PathBuf {
                 &format!("secret = \"{secret}\""),
             );
         }
+        text = text.replace(
+            "password_env = \"SAP_WRITEBACK_PASSWORD\"",
+            "password = \"sap-test-password\"",
+        );
         std::fs::write(dir.join(p.file_name().unwrap()), text).unwrap();
     }
     dir
@@ -381,7 +385,8 @@ fn a_sap_orders05_idoc_becomes_a_ticket_posted_back_once_when_the_erp_is_up_agai
 
 #[test]
 fn bad_idocs_are_refused_with_a_clear_error_and_create_nothing() {
-    let app = TestApp::start_with(|c| c.connectors_dir = SHIPPED.into());
+    let dir = shipped_with_secrets();
+    let app = TestApp::start_with(|c| c.connectors_dir = dir.display().to_string());
     let pw = app.add_user("sap", Role::Erp);
     let url = format!("{}/connect/sap-orders05", app.base);
     let good = std::fs::read_to_string(format!("{FIXTURES}/sap-orders05.xml")).unwrap();
@@ -487,6 +492,7 @@ fn bad_idocs_are_refused_with_a_clear_error_and_create_nothing() {
     let (s, xml) = post(&good.replace("Muster Maschinenbau", "Muster&#7;"), sap);
     assert_eq!(s, 400, "{xml}");
     assert!(xml.contains("U+0007"), "{xml}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -1035,6 +1041,17 @@ fn a_shop_without_its_secret_is_off_and_says_so() {
     );
     assert_eq!(s, 403, "{r}");
     assert!(r.contains("LEMONSQUEEZY_WEBHOOK_SECRET"), "{r}");
+    // The SAP connector likewise, until its write-back password is in the environment.
+    let pw = app.add_user("sap", Role::Erp);
+    let idoc = std::fs::read(format!("{FIXTURES}/sap-orders05.xml")).unwrap();
+    let (s, r) = send(
+        "POST",
+        &format!("{}/connect/sap-orders05", app.base),
+        Some(("application/xml", &idoc)),
+        Some(("sap", &pw)),
+    );
+    assert_eq!(s, 403, "{r}");
+    assert!(r.contains("SAP_WRITEBACK_PASSWORD"), "{r}");
     assert_eq!(app.count("orders"), 0);
 }
 
