@@ -224,7 +224,23 @@ async fn refuse(
     error_answer(answer, &e)
 }
 
+/// License Central's GenericConnector path (`…/GenericConnector.php`), so that a shop set
+/// up for it only changes the host name: the `generic` connector.
+async fn generic_php(core: Core_, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    connect(core, web::Path::from("generic".to_string()), req, body).await
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/connect/{name}", web::get().to(connect))
-        .route("/connect/{name}", web::post().to(connect));
+        .route("/connect/{name}", web::post().to(connect))
+        .route("/GenericConnector.php", web::get().to(generic_php))
+        .route("/GenericConnector.php", web::post().to(generic_php))
+        .route(
+            "/{prefix:.+}/GenericConnector.php",
+            web::get().to(generic_php),
+        )
+        .route(
+            "/{prefix:.+}/GenericConnector.php",
+            web::post().to(generic_php),
+        );
 }

@@ -39,7 +39,9 @@ pub fn read_generic(params: &[(String, String)]) -> Result<(String, String, Inco
         lines.push((id, quantity));
     }
     let incoming = Incoming {
-        order_id: need("orderid")?,
+        // License Central's call sends `orderid=` empty for a new order each time.
+        order_id: get("orderid").unwrap_or_default(),
+        document: None,
         customer_id: need("customerid")?,
         customer_name: get("customer_name").filter(|v| !v.is_empty()),
         customer_email: get("customer_email").filter(|v| !v.is_empty()),

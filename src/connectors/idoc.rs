@@ -12,7 +12,10 @@ type ItemSegment = (Option<String>, Vec<(String, String)>);
 /// E1EDK02 with qualifier 001), the sold-to party from the partner segment with function
 /// AG (E1EDKA1-PARTN, NAME1), and from each item segment (E1EDP01) the quantity (MENGE)
 /// and the material (E1EDP19-IDTNR, the vendor's number with qualifier 002 before the
-/// customer's, 001). DOCTYPE and entity declarations are refused; depth is bounded.
+/// customer's, 001), and the IDoc's number (EDI_DC40-DOCNUM). DOCTYPE and entity
+/// declarations are refused; depth and attributes are bounded; a field that may appear once
+/// and appears twice is refused rather than read as "the last one wins"; quantities are read
+/// as SAP writes them (digits with an optional decimal part), nothing else.
 pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
     let bad = |why: String| Error::invalid("idoc", why);
     let mut reader = quick_xml::Reader::from_reader(body);
@@ -20,6 +23,7 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
     let mut path: Vec<String> = vec![];
     let mut buf = vec![];
     let (mut belnr, mut po, mut sold_to, mut name) = (None, None, None, None);
+    let mut docnum: Option<String> = None;
     // Per segment instance: the fields read so far.
     let mut k02: (Option<String>, Option<String>) = (None, None);
     let mut ka1: (Option<String>, Option<String>, Option<String>) = (None, None, None);
@@ -57,6 +61,12 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
                 if path.len() > 16 {
                     return Err(bad("nested deeper than 16 elements".into()));
                 }
+                if e.attributes().count() > MAX_ATTRIBUTES {
+                    return Err(bad(format!(
+                        "<{tag}> has more than {MAX_ATTRIBUTES} attributes (namespace \
+                         declarations included)"
+                    )));
+                }
                 match tag.as_str() {
                     "E1EDK02" => k02 = (None, None),
                     "E1EDKA1" => ka1 = (None, None, None),
@@ -69,26 +79,46 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
                 let value = std::mem::take(&mut text).trim().to_string();
                 let parent = path.len().checked_sub(2).map(|i| path[i].as_str());
                 let field = path.last().map(String::as_str);
+                let once = |slot: &mut Option<String>, value: String| match slot {
+                    Some(_) => Err(bad(format!(
+                        "{} {} appears twice",
+                        parent.unwrap_or_default(),
+                        field.unwrap_or_default()
+                    ))),
+                    None => {
+                        *slot = Some(value);
+                        Ok(())
+                    }
+                };
                 match (parent, field) {
-                    (Some("E1EDK01"), Some("BELNR")) => belnr = Some(value),
-                    (Some("E1EDK02"), Some("QUALF")) => k02.0 = Some(value),
-                    (Some("E1EDK02"), Some("BELNR")) => k02.1 = Some(value),
-                    (Some("E1EDKA1"), Some("PARVW")) => ka1.0 = Some(value),
-                    (Some("E1EDKA1"), Some("PARTN")) => ka1.1 = Some(value),
-                    (Some("E1EDKA1"), Some("NAME1")) => ka1.2 = Some(value),
+                    (Some("EDI_DC40"), Some("DOCNUM")) => once(&mut docnum, value)?,
+                    (Some("E1EDK01"), Some("BELNR")) => once(&mut belnr, value)?,
+                    (Some("E1EDK02"), Some("QUALF")) => once(&mut k02.0, value)?,
+                    (Some("E1EDK02"), Some("BELNR")) => once(&mut k02.1, value)?,
+                    (Some("E1EDKA1"), Some("PARVW")) => once(&mut ka1.0, value)?,
+                    (Some("E1EDKA1"), Some("PARTN")) => once(&mut ka1.1, value)?,
+                    (Some("E1EDKA1"), Some("NAME1")) => once(&mut ka1.2, value)?,
                     (Some("E1EDP01"), Some("MENGE")) => {
                         if let Some(it) = item.as_mut() {
-                            it.0 = Some(value)
+                            once(&mut it.0, value)?
                         }
                     }
-                    (Some("E1EDP19"), Some("QUALF")) => p19.0 = Some(value),
-                    (Some("E1EDP19"), Some("IDTNR")) => p19.1 = Some(value),
+                    (Some("E1EDP19"), Some("QUALF")) => once(&mut p19.0, value)?,
+                    (Some("E1EDP19"), Some("IDTNR")) => once(&mut p19.1, value)?,
                     _ => {}
                 }
                 let tag = path.pop().unwrap_or_default();
                 match tag.as_str() {
-                    "E1EDK02" if k02.0.as_deref() == Some("001") => po = k02.1.take(),
+                    "E1EDK02" if k02.0.as_deref() == Some("001") => {
+                        if po.is_some() {
+                            return Err(bad("two order numbers (E1EDK02 QUALF 001)".into()));
+                        }
+                        po = k02.1.take();
+                    }
                     "E1EDKA1" if ka1.0.as_deref() == Some("AG") => {
+                        if sold_to.is_some() {
+                            return Err(bad("two sold-to parties (E1EDKA1 PARVW AG)".into()));
+                        }
                         sold_to = ka1.1.take();
                         name = ka1.2.take();
                     }
@@ -115,19 +145,15 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
                         let menge = menge.ok_or_else(|| {
                             bad(format!("item {material} has no quantity (MENGE)"))
                         })?;
-                        let q: f64 = menge.trim().parse().map_err(|_| {
+                        let q = quantity(&menge).ok_or_else(|| {
                             bad(format!(
-                                "item {material}: quantity {menge:?} is not a number"
+                                "item {material}: quantity {menge:?} must be a whole number \
+                                 from 1 to {}, written as digits (a decimal part of zeros \
+                                 allowed, as in 1.000)",
+                                crate::domain::MAX_QUANTITY
                             ))
                         })?;
-                        if q.fract() != 0.0 || q < 1.0 || q > crate::domain::MAX_QUANTITY as f64 {
-                            return Err(bad(format!(
-                                "item {material}: quantity {menge:?} must be a whole number \
-                                 from 1 to {}",
-                                crate::domain::MAX_QUANTITY
-                            )));
-                        }
-                        lines.push((material, q as i64));
+                        lines.push((material, q));
                     }
                     _ => {}
                 }
@@ -168,9 +194,53 @@ pub fn read_idoc(body: &[u8]) -> Result<Incoming> {
     }
     Ok(Incoming {
         order_id,
+        document: docnum.filter(|d| !d.is_empty()),
         customer_id,
         customer_name: name,
         customer_email: None,
         lines,
     })
+}
+
+/// Attributes one element may carry (SAP writes one, `SEGMENT` or `BEGIN`).
+const MAX_ATTRIBUTES: usize = 16;
+
+/// A quantity as SAP writes MENGE (a packed number as text): digits, optionally a point and
+/// a decimal part of zeros (`1`, `1.000`); no sign, exponent, separator or other fraction.
+fn quantity(menge: &str) -> Option<i64> {
+    let (whole, fraction) = match menge.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (menge, ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 9 || !digits(whole) || !fraction.bytes().all(|b| b == b'0')
+    {
+        return None;
+    }
+    let q: i64 = whole.parse().ok()?;
+    (1..=crate::domain::MAX_QUANTITY as i64)
+        .contains(&q)
+        .then_some(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantity;
+
+    #[test]
+    fn quantities_are_read_as_sap_writes_them_and_nothing_else() {
+        for (menge, q) in [
+            ("1", Some(1)),
+            ("1.000", Some(1)),
+            ("0012", Some(12)),
+            ("10000", Some(10_000)),
+        ] {
+            assert_eq!(quantity(menge), q, "{menge}");
+        }
+        for menge in [
+            "1e4", "1.5", "-1", "+1", "0", "1,000", "", ".0", "1.0e0", "10001", " 1", "１",
+        ] {
+            assert_eq!(quantity(menge), None, "{menge}");
+        }
+    }
 }

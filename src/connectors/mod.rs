@@ -13,8 +13,12 @@ pub mod xml;
 /// An order as a connector read it, before items are mapped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incoming {
-    /// The shop's or ERP's order number: the idempotency key.
+    /// The shop's or ERP's order number: the idempotency key. Empty (the GenericConnector's
+    /// `orderid=`): a new order every time.
     pub order_id: String,
+    /// The sender's number of this very message (an IDoc's DOCNUM): what tells an append of
+    /// new lines to an existing order from a resend of the same message.
+    pub document: Option<String>,
     pub customer_id: String,
     pub customer_name: Option<String>,
     pub customer_email: Option<String>,

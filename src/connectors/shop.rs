@@ -140,6 +140,7 @@ pub fn read_shop(shop: &Shop, body: &[u8]) -> Result<Vec<ShopNotice>> {
             customer_name: (!name.is_empty()).then(|| name.join(" ")),
             customer_email: shop.customer_email.as_deref().and_then(field),
             lines,
+            document: None,
         }));
     }
     Ok(out)

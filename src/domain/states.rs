@@ -146,6 +146,8 @@ stored_words! {
         /// Recorded on arrival; replaced by one of the others when it is handled.
         Received = "received",
         OrderCreated = "order_created",
+        /// New lines for an order placed before, added to its ticket.
+        LinesAdded = "lines_added",
         /// The same notification again: the order it made first is the answer.
         Duplicate = "duplicate",
         Rejected = "rejected",

@@ -11,11 +11,11 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::catalog::CustomerData;
-use super::orders::{self, NewOrder, OrderLine, OrderView};
+use super::orders::{self, NewOrder, OrderLine, OrderView, Placed};
 use super::queue::{self, Failure, Recorded};
 use super::workers::{Next, Stopping, Worker};
 use super::Core;
-use crate::connectors::definition::{self, Definition, Shop};
+use crate::connectors::definition::{self, Definition, Kind, Shop};
 use crate::connectors::shop::{read_shop, ShopNotice};
 use crate::connectors::signature::verify_shop;
 use crate::connectors::writeback;
@@ -98,20 +98,19 @@ pub async fn place(
     let note = record(core, &def.name, &incoming.order_id, body).await?;
     let result = place_order(core, def, actor, &incoming).await;
     let (state, detail, ticket) = match &result {
-        Ok(v) if v.created => (
-            NotificationOutcome::OrderCreated,
-            format!("order {}", v.order_id),
-            Some(v.ticket.clone()),
-        ),
-        Ok(v) => (
-            NotificationOutcome::Duplicate,
+        Ok((v, placed)) => (
+            match placed {
+                Placed::Created => NotificationOutcome::OrderCreated,
+                Placed::Appended => NotificationOutcome::LinesAdded,
+                Placed::Repeated => NotificationOutcome::Duplicate,
+            },
             format!("order {}", v.order_id),
             Some(v.ticket.clone()),
         ),
         Err(e) => (NotificationOutcome::Rejected, e.coded(), None),
     };
     set_outcome(core, note, state, detail, ticket).await?;
-    result
+    result.map(|(v, _)| v)
 }
 
 /// Records a notification that was refused before it could become an order.
@@ -150,12 +149,34 @@ async fn record(core: &Core, connector: &str, reference: &str, body: &[u8]) -> R
         .await
 }
 
+/// The batch an ERP's or the GenericConnector's later lines for an order are appended as:
+/// named by the message's own number where the sender gives one (an IDoc's DOCNUM), else by
+/// the lines themselves (the same lines again are a resend). Shops do not append: a shop's
+/// order id names one purchase.
+fn batch_of(def: &Definition, incoming: &Incoming) -> Option<String> {
+    if def.kind == Kind::Shop {
+        return None;
+    }
+    Some(match &incoming.document {
+        Some(doc) => format!("doc-{doc}"),
+        None => {
+            let text: String = incoming
+                .lines
+                .iter()
+                .map(|(item, q)| format!("{item}\u{1f}{q}\u{1e}"))
+                .collect();
+            let digest = hex::encode(openssl::sha::sha256(text.as_bytes()));
+            format!("lines-{}", &digest[..16])
+        }
+    })
+}
+
 async fn place_order(
     core: &Core,
     def: &Definition,
     actor: &Actor,
     incoming: &Incoming,
-) -> Result<OrderView> {
+) -> Result<(OrderView, Placed)> {
     let lines = incoming
         .lines
         .iter()
@@ -166,7 +187,7 @@ async fn place_order(
         .collect();
     let req = NewOrder {
         source: def.source.clone(),
-        erp_order_id: Some(incoming.order_id.clone()),
+        erp_order_id: (!incoming.order_id.is_empty()).then(|| incoming.order_id.clone()),
         customer: CustomerData {
             external_id: incoming.customer_id.clone(),
             name: incoming.customer_name.clone(),
@@ -177,14 +198,28 @@ async fn place_order(
         lines,
     };
     let writeback = def.writeback.clone().map(|w| (def.name.clone(), w));
-    orders::create_order_then(core, actor, req, move |c, view| match &writeback {
+    let then = move |c: &mut Conn, view: &OrderView| match &writeback {
         Some((name, w)) => queue_writeback(c, name, w, view),
         None => Ok(()),
-    })
-    .await
+    };
+    match batch_of(def, incoming) {
+        Some(batch) if !incoming.order_id.is_empty() => {
+            orders::create_or_append_then(core, actor, req, batch, then).await
+        }
+        _ => {
+            let view = orders::create_order_then(core, actor, req, then).await?;
+            let placed = if view.created {
+                Placed::Created
+            } else {
+                Placed::Repeated
+            };
+            Ok((view, placed))
+        }
+    }
 }
 
-/// Queues the write-back of a new order's ticket (in the order's transaction).
+/// Queues the write-back of an order's ticket, new or with lines appended (in the order's
+/// transaction).
 fn queue_writeback(
     c: &mut Conn,
     connector: &str,
@@ -204,7 +239,7 @@ fn queue_writeback(
                 .collect(),
         },
     );
-    writebacks::insert(
+    writebacks::queue(
         c,
         &writebacks::NewWriteBack {
             connector,

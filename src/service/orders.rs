@@ -136,17 +136,53 @@ pub async fn create_order_then(
     then: impl FnMut(&mut Conn, &OrderView) -> Result<()> + Send + 'static,
 ) -> Result<OrderView> {
     actor.require(ORDER_ROLES, "create orders")?;
-    place_order(core, actor, req, then).await
+    Ok(place_order(core, actor, req, None, then).await?.0)
+}
+
+/// What an order request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    Created,
+    /// New lines went onto the existing order's ticket as the batch named.
+    Appended,
+    /// The request repeated one already carried out: nothing changed.
+    Repeated,
+}
+
+/// An order, or new lines for it: the order's first request makes it, the same request
+/// again changes nothing, and other lines for the same order (the same customer) are appended
+/// to its ticket as the batch `batch_key` (that batch again changes nothing). The connectors'
+/// way (an ERP or shop sends the original order id with what was ordered since); `then` runs
+/// in the same transaction whenever something was written.
+pub async fn create_or_append_then(
+    core: &Core,
+    actor: &Actor,
+    req: NewOrder,
+    batch_key: String,
+    then: impl FnMut(&mut Conn, &OrderView) -> Result<()> + Send + 'static,
+) -> Result<(OrderView, Placed)> {
+    actor.require(ORDER_ROLES, "create orders")?;
+    check_batch_key(&batch_key)?;
+    place_order(core, actor, req, Some(batch_key), then).await
+}
+
+fn check_batch_key(k: &str) -> Result<()> {
+    if k == INITIAL_BATCH {
+        return Err(Error::invalid("batch_key", "'initial' is reserved"));
+    }
+    check_id("batch_key", k)
 }
 
 /// `create_order_then` for a caller that checked itself who may order what (the portal's
-/// trials: a customer orders one license of a trial item, once).
+/// trials: a customer orders one license of a trial item, once); with `append`, other lines
+/// for an existing order are appended as that batch (`create_or_append_then`).
 pub(crate) async fn place_order(
     core: &Core,
     actor: &Actor,
     mut req: NewOrder,
+    append: Option<String>,
     mut then: impl FnMut(&mut Conn, &OrderView) -> Result<()> + Send + 'static,
-) -> Result<OrderView> {
+) -> Result<(OrderView, Placed)> {
     req.validate()?;
     let actor = actor.clone();
     let ticket_mail = super::mail::ticket_mail_for(&core.config, &req.source);
@@ -157,9 +193,17 @@ pub(crate) async fn place_order(
             let erp_id = req.erp_order_id.clone().expect("validated");
             if let Some(order_id) = order_store::find(c, &req.source, &erp_id)? {
                 let view = load_order(c, order_id, false)?;
-                let same_lines = lines_of(&view, INITIAL_BATCH) == req.lines;
-                if same_lines && view.customer_id == req.customer.external_id {
-                    return Ok(view);
+                let same_customer = view.customer_id == req.customer.external_id;
+                if same_customer && lines_of(&view, INITIAL_BATCH) == req.lines {
+                    return Ok((view, Placed::Repeated, 0));
+                }
+                if let (true, Some(batch)) = (same_customer, append.as_deref()) {
+                    let (view, made) = append_lines(c, &actor, order_id, view, batch, &req.lines)?;
+                    if made == 0 {
+                        return Ok((view, Placed::Repeated, 0));
+                    }
+                    then(c, &view)?;
+                    return Ok((view, Placed::Appended, made));
                 }
                 return Err(Error::OrderConflict(format!(
                     "order {erp_id} from {} exists with other lines or another customer; use add-to-order to append",
@@ -238,18 +282,17 @@ pub(crate) async fn place_order(
                 ..Default::default()
             })?;
             then(c, &view)?;
-            Ok(view)
+            let made = view.lines.iter().map(|l| l.licenses.len() as u64).sum();
+            Ok((view, Placed::Created, made))
         })
         .await?;
-    if view.created {
+    let (view, placed, made) = view;
+    if placed == Placed::Created {
         Stats::add(&core.stats.orders_created, 1);
         Stats::add(&core.stats.tickets_created, 1);
-        Stats::add(
-            &core.stats.licenses_created,
-            view.lines.iter().map(|l| l.licenses.len() as u64).sum(),
-        );
     }
-    Ok(view)
+    Stats::add(&core.stats.licenses_created, made);
+    Ok((view, placed))
 }
 
 /// Appends lines to the ticket of an existing order.
@@ -265,47 +308,62 @@ pub async fn add_to_order(
     check_id("erp_order_id", &erp_order_id)?;
     check_lines(&req.lines)?;
     let batch_key = match &req.batch_key {
-        Some(k) if k == INITIAL_BATCH => {
-            return Err(Error::invalid("batch_key", "'initial' is reserved"))
-        }
         Some(k) => {
-            check_id("batch_key", k)?;
+            check_batch_key(k)?;
             k.clone()
         }
         None => format!("add-{}", TicketCode::generate().as_stored()),
     };
     let actor = actor.clone();
-    let view = core
+    let (view, made) = core
         .db
         .write(move |c| {
-            let order_id = order_store::find(c, &source, &erp_order_id)?.ok_or_else(|| Error::not_found("order", &erp_order_id))?;
+            let order_id = order_store::find(c, &source, &erp_order_id)?
+                .ok_or_else(|| Error::not_found("order", &erp_order_id))?;
             let existing = load_order(c, order_id, false)?;
-            if existing.lines.iter().any(|l| l.batch_key == batch_key) {
-                if lines_of(&existing, &batch_key) == req.lines {
-                    return Ok(existing);
-                }
-                return Err(Error::OrderConflict(format!("batch {batch_key} of order {erp_order_id} exists with other lines")));
-            }
-            let resolved = resolve_items(c, &req.lines)?;
-            let ticket_id = order_store::ticket_of(c, order_id)?;
-            let made = insert_lines(c, &actor, order_id, ticket_id, &batch_key, &resolved)?;
-            audit::record(&actor, Event {
-                action: "order.lines_added",
-                order_id: Some(order_id),
-                ticket: Some(&existing.ticket.replace('-', "")),
-                details: serde_json::json!({"batch_key": batch_key, "lines": req.lines, "licenses": made}),
-                ..Default::default()
-            })?;
-            load_order(c, order_id, true)
+            append_lines(c, &actor, order_id, existing, &batch_key, &req.lines)
         })
         .await?;
-    if view.created {
-        Stats::add(
-            &core.stats.licenses_created,
-            view.lines.iter().map(|l| l.licenses.len() as u64).sum(),
-        );
-    }
+    Stats::add(&core.stats.licenses_created, made);
     Ok(view)
+}
+
+/// Appends `lines` to order `order_id` (read as `existing`) as the batch `batch_key`: the
+/// order as it is then, and how many licenses were made (none: the batch was there with the
+/// same lines; with other lines it is a conflict).
+fn append_lines(
+    c: &mut Conn,
+    actor: &Actor,
+    order_id: i64,
+    existing: OrderView,
+    batch_key: &str,
+    lines: &[OrderLine],
+) -> Result<(OrderView, u64)> {
+    if existing.lines.iter().any(|l| l.batch_key == batch_key) {
+        if lines_of(&existing, batch_key) == lines {
+            return Ok((existing, 0));
+        }
+        return Err(Error::OrderConflict(format!(
+            "batch {batch_key} of order {} exists with other lines",
+            existing.erp_order_id
+        )));
+    }
+    let resolved = resolve_items(c, lines)?;
+    let ticket_id = order_store::ticket_of(c, order_id)?;
+    let made = insert_lines(c, actor, order_id, ticket_id, batch_key, &resolved)?;
+    audit::record(
+        actor,
+        Event {
+            action: "order.lines_added",
+            order_id: Some(order_id),
+            ticket: Some(&existing.ticket.replace('-', "")),
+            details: serde_json::json!({"batch_key": batch_key, "lines": lines,
+                "licenses": made}),
+            ..Default::default()
+        },
+    )?;
+    let count = made.iter().map(|m| m.len() as u64).sum();
+    Ok((load_order(c, order_id, true)?, count))
 }
 
 pub async fn get_order(

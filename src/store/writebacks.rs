@@ -1,4 +1,4 @@
-//! ERP write-backs: a new order's ticket, queued in the order's transaction and posted to
+//! ERP write-backs: an order's ticket (again after an append), queued in the order's transaction and posted to
 //! the ERP by the write-back sender (`service::connectors`); its lease queries are the
 //! queue's (`super::queue`).
 use chrono::NaiveDateTime;
@@ -40,10 +40,33 @@ pub struct NewWriteBack<'a> {
 }
 
 /// Queues a write-back, due at once on the clock the senders reckon with (see
-/// `super::queue`). An order has one: another writer queuing it at the same time makes
-/// the write run again.
-pub fn insert(c: &mut Conn, w: &NewWriteBack) -> Result<()> {
+/// `super::queue`). An order has one per connector: when lines are appended to the order,
+/// the ticket as it is now replaces what was queued or sent before and is due again, and a
+/// node posting the old body cannot mark the new one sent (the claim is dropped). Another
+/// writer queuing the first one at the same time makes the write run again.
+pub fn queue(c: &mut Conn, w: &NewWriteBack) -> Result<()> {
     let now = super::db_now(c)?;
+    let again = diesel::update(
+        writebacks::table
+            .filter(writebacks::connector.eq(w.connector))
+            .filter(writebacks::order_id.eq(w.order_id)),
+    )
+    .set((
+        writebacks::url.eq(w.url),
+        writebacks::content_type.eq(w.content_type),
+        writebacks::body.eq(w.body),
+        writebacks::state.eq(QueueState::Queued.as_str()),
+        writebacks::attempts.eq(0),
+        writebacks::next_attempt_at.eq(now),
+        writebacks::claimed_by.eq(None::<String>),
+        writebacks::claimed_until.eq(None::<NaiveDateTime>),
+        writebacks::last_error.eq(""),
+        writebacks::sent_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(c)?;
+    if again > 0 {
+        return Ok(());
+    }
     unique_or_retry(
         diesel::insert_into(writebacks::table)
             .values((

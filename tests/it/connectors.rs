@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use crate::harness::TestApp;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/connectors");
-const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/connectors");
+pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/connectors");
+pub(crate) const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/connectors");
 
-fn send(
+pub(crate) fn send(
     method: &str,
     url: &str,
     body: Option<(&str, &[u8])>,
@@ -40,7 +40,7 @@ fn send(
     }
 }
 
-fn log(app: &TestApp, connector: &str) -> Value {
+pub(crate) fn log(app: &TestApp, connector: &str) -> Value {
     let (s, v) = app.admin(
         "GET",
         &format!("/api/v1/connectors/log?connector={connector}"),
@@ -50,7 +50,7 @@ fn log(app: &TestApp, connector: &str) -> Value {
     v
 }
 
-fn outcomes(app: &TestApp, connector: &str) -> Vec<String> {
+pub(crate) fn outcomes(app: &TestApp, connector: &str) -> Vec<String> {
     let mut o: Vec<String> = log(app, connector)["notifications"]
         .as_array()
         .unwrap()
@@ -258,7 +258,7 @@ const SECRETS: &[(&str, &str)] = &[
 ];
 
 /// The shipped definitions with the shops' secrets set.
-fn shipped_with_secrets() -> std::path::PathBuf {
+pub(crate) fn shipped_with_secrets() -> std::path::PathBuf {
     definitions_with_writeback(9)
 }
 
@@ -418,7 +418,41 @@ fn bad_idocs_are_refused_with_a_clear_error_and_create_nothing() {
         (
             good.replace("<MENGE>2.000</MENGE>", "<MENGE>many</MENGE>"),
             400,
-            "not a number",
+            "written as digits",
+        ),
+        // Not 10,000 licenses.
+        (
+            good.replace("<MENGE>2.000</MENGE>", "<MENGE>1e4</MENGE>"),
+            400,
+            "written as digits",
+        ),
+        // A second order number is refused, not "the last one wins".
+        (
+            good.replace(
+                "<BELNR>0000004711</BELNR>",
+                "<BELNR>0000004711</BELNR><BELNR>0000009999</BELNR>",
+            ),
+            400,
+            "E1EDK01 BELNR appears twice",
+        ),
+        (
+            good.replace("<MENGE>1</MENGE>", "<MENGE>1</MENGE><MENGE>100</MENGE>"),
+            400,
+            "E1EDP01 MENGE appears twice",
+        ),
+        (
+            good.replace(
+                "<IDOC BEGIN=\"1\">",
+                &format!(
+                    "<IDOC BEGIN=\"1\" {}>",
+                    (0..40)
+                        .map(|i| format!("xmlns:n{i}=\"urn:n{i}\""))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            ),
+            400,
+            "more than 16 attributes",
         ),
         (
             good.replace("<PARVW>AG</PARVW>", "<PARVW>RE</PARVW>"),

@@ -207,7 +207,7 @@ fn zeep_reads_a_license_a_container_and_their_history() {
         "GetContainer",
         json!({"Serial": "not a serial"}),
     );
-    assert!(fault(&bad).contains("invalid_input"), "{bad}");
+    assert!(fault(&bad).contains("unknown_container"), "{bad}");
     // The ERP reads licenses, not containers or the history.
     let refused = admin(
         &app,

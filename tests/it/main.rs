@@ -14,6 +14,7 @@ mod cli;
 mod client;
 mod cloud;
 mod cloud_more;
+mod connector_appends;
 mod connectors;
 mod crash;
 mod erp_ops;

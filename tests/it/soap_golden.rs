@@ -2007,7 +2007,7 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
         &cont("130-0000000001"),
     );
     g.fault(
-        "GetContainer-not-a-serial",
+        "GetContainer-no-such-name",
         V11,
         "Admin",
         sue,

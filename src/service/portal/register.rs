@@ -319,7 +319,7 @@ pub async fn take_trial(core: &Core, s: &Session, item_id: &str) -> Result<Strin
             quantity: 1,
         }],
     };
-    let view = orders::place_order(core, &s.actor(), order, |_, _| Ok(())).await?;
+    let (view, _) = orders::place_order(core, &s.actor(), order, None, |_, _| Ok(())).await?;
     if !view.created {
         // Another take of the same trial was faster.
         return Err(Error::NotAllowed(format!(
