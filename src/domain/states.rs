@@ -274,6 +274,7 @@ mod tests {
             [
                 "received",
                 "order_created",
+                "lines_added",
                 "duplicate",
                 "rejected",
                 "ignored"
@@ -282,8 +283,8 @@ mod tests {
         assert_eq!(words(JobRunState::ALL), ["running", "ok", "failed"]);
         assert_eq!(
             NotificationOutcome::parse("lost").unwrap_err().to_string(),
-            "invalid outcome: \"lost\" is not one of received, order_created, duplicate, \
-             rejected, ignored"
+            "invalid outcome: \"lost\" is not one of received, order_created, lines_added, \
+             duplicate, rejected, ignored"
         );
     }
 }
