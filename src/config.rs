@@ -91,6 +91,13 @@ pub struct Config {
     pub connectors_dir: String,
     /// Attempts before an ERP write-back is marked failed (delays as for mails).
     pub writeback_max_attempts: u32,
+    /// Attempts before a webhook delivery is marked failed (and its subscription's next
+    /// event is sent).
+    pub webhook_max_attempts: u32,
+    /// The first retry delay of a webhook delivery (seconds); it doubles, up to an hour.
+    pub webhook_retry_secs: u64,
+    /// How long a receiver may take to answer a delivery (seconds).
+    pub webhook_timeout_secs: u64,
     /// A folder whose portal templates, message catalogues and style sheet replace the
     /// built-in ones of the same name (`templates/portal/`).
     pub portal_templates_dir: String,
@@ -203,6 +210,9 @@ impl Default for Config {
             expiry_report_per_customer: false,
             connectors_dir: "connectors".into(),
             writeback_max_attempts: 20,
+            webhook_max_attempts: 15,
+            webhook_retry_secs: 10,
+            webhook_timeout_secs: 10,
             portal_templates_dir: String::new(),
             portal_color: "#1d4f73".into(),
             portal_accent_color: "#e8a33d".into(),
@@ -334,6 +344,9 @@ impl Config {
             ("expiry_report_per_customer", Bool),
             ("connectors_dir", Str),
             ("writeback_max_attempts", Int),
+            ("webhook_max_attempts", Int),
+            ("webhook_retry_secs", Int),
+            ("webhook_timeout_secs", Int),
             ("portal_templates_dir", Str),
             ("portal_color", Str),
             ("portal_accent_color", Str),
@@ -396,6 +409,16 @@ impl Config {
         if !(1..=60).contains(&self.smtp_timeout_secs) {
             // A send must end well within the two-minute claim on a mail.
             return Err(Error::invalid("smtp_timeout_secs", "between 1 and 60"));
+        }
+        if self.webhook_max_attempts == 0 || self.webhook_retry_secs == 0 {
+            return Err(Error::invalid(
+                "webhook_max_attempts",
+                "webhook_max_attempts and webhook_retry_secs must be at least 1",
+            ));
+        }
+        if !(1..=60).contains(&self.webhook_timeout_secs) {
+            // A delivery must end well within the two-minute claim on it.
+            return Err(Error::invalid("webhook_timeout_secs", "between 1 and 60"));
         }
         if self.writeback_max_attempts == 0 {
             return Err(Error::invalid("writeback_max_attempts", "at least 1"));

@@ -12,7 +12,9 @@ use crate::domain::{Actor, Interface, Settings, TicketState};
 use crate::error::Error;
 use crate::service::lifecycle::{self, BlacklistAdd, DecisionBody};
 use crate::service::reports::{self, Report};
-use crate::service::{activation, audit, catalog, jobs, mail, orders, production, users, Core};
+use crate::service::{
+    activation, audit, catalog, jobs, mail, orders, production, users, webhooks, Core,
+};
 
 type Res = Result<HttpResponse, ApiError>;
 type Core_ = web::Data<Core>;
@@ -373,6 +375,44 @@ async fn connector_log(core: Core_, c: Caller, q: web::Query<ConnectorQuery>) ->
     ok(serde_json::json!({"notifications": notes, "writebacks": writebacks}))
 }
 
+async fn create_webhook(core: Core_, c: Caller, body: web::Json<webhooks::NewSubscription>) -> Res {
+    created(webhooks::create(&core, &c.0, body.into_inner()).await?)
+}
+async fn list_webhooks(core: Core_, c: Caller) -> Res {
+    ok(webhooks::list(&core, &c.0).await?)
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookChange {
+    active: bool,
+}
+async fn change_webhook(
+    core: Core_,
+    c: Caller,
+    id: web::Path<i64>,
+    body: web::Json<WebhookChange>,
+) -> Res {
+    ok(webhooks::set_active(&core, &c.0, id.into_inner(), body.active).await?)
+}
+async fn delete_webhook(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
+    webhooks::delete(&core, &c.0, id.into_inner()).await?;
+    ok(serde_json::json!({ "deleted": true }))
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryQuery {
+    webhook: Option<i64>,
+    state: Option<String>,
+}
+async fn list_deliveries(core: Core_, c: Caller, q: web::Query<DeliveryQuery>) -> Res {
+    let q = q.into_inner();
+    ok(webhooks::deliveries(&core, &c.0, q.webhook, q.state).await?)
+}
+async fn requeue_delivery(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
+    webhooks::requeue(&core, &c.0, id.into_inner()).await?;
+    ok(serde_json::json!({ "queued": true }))
+}
+
 async fn requeue_writeback(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
     crate::service::connectors::requeue_writeback(&core, &c.0, id.into_inner()).await?;
     ok(serde_json::json!({ "queued": true }))
@@ -590,6 +630,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/connectors/writebacks/{id}/requeue",
                     web::post().to(requeue_writeback),
+                )
+                .route("/webhooks", web::get().to(list_webhooks))
+                .route("/webhooks", web::post().to(create_webhook))
+                .route("/webhooks/{id}", web::patch().to(change_webhook))
+                .route("/webhooks/{id}", web::delete().to(delete_webhook))
+                .route("/webhook-deliveries", web::get().to(list_deliveries))
+                .route(
+                    "/webhook-deliveries/{id}/requeue",
+                    web::post().to(requeue_delivery),
                 )
                 .route("/jobs", web::get().to(list_jobs))
                 .route("/jobs/{name}/run", web::post().to(run_job))

@@ -27,7 +27,7 @@ use bench::BenchCmd;
 use cloud::CloudCmd;
 use items::ItemCmd;
 use licenses::{ApprovalCmd, BlacklistCmd, LicenseCmd, SerialCmd};
-use operations::{AuditCmd, JobCmd, MailCmd};
+use operations::{AuditCmd, JobCmd, MailCmd, WebhookCmd};
 use orders::{CustomerCmd, OrderCmd, TicketCmd};
 use production::ProductionCmd;
 use users::{FirmCmd, UserCmd};
@@ -90,6 +90,9 @@ enum Command {
     /// The outbox: mails queued, sent and failed.
     #[command(subcommand)]
     Mail(MailCmd),
+    /// Outbound events: subscriptions and their deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
     /// Scheduled jobs.
     #[command(subcommand)]
     Job(JobCmd),
@@ -210,6 +213,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Approval(cmd) => licenses::approval(&core, &actor, cmd).await?,
         Command::Serial(cmd) => licenses::serial(&core, &actor, cmd).await?,
         Command::Mail(cmd) => operations::mail(&core, &actor, cmd).await?,
+        Command::Webhook(cmd) => operations::webhook(&core, &actor, cmd).await?,
         Command::Job(cmd) => operations::job(&core, &actor, cmd).await?,
         Command::ConnectorLog { connector } => {
             operations::connector_log(&core, &actor, connector).await?

@@ -1,8 +1,9 @@
-//! `licentia mail …`, `job …`, `connector-log`, `audit …` and `report`: what the server did
-//! and does in the background, for support.
+//! `licentia mail …`, `webhook …`, `job …`, `connector-log`, `audit …` and `report`: what
+//! the server did and does in the background, for support.
 use clap::{Args, Subcommand};
 
 use licentia::domain::Actor;
+use licentia::service::webhooks::{self, NewSubscription};
 use licentia::service::{audit, connectors, jobs, mail, reports, Core};
 
 #[derive(Subcommand)]
@@ -14,6 +15,43 @@ pub enum MailCmd {
     },
     /// Put a failed mail back in the queue.
     Requeue { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum WebhookCmd {
+    /// Subscribe a URL to kinds of events (license.activated, license.*, *); prints the
+    /// subscription with its signing secret, shown this once.
+    Add {
+        url: String,
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Every subscription.
+    List,
+    /// Stop sending a subscription's events (they are kept and sent on resume).
+    Pause {
+        id: i64,
+    },
+    Resume {
+        id: i64,
+    },
+    /// Delete a subscription and its deliveries.
+    Delete {
+        id: i64,
+    },
+    /// The newest deliveries (at most 1,000), of one subscription, in one state.
+    Deliveries {
+        #[arg(long)]
+        webhook: Option<i64>,
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Put a failed delivery back in the queue.
+    Requeue {
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -75,6 +113,47 @@ pub async fn mail(core: &Core, actor: &Actor, cmd: MailCmd) -> anyhow::Result<()
         MailCmd::Requeue { id } => {
             mail::requeue(core, actor, id).await?;
             println!("mail {id} is queued again");
+        }
+    }
+    Ok(())
+}
+
+pub async fn webhook(core: &Core, actor: &Actor, cmd: WebhookCmd) -> anyhow::Result<()> {
+    fn pretty(v: &impl serde::Serialize) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        Ok(())
+    }
+    match cmd {
+        WebhookCmd::Add {
+            url,
+            events,
+            description,
+        } => {
+            let req = NewSubscription {
+                url,
+                events,
+                description,
+            };
+            pretty(&webhooks::create(core, actor, req).await?)?
+        }
+        WebhookCmd::List => pretty(&webhooks::list(core, actor).await?)?,
+        WebhookCmd::Pause { id } => pretty(&webhooks::set_active(core, actor, id, false).await?)?,
+        WebhookCmd::Resume { id } => pretty(&webhooks::set_active(core, actor, id, true).await?)?,
+        WebhookCmd::Delete { id } => {
+            webhooks::delete(core, actor, id).await?;
+            println!("webhook {id} is deleted");
+        }
+        WebhookCmd::Deliveries { webhook, state } => {
+            for d in webhooks::deliveries(core, actor, webhook, state).await? {
+                println!(
+                    "{}	webhook {}	event {}	{}	{}	attempts {}	{}",
+                    d.id, d.webhook_id, d.event_id, d.kind, d.state, d.attempts, d.last_error
+                );
+            }
+        }
+        WebhookCmd::Requeue { id } => {
+            webhooks::requeue(core, actor, id).await?;
+            println!("webhook delivery {id} is queued again");
         }
     }
     Ok(())

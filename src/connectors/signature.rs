@@ -3,7 +3,7 @@
 use super::definition::{AuthScheme, Shop};
 use crate::error::{Error, Result};
 
-fn hmac(md: openssl::hash::MessageDigest, key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn hmac(md: openssl::hash::MessageDigest, key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
     let key = openssl::pkey::PKey::hmac(key).map_err(|e| Error::internal(e.to_string()))?;
     let mut s = openssl::sign::Signer::new(md, &key).map_err(|e| Error::internal(e.to_string()))?;
     s.update(data).map_err(|e| Error::internal(e.to_string()))?;

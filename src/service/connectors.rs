@@ -22,7 +22,6 @@ use crate::connectors::writeback;
 use crate::connectors::Incoming;
 use crate::domain::{Actor, NotificationOutcome, Role};
 use crate::error::{Error, Result};
-use crate::store::queue::Queue;
 use crate::store::writebacks::{self, WriteBackToPost, WriteBacks};
 use crate::store::{notifications, Conn};
 
@@ -294,44 +293,15 @@ impl queue::Sender for WriteBackSender {
                         .encode(format!("{}:{}", w.user, w.password))
                 )
             });
-        let (url, ct, body) = (d.url.clone(), d.content_type.clone(), d.body.clone());
-        let outcome = tokio::task::spawn_blocking(move || {
-            // Redirects are not followed: a redirected POST comes back as a GET without the
-            // ticket (a logon page, say), and its 200 would count the ticket as delivered.
-            let agent = ureq::AgentBuilder::new()
-                .redirects(0)
-                .timeout(Duration::from_secs(10))
-                .build();
-            let mut req = agent.post(&url).set("Content-Type", &ct);
-            if let Some(a) = &auth {
-                req = req.set("Authorization", a);
-            }
-            match req.send_string(&body) {
-                Ok(r) if (200..300).contains(&r.status()) => Ok(()),
-                Ok(r) => Err(format!(
-                    "HTTP {} {} (only a 2xx answer counts as delivered; redirects are not \
-                     followed{})",
-                    r.status(),
-                    r.status_text(),
-                    r.header("Location")
-                        .map(|l| format!(", Location: {}", l.chars().take(200).collect::<String>()))
-                        .unwrap_or_default()
-                )),
-                Err(ureq::Error::Status(s, r)) => Err(format!(
-                    "HTTP {s}: {}",
-                    r.into_string()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                )),
-                Err(e) => Err(e.to_string()),
-            }
-        })
+        let mut headers = vec![("Content-Type", d.content_type.clone())];
+        headers.extend(auth.map(|a| ("Authorization", a)));
+        queue::post(
+            d.url.clone(),
+            headers,
+            d.body.clone(),
+            Duration::from_secs(10),
+        )
         .await
-        .unwrap_or_else(|e| Err(format!("task: {e}")));
-        // An ERP's answer may change with time: no error is taken as permanent.
-        outcome.map_err(Failure::passing)
     }
 
     fn log(&self, id: i64, recorded: Recorded, _why: Option<&str>) {
@@ -469,11 +439,7 @@ pub async fn requeue_writeback(core: &Core, actor: &Actor, id: i64) -> Result<()
     let actor = actor.clone();
     core.db
         .write(move |c| {
-            if !WriteBacks::requeue_failed(c, id)? {
-                return Err(Error::Conflict(format!(
-                    "write-back {id} is not failed (or does not exist)"
-                )));
-            }
+            queue::requeue::<WriteBacks>(c, id, "write-back")?;
             super::audit::record(
                 &actor,
                 super::audit::Event {

@@ -14,10 +14,10 @@ use super::queue::{self, Failure, Recorded};
 use super::workers::{Next, Stopping, Worker};
 use super::Core;
 use crate::config::Config;
+use crate::domain::ticket::TicketCode;
 use crate::domain::{Actor, QueueState, Role};
 use crate::error::{Error, Result};
 use crate::store::outbox::{self as store, MailToSend, Outbox};
-use crate::store::queue::Queue;
 use crate::store::Conn;
 
 pub use crate::store::outbox::MailView;
@@ -256,12 +256,7 @@ pub async fn requeue(core: &Core, actor: &Actor, id: i64) -> Result<()> {
     let actor = actor.clone();
     core.db
         .write(move |c| {
-            if !Outbox::requeue_failed(c, id)? {
-                return Err(match store::state_of(c, id)? {
-                    None => Error::not_found("mail", id),
-                    Some(s) => Error::Conflict(format!("mail {id} is {s}, not failed")),
-                });
-            }
+            queue::requeue::<Outbox>(c, id, "mail")?;
             super::audit::record(
                 &actor,
                 super::audit::Event {
@@ -420,6 +415,36 @@ impl queue::Sender for OutboxSender {
         tokio::task::spawn_blocking(move || mailer.send(&to, message_id, &r, attachment))
             .await
             .unwrap_or_else(|e| Err(Failure::passing(format!("sender task: {e}"))))
+    }
+
+    /// A ticket mail sent is `ticket.mailed`, any other mail `mail.sent`; a mail given up
+    /// is `mail.failed` (with the ticket of a ticket mail).
+    fn outcome_event(
+        &self,
+        id: i64,
+        m: &MailToSend,
+        sent: bool,
+        why: Option<&str>,
+    ) -> Option<queue::OutcomeEvent> {
+        let params: Value = serde_json::from_str(&m.params).unwrap_or(Value::Null);
+        let ticket = params["ticket"]
+            .as_str()
+            .and_then(|t| TicketCode::parse(t).ok())
+            .map(|t| t.as_stored().to_string());
+        let action = match (sent, m.kind.as_str()) {
+            (true, "ticket") => "ticket.mailed",
+            (true, _) => "mail.sent",
+            (false, _) => "mail.failed",
+        };
+        let mut details = json!({ "mail_id": id, "kind": m.kind, "recipient": m.recipient });
+        if let Some(why) = why {
+            details["error"] = json!(why.chars().take(300).collect::<String>());
+        }
+        Some(queue::OutcomeEvent {
+            action,
+            ticket,
+            details,
+        })
     }
 
     fn log(&self, id: i64, recorded: Recorded, why: Option<&str>) {

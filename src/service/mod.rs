@@ -16,6 +16,7 @@ pub mod production;
 mod queue;
 pub mod reports;
 pub mod users;
+pub mod webhooks;
 pub mod workers;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -96,8 +96,9 @@ impl Supervisor {
         }
     }
 
-    /// The workers every node runs: the scheduler, the write-back sender and the outbox
-    /// sender (in that order, so that `run_pending` sends the mails a job queued).
+    /// The workers every node runs: the scheduler, the write-back sender, the outbox sender
+    /// and the webhook sender (in that order, so that `run_pending` sends the mails a job
+    /// queued and the events their sending recorded).
     pub fn start(core: Arc<Core>) -> Supervisor {
         let mut s = Supervisor::new(core);
         s.spawn(super::jobs::Scheduler::new);
@@ -107,6 +108,7 @@ impl Supervisor {
             Ok(sender) => s.spawn(move || sender.clone()),
             Err(e) => tracing::error!(error = %e, "mail worker not started"),
         }
+        s.spawn(super::webhooks::WebhookSender::new);
         s
     }
 

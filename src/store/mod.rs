@@ -33,6 +33,7 @@ pub mod settings;
 pub mod tickets;
 pub mod updates;
 pub mod users;
+pub mod webhooks;
 pub mod withdrawals;
 pub mod writebacks;
 mod writer;

@@ -114,14 +114,3 @@ pub fn newest(c: &mut Conn, state: Option<QueueState>, limit: i64) -> Result<Vec
     }
     Ok(q.order(outbox::id.desc()).limit(limit).load(c)?)
 }
-
-/// The state of mail `id`, if there is one.
-pub fn state_of(c: &mut Conn, id: i64) -> Result<Option<QueueState>> {
-    outbox::table
-        .filter(outbox::id.eq(id))
-        .select(outbox::state)
-        .first::<String>(c)
-        .optional()?
-        .map(QueueState::try_from)
-        .transpose()
-}

@@ -1,7 +1,7 @@
-//! The lease queries of the two outgoing queues, mails (`outbox`) and ERP write-backs
-//! (`writebacks`). Both tables have the same queue columns (`id`, `state`, `attempts`,
-//! `next_attempt_at`, `claimed_by`, `claimed_until`, `sent_at`, `last_error`), so their
-//! queries are written once, in `queue_table!`; each table's file says what a claimed row
+//! The lease queries of the outgoing queues: mails (`outbox`), ERP write-backs
+//! (`writebacks`) and webhook deliveries (`webhook_deliveries`). The tables have the same
+//! queue columns (`id`, `state`, `attempts`, `next_attempt_at`, `claimed_by`,
+//! `claimed_until`, `sent_at`, `last_error`), so their queries are written once, in `queue_table!`; each table's file says what a claimed row
 //! carries. Due times and leases are reckoned on the database's clock (`db_now`), so nodes
 //! whose clocks differ agree on them; what a node records about a row it claimed is
 //! conditional on its still holding the row.
@@ -55,12 +55,20 @@ pub trait Queue: 'static {
     /// Puts row `id` back in the queue if it failed, due now and with its attempts counted
     /// from zero; false if it is not failed (or not there).
     fn requeue_failed(c: &mut Conn, id: i64) -> Result<bool>;
+
+    /// The state of row `id`, if there is one.
+    fn state_of(c: &mut Conn, id: i64) -> Result<Option<crate::domain::QueueState>>;
 }
 
 /// Implements `Queue` for `$queue` on table `$t`; a claim reads the columns `$col`, in
-/// that order, into `$row`.
+/// that order, into `$row`. `$due_also`, an SQL condition on the table's row, narrows which
+/// due rows are listed (the webhook deliveries list only the oldest pending one of each
+/// subscription, so that a subscription's events are sent in order).
 macro_rules! queue_table {
     ($queue:ty, $t:ident, $row:ty, ($($col:ident),+ $(,)?)) => {
+        $crate::store::queue::queue_table!($queue, $t, $row, ($($col),+), "1 = 1");
+    };
+    ($queue:ty, $t:ident, $row:ty, ($($col:ident),+ $(,)?), $due_also:expr) => {
         const _: () = {
             use chrono::NaiveDateTime;
             use diesel::dsl;
@@ -113,6 +121,7 @@ macro_rules! queue_table {
                     let now = $crate::store::db_now(c)?;
                     Ok(t::table
                         .filter(due_at(now))
+                        .filter(dsl::sql::<diesel::sql_types::Bool>($due_also))
                         .select(t::id)
                         .order(t::id.asc())
                         .limit(limit)
@@ -197,6 +206,16 @@ macro_rules! queue_table {
                     ))
                     .execute(c)?;
                     Ok(n > 0)
+                }
+
+                fn state_of(c: &mut Conn, id: i64) -> Result<Option<QueueState>> {
+                    t::table
+                        .filter(t::id.eq(id))
+                        .select(t::state)
+                        .first::<String>(c)
+                        .optional()?
+                        .map(QueueState::try_from)
+                        .transpose()
                 }
             }
         };

@@ -432,6 +432,40 @@ diesel::joinable!(cloud_credentials -> containers (container_id));
 diesel::joinable!(cloud_tokens -> cloud_credentials (credential_id));
 diesel::joinable!(cloud_seats -> licenses (license_id));
 diesel::joinable!(cloud_use_days -> licenses (license_id));
+diesel::table! {
+    webhooks (id) {
+        id -> BigInt,
+        url -> Text,
+        events -> Text,
+        secret -> Text,
+        description -> Text,
+        active -> Bool,
+        cursor_event_id -> BigInt,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        webhook_id -> BigInt,
+        event_id -> BigInt,
+        kind -> Text,
+        body -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     firms,
     items,
@@ -456,6 +490,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_runs,
     notifications,
     writebacks,
+    webhooks,
+    webhook_deliveries,
     soap_nonces,
     request_uses,
     production_orders,

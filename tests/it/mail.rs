@@ -247,6 +247,24 @@ fn a_mail_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
         .as_str()
         .unwrap()
         .contains(v["ticket"].as_str().unwrap()));
+    // The history (and so the webhooks) says what became of the ticket mail: given up with
+    // the reason, requeued, then sent.
+    let ticket = v["ticket"].as_str().unwrap();
+    let (_, h) = app.admin("GET", &format!("/api/v1/history?ticket={ticket}"), None);
+    let mail_events: Vec<(&str, &Value)> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] != "order.created")
+        .map(|e| (e["action"].as_str().unwrap(), &e["details"]))
+        .collect();
+    assert_eq!(mail_events.len(), 2, "{h}");
+    assert_eq!(mail_events[0].0, "mail.failed");
+    let failed: Value = serde_json::from_str(mail_events[0].1.as_str().unwrap()).unwrap();
+    assert_eq!(failed["mail_id"], id);
+    assert_eq!(failed["recipient"], "late@example.com");
+    assert!(failed["error"].as_str().unwrap().len() > 3, "{failed}");
+    assert_eq!(mail_events[1].0, "ticket.mailed");
 }
 
 /// An item of product 1001 that expires `days` from now.

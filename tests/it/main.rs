@@ -32,3 +32,4 @@ mod rules;
 mod saml;
 mod soap;
 mod soap_golden;
+mod webhooks;
