@@ -254,13 +254,14 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
             let now = super::now();
             let window = core.config.portal_login_window_secs;
             let idle = chrono::Duration::minutes(i64::from(core.config.admin_idle_minutes));
-            let (runs, mails, notes, stale, (sessions, _)) = core
+            let (runs, mails, deliveries, notes, stale, (sessions, _)) = core
                 .db
                 .write(move |c| {
                     let days = |n| now - chrono::Duration::days(n);
                     let stale = super::activation::stale_pending(c)?;
                     let runs = retention::delete_finished_job_runs(c, days(90))?;
                     let mails = retention::delete_sent_mails(c, days(30))?;
+                    let deliveries = retention::delete_sent_deliveries(c, days(30))?;
                     // Nonces are refused anyway once their token is older than the window.
                     retention::delete_nonces(c, days(1))?;
                     // A request still at its container's counter after 90 days is rare, and
@@ -271,7 +272,7 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
                     let portal = super::portal::housekeeping(c, window)?;
                     // Back office sessions past their end or idle for too long.
                     crate::store::admin::delete_expired(c, now, now - idle)?;
-                    Ok((runs, mails, notes, stale, portal))
+                    Ok((runs, mails, deliveries, notes, stale, portal))
                 })
                 .await?;
             // Seats whose lease ran out are reclaimed when their license is next opened;
@@ -292,7 +293,8 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
             Ok(format!(
                 "{} pending activation(s) whose updates all expired (license@container, for \
                  support: {}); deleted {runs} job run(s) older than 90 days, {mails} mail(s) \
-                 sent more than 30 days ago, {notes} connector notification(s) older than 90 days, \
+                 sent more than 30 days ago, {deliveries} webhook delivery(ies) sent more than \
+                 30 days ago, {notes} connector notification(s) older than 90 days, \
                  {sessions} expired portal session(s); reclaimed {reclaimed} lapsed cloud seat(s)",
                 stale.len(),
                 listed.join(", ")

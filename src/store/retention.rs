@@ -1,10 +1,12 @@
-//! What the housekeeping job deletes: rows of five tables kept only for a while. The
+//! What the housekeeping job deletes: rows of six tables kept only for a while. The
 //! deletes live here together, as the reports' reads do, because one job with one set of
 //! keeping times owns them; each takes the time before which a row goes.
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{job_runs, notifications, outbox, request_uses, soap_nonces};
+use super::schema::{
+    job_runs, notifications, outbox, request_uses, soap_nonces, webhook_deliveries,
+};
 use super::Conn;
 use crate::domain::{JobRunState, QueueState};
 use crate::error::Result;
@@ -25,6 +27,16 @@ pub fn delete_sent_mails(c: &mut Conn, before: NaiveDateTime) -> Result<usize> {
         outbox::table
             .filter(outbox::state.eq(QueueState::Sent.as_str()))
             .filter(outbox::sent_at.lt(before)),
+    )
+    .execute(c)?)
+}
+
+/// Deletes the webhook deliveries sent before `before`; how many.
+pub fn delete_sent_deliveries(c: &mut Conn, before: NaiveDateTime) -> Result<usize> {
+    Ok(diesel::delete(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::state.eq(QueueState::Sent.as_str()))
+            .filter(webhook_deliveries::sent_at.lt(before)),
     )
     .execute(c)?)
 }

@@ -538,4 +538,21 @@ fn two_nodes_send_each_event_once() {
         assert_signed(g, &secret);
     }
     drop(node);
+
+    // Housekeeping deletes deliveries sent more than 30 days ago, and only those.
+    use diesel::RunQueryDsl;
+    diesel::sql_query(
+        "UPDATE webhook_deliveries SET sent_at = '2000-01-01 00:00:00' \
+         WHERE id IN (SELECT id FROM webhook_deliveries ORDER BY id LIMIT 5)",
+    )
+    .execute(&mut app.db.connect())
+    .unwrap();
+    let (s, v) = app.admin("POST", "/api/v1/jobs/housekeeping/run", None);
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v.to_string()
+            .contains("5 webhook delivery(ies) sent more than 30 days ago"),
+        "{v}"
+    );
+    assert_eq!(app.count("webhook_deliveries"), 7);
 }
