@@ -200,6 +200,26 @@ async function main() {
   const state = await ask({ ask: 'mail_sent', id: the.mail });
   expect(state.state === 'sent' && state.delivered === 1, `the mail went out once: ${JSON.stringify(state)}`);
 
+  // A subscription to events: its secret is shown this once; the CRM is down, so the
+  // delivery of the next order's event waits with the error it met; then it is paused.
+  await page.click('nav a[href="/admin/webhooks"]');
+  await page.fill('#new_url', the.webhook_url);
+  await page.fill('#new_events', 'order.created, license.*');
+  await page.fill('#new_description', 'CRM');
+  await page.click('form[action="/admin/webhooks"] button[type="submit"]');
+  const secret = await page.inputValue('#made_secret');
+  expect(/^[0-9a-f]{64}$/.test(secret), `the signing secret is shown: ${JSON.stringify(secret)}`);
+  const made = await ask({ ask: 'webhook_event' });
+  const queued = made.deliveries.filter((d) => d.kind === 'order.created' && d.state === 'queued');
+  expect(queued.length === 1, `one delivery waits: ${JSON.stringify(made.deliveries)}`);
+  await go(page, '/admin/webhooks');
+  expect(!(await page.content()).includes(secret), 'the secret is not shown again');
+  await expectText(page, `tr[data-delivery="${queued[0].id}"]`, 'order.created');
+  await look(page, 'webhooks');
+  await page.click('#webhooks form[action$="/pause"] button');
+  await expectNotice(page, 'The subscription is paused');
+  await expectText(page, '#webhooks', 'paused');
+
   // The rest of the pages, looked at.
   await page.click('nav a[href="/admin/users"]');
   await look(page, 'users');
@@ -219,7 +239,7 @@ async function main() {
   await page.click('form[action="/admin/logout"] button');
   await login(page, 'sam', the.sales_password);
   expect(await page.locator('nav a[href="/admin/blacklist"]').count() === 0, 'sales is not offered the blacklist');
-  for (const where of ['/admin/blacklist', '/admin/users']) {
+  for (const where of ['/admin/blacklist', '/admin/users', '/admin/webhooks']) {
     const status = await go(page, where);
     expect(status === 403, `${where} answered ${status} for sales`);
     await expectText(page, '.alert-error', 'Your role does not allow this.');

@@ -124,6 +124,7 @@ fn staff_log_in_and_out_and_their_role_holds_at_every_request() {
         "/admin/reports/expiring?days=30",
         "/admin/mail",
         "/admin/mail?state=failed",
+        "/admin/webhooks",
         "/admin/users",
         "/admin/settings",
         "/admin/jobs",
@@ -160,6 +161,7 @@ fn staff_log_in_and_out_and_their_role_holds_at_every_request() {
         "/admin/users",
         "/admin/settings",
         "/admin/mail",
+        "/admin/webhooks",
     ] {
         let p = sam.get(page);
         assert_eq!(p.status, 403, "{page}");

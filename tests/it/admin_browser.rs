@@ -15,8 +15,9 @@ fn keep(_: &Container) -> CResult<()> {
 /// The whole back office in Chromium: the admin logs in, makes an item and an order by
 /// hand, withdraws a license, blacklists a container and sees its lock sent and validated
 /// after the container's next contact, approves the re-activation a customer asked for in
-/// the portal, downloads a report as CSV (the same as the JSON API's) and sends a failed
-/// mail again; a sales user is refused the blacklist and the users. Screenshots land in
+/// the portal, downloads a report as CSV (the same as the JSON API's), sends a failed mail
+/// again and subscribes a URL to events (its secret shown once; the deliveries wait for the
+/// CRM, which is down, and the subscription is paused); a sales user is refused the blacklist and the users. Screenshots land in
 /// `target/screenshots/portal/admin-*.png`; axe-core finds nothing serious.
 #[test]
 fn the_back_office_in_a_browser() {
@@ -77,6 +78,9 @@ fn the_back_office_in_a_browser() {
         "admin_password": ADMIN_PW, "sales_password": sales_pw,
         "ticket": ticket, "license": ids[0], "lost": a.serial, "stolen": c.serial,
         "mail": mail,
+        // The vendor's CRM, down while the test runs: nothing listens on this port.
+        "webhook_url": format!("http://127.0.0.1:{}/crm", std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap().local_addr().unwrap().port()),
     });
     crate::portal::run_browser(&app, "admin.cjs", case, &mut |ask| {
         match ask["ask"].as_str().unwrap_or_default() {
@@ -170,6 +174,24 @@ fn the_back_office_in_a_browser() {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
             }
+            // An order after the subscription was made, and a try to deliver its event.
+            "webhook_event" => {
+                let (s, v) = app.admin(
+                    "POST",
+                    "/api/v1/orders",
+                    Some(crate::harness::order(
+                        "BR-HOOK",
+                        "C-HOOK",
+                        &[("SNP-SINGLE", 1)],
+                    )),
+                );
+                if s != 201 {
+                    return Err(format!("order {s}: {v}"));
+                }
+                app.run_pending_workers();
+                let (_, d) = app.admin("GET", "/api/v1/webhook-deliveries", None);
+                Ok(json!({"deliveries": d}))
+            }
             other => Err(format!("unknown ask {other:?}")),
         }
     });
@@ -200,6 +222,7 @@ fn the_back_office_in_a_browser() {
             "admin-approvals",
             "admin-report",
             "admin-mail",
+            "admin-webhooks",
             "admin-container",
             "admin-users",
             "admin-settings",

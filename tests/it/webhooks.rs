@@ -556,3 +556,113 @@ fn two_nodes_send_each_event_once() {
     );
     assert_eq!(app.count("webhook_deliveries"), 7);
 }
+
+#[test]
+fn the_back_office_makes_pauses_and_deletes_subscriptions_and_says_what_it_refuses() {
+    use crate::admin::{alert, post, staff};
+    use crate::harness::ADMIN_PW;
+    let app = TestApp::start();
+    let mut admin = staff(&app, "admin", ADMIN_PW);
+    let p = post(
+        &mut admin,
+        "/admin/webhooks",
+        "/admin/webhooks",
+        &[
+            ("url", "gopher://crm.example/x"),
+            ("events", "*"),
+            ("description", ""),
+        ],
+    );
+    assert_eq!(p.status, 400);
+    assert!(alert(&p).contains("http:// or https://"), "{}", alert(&p));
+    let p = post(
+        &mut admin,
+        "/admin/webhooks",
+        "/admin/webhooks",
+        &[
+            ("url", "https://crm.example/hook"),
+            ("events", "licence.*"),
+            ("description", ""),
+        ],
+    );
+    assert_eq!(p.status, 400);
+    assert!(alert(&p).contains("not a family"), "{}", alert(&p));
+    assert_eq!(app.count("webhooks"), 0);
+
+    // Made: the answer shows the secret, the list afterwards does not.
+    let p = post(
+        &mut admin,
+        "/admin/webhooks",
+        "/admin/webhooks",
+        &[
+            ("url", "https://crm.example/hook"),
+            ("events", "order.created, license.*"),
+            ("description", "CRM"),
+        ],
+    );
+    assert_eq!(p.status, 200, "{}", p.body);
+    let at = p
+        .body
+        .find("id=\"made_secret\"")
+        .expect("the secret is shown");
+    let secret: String = p.body[at..]
+        .split("value=\"")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    assert_eq!(secret.len(), 64, "{secret}");
+    let (_, list) = app.admin("GET", "/api/v1/webhooks", None);
+    assert_eq!(list[0]["events"], "order.created,license.*");
+    let id = list[0]["id"].as_i64().unwrap();
+    let page = admin.get("/admin/webhooks");
+    assert!(page.body.contains("https://crm.example/hook"));
+    assert!(!page.body.contains(&secret), "shown once");
+
+    // Support reads the page but is offered no changes, and a change by form is refused.
+    let pw = app.add_user("sue", Role::Support);
+    let mut sue = staff(&app, "sue", &pw);
+    let p = sue.get("/admin/webhooks");
+    assert_eq!(p.status, 200);
+    assert!(!p.body.contains("/pause\""), "no pause button for support");
+    let p = post(
+        &mut sue,
+        "/admin/webhooks",
+        &format!("/admin/webhooks/{id}/delete"),
+        &[],
+    );
+    assert_eq!(p.status, 403);
+
+    let p = post(
+        &mut admin,
+        "/admin/webhooks",
+        &format!("/admin/webhooks/{id}/pause"),
+        &[],
+    );
+    assert_eq!(p.status, 303, "{}", p.body);
+    let (_, list) = app.admin("GET", "/api/v1/webhooks", None);
+    assert_eq!(list[0]["active"], false);
+    let p = post(
+        &mut admin,
+        "/admin/webhooks",
+        &format!("/admin/webhooks/{id}/explode"),
+        &[],
+    );
+    assert_eq!(p.status, 404);
+    let p = post(
+        &mut admin,
+        "/admin/webhooks",
+        &format!("/admin/webhooks/{id}/delete"),
+        &[],
+    );
+    assert_eq!(p.status, 303);
+    assert_eq!(app.count("webhooks"), 0);
+    let p = post(
+        &mut admin,
+        "/admin/webhooks",
+        "/admin/webhook-deliveries/77/requeue",
+        &[],
+    );
+    assert_eq!(p.status, 404);
+}

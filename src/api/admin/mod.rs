@@ -9,6 +9,7 @@ mod control;
 mod customers;
 mod operations;
 mod orders;
+mod webhooks;
 
 use std::net::IpAddr;
 
@@ -62,6 +63,7 @@ const TEMPLATES: &[(&str, &str)] = built_in!(
     "settings.html",
     "jobs.html",
     "history.html",
+    "webhooks.html",
 );
 const CATALOGUES: &[(&str, &str)] = built_in!("messages.en.toml", "messages.de.toml");
 const STYLE: &str = include_str!("../../../templates/admin/admin.css");
@@ -260,6 +262,7 @@ fn may(role: Role) -> Value {
         "blacklist": support,
         "approvals": support,
         "mail": support,
+        "webhooks": role == Role::Admin,
         "unlist": role == Role::Admin,
         "users": role == Role::Admin,
         "settings": support,
@@ -595,7 +598,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, admin: web::Data<Admin>) {
         .configure(orders::routes)
         .configure(control::routes)
         .configure(customers::routes)
-        .configure(operations::routes);
+        .configure(operations::routes)
+        .configure(webhooks::routes);
     cfg.service(scope.default_service(web::to(not_found)));
 }
 
