@@ -18,11 +18,13 @@ fi
 export TEST_PYTHON="$PWD/$venv/bin/python"
 
 # The portal's browser tests: playwright-core (it drives Debian's Chromium, /usr/bin/chromium;
-# it never downloads a browser) and axe-core, from tests/browser/package-lock.json into
-# target/browser/. Screenshots of the portal's pages land in target/screenshots/portal/.
+# it never downloads a browser) and axe-core, and node-soap for the SOAP client tests, from
+# tests/browser/package-lock.json into target/browser/. Screenshots of the portal's pages land
+# in target/screenshots/portal/.
 browser=target/browser
 if ! cmp -s tests/browser/package-lock.json "$browser/package-lock.json" \
-  || [ ! -d "$browser/node_modules/playwright-core" ] || [ ! -d "$browser/node_modules/axe-core" ]; then
+  || [ ! -d "$browser/node_modules/playwright-core" ] || [ ! -d "$browser/node_modules/axe-core" ] \
+  || [ ! -d "$browser/node_modules/soap" ]; then
   node_major=$(node -p 'process.versions.node.split(".")[0]')
   if [ "$node_major" -lt 20 ]; then
     echo "playwright-core needs Node.js 20 or later; this machine has $(node --version)" >&2

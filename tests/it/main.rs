@@ -31,5 +31,6 @@ mod resilience;
 mod rules;
 mod saml;
 mod soap;
+mod soap_clients;
 mod soap_golden;
 mod webhooks;
