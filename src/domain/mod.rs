@@ -212,9 +212,11 @@ impl TryFrom<String> for ContainerType {
     }
 }
 
+/// At most `max` characters (as the XSDs' `maxLength` counts them).
 pub fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
-    if value.len() > max {
-        Err(Error::invalid(field, format!("at most {max} bytes")))
+    // Every character takes at least one byte: most values need no count.
+    if value.len() > max && value.chars().count() > max {
+        Err(Error::invalid(field, format!("at most {max} characters")))
     } else {
         Ok(())
     }

@@ -2095,6 +2095,61 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
         ),
     );
 
+    // The server's limits are the XSD's facets, checked before anything runs and named by
+    // their path; a limit the service finds is named as the schema names it too.
+    let ok_op = "<s:CreateOrder><s:Customer><s:ExternalId>C-1</s:ExternalId></s:Customer>\
+        <s:Line><s:ItemId>SNP-SINGLE</s:ItemId><s:Quantity>1</s:Quantity></s:Line></s:CreateOrder>";
+    g.fault(
+        "CreateOrder-quantity-facet",
+        V11,
+        "Sales",
+        erp,
+        &ok_op.replace("<s:Quantity>1<", "<s:Quantity>0<"),
+    );
+    g.fault(
+        "CreateOrder-quantity-facet",
+        V12,
+        "Sales",
+        erp,
+        &ok_op.replace("<s:Quantity>1<", "<s:Quantity>10001<"),
+    );
+    g.fault(
+        "CreateOrder-comment-facet",
+        V11,
+        "Sales",
+        erp,
+        &ok_op.replace(
+            "</s:Customer>",
+            &format!("</s:Customer><s:Comment>{}</s:Comment>", "ü".repeat(1025)),
+        ),
+    );
+    g.fault(
+        "CreateOrder-customer-email",
+        V11,
+        "Sales",
+        erp,
+        &ok_op.replace(
+            "</s:ExternalId>",
+            "</s:ExternalId><s:Email>no-at-sign.example.com</s:Email>",
+        ),
+    );
+    // 1,024 characters of two bytes each are within the limit.
+    g.ok(
+        "CreateOrder-comment-at-the-limit",
+        V11,
+        "Sales",
+        erp,
+        &ok_op
+            .replace(
+                "</s:Customer>",
+                &format!("</s:Customer><s:Comment>{}</s:Comment>", "ü".repeat(1024)),
+            )
+            .replace(
+                "<s:Customer>",
+                "<s:ErpOrderId>FACET-1</s:ErpOrderId><s:Customer>",
+            ),
+    );
+
     // Every operation of every service was asked at least once above.
     for svc in licentia::api::soap::SERVICES {
         for op in svc.operations {

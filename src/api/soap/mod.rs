@@ -211,7 +211,14 @@ async fn endpoint(
             );
             r
         }
-        Err(e) => fault(svc, v, &e),
+        Err(e) => {
+            // The service names fields as the JSON API does; the client sent the schema's.
+            let e = match schema::of(svc) {
+                Ok(s) => s.name_field(&op.name, e),
+                Err(_) => e,
+            };
+            fault(svc, v, &e)
+        }
     }
 }
 

@@ -1,8 +1,14 @@
 //! What our hand-kept XSDs allow in each operation's request, read from the XSD itself, and
 //! the check of a request against it: every element known and in its namespace, in the order
-//! of its sequence, as often as it may appear, and a value without child elements. The XSDs
-//! use one form only (named or inline `complexType`s of `sequence`s of `element`s, simple
-//! types by name), which is all this reads.
+//! of its sequence, as often as it may appear, and a value without child elements, within its
+//! simple type's length and range facets. The XSDs use one form only (named or inline
+//! `complexType`s of `sequence`s of `element`s, simple types by name, restricted by
+//! `minLength`, `maxLength`, `minInclusive`, `maxInclusive`), which is all this reads. The
+//! value's type itself (an `xs:int` that is not a number) is the decoder's to refuse.
+//!
+//! The service layer names fields as the JSON API does (`lines[0].quantity`); `name_field`
+//! names them as the schema does (`CreateOrder/Line[1]/Quantity`), so that every SOAP fault
+//! speaks of the request the client sent.
 use std::collections::HashMap;
 
 use super::envelope::{parse, El};
@@ -29,6 +35,74 @@ pub fn of(svc: &super::Service) -> Result<&'static Schema, Error> {
         .map_err(|e| Error::internal(format!("the {} schema: {e}", svc.name)))
 }
 
+/// The length and range facets of a simple type (none: any value of its base type).
+#[derive(Clone, Default)]
+struct Facets {
+    min_length: Option<usize>,
+    max_length: Option<usize>,
+    min: Option<i64>,
+    max: Option<i64>,
+}
+
+impl Facets {
+    /// The facets of a `simpleType`'s `restriction`.
+    fn of(t: &El) -> Result<Facets, String> {
+        let mut f = Facets::default();
+        for r in xs(t, "restriction") {
+            for facet in &r.children {
+                let value = facet.attr("value").unwrap_or("");
+                let bad = || format!("facet {} value {value:?}", facet.name);
+                match facet.name.as_str() {
+                    "minLength" => f.min_length = Some(value.parse().map_err(|_| bad())?),
+                    "maxLength" => f.max_length = Some(value.parse().map_err(|_| bad())?),
+                    "minInclusive" => f.min = Some(value.parse().map_err(|_| bad())?),
+                    "maxInclusive" => f.max = Some(value.parse().map_err(|_| bad())?),
+                    _ => {}
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// Checks a value's text against the facets.
+    fn check(&self, path: &str, text: &str) -> Result<(), Error> {
+        let chars = text.chars().count();
+        if let Some(min) = self.min_length.filter(|m| chars < *m) {
+            return Err(Error::invalid(
+                path.to_string(),
+                match min {
+                    1 => "must not be empty".to_string(),
+                    _ => format!("has {chars} characters; at least {min}"),
+                },
+            ));
+        }
+        if let Some(max) = self.max_length.filter(|m| chars > *m) {
+            return Err(Error::invalid(
+                path.to_string(),
+                format!("has {chars} characters; at most {max}"),
+            ));
+        }
+        if self.min.is_some() || self.max.is_some() {
+            // Not a number: the decoder says it is not of its type.
+            if let Ok(n) = text.trim().parse::<i64>() {
+                if self.min.is_some_and(|m| n < m) || self.max.is_some_and(|m| n > m) {
+                    let range = match (self.min, self.max) {
+                        (Some(a), Some(b)) => format!("between {a} and {b}"),
+                        (Some(a), None) => format!("at least {a}"),
+                        (None, Some(b)) => format!("at most {b}"),
+                        (None, None) => unreachable!("a bound is set"),
+                    };
+                    return Err(Error::invalid(
+                        path.to_string(),
+                        format!("is {n}; must be {range}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The element structure of one service's schema.
 pub struct Schema {
     ns: &'static str,
@@ -46,8 +120,8 @@ struct Particle {
 }
 
 enum Content {
-    /// A value: text, no child elements.
-    Simple,
+    /// A value: text, no child elements, within its facets.
+    Simple(Facets),
     Named(String),
     Inline(Vec<Particle>),
 }
@@ -56,18 +130,27 @@ impl Schema {
     /// Reads the schema of the service with namespace `ns`.
     pub fn read(ns: &'static str, xsd: &str) -> Result<Schema, String> {
         let root = parse(xsd.as_bytes()).map_err(|e| e.to_string())?;
-        let complex: Vec<&str> = xs(&root, "complexType")
-            .filter_map(|t| t.attr("name"))
-            .collect();
+        let mut simple = HashMap::new();
+        for t in xs(&root, "simpleType") {
+            if let Some(name) = t.attr("name") {
+                simple.insert(name.to_string(), Facets::of(t)?);
+            }
+        }
+        let declared = Declared {
+            complex: xs(&root, "complexType")
+                .filter_map(|t| t.attr("name"))
+                .collect(),
+            simple,
+        };
         let mut types = HashMap::new();
         for t in xs(&root, "complexType") {
             if let Some(name) = t.attr("name") {
-                types.insert(name.to_string(), sequence(t, &complex)?);
+                types.insert(name.to_string(), sequence(t, &declared)?);
             }
         }
         let mut elements = HashMap::new();
         for e in xs(&root, "element") {
-            let p = particle(e, &complex)?;
+            let p = particle(e, &declared)?;
             elements.insert(p.name, p.content);
         }
         Ok(Schema {
@@ -88,13 +171,13 @@ impl Schema {
 
     fn check_content(&self, path: &str, el: &El, content: &Content) -> Result<(), Error> {
         let seq = match content {
-            Content::Simple => {
+            Content::Simple(facets) => {
                 return match el.children.first() {
                     Some(c) => Err(Error::invalid(
                         path.to_string(),
                         format!("is a value and holds no elements (found {})", c.name),
                     )),
-                    None => Ok(()),
+                    None => facets.check(path, &el.text),
                 }
             }
             Content::Named(t) => self
@@ -171,6 +254,65 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// `e` with its field named as the schema of operation `op` names it, when the service
+    /// named it as the JSON API does and the operation has that element: `lines[0].quantity`
+    /// of `CreateOrder` is `CreateOrder/Line[1]/Quantity` (snake case in Pascal case, a
+    /// list's plural name in the singular of its repeated element, indexes from 1). Any other
+    /// error, or a field the schema does not have, is left as it is.
+    pub fn name_field(&self, op: &str, e: Error) -> Error {
+        let Error::Invalid { field, reason } = e else {
+            return e;
+        };
+        match self.path_of(op, &field) {
+            Some(path) => Error::Invalid {
+                field: path,
+                reason,
+            },
+            None => Error::Invalid { field, reason },
+        }
+    }
+
+    fn path_of(&self, op: &str, field: &str) -> Option<String> {
+        if field.is_empty() || field.contains('/') {
+            return None;
+        }
+        let mut content = self.elements.get(op)?;
+        let mut path = op.to_string();
+        for segment in field.split('.') {
+            let (name, index) = match segment.split_once('[') {
+                Some((n, rest)) => (n, Some(rest.strip_suffix(']')?.parse::<usize>().ok()?)),
+                None => (segment, None),
+            };
+            let pascal: String = name
+                .split('_')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                        .unwrap_or_default()
+                })
+                .collect();
+            let seq = match content {
+                Content::Named(t) => self.types.get(t)?,
+                Content::Inline(seq) => seq,
+                Content::Simple(_) => return None,
+            };
+            let singular = pascal.strip_suffix('s').unwrap_or(&pascal);
+            let p = seq
+                .iter()
+                .find(|p| p.name == pascal)
+                .or_else(|| seq.iter().find(|p| p.name == singular))?;
+            path = match index {
+                Some(i) if p.max != Some(1) => format!("{path}/{}[{}]", p.name, i + 1),
+                _ => format!("{path}/{}", p.name),
+            };
+            content = &p.content;
+        }
+        Some(path)
+    }
+}
+
 fn out_of_order(path: &str, c: &El, names: String) -> Error {
     Error::invalid(
         format!("{path}/{}", c.name),
@@ -185,18 +327,24 @@ fn xs<'a>(el: &'a El, name: &'a str) -> impl Iterator<Item = &'a El> + 'a {
         .filter(move |c| c.ns == XS && c.name == name)
 }
 
+/// The named types of a schema: complex ones by name, simple ones with their facets.
+struct Declared<'a> {
+    complex: Vec<&'a str>,
+    simple: HashMap<String, Facets>,
+}
+
 /// The particles of a `complexType`'s `sequence` (an empty type has none).
-fn sequence(t: &El, complex: &[&str]) -> Result<Vec<Particle>, String> {
+fn sequence(t: &El, declared: &Declared) -> Result<Vec<Particle>, String> {
     let mut out = vec![];
     for seq in xs(t, "sequence") {
         for e in xs(seq, "element") {
-            out.push(particle(e, complex)?);
+            out.push(particle(e, declared)?);
         }
     }
     Ok(out)
 }
 
-fn particle(e: &El, complex: &[&str]) -> Result<Particle, String> {
+fn particle(e: &El, declared: &Declared) -> Result<Particle, String> {
     let name = e
         .attr("name")
         .ok_or("an element without a name")?
@@ -214,14 +362,19 @@ fn particle(e: &El, complex: &[&str]) -> Result<Particle, String> {
     let content = match (e.attr("type"), xs(e, "complexType").next()) {
         (Some(t), _) => {
             let local = t.rsplit(':').next().unwrap_or(t);
-            if complex.contains(&local) && !t.starts_with("xs:") {
+            if t.starts_with("xs:") {
+                Content::Simple(Facets::default())
+            } else if declared.complex.contains(&local) {
                 Content::Named(local.to_string())
             } else {
-                Content::Simple
+                Content::Simple(declared.simple.get(local).cloned().unwrap_or_default())
             }
         }
-        (None, Some(inline)) => Content::Inline(sequence(inline, complex)?),
-        (None, None) => Content::Simple,
+        (None, Some(inline)) => Content::Inline(sequence(inline, declared)?),
+        (None, None) => match xs(e, "simpleType").next() {
+            Some(inline) => Content::Simple(Facets::of(inline)?),
+            None => Content::Simple(Facets::default()),
+        },
     };
     Ok(Particle {
         content,
@@ -234,6 +387,74 @@ fn particle(e: &El, complex: &[&str]) -> Result<Particle, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sales() -> &'static Schema {
+        of(super::super::SERVICES
+            .iter()
+            .find(|s| s.name == "Sales")
+            .unwrap())
+        .unwrap()
+    }
+
+    #[test]
+    fn service_field_names_become_the_schemas() {
+        let s = sales();
+        let named = |op: &str, f: &str| match s.name_field(op, Error::invalid(f, "x")) {
+            Error::Invalid { field, .. } => field,
+            other => panic!("{other}"),
+        };
+        assert_eq!(
+            named("CreateOrder", "lines[0].quantity"),
+            "CreateOrder/Line[1]/Quantity"
+        );
+        assert_eq!(
+            named("CreateOrder", "lines[2].item_id"),
+            "CreateOrder/Line[3]/ItemId"
+        );
+        assert_eq!(
+            named("CreateOrder", "customer.email"),
+            "CreateOrder/Customer/Email"
+        );
+        assert_eq!(named("CreateOrder", "comment"), "CreateOrder/Comment");
+        assert_eq!(
+            named("CreateOrder", "erp_order_id"),
+            "CreateOrder/ErpOrderId"
+        );
+        assert_eq!(named("CreateOrder", "lines"), "CreateOrder/Line");
+        // Not in the operation, or already a path: as it was.
+        assert_eq!(named("CreateOrder", "quantities"), "quantities");
+        assert_eq!(
+            named("CreateOrder", "CreateOrder/Comment"),
+            "CreateOrder/Comment"
+        );
+        assert_eq!(
+            named("CreateOrder", "lines[x].quantity"),
+            "lines[x].quantity"
+        );
+        assert_eq!(named("GetTicket", "ticket"), "GetTicket/Ticket");
+    }
+
+    #[test]
+    fn facets_bound_lengths_and_numbers() {
+        let f = Facets {
+            min_length: Some(1),
+            max_length: Some(4),
+            min: Some(1),
+            max: Some(10),
+        };
+        f.check("X", "10").unwrap();
+        assert!(f
+            .check("X", "")
+            .unwrap_err()
+            .to_string()
+            .contains("must not be empty"));
+        let e = f.check("X", "ääääää").unwrap_err().to_string();
+        assert!(e.contains("has 6 characters; at most 4"), "{e}");
+        let e = f.check("X", "0").unwrap_err().to_string();
+        assert!(e.contains("is 0; must be between 1 and 10"), "{e}");
+        // Not a number: left to the decoder, which names the type.
+        f.check("X", "two").unwrap();
+    }
 
     #[test]
     fn every_schema_reads_and_declares_every_operation() {
