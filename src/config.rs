@@ -82,6 +82,7 @@ pub struct Config {
     pub job_never_activated_report: String,
     pub job_outbox: String,
     pub job_housekeeping: String,
+    pub job_audit_checkpoint: String,
     pub expiry_report_days: u32,
     /// Recipients (comma separated) of the reports.
     pub report_recipients: String,
@@ -205,6 +206,7 @@ impl Default for Config {
             job_never_activated_report: "0 0 6 1 * *".into(),
             job_outbox: "*/30 * * * * *".into(),
             job_housekeeping: "0 30 3 * * *".into(),
+            job_audit_checkpoint: "0 0 * * * *".into(),
             expiry_report_days: 30,
             report_recipients: String::new(),
             expiry_report_per_customer: false,
@@ -339,6 +341,7 @@ impl Config {
             ("job_never_activated_report", Str),
             ("job_outbox", Str),
             ("job_housekeeping", Str),
+            ("job_audit_checkpoint", Str),
             ("expiry_report_days", Int),
             ("report_recipients", Str),
             ("expiry_report_per_customer", Bool),
@@ -440,6 +443,7 @@ impl Config {
             ),
             ("job_outbox", &self.job_outbox),
             ("job_housekeeping", &self.job_housekeeping),
+            ("job_audit_checkpoint", &self.job_audit_checkpoint),
         ] {
             if !expr.trim().is_empty() {
                 <cron::Schedule as std::str::FromStr>::from_str(expr).map_err(|e| {

@@ -462,6 +462,19 @@ async fn history(core: Core_, c: Caller, q: web::Query<HistoryQuery>) -> Res {
     ok(audit::history(&core, &c.0, q.ticket, q.order_id, q.serial, q.license_id).await?)
 }
 
+async fn list_checkpoints(core: Core_, c: Caller) -> Res {
+    let list = audit::checkpoints(&core, &c.0).await?;
+    let key = audit::public_key(&core, &c.0).await?;
+    ok(serde_json::json!({ "public_key": key, "checkpoints": list }))
+}
+async fn sign_checkpoint(core: Core_, c: Caller) -> Res {
+    match audit::checkpoint(&core, &c.0).await? {
+        Some(k) => created(k),
+        None => ok(serde_json::json!({ "checkpoint": null,
+            "message": "the newest checkpoint names the history's head already" })),
+    }
+}
+
 async fn health(core: Core_) -> HttpResponse {
     match core.health().await {
         Ok(_) => {
@@ -647,6 +660,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/users", web::get().to(list_users))
                 .route("/users", web::post().to(add_user))
                 .route("/users/{username}", web::patch().to(change_user))
-                .route("/history", web::get().to(history)),
+                .route("/history", web::get().to(history))
+                .route("/history/checkpoints", web::get().to(list_checkpoints))
+                .route("/history/checkpoints", web::post().to(sign_checkpoint)),
         );
 }

@@ -58,14 +58,30 @@ pub enum WebhookCmd {
 pub enum JobCmd {
     /// Every job with its schedule, next and last run.
     List,
-    /// Run a job now: expiry_report, never_activated_report, outbox, housekeeping.
+    /// Run a job now: expiry_report, never_activated_report, outbox, housekeeping, audit_checkpoint.
     Run { name: String },
 }
 
 #[derive(Subcommand)]
 pub enum AuditCmd {
-    /// Check the hash chain of the whole history.
-    Verify,
+    /// Check the hash chain of the whole history against the signed checkpoints.
+    Verify {
+        /// The audit key's public half (hex, as `audit public-key` prints it), kept outside
+        /// the database; without it the key in the database is used.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// A file of checkpoints as `audit checkpoints` exports them, kept outside the
+        /// database; without it the checkpoints in the database are used.
+        #[arg(long)]
+        checkpoints: Option<std::path::PathBuf>,
+    },
+    /// Sign a checkpoint of the history's head now (the audit_checkpoint job does it on its
+    /// schedule).
+    Checkpoint,
+    /// Every signed checkpoint, as JSON: keep a copy outside the database.
+    Checkpoints,
+    /// The audit key's public half (hex): keep a copy outside the database.
+    PublicKey,
     /// The events of a ticket, an order (Licentia's id), a license or a container, oldest
     /// first, at most 1,000 (JSON).
     History {
@@ -199,20 +215,71 @@ pub async fn connector_log(
 }
 
 pub async fn audit(core: &Core, actor: &Actor, cmd: AuditCmd) -> anyhow::Result<()> {
-    if let AuditCmd::History {
-        ticket,
-        order,
-        license,
-        serial,
-    } = cmd
-    {
-        let events = audit::history(core, actor, ticket, order, serial, license).await?;
-        println!("{}", serde_json::to_string_pretty(&events)?);
-        return Ok(());
-    }
-    let report = audit::verify_chain(core, actor).await?;
+    let trust = match cmd {
+        AuditCmd::History {
+            ticket,
+            order,
+            license,
+            serial,
+        } => {
+            let events = audit::history(core, actor, ticket, order, serial, license).await?;
+            println!("{}", serde_json::to_string_pretty(&events)?);
+            return Ok(());
+        }
+        AuditCmd::Checkpoint => {
+            match audit::checkpoint(core, actor).await? {
+                Some(k) => println!("{}", serde_json::to_string_pretty(&k)?),
+                None => println!("the newest checkpoint names the history's head already"),
+            }
+            return Ok(());
+        }
+        AuditCmd::Checkpoints => {
+            let list = audit::checkpoints(core, actor).await?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            return Ok(());
+        }
+        AuditCmd::PublicKey => {
+            println!("{}", audit::public_key(core, actor).await?);
+            return Ok(());
+        }
+        AuditCmd::Verify {
+            public_key,
+            checkpoints,
+        } => audit::Trust {
+            public_key: public_key
+                .map(|k| {
+                    hex::decode(k.trim())
+                        .ok()
+                        .filter(|k| k.len() == 32)
+                        .ok_or_else(|| anyhow::anyhow!("--public-key: 64 hex characters"))
+                })
+                .transpose()?,
+            checkpoints: checkpoints
+                .map(|f| -> anyhow::Result<_> {
+                    let text = std::fs::read_to_string(&f)
+                        .map_err(|e| anyhow::anyhow!("--checkpoints {}: {e}", f.display()))?;
+                    serde_json::from_str(&text).map_err(|e| {
+                        anyhow::anyhow!("--checkpoints {}: not an export: {e}", f.display())
+                    })
+                })
+                .transpose()?,
+        },
+    };
+    let with_key = trust.public_key.is_some();
+    let report = audit::verify_chain_with(core, actor, trust).await?;
     if report.problems.is_empty() {
-        println!("audit chain intact: {} events", report.events);
+        println!(
+            "audit chain intact: {} events, {} signed checkpoint(s) hold{}; {} event(s) after \
+             the newest checkpoint",
+            report.events,
+            report.checkpoints,
+            if with_key {
+                ""
+            } else {
+                " (checked with the key in the database: give --public-key)"
+            },
+            report.after_last_checkpoint
+        );
         return Ok(());
     }
     for p in &report.problems {

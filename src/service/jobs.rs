@@ -25,6 +25,7 @@ pub const JOBS: &[&str] = &[
     "never_activated_report",
     "outbox",
     "housekeeping",
+    "audit_checkpoint",
 ];
 
 /// The configured schedule of a job (`None`: switched off).
@@ -35,6 +36,7 @@ pub fn schedule_of(core: &Core, job: &str) -> Result<Option<cron::Schedule>> {
         "never_activated_report" => &c.job_never_activated_report,
         "outbox" => &c.job_outbox,
         "housekeeping" => &c.job_housekeeping,
+        "audit_checkpoint" => &c.job_audit_checkpoint,
         other => {
             return Err(Error::invalid(
                 "job",
@@ -217,6 +219,16 @@ fn iso(t: chrono::NaiveDateTime) -> String {
 /// Runs a job now; the answer says what it did.
 pub async fn run_job(core: &Core, job: &str) -> Result<String> {
     match job {
+        "audit_checkpoint" => {
+            let system = Actor::system(crate::domain::Interface::System);
+            Ok(match super::audit::checkpoint(core, &system).await? {
+                Some(k) => format!(
+                    "signed a checkpoint of the history at event {} ({})",
+                    k.event_id, k.event_hash
+                ),
+                None => "the newest checkpoint names the history's head: nothing to sign".into(),
+            })
+        }
         "expiry_report" => {
             let days = core.config.expiry_report_days;
             let table = reports::read(core, Report::Expiring { days }).await?;

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod approvals;
 pub mod blacklist;
+pub mod checkpoints;
 pub mod cloud;
 pub mod contact;
 pub mod containers;

@@ -466,6 +466,25 @@ diesel::table! {
 
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
+diesel::table! {
+    audit_key (id) {
+        id -> Integer,
+        public_key -> Text,
+        sealed_private -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        event_hash -> Text,
+        signed_at -> Timestamp,
+        signature -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     firms,
     items,
@@ -492,6 +511,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     writebacks,
     webhooks,
     webhook_deliveries,
+    audit_key,
+    audit_checkpoints,
     soap_nonces,
     request_uses,
     production_orders,

@@ -2,7 +2,7 @@ use std::process::Command;
 
 use crate::harness::TestDb;
 
-fn licentia(db: &TestDb, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn licentia(db: &TestDb, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_licentia"))
         .args(args)
         .env("LICENTIA_DATABASE_URL", &db.url)

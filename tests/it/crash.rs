@@ -277,7 +277,7 @@ fn a_killed_server_loses_no_license_and_puts_none_in_two_containers() {
             (s, l) => panic!("license {id}: {s} with last event {l:?}"),
         }
     }
-    let report = licentia::service::audit::verify(&mut conn).unwrap();
+    let report = licentia::service::audit::verify(&mut conn, &Default::default()).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
