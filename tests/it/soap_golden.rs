@@ -2133,6 +2133,32 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
             "</s:ExternalId><s:Email>no-at-sign.example.com</s:Email>",
         ),
     );
+    g.fault(
+        "PutCustomer-email-facet",
+        V11,
+        "Admin",
+        admin,
+        &admin_op(
+            "PutCustomer",
+            &format!(
+                "<a:ExternalId>C-FACET</a:ExternalId><a:Email>{}@example.com</a:Email>",
+                "x".repeat(250)
+            ),
+        ),
+    );
+    g.fault(
+        "BlacklistContainer-description-facet",
+        V12,
+        "Admin",
+        admin,
+        &admin_op(
+            "BlacklistContainer",
+            &format!(
+                "<a:Serial>130-0000000009</a:Serial><a:Description>{}</a:Description>",
+                "d".repeat(257)
+            ),
+        ),
+    );
     // 1,024 characters of two bytes each are within the limit.
     g.ok(
         "CreateOrder-comment-at-the-limit",
