@@ -103,6 +103,11 @@ pub struct Template {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TicketInfo {
     pub ticket: String,
+    /// The ticket's state (`TicketState`'s word: `active`, `production`, or `disabled`, which
+    /// activates nothing until the vendor enables it again); empty from a server that does
+    /// not say.
+    #[serde(default)]
+    pub state: String,
     pub activation_mode: ActivationMode,
     pub single_container: bool,
     pub licenses: Vec<TicketLicense>,

@@ -51,6 +51,20 @@ fn a_disabled_ticket_activates_nothing_until_it_is_enabled_again() {
     );
     assert!(fault(&refused).contains("forbidden"), "{refused}");
 
+    // The wizard's ticket lookup says so before it tries anything.
+    let (s, info) = crate::harness::call_at(
+        &app.base,
+        "GET",
+        &format!("/api/v1/gateway/tickets/{ticket}"),
+        None,
+        None,
+    );
+    assert_eq!(
+        (s, info["state"].as_str()),
+        (200, Some("disabled")),
+        "{info}"
+    );
+
     // Nothing is activated from it, and the refusal says why; what is in a container stays.
     let mut second = new_act(&gw);
     let e = online::activate(&gw, &mut second, &ticket, &[ids[1]], &mut keep).unwrap_err();

@@ -163,6 +163,8 @@ struct PullUpdatesResponse {
 struct TicketInfoResponse {
     #[yaserde(prefix = "d", rename = "Ticket")]
     ticket: Text,
+    #[yaserde(prefix = "d", rename = "State")]
+    state: Text,
     #[yaserde(prefix = "d", rename = "License")]
     license: Vec<TicketLicense>,
 }
@@ -262,6 +264,7 @@ pub async fn call(
                 .await?;
             let out = TicketInfoResponse {
                 ticket: (&t.ticket).into(),
+                state: (&t.state).into(),
                 license: t
                     .licenses
                     .iter()

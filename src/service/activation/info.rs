@@ -14,7 +14,7 @@ pub async fn ticket_info(core: &Core, code: &str) -> Result<TicketInfo> {
     let code = TicketCode::parse(code)?;
     core.db
         .read(move |c| {
-            let tid = tickets::id_of(c, &code)?;
+            let (tid, state) = tickets::find(c, &code)?;
             let rows = licenses::of_ticket(c, tid)?;
             let mut by_firm: HashMap<i64, (Settings, i64)> = HashMap::new();
             let mut out = vec![];
@@ -44,6 +44,7 @@ pub async fn ticket_info(core: &Core, code: &str) -> Result<TicketInfo> {
                 .unwrap_or_default();
             Ok(TicketInfo {
                 ticket: code.to_string(),
+                state: state.as_str().to_string(),
                 activation_mode: s.activation_mode,
                 single_container: s.single_container,
                 licenses: out,
