@@ -89,6 +89,10 @@ pub enum ContainerCmd {
         features: u32,
         #[arg(long)]
         traits_file: Option<PathBuf>,
+        /// The release date of the version asking (YYYY-MM-DD): a license with a maintenance
+        /// period covers only versions released before its maintenance ended.
+        #[arg(long)]
+        release_date: Option<String>,
     },
 }
 
@@ -278,10 +282,30 @@ pub fn run_container(cmd: ContainerCmd) -> CResult<()> {
             product_code,
             features,
             traits_file,
+            release_date,
         } => {
+            let released = release_date
+                .map(|d| {
+                    chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp())
+                        .map_err(|e| {
+                            cerr(
+                                "invalid_input",
+                                format!("--release-date {d:?}: {e} (YYYY-MM-DD)"),
+                            )
+                        })
+                })
+                .transpose()?;
             let mut c = Container::load(&dir)?;
             let current = traits(traits_file.as_deref())?;
-            let res = c.check(firm_code, product_code, features, &current, unix_now());
+            let res = c.check_release(
+                firm_code,
+                product_code,
+                features,
+                &current,
+                unix_now(),
+                released,
+            );
             // The check remembers the time it saw and first uses, even when it refuses.
             c.save(&dir)?;
             json(&res?);

@@ -185,6 +185,9 @@ pub struct CheckOk {
     /// 0 = local single user, otherwise the sum of floating users.
     pub quantity: u32,
     pub expires_at: Option<i64>,
+    /// The latest end of maintenance among the licenses found (unix seconds); none when no
+    /// license has a maintenance period.
+    pub maintenance_ends: Option<i64>,
 }
 
 /// What applying an update did.
@@ -465,6 +468,22 @@ impl Container {
         current_traits: &[(String, String)],
         now: i64,
     ) -> CResult<CheckOk> {
+        self.check_release(firm_code, product_code, features, current_traits, now, None)
+    }
+
+    /// As `check`, for a version of the vendor's software released at `released` (unix
+    /// seconds): a license with a maintenance period covers only versions released before
+    /// its maintenance ended (`maintenance_period_days` after the license's first use here,
+    /// extended by update items); a later version is refused with that reason.
+    pub fn check_release(
+        &mut self,
+        firm_code: i64,
+        product_code: i64,
+        features: u32,
+        current_traits: &[(String, String)],
+        now: i64,
+        released: Option<i64>,
+    ) -> CResult<CheckOk> {
         if now + CLOCK_SLACK_SECS < self.last_seen {
             return Err(cerr(
                 "clock_set_back",
@@ -532,6 +551,21 @@ impl Container {
                 last_reason = format!("license {} expired", e.license_id);
                 continue;
             }
+            let maintenance_ends = e
+                .maintenance_period_days
+                .map(|d| first + i64::from(d) * 86_400);
+            if let (Some(ends), Some(released)) = (maintenance_ends, released) {
+                if released > ends {
+                    last_reason = format!(
+                        "license {}'s maintenance ended {}; this version was released {} (it \
+                         needs a maintenance extension)",
+                        e.license_id,
+                        day(ends),
+                        day(released)
+                    );
+                    continue;
+                }
+            }
             if e.feature_map & features != features {
                 last_reason = format!(
                     "license {} lacks feature bits {:#x}",
@@ -540,7 +574,13 @@ impl Container {
                 );
                 continue;
             }
-            found.push((e.license_id, e.feature_map, e.quantity, end));
+            found.push((
+                e.license_id,
+                e.feature_map,
+                e.quantity,
+                end,
+                maintenance_ends,
+            ));
         }
         if found.is_empty() {
             return Err(cerr("not_licensed", last_reason));
@@ -556,6 +596,7 @@ impl Container {
             feature_map: found.iter().fold(0, |a, f| a | f.1),
             quantity: found.iter().map(|f| f.2).sum(),
             expires_at: found.iter().filter_map(|f| f.3).max(),
+            maintenance_ends: found.iter().filter_map(|f| f.4).max(),
         })
     }
 
@@ -605,4 +646,11 @@ impl Container {
 /// Seconds since the Unix epoch now.
 pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// A unix time's day (UTC), as messages show it.
+fn day(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| t.to_string())
 }

@@ -1067,3 +1067,50 @@ fn an_activation_limit_stops_deactivate_reactivate_loops() {
         ("activated".into(), Some(b.serial.clone()))
     );
 }
+
+#[test]
+fn a_license_with_maintenance_covers_only_versions_released_before_it_ended() {
+    let app = TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            json!({"item_id": "SNP-MAINT", "name": "With maintenance", "product_code": 1001,
+            "options": {"feature_map": 1, "maintenance_period_days": 30}}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (ticket, ids) = ticket_with(&app, "MAINT-1", "SNP-MAINT", 1);
+    let mut c = new_act(&gw);
+    online::activate(&gw, &mut c, &ticket, &ids, &mut keep).unwrap();
+    let now = unix_now();
+    let day = 86_400;
+    // The first use starts the maintenance period.
+    let ok = c
+        .check_release(FIRM, 1001, 0, &traits(), now, Some(now - 100 * day))
+        .unwrap();
+    let ends = ok.maintenance_ends.expect("a maintenance end");
+    assert!((ends - (now + 30 * day)).abs() <= 1, "{ends}");
+    c.check_release(FIRM, 1001, 0, &traits(), now, Some(now + 29 * day))
+        .unwrap();
+    let e = c
+        .check_release(FIRM, 1001, 0, &traits(), now, Some(now + 31 * day))
+        .unwrap_err();
+    assert_eq!(e.code, "not_licensed", "{e}");
+    assert!(e.message.contains("maintenance ended"), "{e}");
+    // A version that does not say when it was released is not held to it, and the days go
+    // on counting from the first use, not from each check.
+    c.check(FIRM, 1001, 0, &traits(), now + 40 * day).unwrap();
+    let e = c
+        .check_release(
+            FIRM,
+            1001,
+            0,
+            &traits(),
+            now + 41 * day,
+            Some(now + 35 * day),
+        )
+        .unwrap_err();
+    assert!(e.message.contains("maintenance ended"), "{e}");
+}
