@@ -137,6 +137,12 @@ fn check_url(u: &str) -> Result<()> {
     if parsed.fragment().is_some() {
         return Err(bad("must not have a #fragment"));
     }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // The URL goes into the history, which keeps it for good; deliveries are signed.
+        return Err(bad(
+            "must not hold credentials (user:password@): the receiver checks the signature",
+        ));
+    }
     Ok(())
 }
 

@@ -449,6 +449,10 @@ fn subscriptions_that_cannot_work_are_refused_saying_why_and_only_admins_make_th
         ),
         (json!({"url": "not a url", "events": ["*"]}), "not a URL"),
         (
+            json!({"url": "https://crm:s3cret@crm.example/x", "events": ["*"]}),
+            "must not hold credentials",
+        ),
+        (
             json!({"url": "http://crm.example/x", "events": []}),
             "at least one kind",
         ),
