@@ -74,7 +74,13 @@ pub enum AuditCmd {
         /// database; without it the checkpoints in the database are used.
         #[arg(long)]
         checkpoints: Option<std::path::PathBuf>,
+        /// A file of the events' hashes as `audit hashes` exported them, kept outside the
+        /// database: names the first event that was changed.
+        #[arg(long)]
+        hashes: Option<std::path::PathBuf>,
     },
+    /// Every event's id and hash, a line each: keep a copy outside the database.
+    Hashes,
     /// Sign a checkpoint of the history's head now (the audit_checkpoint job does it on its
     /// schedule).
     Checkpoint,
@@ -238,6 +244,21 @@ pub async fn audit(core: &Core, actor: &Actor, cmd: AuditCmd) -> anyhow::Result<
             println!("{}", serde_json::to_string_pretty(&list)?);
             return Ok(());
         }
+        AuditCmd::Hashes => {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut after = 0;
+            loop {
+                let page = audit::hashes_after(core, actor, after, 10_000).await?;
+                let Some((last, _)) = page.last() else { break };
+                after = *last;
+                for (id, hash) in &page {
+                    writeln!(out, "{id} {hash}")?;
+                }
+            }
+            out.flush()?;
+            return Ok(());
+        }
         AuditCmd::PublicKey => {
             println!("{}", audit::public_key(core, actor).await?);
             return Ok(());
@@ -245,7 +266,9 @@ pub async fn audit(core: &Core, actor: &Actor, cmd: AuditCmd) -> anyhow::Result<
         AuditCmd::Verify {
             public_key,
             checkpoints,
+            hashes,
         } => audit::Trust {
+            hashes: hashes.map(|f| read_hashes(&f)).transpose()?,
             public_key: public_key
                 .map(|k| {
                     hex::decode(k.trim())
@@ -290,6 +313,23 @@ pub async fn audit(core: &Core, actor: &Actor, cmd: AuditCmd) -> anyhow::Result<
         report.problems.len(),
         report.events
     )
+}
+
+/// Reads an export of `audit hashes`: a line "id hash" per event, in order.
+fn read_hashes(f: &std::path::Path) -> anyhow::Result<Vec<(i64, String)>> {
+    let text =
+        std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("--hashes {}: {e}", f.display()))?;
+    let mut out: Vec<(i64, String)> = vec![];
+    for (n, line) in text.lines().enumerate() {
+        let bad = || anyhow::anyhow!("--hashes {} line {}: not \"id hash\"", f.display(), n + 1);
+        let (id, hash) = line.split_once(' ').ok_or_else(bad)?;
+        let id: i64 = id.parse().map_err(|_| bad())?;
+        if hash.len() != 64 || out.last().is_some_and(|(prev, _)| *prev >= id) {
+            return Err(bad());
+        }
+        out.push((id, hash.to_string()));
+    }
+    Ok(out)
 }
 
 /// Checks the report's name and parameters before anything is opened.

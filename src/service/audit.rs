@@ -151,6 +151,29 @@ pub struct Trust {
     pub public_key: Option<Vec<u8>>,
     /// Checkpoints kept elsewhere (an export); `None`: those in the database.
     pub checkpoints: Option<Vec<Checkpoint>>,
+    /// The events' hashes as exported earlier (`hashes_after`), kept elsewhere, by id: they
+    /// name the first event that differs. Checked against the checkpoints they cover.
+    pub hashes: Option<Vec<(i64, String)>>,
+}
+
+/// Up to `limit` events' (id, hash) after event `after`, in order: the export that lets
+/// `verify` name the first changed event.
+pub async fn hashes_after(
+    core: &Core,
+    actor: &Actor,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>> {
+    actor.require(&[Role::Admin, Role::Support], "read the history")?;
+    core.db
+        .read(move |c| {
+            let (head, _) = read_head(c)?;
+            Ok(history::page(c, after, head, limit)?
+                .into_iter()
+                .map(|e| (e.id, e.hash))
+                .collect())
+        })
+        .await
 }
 
 /// Checks the whole history chain (`licentia audit verify`): a changed event, a deleted one
@@ -177,12 +200,36 @@ pub fn verify(conn: &mut Conn, trust: &Trust) -> Result<VerifyReport> {
     };
     let mut prev = history::GENESIS.to_string();
     let mut after = 0i64;
+    let mut kept = trust
+        .hashes
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .peekable();
+    let mut differs = false;
     loop {
         let page = history::page(conn, after, head_id, 1000)?;
         let Some(last) = page.last() else { break };
         after = last.id;
         for e in &page {
             report.events += 1;
+            if !differs {
+                if let Some((id, _)) = kept.next_if(|(id, _)| *id < e.id) {
+                    report.problems.push(format!(
+                        "event {id} of the kept hashes is not in the chain: it was deleted"
+                    ));
+                    differs = true;
+                } else if let Some((_, h)) = kept.next_if(|(id, _)| *id == e.id) {
+                    if *h != e.hash {
+                        report.problems.push(format!(
+                            "event {}: its hash is not the kept one: it is the first event that \
+                             was changed (the chain after it was recomputed)",
+                            e.id
+                        ));
+                        differs = true;
+                    }
+                }
+            }
             if e.prev_hash != prev {
                 report.problems.push(format!(
                     "event {}: the event before it was changed or deleted",
@@ -196,6 +243,12 @@ pub fn verify(conn: &mut Conn, trust: &Trust) -> Result<VerifyReport> {
             }
             prev = e.hash.clone();
         }
+    }
+    if let Some((id, _)) = kept.next().filter(|_| !differs) {
+        report.problems.push(format!(
+            "the kept hashes go on to event {id}, but the chain ends at event {after}: events \
+             were deleted"
+        ));
     }
     // Events are appended under the head's lock, so ids up to the head are all committed.
     if after != head_id || prev != head_hash {
@@ -255,6 +308,16 @@ fn check_checkpoints(
             continue;
         }
         newest = newest.max(k.event_id);
+        let kept = trust.hashes.as_deref().unwrap_or_default();
+        if let Ok(i) = kept.binary_search_by_key(&k.event_id, |(id, _)| *id) {
+            if kept[i].1 != k.event_hash {
+                report.problems.push(format!(
+                    "the kept hashes give event {} another hash than the checkpoint signed \
+                     {when}: the kept copy is not genuine",
+                    k.event_id
+                ));
+            }
+        }
         match checkpoints::hash_of(conn, k.event_id)? {
             _ if k.event_id > last => report.problems.push(format!(
                 "the checkpoint signed {when} names event {}, but the chain ends at event \

@@ -152,9 +152,19 @@ fn signed_checkpoints_catch_a_rewritten_and_recomputed_history() {
     assert_eq!(public_key.len(), 64);
     let exported: Vec<Checkpoint> = serde_json::from_value(kept["checkpoints"].clone()).unwrap();
     assert_eq!(exported.len(), 2);
+    let hashes = app
+        .rt
+        .block_on(audit::hashes_after(
+            &app.core,
+            &crate::harness::system(),
+            0,
+            1000,
+        ))
+        .unwrap();
     let genuine = || Trust {
         public_key: Some(hex::decode(&public_key).unwrap()),
         checkpoints: Some(exported.clone()),
+        hashes: None,
     };
     let verify = |trust: Trust| {
         app.rt
@@ -230,7 +240,7 @@ fn signed_checkpoints_catch_a_rewritten_and_recomputed_history() {
     );
     let with_key = verify(Trust {
         public_key: Some(hex::decode(&public_key).unwrap()),
-        checkpoints: None,
+        ..Trust::default()
     });
     assert_eq!(
         with_key
@@ -250,6 +260,35 @@ fn signed_checkpoints_catch_a_rewritten_and_recomputed_history() {
             .any(|p| p.contains(&format!("event {first_id} does not have the hash"))),
         "{:?}",
         with_export.problems
+    );
+    // The hashes kept outside name the very event.
+    let exact = verify(Trust {
+        hashes: Some(hashes.clone()),
+        ..genuine()
+    });
+    assert!(
+        exact
+            .problems
+            .iter()
+            .any(|p| p.starts_with("event 2: its hash is not the kept one")),
+        "{:?}",
+        exact.problems
+    );
+    // A kept copy that disagrees with a signed checkpoint is not taken for genuine.
+    let mut wrong = hashes.clone();
+    let at = wrong.iter().position(|(id, _)| *id == first_id).unwrap();
+    wrong[at].1 = "0".repeat(64);
+    let report = verify(Trust {
+        hashes: Some(wrong),
+        ..genuine()
+    });
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("the kept copy is not genuine")),
+        "{:?}",
+        report.problems
     );
 
     // The same through the CLI, as a vendor runs it where no server runs.
@@ -271,6 +310,31 @@ fn signed_checkpoints_catch_a_rewritten_and_recomputed_history() {
         out.contains(&format!("event {first_id} does not have the hash")),
         "{out}\n{err}"
     );
+    let kept = app.db.dir.join("hashes.txt");
+    std::fs::write(
+        &kept,
+        hashes
+            .iter()
+            .map(|(id, h)| format!("{id} {h}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let (code, out, _) = crate::cli::licentia(
+        &app.db,
+        &["audit", "verify", "--hashes", kept.to_str().unwrap()],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("event 2: its hash is not the kept one"),
+        "{out}"
+    );
+    // The export, as the CLI writes it, is what verify reads.
+    let (code, now, err) = crate::cli::licentia(&app.db, &["audit", "hashes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(now.lines().count(), hashes.len());
+    assert!(now
+        .lines()
+        .all(|l| l.split_once(' ').is_some_and(|(_, h)| h.len() == 64)));
     let (code, _, err) = crate::cli::licentia(&app.db, &["audit", "verify", "--public-key", "xyz"]);
     assert_ne!(code, 0);
     assert!(err.contains("64 hex characters"), "{err}");
