@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 use licentia::domain::Actor;
 use licentia::service::webhooks::{self, NewSubscription};
 use licentia::service::{audit, connectors, jobs, mail, reports, Core};
+use licentia::store::checkpoints::Checkpoint;
 
 #[derive(Subcommand)]
 pub enum MailCmd {
@@ -281,27 +282,40 @@ pub async fn audit(core: &Core, actor: &Actor, cmd: AuditCmd) -> anyhow::Result<
                 .map(|f| -> anyhow::Result<_> {
                     let text = std::fs::read_to_string(&f)
                         .map_err(|e| anyhow::anyhow!("--checkpoints {}: {e}", f.display()))?;
-                    serde_json::from_str(&text).map_err(|e| {
-                        anyhow::anyhow!("--checkpoints {}: not an export: {e}", f.display())
-                    })
+                    // `audit checkpoints` writes the list; the JSON API answers it with
+                    // the public key beside it.
+                    #[derive(serde::Deserialize)]
+                    #[serde(untagged)]
+                    enum Export {
+                        List(Vec<Checkpoint>),
+                        Answer { checkpoints: Vec<Checkpoint> },
+                    }
+                    match serde_json::from_str(&text) {
+                        Ok(Export::List(l)) | Ok(Export::Answer { checkpoints: l }) => Ok(l),
+                        Err(e) => Err(anyhow::anyhow!(
+                            "--checkpoints {}: not an export of checkpoints: {e}",
+                            f.display()
+                        )),
+                    }
                 })
                 .transpose()?,
         },
     };
-    let with_key = trust.public_key.is_some();
+    let outside = match (trust.public_key.is_some(), trust.checkpoints.is_some()) {
+        (true, true) => "",
+        (true, false) => " (the checkpoints in the database were used: give --checkpoints)",
+        (false, true) => " (the key in the database was used: give --public-key)",
+        (false, false) => {
+            " (the key and the checkpoints in the database were used: give --public-key and \
+             --checkpoints)"
+        }
+    };
     let report = audit::verify_chain_with(core, actor, trust).await?;
     if report.problems.is_empty() {
         println!(
             "audit chain intact: {} events, {} signed checkpoint(s) hold{}; {} event(s) after \
              the newest checkpoint",
-            report.events,
-            report.checkpoints,
-            if with_key {
-                ""
-            } else {
-                " (checked with the key in the database: give --public-key)"
-            },
-            report.after_last_checkpoint
+            report.events, report.checkpoints, outside, report.after_last_checkpoint
         );
         return Ok(());
     }

@@ -334,7 +334,7 @@ fn check_checkpoints(
             )),
         }
     }
-    report.after_last_checkpoint = (last - newest).max(0) as u64;
+    report.after_last_checkpoint = checkpoints::count_after(conn, newest, last)?;
     Ok(())
 }
 

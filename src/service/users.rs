@@ -138,7 +138,7 @@ pub async fn authenticate(
             interface,
         });
     }
-    if username.len() > 64 || password.len() > 1024 {
+    if username.chars().count() > 64 || password.len() > 1024 {
         return Err(Error::Unauthenticated);
     }
     let _permit = core
@@ -169,7 +169,7 @@ pub async fn authenticate_uncached(
     password: &str,
     interface: Interface,
 ) -> Result<Actor> {
-    if username.len() > 64 || password.len() > 1024 {
+    if username.chars().count() > 64 || password.len() > 1024 {
         return Err(Error::Unauthenticated);
     }
     let _permit = core

@@ -176,15 +176,34 @@ fn check(req: &NewSubscription) -> Result<String> {
     Ok(kinds.join(","))
 }
 
-/// Makes a subscription; it receives the events recorded from now on.
+const SECRET_AAD: &[u8] = b"licentia webhook secret";
+
+/// A subscription's URL as the history keeps it: without its query, which may hold a
+/// receiver's token (the history keeps what it is given for good, and `webhook.*` events are
+/// delivered to other subscriptions).
+fn shown_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) => {
+            parsed.set_query(None);
+            parsed.to_string()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Makes a subscription; it receives the events recorded from now on (its own
+/// `webhook.created` among them).
 pub async fn create(core: &Core, actor: &Actor, req: NewSubscription) -> Result<Made> {
     actor.require(MANAGE, "subscribe to events")?;
     let kinds = check(&req)?;
     let mut key = [0u8; 32];
     openssl::rand::rand_bytes(&mut key).map_err(|e| Error::internal(e.to_string()))?;
     let secret = hex::encode(key);
+    // Kept sealed under the master key, as firm keys are: a copy of the database does not
+    // let anyone sign deliveries.
+    let sealed = core.master.seal(secret.as_bytes(), SECRET_AAD)?;
+    let shown = shown_url(&req.url);
     let actor = actor.clone();
-    let made = secret.clone();
     let webhook = core
         .db
         .write(move |c| {
@@ -194,7 +213,7 @@ pub async fn create(core: &Core, actor: &Actor, req: NewSubscription) -> Result<
                 &NewWebhook {
                     url: &req.url,
                     events: &kinds,
-                    secret: &made,
+                    secret: &sealed,
                     description: req.description.trim(),
                     created_by: &actor.name,
                 },
@@ -205,7 +224,7 @@ pub async fn create(core: &Core, actor: &Actor, req: NewSubscription) -> Result<
                 &actor,
                 super::audit::Event {
                     action: "webhook.created",
-                    details: json!({ "webhook_id": id, "url": req.url, "events": kinds }),
+                    details: json!({ "webhook_id": id, "url": shown, "events": kinds }),
                     ..Default::default()
                 },
             )?;
@@ -260,7 +279,7 @@ pub async fn delete(core: &Core, actor: &Actor, id: i64) -> Result<()> {
                 &actor,
                 super::audit::Event {
                     action: "webhook.deleted",
-                    details: json!({ "webhook_id": id, "url": was.url }),
+                    details: json!({ "webhook_id": id, "url": shown_url(&was.url) }),
                     ..Default::default()
                 },
             )
@@ -414,9 +433,15 @@ impl queue::Sender for WebhookSender {
             .read(move |c| store::target(c, id))
             .await
             .map_err(|e| Failure::passing(e.to_string()))?;
-        let Some((url, secret)) = target else {
+        let Some((url, sealed)) = target else {
             return Err(Failure::permanent("the subscription was deleted"));
         };
+        let secret = core
+            .master
+            .open(&sealed, SECRET_AAD)
+            .ok()
+            .and_then(|s| String::from_utf8(s).ok())
+            .ok_or_else(|| Failure::permanent("the subscription's secret cannot be opened"))?;
         let t = chrono::Utc::now().timestamp();
         let sig = signature(&secret, t, &d.body).map_err(|e| Failure::passing(e.to_string()))?;
         let headers = vec![

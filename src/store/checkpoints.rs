@@ -82,3 +82,13 @@ pub fn hash_of(c: &mut Conn, id: i64) -> Result<Option<String>> {
         .first(c)
         .optional()?)
 }
+
+/// How many events there are after event `after`, up to event `last`.
+pub fn count_after(c: &mut Conn, after: i64, last: i64) -> Result<u64> {
+    let n: i64 = events::table
+        .filter(events::id.gt(after))
+        .filter(events::id.le(last))
+        .count()
+        .get_result(c)?;
+    Ok(n as u64)
+}

@@ -62,8 +62,9 @@ pub trait Queue: 'static {
 
 /// Implements `Queue` for `$queue` on table `$t`; a claim reads the columns `$col`, in
 /// that order, into `$row`. `$due_also`, an SQL condition on the table's row, narrows which
-/// due rows are listed (the webhook deliveries list only the oldest pending one of each
-/// subscription, so that a subscription's events are sent in order).
+/// due rows are listed and claimed (the webhook deliveries: only the oldest pending one of an
+/// active subscription, so that a subscription's events are sent in order, and none after it
+/// was paused, also by a node that listed them before).
 macro_rules! queue_table {
     ($queue:ty, $t:ident, $row:ty, ($($col:ident),+ $(,)?)) => {
         $crate::store::queue::queue_table!($queue, $t, $row, ($($col),+), "1 = 1");
@@ -135,7 +136,12 @@ macro_rules! queue_table {
                     lease: chrono::Duration,
                 ) -> Result<Option<Claimed<$row>>> {
                     let now = $crate::store::db_now(c)?;
-                    let n = diesel::update(t::table.filter(t::id.eq(id)).filter(due_at(now)))
+                    let n = diesel::update(
+                        t::table
+                            .filter(t::id.eq(id))
+                            .filter(due_at(now))
+                            .filter(dsl::sql::<diesel::sql_types::Bool>($due_also)),
+                    )
                     .set((
                         t::state.eq(QueueState::Sending.as_str()),
                         t::claimed_by.eq(Some(node)),

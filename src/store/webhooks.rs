@@ -93,7 +93,8 @@ pub fn get(c: &mut Conn, id: i64) -> Result<Option<WebhookView>> {
         .optional()?)
 }
 
-/// Where and with which key a subscription's deliveries are sent.
+/// Where and with which key (sealed under the master key) a subscription's deliveries are
+/// sent.
 pub fn target(c: &mut Conn, id: i64) -> Result<Option<(String, String)>> {
     Ok(w::table
         .filter(w::id.eq(id))

@@ -148,6 +148,7 @@ fn signed_checkpoints_catch_a_rewritten_and_recomputed_history() {
     // What a careful vendor keeps outside the database: the public key and an export.
     let (s, kept) = app.admin("GET", "/api/v1/history/checkpoints", None);
     assert_eq!(s, 200, "{kept}");
+    let kept_answer = kept.clone();
     let public_key = kept["public_key"].as_str().unwrap().to_string();
     assert_eq!(public_key.len(), 64);
     let exported: Vec<Checkpoint> = serde_json::from_value(kept["checkpoints"].clone()).unwrap();
@@ -319,9 +320,19 @@ fn signed_checkpoints_catch_a_rewritten_and_recomputed_history() {
             .collect::<String>(),
     )
     .unwrap();
+    // The JSON API's answer serves as the checkpoints' export too.
+    let answer = app.db.dir.join("answer.json");
+    std::fs::write(&answer, kept_answer.to_string()).unwrap();
     let (code, out, _) = crate::cli::licentia(
         &app.db,
-        &["audit", "verify", "--hashes", kept.to_str().unwrap()],
+        &[
+            "audit",
+            "verify",
+            "--hashes",
+            kept.to_str().unwrap(),
+            "--checkpoints",
+            answer.to_str().unwrap(),
+        ],
     );
     assert_ne!(code, 0);
     assert!(

@@ -8,7 +8,8 @@ CREATE TABLE webhooks (
   url TEXT NOT NULL,
   -- Kinds of events, comma separated: "license.activated", "license.*" or "*".
   events TEXT NOT NULL,
-  -- The HMAC-SHA256 key of the signatures (hex), shown once when the subscription is made.
+  -- The HMAC-SHA256 key of the signatures (hex), shown once when the subscription is made,
+  -- kept sealed under the master key.
   secret TEXT NOT NULL,
   description TEXT NOT NULL,
   active BOOLEAN NOT NULL,

@@ -64,16 +64,18 @@ impl Facets {
         Ok(f)
     }
 
-    /// Checks a value's text against the facets.
+    /// Checks a value's text against the facets. An empty value is left to the service,
+    /// which takes an empty optional element (`<Locale/>`, as many clients send one) as
+    /// absent and says when a required one must not be empty.
     fn check(&self, path: &str, text: &str) -> Result<(), Error> {
+        if text.trim().is_empty() {
+            return Ok(());
+        }
         let chars = text.chars().count();
         if let Some(min) = self.min_length.filter(|m| chars < *m) {
             return Err(Error::invalid(
                 path.to_string(),
-                match min {
-                    1 => "must not be empty".to_string(),
-                    _ => format!("has {chars} characters; at least {min}"),
-                },
+                format!("has {chars} characters; at least {min}"),
             ));
         }
         if let Some(max) = self.max_length.filter(|m| chars > *m) {
@@ -443,11 +445,16 @@ mod tests {
             max: Some(10),
         };
         f.check("X", "10").unwrap();
-        assert!(f
-            .check("X", "")
-            .unwrap_err()
-            .to_string()
-            .contains("must not be empty"));
+        // Empty: the service's to judge (an empty optional element is absent).
+        f.check("X", "").unwrap();
+        let e = Facets {
+            min_length: Some(2),
+            ..Facets::default()
+        }
+        .check("X", "a")
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("has 1 characters; at least 2"), "{e}");
         let e = f.check("X", "ääääää").unwrap_err().to_string();
         assert!(e.contains("has 6 characters; at most 4"), "{e}");
         let e = f.check("X", "0").unwrap_err().to_string();
