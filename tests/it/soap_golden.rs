@@ -2185,7 +2185,10 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
         erp,
         &ok_op
             .replace("</s:ExternalId>", "</s:ExternalId><s:Locale/>")
-            .replace("<s:Customer>", "<s:ErpOrderId>FACET-2</s:ErpOrderId><s:Customer>"),
+            .replace(
+                "<s:Customer>",
+                "<s:ErpOrderId>FACET-2</s:ErpOrderId><s:Customer>",
+            ),
     );
 
     // Every operation of every service was asked at least once above.
