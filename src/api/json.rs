@@ -289,6 +289,17 @@ async fn assign(
     ok(serde_json::json!({ "assigned": true }))
 }
 
+async fn decide_manipulation(
+    core: Core_,
+    c: Caller,
+    serial: web::Path<String>,
+    body: web::Json<lifecycle::ManipulationDecision>,
+) -> Res {
+    let (serial, body) = (serial.into_inner(), body.into_inner());
+    lifecycle::decide_manipulation(&core, &c.0, serial.clone(), body).await?;
+    ok(activation::get_container(&core, &c.0, serial).await?)
+}
+
 async fn blacklist_add(core: Core_, c: Caller, body: web::Json<BlacklistAdd>) -> Res {
     lifecycle::blacklist_add(&core, &c.0, body.into_inner()).await?;
     created(serde_json::json!({ "blacklisted": true }))
@@ -627,6 +638,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(push_license),
                 )
                 .route("/containers/{serial}/reset", web::post().to(reset))
+                .route(
+                    "/containers/{serial}/decision",
+                    web::post().to(decide_manipulation),
+                )
                 .route("/containers/{serial}/customer", web::put().to(assign))
                 .route("/blacklist", web::post().to(blacklist_add))
                 .route(

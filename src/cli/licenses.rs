@@ -79,6 +79,19 @@ pub enum SerialCmd {
         #[arg(long)]
         firm_code: Option<i64>,
     },
+    /// Decide about a container marked "manipulation detected": `resynchronise` (its next
+    /// request is taken as its state when the server made that state; it gets its own
+    /// licenses back and nothing else) or `blacklist` (the same, and it gets the lock).
+    Decide {
+        serial: String,
+        /// resynchronise or blacklist
+        decision: String,
+        #[arg(long)]
+        reason: String,
+        /// The firm whose blacklist takes it (blacklist only; default: the configured firm).
+        #[arg(long)]
+        firm_code: Option<i64>,
+    },
     /// Assign a container to a customer.
     Assign {
         serial: String,
@@ -174,6 +187,24 @@ pub async fn serial(core: &Core, actor: &Actor, cmd: SerialCmd) -> anyhow::Resul
         SerialCmd::Reset { serial, firm_code } => {
             let ids = lifecycle::reset(core, actor, serial.clone(), firm_code).await?;
             println!("{serial} reset; licenses deleted: {ids:?}");
+        }
+        SerialCmd::Decide {
+            serial,
+            decision,
+            reason,
+            firm_code,
+        } => {
+            let decision = lifecycle::Decision::parse(&decision)?;
+            let req = lifecycle::ManipulationDecision {
+                decision,
+                reason,
+                firm_code,
+            };
+            lifecycle::decide_manipulation(core, actor, serial.clone(), req).await?;
+            println!(
+                "{serial}: {} decided; its next request is taken as its state",
+                decision.as_str()
+            );
         }
         SerialCmd::Assign { serial, customer } => {
             lifecycle::assign(core, actor, serial.clone(), customer.clone()).await?;

@@ -84,7 +84,8 @@ enum Command {
     /// Approval requests for re-activations and restores.
     #[command(subcommand)]
     Approval(ApprovalCmd),
-    /// Containers as the server knows them, by serial: show, reset, assign.
+    /// Containers as the server knows them, by serial: show, reset, decide (about a
+    /// manipulated one), assign.
     #[command(subcommand)]
     Serial(SerialCmd),
     /// The outbox: mails queued, sent and failed.

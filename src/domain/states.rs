@@ -122,6 +122,10 @@ stored_words! {
         Active = "active",
         /// It showed a state the server never issued; automatic handling stopped.
         Manipulated = "manipulated",
+        /// Support decided about a manipulated container: its next request is taken as its
+        /// state when an update the server issued for it produced that state, and it gets
+        /// from there to what the server holds for it (or the lock, when also blacklisted).
+        Resynchronising = "resynchronising",
     }
 }
 
@@ -220,6 +224,7 @@ mod tests {
         let container = [
             (ContainerState::Active, "active"),
             (ContainerState::Manipulated, "manipulated"),
+            (ContainerState::Resynchronising, "resynchronising"),
         ];
         assert_eq!(container.len(), ContainerState::ALL.len());
         for (s, word) in container {

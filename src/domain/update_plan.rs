@@ -44,8 +44,12 @@ pub fn step(state: LicenseState, held: Held) -> Step {
         // Already there as it should be: the receipt of a new update proves it.
         (S::Pending, Held::Same) => Step::Settle,
         (S::Returning | S::Withdrawing, Held::Same | Held::Differs) => Step::Delete,
-        // Withdrawn while its adding update was still unconfirmed and never applied.
-        (S::Withdrawing, Held::No) => Step::Settle,
+        // Withdrawn (or returned) while its update was still unconfirmed and never applied,
+        // or the container was resynchronised from a copy made before it got the license.
+        (S::Returning | S::Withdrawing, Held::No) => Step::Settle,
+        // It lives here, but the container was resynchronised from a copy made before it
+        // got the license: it comes back.
+        (S::Activated, Held::No) => Step::Add,
         (S::Activated, Held::Differs) => Step::Change,
         _ => Step::Nothing,
     }
@@ -86,10 +90,10 @@ mod tests {
             (S::Pending, Held::No, Step::Add),
             (S::Pending, Held::Same, Step::Settle),
             (S::Pending, Held::Differs, Step::Readd),
-            (S::Activated, Held::No, Step::Nothing),
+            (S::Activated, Held::No, Step::Add),
             (S::Activated, Held::Same, Step::Nothing),
             (S::Activated, Held::Differs, Step::Change),
-            (S::Returning, Held::No, Step::Nothing),
+            (S::Returning, Held::No, Step::Settle),
             (S::Returning, Held::Same, Step::Delete),
             (S::Returning, Held::Differs, Step::Delete),
             (S::Withdrawing, Held::No, Step::Settle),

@@ -90,6 +90,34 @@ pub fn load_or_create(
     Ok(m)
 }
 
+/// Makes `m` the container's mirror of the firm when it is still at counter `from` and
+/// digest `digest_from` (a resynchronisation takes the state the container shows); false
+/// when another writer moved it first.
+pub fn adopt(
+    c: &mut Conn,
+    container_id: i64,
+    firm_id: i64,
+    (from, digest_from): (i64, &str),
+    m: &Mirror,
+) -> Result<bool> {
+    let content = serde_json::to_string(&m.content).expect("content");
+    let n = diesel::update(
+        container_firms::table
+            .filter(container_firms::container_id.eq(container_id))
+            .filter(container_firms::firm_id.eq(firm_id))
+            .filter(container_firms::counter.eq(from))
+            .filter(container_firms::digest.eq(digest_from)),
+    )
+    .set((
+        container_firms::counter.eq(m.counter),
+        container_firms::digest.eq(&m.digest),
+        container_firms::content.eq(content),
+        container_firms::confirmed_at.eq(m.confirmed_at),
+    ))
+    .execute(c)?;
+    Ok(n == 1)
+}
+
 /// A container's mirror of one firm, as support looks at it.
 #[derive(Debug, Queryable)]
 pub struct FirmMirror {

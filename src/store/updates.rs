@@ -93,6 +93,27 @@ pub fn insert_issued(c: &mut Conn, u: &NewUpdate, now: NaiveDateTime) -> Result<
     )
 }
 
+/// The content an update issued for the container and firm left it in at counter `counter`
+/// with digest `digest`, whatever became of that update (confirmed, void or still issued):
+/// a state the server made, which a container may show again after a restore from a copy.
+pub fn content_producing(
+    c: &mut Conn,
+    container_id: i64,
+    firm_id: i64,
+    counter: i64,
+    digest: &str,
+) -> Result<Option<String>> {
+    Ok(updates::table
+        .filter(updates::container_id.eq(container_id))
+        .filter(updates::firm_id.eq(firm_id))
+        .filter(updates::counter_to.eq(counter))
+        .filter(updates::digest_after.eq(digest))
+        .select(updates::content_after)
+        .order(updates::id.desc())
+        .first(c)
+        .optional()?)
+}
+
 /// The counter update `id` leads to, if it was issued for the container.
 pub fn counter_to_of(c: &mut Conn, id: i64, container_id: i64) -> Result<Option<i64>> {
     Ok(updates::table

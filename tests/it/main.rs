@@ -21,6 +21,7 @@ mod erp_ops;
 mod honeypot;
 mod lifecycle;
 mod mail;
+mod manipulation;
 mod online;
 mod orders;
 mod portal;

@@ -2191,6 +2191,62 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
             ),
     );
 
+    // Support's decision about a container whose request showed a counter nothing issued.
+    let gw = licentia::client::online::Gateway::new(&app.base);
+    let (ticket, ids) = crate::activation::ticket_with(&app, "MANIP-1", "SNP-SINGLE", 1);
+    let mut m = Container::create(ContainerType::Act, None, &traits(), 2).unwrap();
+    let keep = &mut |_: &Container| Ok(());
+    licentia::client::online::ensure_trust(&gw, &mut m, FIRM).unwrap();
+    licentia::client::online::activate(&gw, &mut m, &ticket, &ids, keep).unwrap();
+    m.firms.get_mut(&FIRM).unwrap().counter = 7;
+    let e = licentia::client::online::update(&gw, &mut m, keep).unwrap_err();
+    assert_eq!(e.code, "manipulation_detected", "{e}");
+    let decide = |decision: &str| {
+        admin_op(
+            "DecideManipulation",
+            &format!(
+                "<a:Serial>{}</a:Serial><a:Decision>{decision}</a:Decision>\
+                 <a:Reason>restored from a backup (case 7)</a:Reason>",
+                m.serial
+            ),
+        )
+    };
+    g.fault(
+        "DecideManipulation-forbidden",
+        V11,
+        "Admin",
+        sam,
+        &decide("resynchronise"),
+    );
+    g.fault(
+        "DecideManipulation-unknown",
+        V12,
+        "Admin",
+        admin,
+        &decide("forgive"),
+    );
+    g.ok(
+        "DecideManipulation",
+        V11,
+        "Admin",
+        admin,
+        &decide("resynchronise"),
+    );
+    g.fault(
+        "DecideManipulation-again",
+        V11,
+        "Admin",
+        sue,
+        &decide("resynchronise"),
+    );
+    g.ok(
+        "DecideManipulation",
+        V12,
+        "Admin",
+        sue,
+        &decide("blacklist"),
+    );
+
     // Every operation of every service was asked at least once above.
     for svc in licentia::api::soap::SERVICES {
         for op in svc.operations {

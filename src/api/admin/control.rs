@@ -15,6 +15,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/containers/{serial}/push", web::post().to(push))
         .route("/containers/{serial}/reset", web::post().to(reset))
         .route("/containers/{serial}/customer", web::post().to(assign))
+        .route(
+            "/containers/{serial}/decision",
+            web::post().to(decide_manipulation),
+        )
         .route("/blacklist", web::get().to(blacklist))
         .route("/blacklist", web::post().to(blacklist_add))
         .route(
@@ -149,6 +153,29 @@ async fn assign(
         .await
     );
     done(&container_path(&serial), "assigned")
+}
+
+async fn decide_manipulation(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    serial: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let f = form!(admin, v, req, body);
+    let decision = tried!(admin, v, lifecycle::Decision::parse(field(&f, "decision")));
+    let req = lifecycle::ManipulationDecision {
+        decision,
+        reason: field(&f, "reason").to_string(),
+        firm_code: None,
+    };
+    tried!(
+        admin,
+        v,
+        lifecycle::decide_manipulation(&core, &v.staff().actor, serial.to_string(), req).await
+    );
+    done(&container_path(&serial), "resynchronising")
 }
 
 async fn blacklist(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {

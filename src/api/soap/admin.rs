@@ -20,7 +20,8 @@ const P: &str = "a";
 // ---- requests ----
 
 /// `BlacklistContainer`, `RemoveFromBlacklist`, `ResetContainer`, `AssignContainer`,
-/// `PushLicense`: a container by its serial, and what each names beside it.
+/// `DecideManipulation`, `PushLicense`: a container by its serial, and what each names
+/// beside it.
 #[derive(Debug, Default, YaDeserialize)]
 #[yaserde(prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
 struct Container {
@@ -36,6 +37,8 @@ struct Container {
     license_id: Option<String>,
     #[yaserde(prefix = "a", rename = "FirmCode")]
     firm_code: Option<String>,
+    #[yaserde(prefix = "a", rename = "Decision")]
+    decision: Option<String>,
 }
 
 #[derive(Debug, Default, YaDeserialize)]
@@ -119,6 +122,15 @@ struct SerialResponse {
 struct ResetContainerResponse {
     #[yaserde(prefix = "a", rename = "DeletedLicenseId")]
     deleted_license_id: Vec<i64>,
+}
+
+#[derive(Debug, Default, YaSerialize)]
+#[yaserde(rename = "DecideManipulationResponse", prefix = "a", namespaces = {"a" = "http://licentia.dev/ns/admin/v1"})]
+struct DecideManipulationResponse {
+    #[yaserde(prefix = "a", rename = "Serial")]
+    serial: Text,
+    #[yaserde(prefix = "a", rename = "State")]
+    state: Text,
 }
 
 #[derive(Debug, Default, YaSerialize)]
@@ -358,6 +370,7 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
         | "RemoveFromBlacklist"
         | "ResetContainer"
         | "AssignContainer"
+        | "DecideManipulation"
         | "PushLicense" => {
             let r: Container = decode(P, op)?;
             let serial = need(&at("Serial"), &r.serial)?;
@@ -388,6 +401,20 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
                 "AssignContainer" => {
                     let customer = need_opt("CustomerId", &r.customer_id)?;
                     lifecycle::assign(core, actor, serial.clone(), customer).await?;
+                }
+                "DecideManipulation" => {
+                    let req = lifecycle::ManipulationDecision {
+                        decision: lifecycle::Decision::parse(&need_opt("Decision", &r.decision)?)?,
+                        reason: need_opt("Reason", &r.reason)?,
+                        firm_code: firm_code()?,
+                    };
+                    lifecycle::decide_manipulation(core, actor, serial.clone(), req).await?;
+                    let v = activation::get_container(core, actor, serial).await?;
+                    let out = DecideManipulationResponse {
+                        serial: (&v.serial).into(),
+                        state: (&v.state).into(),
+                    };
+                    return encode(&name, &out);
                 }
                 _ => {
                     let license = long(&at("LicenseId"), r.license_id.as_deref().unwrap_or(""))?;

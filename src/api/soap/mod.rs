@@ -82,6 +82,7 @@ pub const SERVICES: &[Service] = &[
             "RemoveFromBlacklist",
             "ResetContainer",
             "AssignContainer",
+            "DecideManipulation",
             "PushLicense",
             "CreateCloudContainer",
             "ActivateIntoCloudContainer",

@@ -16,6 +16,7 @@ mod info;
 mod issue;
 mod quota;
 mod receipt;
+mod resync;
 mod support;
 
 use std::collections::HashMap;
@@ -291,13 +292,19 @@ fn contact(
     register: bool,
 ) -> Result<Committed<Contact>> {
     let (firm, found) = firm_and_container(c, ctx.firm_code, &ctx.serial, &ctx.digest)?;
-    let (cont, joined, registered) = find_container(c, actor, ctx, register, found)?;
+    let (mut cont, joined, registered) = find_container(c, actor, ctx, register, found)?;
     if cont.state == ContainerState::Manipulated {
         return Ok(Err(Refusal::Error(Error::Manipulation(cont.serial))));
     }
     let (mut mirror, issued) = mirror_or_load(c, cont.id, firm.id, joined)?;
     let (seen, _) = receipt::reconcile(c, actor, &cont, firm.id, &mut mirror, ctx, issued)?;
-    match request_verdict(seen, registered) {
+    let mut verdict = request_verdict(seen, registered);
+    let resynchronising = cont.state == ContainerState::Resynchronising;
+    if resynchronising {
+        let m = &mut mirror;
+        verdict = resync::resynchronise(c, actor, &mut cont, firm.id, m, ctx, verdict)?;
+    }
+    match verdict {
         RequestVerdict::Proceed => {}
         // The registration is not kept (else anyone could take a dongle's serial, or fill
         // the tables, with made-up requests).
@@ -316,7 +323,15 @@ fn contact(
             )))
         }
         RequestVerdict::Manipulated { rolled_back } => {
-            let why = if rolled_back {
+            let why = if resynchronising {
+                format!(
+                    "it was to be resynchronised, but its request shows counter {} with digest \
+                     {} which no update issued for it produces (confirmed: counter {})",
+                    ctx.counter,
+                    &ctx.digest[..16],
+                    mirror.counter
+                )
+            } else if rolled_back {
                 format!(
                     "a request made after counter {} was confirmed shows the older counter {} \
                      (the container was restored from a copy)",

@@ -1,8 +1,10 @@
 //! Lost licenses and vendor control: re-activation, restore, approvals, blacklist,
-//! withdraw, replace, split, reset and assignment. Every change is one write with its
+//! withdraw, replace, split, reset, assignment and the decision about a manipulated
+//! container. Every change is one write with its
 //! history; licenses in a container change there only through updates and receipts.
 mod approvals;
 mod control;
+mod manipulation;
 mod restore;
 
 pub use crate::store::approvals::ApprovalView;
@@ -12,6 +14,7 @@ pub use control::{
     LicenseChange, ReplaceRequest, Replaced, SplitRequest, WithdrawRequest,
 };
 pub(super) use control::{check_parts, split_in};
+pub use manipulation::{decide_manipulation, Decision, ManipulationDecision};
 pub use restore::{fingerprint_salt, reactivate, restore};
 
 use super::activation::Refusal;
