@@ -7,13 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 
-# The tests' real SMTP server (aiosmtpd) and SOAP clients (zeep, suds), in a virtual
-# environment under target/.
+# The tests' real SMTP server (aiosmtpd), SOAP clients (zeep, suds) and the independent
+# protocol verifier's `cryptography`, in a virtual environment under target/.
 venv=target/test-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import aiosmtpd, zeep, suds" 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] \
+  || ! "$venv/bin/python" -c "import aiosmtpd, zeep, suds, cryptography" 2>/dev/null; then
   python3 -m venv --clear "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==1.4.6" "zeep==4.3.3" \
-    "suds==1.2.0"
+    "suds==1.2.0" "cryptography==50.0.2"
 fi
 export TEST_PYTHON="$PWD/$venv/bin/python"
 

@@ -272,3 +272,111 @@ fn damaged_and_random_messages_never_panic_and_only_unchanged_content_verifies()
         "{accepted} of the damaged messages read as valid"
     );
 }
+
+/// The document is enough: `tests/protocol/verify.py` was written from `docs/protocol.md`
+/// alone (Python's `cryptography`, none of our code). It checks the vectors, and an update
+/// the running server made: it verifies the firm's signatures, opens the update with the
+/// container's key and computes the digest the container's receipt then shows. One changed
+/// character, or another container's key, fails.
+#[test]
+fn a_verifier_written_from_the_document_alone_checks_the_vectors_and_a_live_update() {
+    use licentia::client::online::Gateway;
+    use licentia::client::unix_now;
+
+    use crate::activation::{new_act, ticket_with, FIRM};
+
+    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/protocol/verify.py");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&python)
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{python}: {e} (test.sh installs cryptography in its venv)")
+            });
+        let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, err) = run(&["vectors", VECTORS]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("checks passed"), "{out}");
+
+    let app = crate::harness::TestApp::start();
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "V-1", "SNP-SINGLE", 2);
+    let mut c = new_act(&gw);
+    let issued = gw
+        .activate(&ticket, &ids, &c.request(FIRM, unix_now()).unwrap())
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("licentia-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().to_string()
+    };
+    let update = file("update.lcu", &issued.update);
+    let keys = file(
+        "template.json",
+        &serde_json::to_string(&gw.template(FIRM).unwrap()).unwrap(),
+    );
+    let container_key = |c: &Container| serde_json::to_value(c).unwrap()["enc_key"].clone();
+    let enc = container_key(&c);
+    let firm = FIRM.to_string();
+    let verify = |update: &str, enc: &str| {
+        run(&[
+            "update",
+            "--firm-keys",
+            &keys,
+            "--container-key",
+            enc,
+            "--serial",
+            &issued.serial,
+            "--firm-code",
+            &firm,
+            "--counter-from",
+            "0",
+            update,
+        ])
+    };
+    let (code, out, err) = verify(&update, enc.as_str().unwrap());
+    assert_eq!(code, Some(0), "{out}{err}");
+    let body: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(body["serial"], issued.serial.as_str());
+    let added: Vec<i64> = body["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op["entry"]["entry"]["license_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(added, ids, "{body}");
+    // The digest it computes is the one the container shows after applying the update.
+    let receipt = c.apply(&issued.update, unix_now()).unwrap().receipt;
+    let shown = protocol::read_context(&receipt, Kind::Receipt)
+        .unwrap()
+        .digest;
+    assert!(
+        err.contains(&format!(
+            "digest after applying to the empty content: {shown}"
+        )),
+        "{err}"
+    );
+    assert!(!gw.receipt(&receipt).unwrap().already_confirmed);
+
+    // One character changed in the armoured text, or another container's key: refused.
+    let mut bytes = issued.update.clone().into_bytes();
+    let mid = (bytes.len() / 2..)
+        .find(|i| bytes[*i].is_ascii_alphanumeric())
+        .unwrap();
+    bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+    let tampered = file("tampered.lcu", std::str::from_utf8(&bytes).unwrap());
+    let (code, _, err) = verify(&tampered, enc.as_str().unwrap());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.starts_with("FAIL "), "{err}");
+    let other = container_key(&new_act(&gw));
+    let (code, _, err) = verify(&update, other.as_str().unwrap());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.starts_with("FAIL "), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
