@@ -184,10 +184,15 @@ pub struct CheckOk {
     pub feature_map: u32,
     /// 0 = local single user, otherwise the sum of floating users.
     pub quantity: u32,
+    /// When the licenses found end (unix seconds): the latest end among them; none when one
+    /// of them does not end.
     pub expires_at: Option<i64>,
-    /// The latest end of maintenance among the licenses found (unix seconds); none when no
-    /// license has a maintenance period.
+    /// The latest end of maintenance among the licenses found (unix seconds); none when one
+    /// of them has no maintenance period.
     pub maintenance_ends: Option<i64>,
+    /// By when the container must contact the license server (unix seconds): the latest
+    /// check-in deadline among the licenses found; none when one of them need not check in.
+    pub check_in_by: Option<i64>,
 }
 
 /// What applying an update did.
@@ -551,6 +556,15 @@ impl Container {
                 last_reason = format!("license {} expired", e.license_id);
                 continue;
             }
+            if let Some(until) = e.check_in_until.filter(|t| now >= *t) {
+                last_reason = format!(
+                    "license {} had to check in with the license server by {}: connect this \
+                     computer (or exchange a request and an update file) to renew it",
+                    e.license_id,
+                    day(until)
+                );
+                continue;
+            }
             let maintenance_ends = e
                 .maintenance_period_days
                 .map(|d| first + i64::from(d) * 86_400);
@@ -580,6 +594,7 @@ impl Container {
                 e.quantity,
                 end,
                 maintenance_ends,
+                e.check_in_until,
             ));
         }
         if found.is_empty() {
@@ -595,8 +610,9 @@ impl Container {
             license_ids: found.iter().map(|f| f.0).collect(),
             feature_map: found.iter().fold(0, |a, f| a | f.1),
             quantity: found.iter().map(|f| f.2).sum(),
-            expires_at: found.iter().filter_map(|f| f.3).max(),
-            maintenance_ends: found.iter().filter_map(|f| f.4).max(),
+            expires_at: latest(found.iter().map(|f| f.3)),
+            maintenance_ends: latest(found.iter().map(|f| f.4)),
+            check_in_by: latest(found.iter().map(|f| f.5)),
         })
     }
 
@@ -646,6 +662,11 @@ impl Container {
 /// Seconds since the Unix epoch now.
 pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// The latest of some ends, none when one of them is none (it does not end).
+fn latest(ends: impl Iterator<Item = Option<i64>>) -> Option<i64> {
+    ends.collect::<Option<Vec<i64>>>()?.into_iter().max()
 }
 
 /// A unix time's day (UTC), as messages show it.

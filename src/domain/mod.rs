@@ -11,7 +11,7 @@ mod states;
 pub mod ticket;
 pub mod update_plan;
 
-pub use options::{ActivationLimit, ItemOptions, UpdateEffect};
+pub use options::{check_in_deadline, ActivationLimit, ItemOptions, UpdateEffect};
 pub use settings::{ActivationMode, ReactivationBehaviour, ReactivationPolicy, Settings};
 pub use states::{
     ApprovalState, ContainerState, JobRunState, LicenseState, NotificationOutcome, QueueState,

@@ -68,6 +68,22 @@ pub struct ItemOptions {
     /// period, asked by customers (deactivate–reactivate loops).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_limit: Option<ActivationLimit>,
+    /// The license must check in: its entry carries a deadline, the end of the UTC day this
+    /// many days after its container's last contact, which every contact moves on; past it
+    /// the license is refused offline (`check_in_deadline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_in_days: Option<u32>,
+}
+
+/// The check-in deadline of a license that must check in every `days` days, renewed at
+/// `now`: the end of the UTC day `days` days later (seconds since the Unix epoch). It moves
+/// once a day, so a container gets at most one renewal a day.
+pub fn check_in_deadline(now: chrono::NaiveDateTime, days: u32) -> i64 {
+    let day = now.date() + chrono::Duration::days(i64::from(days) + 1);
+    day.and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp()
 }
 
 /// At most `activations` activations of a license within `days` days.
@@ -158,6 +174,9 @@ impl ItemOptions {
                     "must be before expiration_time",
                 ));
             }
+        }
+        if self.check_in_days.is_some_and(|d| d == 0 || d > 3650) {
+            return Err(Error::invalid("check_in_days", "between 1 and 3650 days"));
         }
         if self.blocking_period_days.is_some_and(|d| d > 3650) {
             return Err(Error::invalid("blocking_period_days", "at most 3650"));

@@ -30,6 +30,10 @@ pub struct Entry {
     pub text: String,
     pub user_data: String,
     pub protected_data: String,
+    /// A license that must check in: refused offline from this time on, until a contact
+    /// with the server renews it. Absent (not null) for a license that need not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_in_until: Option<i64>,
 }
 
 /// An entry signed by a firm key, so a container can prove it offline.

@@ -46,6 +46,9 @@ pub enum Report {
     CloudUse {
         days: u32,
     },
+    /// The licenses that must check in: when their containers last did, their deadlines,
+    /// and which are overdue (most overdue first).
+    CheckIn,
 }
 
 impl Report {
@@ -62,6 +65,7 @@ impl Report {
         "duplicates",
         "cloud-seats",
         "cloud-use",
+        "check-in",
     ];
 
     /// The report named `name` with the parameters it needs.
@@ -107,6 +111,7 @@ impl Report {
             "activations" => Report::ActivationsPerMonth,
             "production" => Report::Production,
             "duplicates" => Report::Duplicates,
+            "check-in" => Report::CheckIn,
             "cloud-seats" => Report::CloudSeats,
             other => {
                 return Err(Error::invalid(
@@ -489,6 +494,46 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                         ]
                     })
                     .collect(),
+            }
+        }
+        Report::CheckIn => {
+            let mut rows = store::must_check_in(c)?;
+            // Overdue or never checked in first, the oldest deadline first.
+            rows.sort_by_key(|r| (r.check_in_until.unwrap_or(i64::MIN), r.license.id));
+            let at = |t: i64| {
+                chrono::DateTime::from_timestamp(t, 0)
+                    .map(|t| iso(t.naive_utc()))
+                    .unwrap_or(Value::Null)
+            };
+            let now_s = now.and_utc().timestamp();
+            Table {
+                report: "check-in",
+                columns: &[
+                    "license_id",
+                    "item_id",
+                    "serial",
+                    "customer_id",
+                    "check_in_days",
+                    "last_check_in",
+                    "check_in_until",
+                    "overdue",
+                ],
+                rows: rows
+                    .into_iter()
+                    .map(|r| {
+                        let days = r.license.options()?.check_in_days;
+                        Ok(vec![
+                            json!(r.license.id),
+                            json!(r.license.item_id),
+                            json!(r.license.serial),
+                            json!(r.license.customer_id),
+                            json!(days),
+                            iso_opt(r.confirmed_at),
+                            r.check_in_until.map(at).unwrap_or(Value::Null),
+                            json!(r.check_in_until.is_some_and(|t| t <= now_s)),
+                        ])
+                    })
+                    .collect::<Result<_>>()?,
             }
         }
         Report::Production => Table {

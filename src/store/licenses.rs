@@ -8,7 +8,7 @@ use super::schema::{items, licenses, order_lines, tickets};
 use super::{Conn, Reused};
 use crate::domain::reactivation::LicenseFacts;
 use crate::domain::ticket::TicketCode;
-use crate::domain::{ItemOptions, LicenseState, TicketState};
+use crate::domain::{check_in_deadline, ItemOptions, LicenseState, TicketState};
 use crate::error::{Error, Result};
 use crate::on_backend;
 use crate::protocol::Entry;
@@ -66,8 +66,9 @@ impl LicRow {
             .map_err(|e| Error::internal(format!("license {} options: {e}", self.id)))
     }
 
-    /// The entry this license is in container `serial` of `firm_code`.
-    pub fn entry(&self, serial: &str, firm_code: i64) -> Result<Entry> {
+    /// The entry this license is in container `serial` of `firm_code`, made at `now` (a
+    /// license that must check in gets its deadline from then).
+    pub fn entry(&self, serial: &str, firm_code: i64, now: NaiveDateTime) -> Result<Entry> {
         let o = self.options()?;
         Ok(Entry {
             license_id: self.id,
@@ -85,6 +86,7 @@ impl LicRow {
             text: o.text,
             user_data: o.user_data,
             protected_data: o.protected_data,
+            check_in_until: o.check_in_days.map(|d| check_in_deadline(now, d)),
         })
     }
 

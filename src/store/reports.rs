@@ -313,3 +313,63 @@ pub fn duplicates(c: &mut Conn) -> Result<Vec<DuplicateLine>> {
     }
     Ok(out)
 }
+
+/// A license that must check in, with what its container last confirmed of its firm.
+pub struct CheckInLine {
+    pub license: LicenseLine,
+    /// When the container last confirmed an update of the license's firm (none: never).
+    pub confirmed_at: Option<NaiveDateTime>,
+    /// The deadline of the license's entry in that confirmed content (none: not there yet).
+    pub check_in_until: Option<i64>,
+}
+
+/// The licenses in containers whose options say they must check in, with their containers'
+/// confirmed state.
+pub fn must_check_in(c: &mut Conn) -> Result<Vec<CheckInLine>> {
+    use super::schema::{container_firms, containers};
+    use crate::protocol::{Content, Entry};
+    use LicenseState as S;
+    // The option lives in the license options, written only when set.
+    let rows: Vec<LicenseLine> = license_lines!()
+        .filter(licenses::state.eq_any([
+            S::Pending.as_str(),
+            S::Activated.as_str(),
+            S::Returning.as_str(),
+            S::Withdrawing.as_str(),
+        ]))
+        .filter(licenses::options.like("%\"check_in_days\":%"))
+        .load(c)?;
+    let serials: Vec<&str> = rows.iter().filter_map(|l| l.serial.as_deref()).collect();
+    let mut mirrors: HashMap<(String, i64), (NaiveDateTime, Content<Entry>)> = HashMap::new();
+    for (serial, firm_code, at, content) in container_firms::table
+        .inner_join(containers::table.on(containers::id.eq(container_firms::container_id)))
+        .inner_join(firms::table.on(firms::id.eq(container_firms::firm_id)))
+        .filter(containers::serial.eq_any(&serials))
+        .filter(container_firms::counter.gt(0))
+        .select((
+            containers::serial,
+            firms::firm_code,
+            container_firms::confirmed_at,
+            container_firms::content,
+        ))
+        .load::<(String, i64, NaiveDateTime, String)>(c)?
+    {
+        let content = serde_json::from_str(&content)
+            .map_err(|e| Error::internal(format!("content of {serial}: {e}")))?;
+        mirrors.insert((serial, firm_code), (at, content));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|l| {
+            let key = (l.serial.clone().unwrap_or_default(), l.firm_code);
+            let mirror = mirrors.get(&key);
+            CheckInLine {
+                confirmed_at: mirror.map(|m| m.0),
+                check_in_until: mirror
+                    .and_then(|m| m.1.entries.get(&l.id))
+                    .and_then(|e| e.check_in_until),
+                license: l,
+            }
+        })
+        .collect())
+}

@@ -31,6 +31,7 @@ fn items_and_settings_are_edited_through_their_forms() {
             ("reactivation", "approval"),
             ("seat_counting", "per_station"),
             ("lease_seconds", "600"),
+            ("check_in_days", "14"),
             ("activation_limit.activations", "2"),
             ("activation_limit.days", "30"),
             ("text", "Hallo Welt"),
@@ -47,6 +48,7 @@ fn items_and_settings_are_edited_through_their_forms() {
     assert_eq!(o["reactivation"], "approval");
     assert_eq!(o["seat_counting"], "per_station");
     assert_eq!(o["activation_limit"], json!({"activations": 2, "days": 30}));
+    assert_eq!(o["check_in_days"], 14);
     assert_eq!(item["product_code"], 4242);
     // The edit page shows what is stored; saving it unchanged changes nothing but the
     // version.
@@ -56,6 +58,11 @@ fn items_and_settings_are_edited_through_their_forms() {
     // Bad values are refused with the option named, and nothing changes.
     for (name, value, says) in [
         ("license_quantity", "-1", "license_quantity"),
+        (
+            "check_in_days",
+            "0",
+            "check_in_days: between 1 and 3650 days",
+        ),
         ("expiration_time", "tomorrow", "expiration_time"),
         ("reactivation", "sometimes", "unknown variant"),
         ("activation_limit.days", "", "give both"),

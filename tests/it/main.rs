@@ -10,6 +10,7 @@ mod admin_settings;
 mod audit;
 mod bridge;
 mod catalog;
+mod checkin;
 mod cli;
 mod client;
 mod cloud;

@@ -69,6 +69,7 @@ fn make_vectors() -> Value {
         text: "SampleNotePad".into(),
         user_data: String::new(),
         protected_data: String::new(),
+        check_in_until: None,
     };
     let signed_entry = SignedEntry::sign(entry, &firm);
     let body = UpdateBody {

@@ -111,6 +111,7 @@ const REPORT_PARAMS: &[(&str, &[&str])] = &[
     ("duplicates", &[]),
     ("cloud-seats", &[]),
     ("cloud-use", &["days"]),
+    ("check-in", &[]),
 ];
 
 async fn report_list(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {

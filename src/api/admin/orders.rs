@@ -395,6 +395,7 @@ fn item_form(admin: &Admin_, v: &super::Visit, mut item: Value) -> HttpResponse 
     for (k, default) in [
         ("trial", json!(false)),
         ("lease_seconds", Value::Null),
+        ("check_in_days", Value::Null),
         ("seat_counting", json!("per_access")),
         (
             "activation_limit",
@@ -474,6 +475,7 @@ const OPTIONS: &[(&str, Kind)] = &[
     ("activation_time", Kind::Time),
     ("unit_counter", Kind::Number),
     ("maintenance_period_days", Kind::Number),
+    ("check_in_days", Kind::Number),
     ("text", Kind::Text),
     ("user_data", Kind::Text),
     ("protected_data", Kind::Text),

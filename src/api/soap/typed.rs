@@ -90,6 +90,7 @@ pub const OPTIONS: &[(&str, &str, Ty)] = &[
             ("Days", "days", Ty::Int),
         ]),
     ),
+    ("CheckInDays", "check_in_days", Ty::Int),
 ];
 
 /// The firm's settings: element, JSON field, type.

@@ -57,6 +57,7 @@ pub(in crate::service) fn issue_with(
     outstanding: Option<Vec<LicRow>>,
     named: Option<&[i64]>,
 ) -> Result<Option<Prepared>> {
+    let now = crate::service::now();
     let only = named.filter(|_| !k.settings.automatic_update_handling);
     let serial = &k.cont.serial;
     let held = &k.mirror.content;
@@ -83,14 +84,21 @@ pub(in crate::service) fn issue_with(
             .filter(|id| !rows.iter().any(|l| l.id == **id))
             .copied()
             .collect();
+        // A license that must check in is renewed at every contact, named or not.
         if let Some(ids) = only {
-            rows.retain(|l| ids.contains(&l.id));
+            let mut kept = Vec::with_capacity(rows.len());
+            for l in rows {
+                if ids.contains(&l.id) || l.options()?.check_in_days.is_some() {
+                    kept.push(l);
+                }
+            }
+            rows = kept;
         }
         for l in &rows {
             // Only a license that belongs in the container has an entry to send or compare
             // (reading the options costs; a returning one is deleted whatever it holds).
             let entry = match l.state.in_container() {
-                true => Some(l.entry(serial, ctx.firm_code)?),
+                true => Some(l.entry(serial, ctx.firm_code, now)?),
                 false => None,
             };
             let have = match (held.entries.get(&l.id), &entry) {
@@ -146,7 +154,6 @@ pub(in crate::service) fn issue_with(
         .apply(&ops)
         .map_err(|e| Error::internal(format!("update does not fit the mirror: {e}")))?;
     let digest_after = after.digest();
-    let now = crate::service::now();
     let expires_at = now + chrono::Duration::days(i64::from(k.settings.update_validity_days));
     let counter_to = k.mirror.counter + 1;
     let changes = serde_json::json!({"added": added, "changed": changed, "deleted": deleted,
