@@ -42,7 +42,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let first = info.licenses.first().ok_or("the ticket holds no license")?;
     let (firm_code, product_code) = (first.firm_code, first.product_code);
     let template = gateway.template(firm_code)?;
-    container.trust(template.firm_code, &template.firm_name, &template.keys);
+    container.trust_template(&template);
 
     // 2. request: the container's signed context, sent with the ticket.
     let request = container.request(firm_code, unix_now())?;

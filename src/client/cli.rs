@@ -216,7 +216,7 @@ pub fn run_container(cmd: ContainerCmd) -> CResult<()> {
             let mut c = Container::load(&dir)?;
             let t: Template = serde_json::from_str(&read(&template)?)
                 .map_err(|e| cerr("invalid_input", format!("not a license template: {e}")))?;
-            c.trust(t.firm_code, &t.firm_name, &t.keys);
+            c.trust_template(&t);
             c.save(&dir)?;
             println!("firm code {} ({}) trusted", t.firm_code, t.firm_name);
         }

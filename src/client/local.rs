@@ -158,7 +158,7 @@ impl Desk {
             Container::load(&self.dir)?
         };
         if !c.firms.contains_key(&firm_code) {
-            c.trust(t.firm_code, &t.firm_name, &t.keys);
+            c.trust_template(&t);
         }
         c.save(&self.dir)?;
         Ok(Trusted {

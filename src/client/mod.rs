@@ -302,6 +302,13 @@ impl Container {
             .unwrap_or_default()
     }
 
+    /// Trusts a firm by its license template: its keys, and for an `act` container the firm's
+    /// fingerprint tolerance when it is stricter than the container's own.
+    pub fn trust_template(&mut self, t: &protocol::Template) {
+        self.trust(t.firm_code, &t.firm_name, &t.keys);
+        self.tolerance = self.tolerance.min(t.fingerprint_tolerance);
+    }
+
     /// Trusts a firm's keys (from its license template).
     pub fn trust(&mut self, firm_code: i64, firm_name: &str, keys: &BTreeMap<String, String>) {
         let f = self.firms.entry(firm_code).or_default();

@@ -228,7 +228,7 @@ fn lock_first(
 pub fn ensure_trust(gw: &Gateway, c: &mut Container, firm_code: i64) -> CResult<()> {
     if !c.firms.contains_key(&firm_code) {
         let t = gw.template(firm_code)?;
-        c.trust(t.firm_code, &t.firm_name, &t.keys);
+        c.trust_template(&t);
     }
     Ok(())
 }

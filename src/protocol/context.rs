@@ -12,7 +12,8 @@ pub const VERSION: u32 = 1;
 /// The serial of a container that has not been given one yet.
 pub const NEW_SERIAL: &str = "new";
 const MAX_TRAITS: usize = 16;
-const MAX_KNOWN_KEYS: usize = 16;
+/// A container trusts every key its firm has had (each rotation adds one): room for many.
+const MAX_KNOWN_KEYS: usize = 256;
 
 /// One machine trait of an `act` container's fingerprint, as a salted hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

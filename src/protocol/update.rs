@@ -76,7 +76,8 @@ pub struct UpdateBody {
     pub container_key: String,
     pub issued_at: i64,
     pub expires_at: i64,
-    /// The nonce of the request this update answers (empty for a pushed update).
+    /// The nonce of the request this update answers (a pushed license goes with the update
+    /// that answers the container's next request).
     pub fulfils: String,
     /// Firm keys newer than the container knows, each endorsed by the one before.
     pub keys: Vec<Endorsement>,

@@ -621,6 +621,17 @@ fn a_rotated_firm_key_reaches_containers_already_in_the_field() {
             .license_ids,
         ids
     );
+    // Years of rotations: a container that trusts every key the firm has had (20 now)
+    // still asks, and gets its update from the newest key.
+    for _ in 0..18 {
+        app.rt
+            .block_on(licentia::service::firms::rotate_key(&app.core, &sys, FIRM))
+            .unwrap();
+    }
+    let mut veteran = new_act(&gw);
+    assert_eq!(veteran.firms[&FIRM].keys.len(), 20);
+    let (ticket4, ids4) = ticket_with(&app, "K-3", "SNP-SINGLE", 1);
+    online::activate(&gw, &mut veteran, &ticket4, &ids4, &mut keep).unwrap();
     // A container that trusts only a forged key refuses the update.
     let mut forged = new_act(&gw);
     forged.firms.get_mut(&FIRM).unwrap().keys =
@@ -1113,4 +1124,29 @@ fn a_license_with_maintenance_covers_only_versions_released_before_it_ended() {
         )
         .unwrap_err();
     assert!(e.message.contains("maintenance ended"), "{e}");
+}
+
+/// The firm's `fingerprint_tolerance` reaches the containers: one that trusts the firm by
+/// its license template takes the firm's tolerance when it is stricter than its own.
+#[test]
+fn the_firms_fingerprint_tolerance_binds_containers_that_trust_it() {
+    let app = TestApp::start();
+    let (s, v) = app.admin(
+        "PUT",
+        "/api/v1/settings",
+        Some(json!({"fingerprint_tolerance": 1})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "T-1", "SNP-SINGLE", 1);
+    let mut c = new_act(&gw);
+    assert_eq!(c.tolerance, 1);
+    online::activate(&gw, &mut c, &ticket, &ids, &mut keep).unwrap();
+    let mut moved = traits();
+    moved[0].1 = "another machine id".into();
+    assert!(c.check(FIRM, 1001, 1, &moved, unix_now()).is_ok());
+    moved[1].1 = "another host name".into();
+    let e = c.check(FIRM, 1001, 1, &moved, unix_now()).unwrap_err();
+    assert_eq!(e.code, "fingerprint_mismatch", "{e}");
+    assert!(e.message.contains("at most 1 may"), "{e}");
 }

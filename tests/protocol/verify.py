@@ -238,7 +238,7 @@ CONTEXT = {  # section 7.2
     "container_type": lambda v, w: need(v in ("act", "dongle", "cloud"), w, "bad container type"),
     "firm_code": integer(1, U32[1]), "counter": integer(*U64), "digest": hexstr(64),
     "sign_key": b64bytes(32), "enc_key": x25519_public,
-    "fingerprint": array(FINGERPRINT, 16), "known_keys": array(hexstr(16), 16),
+    "fingerprint": array(FINGERPRINT, 16), "known_keys": array(hexstr(16), 256),
     "nonce": hexstr(32), "created_at": integer(*I64), "update_id": nullable(integer(*I64)),
 }
 
