@@ -193,6 +193,9 @@ pub struct CheckOk {
     /// By when the container must contact the license server (unix seconds): the latest
     /// check-in deadline among the licenses found; none when one of them need not check in.
     pub check_in_by: Option<i64>,
+    /// What was found is the firm's lock item: the vendor blacklisted this container and
+    /// its licenses of the firm are locked (no license is found while the lock holds).
+    pub lock: bool,
 }
 
 /// What applying an update did.
@@ -527,6 +530,20 @@ impl Container {
             )
         })?;
         if f.content.locked {
+            if f.content.lock_product == Some(product_code) {
+                return Ok(CheckOk {
+                    serial,
+                    firm_code,
+                    product_code,
+                    license_ids: vec![],
+                    feature_map: 0,
+                    quantity: 0,
+                    expires_at: None,
+                    maintenance_ends: None,
+                    check_in_by: None,
+                    lock: true,
+                });
+            }
             return Err(cerr(
                 "locked",
                 format!("the licenses of firm code {firm_code} are locked"),
@@ -620,6 +637,7 @@ impl Container {
             expires_at: latest(found.iter().map(|f| f.3)),
             maintenance_ends: latest(found.iter().map(|f| f.4)),
             check_in_by: latest(found.iter().map(|f| f.5)),
+            lock: false,
         })
     }
 

@@ -100,8 +100,13 @@ pub enum Op<E = SignedEntry> {
     Delete {
         license_id: i64,
     },
-    /// Locks every entry of the firm (sent to blacklisted containers).
-    Lock,
+    /// Locks every entry of the firm (sent to blacklisted containers). `product_code`: the
+    /// firm's lock item, which the vendor's software finds while the lock holds (absent, not
+    /// null, when the firm has none).
+    Lock {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        product_code: Option<i64>,
+    },
     /// Lifts the lock (the container was taken off the blacklist).
     Unlock,
 }
@@ -111,7 +116,7 @@ impl<E: AsEntry> Op<E> {
         match self {
             Op::Add { entry } | Op::Change { entry } => Some(entry.entry().license_id),
             Op::Delete { license_id } => Some(*license_id),
-            Op::Lock | Op::Unlock => None,
+            Op::Lock { .. } | Op::Unlock => None,
         }
     }
 }
@@ -123,6 +128,9 @@ impl<E: AsEntry> Op<E> {
 pub struct Content<E> {
     pub entries: BTreeMap<i64, E>,
     pub locked: bool,
+    /// The product code of the lock item the lock came with (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_product: Option<i64>,
 }
 
 pub type FirmContent = Content<SignedEntry>;
@@ -132,6 +140,7 @@ impl<E> Default for Content<E> {
         Content {
             entries: BTreeMap::new(),
             locked: false,
+            lock_product: None,
         }
     }
 }
@@ -140,9 +149,11 @@ impl<E: AsEntry> Content<E> {
     /// SHA-256 over the canonical JSON of the entries (in license id order) and the lock.
     pub fn digest(&self) -> String {
         let entries: Vec<Value> = self.entries.values().map(|e| to_value(e.entry())).collect();
-        sha256_hex(&canonical(
-            &json!({"entries": entries, "locked": self.locked}),
-        ))
+        let mut v = json!({"entries": entries, "locked": self.locked});
+        if let Some(p) = self.lock_product {
+            v["lock_product"] = json!(p);
+        }
+        sha256_hex(&canonical(&v))
     }
 
     /// Applies the operations in order; an operation that does not fit (adding what is
@@ -175,8 +186,14 @@ impl<E: AsEntry> Content<E> {
                         )));
                     }
                 }
-                Op::Lock => next.locked = true,
-                Op::Unlock => next.locked = false,
+                Op::Lock { product_code } => {
+                    next.locked = true;
+                    next.lock_product = *product_code;
+                }
+                Op::Unlock => {
+                    next.locked = false;
+                    next.lock_product = None;
+                }
             }
         }
         *self = next;

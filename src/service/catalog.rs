@@ -427,6 +427,18 @@ pub async fn put_settings(core: &Core, actor: &Actor, new: Settings) -> Result<S
     let actor = actor.clone();
     core.db
         .write(move |c| {
+            // The lock item goes into blacklisted containers with the lock: one of this
+            // firm's items of kind lock, so its product code means the lock and nothing else.
+            if let Some(id) = new.lock_item.as_deref() {
+                let item = item_store::by_item_id(c, id)
+                    .map_err(|_| Error::invalid("lock_item", format!("there is no item {id}")))?;
+                if item.firm_id != firm || item.kind != ItemKind::Lock {
+                    return Err(Error::invalid(
+                        "lock_item",
+                        format!("item {id} is not a lock item of this firm (kind lock)"),
+                    ));
+                }
+            }
             let body = serde_json::to_string(&new).expect("settings");
             crate::store::settings::save(c, firm, &body, super::now())?;
             audit::record(

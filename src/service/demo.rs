@@ -62,7 +62,7 @@ pub async fn seed(core: &Core) -> Result<DemoOutcome> {
             "LOCK",
             "Lock item for blacklisted containers",
             ItemKind::Lock,
-            0,
+            9999,
             ItemOptions::default(),
         ),
     ];

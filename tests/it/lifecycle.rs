@@ -1193,3 +1193,68 @@ fn the_duplicate_check_records_a_copy_left_by_a_reactivation_once() {
     assert_eq!(seen(&app).len(), 1);
     assert_eq!(report(&app, "duplicates").len(), 2);
 }
+
+/// With `lock_item` set, the lock carries the firm's lock item: while the lock holds, the
+/// vendor's software finds that product (and nothing else), and taking the container off
+/// the blacklist takes it away with the lock.
+#[test]
+fn the_lock_carries_the_lock_item_for_the_vendors_software_to_test_for() {
+    const LOCK_PRODUCT: i64 = 9999;
+    let app = TestApp::start();
+    for (item, says) in [
+        (
+            "SNP-SINGLE",
+            "item SNP-SINGLE is not a lock item of this firm",
+        ),
+        ("NOPE", "there is no item NOPE"),
+    ] {
+        let (s, v) = app.admin("PUT", "/api/v1/settings", Some(json!({"lock_item": item})));
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_input")),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{v}"
+        );
+    }
+    settings(&app, json!({"lock_item": "LOCK"}));
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "LI-1", "SNP-SINGLE", 2);
+    let mut a = new_act(&gw);
+    activate(&gw, &mut a, &ticket, &ids[..1]);
+    // Not locked: the lock item is not there.
+    let e = a
+        .check(FIRM, LOCK_PRODUCT, 0, &traits(), unix_now())
+        .unwrap_err();
+    assert_eq!(e.code, "not_licensed", "{e}");
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/blacklist",
+        Some(json!({"serial": a.serial, "description": "chargeback"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let e = online::activate(&gw, &mut a, &ticket, &ids[1..], &mut keep).unwrap_err();
+    assert_eq!(e.code, "blacklisted", "{e}");
+    let found = a
+        .check(FIRM, LOCK_PRODUCT, 0, &traits(), unix_now())
+        .unwrap();
+    assert!(found.lock, "{found:?}");
+    assert!(found.license_ids.is_empty());
+    let e = a.check(FIRM, 1001, 1, &traits(), unix_now()).unwrap_err();
+    assert_eq!(e.code, "locked", "{e}");
+    // Off the blacklist: the next contact lifts the lock and the lock item with it.
+    let (s, v) = app.admin(
+        "POST",
+        &format!("/api/v1/blacklist/{}/remove", a.serial),
+        Some(json!({"reason": "paid after all"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    online::update(&gw, &mut a, &mut keep).unwrap();
+    assert!(a.check(FIRM, 1001, 1, &traits(), unix_now()).is_ok());
+    let e = a
+        .check(FIRM, LOCK_PRODUCT, 0, &traits(), unix_now())
+        .unwrap_err();
+    assert_eq!(e.code, "not_licensed", "{e}");
+}

@@ -1420,7 +1420,7 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
         "Admin",
         admin,
         "<a:PutSettings><a:Settings><a:SelfServiceCount>0</a:SelfServiceCount>\
-         <a:LockItem>SNP-LOCK</a:LockItem><a:MonthlyActivationQuota>7</a:MonthlyActivationQuota>\
+         <a:LockItem>LOCK</a:LockItem><a:MonthlyActivationQuota>7</a:MonthlyActivationQuota>\
          <a:ActivationMode>selected</a:ActivationMode></a:Settings></a:PutSettings>",
     );
     // Container c holds dep[0] and e2 more[0] (restored there): new containers ask for them

@@ -270,7 +270,10 @@ def operation(v, what):  # section 8.3
         return o
     if op == "delete":
         return obj(v, what, {"license_id": integer(*I64), "op": string})
-    need(op in ("lock", "unlock"), what, f"unknown op {op!r}")
+    if op == "lock":                        # the lock item's product code, if any
+        return obj(v, what, {"op": string, "product_code": integer(*I64)},
+                   optional={"product_code": None})
+    need(op == "unlock", what, f"unknown op {op!r}")
     return {"op": op}                       # other members ignored (section 8.3)
 
 
@@ -383,8 +386,9 @@ def verify_entries(body, known):
 
 
 def apply_ops(content, ops):
-    """Section 8.3 on {license_id: signed entry}, locked; returns a new (entries, locked)."""
-    entries, locked = dict(content[0]), content[1]
+    """Section 8.3 on ({license_id: signed entry}, locked, lock_product); returns a new
+    (entries, locked, lock_product)."""
+    entries, locked, lock_product = dict(content[0]), content[1], content[2]
     for i, raw in enumerate(ops):
         op = operation(raw, f"ops[{i}]")
         if op["op"] in ("add", "change"):
@@ -397,13 +401,17 @@ def apply_ops(content, ops):
             del entries[op["license_id"]]
         else:
             locked = op["op"] == "lock"
-    return entries, locked
+            lock_product = op.get("product_code")
+    return entries, locked, lock_product
 
 
-def digest(entries, locked):
+def digest(entries, locked, lock_product=None):
     """Section 9.2."""
     plain = [entries[k]["entry"] for k in sorted(entries)]
-    return hashlib.sha256(canonical({"entries": plain, "locked": locked})).hexdigest()
+    content = {"entries": plain, "locked": locked}
+    if lock_product is not None:
+        content["lock_product"] = lock_product
+    return hashlib.sha256(canonical(content)).hexdigest()
 
 
 # ---------------------------------------------------------------- command: vectors
@@ -519,8 +527,8 @@ def cmd_vectors(path):
     refused("update read as a request is refused", lambda: read_context(vec["update"], "request"))
 
     # Step 9: digest after.
-    entries, locked = apply_ops(({}, False), b["ops"])
-    ok("digest_after", digest(entries, locked) == vec["digest_after"] ==
+    entries, locked, lock_product = apply_ops(({}, False, None), b["ops"])
+    ok("digest_after", digest(entries, locked, lock_product) == vec["digest_after"] ==
        "2b59496b06b39d542e2e944a723c3c48efd1704f7139e295f818151c9b6da603")
 
     # Step 10: the receipt.
@@ -578,8 +586,8 @@ def cmd_update(a):
          "not a key id")
     verify_entries(body, u["known"])                                            # sections 8.2, 12
     if body["counter_from"] == 0:     # content at counter 0 is empty: ops must apply (step 8)
-        entries, locked = apply_ops(({}, False), body["ops"])
-        print(f"note: digest after applying to the empty content: {digest(entries, locked)}",
+        after = apply_ops(({}, False, None), body["ops"])
+        print(f"note: digest after applying to the empty content: {digest(*after)}",
               file=sys.stderr)
     sys.stdout.write(canonical(body).decode("utf-8") + "\n")
 

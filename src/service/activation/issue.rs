@@ -68,7 +68,9 @@ pub(in crate::service) fn issue_with(
     // An update is needed even with nothing to send when it voids one still outstanding.
     let mut settle = false;
     if locking {
-        ops.push(Op::Lock);
+        ops.push(Op::Lock {
+            product_code: lock_product(c, k)?,
+        });
     } else {
         if lock == LockStep::Unlock {
             ops.push(Op::Unlock);
@@ -255,6 +257,16 @@ fn note_duplicates(c: &mut Conn, actor: &Actor, serial: &str, copies: &[i64]) ->
     Ok(())
 }
 
+/// The product code of the firm's lock item (setting `lock_item`), which the lock carries so
+/// that the vendor's software can test for it.
+fn lock_product(c: &mut Conn, k: &Contact) -> Result<Option<i64>> {
+    let Some(item_id) = k.settings.lock_item.as_deref() else {
+        return Ok(None);
+    };
+    let item = crate::store::items::by_item_id(c, item_id)?;
+    Ok((item.firm_id == k.firm_id).then_some(item.product_code))
+}
+
 /// The history's action of a duplicate found.
 pub const DUPLICATE_SEEN: &str = "license.duplicate_seen";
 
@@ -283,7 +295,7 @@ impl Prepared {
                 Op::Add { entry } => Op::Add { entry: sign(entry) },
                 Op::Change { entry } => Op::Change { entry: sign(entry) },
                 Op::Delete { license_id } => Op::Delete { license_id },
-                Op::Lock => Op::Lock,
+                Op::Lock { product_code } => Op::Lock { product_code },
                 Op::Unlock => Op::Unlock,
             })
             .collect();
