@@ -309,7 +309,9 @@ impl Container {
     /// fingerprint tolerance when it is stricter than the container's own.
     pub fn trust_template(&mut self, t: &protocol::Template) {
         self.trust(t.firm_code, &t.firm_name, &t.keys);
-        self.tolerance = self.tolerance.min(t.fingerprint_tolerance);
+        if self.kind == ContainerType::Act {
+            self.tolerance = self.tolerance.min(t.fingerprint_tolerance);
+        }
     }
 
     /// Trusts a firm's keys (from its license template).
@@ -582,8 +584,8 @@ impl Container {
             }
             if let Some(until) = e.check_in_until.filter(|t| now >= *t) {
                 last_reason = format!(
-                    "license {} had to check in with the license server by {}: connect this \
-                     computer (or exchange a request and an update file) to renew it",
+                    "license {} had to check in with the license server before {}: connect \
+                     this computer (or exchange a request and an update file) to renew it",
                     e.license_id,
                     day(until)
                 );

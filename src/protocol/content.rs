@@ -128,7 +128,8 @@ impl<E: AsEntry> Op<E> {
 pub struct Content<E> {
     pub entries: BTreeMap<i64, E>,
     pub locked: bool,
-    /// The product code of the lock item the lock came with (absent when none).
+    /// The product code of the lock item the lock came with (absent when none; not part of
+    /// the digest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_product: Option<i64>,
 }
@@ -149,11 +150,11 @@ impl<E: AsEntry> Content<E> {
     /// SHA-256 over the canonical JSON of the entries (in license id order) and the lock.
     pub fn digest(&self) -> String {
         let entries: Vec<Value> = self.entries.values().map(|e| to_value(e.entry())).collect();
-        let mut v = json!({"entries": entries, "locked": self.locked});
-        if let Some(p) = self.lock_product {
-            v["lock_product"] = json!(p);
-        }
-        sha256_hex(&canonical(&v))
+        // Not the lock item: a container of an older version ignores it and must show the
+        // same digest (the firm's signature over the update covers it).
+        sha256_hex(&canonical(
+            &json!({"entries": entries, "locked": self.locked}),
+        ))
     }
 
     /// Applies the operations in order; an operation that does not fit (adding what is

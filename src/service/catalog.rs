@@ -430,12 +430,33 @@ pub async fn put_settings(core: &Core, actor: &Actor, new: Settings) -> Result<S
             // The lock item goes into blacklisted containers with the lock: one of this
             // firm's items of kind lock, so its product code means the lock and nothing else.
             if let Some(id) = new.lock_item.as_deref() {
-                let item = item_store::by_item_id(c, id)
-                    .map_err(|_| Error::invalid("lock_item", format!("there is no item {id}")))?;
+                let item = item_store::by_item_id(c, id).map_err(|e| match e {
+                    Error::NotFound { .. } => {
+                        Error::invalid("lock_item", format!("there is no item {id}"))
+                    }
+                    other => other,
+                })?;
                 if item.firm_id != firm || item.kind != ItemKind::Lock {
                     return Err(Error::invalid(
                         "lock_item",
                         format!("item {id} is not a lock item of this firm (kind lock)"),
+                    ));
+                }
+                // Its product code must mean the lock and nothing else: a check that finds
+                // it on a locked container must not pass for a product sold.
+                let shared: Vec<String> =
+                    item_store::with_product_code(c, firm, item.product_code)?
+                        .into_iter()
+                        .filter(|other| other != id)
+                        .collect();
+                if !shared.is_empty() {
+                    return Err(Error::invalid(
+                        "lock_item",
+                        format!(
+                            "item {id}'s product code {} is also the product code of {}",
+                            item.product_code,
+                            shared.join(", ")
+                        ),
                     ));
                 }
             }

@@ -27,6 +27,9 @@ pub struct ContainerRow {
     pub fingerprint: String,
     /// Why it is in its state (a manipulation, say).
     pub state_reason: String,
+    /// For a manipulated container: the firm whose contact showed it (a decision about it is
+    /// carried out by that firm's next request).
+    pub state_firm_id: Option<i64>,
 }
 
 /// The container with serial `serial`, if registered.
@@ -104,6 +107,25 @@ pub fn set_state(
         .set((
             containers::state.eq(state.as_str()),
             containers::state_reason.eq(why),
+            containers::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Marks the container as manipulated by the contact of firm `firm_id`.
+pub fn set_manipulated(
+    c: &mut Conn,
+    id: i64,
+    firm_id: i64,
+    why: &str,
+    now: NaiveDateTime,
+) -> Result<()> {
+    diesel::update(containers::table.filter(containers::id.eq(id)))
+        .set((
+            containers::state.eq(ContainerState::Manipulated.as_str()),
+            containers::state_reason.eq(why),
+            containers::state_firm_id.eq(Some(firm_id)),
             containers::updated_at.eq(now),
         ))
         .execute(c)?;

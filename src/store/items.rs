@@ -22,6 +22,16 @@ pub struct ItemRow {
     pub name: String,
 }
 
+/// The ids of the firm's items with product code `product_code`.
+pub fn with_product_code(c: &mut Conn, firm_id: i64, product_code: i64) -> Result<Vec<String>> {
+    Ok(items::table
+        .filter(items::firm_id.eq(firm_id))
+        .filter(items::product_code.eq(product_code))
+        .select(items::item_id)
+        .order(items::item_id.asc())
+        .load(c)?)
+}
+
 /// The item with id `item_id`; unknown is an error.
 pub fn by_item_id(c: &mut Conn, item_id: &str) -> Result<ItemRow> {
     on_backend!(c, x => items::table

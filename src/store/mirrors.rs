@@ -144,7 +144,7 @@ pub fn of_container(c: &mut Conn, container_id: i64) -> Result<Vec<FirmMirror>> 
 }
 
 /// Makes the result of `u` the container's confirmed state (its mirror, if still at the
-/// counter `u` was issued from), confirms `u`, voids the other updates issued from that
+/// counter `u` was issued from and the digest `from_digest` it was made from), confirms `u`, voids the other updates issued from that
 /// state and moves the container's outstanding licenses as its confirmed content (`held`,
 /// license ids) proves (`domain::contact::settled`). Answers each moved license with its new
 /// state, by id; `None` when the mirror had moved on (another writer confirmed first). One
@@ -154,7 +154,7 @@ pub fn settle(
     container_id: i64,
     serial: &str,
     firm_id: i64,
-    u: &UpdateRow,
+    (u, from_digest): (&UpdateRow, &str),
     held: &[i64],
     now: NaiveDateTime,
 ) -> Result<Option<Vec<(i64, LicenseState)>>> {
@@ -177,7 +177,8 @@ pub fn settle(
             let q = diesel::sql_query(
                 "WITH moved AS (UPDATE container_firms \
                    SET counter = $1, digest = $2, content = $3, confirmed_at = $4 \
-                   WHERE container_id = $5 AND firm_id = $6 AND counter = $7 RETURNING counter), \
+                   WHERE container_id = $5 AND firm_id = $6 AND counter = $7 AND digest = $20 \
+                   RETURNING counter), \
                  settled AS (UPDATE updates \
                    SET state = CASE WHEN id = $8 THEN $9 ELSE $10 END, \
                      confirmed_at = CASE WHEN id = $8 THEN $4 END \
@@ -213,7 +214,8 @@ pub fn settle(
             .bind::<Text, _>(S::Deleted.as_str())
             .bind::<Text, _>(serial)
             .bind::<Array<BigInt>, _>(held)
-            .bind::<Text, _>(S::Withdrawing.as_str());
+            .bind::<Text, _>(S::Withdrawing.as_str())
+            .bind::<Text, _>(from_digest);
             let rows: Vec<Settled> = Reused(q).load(pg)?;
             if rows.first().is_none_or(|r| r.n <= 0) {
                 return Ok(None);
@@ -237,7 +239,8 @@ pub fn settle(
             container_firms::table
                 .filter(container_firms::container_id.eq(container_id))
                 .filter(container_firms::firm_id.eq(firm_id))
-                .filter(container_firms::counter.eq(u.counter_from)),
+                .filter(container_firms::counter.eq(u.counter_from))
+                .filter(container_firms::digest.eq(from_digest)),
         )
         .set((
             container_firms::counter.eq(u.counter_to),

@@ -323,7 +323,7 @@ pub struct CheckInLine {
     pub check_in_until: Option<i64>,
 }
 
-/// The licenses in containers whose options say they must check in, with their containers'
+/// The activated licenses whose options say they must check in, with their containers'
 /// confirmed state.
 pub fn must_check_in(c: &mut Conn) -> Result<Vec<CheckInLine>> {
     use super::schema::{container_firms, containers};
@@ -331,15 +331,11 @@ pub fn must_check_in(c: &mut Conn) -> Result<Vec<CheckInLine>> {
     use LicenseState as S;
     // The option lives in the license options, written only when set.
     let rows: Vec<LicenseLine> = license_lines!()
-        .filter(licenses::state.eq_any([
-            S::Pending.as_str(),
-            S::Activated.as_str(),
-            S::Returning.as_str(),
-            S::Withdrawing.as_str(),
-        ]))
+        .filter(licenses::state.eq(S::Activated.as_str()))
         .filter(licenses::options.like("%\"check_in_days\":%"))
         .load(c)?;
-    let serials: Vec<&str> = rows.iter().filter_map(|l| l.serial.as_deref()).collect();
+    let serials: std::collections::BTreeSet<&str> =
+        rows.iter().filter_map(|l| l.serial.as_deref()).collect();
     let mut mirrors: HashMap<(String, i64), (NaiveDateTime, Content<Entry>)> = HashMap::new();
     for (serial, firm_code, at, content) in container_firms::table
         .inner_join(containers::table.on(containers::id.eq(container_firms::container_id)))

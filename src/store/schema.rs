@@ -99,6 +99,7 @@ diesel::table! {
         enc_key -> Text,
         fingerprint -> Text,
         state_reason -> Text,
+        state_firm_id -> Nullable<BigInt>,
     }
 }
 diesel::table! {

@@ -144,8 +144,9 @@ fn a_license_that_must_check_in_is_renewed_by_contacts_and_refused_offline_past_
         .unwrap()
         .format("%Y-%m-%d");
     assert!(
-        e.message
-            .contains(&format!("had to check in with the license server by {day}")),
+        e.message.contains(&format!(
+            "had to check in with the license server before {day}"
+        )),
         "{e}"
     );
     assert!(offline.check(FIRM, PLAIN, 0, &traits(), until).is_ok());
@@ -155,8 +156,12 @@ fn a_license_that_must_check_in_is_renewed_by_contacts_and_refused_offline_past_
         .unwrap_err();
     assert_eq!(e.code, "clock_set_back", "{e}");
 
-    // Another contact the same day renews nothing: the deadline moves once a day.
-    assert!(online::update(&gw, &mut c, &mut keep).unwrap().is_empty());
+    // Another contact the same day renews nothing: the deadline moves once a day (unless
+    // the test ran across midnight, UTC).
+    let pulled = online::update(&gw, &mut c, &mut keep).unwrap();
+    if end_of_day_after(unix_now(), 7) == until {
+        assert!(pulled.is_empty(), "{pulled:?}");
+    }
     let rows = report(&app.base);
     assert_eq!(rows.len(), 1, "{rows:?}");
     let r = &rows[0];

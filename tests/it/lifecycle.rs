@@ -1201,12 +1201,26 @@ fn the_duplicate_check_records_a_copy_left_by_a_reactivation_once() {
 fn the_lock_carries_the_lock_item_for_the_vendors_software_to_test_for() {
     const LOCK_PRODUCT: i64 = 9999;
     let app = TestApp::start();
+    // A lock item whose product code a product sold also has would pass for that product.
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            json!({"item_id": "LOCK-1001", "name": "Lock", "kind": "lock",
+            "product_code": 1001}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
     for (item, says) in [
         (
             "SNP-SINGLE",
             "item SNP-SINGLE is not a lock item of this firm",
         ),
         ("NOPE", "there is no item NOPE"),
+        (
+            "LOCK-1001",
+            "product code 1001 is also the product code of SNP-",
+        ),
     ] {
         let (s, v) = app.admin("PUT", "/api/v1/settings", Some(json!({"lock_item": item})));
         assert_eq!(

@@ -259,3 +259,45 @@ fn a_manipulated_container_blacklisted_in_the_back_office_gets_the_lock_where_it
         "blacklist"
     );
 }
+
+/// With automatic update handling off the answer to the request that is taken as the
+/// container's state still brings everything: its own licenses back (one activated since
+/// the copy was made) and the copy of one re-activated into another container since goes.
+#[test]
+fn a_resynchronised_copy_loses_a_license_that_moved_elsewhere_even_with_handling_off() {
+    let app = TestApp::start();
+    let (s, v) = app.admin(
+        "PUT",
+        "/api/v1/settings",
+        Some(json!({"automatic_update_handling": false, "reactivation_behaviour": "none"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let gw = Gateway::new(&app.base);
+    let (ticket, ids) = ticket_with(&app, "R-3", "SNP-SINGLE", 3);
+    let mut c = new_act(&gw);
+    online::activate(&gw, &mut c, &ticket, &ids[..1], &mut keep).unwrap();
+    let mut copy = c.clone();
+    online::activate(&gw, &mut c, &ticket, &ids[1..2], &mut keep).unwrap();
+    // License 0 moves into another computer (the old one keeps a copy: behaviour none).
+    let mut other = new_act(&gw);
+    online::reactivate(&gw, &mut other, &ticket, &ids[..1], &mut keep).unwrap();
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(other.serial.clone()))
+    );
+    rolled_back(&gw, &mut copy, &ticket, ids[2]);
+    let (s, v) = app.admin(
+        "POST",
+        &format!("/api/v1/containers/{}/decision", c.serial),
+        Some(json!({"decision": "resynchronise", "reason": "restored from backup"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let done = online::activate(&gw, &mut copy, &ticket, &ids[2..3], &mut keep).unwrap();
+    assert_eq!(done.deleted, vec![ids[0]], "{done:?}");
+    assert_eq!(held(&copy), vec![ids[1], ids[2]]);
+    assert_eq!(
+        license(&app, ids[0]),
+        ("activated".into(), Some(other.serial.clone()))
+    );
+    assert_eq!(held(&other), vec![ids[0]]);
+}

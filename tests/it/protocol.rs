@@ -284,7 +284,7 @@ fn a_verifier_written_from_the_document_alone_checks_the_vectors_and_a_live_upda
     use licentia::client::online::Gateway;
     use licentia::client::unix_now;
 
-    use crate::activation::{new_act, ticket_with, FIRM};
+    use crate::activation::{new_act, FIRM};
 
     let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/protocol/verify.py");
@@ -305,7 +305,34 @@ fn a_verifier_written_from_the_document_alone_checks_the_vectors_and_a_live_upda
 
     let app = crate::harness::TestApp::start();
     let gw = Gateway::new(&app.base);
-    let (ticket, ids) = ticket_with(&app, "V-1", "SNP-SINGLE", 2);
+    // One license of each kind of entry: with and without a check-in deadline.
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/items",
+        Some(
+            json!({"item_id": "CHK-V", "name": "Checks in", "kind": "license",
+            "product_code": 4002, "options": {"check_in_days": 30}}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(crate::harness::order(
+            "V-1",
+            "C-V",
+            &[("SNP-SINGLE", 1), ("CHK-V", 1)],
+        )),
+    );
+    assert_eq!(s, 201, "{v}");
+    let ticket = v["ticket"].as_str().unwrap().to_string();
+    let ids: Vec<i64> = gw
+        .ticket(&ticket)
+        .unwrap()
+        .licenses
+        .iter()
+        .map(|l| l.license_id)
+        .collect();
     let mut c = new_act(&gw);
     let issued = gw
         .activate(&ticket, &ids, &c.request(FIRM, unix_now()).unwrap())
@@ -352,6 +379,13 @@ fn a_verifier_written_from_the_document_alone_checks_the_vectors_and_a_live_upda
         .map(|op| op["entry"]["entry"]["license_id"].as_i64().unwrap())
         .collect();
     assert_eq!(added, ids, "{body}");
+    let deadlines = body["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|op| op["entry"]["entry"]["check_in_until"].is_i64())
+        .count();
+    assert_eq!(deadlines, 1, "{body}");
     // The digest it computes is the one the container shows after applying the update.
     let receipt = c.apply(&issued.update, unix_now()).unwrap().receipt;
     let shown = protocol::read_context(&receipt, Kind::Receipt)

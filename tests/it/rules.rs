@@ -64,9 +64,31 @@ fn the_store_settles_every_license_state_as_the_rule_says() {
         content_after: r#"{"entries":{},"locked":false}"#.into(),
     };
     let now = chrono::Utc::now().naive_utc();
-    let moved = mirrors::settle(&mut conn, container_id, &serial, firm_id, &u, &held, now)
-        .unwrap()
-        .expect("the mirror was at the update's counter");
+    let empty = licentia::protocol::FirmContent::default().digest();
+    // A mirror at the update's counter but with another digest (as after a resynchronisation
+    // took another state at that counter) is not settled.
+    let other = "cd".repeat(32);
+    let stale = mirrors::settle(
+        &mut conn,
+        container_id,
+        &serial,
+        firm_id,
+        (&u, &other),
+        &held,
+        now,
+    );
+    assert!(stale.unwrap().is_none());
+    let moved = mirrors::settle(
+        &mut conn,
+        container_id,
+        &serial,
+        firm_id,
+        (&u, &empty),
+        &held,
+        now,
+    )
+    .unwrap()
+    .expect("the mirror was at the update's counter");
 
     let mut want_moved = vec![];
     for (id, (state, h)) in ids.iter().zip(&cases) {
@@ -96,6 +118,14 @@ fn the_store_settles_every_license_state_as_the_rule_says() {
     );
 
     // The mirror has moved on: the same update settles nothing a second time.
-    let again = mirrors::settle(&mut conn, container_id, &serial, firm_id, &u, &held, now);
+    let again = mirrors::settle(
+        &mut conn,
+        container_id,
+        &serial,
+        firm_id,
+        (&u, &empty),
+        &held,
+        now,
+    );
     assert!(again.unwrap().is_none());
 }

@@ -254,10 +254,24 @@ ENTRY_NULLABLE = dict.fromkeys(["activation_time", "expiration_time", "usage_per
                                 "unit_counter", "maintenance_period_days"])
 
 
+ENTRY_WHEN_SET = {"check_in_until": integer(*I64)}  # present only when it applies (8.1)
+
+
+def entry(e, what):
+    """The 15 members (absent nullable ones as null), and those written only when set."""
+    need(isinstance(e, dict), what, "not an object")
+    out = obj({k: v for k, v in e.items() if k not in ENTRY_WHEN_SET}, what, ENTRY,
+              ENTRY_NULLABLE)
+    for k, check in ENTRY_WHEN_SET.items():
+        if k in e:
+            check(e[k], f"{what}.{k}")
+            out[k] = e[k]
+    return out
+
+
 def signed_entry(v, what):
-    se = obj(v, what, {"entry": lambda e, w: obj(e, w, ENTRY, ENTRY_NULLABLE),
-                       "key_id": string, "sig": b64bytes(64)})
-    se["entry"] = obj(se["entry"], f"{what}.entry", ENTRY, ENTRY_NULLABLE)  # all 15 members
+    se = obj(v, what, {"entry": entry, "key_id": string, "sig": b64bytes(64)})
+    se["entry"] = entry(se["entry"], f"{what}.entry")
     return se
 
 
@@ -406,12 +420,9 @@ def apply_ops(content, ops):
 
 
 def digest(entries, locked, lock_product=None):
-    """Section 9.2."""
+    """Section 9.2 (the lock item's product code is not part of it)."""
     plain = [entries[k]["entry"] for k in sorted(entries)]
-    content = {"entries": plain, "locked": locked}
-    if lock_product is not None:
-        content["lock_product"] = lock_product
-    return hashlib.sha256(canonical(content)).hexdigest()
+    return hashlib.sha256(canonical({"entries": plain, "locked": locked})).hexdigest()
 
 
 # ---------------------------------------------------------------- command: vectors

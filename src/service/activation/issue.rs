@@ -8,7 +8,7 @@ use base64::Engine;
 
 use super::{Contact, FirmSigner};
 use crate::domain::update_plan::{lock_step, step, Held, LockStep, Step};
-use crate::domain::Actor;
+use crate::domain::{Actor, ItemKind, LicenseState};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Context, Entry, Issued, Op, SignedEntry, UpdateBody};
 use crate::service::audit::{self, Event};
@@ -58,7 +58,7 @@ pub(in crate::service) fn issue_with(
     named: Option<&[i64]>,
 ) -> Result<Option<Prepared>> {
     let now = crate::service::now();
-    let only = named.filter(|_| !k.settings.automatic_update_handling);
+    let only = named.filter(|_| !k.settings.automatic_update_handling && !k.resynchronised);
     let serial = &k.cont.serial;
     let held = &k.mirror.content;
     let mut ops = vec![];
@@ -86,11 +86,15 @@ pub(in crate::service) fn issue_with(
             .filter(|id| !rows.iter().any(|l| l.id == **id))
             .copied()
             .collect();
-        // A license that must check in is renewed at every contact, named or not.
+        // A license that must check in, held and activated, is renewed at every contact,
+        // named or not.
         if let Some(ids) = only {
             let mut kept = Vec::with_capacity(rows.len());
             for l in rows {
-                if ids.contains(&l.id) || l.options()?.check_in_days.is_some() {
+                let renewed = l.state == LicenseState::Activated
+                    && held.entries.contains_key(&l.id)
+                    && l.options()?.check_in_days.is_some();
+                if ids.contains(&l.id) || renewed {
                     kept.push(l);
                 }
             }
@@ -263,8 +267,21 @@ fn lock_product(c: &mut Conn, k: &Contact) -> Result<Option<i64>> {
     let Some(item_id) = k.settings.lock_item.as_deref() else {
         return Ok(None);
     };
-    let item = crate::store::items::by_item_id(c, item_id)?;
-    Ok((item.firm_id == k.firm_id).then_some(item.product_code))
+    // Checked when the setting is saved; one saved before that check (or an item changed
+    // since) is left out rather than stopping the lock.
+    match crate::store::items::by_item_id(c, item_id) {
+        Ok(item) if item.firm_id == k.firm_id && item.kind == ItemKind::Lock => {
+            Ok(Some(item.product_code))
+        }
+        Ok(_) | Err(Error::NotFound { .. }) => {
+            tracing::warn!(
+                lock_item = item_id,
+                "the lock item setting names no lock item"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The history's action of a duplicate found.

@@ -242,15 +242,16 @@ fn mark_manipulated(
     c: &mut Conn,
     actor: &Actor,
     cont: &ContainerRow,
+    firm_id: i64,
     why: String,
 ) -> Result<Error> {
-    containers::set_state(c, cont.id, ContainerState::Manipulated, &why, super::now())?;
+    containers::set_manipulated(c, cont.id, firm_id, &why, super::now())?;
     audit::record(
         actor,
         Event {
             action: "container.manipulation_detected",
             serial: Some(&cont.serial),
-            details: serde_json::json!({"reason": why}),
+            details: serde_json::json!({"reason": why, "firm_id": firm_id}),
             ..Default::default()
         },
     )?;
@@ -282,6 +283,9 @@ pub(super) struct Contact {
     pub(super) settings: Settings,
     /// The open blacklist entry's description, when the container is on the blacklist.
     blacklisted: Option<String>,
+    /// This contact took the state the container showed (support decided to resynchronise
+    /// it): its update carries everything outstanding, whatever the request names.
+    pub(super) resynchronised: bool,
 }
 
 fn contact(
@@ -292,18 +296,30 @@ fn contact(
     register: bool,
 ) -> Result<Committed<Contact>> {
     let (firm, found) = firm_and_container(c, ctx.firm_code, &ctx.serial, &ctx.digest)?;
-    let (mut cont, joined, registered) = find_container(c, actor, ctx, register, found)?;
+    let (mut cont, mut joined, registered) = find_container(c, actor, ctx, register, found)?;
+    if cont.state != ContainerState::Active {
+        // Its state changes only under this lock (a decision, a resynchronisation, another
+        // mark), so two nodes do not act on one they both read before.
+        containers::lock(c, cont.id)?;
+        cont = containers::get(c, &cont.serial)?;
+        joined = None;
+    }
     if cont.state == ContainerState::Manipulated {
         return Ok(Err(Refusal::Error(Error::Manipulation(cont.serial))));
     }
     let (mut mirror, issued) = mirror_or_load(c, cont.id, firm.id, joined)?;
     let (seen, _) = receipt::reconcile(c, actor, &cont, firm.id, &mut mirror, ctx, issued)?;
     let mut verdict = request_verdict(seen, registered);
-    let resynchronising = cont.state == ContainerState::Resynchronising;
+    // The decision is carried out by a request of the firm whose contact showed the
+    // manipulation (any firm's, for a mark made before the firm was kept).
+    let resynchronising = cont.state == ContainerState::Resynchronising
+        && cont.state_firm_id.is_none_or(|f| f == firm.id);
+    let shown_before = (mirror.counter, mirror.digest.clone());
     if resynchronising {
         let m = &mut mirror;
         verdict = resync::resynchronise(c, actor, &mut cont, firm.id, m, ctx, verdict)?;
     }
+    let resynchronised = shown_before != (mirror.counter, mirror.digest.clone());
     match verdict {
         RequestVerdict::Proceed => {}
         // The registration is not kept (else anyone could take a dongle's serial, or fill
@@ -346,7 +362,9 @@ fn contact(
                     mirror.counter
                 )
             };
-            return Ok(Err(Refusal::Error(mark_manipulated(c, actor, &cont, why)?)));
+            return Ok(Err(Refusal::Error(mark_manipulated(
+                c, actor, &cont, firm.id, why,
+            )?)));
         }
     }
     // Asked with the firm when the request names its serial; a retried first activation
@@ -364,6 +382,7 @@ fn contact(
         signer,
         settings: firm.settings,
         blacklisted,
+        resynchronised,
     };
     let Some(description) = k.blacklisted.clone() else {
         return Ok(Ok(k));

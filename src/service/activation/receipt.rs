@@ -75,7 +75,9 @@ fn confirm(
     let content: Content<Entry> = serde_json::from_str(&u.content_after)
         .map_err(|e| Error::internal(format!("update content: {e}")))?;
     let held: Vec<i64> = content.entries.keys().copied().collect();
-    let Some(moved) = mirrors::settle(c, cont.id, &cont.serial, firm_id, &u, &held, now)? else {
+    let from = mirror.digest.clone();
+    let Some(moved) = mirrors::settle(c, cont.id, &cont.serial, firm_id, (&u, &from), &held, now)?
+    else {
         // Another node confirmed first; run again and see its result.
         return Err(Error::Retry);
     };

@@ -71,7 +71,9 @@ pub async fn decide_manipulation(
     let default = core.default_firm.id;
     core.db
         .write(move |c| {
-            let firm_id = firm_id_of(c, default, req.firm_code)?;
+            let cont = containers::get(c, &serial)?;
+            // Decisions and the contacts that carry them out change the state under the lock.
+            containers::lock(c, cont.id)?;
             let cont = containers::get(c, &serial)?;
             match (cont.state, req.decision) {
                 (ContainerState::Manipulated, _)
@@ -88,8 +90,13 @@ pub async fn decide_manipulation(
                     )))
                 }
             }
-            let blacklisted = req.decision == Decision::Blacklist
-                && place_on_blacklist(c, &actor, firm_id, &serial, &req.reason)?;
+            let blacklisted = match req.decision {
+                Decision::Blacklist => {
+                    let firm_id = firm_id_of(c, default, req.firm_code)?;
+                    place_on_blacklist(c, &actor, firm_id, &serial, &req.reason)?
+                }
+                Decision::Resynchronise => false,
+            };
             let why = format!(
                 "{} decided by {}: {}",
                 req.decision.as_str(),
