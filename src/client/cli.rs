@@ -94,6 +94,20 @@ pub enum ContainerCmd {
         #[arg(long)]
         release_date: Option<String>,
     },
+    /// Count units of a pay-per-use product used (as the vendor's software does when it uses
+    /// them): refused, counting nothing, when fewer are left; the answer says how many are.
+    Use {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        firm_code: i64,
+        #[arg(long)]
+        product_code: i64,
+        #[arg(long)]
+        units: u64,
+        #[arg(long)]
+        traits_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -307,6 +321,19 @@ pub fn run_container(cmd: ContainerCmd) -> CResult<()> {
                 released,
             );
             // The check remembers the time it saw and first uses, even when it refuses.
+            c.save(&dir)?;
+            json(&res?);
+        }
+        ContainerCmd::Use {
+            dir,
+            firm_code,
+            product_code,
+            units,
+            traits_file,
+        } => {
+            let mut c = Container::load(&dir)?;
+            let current = traits(traits_file.as_deref())?;
+            let res = c.use_units(firm_code, product_code, units, &current, unix_now());
             c.save(&dir)?;
             json(&res?);
         }

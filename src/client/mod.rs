@@ -62,6 +62,9 @@ pub struct FirmState {
     /// When each license was first used (for usage periods), seconds since the epoch.
     #[serde(default)]
     pub first_use: BTreeMap<i64, i64>,
+    /// Units used of each pay-per-use license (`use_units`); every context reports them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub units_used: BTreeMap<i64, u64>,
 }
 
 /// A container, as kept in `<dir>/container.json` (mode 0600: it holds private keys).
@@ -193,6 +196,9 @@ pub struct CheckOk {
     /// By when the container must contact the license server (unix seconds): the latest
     /// check-in deadline among the licenses found; none when one of them need not check in.
     pub check_in_by: Option<i64>,
+    /// Units left of the pay-per-use licenses found (their `unit_counter` less what
+    /// `use_units` counted); none when one of them is not counted.
+    pub units_left: Option<u64>,
     /// What was found is the firm's lock item: the vendor blacklisted this container and
     /// its licenses of the firm are locked (no license is found while the lock holds).
     pub lock: bool,
@@ -352,6 +358,16 @@ impl Container {
             nonce: protocol::nonce(),
             created_at: now,
             update_id,
+            // Of the licenses still held (a returned one's count goes with it).
+            units_used: f
+                .units_used
+                .iter()
+                .filter(|(id, _)| f.content.entries.contains_key(id))
+                .map(|(id, used)| protocol::UnitsUsed {
+                    license_id: *id,
+                    used: *used,
+                })
+                .collect(),
         };
         Ok(protocol::write_context(&ctx, &keys.sign))
     }
@@ -543,6 +559,7 @@ impl Container {
                     expires_at: None,
                     maintenance_ends: None,
                     check_in_by: None,
+                    units_left: None,
                     lock: true,
                 });
             }
@@ -614,6 +631,16 @@ impl Container {
                 );
                 continue;
             }
+            let used = f.units_used.get(&e.license_id).copied().unwrap_or(0);
+            let units_left = e.unit_counter.map(|n| u64::from(n).saturating_sub(used));
+            if units_left == Some(0) {
+                last_reason = format!(
+                    "license {} has used all its {} units (an update item adds more)",
+                    e.license_id,
+                    e.unit_counter.unwrap_or(0)
+                );
+                continue;
+            }
             found.push((
                 e.license_id,
                 e.feature_map,
@@ -621,6 +648,7 @@ impl Container {
                 end,
                 maintenance_ends,
                 e.check_in_until,
+                units_left,
             ));
         }
         if found.is_empty() {
@@ -639,8 +667,54 @@ impl Container {
             expires_at: latest(found.iter().map(|f| f.3)),
             maintenance_ends: latest(found.iter().map(|f| f.4)),
             check_in_by: latest(found.iter().map(|f| f.5)),
+            units_left: found
+                .iter()
+                .map(|f| f.6)
+                .collect::<Option<Vec<u64>>>()
+                .map(|v| v.iter().sum()),
             lock: false,
         })
+    }
+
+    /// Counts `units` of a pay-per-use product used (the vendor's software calls it as it
+    /// uses them): the product is checked as `check` does, and the units are taken from its
+    /// licenses with a unit counter, in license id order. Refused, counting nothing, when
+    /// fewer are left. Save the container afterwards: the count lives in its file, and every
+    /// request and receipt reports it, so the server sees a copy restored with fewer units
+    /// used (and marks the container as manipulated). With a license of the product that is
+    /// not counted, nothing is counted and `units_left` is none.
+    pub fn use_units(
+        &mut self,
+        firm_code: i64,
+        product_code: i64,
+        units: u64,
+        current_traits: &[(String, String)],
+        now: i64,
+    ) -> CResult<CheckOk> {
+        if units == 0 {
+            return Err(cerr("invalid_input", "use at least one unit"));
+        }
+        let mut ok = self.check(firm_code, product_code, 0, current_traits, now)?;
+        let Some(left) = ok.units_left else {
+            return Ok(ok);
+        };
+        if left < units {
+            return Err(cerr(
+                "units_exhausted",
+                format!("{units} units of product {product_code} asked, {left} left"),
+            ));
+        }
+        let f = self.firms.get_mut(&firm_code).expect("checked");
+        let mut rest = units;
+        for id in &ok.license_ids {
+            let counter = f.content.entries[id].entry.unit_counter.map(u64::from);
+            let used = f.units_used.entry(*id).or_insert(0);
+            let take = counter.unwrap_or(0).saturating_sub(*used).min(rest);
+            *used += take;
+            rest -= take;
+        }
+        ok.units_left = Some(left - units);
+        Ok(ok)
     }
 
     pub fn load(dir: &Path) -> CResult<Container> {

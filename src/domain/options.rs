@@ -106,6 +106,13 @@ pub struct UpdateEffect {
     pub add_features: u32,
     /// Added to the license quantity (floating users).
     pub add_quantity: u32,
+    /// Added to the unit counter of a pay-per-use license (one that has none gets one).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub add_units: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl UpdateEffect {
@@ -127,6 +134,15 @@ impl UpdateEffect {
                     .unwrap_or(0)
                     .saturating_add(add)
                     .min(36_500),
+            );
+        }
+        if self.add_units > 0 {
+            let add = self.add_units.saturating_mul(times);
+            o.unit_counter = Some(
+                o.unit_counter
+                    .unwrap_or(0)
+                    .saturating_add(add)
+                    .min(1_000_000_000),
             );
         }
         o.feature_map |= self.add_features;
@@ -205,6 +221,9 @@ impl ItemOptions {
             if u.add_quantity > 1_000_000 {
                 return Err(Error::invalid("update.add_quantity", "at most 1000000"));
             }
+            if u.add_units > 1_000_000_000 {
+                return Err(Error::invalid("update.add_units", "at most 1000000000"));
+            }
         }
         check_lease(self.lease_seconds)?;
         if let Some(l) = self.activation_limit {
@@ -234,6 +253,7 @@ mod tests {
             extend_maintenance_days: 30,
             add_features: 4,
             add_quantity: 2,
+            add_units: 50,
         };
         let mut o = ItemOptions {
             feature_map: 1,
@@ -245,6 +265,8 @@ mod tests {
         assert_eq!(o.expiration_time, Some(now + chrono::Duration::days(730)));
         assert_eq!(o.maintenance_period_days, Some(60));
         assert_eq!((o.feature_map, o.license_quantity), (5, 9));
+        // A license without a unit counter gets one.
+        assert_eq!(o.unit_counter, Some(100));
         // A future expiry is extended from itself, a past one from now.
         let later = o.expiration_time.unwrap();
         effect.apply(&mut o, 1, now);

@@ -14,6 +14,8 @@ pub const NEW_SERIAL: &str = "new";
 const MAX_TRAITS: usize = 16;
 /// A container trusts every key its firm has had (each rotation adds one): room for many.
 const MAX_KNOWN_KEYS: usize = 256;
+/// At most this many licenses' unit counts in one context.
+const MAX_UNITS_USED: usize = 1000;
 
 /// One machine trait of an `act` container's fingerprint, as a salted hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +23,15 @@ const MAX_KNOWN_KEYS: usize = 256;
 pub struct Trait {
     pub name: String,
     pub hash: String,
+}
+
+/// How many units of a pay-per-use license (an entry with a `unit_counter`) the container
+/// has used so far, as its context reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitsUsed {
+    pub license_id: i64,
+    pub used: u64,
 }
 
 /// A container's signed context for one firm code: a request (before a change) or a
@@ -53,6 +64,11 @@ pub struct Context {
     /// For a receipt: the update it confirms.
     #[serde(default)]
     pub update_id: Option<i64>,
+    /// The units used of each pay-per-use license held, by license id ascending (absent, not
+    /// empty, when there are none). The server keeps the highest count each reported: a
+    /// lower one later means a copy of the container was restored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units_used: Vec<UnitsUsed>,
 }
 
 impl Context {
@@ -93,6 +109,18 @@ impl Context {
         }
         for k in &self.known_keys {
             check_hex("known key id", k, 16)?;
+        }
+        if self.units_used.len() > MAX_UNITS_USED {
+            return Err(perr("too many unit counts"));
+        }
+        if !self
+            .units_used
+            .windows(2)
+            .all(|w| w[0].license_id < w[1].license_id)
+        {
+            return Err(perr(
+                "unit counts must be by license id, ascending, each once",
+            ));
         }
         Ok(())
     }

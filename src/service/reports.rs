@@ -49,6 +49,9 @@ pub enum Report {
     /// The licenses that must check in: when their containers last did, their deadlines,
     /// and which are overdue (most overdue first).
     CheckIn,
+    /// The activated pay-per-use licenses: units granted and used as their containers
+    /// reported them.
+    Units,
 }
 
 impl Report {
@@ -66,6 +69,7 @@ impl Report {
         "cloud-seats",
         "cloud-use",
         "check-in",
+        "units",
     ];
 
     /// The report named `name` with the parameters it needs.
@@ -112,6 +116,7 @@ impl Report {
             "production" => Report::Production,
             "duplicates" => Report::Duplicates,
             "check-in" => Report::CheckIn,
+            "units" => Report::Units,
             "cloud-seats" => Report::CloudSeats,
             other => {
                 return Err(Error::invalid(
@@ -536,6 +541,33 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
                     .collect::<Result<_>>()?,
             }
         }
+        Report::Units => Table {
+            report: "units",
+            columns: &[
+                "license_id",
+                "item_id",
+                "serial",
+                "customer_id",
+                "unit_counter",
+                "used",
+                "reported_at",
+            ],
+            rows: store::pay_per_use(c)?
+                .into_iter()
+                .map(|r| {
+                    let counter = r.license.options()?.unit_counter;
+                    Ok(vec![
+                        json!(r.license.id),
+                        json!(r.license.item_id),
+                        json!(r.license.serial),
+                        json!(r.license.customer_id),
+                        json!(counter),
+                        json!(r.used.map_or(0, |u| u.0)),
+                        iso_opt(r.used.map(|u| u.1)),
+                    ])
+                })
+                .collect::<Result<_>>()?,
+        },
         Report::Production => Table {
             report: "production",
             columns: &["day", "production_order_id", "programmed", "failed"],

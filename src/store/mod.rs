@@ -32,6 +32,7 @@ pub mod saml;
 pub mod schema;
 pub mod settings;
 pub mod tickets;
+pub mod units;
 pub mod updates;
 pub mod users;
 pub mod webhooks;

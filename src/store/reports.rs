@@ -369,3 +369,44 @@ pub fn must_check_in(c: &mut Conn) -> Result<Vec<CheckInLine>> {
         })
         .collect())
 }
+
+/// An activated pay-per-use license, with the units its container last reported used.
+pub struct UnitsLine {
+    pub license: LicenseLine,
+    /// The highest count the container reported, and when (none: not reported yet).
+    pub used: Option<(i64, NaiveDateTime)>,
+}
+
+/// The activated licenses with a unit counter, with the units their containers reported.
+pub fn pay_per_use(c: &mut Conn) -> Result<Vec<UnitsLine>> {
+    use super::schema::license_units;
+    let rows: Vec<LicenseLine> = license_lines!()
+        .filter(licenses::state.eq(LicenseState::Activated.as_str()))
+        .filter(licenses::options.like("%\"unit_counter\":%"))
+        .filter(licenses::options.not_like("%\"unit_counter\":null%"))
+        .load(c)?;
+    let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
+    let reported: HashMap<(String, i64), (i64, NaiveDateTime)> = license_units::table
+        .inner_join(containers::table.on(containers::id.eq(license_units::container_id)))
+        .filter(license_units::license_id.eq_any(&ids))
+        .select((
+            containers::serial,
+            license_units::license_id,
+            license_units::used,
+            license_units::reported_at,
+        ))
+        .load::<(String, i64, i64, NaiveDateTime)>(c)?
+        .into_iter()
+        .map(|(serial, id, used, at)| ((serial, id), (used, at)))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|l| {
+            let key = (l.serial.clone().unwrap_or_default(), l.id);
+            UnitsLine {
+                used: reported.get(&key).copied(),
+                license: l,
+            }
+        })
+        .collect())
+}

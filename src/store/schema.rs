@@ -486,6 +486,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    license_units (container_id, license_id) {
+        container_id -> BigInt,
+        license_id -> BigInt,
+        used -> BigInt,
+        made_at -> Timestamp,
+        reported_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     firms,
     items,
@@ -524,5 +534,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     cloud_tokens,
     cloud_seats,
     cloud_borrows,
-    cloud_use_days
+    cloud_use_days,
+    license_units
 );

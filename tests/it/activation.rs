@@ -841,6 +841,7 @@ fn a_made_up_first_request_is_refused_and_leaves_nothing_behind() {
         nonce: protocol::nonce(),
         created_at: unix_now(),
         update_id: None,
+        units_used: vec![],
     };
     let e = gw
         .activate(&ticket, &[ids[0]], &protocol::write_context(&ctx, &key))

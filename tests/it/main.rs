@@ -35,4 +35,5 @@ mod saml;
 mod soap;
 mod soap_clients;
 mod soap_golden;
+mod units;
 mod webhooks;

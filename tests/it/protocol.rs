@@ -51,6 +51,7 @@ fn make_vectors() -> Value {
         nonce: "00112233445566778899aabbccddeeff".into(),
         created_at: 1_795_000_000,
         update_id: None,
+        units_used: vec![],
     };
     let request_text = protocol::write_context(&request, &container);
     let entry = Entry {

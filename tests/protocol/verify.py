@@ -240,7 +240,16 @@ CONTEXT = {  # section 7.2
     "sign_key": b64bytes(32), "enc_key": x25519_public,
     "fingerprint": array(FINGERPRINT, 16), "known_keys": array(hexstr(16), 256),
     "nonce": hexstr(32), "created_at": integer(*I64), "update_id": nullable(integer(*I64)),
+    "units_used": lambda v, w: units_used(v, w),
 }
+
+
+def units_used(v, what):
+    """Section 7.2: by license id, ascending, each once; at most 1000."""
+    array(lambda u, w: obj(u, w, {"license_id": integer(*I64), "used": integer(*U64)}),
+          1000)(v, what)
+    ids = [u["license_id"] for u in v]
+    need(ids == sorted(set(ids)), what, "not by license id, ascending, each once")
 
 ENTRY = {  # section 8.1
     "license_id": integer(*I64), "generation": integer(*I32), "serial": string,
@@ -329,7 +338,7 @@ def read_context(text, kind):
     data, env = dearmour(text, kind)
     obj(env, kind, {"body": lambda v, w: None, "kind": string, "sig": b64bytes(64)})
     body = obj(env["body"], f"{kind}.body", CONTEXT,
-               {"fingerprint": [], "known_keys": [], "update_id": None})
+               {"fingerprint": [], "known_keys": [], "update_id": None, "units_used": []})
     need(body["kind"] == kind, f"{kind}.body.kind", "does not match the armour")
     if kind == "request":
         need(body["update_id"] is None, f"{kind}.body.update_id", "must be null in a request")

@@ -112,6 +112,7 @@ const REPORT_PARAMS: &[(&str, &[&str])] = &[
     ("cloud-seats", &[]),
     ("cloud-use", &["days"]),
     ("check-in", &[]),
+    ("units", &[]),
 ];
 
 async fn report_list(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {

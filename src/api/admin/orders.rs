@@ -404,7 +404,7 @@ fn item_form(admin: &Admin_, v: &super::Visit, mut item: Value) -> HttpResponse 
         (
             "update",
             json!({"extend_expiration_days": null, "extend_maintenance_days": null,
-                "add_features": null, "add_quantity": null}),
+                "add_features": null, "add_quantity": null, "add_units": null}),
         ),
     ] {
         if item["options"].get(k).is_none_or(Value::is_null) {
@@ -488,6 +488,7 @@ const OPTIONS: &[(&str, Kind)] = &[
     ("update.extend_maintenance_days", Kind::Number),
     ("update.add_features", Kind::Number),
     ("update.add_quantity", Kind::Number),
+    ("update.add_units", Kind::Number),
     ("trial", Kind::Flag),
     ("lease_seconds", Kind::Number),
     ("seat_counting", Kind::Choice),

@@ -73,6 +73,7 @@ pub const OPTIONS: &[(&str, &str, Ty)] = &[
             ("ExtendMaintenanceDays", "extend_maintenance_days", Ty::Int),
             ("AddFeatures", "add_features", Ty::Int),
             ("AddQuantity", "add_quantity", Ty::Int),
+            ("AddUnits", "add_units", Ty::Int),
         ]),
     ),
     ("Trial", "trial", Ty::Bool),

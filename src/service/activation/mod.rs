@@ -18,6 +18,7 @@ mod quota;
 mod receipt;
 mod resync;
 mod support;
+mod units;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -365,6 +366,14 @@ fn contact(
             return Ok(Err(Refusal::Error(mark_manipulated(
                 c, actor, &cont, firm.id, why,
             )?)));
+        }
+    }
+    match units::reconcile(c, &cont, &mirror, ctx)? {
+        units::Units::Kept => {}
+        units::Units::Stale(why) => return Err(Error::Mismatch(why)),
+        units::Units::Restored(why) => {
+            let marked = mark_manipulated(c, actor, &cont, firm.id, why)?;
+            return Ok(Err(Refusal::Error(marked)));
         }
     }
     // Asked with the firm when the request names its serial; a retried first activation

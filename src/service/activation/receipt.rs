@@ -14,7 +14,7 @@ use crate::store::mirrors::{self, Mirror};
 use crate::store::updates::{self, UpdateRow};
 use crate::store::{blacklist, withdrawals, Conn};
 
-fn ts(secs: i64) -> chrono::NaiveDateTime {
+pub(super) fn ts(secs: i64) -> chrono::NaiveDateTime {
     chrono::DateTime::from_timestamp(secs, 0)
         .unwrap_or_default()
         .naive_utc()

@@ -194,7 +194,7 @@ pub(super) enum Pick {
     /// A free slot of a license.
     Free {
         license: SeatLicense,
-        options: ItemOptions,
+        options: Box<ItemOptions>,
         slot: i32,
         /// Seats in use once this one is taken.
         in_use: i32,
@@ -297,7 +297,7 @@ pub(super) fn pick(
             return Ok(Pick::Free {
                 in_use: i32::try_from(held.len() + 1).unwrap_or(i32::MAX),
                 license: l,
-                options: o,
+                options: Box::new(o),
                 slot,
             });
         }
