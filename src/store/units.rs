@@ -68,16 +68,3 @@ pub fn record(
     };
     Ok(())
 }
-
-/// Every container's report of every license: (container id, license id, used, reported at).
-pub fn all(c: &mut Conn, licenses: &[i64]) -> Result<Vec<(i64, i64, i64, NaiveDateTime)>> {
-    Ok(license_units::table
-        .filter(license_units::license_id.eq_any(licenses))
-        .select((
-            license_units::container_id,
-            license_units::license_id,
-            license_units::used,
-            license_units::reported_at,
-        ))
-        .load(c)?)
-}

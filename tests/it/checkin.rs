@@ -32,11 +32,7 @@ fn end_of_day_after(t: i64, days: i64) -> i64 {
 /// `licentia serve` on the test database with its wall clock `ahead` (libfaketime, e.g.
 /// `+3d`), and its address.
 fn serve_ahead(db: &TestDb, ahead: &str) -> (Child, String) {
-    let faketime = std::fs::read_dir("/usr/lib")
-        .unwrap()
-        .filter_map(|d| Some(d.ok()?.path().join("faketime/libfaketimeMT.so.1")))
-        .find(|p| p.exists())
-        .expect("libfaketime is not installed (scripts/install-deps.sh --test installs it)");
+    let faketime = crate::crash::faketime_library();
     let port = crate::crash::free_port();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_licentia"));
     cmd.arg("serve")

@@ -25,6 +25,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// libfaketime's library, to preload into a server whose wall clock must run elsewhere (the
+/// `faketime` wrapper would be the child, and killing it would leave the server running).
+pub fn faketime_library() -> std::path::PathBuf {
+    std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .filter_map(|d| Some(d.ok()?.path().join("faketime/libfaketimeMT.so.1")))
+        .find(|p| p.exists())
+        .expect("libfaketime is not installed (scripts/install-deps.sh --test installs it)")
+}
+
 pub fn licentia(db: &TestDb) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_licentia"));
     c.env("LICENTIA_DATABASE_URL", &db.url)

@@ -581,13 +581,7 @@ fn a_node_whose_clock_runs_ahead_takes_over_a_mail_only_when_its_lease_ran_out()
 
     let sink = SmtpSink::start();
     let port = crate::crash::free_port();
-    // libfaketime preloaded into the server itself (the `faketime` wrapper would be the child
-    // here, and killing it would leave the server running).
-    let faketime = std::fs::read_dir("/usr/lib")
-        .unwrap()
-        .filter_map(|d| Some(d.ok()?.path().join("faketime/libfaketimeMT.so.1")))
-        .find(|p| p.exists())
-        .expect("libfaketime is not installed (scripts/install-deps.sh --test installs it)");
+    let faketime = crate::crash::faketime_library();
     let mut ahead = std::process::Command::new(env!("CARGO_BIN_EXE_licentia"));
     ahead
         .arg("serve")

@@ -10,7 +10,7 @@ use super::{Contact, FirmSigner};
 use crate::domain::update_plan::{lock_step, step, Held, LockStep, Step};
 use crate::domain::{Actor, ItemKind, LicenseState};
 use crate::error::{Error, Result};
-use crate::protocol::{self, Context, Entry, Issued, Op, SignedEntry, UpdateBody};
+use crate::protocol::{self, Content, Context, Entry, Issued, Op, SignedEntry, UpdateBody};
 use crate::service::audit::{self, Event};
 use crate::store::licenses::{self, LicRow};
 use crate::store::updates::{self, NewUpdate};
@@ -79,13 +79,7 @@ pub(in crate::service) fn issue_with(
             Some(rows) => rows,
             None => licenses::outstanding_in(c, serial, k.firm_id)?,
         };
-        // Entries of licenses that live elsewhere now (or nowhere): copies.
-        let foreign: Vec<i64> = held
-            .entries
-            .keys()
-            .filter(|id| !rows.iter().any(|l| l.id == **id))
-            .copied()
-            .collect();
+        let foreign = living_elsewhere(held, &rows);
         // A license that must check in, held and activated, is renewed at every contact,
         // named or not.
         if let Some(ids) = only {
@@ -259,6 +253,16 @@ fn note_duplicates(c: &mut Conn, actor: &Actor, serial: &str, copies: &[i64]) ->
         )?;
     }
     Ok(())
+}
+
+/// The licenses whose entries `held` holds that do not live in the container (not among its
+/// outstanding licenses `home`): copies, of licenses that live elsewhere now or nowhere.
+pub(super) fn living_elsewhere(held: &Content<Entry>, home: &[LicRow]) -> Vec<i64> {
+    held.entries
+        .keys()
+        .filter(|id| !home.iter().any(|l| l.id == **id))
+        .copied()
+        .collect()
 }
 
 /// The product code of the firm's lock item (setting `lock_item`), which the lock carries so

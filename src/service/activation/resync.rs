@@ -112,13 +112,7 @@ fn adopt(
     // Nothing issued from the old mirror may be confirmed any more.
     updates::void_issued(c, cont.id, firm_id)?;
     let home = licenses::outstanding_in(c, &cont.serial, firm_id)?;
-    let foreign: Vec<i64> = taken
-        .content
-        .entries
-        .keys()
-        .filter(|id| !home.iter().any(|l| l.id == **id))
-        .copied()
-        .collect();
+    let foreign = super::issue::living_elsewhere(&taken.content, &home);
     let already = withdrawals::pending(c, cont.id, firm_id, &foreign)?;
     let mut withdrawn = vec![];
     for id in foreign {
