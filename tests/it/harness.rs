@@ -79,10 +79,18 @@ impl TestDb {
             Some(_) => {
                 licentia::store::Conn::Pg(diesel::PgConnection::establish(&self.url).unwrap())
             }
-            None => licentia::store::Conn::Sqlite(
-                diesel::SqliteConnection::establish(self.url.strip_prefix("sqlite://").unwrap())
-                    .unwrap(),
-            ),
+            None => {
+                let mut c = diesel::SqliteConnection::establish(
+                    self.url.strip_prefix("sqlite://").unwrap(),
+                )
+                .unwrap();
+                // The server's workers write too: wait for their transactions, as the
+                // server's own connections do, instead of failing with "database is locked".
+                diesel::sql_query("PRAGMA busy_timeout = 10000")
+                    .execute(&mut c)
+                    .unwrap();
+                licentia::store::Conn::Sqlite(c)
+            }
         }
     }
 
