@@ -7,14 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 
-# The tests' real SMTP server (aiosmtpd), SOAP clients (zeep, suds) and the independent
-# protocol verifier's `cryptography`, in a virtual environment under target/.
+# The tests' real SMTP server (aiosmtpd), SOAP clients (zeep, suds), the independent
+# protocol verifier's `cryptography`, and schemathesis with jsonschema for the JSON API's
+# OpenAPI document, in a virtual environment under target/.
 venv=target/test-venv
 if [ ! -x "$venv/bin/python" ] \
-  || ! "$venv/bin/python" -c "import aiosmtpd, zeep, suds, cryptography" 2>/dev/null; then
+  || ! "$venv/bin/python" -c "import aiosmtpd, zeep, suds, cryptography, jsonschema" 2>/dev/null \
+  || [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv --clear "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==1.4.6" "zeep==4.3.3" \
-    "suds==1.2.0" "cryptography==50.0.2"
+    "suds==1.2.0" "cryptography==50.0.2" "schemathesis==4.32.5" "jsonschema==4.26.0"
 fi
 export TEST_PYTHON="$PWD/$venv/bin/python"
 

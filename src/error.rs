@@ -151,6 +151,14 @@ impl From<diesel::result::Error> for Error {
             D::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
                 Error::Retry
             }
+            // PostgreSQL text cannot hold U+0000 (SQLite's can): a value with one was never
+            // stored, and the request that brought it is refused as input.
+            D::DatabaseError(_, info)
+                if info.message().contains("invalid byte sequence")
+                    && info.message().contains("0x00") =>
+            {
+                Error::invalid("input", "a value contains the character U+0000")
+            }
             other => Error::internal(format!("database: {other}")),
         }
     }

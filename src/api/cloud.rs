@@ -9,9 +9,11 @@
 use std::future::{ready, Ready};
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::json::Caller;
+use super::openapi::{doc, route, Routes};
 use super::ApiError;
 use crate::error::Error;
 use crate::protocol::cloud::{BorrowRequest, OpenRequest, TokenRequest};
@@ -59,10 +61,22 @@ async fn activate(
     body: web::Json<cloud::CloudActivation>,
 ) -> Res {
     let ids = cloud::activate(&core, &c.0, serial.into_inner(), body.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "activated": ids })))
+    Ok(HttpResponse::Ok().json(Activated { activated: ids }))
 }
 
-#[derive(Deserialize)]
+/// The ids of the licenses activated.
+#[derive(Serialize, JsonSchema)]
+struct Activated {
+    activated: Vec<i64>,
+}
+
+/// The ids of the licenses returned.
+#[derive(Serialize, JsonSchema)]
+struct Returned {
+    returned: Vec<i64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Licenses {
     licenses: Vec<i64>,
@@ -76,7 +90,7 @@ async fn deactivate(
 ) -> Res {
     let ids =
         cloud::deactivate(&core, &c.0, serial.into_inner(), body.into_inner().licenses).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "returned": ids })))
+    Ok(HttpResponse::Ok().json(Returned { returned: ids }))
 }
 
 async fn issue(
@@ -100,25 +114,24 @@ async fn revoke(
 }
 
 /// The vendor's routes, inside the JSON API's `/api/v1` scope.
-pub fn vendor(cfg: &mut web::ServiceConfig) {
-    cfg.route("/cloud/containers", web::post().to(create))
-        .route("/cloud/containers/{serial}", web::get().to(get))
-        .route(
-            "/cloud/containers/{serial}/licenses",
-            web::post().to(activate),
-        )
-        .route(
-            "/cloud/containers/{serial}/return",
-            web::post().to(deactivate),
-        )
-        .route(
-            "/cloud/containers/{serial}/credentials",
-            web::post().to(issue),
-        )
-        .route(
-            "/cloud/containers/{serial}/credentials/revoke",
-            web::post().to(revoke),
-        );
+pub fn vendor(r: &mut Routes) {
+    use cloud::{CloudActivation, CloudContainer, CredentialFile, CredentialRequest};
+    route!(r, post "/cloud/containers" create,
+        doc("Make a cloud container for a customer").body::<cloud::NewCloudContainer>()
+            .answer::<CloudContainer>(201));
+    route!(r, get "/cloud/containers/{serial}" get,
+        doc("A cloud container, its licenses and credentials").answer::<CloudContainer>(200));
+    route!(r, post "/cloud/containers/{serial}/licenses" activate,
+        doc("Activate licenses into a cloud container").body::<CloudActivation>()
+            .answer::<Activated>(200));
+    route!(r, post "/cloud/containers/{serial}/return" deactivate,
+        doc("Return licenses from a cloud container").body::<Licenses>().answer::<Returned>(200));
+    route!(r, post "/cloud/containers/{serial}/credentials" issue,
+        doc("Issue a credential file for a cloud container").body::<CredentialRequest>()
+            .answer::<CredentialFile>(201));
+    route!(r, post "/cloud/containers/{serial}/credentials/revoke" revoke,
+        doc("Revoke credentials of a cloud container").body::<cloud::Revocation>()
+            .answer::<cloud::Revoked>(200));
 }
 
 async fn token(core: Core_, body: web::Json<TokenRequest>) -> Res {
@@ -140,7 +153,7 @@ async fn release(core: Core_, b: Bearer, seat: web::Path<i64>) -> Res {
 
 async fn activate_ticket(core: Core_, b: Bearer, body: web::Json<cloud::CloudActivation>) -> Res {
     let ids = cloud::activate_ticket(&core, b.0, body.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "activated": ids })))
+    Ok(HttpResponse::Ok().json(Activated { activated: ids }))
 }
 
 async fn borrow(core: Core_, b: Bearer, body: web::Json<BorrowRequest>) -> Res {

@@ -5,8 +5,11 @@ use std::pin::Pin;
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use base64::Engine;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::openapi::{doc, route, Routes};
 use super::{request_error, ApiError};
 use crate::domain::{Actor, Interface, Settings, TicketState};
 use crate::error::Error;
@@ -56,6 +59,66 @@ impl FromRequest for Caller {
     }
 }
 
+/// Answers of one or two fields that no service type carries.
+#[derive(Serialize, JsonSchema)]
+struct Queued {
+    queued: bool,
+}
+#[derive(Serialize, JsonSchema)]
+struct Assigned {
+    assigned: bool,
+}
+#[derive(Serialize, JsonSchema)]
+struct Blacklisted {
+    blacklisted: bool,
+}
+#[derive(Serialize, JsonSchema)]
+struct Removed {
+    removed: bool,
+}
+#[derive(Serialize, JsonSchema)]
+struct Deleted {
+    deleted: bool,
+}
+/// The deleted customer's external id and the serials of the containers that lost their owner.
+#[derive(Serialize, JsonSchema)]
+struct CustomerDeleted {
+    deleted: String,
+    containers: Vec<String>,
+}
+/// The ids of the licenses the split made.
+#[derive(Serialize, JsonSchema)]
+struct Split {
+    licenses: Vec<i64>,
+}
+/// The ids of the licenses the reset took out of the container.
+#[derive(Serialize, JsonSchema)]
+struct Reset {
+    deleted: Vec<i64>,
+}
+#[derive(Serialize, JsonSchema)]
+struct ConnectorLog {
+    notifications: Vec<crate::service::connectors::NotificationView>,
+    writebacks: Vec<crate::service::connectors::WriteBackView>,
+}
+#[derive(Serialize, JsonSchema)]
+struct JobRun {
+    job: String,
+    detail: String,
+}
+/// The audit key's public half (hex) and the checkpoints it signed.
+#[derive(Serialize, JsonSchema)]
+struct Checkpoints {
+    public_key: String,
+    checkpoints: Vec<audit::Checkpoint>,
+}
+/// No checkpoint made: the newest one names the head already.
+#[derive(Serialize, JsonSchema)]
+struct NoCheckpoint {
+    checkpoint: (),
+    message: &'static str,
+}
+
 fn ok<T: serde::Serialize>(v: T) -> Res {
     Ok(HttpResponse::Ok().json(v))
 }
@@ -82,7 +145,7 @@ async fn change_item(
     ok(catalog::change_item(&core, &c.0, id.into_inner(), body.into_inner()).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CustomersQuery {
     after: Option<String>,
@@ -95,7 +158,10 @@ async fn list_customers(core: Core_, c: Caller, q: web::Query<CustomersQuery>) -
 async fn delete_customer(core: Core_, c: Caller, id: web::Path<String>) -> Res {
     let id = id.into_inner();
     let containers = catalog::delete_customer(&core, &c.0, id.clone()).await?;
-    ok(serde_json::json!({"deleted": id, "containers": containers}))
+    ok(CustomerDeleted {
+        deleted: id,
+        containers,
+    })
 }
 async fn put_customer(core: Core_, c: Caller, body: web::Json<catalog::CustomerData>) -> Res {
     ok(catalog::put_customer(&core, &c.0, body.into_inner()).await?)
@@ -132,7 +198,7 @@ async fn add_to_order(
 }
 
 /// `PUT /tickets/{code}/state`: a customer's ticket disabled or enabled again.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TicketStateChange {
     state: TicketState,
@@ -164,7 +230,7 @@ async fn set_ticket_state(
 async fn resend_ticket_mail(core: Core_, c: Caller, p: web::Path<(String, String)>) -> Res {
     let (source, id) = p.into_inner();
     orders::resend_ticket_mail_of(&core, &c.0, source, id).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": true })))
+    Ok(HttpResponse::Accepted().json(Queued { queued: true }))
 }
 
 async fn create_production_order(
@@ -238,7 +304,7 @@ async fn get_container(core: Core_, c: Caller, serial: web::Path<String>) -> Res
     ok(activation::get_container(&core, &c.0, serial.into_inner()).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PushLicense {
     license_id: i64,
@@ -250,7 +316,7 @@ async fn push_license(
     body: web::Json<PushLicense>,
 ) -> Res {
     activation::push_license(&core, &c.0, serial.into_inner(), body.license_id).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({"queued": true})))
+    Ok(HttpResponse::Accepted().json(Queued { queued: true }))
 }
 
 async fn withdraw(core: Core_, c: Caller, body: web::Json<lifecycle::WithdrawRequest>) -> Res {
@@ -260,20 +326,21 @@ async fn replace(core: Core_, c: Caller, body: web::Json<lifecycle::ReplaceReque
     ok(lifecycle::replace(&core, &c.0, body.into_inner()).await?)
 }
 async fn split(core: Core_, c: Caller, body: web::Json<lifecycle::SplitRequest>) -> Res {
-    ok(serde_json::json!({"licenses": lifecycle::split(&core, &c.0, body.into_inner()).await?}))
+    let licenses = lifecycle::split(&core, &c.0, body.into_inner()).await?;
+    ok(Split { licenses })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FirmQuery {
     firm_code: Option<i64>,
 }
 async fn reset(core: Core_, c: Caller, serial: web::Path<String>, q: web::Query<FirmQuery>) -> Res {
     let deleted = lifecycle::reset(&core, &c.0, serial.into_inner(), q.firm_code).await?;
-    ok(serde_json::json!({ "deleted": deleted }))
+    ok(Reset { deleted })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AssignBody {
     customer_id: String,
@@ -286,7 +353,7 @@ async fn assign(
 ) -> Res {
     let body = body.into_inner();
     lifecycle::assign(&core, &c.0, serial.into_inner(), body.customer_id).await?;
-    ok(serde_json::json!({ "assigned": true }))
+    ok(Assigned { assigned: true })
 }
 
 async fn decide_manipulation(
@@ -302,10 +369,10 @@ async fn decide_manipulation(
 
 async fn blacklist_add(core: Core_, c: Caller, body: web::Json<BlacklistAdd>) -> Res {
     lifecycle::blacklist_add(&core, &c.0, body.into_inner()).await?;
-    created(serde_json::json!({ "blacklisted": true }))
+    created(Blacklisted { blacklisted: true })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RemoveBody {
     reason: String,
@@ -319,10 +386,10 @@ async fn blacklist_remove(
 ) -> Res {
     let b = body.into_inner();
     lifecycle::blacklist_remove(&core, &c.0, serial.into_inner(), b.firm_code, b.reason).await?;
-    ok(serde_json::json!({ "removed": true }))
+    ok(Removed { removed: true })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct StateQuery {
     state: Option<String>,
@@ -373,9 +440,9 @@ async fn list_mail(core: Core_, c: Caller, q: web::Query<StateQuery>) -> Res {
 }
 async fn requeue_mail(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
     mail::requeue(&core, &c.0, id.into_inner()).await?;
-    ok(serde_json::json!({ "queued": true }))
+    ok(Queued { queued: true })
 }
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ConnectorQuery {
     connector: Option<String>,
@@ -383,7 +450,10 @@ struct ConnectorQuery {
 async fn connector_log(core: Core_, c: Caller, q: web::Query<ConnectorQuery>) -> Res {
     let (notes, writebacks) =
         crate::service::connectors::list(&core, &c.0, q.into_inner().connector).await?;
-    ok(serde_json::json!({"notifications": notes, "writebacks": writebacks}))
+    ok(ConnectorLog {
+        notifications: notes,
+        writebacks,
+    })
 }
 
 async fn create_webhook(core: Core_, c: Caller, body: web::Json<webhooks::NewSubscription>) -> Res {
@@ -392,7 +462,7 @@ async fn create_webhook(core: Core_, c: Caller, body: web::Json<webhooks::NewSub
 async fn list_webhooks(core: Core_, c: Caller) -> Res {
     ok(webhooks::list(&core, &c.0).await?)
 }
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct WebhookChange {
     active: bool,
@@ -407,9 +477,9 @@ async fn change_webhook(
 }
 async fn delete_webhook(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
     webhooks::delete(&core, &c.0, id.into_inner()).await?;
-    ok(serde_json::json!({ "deleted": true }))
+    ok(Deleted { deleted: true })
 }
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct DeliveryQuery {
     webhook: Option<i64>,
@@ -421,12 +491,12 @@ async fn list_deliveries(core: Core_, c: Caller, q: web::Query<DeliveryQuery>) -
 }
 async fn requeue_delivery(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
     webhooks::requeue(&core, &c.0, id.into_inner()).await?;
-    ok(serde_json::json!({ "queued": true }))
+    ok(Queued { queued: true })
 }
 
 async fn requeue_writeback(core: Core_, c: Caller, id: web::Path<i64>) -> Res {
     crate::service::connectors::requeue_writeback(&core, &c.0, id.into_inner()).await?;
-    ok(serde_json::json!({ "queued": true }))
+    ok(Queued { queued: true })
 }
 
 async fn list_jobs(core: Core_, c: Caller) -> Res {
@@ -434,7 +504,10 @@ async fn list_jobs(core: Core_, c: Caller) -> Res {
 }
 async fn run_job(core: Core_, c: Caller, name: web::Path<String>) -> Res {
     let detail = jobs::run_now(&core, &c.0, &name).await?;
-    ok(serde_json::json!({ "job": name.into_inner(), "detail": detail }))
+    ok(JobRun {
+        job: name.into_inner(),
+        detail,
+    })
 }
 
 async fn get_settings(core: Core_, c: Caller) -> Res {
@@ -459,7 +532,7 @@ async fn change_user(
     ok(users::change_user(&core, &c.0, name.into_inner(), body.into_inner()).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct HistoryQuery {
     ticket: Option<String>,
@@ -476,13 +549,18 @@ async fn history(core: Core_, c: Caller, q: web::Query<HistoryQuery>) -> Res {
 async fn list_checkpoints(core: Core_, c: Caller) -> Res {
     let list = audit::checkpoints(&core, &c.0).await?;
     let key = audit::public_key(&core, &c.0).await?;
-    ok(serde_json::json!({ "public_key": key, "checkpoints": list }))
+    ok(Checkpoints {
+        public_key: key,
+        checkpoints: list,
+    })
 }
 async fn sign_checkpoint(core: Core_, c: Caller) -> Res {
     match audit::checkpoint(&core, &c.0).await? {
         Some(k) => created(k),
-        None => ok(serde_json::json!({ "checkpoint": null,
-            "message": "the newest checkpoint names the history's head already" })),
+        None => ok(NoCheckpoint {
+            checkpoint: (),
+            message: "the newest checkpoint names the history's head already",
+        }),
     }
 }
 
@@ -567,116 +645,164 @@ pub fn path_config() -> web::PathConfig {
     })
 }
 
+/// Every route under `/api/v1` with what the OpenAPI document says of it.
+pub fn routes() -> Routes {
+    use catalog::{Customer, CustomerData, Item, ItemChange, NewItem};
+    use production::ProductionOrderView;
+    let mut r = Routes::new("/api/v1");
+    route!(r, get "/openapi.json" openapi, doc("This document").answer::<Value>(200).public());
+    super::cloud::vendor(&mut r);
+    route!(r, get "/items" list_items, doc("The catalog's items").answer::<Vec<Item>>(200));
+    route!(r, post "/items" create_item,
+        doc("Add an item to the catalog").body::<NewItem>().answer::<Item>(201));
+    route!(r, get "/items/{item_id}" get_item, doc("One item").answer::<Item>(200));
+    route!(r, patch "/items/{item_id}" change_item,
+        doc("Change an item").body::<ItemChange>().answer::<Item>(200));
+    route!(r, get "/customers" list_customers,
+        doc("Customers, a page at a time, by external id").query::<CustomersQuery>()
+            .answer::<Vec<Customer>>(200));
+    route!(r, put "/customers" put_customer,
+        doc("Create or change a customer by external id").body::<CustomerData>()
+            .answer::<Customer>(200));
+    route!(r, get "/customers/{external_id}" get_customer,
+        doc("One customer").answer::<Customer>(200));
+    route!(r, delete "/customers/{external_id}" delete_customer,
+        doc("Delete a customer who owns no licenses; their containers lose the owner")
+            .answer::<CustomerDeleted>(200));
+    route!(r, post "/orders" create_order,
+        doc("Create an order and its ticket (the same order again answers the first one)")
+            .body::<orders::NewOrder>().answer::<orders::OrderView>(201)
+            .answer::<orders::OrderView>(200));
+    route!(r, get "/orders/{source}/{erp_order_id}" get_order,
+        doc("An order by its source and ERP order id").answer::<orders::OrderView>(200));
+    route!(r, post "/orders/{source}/{erp_order_id}/ticket-mail" resend_ticket_mail,
+        doc("Send the ticket mail again").answer::<Queued>(202));
+    route!(r, post "/orders/{source}/{erp_order_id}/lines" add_to_order,
+        doc("Append lines to an order's ticket (a resend of appended lines changes nothing)")
+            .body::<orders::AddToOrder>().answer::<orders::OrderView>(201)
+            .answer::<orders::OrderView>(200));
+    route!(r, post "/production/orders" create_production_order,
+        doc("A production order: dongles to program").body::<production::NewProductionOrder>()
+            .answer::<ProductionOrderView>(201).answer::<ProductionOrderView>(200));
+    route!(r, get "/production/orders/{id}" get_production_order,
+        doc("A production order and its slots").answer::<ProductionOrderView>(200));
+    route!(r, post "/production/orders/{id}/cancel" cancel_production_order,
+        doc("Cancel the slots not yet programmed").answer::<ProductionOrderView>(200));
+    route!(r, post "/production/orders/{id}/program" program_dongle,
+        doc("The update that programs a dongle in a slot").body::<production::ProgramRequest>()
+            .answer::<production::Programmed>(200));
+    route!(r, post "/production/orders/{id}/receipt" dongle_receipt,
+        doc("A programmed dongle's receipt").body::<production::ReceiptRequest>()
+            .answer::<production::ProductionReceipt>(200));
+    route!(r, post "/production/orders/{id}/failed" dongle_failed,
+        doc("A slot whose dongle failed").body::<production::FailedRequest>()
+            .answer::<production::SlotView>(200));
+    route!(r, post "/production/dongles/{serial}/recycle" recycle_dongle,
+        doc("Recycle a dongle for a new programming").body::<production::RecycleRequest>()
+            .answer::<production::Recycled>(200));
+    route!(r, post "/production/dongles/{serial}/lost" write_off_dongle,
+        doc("Write off a lost dongle").body::<production::LostRequest>()
+            .answer::<production::Lost>(200));
+    route!(r, get "/tickets/{code}" get_ticket,
+        doc("A ticket and its licenses").answer::<orders::TicketView>(200));
+    route!(r, put "/tickets/{code}/state" set_ticket_state,
+        doc("Disable a ticket (it activates nothing and says why) or enable it again")
+            .body::<TicketStateChange>().answer::<orders::TicketView>(200));
+    route!(r, post "/licenses/withdraw" withdraw,
+        doc("Withdraw licenses").body::<lifecycle::WithdrawRequest>()
+            .answer::<Vec<lifecycle::LicenseChange>>(200));
+    route!(r, post "/licenses/replace" replace,
+        doc("Replace a license by another item's").body::<lifecycle::ReplaceRequest>()
+            .answer::<lifecycle::Replaced>(200));
+    route!(r, post "/licenses/split" split,
+        doc("Split a license's quantity").body::<lifecycle::SplitRequest>().answer::<Split>(200));
+    route!(r, get "/licenses/{id}" get_license,
+        doc("One license with its ticket's code").answer::<orders::LicenseWithTicket>(200));
+    route!(r, get "/containers/{serial}" get_container,
+        doc("A container as support sees it").answer::<activation::ContainerView>(200));
+    route!(r, post "/containers/{serial}/licenses" push_license,
+        doc("Push a license into a container (delivered at its next contact)")
+            .body::<PushLicense>().answer::<Queued>(202));
+    route!(r, post "/containers/{serial}/reset" reset,
+        doc("Reset a container: its licenses go back to their tickets").query::<FirmQuery>()
+            .answer::<Reset>(200));
+    route!(r, post "/containers/{serial}/decision" decide_manipulation,
+        doc("Decide on a manipulated container: resynchronise or blacklist")
+            .body::<lifecycle::ManipulationDecision>().answer::<activation::ContainerView>(200));
+    route!(r, put "/containers/{serial}/customer" assign,
+        doc("Assign a container to a customer").body::<AssignBody>().answer::<Assigned>(200));
+    route!(r, post "/blacklist" blacklist_add,
+        doc("Blacklist a container").body::<BlacklistAdd>().answer::<Blacklisted>(201));
+    route!(r, post "/blacklist/{serial}/remove" blacklist_remove,
+        doc("Take a container off the blacklist").body::<RemoveBody>().answer::<Removed>(200));
+    route!(r, get "/approvals" list_approvals,
+        doc("Approval requests").query::<StateQuery>().answer::<Vec<lifecycle::ApprovalView>>(200));
+    route!(r, post "/approvals/{id}/approve" approve,
+        doc("Approve a request").body::<DecisionBody>().answer::<lifecycle::ApprovalView>(200));
+    route!(r, post "/approvals/{id}/deny" deny,
+        doc("Deny a request").body::<DecisionBody>().answer::<lifecycle::ApprovalView>(200));
+    route!(r, get "/reports/{name}" report,
+        doc("Run a report; its parameters are query parameters, format=csv|json")
+            .query::<std::collections::HashMap<String, String>>()
+            .answer::<reports::ReportJson>(200).csv());
+    route!(r, get "/mail" list_mail,
+        doc("The mail queue").query::<StateQuery>().answer::<Vec<mail::MailView>>(200));
+    route!(r, post "/mail/{id}/requeue" requeue_mail,
+        doc("Send a mail again").answer::<Queued>(200));
+    route!(r, get "/connectors/log" connector_log,
+        doc("Shop notifications and ERP write-backs").query::<ConnectorQuery>()
+            .answer::<ConnectorLog>(200));
+    route!(r, post "/connectors/writebacks/{id}/requeue" requeue_writeback,
+        doc("Send a write-back again").answer::<Queued>(200));
+    route!(r, get "/webhooks" list_webhooks,
+        doc("Webhook subscriptions").answer::<Vec<webhooks::WebhookView>>(200));
+    route!(r, post "/webhooks" create_webhook,
+        doc("Subscribe a URL to event kinds").body::<webhooks::NewSubscription>()
+            .answer::<webhooks::Made>(201));
+    route!(r, patch "/webhooks/{id}" change_webhook,
+        doc("Pause or resume a subscription").body::<WebhookChange>()
+            .answer::<webhooks::WebhookView>(200));
+    route!(r, delete "/webhooks/{id}" delete_webhook,
+        doc("Delete a subscription").answer::<Deleted>(200));
+    route!(r, get "/webhook-deliveries" list_deliveries,
+        doc("Webhook deliveries").query::<DeliveryQuery>()
+            .answer::<Vec<webhooks::DeliveryView>>(200));
+    route!(r, post "/webhook-deliveries/{id}/requeue" requeue_delivery,
+        doc("Send a delivery again").answer::<Queued>(200));
+    route!(r, get "/jobs" list_jobs, doc("Scheduled jobs").answer::<Vec<jobs::JobView>>(200));
+    route!(r, post "/jobs/{name}/run" run_job, doc("Run a job now").answer::<JobRun>(200));
+    route!(r, get "/settings" get_settings, doc("The vendor's settings").answer::<Settings>(200));
+    route!(r, put "/settings" put_settings,
+        doc("Replace the vendor's settings").body::<Settings>().answer::<Settings>(200));
+    route!(r, get "/users" list_users, doc("Users").answer::<Vec<users::User>>(200));
+    route!(r, post "/users" add_user,
+        doc("Add a user").body::<users::NewUser>().answer::<users::User>(201));
+    route!(r, patch "/users/{username}" change_user,
+        doc("Change a user's role, password or state").body::<users::UserChange>()
+            .answer::<users::User>(200));
+    route!(r, get "/history" history,
+        doc("History events of a ticket, order, container or license").query::<HistoryQuery>()
+            .answer::<Vec<audit::EventRow>>(200));
+    route!(r, get "/history/checkpoints" list_checkpoints,
+        doc("Signed checkpoints of the history and the audit key").answer::<Checkpoints>(200));
+    route!(r, post "/history/checkpoints" sign_checkpoint,
+        doc("Sign a checkpoint of the history's head").answer::<audit::Checkpoint>(201)
+            .answer::<NoCheckpoint>(200));
+    r
+}
+
+/// The OpenAPI document, made once.
+fn document() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| routes().document("Licentia", env!("CARGO_PKG_VERSION")))
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/metrics", web::get().to(metrics))
-        .service(
-            web::scope("/api/v1")
-                .configure(super::cloud::vendor)
-                .route("/items", web::get().to(list_items))
-                .route("/items", web::post().to(create_item))
-                .route("/items/{item_id}", web::get().to(get_item))
-                .route("/items/{item_id}", web::patch().to(change_item))
-                .route("/customers", web::get().to(list_customers))
-                .route("/customers", web::put().to(put_customer))
-                .route("/customers/{external_id}", web::get().to(get_customer))
-                .route(
-                    "/customers/{external_id}",
-                    web::delete().to(delete_customer),
-                )
-                .route("/orders", web::post().to(create_order))
-                .route("/orders/{source}/{erp_order_id}", web::get().to(get_order))
-                .route(
-                    "/orders/{source}/{erp_order_id}/ticket-mail",
-                    web::post().to(resend_ticket_mail),
-                )
-                .route(
-                    "/orders/{source}/{erp_order_id}/lines",
-                    web::post().to(add_to_order),
-                )
-                .route(
-                    "/production/orders",
-                    web::post().to(create_production_order),
-                )
-                .route(
-                    "/production/orders/{id}",
-                    web::get().to(get_production_order),
-                )
-                .route(
-                    "/production/orders/{id}/cancel",
-                    web::post().to(cancel_production_order),
-                )
-                .route(
-                    "/production/orders/{id}/program",
-                    web::post().to(program_dongle),
-                )
-                .route(
-                    "/production/orders/{id}/receipt",
-                    web::post().to(dongle_receipt),
-                )
-                .route(
-                    "/production/orders/{id}/failed",
-                    web::post().to(dongle_failed),
-                )
-                .route(
-                    "/production/dongles/{serial}/recycle",
-                    web::post().to(recycle_dongle),
-                )
-                .route(
-                    "/production/dongles/{serial}/lost",
-                    web::post().to(write_off_dongle),
-                )
-                .route("/tickets/{code}", web::get().to(get_ticket))
-                .route("/tickets/{code}/state", web::put().to(set_ticket_state))
-                .route("/licenses/withdraw", web::post().to(withdraw))
-                .route("/licenses/replace", web::post().to(replace))
-                .route("/licenses/split", web::post().to(split))
-                .route("/licenses/{id}", web::get().to(get_license))
-                .route("/containers/{serial}", web::get().to(get_container))
-                .route(
-                    "/containers/{serial}/licenses",
-                    web::post().to(push_license),
-                )
-                .route("/containers/{serial}/reset", web::post().to(reset))
-                .route(
-                    "/containers/{serial}/decision",
-                    web::post().to(decide_manipulation),
-                )
-                .route("/containers/{serial}/customer", web::put().to(assign))
-                .route("/blacklist", web::post().to(blacklist_add))
-                .route(
-                    "/blacklist/{serial}/remove",
-                    web::post().to(blacklist_remove),
-                )
-                .route("/approvals", web::get().to(list_approvals))
-                .route("/approvals/{id}/approve", web::post().to(approve))
-                .route("/approvals/{id}/deny", web::post().to(deny))
-                .route("/reports/{name}", web::get().to(report))
-                .route("/mail", web::get().to(list_mail))
-                .route("/mail/{id}/requeue", web::post().to(requeue_mail))
-                .route("/connectors/log", web::get().to(connector_log))
-                .route(
-                    "/connectors/writebacks/{id}/requeue",
-                    web::post().to(requeue_writeback),
-                )
-                .route("/webhooks", web::get().to(list_webhooks))
-                .route("/webhooks", web::post().to(create_webhook))
-                .route("/webhooks/{id}", web::patch().to(change_webhook))
-                .route("/webhooks/{id}", web::delete().to(delete_webhook))
-                .route("/webhook-deliveries", web::get().to(list_deliveries))
-                .route(
-                    "/webhook-deliveries/{id}/requeue",
-                    web::post().to(requeue_delivery),
-                )
-                .route("/jobs", web::get().to(list_jobs))
-                .route("/jobs/{name}/run", web::post().to(run_job))
-                .route("/settings", web::get().to(get_settings))
-                .route("/settings", web::put().to(put_settings))
-                .route("/users", web::get().to(list_users))
-                .route("/users", web::post().to(add_user))
-                .route("/users/{username}", web::patch().to(change_user))
-                .route("/history", web::get().to(history))
-                .route("/history/checkpoints", web::get().to(list_checkpoints))
-                .route("/history/checkpoints", web::post().to(sign_checkpoint)),
-        );
+        .service(routes().scope());
 }

@@ -5,6 +5,7 @@ pub mod connect;
 pub mod gateway;
 pub mod json;
 pub mod metrics;
+pub mod openapi;
 pub mod portal;
 pub mod soap;
 
@@ -12,6 +13,39 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::error::Error;
+
+/// The body of every JSON error.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorDetail {
+    /// A word that stays the same for programs to read (`unknown_ticket`).
+    pub code: String,
+    /// What was wrong, for people.
+    pub message: String,
+    /// A blacklisted container's lock: the container applies this update first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<serde_json::Value>,
+    /// The approval request the refused operation made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<i64>,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: String) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message,
+                update: None,
+                approval_id: None,
+            },
+        }
+    }
+}
 
 /// The JSON form of a domain error: `{"error": {"code": …, "message": …}}`.
 #[derive(Debug)]
@@ -68,15 +102,16 @@ impl ResponseError for ApiError {
         if let Error::RateLimited { retry_after } = self.0 {
             r.insert_header(("Retry-After", retry_after.to_string()));
         }
-        let mut body =
-            serde_json::json!({"code": self.0.code(), "message": self.0.public_message()});
+        let mut body = ErrorBody::new(self.0.code(), self.0.public_message());
         match &self.0 {
             // The lock update travels with the refusal: the container applies it first.
-            Error::Blacklisted { lock: Some(u), .. } => body["update"] = serde_json::json!(u),
-            Error::ApprovalRequired { id, .. } => body["approval_id"] = serde_json::json!(id),
+            Error::Blacklisted { lock: Some(u), .. } => {
+                body.error.update = serde_json::to_value(u).ok()
+            }
+            Error::ApprovalRequired { id, .. } => body.error.approval_id = Some(*id),
             _ => {}
         }
-        r.json(serde_json::json!({ "error": body }))
+        r.json(body)
     }
 }
 
@@ -106,7 +141,7 @@ pub fn client_addr(req: &actix_web::HttpRequest, proxies: &[std::net::IpAddr]) -
 
 /// An error of the request itself, before a service is called (body too large, bad JSON).
 pub fn request_error(code: &'static str, status: StatusCode, message: String) -> actix_web::Error {
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    let body = ErrorBody::new(code, message.clone());
     actix_web::error::InternalError::from_response(message, HttpResponse::build(status).json(body))
         .into()
 }

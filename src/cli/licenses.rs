@@ -102,7 +102,9 @@ pub enum SerialCmd {
 
 pub async fn license(core: &Core, actor: &Actor, cmd: LicenseCmd) -> anyhow::Result<()> {
     let out = match cmd {
-        LicenseCmd::Show { license } => orders::get_license(core, actor, license).await?,
+        LicenseCmd::Show { license } => {
+            serde_json::to_value(orders::get_license(core, actor, license).await?)?
+        }
         LicenseCmd::Withdraw { licenses, reason } => serde_json::to_value(
             lifecycle::withdraw(core, actor, lifecycle::WithdrawRequest { licenses, reason })
                 .await?,

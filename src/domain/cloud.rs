@@ -13,6 +13,7 @@ pub const MAX_LEASE_SECONDS: u32 = 86_400;
 
 /// How a floating license counts its users (CodeMeter's user limit counts either way).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SeatCounting {
     /// Every open takes a seat of its own.

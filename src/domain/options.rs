@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 
 /// The product item options a license carries into a container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ItemOptions {
     #[serde(default = "all_container_types")]
@@ -88,6 +89,7 @@ pub fn check_in_deadline(now: chrono::NaiveDateTime, days: u32) -> i64 {
 
 /// At most `activations` activations of a license within `days` days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ActivationLimit {
     pub activations: u32,
@@ -97,6 +99,7 @@ pub struct ActivationLimit {
 /// What an update item changes in the licenses it matches (same firm and product code on
 /// the same ticket). A line's quantity multiplies the effect.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct UpdateEffect {
     /// Moves the expiration time later (from now, if the license had none).

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 /// A slot's state: derived from its serial and its licenses, never stored (the server
 /// believes receipts, through whatever door they come).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SlotState {
     /// No dongle yet.

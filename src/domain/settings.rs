@@ -5,6 +5,7 @@ use super::check_id;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReactivationBehaviour {
     None,
@@ -25,6 +26,7 @@ impl ReactivationBehaviour {
 /// Whether a customer may activate a license into a new container without returning it
 /// from the old one (re-activation), or restore a whole container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReactivationPolicy {
     Allowed,
@@ -37,6 +39,7 @@ pub enum ReactivationPolicy {
 }
 
 /// The vendor's global settings, one set per firm code.
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -73,6 +76,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ActivationMode {
     All,

@@ -67,6 +67,7 @@ pub struct Lease {
 
 /// A license of the container and its seats (`GET /cloud/v1/status`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct LicenseUse {
     pub license_id: i64,
     pub item_id: String,

@@ -56,6 +56,7 @@ pub struct RestoreRequest {
 
 /// What an update did, as the server answers it; `update` is the armoured update to apply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct Issued {
     pub serial: String,
     pub firm_code: i64,
@@ -75,6 +76,7 @@ pub struct Issued {
 
 /// What a receipt proved.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct Confirmed {
     pub serial: String,
     pub firm_code: i64,

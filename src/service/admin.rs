@@ -388,17 +388,13 @@ pub async fn dashboard(core: &Core, actor: &Actor) -> Result<Dashboard> {
     let month = now.format("%Y-%m").to_string();
     let quota = super::reports::read(core, super::reports::Report::ActivationsPerMonth)
         .await?
-        .to_json()["rows"]
-        .as_array()
+        .to_json()
+        .rows
         .into_iter()
-        .flatten()
-        .filter(|r| r["month"] == month.as_str())
+        .filter(|r| r.get("month").and_then(|m| m.as_str()) == Some(month.as_str()))
         .map(|r| {
-            (
-                r["firm_code"].as_i64().unwrap_or_default(),
-                r["activations"].as_i64().unwrap_or_default(),
-                r["quota"].as_i64().unwrap_or_default(),
-            )
+            let number = |c: &str| r.get(c).and_then(|v| v.as_i64()).unwrap_or_default();
+            (number("firm_code"), number("activations"), number("quota"))
         })
         .collect();
     Ok(Dashboard {

@@ -15,8 +15,10 @@ use crate::domain::ticket::TicketCode;
 use crate::domain::{Actor, Role};
 use crate::error::{Error, Result};
 use crate::protocol::crypto::{self, SigningKey};
-use crate::store::checkpoints::{self, Checkpoint};
-use crate::store::history::{self, chain_hash, EventRow};
+use crate::store::checkpoints;
+pub use crate::store::checkpoints::Checkpoint;
+pub use crate::store::history::EventRow;
+use crate::store::history::{self, chain_hash};
 use crate::store::{audit_head as read_head, Conn};
 
 #[derive(Default)]

@@ -11,7 +11,7 @@ use crate::store::customers::{self as customer_store, CustomerRow};
 use crate::store::items::{self as item_store, CatalogRow};
 use crate::store::Conn;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Serialize, Deserialize)]
 pub struct Item {
     pub item_id: String,
     pub name: String,
@@ -39,7 +39,7 @@ impl Item {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewItem {
     pub item_id: String,
@@ -121,7 +121,7 @@ pub async fn create_item(core: &Core, actor: &Actor, req: NewItem) -> Result<Ite
         .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemChange {
     /// The version the caller read; a concurrent change makes this a conflict.
@@ -149,6 +149,15 @@ pub async fn change_item(
     core.db
         .write(move |c| {
             let item = load_item(c, &item_id)?.ok_or_else(|| Error::not_found("item", &item_id))?;
+            let changed_meanwhile = || {
+                Error::Conflict(format!(
+                    "item {item_id} was changed meanwhile (version {})",
+                    item.version
+                ))
+            };
+            if req.version != item.version {
+                return Err(changed_meanwhile());
+            }
             let name = req.name.clone().unwrap_or(item.name.clone());
             let options = req.options.clone().unwrap_or(item.options.clone());
             if options.trial && item.kind != ItemKind::License {
@@ -164,16 +173,13 @@ pub async fn change_item(
                 active: req.active.unwrap_or(item.active),
             };
             if !item_store::change(c, &item_id, req.version, &set, super::now())? {
-                return Err(Error::Conflict(format!(
-                    "item {item_id} was changed meanwhile (version {})",
-                    item.version
-                )));
+                return Err(changed_meanwhile());
             }
             audit::record(
                 &actor,
                 Event {
                     action: "item.changed",
-                    details: serde_json::json!({"item_id": item_id, "version": req.version + 1}),
+                    details: serde_json::json!({"item_id": item_id, "version": item.version + 1}),
                     ..Default::default()
                 },
             )?;
@@ -201,7 +207,7 @@ pub async fn list_items(core: &Core, _actor: &Actor) -> Result<Vec<Item>> {
 }
 
 /// A customer as the JSON and SOAP services show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Serialize)]
 pub struct Customer {
     #[serde(skip)]
     pub id: i64,
@@ -228,7 +234,7 @@ impl From<CustomerRow> for Customer {
 }
 
 /// Customer data as an ERP or shop sends it with an order.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerData {
     pub external_id: String,

@@ -466,7 +466,7 @@ async fn last_run(core: &Core, job: &'static str) -> Result<Option<chrono::Naive
         .await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct JobView {
     pub job: &'static str,
     pub schedule: Option<String>,

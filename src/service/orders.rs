@@ -24,14 +24,14 @@ use crate::store::Conn;
 
 const INITIAL_BATCH: &str = "initial";
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLine {
     pub item_id: String,
     pub quantity: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     /// Who sent the order (`api`, `erp`, a shop's connector name …); scopes `erp_order_id`.
@@ -51,14 +51,14 @@ fn api_source() -> String {
 
 /// Appends lines to an existing order's ticket. `batch_key` makes the append itself
 /// idempotent: the same key with the same lines returns the first result.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddToOrder {
     pub batch_key: Option<String>,
     pub lines: Vec<OrderLine>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct OrderView {
     pub order_id: i64,
     pub source: String,
@@ -73,7 +73,7 @@ pub struct OrderView {
     pub created: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct LineView {
     pub batch_key: String,
     pub position: i32,
@@ -658,7 +658,7 @@ fn load_order(c: &mut Conn, order_id: i64, created: bool) -> Result<OrderView> {
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct TicketView {
     pub ticket: String,
     pub state: String,
@@ -668,7 +668,7 @@ pub struct TicketView {
     pub licenses: Vec<LicenseView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct LicenseView {
     pub license_id: i64,
     pub item_id: String,
@@ -783,10 +783,17 @@ async fn ticket_view(
         .await
 }
 
+/// One license and the code of the ticket it belongs to.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct LicenseWithTicket {
+    pub ticket: String,
+    pub license: LicenseView,
+}
+
 /// One license with the ticket it belongs to.
-pub async fn get_license(core: &Core, actor: &Actor, id: i64) -> Result<serde_json::Value> {
+pub async fn get_license(core: &Core, actor: &Actor, id: i64) -> Result<LicenseWithTicket> {
     let (ticket, license) = license_with_ticket(core, actor, id).await?;
-    Ok(serde_json::json!({"ticket": ticket, "license": license}))
+    Ok(LicenseWithTicket { ticket, license })
 }
 
 /// One license (also a deleted one) and the code of the ticket it belongs to.

@@ -171,23 +171,33 @@ pub struct Table {
     pub rows: Vec<Vec<Value>>,
 }
 
+/// A report as JSON: its name, its columns, and a row per object keyed by column.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ReportJson {
+    pub report: &'static str,
+    pub columns: &'static [&'static str],
+    pub rows: Vec<serde_json::Map<String, Value>>,
+}
+
 impl Table {
     /// Rows as objects keyed by column, for JSON.
-    pub fn to_json(&self) -> Value {
-        let rows: Vec<Value> = self
+    pub fn to_json(&self) -> ReportJson {
+        let rows = self
             .rows
             .iter()
             .map(|r| {
-                Value::Object(
-                    self.columns
-                        .iter()
-                        .zip(r)
-                        .map(|(c, v)| (c.to_string(), v.clone()))
-                        .collect(),
-                )
+                self.columns
+                    .iter()
+                    .zip(r)
+                    .map(|(c, v)| (c.to_string(), v.clone()))
+                    .collect()
             })
             .collect();
-        json!({"report": self.report, "columns": self.columns, "rows": rows})
+        ReportJson {
+            report: self.report,
+            columns: self.columns,
+            rows,
+        }
     }
 
     pub fn to_csv(&self) -> Result<String> {

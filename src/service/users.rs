@@ -74,7 +74,7 @@ impl CredentialCache {
 
 /// A user as the JSON and SOAP services show it (never its password hash or sealed
 /// password).
-#[derive(Debug, Clone, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Serialize)]
 pub struct User {
     pub id: i64,
     pub username: String,
@@ -256,7 +256,7 @@ pub fn generate_password() -> String {
     crate::domain::ticket::TicketCode::generate().as_stored()[..20].to_lowercase()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -264,9 +264,21 @@ pub struct NewUser {
     pub role: Role,
 }
 
+/// Customers are never vendor users: they are known by a ticket or a container.
+fn vendor_role(role: Role) -> Result<Role> {
+    match role {
+        Role::Customer => Err(Error::invalid(
+            "role",
+            "customer is not a vendor user's role: use admin, sales, support, erp or production",
+        )),
+        role => Ok(role),
+    }
+}
+
 pub async fn add_user(core: &Core, actor: &Actor, req: NewUser) -> Result<User> {
     actor.require(&[Role::Admin], "manage users")?;
     check_id("username", &req.username)?;
+    vendor_role(req.role)?;
     let hash = {
         let pw = req.password.clone();
         tokio::task::spawn_blocking(move || hash_password(&pw))
@@ -305,7 +317,7 @@ pub async fn add_user(core: &Core, actor: &Actor, req: NewUser) -> Result<User> 
     Ok(user)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     pub password: Option<String>,
@@ -320,6 +332,7 @@ pub async fn change_user(
     req: UserChange,
 ) -> Result<User> {
     actor.require(&[Role::Admin], "manage users")?;
+    req.role.map(vendor_role).transpose()?;
     let hash = match req.password.clone() {
         Some(pw) => Some(
             tokio::task::spawn_blocking(move || hash_password(&pw))

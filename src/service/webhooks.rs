@@ -26,9 +26,8 @@ use crate::domain::ticket::TicketCode;
 use crate::domain::{Actor, QueueState, Role};
 use crate::error::{Error, Result};
 use crate::store::history::{self, EventRow};
-use crate::store::webhooks::{
-    self as store, Deliveries, DeliveryToSend, DeliveryView, NewWebhook, WebhookView,
-};
+use crate::store::webhooks::{self as store, Deliveries, DeliveryToSend, NewWebhook};
+pub use crate::store::webhooks::{DeliveryView, WebhookView};
 
 /// The families of event kinds (the part before the dot).
 pub const FAMILIES: &[&str] = &[
@@ -63,7 +62,7 @@ const MANAGE: &[Role] = &[Role::Admin];
 const READ: &[Role] = &[Role::Admin, Role::Support];
 
 /// A subscription to make.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubscription {
     pub url: String,
@@ -74,7 +73,7 @@ pub struct NewSubscription {
 }
 
 /// A subscription as made: its secret is shown this once.
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct Made {
     #[serde(flatten)]
     pub webhook: WebhookView,

@@ -9,7 +9,7 @@ use crate::domain::ApprovalState;
 use crate::error::{Error, Result};
 
 /// An approval request; the fields in the table's column order.
-#[derive(Debug, Clone, Serialize, Queryable)]
+#[derive(schemars::JsonSchema, Debug, Clone, Serialize, Queryable)]
 pub struct ApprovalView {
     pub approval_id: i64,
     #[serde(skip)]

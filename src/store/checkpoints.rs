@@ -35,7 +35,9 @@ pub fn insert_key(c: &mut Conn, public: &str, sealed: &str, now: NaiveDateTime) 
 
 /// A checkpoint: event `event_id` had hash `event_hash` when it was signed. The form it is
 /// exported in, and read back from, for `licentia audit verify --checkpoints`.
-#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Debug, Clone, Serialize, Deserialize, Queryable, Selectable, PartialEq, Eq,
+)]
 #[diesel(table_name = cp)]
 pub struct Checkpoint {
     pub event_id: i64,

@@ -417,7 +417,7 @@ pub fn count_use(c: &mut Conn, license_id: i64, day: &str, in_use: Option<i32>) 
 }
 
 /// A license's use on one UTC day.
-#[derive(Debug, Queryable, serde::Serialize)]
+#[derive(schemars::JsonSchema, Debug, Queryable, serde::Serialize)]
 pub struct UseDay {
     pub license_id: i64,
     pub day: String,

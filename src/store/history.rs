@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One event as stored; `hash` covers `prev_hash` and every field.
-#[derive(Debug, Clone, serde::Serialize, Queryable)]
+#[derive(schemars::JsonSchema, Debug, Clone, serde::Serialize, Queryable)]
 pub struct EventRow {
     pub id: i64,
     pub at: chrono::NaiveDateTime,

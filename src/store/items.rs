@@ -144,7 +144,7 @@ pub fn change(
         items::name.eq(set.name),
         items::options.eq(set.options),
         items::active.eq(set.active),
-        items::version.eq(version + 1),
+        items::version.eq(items::version + 1),
         items::updated_at.eq(now),
     ))
     .execute(c)?;

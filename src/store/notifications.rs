@@ -48,7 +48,7 @@ pub fn set_outcome(
 }
 
 /// A notification as support sees it (without its body).
-#[derive(Debug, Serialize, Queryable)]
+#[derive(schemars::JsonSchema, Debug, Serialize, Queryable)]
 pub struct NotificationView {
     pub id: i64,
     pub connector: String,

@@ -91,7 +91,7 @@ pub fn insert(c: &mut Conn, m: &NewMail) -> Result<i64> {
 }
 
 /// A mail as support sees it in the outbox.
-#[derive(Debug, Serialize, Queryable, Selectable)]
+#[derive(schemars::JsonSchema, Debug, Serialize, Queryable, Selectable)]
 #[diesel(table_name = outbox)]
 pub struct MailView {
     pub id: i64,

@@ -63,7 +63,7 @@ pub fn insert(c: &mut Conn, h: &NewWebhook, head: i64, now: NaiveDateTime) -> Re
 }
 
 /// A subscription as vendor staff see it (without its key).
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(schemars::JsonSchema, Debug, Clone, Serialize, Queryable, Selectable)]
 #[diesel(table_name = w)]
 pub struct WebhookView {
     pub id: i64,
@@ -151,7 +151,7 @@ pub fn queue(c: &mut Conn, webhook_id: i64, event_id: i64, kind: &str, body: &st
 }
 
 /// A delivery as vendor staff see it (without its body).
-#[derive(Debug, Serialize, Queryable, Selectable)]
+#[derive(schemars::JsonSchema, Debug, Serialize, Queryable, Selectable)]
 #[diesel(table_name = d)]
 pub struct DeliveryView {
     pub id: i64,

@@ -87,7 +87,7 @@ pub fn queue(c: &mut Conn, w: &NewWriteBack) -> Result<()> {
 }
 
 /// A write-back as support sees it.
-#[derive(Debug, Serialize, Queryable)]
+#[derive(schemars::JsonSchema, Debug, Serialize, Queryable)]
 pub struct WriteBackView {
     pub id: i64,
     pub connector: String,

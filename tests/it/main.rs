@@ -24,6 +24,7 @@ mod lifecycle;
 mod mail;
 mod manipulation;
 mod online;
+mod openapi;
 mod orders;
 mod portal;
 mod production;

@@ -2,7 +2,7 @@
 //! tickets and their containers.
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{done, field, form, param, query_escape, staff, tried, Admin_, Core_, BASE};
 use crate::error::Error;
@@ -76,14 +76,14 @@ async fn show(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
         )
         .await
     );
-    let containers = containers.to_json()["rows"].clone();
+    let containers = containers.to_json().rows;
     admin.page(
         &v,
         StatusCode::OK,
         "customer.html",
         json!({"title": format!("{} {}", admin.text(v.lang, "customers.customer"), customer.external_id),
             "customer": customer, "tickets": tickets,
-            "containers": if containers.is_array() { containers } else { Value::Array(vec![]) }}),
+            "containers": containers}),
     )
 }
 

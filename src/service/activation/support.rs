@@ -61,7 +61,7 @@ pub async fn push_license(
 }
 
 /// A container as support sees it.
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct ContainerView {
     pub serial: String,
     #[serde(rename = "type")]
@@ -73,7 +73,7 @@ pub struct ContainerView {
     pub licenses: Vec<ContainerLicense>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct ContainerFirmView {
     pub firm_code: i64,
     pub counter: i64,
@@ -83,7 +83,7 @@ pub struct ContainerFirmView {
     pub unconfirmed_updates: Vec<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct ContainerLicense {
     pub license_id: i64,
     pub item_id: String,

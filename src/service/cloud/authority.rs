@@ -224,7 +224,17 @@ pub fn not_after(cert: &X509) -> Result<NaiveDateTime> {
 }
 
 /// How a credential file is delivered.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// One PEM file: the certificate, the authority's certificate and the private key

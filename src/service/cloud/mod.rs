@@ -25,7 +25,7 @@ use super::audit::{self, Event};
 use super::{now, Core};
 use crate::domain::ticket::TicketCode;
 use crate::domain::{
-    check_len, check_serial, Actor, ContainerState, ContainerType, LicenseState, Role,
+    check_id, check_len, check_serial, Actor, ContainerState, ContainerType, LicenseState, Role,
 };
 use crate::error::{Error, Result};
 use crate::protocol::cloud::LicenseUse;
@@ -36,7 +36,7 @@ use crate::store::{customers, firms, licenses, mirrors, settings, tickets, Conn}
 
 const STAFF: &[Role] = &[Role::Admin, Role::Sales, Role::Support];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCloudContainer {
     /// The customer's external id.
@@ -46,7 +46,7 @@ pub struct NewCloudContainer {
     pub firm_code: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct Credential {
     pub id: i64,
     pub fingerprint: String,
@@ -75,7 +75,7 @@ impl From<CredentialRow> for Credential {
 
 /// A cloud container as the vendor sees it: its licenses with their seats in use, and its
 /// credentials (revoked ones too).
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct CloudContainer {
     pub serial: String,
     pub firm_code: i64,
@@ -105,6 +105,7 @@ pub async fn create_container(
     req: NewCloudContainer,
 ) -> Result<CloudContainer> {
     actor.require(STAFF, "make cloud containers")?;
+    check_id("customer", &req.customer)?;
     let firm_code = req.firm_code.unwrap_or(core.default_firm.firm_code);
     let external = req.customer.clone();
     let customer = core
@@ -313,7 +314,7 @@ pub async fn get_container(core: &Core, actor: &Actor, serial: String) -> Result
 
 /// Licenses of a ticket to activate into a cloud container (none named: all of the
 /// ticket's available licenses that may go into one).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloudActivation {
     pub ticket: String,
@@ -504,7 +505,7 @@ pub async fn deactivate(
 }
 
 /// What a credential file is made as.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialRequest {
     #[serde(default)]
@@ -518,7 +519,7 @@ pub struct CredentialRequest {
 }
 
 /// A credential file, for the customer to keep.
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct CredentialFile {
     pub serial: String,
     pub fingerprint: String,
@@ -665,13 +666,13 @@ pub(in crate::service) async fn issue_for(
     })
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Revocation {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct Revoked {
     pub serial: String,
     pub revoked: Vec<i64>,

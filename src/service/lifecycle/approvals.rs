@@ -24,7 +24,7 @@ pub async fn list_approvals(
         .await
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     #[serde(default)]

@@ -14,7 +14,7 @@ use crate::store::licenses::{self, LicRow, NewLicense};
 use crate::store::orders::{self, NewLine};
 use crate::store::{blacklist, containers, customers, items, withdrawals, Conn};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlacklistAdd {
     pub serial: String,
@@ -103,7 +103,7 @@ pub async fn blacklist_remove(
 }
 
 /// What a withdraw, replace or split did to each license.
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct LicenseChange {
     pub license_id: i64,
     pub state: LicenseState,
@@ -168,7 +168,7 @@ fn withdraw_one(
     })
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawRequest {
     pub licenses: Vec<i64>,
@@ -207,7 +207,7 @@ pub async fn withdraw(
         .await
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceRequest {
     pub license_id: i64,
@@ -215,7 +215,7 @@ pub struct ReplaceRequest {
     pub item_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct Replaced {
     pub old: LicenseChange,
     pub new: LicenseChange,
@@ -328,7 +328,7 @@ pub async fn replace(core: &Core, actor: &Actor, req: ReplaceRequest) -> Result<
         .await
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitRequest {
     pub license_id: i64,

@@ -12,7 +12,7 @@ use crate::service::Core;
 use crate::store::containers;
 
 /// What support decided about a manipulated container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     /// Take the state its next request shows, when the server made that state.
@@ -41,7 +41,7 @@ impl Decision {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManipulationDecision {
     pub decision: Decision,

@@ -14,13 +14,13 @@ use crate::service::{now, Core};
 use crate::store::production as store;
 use crate::store::{containers, history, licenses, updates};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LostRequest {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct Lost {
     pub serial: String,
     pub production_order_id: i64,

@@ -27,7 +27,10 @@ use crate::store::production::{self as store, ProductionOrderRow, SlotLicenseRow
 use crate::store::{firms, items, orders as order_store, Conn};
 
 pub use lost::{write_off, Lost, LostRequest};
-pub use program::{failed, program, receipt, FailedRequest, ProgramRequest, ReceiptRequest};
+pub use program::{
+    failed, program, receipt, FailedRequest, ProductionReceipt, ProgramRequest, Programmed,
+    ReceiptRequest,
+};
 pub use recycle::{recycle, RecycleRequest, Recycled};
 
 const CREATE_ROLES: &[Role] = &[Role::Admin, Role::Sales, Role::Erp];
@@ -53,7 +56,7 @@ const LOST: &str = "production.dongle_lost";
 /// The customer a production order's ticket belongs to when none is named: the vendor's own.
 const PRODUCTION_CUSTOMER: &str = "production";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewProductionOrder {
     #[serde(default = "json_source")]
@@ -74,7 +77,7 @@ fn json_source() -> String {
 }
 
 /// A production order and where its dongles are.
-#[derive(Debug, Clone, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Serialize)]
 pub struct ProductionOrderView {
     pub production_order_id: i64,
     pub order_id: i64,
@@ -106,7 +109,7 @@ pub struct ProductionOrderView {
     pub created: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Serialize)]
 pub struct SlotView {
     pub slot: i32,
     pub serial: Option<String>,

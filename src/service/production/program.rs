@@ -24,7 +24,7 @@ use crate::store::{
     blacklist, containers, firms, licenses, mirrors, orders as order_store, tickets, updates, Conn,
 };
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProgramRequest {
     pub station: String,
@@ -33,7 +33,7 @@ pub struct ProgramRequest {
 }
 
 /// The dongle's update (the gateway's answer) and the slot it programs.
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct Programmed {
     #[serde(flatten)]
     pub issued: Issued,
@@ -41,7 +41,7 @@ pub struct Programmed {
     pub slot: i32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptRequest {
     pub station: String,
@@ -50,7 +50,7 @@ pub struct ReceiptRequest {
 }
 
 /// What the receipt proved (the gateway's answer), and whether the slot is programmed now.
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct ProductionReceipt {
     #[serde(flatten)]
     pub confirmed: Confirmed,
@@ -59,7 +59,7 @@ pub struct ProductionReceipt {
     pub programmed: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailedRequest {
     pub station: String,

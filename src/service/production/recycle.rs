@@ -12,7 +12,7 @@ use crate::service::{now, Core};
 use crate::store::production as store;
 use crate::store::{containers, firms, licenses, mirrors, updates};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecycleRequest {
     pub reason: String,
@@ -20,7 +20,7 @@ pub struct RecycleRequest {
     pub firm_code: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Serialize)]
 pub struct Recycled {
     pub serial: String,
     /// The serial the dongle's old registration is kept under.
