@@ -5,7 +5,7 @@
 # server and SOAP client, xmllint, libfaketime for a node whose clock runs ahead, Debian's
 # Chromium with a font for the portal's browser tests, SimpleSAMLphp with PHP's command line
 # (its built-in web server) as the identity provider of the single sign-on tests, PHP's SOAP
-# extension for the SOAP client tests, and Node.js with npm where there is no `node` yet). Installs only what is missing.
+# extension and gSOAP (wsdl2h, soapcpp2 and its library) for the SOAP client tests, and Node.js with npm where there is no `node` yet). Installs only what is missing.
 set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libpq-dev libxmlsec1-dev libclang-dev)
 for flag in "$@"; do
@@ -13,7 +13,7 @@ for flag in "$@"; do
     --postgres) pkgs+=(postgresql) ;;
     --test)
       pkgs+=(python3 python3-venv libxml2-utils libfaketime chromium fonts-dejavu-core
-        simplesamlphp php-cli php-xml php-soap)
+        simplesamlphp php-cli php-xml php-soap gsoap libgsoap-dev)
       # A machine may bring its own Node.js (not from a Debian package): keep it.
       command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
       ;;

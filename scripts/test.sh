@@ -16,7 +16,8 @@ if [ ! -x "$venv/bin/python" ] \
   || [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv --clear "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==1.4.6" "zeep==4.3.3" \
-    "suds==1.2.0" "cryptography==50.0.2" "schemathesis==4.32.5" "jsonschema==4.26.0"
+    "suds==1.2.0" "cryptography==50.0.2" "schemathesis==4.32.5" \
+    "hypothesis==6.170.27" "jsonschema==4.26.0"
 fi
 export TEST_PYTHON="$PWD/$venv/bin/python"
 

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::json::Caller;
-use super::openapi::{doc, route, Routes};
+use super::openapi::{doc, route, Access, Routes};
 use super::ApiError;
 use crate::error::Error;
 use crate::protocol::cloud::{BorrowRequest, OpenRequest, TokenRequest};
@@ -164,16 +164,30 @@ async fn status(core: Core_, b: Bearer) -> Res {
     Ok(HttpResponse::Ok().json(cloud::status(&core, b.0).await?))
 }
 
+/// The license use API's routes.
+pub fn license_use() -> Routes {
+    use crate::protocol::cloud::{Lease, Status, Token};
+    let mut r = Routes::new("/cloud/v1", Access::Bearer);
+    route!(r, post "/token" token,
+        doc("An access token for a request signed with the credential's key")
+            .body::<TokenRequest>().answer::<Token>(200).public());
+    route!(r, post "/seats" open,
+        doc("Open a seat of a license").body::<OpenRequest>().answer::<Lease>(201));
+    route!(r, post "/seats/{seat}/heartbeat" heartbeat,
+        doc("Keep a seat: its lease runs again").answer::<Lease>(200));
+    route!(r, delete "/seats/{seat}" release, doc("Release a seat").empty_answer(204));
+    route!(r, post "/activate" activate_ticket,
+        doc("Activate a ticket's licenses into the credential's container")
+            .body::<cloud::CloudActivation>().answer::<Activated>(200));
+    route!(r, post "/borrow" borrow,
+        doc("Borrow a seat into a local container: the answer is its update")
+            .body::<BorrowRequest>().answer::<crate::protocol::Issued>(200));
+    route!(r, get "/status" status,
+        doc("The container's licenses and their seats in use").answer::<Status>(200));
+    r
+}
+
 /// The license use API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/cloud/v1")
-            .route("/token", web::post().to(token))
-            .route("/seats", web::post().to(open))
-            .route("/seats/{seat}/heartbeat", web::post().to(heartbeat))
-            .route("/seats/{seat}", web::delete().to(release))
-            .route("/activate", web::post().to(activate_ticket))
-            .route("/borrow", web::post().to(borrow))
-            .route("/status", web::get().to(status)),
-    );
+    cfg.service(license_use().scope());
 }

@@ -9,8 +9,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
+use super::openapi::{doc, route, Access, Routes};
 use super::ApiError;
 use crate::config::Config;
 use crate::domain::Interface;
@@ -175,7 +177,7 @@ async fn salt(core: Core_, serial: web::Path<String>) -> Res {
     ok(lifecycle::fingerprint_salt(&core, serial.into_inner()).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ReceiptBody {
     receipt: String,
@@ -187,14 +189,19 @@ async fn deactivate(core: Core_, body: web::Json<ReturnRequest>) -> Res {
     ok(activation::deactivate(&core, Interface::Gateway, body.into_inner()).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RequestBody {
     request: String,
 }
+/// The update waiting for the container, if one is.
+#[derive(Serialize, JsonSchema)]
+struct Pending {
+    update: Option<Issued>,
+}
 async fn updates(core: Core_, body: web::Json<RequestBody>) -> Res {
-    let u = activation::pull_updates(&core, Interface::Gateway, &body.request).await?;
-    ok(serde_json::json!({ "update": u }))
+    let update = activation::pull_updates(&core, Interface::Gateway, &body.request).await?;
+    ok(Pending { update })
 }
 
 /// A message file as the body: UTF-8 text, at most `MAX_MESSAGE` bytes.
@@ -204,7 +211,7 @@ fn file_text(body: &web::Bytes) -> Result<&str, ApiError> {
 }
 
 /// `license=1,2,3` in the query.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FileQuery {
     ticket: Option<String>,
@@ -297,25 +304,60 @@ async fn file_receipt(core: Core_, body: web::Bytes) -> Res {
     ok(activation::confirm_receipt(&core, Interface::Files, file_text(&body)?).await?)
 }
 
+/// The gateway's routes: JSON online, message files offline.
+pub fn routes() -> Routes {
+    use crate::protocol::{Confirmed, Template, TicketInfo};
+    let mut r = Routes::new("/api/v1/gateway", Access::Public);
+    route!(r, get "/tickets/{code}" ticket,
+        doc("A ticket's licenses, where they are and which may be returned")
+            .answer::<TicketInfo>(200));
+    route!(r, get "/template/{firm_code}" template,
+        doc("The license template a new container of the firm starts from")
+            .answer::<Template>(200));
+    route!(r, post "/activate" activate,
+        doc("Activate a ticket's licenses: the container's signed request in, its update out")
+            .body::<ActivateRequest>().answer::<Issued>(200));
+    route!(r, post "/receipt" receipt,
+        doc("The container's receipt of an update").body::<ReceiptBody>()
+            .answer::<Confirmed>(200));
+    route!(r, post "/return" deactivate,
+        doc("Return licenses: the update that removes them").body::<ReturnRequest>()
+            .answer::<Issued>(200));
+    route!(r, post "/reactivate" reactivate,
+        doc("Re-activate licenses of a lost container into this one")
+            .body::<ReactivateRequest>().answer::<Issued>(200));
+    route!(r, post "/restore" restore,
+        doc("Restore an act container's licenses on the same computer after a reinstall")
+            .body::<RestoreRequest>().answer::<Issued>(200));
+    route!(r, get "/containers/{serial}/salt" salt,
+        doc("The salt an act container's fingerprint is hashed with, for a restore")
+            .answer::<lifecycle::FingerprintSalt>(200));
+    route!(r, post "/updates" updates,
+        doc("The automatic updates waiting for the container (none: null)")
+            .body::<RequestBody>().answer::<Pending>(200));
+    route!(r, post "/files/activate" file_activate,
+        doc("Activate offline: the request file in, the update file out")
+            .query::<FileQuery>().text_body().file_answer(200));
+    route!(r, post "/files/return" file_return,
+        doc("Return offline: the request file in, the update file out")
+            .query::<FileQuery>().text_body().file_answer(200));
+    route!(r, post "/files/reactivate" file_reactivate,
+        doc("Re-activate offline: the request file in, the update file out")
+            .query::<FileQuery>().text_body().file_answer(200));
+    route!(r, post "/files/updates" file_updates,
+        doc("The waiting updates as a file (none: no content)").text_body()
+            .file_answer(200).empty_answer(204));
+    route!(r, post "/files/receipt" file_receipt,
+        doc("A receipt file").text_body().answer::<Confirmed>(200));
+    r
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig, limiter: web::Data<TicketLimiter>) {
     cfg.service(
-        web::scope("/api/v1/gateway")
+        routes()
+            .scope()
             .app_data(limiter)
-            .app_data(web::PayloadConfig::new(MAX_MESSAGE + 4096))
-            .route("/tickets/{code}", web::get().to(ticket))
-            .route("/template/{firm_code}", web::get().to(template))
-            .route("/activate", web::post().to(activate))
-            .route("/receipt", web::post().to(receipt))
-            .route("/return", web::post().to(deactivate))
-            .route("/reactivate", web::post().to(reactivate))
-            .route("/restore", web::post().to(restore))
-            .route("/containers/{serial}/salt", web::get().to(salt))
-            .route("/updates", web::post().to(updates))
-            .route("/files/activate", web::post().to(file_activate))
-            .route("/files/return", web::post().to(file_return))
-            .route("/files/reactivate", web::post().to(file_reactivate))
-            .route("/files/updates", web::post().to(file_updates))
-            .route("/files/receipt", web::post().to(file_receipt)),
+            .app_data(web::PayloadConfig::new(MAX_MESSAGE + 4096)),
     );
 }
 

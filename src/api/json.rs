@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::openapi::{doc, route, Routes};
+use super::openapi::{doc, route, Access, Routes};
 use super::{request_error, ApiError};
 use crate::domain::{Actor, Interface, Settings, TicketState};
 use crate::error::Error;
@@ -649,7 +649,7 @@ pub fn path_config() -> web::PathConfig {
 pub fn routes() -> Routes {
     use catalog::{Customer, CustomerData, Item, ItemChange, NewItem};
     use production::ProductionOrderView;
-    let mut r = Routes::new("/api/v1");
+    let mut r = Routes::new("/api/v1", Access::Basic);
     route!(r, get "/openapi.json" openapi, doc("This document").answer::<Value>(200).public());
     super::cloud::vendor(&mut r);
     route!(r, get "/items" list_items, doc("The catalog's items").answer::<Vec<Item>>(200));
@@ -791,10 +791,18 @@ pub fn routes() -> Routes {
     r
 }
 
-/// The OpenAPI document, made once.
+/// The OpenAPI document of every JSON route (this API, the activation gateway, the cloud
+/// license use API), made once.
 fn document() -> &'static Value {
     static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    DOC.get_or_init(|| routes().document("Licentia", env!("CARGO_PKG_VERSION")))
+    DOC.get_or_init(|| {
+        let parts = [
+            routes(),
+            super::gateway::routes(),
+            super::cloud::license_use(),
+        ];
+        super::openapi::document(&parts, "Licentia", env!("CARGO_PKG_VERSION"))
+    })
 }
 
 async fn openapi() -> HttpResponse {

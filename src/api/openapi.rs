@@ -20,14 +20,38 @@ fn inline<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     T::json_schema(g)
 }
 
+/// How a caller proves who it is.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Access {
+    /// A vendor user's HTTP Basic credentials.
+    Basic,
+    /// Nothing (the ticket or the container's signature inside the request is the credential).
+    Public,
+    /// A cloud container credential's access token (`Authorization: Bearer …`).
+    Bearer,
+}
+
+enum Body {
+    Json(SchemaFn),
+    /// A message file as UTF-8 text.
+    Text,
+}
+
+enum Answer {
+    Json(SchemaFn),
+    /// A file to save (an update file), as UTF-8 text.
+    File,
+    Empty,
+}
+
 /// What the document says of one operation.
 pub struct Doc {
     summary: &'static str,
-    body: Option<SchemaFn>,
+    body: Option<Body>,
     query: Option<SchemaFn>,
-    answers: Vec<(u16, SchemaFn)>,
+    answers: Vec<(u16, Answer)>,
     csv: bool,
-    public: bool,
+    access: Option<Access>,
 }
 
 /// An operation's description, to be completed with its body, query and answers.
@@ -38,14 +62,19 @@ pub fn doc(summary: &'static str) -> Doc {
         query: None,
         answers: Vec::new(),
         csv: false,
-        public: false,
+        access: None,
     }
 }
 
 impl Doc {
     /// The JSON body the operation reads.
     pub fn body<T: JsonSchema>(mut self) -> Doc {
-        self.body = Some(reference::<T>);
+        self.body = Some(Body::Json(reference::<T>));
+        self
+    }
+    /// A message file (text) as the body.
+    pub fn text_body(mut self) -> Doc {
+        self.body = Some(Body::Text);
         self
     }
     /// The query parameters, the fields of `T` (a flat struct).
@@ -55,7 +84,17 @@ impl Doc {
     }
     /// A JSON answer with this status.
     pub fn answer<T: JsonSchema>(mut self, status: u16) -> Doc {
-        self.answers.push((status, reference::<T>));
+        self.answers.push((status, Answer::Json(reference::<T>)));
+        self
+    }
+    /// A file to save with this status.
+    pub fn file_answer(mut self, status: u16) -> Doc {
+        self.answers.push((status, Answer::File));
+        self
+    }
+    /// An answer without a body.
+    pub fn empty_answer(mut self, status: u16) -> Doc {
+        self.answers.push((status, Answer::Empty));
         self
     }
     /// The first answer may also come as CSV (`format=csv`).
@@ -63,9 +102,9 @@ impl Doc {
         self.csv = true;
         self
     }
-    /// No credentials needed.
+    /// No credentials needed, whatever the routes around it need.
     pub fn public(mut self) -> Doc {
-        self.public = true;
+        self.access = Some(Access::Public);
         self
     }
 }
@@ -82,6 +121,7 @@ struct Entry {
 /// document describes them from this one list.
 pub struct Routes {
     prefix: &'static str,
+    access: Access,
     entries: Vec<Entry>,
 }
 
@@ -100,9 +140,11 @@ macro_rules! route {
 pub(crate) use route;
 
 impl Routes {
-    pub fn new(prefix: &'static str) -> Routes {
+    /// Routes under `prefix` that callers reach with `access`.
+    pub fn new(prefix: &'static str, access: Access) -> Routes {
         Routes {
             prefix,
+            access,
             entries: Vec::new(),
         }
     }
@@ -146,135 +188,161 @@ impl Routes {
         }
         scope
     }
+}
 
-    /// `(method, full path)` of every route, for tests and listings.
-    pub fn list(&self) -> Vec<(&'static str, String)> {
-        self.entries
-            .iter()
-            .map(|e| (e.method, format!("{}{}", self.prefix, e.path)))
-            .collect()
-    }
-
-    /// The OpenAPI 3.1 document.
-    pub fn document(&self, title: &str, version: &str) -> Value {
-        let settings = |contract| {
-            SchemaSettings::draft2020_12().with(|s| {
-                s.definitions_path = "/components/schemas".into();
-                s.meta_schema = None;
-                s.contract = contract;
-            })
-        };
-        let mut read = SchemaGenerator::new(settings(Contract::Deserialize));
-        let mut written = SchemaGenerator::new(settings(Contract::Serialize));
-        let mut paths = Map::new();
-        let mut operations: Vec<(String, &'static str, Value)> = Vec::new();
-        for e in &self.entries {
-            let mut op = Map::new();
-            op.insert("operationId".into(), json!(e.id));
-            op.insert("summary".into(), json!(e.doc.summary));
-            op.insert("tags".into(), json!([tag(e.path)]));
-            let mut params: Vec<Value> = path_params(e.path);
-            if let Some(query) = e.doc.query {
-                params.extend(query_params(query(&mut read).to_value()));
-            }
-            if !params.is_empty() {
-                op.insert("parameters".into(), Value::Array(params));
-            }
-            if let Some(body) = e.doc.body {
-                op.insert(
-                    "requestBody".into(),
-                    json!({"required": true, "content": {"application/json": {
-                        "schema": body(&mut read).to_value()}}}),
-                );
-            }
-            let mut responses = Map::new();
-            for (i, (status, answer)) in e.doc.answers.iter().enumerate() {
-                let mut content =
-                    json!({"application/json": {"schema": answer(&mut written).to_value()}});
-                if i == 0 && e.doc.csv {
-                    content["text/csv"] = json!({"schema": {"type": "string"}});
-                }
-                responses.insert(
-                    status.to_string(),
-                    json!({"description": status_text(*status), "content": content}),
-                );
-            }
-            for status in error_statuses(e) {
-                responses.insert(
-                    status.to_string(),
-                    json!({"description": status_text(status), "content": {"application/json":
-                        {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}),
-                );
-            }
-            op.insert("responses".into(), Value::Object(responses));
-            if e.doc.public {
-                op.insert("security".into(), json!([]));
-            }
-            operations.push((
-                format!("{}{}", self.prefix, e.path),
-                e.method,
-                Value::Object(op),
-            ));
-        }
-        written.subschema_for::<super::ErrorBody>();
-        // A type read and written alike is one schema; one whose two sides differ (a field
-        // with a default is optional when read) keeps its written form under its own name
-        // and its read form as `…Input`, the requests' references renamed to it.
-        let mut schemas: Map<String, Value> = written.take_definitions(true).into_iter().collect();
-        let read_defs: Map<String, Value> = read.take_definitions(true).into_iter().collect();
-        let mut renamed: Vec<String> = Vec::new();
-        for (name, schema) in &read_defs {
-            if schemas.get(name).is_some_and(|w| w != schema) {
-                renamed.push(name.clone());
-            }
-        }
-        for (name, mut schema) in read_defs {
-            rename_refs(&mut schema, &renamed);
-            let key = if renamed.contains(&name) {
-                format!("{name}Input")
-            } else {
-                name
-            };
-            schemas.insert(key, schema);
-        }
-        for (path, method, mut op) in operations {
-            if let Some(params) = op.get_mut("parameters") {
-                rename_refs(params, &renamed);
-            }
-            if let Some(body) = op.get_mut("requestBody") {
-                rename_refs(body, &renamed);
-            }
-            let item = paths.entry(path).or_insert_with(|| json!({}));
-            item[method] = op;
-        }
-        json!({
-            "openapi": "3.1.0",
-            "info": {"title": title, "version": version,
-                "description": "The vendor's JSON API. Every operation but this document needs \
-                    HTTP Basic credentials of a user whose role allows it; errors answer \
-                    {\"error\": {\"code\", \"message\"}}."},
-            "paths": paths,
-            "components": {
-                "schemas": schemas,
-                "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
-            },
-            "security": [{"basic": []}],
+/// The OpenAPI 3.1 document of these routes.
+pub fn document(parts: &[Routes], title: &str, version: &str) -> Value {
+    let settings = |contract| {
+        SchemaSettings::draft2020_12().with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+            s.contract = contract;
         })
+    };
+    let mut read = SchemaGenerator::new(settings(Contract::Deserialize));
+    let mut written = SchemaGenerator::new(settings(Contract::Serialize));
+    let mut operations: Vec<(String, &'static str, Value)> = Vec::new();
+    for routes in parts {
+        for e in &routes.entries {
+            let access = e.doc.access.unwrap_or(routes.access);
+            let op = operation(e, access, &mut read, &mut written);
+            operations.push((format!("{}{}", routes.prefix, e.path), e.method, op));
+        }
     }
+    written.subschema_for::<super::ErrorBody>();
+    // A type read and written alike is one schema; one whose two sides differ (a field
+    // with a default is optional when read) keeps its written form under its own name
+    // and its read form as `…Input`, the requests' references renamed to it.
+    let mut schemas: Map<String, Value> = written.take_definitions(true).into_iter().collect();
+    let read_defs: Map<String, Value> = read.take_definitions(true).into_iter().collect();
+    let renamed: Vec<String> = read_defs
+        .iter()
+        .filter(|(name, schema)| schemas.get(*name).is_some_and(|w| w != *schema))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for (name, mut schema) in read_defs {
+        rename_refs(&mut schema, &renamed);
+        let key = if renamed.contains(&name) {
+            format!("{name}Input")
+        } else {
+            name
+        };
+        schemas.insert(key, schema);
+    }
+    let mut paths = Map::new();
+    for (path, method, mut op) in operations {
+        for part in ["parameters", "requestBody"] {
+            if let Some(v) = op.get_mut(part) {
+                rename_refs(v, &renamed);
+            }
+        }
+        let item = paths.entry(path).or_insert_with(|| json!({}));
+        item[method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version,
+            "description": "The vendor's JSON API (HTTP Basic credentials of a user whose role \
+                allows it), the activation gateway (no credentials: the ticket or the \
+                container's signed request is the credential) and the cloud license use API \
+                (a credential's access token). Errors answer \
+                {\"error\": {\"code\", \"message\"}}."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                    "description": "The access token POST /cloud/v1/token gives"},
+            },
+        },
+        "security": [{"basic": []}],
+    })
+}
+
+/// One operation of the document.
+fn operation(
+    e: &Entry,
+    access: Access,
+    read: &mut SchemaGenerator,
+    written: &mut SchemaGenerator,
+) -> Value {
+    let mut op = Map::new();
+    op.insert("operationId".into(), json!(e.id));
+    op.insert("summary".into(), json!(e.doc.summary));
+    op.insert("tags".into(), json!([tag(e.path)]));
+    let mut params: Vec<Value> = path_params(e.path);
+    if let Some(query) = e.doc.query {
+        params.extend(query_params(query(read).to_value()));
+    }
+    if !params.is_empty() {
+        op.insert("parameters".into(), Value::Array(params));
+    }
+    let body = match &e.doc.body {
+        Some(Body::Json(schema)) => Some(json!({"application/json": {
+            "schema": schema(read).to_value()}})),
+        Some(Body::Text) => Some(json!({"text/plain": {"schema": {"type": "string"}}})),
+        None => None,
+    };
+    if let Some(content) = body {
+        op.insert(
+            "requestBody".into(),
+            json!({"required": true, "content": content}),
+        );
+    }
+    let mut responses = Map::new();
+    for (i, (status, answer)) in e.doc.answers.iter().enumerate() {
+        let mut response = json!({"description": status_text(*status)});
+        match answer {
+            Answer::Json(schema) => {
+                response["content"] =
+                    json!({"application/json": {"schema": schema(written).to_value()}});
+                if i == 0 && e.doc.csv {
+                    response["content"]["text/csv"] = json!({"schema": {"type": "string"}});
+                }
+            }
+            Answer::File => {
+                response["content"] = json!({"text/plain": {"schema": {"type": "string"}}});
+            }
+            Answer::Empty => {}
+        }
+        responses.insert(status.to_string(), response);
+    }
+    for status in error_statuses(access, e.doc.body.is_some()) {
+        responses.insert(
+            status.to_string(),
+            json!({"description": status_text(status), "content": {"application/json":
+                {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}),
+        );
+    }
+    op.insert("responses".into(), Value::Object(responses));
+    match access {
+        Access::Basic => {}
+        Access::Public => {
+            op.insert("security".into(), json!([]));
+        }
+        Access::Bearer => {
+            op.insert("security".into(), json!([{"bearer": []}]));
+        }
+    }
+    Value::Object(op)
 }
 
 /// The statuses an operation may answer besides its own: malformed or invalid input,
 /// credentials missing or not allowed, too many tries, a database busy; an unknown id, a
 /// conflict with the current state; a body too large or not JSON.
-fn error_statuses(e: &Entry) -> Vec<u16> {
-    let mut statuses = vec![400];
-    if !e.doc.public {
-        statuses.extend([401, 403, 404, 409, 429]);
+fn error_statuses(access: Access, body: bool) -> Vec<u16> {
+    let mut statuses = vec![400, 403, 404, 409, 429, 503];
+    if access != Access::Public {
+        statuses.push(401);
     }
-    if e.doc.body.is_some() {
+    if access == Access::Bearer {
+        statuses.push(410);
+    }
+    if body {
         statuses.extend([413, 415]);
     }
-    statuses.push(503);
+    statuses.sort_unstable();
     statuses
 }
 
@@ -283,14 +351,16 @@ fn status_text(status: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         202 => "Accepted: queued",
+        204 => "Nothing to answer",
         400 => "The request is malformed or a value is not valid (the message says which)",
         401 => "No credentials, or wrong ones",
         403 => "The user's role does not allow this, or the state refuses it",
         404 => "Something the request names does not exist",
+        410 => "The seat's lease ran out: open a new one",
         409 => "Conflicts with the current state",
         413 => "The body is larger than the server accepts",
-        415 => "The body is not application/json",
-        429 => "Too many failed logins from this address: wait (Retry-After)",
+        415 => "The body is not of the type the operation reads",
+        429 => "Too many tries from this address: wait (Retry-After)",
         503 => "The database is busy or unavailable: try again",
         _ => "",
     }
@@ -301,12 +371,12 @@ fn tag(path: &str) -> &str {
     path.trim_start_matches('/').split('/').next().unwrap_or("")
 }
 
-/// `{id}` is a number (every id the API names so is one), any other parameter a string.
+/// `{id}`, `{seat}` and `{firm_code}` are numbers, any other parameter a string.
 fn path_params(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
-            let schema = if name == "id" {
+            let schema = if ["id", "seat", "firm_code"].contains(&name) {
                 json!({"type": "integer", "format": "int64"})
             } else {
                 json!({"type": "string", "minLength": 1})

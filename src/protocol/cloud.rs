@@ -17,6 +17,7 @@ pub fn token_message(fingerprint: &str, nonce: &str, at: i64) -> Vec<u8> {
 
 /// `POST /cloud/v1/token`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The credential's certificate (PEM).
@@ -30,6 +31,7 @@ pub struct TokenRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct Token {
     pub token: String,
     /// The cloud container the credential is bound to.
@@ -41,6 +43,7 @@ pub struct Token {
 
 /// `POST /cloud/v1/seats`: a seat of a license in the credential's container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OpenRequest {
     pub firm_code: i64,
@@ -54,6 +57,7 @@ pub struct OpenRequest {
 
 /// A seat held: its id is the lease's fencing token (never given to another lease).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct Lease {
     pub seat: i64,
     pub license_id: i64,
@@ -81,6 +85,7 @@ pub struct LicenseUse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct Status {
     pub serial: String,
     pub licenses: Vec<LicenseUse>,
@@ -89,6 +94,7 @@ pub struct Status {
 /// `POST /cloud/v1/borrow`: a seat checked out of the cloud container into the local
 /// container whose signed request comes with it, for `days` days.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BorrowRequest {
     pub firm_code: i64,

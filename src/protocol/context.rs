@@ -19,6 +19,7 @@ const MAX_UNITS_USED: usize = 1000;
 
 /// One machine trait of an `act` container's fingerprint, as a salted hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Trait {
     pub name: String,

@@ -10,6 +10,7 @@ use crate::domain::{ActivationMode, ContainerType};
 
 /// Activate licenses of a ticket into the container that made `request`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     pub ticket: String,
@@ -22,6 +23,7 @@ pub struct ActivateRequest {
 
 /// Return licenses from the container that made `request`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReturnRequest {
     pub licenses: Vec<i64>,
@@ -32,6 +34,7 @@ pub struct ReturnRequest {
 /// Re-activate licenses of a ticket that sit in a lost container into the one that made
 /// `request`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReactivateRequest {
     pub ticket: String,
@@ -44,6 +47,7 @@ pub struct ReactivateRequest {
 /// Restore every license of an `act` container lost with a reinstall into the new
 /// container that made `request`, on the same computer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     /// The container that was lost with the reinstall.
@@ -90,6 +94,7 @@ pub struct Confirmed {
 /// The license template for a new container: the firm's keys to trust and the fingerprint
 /// policy an `act` container is created with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct Template {
     pub firm_code: i64,
     pub firm_name: String,
@@ -103,6 +108,7 @@ pub struct Template {
 /// Which licenses a ticket holds, where they are, and which may still be returned: what the
 /// activation wizard shows before it activates.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct TicketInfo {
     pub ticket: String,
     /// The ticket's state (`TicketState`'s word: `active`, `production`, or `disabled`, which
@@ -116,6 +122,7 @@ pub struct TicketInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct TicketLicense {
     pub license_id: i64,
     pub item_id: String,

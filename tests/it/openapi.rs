@@ -25,13 +25,23 @@ struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
+    /// Under `/api/v1`.
     fn call(&mut self, method: &str, template: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, answer) = self.app.admin(method, &format!("/api/v1{path}"), body);
-        self.answers.push(
-            json!({"method": method, "path": format!("/api/v1{template}"),
-            "status": status, "body": answer}),
-        );
-        answer
+        let (template, path) = (format!("/api/v1{template}"), format!("/api/v1{path}"));
+        self.full(method, &template, &path, body).1
+    }
+
+    fn full(
+        &mut self,
+        method: &str,
+        template: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (status, answer) = self.app.admin(method, path, body);
+        self.answers
+            .push(json!({"method": method, "path": template, "status": status, "body": answer}));
+        (status, answer)
     }
 }
 
@@ -41,9 +51,20 @@ fn the_answers_of_a_tickets_life_match_the_document() {
     let doc = document(&app);
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
-    // Routes outside the document answer as before; every operation names its group.
+    // The vendor's API, the activation gateway and the cloud license use API; every
+    // operation names its group and documents the refusal of bad input.
+    for part in [
+        "/api/v1/items",
+        "/api/v1/gateway/activate",
+        "/cloud/v1/seats",
+    ] {
+        assert!(doc["paths"][part].is_object(), "{part}");
+    }
     for (path, item) in doc["paths"].as_object().unwrap() {
-        assert!(path.starts_with("/api/v1/"), "{path}");
+        assert!(
+            path.starts_with("/api/v1/") || path.starts_with("/cloud/v1/"),
+            "{path}"
+        );
         for (method, op) in item.as_object().unwrap() {
             assert!(op["operationId"].is_string(), "{method} {path}");
             assert!(op["responses"]["400"].is_object(), "{method} {path}");
@@ -170,6 +191,48 @@ fn the_answers_of_a_tickets_life_match_the_document() {
     );
     r.call("GET", "/webhooks", "/webhooks", None);
     r.call("GET", "/webhook-deliveries", "/webhook-deliveries", None);
+    // The gateway and the license use API.
+    let (s, _) = r.full(
+        "GET",
+        "/api/v1/gateway/tickets/{code}",
+        &format!("/api/v1/gateway/tickets/{ticket}"),
+        None,
+    );
+    assert_eq!(s, 200);
+    r.full(
+        "GET",
+        "/api/v1/gateway/template/{firm_code}",
+        "/api/v1/gateway/template/6000010",
+        None,
+    );
+    r.full(
+        "GET",
+        "/api/v1/gateway/containers/{serial}/salt",
+        &format!("/api/v1/gateway/containers/{serial}/salt"),
+        None,
+    );
+    let (s, _) = r.full(
+        "POST",
+        "/api/v1/gateway/activate",
+        "/api/v1/gateway/activate",
+        Some(json!({"ticket": ticket, "licenses": [], "request": "not a request"})),
+    );
+    assert_eq!(s, 400);
+    r.full(
+        "POST",
+        "/api/v1/gateway/updates",
+        "/api/v1/gateway/updates",
+        Some(json!({"request": "not a request"})),
+    );
+    let (s, _) = r.full(
+        "POST",
+        "/cloud/v1/token",
+        "/cloud/v1/token",
+        Some(json!({"certificate": "x", "nonce": "00", "at": 0, "signature": "y"})),
+    );
+    assert_eq!(s, 400);
+    let (s, _) = r.full("GET", "/cloud/v1/status", "/cloud/v1/status", None);
+    assert_eq!(s, 401);
     // Refusals: each in the error form, under a documented status.
     r.call(
         "GET",
@@ -273,15 +336,10 @@ fn schemathesis(app: &TestApp, seconds: u32, args: &[&str]) -> (bool, String) {
              response_schema_conformance,negative_data_rejection",
         ])
         .args(["--max-time", &seconds.to_string(), "--max-examples", "40"])
-        .args([
-            "--seed",
-            "1",
-            "--workers",
-            "2",
-            "--no-color",
-            "--request-timeout",
-            "10",
-        ])
+        // One worker: with two, hypothesis describing a filter in two threads at once failed
+        // inside Python ("AST constructor recursion depth mismatch"), a fault of the tool.
+        .args(["--seed", "1", "--workers", "1"])
+        .args(["--no-color", "--request-timeout", "10"])
         .args(args)
         .output()
         .unwrap_or_else(|e| {

@@ -1,13 +1,14 @@
 //! The SOAP Sales service from the clients integrators use besides zeep and suds: PHP's
-//! SoapClient and Node.js's node-soap, each reading the served WSDL unchanged and running
-//! the script the README's "SOAP clients" section quotes (`tests/clients/`).
+//! SoapClient, Node.js's node-soap and C++ with gSOAP (its code generated from the served
+//! WSDL by wsdl2h and soapcpp2), each reading the served WSDL unchanged and running the
+//! program the README's "SOAP clients" section quotes (`tests/clients/`).
 use licentia::domain::Role;
 use serde_json::Value;
 
 use crate::harness::TestApp;
 
-/// Runs `program script` against the app as `user`: whether it ended well, what it
-/// printed and what it complained of.
+/// Runs `program script` (a script of `tests/clients/`; none: the program alone) against
+/// the app as `user`: whether it ended well, what it printed and what it complained of.
 fn run(
     app: &TestApp,
     program: &str,
@@ -16,8 +17,14 @@ fn run(
     order_id: &str,
 ) -> (bool, String, String) {
     let modules = std::env::var("TEST_BROWSER_MODULES").unwrap_or_default();
-    let out = std::process::Command::new(program)
-        .arg(format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR")))
+    let mut command = std::process::Command::new(program);
+    if !script.is_empty() {
+        command.arg(format!(
+            "{}/tests/clients/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+    }
+    let out = command
         .env("LICENTIA_URL", &app.base)
         .env("LICENTIA_USER", user.0)
         .env("LICENTIA_PASSWORD", user.1)
@@ -42,13 +49,61 @@ fn json_of(program: &str, (ok, stdout, stderr): (bool, String, String)) -> Value
     }
 }
 
+/// A step of building the gSOAP client; its complaint if it fails.
+fn step(dir: &std::path::Path, program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {program}: {e} (scripts/install-deps.sh --test installs gSOAP)")
+        });
+    assert!(
+        out.status.success(),
+        "{program} {args:?}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Generates the C++ client's code from the WSDL the app serves (wsdl2h fetches it and the
+/// XSD it imports), and compiles `tests/clients/sales.cpp` with it; the program's path.
+fn gsoap_client(app: &TestApp, dir: &std::path::Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let wsdl = format!("{}/soap/Sales?wsdl", app.base);
+    step(dir, "wsdl2h", &["-o", "sales.h", &wsdl]);
+    step(
+        dir,
+        "soapcpp2",
+        &["-j", "-C", "-x", "-I/usr/share/gsoap/import", "sales.h"],
+    );
+    let source = format!("{}/tests/clients/sales.cpp", env!("CARGO_MANIFEST_DIR"));
+    step(
+        dir,
+        "g++",
+        &[
+            "-o",
+            "sales",
+            "-I.",
+            &source,
+            "soapC.cpp",
+            "soapSalesSoap11Proxy.cpp",
+            "-lgsoap++",
+        ],
+    );
+    dir.join("sales").to_string_lossy().into_owned()
+}
+
 #[test]
-fn php_soapclient_and_node_soap_order_read_the_ticket_and_get_the_fault() {
+fn php_soapclient_node_soap_and_gsoap_order_read_the_ticket_and_get_the_fault() {
     let app = TestApp::start();
     let pw = app.add_user("webshop", Role::Sales);
+    let dir = std::env::temp_dir().join(format!("licentia-gsoap-{}", std::process::id()));
+    let gsoap = gsoap_client(&app, &dir);
     for (program, script, source) in [
         ("php", "sales.php", "php-shop"),
         ("node", "sales.cjs", "node-shop"),
+        (gsoap.as_str(), "", "gsoap-shop"),
     ] {
         let order_id = format!("{source}-1");
         let got = json_of(
@@ -67,10 +122,14 @@ fn php_soapclient_and_node_soap_order_read_the_ticket_and_get_the_fault() {
             &format!("/api/v1/tickets/{}", got["ticket"].as_str().unwrap()),
             None,
         );
-        assert_eq!(
-            ticket["customer_id"],
-            if program == "php" { "PHP-1" } else { "NODE-1" }
-        );
+        let customer = match source {
+            "php-shop" => "PHP-1",
+            "node-shop" => "NODE-1",
+            _ => "GSOAP-1",
+        };
+        assert_eq!(ticket["customer_id"], customer);
+        let (_, c) = app.admin("GET", &format!("/api/v1/customers/{customer}"), None);
+        assert_eq!(c["name"], "Müller GmbH", "{program}: {c}");
         let ids: Vec<Value> = ticket["licenses"]
             .as_array()
             .unwrap()
@@ -95,5 +154,6 @@ fn php_soapclient_and_node_soap_order_read_the_ticket_and_get_the_fault() {
             "{program}: {stderr}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(app.count("orders WHERE erp_order_id LIKE '%-BAD'"), 0);
 }

@@ -15,7 +15,7 @@ pub use control::{
 };
 pub(super) use control::{check_parts, split_in};
 pub use manipulation::{decide_manipulation, Decision, ManipulationDecision};
-pub use restore::{fingerprint_salt, reactivate, restore};
+pub use restore::{fingerprint_salt, reactivate, restore, FingerprintSalt};
 
 use super::activation::Refusal;
 use super::audit::{self, Event};

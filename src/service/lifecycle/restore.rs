@@ -134,9 +134,16 @@ pub async fn reactivate(
     deliver(core, out)
 }
 
+/// A container's serial and the salt its fingerprint traits are hashed with.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct FingerprintSalt {
+    pub serial: String,
+    pub salt: String,
+}
+
 /// The salt an `act` container's fingerprint traits are hashed with, for a restore on the
 /// same computer: derived from the container's public key, so the server can tell it.
-pub async fn fingerprint_salt(core: &Core, serial: String) -> Result<serde_json::Value> {
+pub async fn fingerprint_salt(core: &Core, serial: String) -> Result<FingerprintSalt> {
     check_serial("serial", &serial)?;
     core.db
         .read(move |c| {
@@ -147,8 +154,10 @@ pub async fn fingerprint_salt(core: &Core, serial: String) -> Result<serde_json:
                     cont.kind.as_str()
                 )));
             }
-            Ok(serde_json::json!({"serial": serial,
-                "salt": crate::protocol::fingerprint_salt(&cont.public_key)}))
+            Ok(FingerprintSalt {
+                salt: crate::protocol::fingerprint_salt(&cont.public_key),
+                serial,
+            })
         })
         .await
 }

@@ -283,8 +283,7 @@ async fn kept(
 /// is for.
 pub async fn restore_salt(core: &Core, serial: &str) -> Result<(String, i64)> {
     let serial = serial.trim().to_string();
-    let v = lifecycle::fingerprint_salt(core, serial).await?;
-    let salt = v["salt"].as_str().unwrap_or_default().to_string();
+    let salt = lifecycle::fingerprint_salt(core, serial).await?.salt;
     Ok((salt, core.config.firm_code))
 }
 
