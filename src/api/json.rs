@@ -148,16 +148,39 @@ async fn change_item(
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CustomersQuery {
+    /// Only this scope's customers (empty: the vendor's own); none: every scope's.
+    scope: Option<String>,
+    /// The external id of the last customer of the page before, of `after_scope`.
     after: Option<String>,
+    after_scope: Option<String>,
     limit: Option<i64>,
 }
 async fn list_customers(core: Core_, c: Caller, q: web::Query<CustomersQuery>) -> Res {
     let q = q.into_inner();
-    ok(catalog::list_customers(&core, &c.0, q.after, q.limit).await?)
+    let page = catalog::CustomerPage {
+        scope: q.scope,
+        after: q.after,
+        after_scope: q.after_scope,
+        limit: q.limit,
+    };
+    ok(catalog::list_customers(&core, &c.0, page).await?)
 }
-async fn delete_customer(core: Core_, c: Caller, id: web::Path<String>) -> Res {
+/// `?scope=…` beside a customer's external id: whose id it is (none: the vendor's).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ScopeQuery {
+    #[serde(default)]
+    scope: String,
+}
+async fn delete_customer(
+    core: Core_,
+    c: Caller,
+    id: web::Path<String>,
+    q: web::Query<ScopeQuery>,
+) -> Res {
     let id = id.into_inner();
-    let containers = catalog::delete_customer(&core, &c.0, id.clone()).await?;
+    let containers =
+        catalog::delete_customer(&core, &c.0, q.into_inner().scope, id.clone()).await?;
     ok(CustomerDeleted {
         deleted: id,
         containers,
@@ -166,8 +189,13 @@ async fn delete_customer(core: Core_, c: Caller, id: web::Path<String>) -> Res {
 async fn put_customer(core: Core_, c: Caller, body: web::Json<catalog::CustomerData>) -> Res {
     ok(catalog::put_customer(&core, &c.0, body.into_inner()).await?)
 }
-async fn get_customer(core: Core_, c: Caller, id: web::Path<String>) -> Res {
-    ok(catalog::get_customer(&core, &c.0, id.into_inner()).await?)
+async fn get_customer(
+    core: Core_,
+    c: Caller,
+    id: web::Path<String>,
+    q: web::Query<ScopeQuery>,
+) -> Res {
+    ok(catalog::get_customer(&core, &c.0, q.into_inner().scope, id.into_inner()).await?)
 }
 
 async fn create_order(core: Core_, c: Caller, body: web::Json<orders::NewOrder>) -> Res {
@@ -344,6 +372,9 @@ async fn reset(core: Core_, c: Caller, serial: web::Path<String>, q: web::Query<
 #[serde(deny_unknown_fields)]
 struct AssignBody {
     customer_id: String,
+    /// Whose customer id it is (none: the vendor's).
+    #[serde(default)]
+    customer_scope: String,
 }
 async fn assign(
     core: Core_,
@@ -352,7 +383,8 @@ async fn assign(
     body: web::Json<AssignBody>,
 ) -> Res {
     let body = body.into_inner();
-    lifecycle::assign(&core, &c.0, serial.into_inner(), body.customer_id).await?;
+    let (scope, customer) = (body.customer_scope, body.customer_id);
+    lifecycle::assign(&core, &c.0, serial.into_inner(), scope, customer).await?;
     ok(Assigned { assigned: true })
 }
 
@@ -665,10 +697,10 @@ pub fn routes() -> Routes {
         doc("Create or change a customer by external id").body::<CustomerData>()
             .answer::<Customer>(200));
     route!(r, get "/customers/{external_id}" get_customer,
-        doc("One customer").answer::<Customer>(200));
+        doc("One customer").query::<ScopeQuery>().answer::<Customer>(200));
     route!(r, delete "/customers/{external_id}" delete_customer,
         doc("Delete a customer who owns no licenses; their containers lose the owner")
-            .answer::<CustomerDeleted>(200));
+            .query::<ScopeQuery>().answer::<CustomerDeleted>(200));
     route!(r, post "/orders" create_order,
         doc("Create an order and its ticket (the same order again answers the first one)")
             .body::<orders::NewOrder>().answer::<orders::OrderView>(201)

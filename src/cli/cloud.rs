@@ -20,6 +20,9 @@ pub enum CloudCmd {
         /// The customer's external id.
         #[arg(long)]
         customer: String,
+        /// Its scope: a connector's source (none: the vendor's customers).
+        #[arg(long, default_value = "")]
+        customer_scope: String,
         #[arg(long)]
         firm_code: Option<i64>,
     },
@@ -71,6 +74,7 @@ pub async fn run(core: &Core, actor: &Actor, cmd: CloudCmd) -> anyhow::Result<()
         CloudCmd::Use(_) => unreachable!("run without the server"),
         CloudCmd::Create {
             customer,
+            customer_scope,
             firm_code,
         } => {
             let c = cloud::create_container(
@@ -78,6 +82,7 @@ pub async fn run(core: &Core, actor: &Actor, cmd: CloudCmd) -> anyhow::Result<()
                 actor,
                 cloud::NewCloudContainer {
                     customer,
+                    customer_scope,
                     firm_code,
                 },
             )

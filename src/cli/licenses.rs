@@ -97,6 +97,9 @@ pub enum SerialCmd {
         serial: String,
         #[arg(long)]
         customer: String,
+        /// The customer's scope: a connector's source (none: the vendor's customers).
+        #[arg(long, default_value = "")]
+        customer_scope: String,
     },
 }
 
@@ -208,8 +211,13 @@ pub async fn serial(core: &Core, actor: &Actor, cmd: SerialCmd) -> anyhow::Resul
                 decision.as_str()
             );
         }
-        SerialCmd::Assign { serial, customer } => {
-            lifecycle::assign(core, actor, serial.clone(), customer.clone()).await?;
+        SerialCmd::Assign {
+            serial,
+            customer,
+            customer_scope,
+        } => {
+            let scope = customer_scope.clone();
+            lifecycle::assign(core, actor, serial.clone(), scope, customer.clone()).await?;
             println!("{serial} belongs to customer {customer}");
         }
     }

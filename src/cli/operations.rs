@@ -115,6 +115,9 @@ pub struct ReportArgs {
     pub days: Option<u32>,
     #[arg(long)]
     pub customer: Option<String>,
+    /// The scope of --customer: a connector's source (none: the vendor's customers).
+    #[arg(long)]
+    pub scope: Option<String>,
     #[arg(long)]
     pub ticket: Option<String>,
     #[arg(long)]
@@ -352,6 +355,7 @@ pub fn parse_report(a: &ReportArgs) -> anyhow::Result<reports::Report> {
         serial: a.serial.clone(),
         days: a.days.map(|d| d.to_string()),
         customer_id: a.customer.clone(),
+        scope: a.scope.clone(),
         ticket: a.ticket.clone(),
         license_id: a.license.map(|l| l.to_string()),
     };

@@ -55,25 +55,53 @@ pub enum TicketCmd {
 pub enum CustomerCmd {
     /// Customers in the order they were made (JSON), a page at a time.
     List {
+        /// Only the customers of this scope: a connector's source, or "" for the vendor's
+        /// own (none: every scope's).
+        #[arg(long)]
+        scope: Option<String>,
         /// The external id of the last customer of the page before.
         #[arg(long)]
         after: Option<String>,
+        /// The scope of --after (none: --scope's, or the vendor's).
+        #[arg(long)]
+        after_scope: Option<String>,
         #[arg(long)]
         limit: Option<i64>,
     },
     /// Delete a customer who owns nothing yet (refused while they have a ticket).
-    Delete { external_id: String },
+    Delete {
+        external_id: String,
+        /// The customer's scope: a connector's source (none: the vendor's customers).
+        #[arg(long, default_value = "")]
+        scope: String,
+    },
 }
 
 pub async fn customer(core: &Core, actor: &Actor, cmd: CustomerCmd) -> anyhow::Result<()> {
     match cmd {
-        CustomerCmd::List { after, limit } => {
-            let list = catalog::list_customers(core, actor, after, limit).await?;
+        CustomerCmd::List {
+            scope,
+            after,
+            after_scope,
+            limit,
+        } => {
+            let page = catalog::CustomerPage {
+                scope,
+                after,
+                after_scope,
+                limit,
+            };
+            let list = catalog::list_customers(core, actor, page).await?;
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
-        CustomerCmd::Delete { external_id } => {
-            let serials = catalog::delete_customer(core, actor, external_id.clone()).await?;
-            println!("customer {external_id} deleted");
+        CustomerCmd::Delete { external_id, scope } => {
+            let serials =
+                catalog::delete_customer(core, actor, scope.clone(), external_id.clone()).await?;
+            let shown = match scope.as_str() {
+                "" => external_id,
+                s => format!("{external_id} (of {s})"),
+            };
+            println!("customer {shown} deleted");
             for s in serials {
                 println!("  container {s} belongs to nobody now");
             }
@@ -106,6 +134,7 @@ pub async fn order(core: &Core, actor: &Actor, cmd: OrderCmd) -> anyhow::Result<
         source,
         erp_order_id,
         customer: catalog::CustomerData {
+            scope: String::new(),
             external_id: customer,
             name: None,
             email,

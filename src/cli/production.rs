@@ -108,6 +108,7 @@ pub async fn run(core: &Core, actor: &Actor, cmd: ProductionCmd) -> anyhow::Resu
                 source,
                 erp_order_id,
                 customer: customer.map(|external_id| CustomerData {
+                    scope: String::new(),
                     external_id,
                     name: None,
                     email: None,

@@ -196,7 +196,7 @@ pub async fn orders(
                 OrderSearch::All
             } else {
                 let ticket = ticket_id(c, &search)?;
-                let customer = customers::by_external_id(c, &search)?.map(|r| r.id);
+                let customer = customers::first_named(c, &search)?;
                 let erp = store::erp_order_id_exists(c, &search)?;
                 match (ticket, customer, erp) {
                     (Some(t), None, false) => OrderSearch::Ticket(t),
@@ -438,16 +438,11 @@ pub struct CustomerTicket {
     pub created_at: NaiveDateTime,
 }
 
-/// The tickets of customer `external_id`, newest first.
-pub async fn customer_tickets(
-    core: &Core,
-    actor: &Actor,
-    external_id: String,
-) -> Result<Vec<CustomerTicket>> {
+/// The tickets of customer `id` (as `catalog::get_customer` found them), newest first.
+pub async fn customer_tickets(core: &Core, actor: &Actor, id: i64) -> Result<Vec<CustomerTicket>> {
     actor.require(STAFF, "read customers")?;
     core.db
         .read(move |c| {
-            let id = customers::id_of(c, &external_id)?;
             store::tickets_of_customer(c, id)?
                 .into_iter()
                 .map(|(code, state, created_at)| {

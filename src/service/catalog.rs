@@ -211,6 +211,9 @@ pub async fn list_items(core: &Core, _actor: &Actor) -> Result<Vec<Item>> {
 pub struct Customer {
     #[serde(skip)]
     pub id: i64,
+    /// Whose customer id `external_id` is: empty for the vendor's own customers, a
+    /// connector's source for those its shop or ERP sends.
+    pub scope: String,
     pub external_id: String,
     pub name: String,
     pub email: String,
@@ -219,10 +222,18 @@ pub struct Customer {
     pub updated_at: chrono::NaiveDateTime,
 }
 
+impl Customer {
+    /// `C-1`, or `C-1 (of shop)` outside the vendor's scope.
+    pub fn named(&self) -> String {
+        customer_store::named(&self.scope, &self.external_id)
+    }
+}
+
 impl From<CustomerRow> for Customer {
     fn from(r: CustomerRow) -> Customer {
         Customer {
             id: r.id,
+            scope: r.scope,
             external_id: r.external_id,
             name: r.name,
             email: r.email,
@@ -237,6 +248,10 @@ impl From<CustomerRow> for Customer {
 #[derive(schemars::JsonSchema, Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerData {
+    /// Whose customer id `external_id` is: empty (the default) for the vendor's own; a
+    /// connector's orders name their source.
+    #[serde(default)]
+    pub scope: String,
     pub external_id: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -248,6 +263,7 @@ pub struct CustomerData {
 
 impl CustomerData {
     pub fn validate(&self) -> Result<()> {
+        check_scope("customer.scope", &self.scope)?;
         check_id("customer.external_id", &self.external_id)?;
         check_name(
             "customer.name",
@@ -272,17 +288,27 @@ impl CustomerData {
     }
 }
 
-/// Finds the customer by external id, creating it or updating the fields given. Inside a write.
+/// A customer's scope: empty (the vendor's), or an id (a connector's source).
+pub fn check_scope(field: &str, scope: &str) -> Result<()> {
+    if scope.is_empty() {
+        Ok(())
+    } else {
+        check_id(field, scope)
+    }
+}
+
+/// Finds the customer by scope and external id, creating it or updating the fields given.
+/// Inside a write.
 pub fn upsert_customer(c: &mut Conn, data: &CustomerData) -> Result<Customer> {
     let now = super::now();
-    let row = match customer_store::by_external_id(c, &data.external_id)? {
+    let row = match customer_store::by_external_id(c, &data.scope, &data.external_id)? {
         None => {
             let contact = customer_store::Contact {
                 name: data.name.as_deref().unwrap_or_default(),
                 email: data.email.as_deref().unwrap_or_default(),
                 locale: data.locale.as_deref().unwrap_or("en"),
             };
-            customer_store::insert(c, &data.external_id, &contact, now)?
+            customer_store::insert(c, &data.scope, &data.external_id, &contact, now)?
         }
         Some(cur) => {
             let contact = customer_store::Contact {
@@ -312,7 +338,8 @@ pub async fn put_customer(core: &Core, actor: &Actor, data: CustomerData) -> Res
                 &actor,
                 Event {
                     action: "customer.saved",
-                    details: serde_json::json!({"external_id": cust.external_id}),
+                    details: serde_json::json!({"external_id": cust.external_id,
+                        "scope": cust.scope}),
                     ..Default::default()
                 },
             )?;
@@ -321,16 +348,25 @@ pub async fn put_customer(core: &Core, actor: &Actor, data: CustomerData) -> Res
         .await
 }
 
-pub async fn get_customer(core: &Core, actor: &Actor, external_id: String) -> Result<Customer> {
+/// Customer `external_id` of `scope` (`""`: the vendor's).
+pub async fn get_customer(
+    core: &Core,
+    actor: &Actor,
+    scope: String,
+    external_id: String,
+) -> Result<Customer> {
     actor.require(
         &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
         "read customers",
     )?;
+    check_scope("scope", &scope)?;
     core.db
         .read(move |c| {
-            customer_store::by_external_id(c, &external_id)?
+            customer_store::by_external_id(c, &scope, &external_id)?
                 .map(Customer::from)
-                .ok_or_else(|| Error::not_found("customer", &external_id))
+                .ok_or_else(|| {
+                    Error::not_found("customer", customer_store::named(&scope, &external_id))
+                })
         })
         .await
 }
@@ -338,15 +374,32 @@ pub async fn get_customer(core: &Core, actor: &Actor, external_id: String) -> Re
 /// The most customers one list answers.
 pub const CUSTOMERS_PER_LIST: i64 = 1000;
 
-/// Customers in the order they were made, at most `limit` (1 to 1,000; 1,000 if not
-/// given), after the customer `after` (an external id) if given: the next page starts after
-/// the last one of this page.
+/// Which customers a list shows and where it starts.
+#[derive(Debug, Default)]
+pub struct CustomerPage {
+    /// Only this scope's (none: every scope's).
+    pub scope: Option<String>,
+    /// After this customer (an external id) of `after_scope` (none: of `scope`, or the
+    /// vendor's when every scope is listed).
+    pub after: Option<String>,
+    pub after_scope: Option<String>,
+    /// At most this many (1 to 1,000; 1,000 if not given).
+    pub limit: Option<i64>,
+}
+
+/// Customers in the order they were made, a page at a time: the next page starts after the
+/// last one of this page.
 pub async fn list_customers(
     core: &Core,
     actor: &Actor,
-    after: Option<String>,
-    limit: Option<i64>,
+    page: CustomerPage,
 ) -> Result<Vec<Customer>> {
+    let CustomerPage {
+        scope,
+        after,
+        after_scope,
+        limit,
+    } = page;
     actor.require(&[Role::Admin, Role::Sales, Role::Support], "read customers")?;
     let limit = limit.unwrap_or(CUSTOMERS_PER_LIST);
     if !(1..=CUSTOMERS_PER_LIST).contains(&limit) {
@@ -358,10 +411,17 @@ pub async fn list_customers(
     if let Some(a) = &after {
         check_id("after", a)?;
     }
+    if let Some(s) = &scope {
+        check_scope("scope", s)?;
+    }
+    let after_scope = after_scope.or_else(|| scope.clone()).unwrap_or_default();
+    check_scope("after_scope", &after_scope)?;
     core.db
         .read(move |c| {
-            let after = after.map(|a| customer_store::id_of(c, &a)).transpose()?;
-            Ok(customer_store::list(c, after, limit)?
+            let after = after
+                .map(|a| customer_store::id_of(c, &after_scope, &a))
+                .transpose()?;
+            Ok(customer_store::list(c, scope.as_deref(), after, limit)?
                 .into_iter()
                 .map(Customer::from)
                 .collect())
@@ -377,25 +437,28 @@ pub async fn list_customers(
 pub async fn delete_customer(
     core: &Core,
     actor: &Actor,
+    scope: String,
     external_id: String,
 ) -> Result<Vec<String>> {
     actor.require(&[Role::Admin, Role::Sales, Role::Erp], "delete customers")?;
+    check_scope("scope", &scope)?;
     check_id("external_id", &external_id)?;
     let actor = actor.clone();
     core.db
         .write(move |c| {
-            let id = customer_store::id_of(c, &external_id)?;
+            let id = customer_store::id_of(c, &scope, &external_id)?;
+            let named = customer_store::named(&scope, &external_id);
             let ties = customer_store::ties(c, id)?;
             if ties.tickets > 0 {
                 return Err(Error::NotAllowed(format!(
-                    "customer {external_id} owns {} license(s) on {} ticket(s): a customer \
+                    "customer {named} owns {} license(s) on {} ticket(s): a customer \
                      is deleted only while no order names them",
                     ties.licenses, ties.tickets
                 )));
             }
             if ties.cloud_containers > 0 {
                 return Err(Error::NotAllowed(format!(
-                    "customer {external_id} has {} cloud container(s): a cloud container \
+                    "customer {named} has {} cloud container(s): a cloud container \
                      stays its customer's",
                     ties.cloud_containers
                 )));
@@ -407,7 +470,7 @@ pub async fn delete_customer(
                 &actor,
                 Event {
                     action: "customer.deleted",
-                    details: serde_json::json!({"external_id": external_id,
+                    details: serde_json::json!({"external_id": external_id, "scope": scope,
                         "containers": serials}),
                     ..Default::default()
                 },

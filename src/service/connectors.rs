@@ -187,7 +187,9 @@ async fn place_order(
     let req = NewOrder {
         source: def.source.clone(),
         erp_order_id: (!incoming.order_id.is_empty()).then(|| incoming.order_id.clone()),
+        // A shop's or ERP's customer ids are its own: its customers live in its source's scope.
         customer: CustomerData {
+            scope: def.source.clone(),
             external_id: incoming.customer_id.clone(),
             name: incoming.customer_name.clone(),
             email: incoming.customer_email.clone(),

@@ -64,6 +64,8 @@ pub struct OrderView {
     pub source: String,
     pub erp_order_id: String,
     pub customer_id: String,
+    /// The scope of `customer_id`: empty for the vendor's customers, a connector's source.
+    pub customer_scope: String,
     pub ticket: String,
     pub comment: String,
     pub created_by: String,
@@ -198,7 +200,8 @@ pub(crate) async fn place_order(
             let erp_id = req.erp_order_id.clone().expect("validated");
             if let Some(order_id) = order_store::find(c, &req.source, &erp_id)? {
                 let view = load_order(c, order_id, false)?;
-                let same_customer = view.customer_id == req.customer.external_id;
+                let same_customer = (&view.customer_scope, &view.customer_id)
+                    == (&req.customer.scope, &req.customer.external_id);
                 if same_customer && lines_of(&view, INITIAL_BATCH) == req.lines {
                     return Ok((view, Placed::Repeated, 0));
                 }
@@ -259,6 +262,7 @@ pub(crate) async fn place_order(
                 source: req.source.clone(),
                 erp_order_id: erp_id.clone(),
                 customer_id: customer.external_id.clone(),
+                customer_scope: customer.scope.clone(),
                 ticket: code.to_string(),
                 comment: req.comment.clone(),
                 created_by: actor.name.clone(),
@@ -402,8 +406,9 @@ pub async fn resend_ticket_mail(core: &Core, actor: &Actor, order_id: i64) -> Re
     core.db
         .write(move |c| {
             let view = load_order(c, order_id, false)?;
-            let customer = crate::store::customers::by_external_id(c, &view.customer_id)?
-                .ok_or_else(|| Error::not_found("customer", &view.customer_id))?;
+            let (scope, id) = (&view.customer_scope, &view.customer_id);
+            let customer = crate::store::customers::by_external_id(c, scope, id)?
+                .ok_or_else(|| Error::not_found("customer", id))?;
             if customer.email.is_empty() {
                 return Err(Error::Conflict(format!(
                     "customer {} has no e-mail address: add one first",
@@ -643,6 +648,7 @@ fn load_order(c: &mut Conn, order_id: i64, created: bool) -> Result<OrderView> {
         created_by: o.created_by,
         created_at: o.created_at,
         customer_id: o.customer_id,
+        customer_scope: o.customer_scope,
         ticket: TicketCode::parse(&o.ticket)?.to_string(),
         lines: order_store::lines(c, order_id)?
             .into_iter()
@@ -663,6 +669,8 @@ pub struct TicketView {
     pub ticket: String,
     pub state: String,
     pub customer_id: String,
+    /// The scope of `customer_id`: empty for the vendor's customers, a connector's source.
+    pub customer_scope: String,
     pub created_at: chrono::NaiveDateTime,
     pub orders: Vec<String>,
     pub licenses: Vec<LicenseView>,
@@ -775,6 +783,7 @@ async fn ticket_view(
                 ticket: code.to_string(),
                 state: t.state,
                 customer_id: t.customer_id,
+                customer_scope: t.customer_scope,
                 created_at: t.created_at,
                 orders,
                 licenses,

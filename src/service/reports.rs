@@ -20,7 +20,9 @@ pub enum Report {
     Expiring {
         days: u32,
     },
+    /// The containers of customer `customer_id` of `scope` (`""`: the vendor's).
     CustomerContainers {
+        scope: String,
         customer_id: String,
     },
     TicketLicenses {
@@ -102,6 +104,7 @@ impl Report {
                 }
             }
             "customer-containers" => Report::CustomerContainers {
+                scope: p.scope.clone().unwrap_or_default(),
                 customer_id: need("customer_id", &p.customer_id)?,
             },
             "ticket-licenses" => Report::TicketLicenses {
@@ -139,6 +142,8 @@ pub struct Params {
     pub serial: Option<String>,
     pub days: Option<String>,
     pub customer_id: Option<String>,
+    /// The scope of `customer_id` (none: the vendor's).
+    pub scope: Option<String>,
     pub ticket: Option<String>,
     pub license_id: Option<String>,
 }
@@ -152,6 +157,7 @@ impl Params {
                 "serial" => &mut p.serial,
                 "days" => &mut p.days,
                 "customer_id" => &mut p.customer_id,
+                "scope" => &mut p.scope,
                 "ticket" => &mut p.ticket,
                 "license_id" => &mut p.license_id,
                 _ => return Err(Error::invalid(name, "not a report parameter")),
@@ -310,9 +316,10 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
         }
         Report::Expiring { days } => license_table("expiring", store::expiring(c, *days, now)?)?,
         Report::NeverActivated => license_table("never-activated", store::never_activated(c)?)?,
-        Report::CustomerContainers { customer_id } => {
+        Report::CustomerContainers { scope, customer_id } => {
             check_id("customer_id", customer_id)?;
-            let cust = customers::id_of(c, customer_id)?;
+            super::catalog::check_scope("scope", scope)?;
+            let cust = customers::id_of(c, scope, customer_id)?;
             let rows = store::containers_of_customer(c, cust)?;
             let serials: Vec<&str> = rows.iter().map(|r| r.serial.as_str()).collect();
             let counts = store::license_counts(c, &serials)?;

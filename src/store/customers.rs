@@ -1,4 +1,6 @@
-//! Customers, known by the id the ERP or shop gives them (`external_id`).
+//! Customers, known by the id the ERP or shop gives them (`external_id`) within a scope:
+//! `""` for the vendor's own customers (the JSON API, SOAP, the CLI, the portal), a
+//! connector's source for those its shop or ERP sends.
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -17,44 +19,81 @@ pub struct CustomerRow {
     pub locale: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub scope: String,
 }
 
-/// The external id of customer `id` (primary key).
-pub fn external_id_of(c: &mut Conn, id: i64) -> Result<Option<String>> {
-    Ok(customers::table
-        .filter(customers::id.eq(id))
-        .select(customers::external_id)
-        .first(c)
-        .optional()?)
+/// The external id and scope of a container's owner `id`, if it has one (none: no id and
+/// the empty scope).
+pub fn owner(c: &mut Conn, id: Option<i64>) -> Result<(Option<String>, String)> {
+    Ok(match id {
+        Some(id) => {
+            let row = get(c, id)?;
+            (Some(row.external_id), row.scope)
+        }
+        None => (None, String::new()),
+    })
 }
 
-/// The primary key of the customer with `external_id`; unknown is an error.
-pub fn id_of(c: &mut Conn, external_id: &str) -> Result<i64> {
+/// How a customer is named in messages: `C-1`, or `C-1 (of shop)` outside the vendor's scope.
+pub fn named(scope: &str, external_id: &str) -> String {
+    if scope.is_empty() {
+        external_id.to_string()
+    } else {
+        format!("{external_id} (of {scope})")
+    }
+}
+
+/// The primary key of the customer with `external_id` in `scope`; unknown is an error.
+pub fn id_of(c: &mut Conn, scope: &str, external_id: &str) -> Result<i64> {
     customers::table
+        .filter(customers::scope.eq(scope))
         .filter(customers::external_id.eq(external_id))
         .select(customers::id)
         .first(c)
         .optional()?
-        .ok_or_else(|| Error::not_found("customer", external_id))
+        .ok_or_else(|| Error::not_found("customer", named(scope, external_id)))
 }
 
-/// The customer with `external_id`, if known. Run on the backend's own connection: every
-/// order reads it (see `on_backend!`).
-pub fn by_external_id(c: &mut Conn, external_id: &str) -> Result<Option<CustomerRow>> {
+/// The customer with `external_id` in `scope`, if known. Run on the backend's own
+/// connection: every order reads it (see `on_backend!`).
+pub fn by_external_id(c: &mut Conn, scope: &str, external_id: &str) -> Result<Option<CustomerRow>> {
     Ok(on_backend!(c, x => customers::table
+        .filter(customers::scope.eq(scope))
         .filter(customers::external_id.eq(external_id))
         .first(x)
         .optional())?)
 }
 
-/// At most `limit` customers in the order they were made, after customer `after` (primary
-/// key) if given.
-pub fn list(c: &mut Conn, after: Option<i64>, limit: i64) -> Result<Vec<CustomerRow>> {
+/// The first customer made with `external_id`, whatever its scope (a search).
+pub fn first_named(c: &mut Conn, external_id: &str) -> Result<Option<i64>> {
     Ok(customers::table
-        .filter(customers::id.gt(after.unwrap_or(0)))
+        .filter(customers::external_id.eq(external_id))
         .order(customers::id.asc())
-        .limit(limit)
-        .load(c)?)
+        .select(customers::id)
+        .first(c)
+        .optional()?)
+}
+
+/// The customer `id` (primary key).
+pub fn get(c: &mut Conn, id: i64) -> Result<CustomerRow> {
+    Ok(customers::table.find(id).first(c)?)
+}
+
+/// At most `limit` customers in the order they were made, of `scope` if given, after
+/// customer `after` (primary key) if given.
+pub fn list(
+    c: &mut Conn,
+    scope: Option<&str>,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<CustomerRow>> {
+    let mut q = customers::table
+        .filter(customers::id.gt(after.unwrap_or(0)))
+        .into_boxed();
+    if let Some(scope) = scope {
+        q = q.filter(customers::scope.eq(scope));
+    }
+    Ok(q.order(customers::id.asc()).limit(limit).load(c)?)
 }
 
 /// What keeps a customer: their tickets, the licenses on them that are not deleted, and
@@ -117,10 +156,11 @@ pub struct Contact<'a> {
     pub locale: &'a str,
 }
 
-/// Adds customer `external_id`. Another writer adding the same customer at the same time:
-/// the write runs again and finds it.
+/// Adds customer `external_id` to `scope`. Another writer adding the same customer at the
+/// same time: the write runs again and finds it.
 pub fn insert(
     c: &mut Conn,
+    scope: &str,
     external_id: &str,
     contact: &Contact,
     now: NaiveDateTime,
@@ -128,6 +168,7 @@ pub fn insert(
     unique_or_retry(
         diesel::insert_into(customers::table)
             .values((
+                customers::scope.eq(scope),
                 customers::external_id.eq(external_id),
                 customers::name.eq(contact.name),
                 customers::email.eq(contact.email),

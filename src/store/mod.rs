@@ -381,10 +381,39 @@ impl Db {
 
 pub fn run_migrations(conn: &mut Conn) -> Result<()> {
     let res = match conn {
-        Conn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        // A migration that makes a table again (SQLite cannot drop a column's constraint)
+        // drops a table others refer to: as SQLite's procedure for such changes says, they
+        // run with foreign keys off, which are checked once they ran and turned on again.
+        Conn::Sqlite(c) => {
+            // Nothing to run (every start but the first of a version): no check of every row.
+            match c.has_pending_migration(SQLITE_MIGRATIONS) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {}
+                Err(e) => return Err(Error::internal(format!("migrations failed: {e}"))),
+            }
+            c.batch_execute("PRAGMA foreign_keys = OFF")?;
+            let res = c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ());
+            let broken = diesel::sql_query("SELECT COUNT(*) AS n FROM pragma_foreign_key_check")
+                .get_result::<Count>(c);
+            c.batch_execute("PRAGMA foreign_keys = ON")?;
+            match broken? {
+                Count { n: 0 } => res,
+                Count { n } => {
+                    return Err(Error::internal(format!(
+                        "migrations left {n} row(s) referring to rows that are gone"
+                    )))
+                }
+            }
+        }
         Conn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
     };
     res.map_err(|e| Error::internal(format!("migrations failed: {e}")))
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 /// Now on the database's clock, in UTC. On PostgreSQL that is the one clock every node

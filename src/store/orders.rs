@@ -101,6 +101,7 @@ pub struct OrderRow {
     pub created_at: NaiveDateTime,
     pub ticket: String,
     pub customer_id: String,
+    pub customer_scope: String,
 }
 
 pub fn get(c: &mut Conn, order_id: i64) -> Result<OrderRow> {
@@ -117,6 +118,7 @@ pub fn get(c: &mut Conn, order_id: i64) -> Result<OrderRow> {
             orders::created_at,
             tickets::code,
             customers::external_id,
+            customers::scope,
         ))
         .first(c)?)
 }

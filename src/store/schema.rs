@@ -34,6 +34,7 @@ diesel::table! {
         locale -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        scope -> Text,
     }
 }
 diesel::table! {

@@ -80,13 +80,14 @@ pub fn insert(
     )
 }
 
-/// A ticket with its customer's external id.
+/// A ticket with its customer's external id and scope.
 #[derive(Debug, Queryable)]
 pub struct TicketRow {
     pub id: i64,
     pub state: String,
     pub created_at: chrono::NaiveDateTime,
     pub customer_id: String,
+    pub customer_scope: String,
 }
 
 pub fn by_code(c: &mut Conn, code: &TicketCode) -> Result<TicketRow> {
@@ -98,6 +99,7 @@ pub fn by_code(c: &mut Conn, code: &TicketCode) -> Result<TicketRow> {
             tickets::state,
             tickets::created_at,
             customers::external_id,
+            customers::scope,
         ))
         .first(c)
         .optional()?

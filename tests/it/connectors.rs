@@ -511,7 +511,8 @@ fn bad_idocs_are_refused_with_a_clear_error_and_create_nothing() {
     );
     let (s, xml) = post(&amp, sap);
     assert_eq!(s, 200, "{xml}");
-    let (_, c) = app.admin("GET", "/api/v1/customers/0000100042", None);
+    // The ERP's customers live in its connector's scope, its source.
+    let (_, c) = app.admin("GET", "/api/v1/customers/0000100042?scope=sap", None);
     assert_eq!(c["name"], "Meier & Söhne <KG>");
     // CDATA is text too; a control character is not XML.
     let cdata = good
@@ -638,7 +639,11 @@ fn fastspring_webhooks_place_completed_orders_signed_with_the_secret() {
     assert_eq!(v["orders"][0]["ticket"], ticket.as_str());
     assert_eq!(customer, "uKj7izZ2RfKbAs9nnYYOqg");
     assert_eq!(items, ["SNP-SINGLE", "SNP-SINGLE", "SNP-FLOAT-5"]);
-    let (_, c) = app.admin("GET", "/api/v1/customers/uKj7izZ2RfKbAs9nnYYOqg", None);
+    let (_, c) = app.admin(
+        "GET",
+        "/api/v1/customers/uKj7izZ2RfKbAs9nnYYOqg?scope=fastspring",
+        None,
+    );
     assert_eq!(c["email"], "leonie@example.org");
     assert_eq!(c["name"], "Leonie Jansen");
     // Delivered again (a retry): one order.

@@ -18,6 +18,7 @@ mod cloud_more;
 mod connector_appends;
 mod connectors;
 mod crash;
+mod customer_scope;
 mod erp_ops;
 mod honeypot;
 mod lifecycle;

@@ -2247,6 +2247,39 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
         &decide("blacklist"),
     );
 
+    // Customers of a connector's scope: made, found and listed by scope; the vendor's C-X
+    // and the shop's C-X are two customers.
+    g.ok(
+        "PutCustomer-scoped",
+        V11,
+        "Admin",
+        admin,
+        "<a:PutCustomer><a:ExternalId>C-X</a:ExternalId><a:Name>Shop Xaver</a:Name>\
+         <a:Scope>shop</a:Scope></a:PutCustomer>",
+    );
+    g.ok(
+        "GetCustomer-scoped",
+        V12,
+        "Admin",
+        admin,
+        "<a:GetCustomer><a:ExternalId>C-X</a:ExternalId><a:Scope>shop</a:Scope></a:GetCustomer>",
+    );
+    g.ok(
+        "ListCustomers-scoped",
+        V11,
+        "Admin",
+        admin,
+        "<a:ListCustomers><a:Scope>shop</a:Scope></a:ListCustomers>",
+    );
+    g.fault(
+        "GetCustomer-other-scope",
+        V11,
+        "Admin",
+        admin,
+        "<a:GetCustomer><a:ExternalId>C-X</a:ExternalId><a:Scope>paddle</a:Scope>\
+         </a:GetCustomer>",
+    );
+
     // Every operation of every service was asked at least once above.
     for svc in licentia::api::soap::SERVICES {
         for op in svc.operations {

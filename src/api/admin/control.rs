@@ -148,6 +148,7 @@ async fn assign(
             &core,
             &v.staff().actor,
             serial.to_string(),
+            field(&f, "customer_scope").to_string(),
             field(&f, "customer_id").to_string()
         )
         .await

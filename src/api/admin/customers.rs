@@ -53,16 +53,18 @@ async fn list(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
 async fn show(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
     let v = staff!(core, admin, req);
     let id = tried!(admin, v, param(&req, "id"));
+    // The vendor's customers have none.
+    let scope = param(&req, "scope").unwrap_or_default();
     let actor = &v.staff().actor;
     let customer = tried!(
         admin,
         v,
-        catalog::get_customer(&core, actor, id.to_string()).await
+        catalog::get_customer(&core, actor, scope.clone(), id.to_string()).await
     );
     let tickets = tried!(
         admin,
         v,
-        admin::customer_tickets(&core, actor, id.to_string()).await
+        admin::customer_tickets(&core, actor, customer.id).await
     );
     let containers = tried!(
         admin,
@@ -71,6 +73,7 @@ async fn show(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
             &core,
             actor,
             Report::CustomerContainers {
+                scope: scope.clone(),
                 customer_id: id.to_string()
             }
         )
@@ -81,7 +84,7 @@ async fn show(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
         &v,
         StatusCode::OK,
         "customer.html",
-        json!({"title": format!("{} {}", admin.text(v.lang, "customers.customer"), customer.external_id),
+        json!({"title": format!("{} {}", admin.text(v.lang, "customers.customer"), customer.named()),
             "customer": customer, "tickets": tickets,
             "containers": containers}),
     )
@@ -90,8 +93,10 @@ async fn show(core: Core_, admin: Admin_, req: HttpRequest) -> HttpResponse {
 async fn save(core: Core_, admin: Admin_, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let v = staff!(core, admin, req);
     let id = tried!(admin, v, param(&req, "id"));
+    let scope = param(&req, "scope").unwrap_or_default();
     let f = form!(admin, v, req, body);
     let data = CustomerData {
+        scope: scope.clone(),
         external_id: id.to_string(),
         name: Some(field(&f, "name").to_string()),
         email: Some(field(&f, "email").to_string()),
@@ -102,8 +107,12 @@ async fn save(core: Core_, admin: Admin_, req: HttpRequest, body: web::Bytes) ->
         v,
         catalog::put_customer(&core, &v.staff().actor, data).await
     );
+    let scope = match scope.as_str() {
+        "" => String::new(),
+        s => format!("&scope={}", query_escape(s)),
+    };
     done(
-        &format!("{BASE}/customers/view?id={}", query_escape(&id)),
+        &format!("{BASE}/customers/view?id={}{scope}", query_escape(&id)),
         "customer_saved",
     )
 }

@@ -191,6 +191,7 @@ async fn place(core: &Core_, actor: &crate::domain::Actor, f: &Form) -> Result<i
                     source: "backoffice".into(),
                     erp_order_id: opt("erp_order_id"),
                     customer: CustomerData {
+                        scope: String::new(),
                         external_id: customer_id,
                         name: opt("customer_name"),
                         email: opt("customer_email"),

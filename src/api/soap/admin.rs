@@ -33,6 +33,8 @@ struct Container {
     reason: Option<String>,
     #[yaserde(prefix = "a", rename = "CustomerId")]
     customer_id: Option<String>,
+    #[yaserde(prefix = "a", rename = "CustomerScope")]
+    customer_scope: Option<String>,
     #[yaserde(prefix = "a", rename = "LicenseId")]
     license_id: Option<String>,
     #[yaserde(prefix = "a", rename = "FirmCode")]
@@ -71,6 +73,8 @@ struct CustomerIn {
     email: Option<String>,
     #[yaserde(prefix = "a", rename = "Locale")]
     locale: Option<String>,
+    #[yaserde(prefix = "a", rename = "Scope")]
+    scope: Option<String>,
 }
 
 /// `AddUser` and `ChangeUser`.
@@ -210,6 +214,9 @@ pub(super) struct Customer {
     email: Text,
     #[yaserde(prefix = "a", rename = "Locale")]
     locale: Text,
+    /// Only for a customer outside the vendor's scope (a connector's).
+    #[yaserde(prefix = "a", rename = "Scope")]
+    scope: Option<Text>,
 }
 
 impl From<&catalog::Customer> for Customer {
@@ -219,6 +226,7 @@ impl From<&catalog::Customer> for Customer {
             name: (&c.name).into(),
             email: (&c.email).into(),
             locale: (&c.locale).into(),
+            scope: (!c.scope.is_empty()).then(|| (&c.scope).into()),
         }
     }
 }
@@ -400,7 +408,9 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
                 }
                 "AssignContainer" => {
                     let customer = need_opt("CustomerId", &r.customer_id)?;
-                    lifecycle::assign(core, actor, serial.clone(), customer).await?;
+                    // The vendor's own customer, or one of the scope given.
+                    let scope = opt(&r.customer_scope).unwrap_or_default();
+                    lifecycle::assign(core, actor, serial.clone(), scope, customer).await?;
                 }
                 "DecideManipulation" => {
                     let req = lifecycle::ManipulationDecision {
@@ -460,8 +470,10 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
         "PutCustomer" | "GetCustomer" => {
             let r: CustomerIn = decode(P, op)?;
             let external_id = need(&at("ExternalId"), &r.external_id)?;
+            let scope = opt(&r.scope).unwrap_or_default();
             let c = if op.name == "PutCustomer" {
                 let data = CustomerData {
+                    scope,
                     external_id,
                     name: opt(&r.name),
                     email: opt(&r.email),
@@ -469,7 +481,7 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
                 };
                 catalog::put_customer(core, actor, data).await?
             } else {
-                catalog::get_customer(core, actor, external_id).await?
+                catalog::get_customer(core, actor, scope, external_id).await?
             };
             encode(&name, &CustomerResponse::from(&c))
         }

@@ -98,6 +98,8 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
                     &at("CustomerId"),
                     r.customer_id.as_deref().unwrap_or_default(),
                 )?,
+                // The SOAP Cloud service names the vendor's own customers.
+                customer_scope: String::new(),
                 firm_code: opt_long(&at("FirmCode"), &r.firm_code)?,
             };
             let c = cloud::create_container(core, actor, req).await?;

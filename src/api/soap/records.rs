@@ -39,6 +39,10 @@ struct RecordsIn {
     after: Option<String>,
     #[yaserde(prefix = "a", rename = "Limit")]
     limit: Option<String>,
+    #[yaserde(prefix = "a", rename = "Scope")]
+    scope: Option<String>,
+    #[yaserde(prefix = "a", rename = "AfterScope")]
+    after_scope: Option<String>,
 }
 
 /// `GetContainerResponse`: the XSD's `ContainerDetails`.
@@ -210,13 +214,13 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
             encode(&name, &out)
         }
         "ListCustomers" => {
-            let list = catalog::list_customers(
-                core,
-                actor,
-                opt(&r.after),
-                opt_long(&at("Limit"), &r.limit)?,
-            )
-            .await?;
+            let page = catalog::CustomerPage {
+                scope: r.scope.clone(),
+                after: opt(&r.after),
+                after_scope: r.after_scope.clone(),
+                limit: opt_long(&at("Limit"), &r.limit)?,
+            };
+            let list = catalog::list_customers(core, actor, page).await?;
             let out = CustomersOut {
                 customer: list.iter().map(super::admin::Customer::from).collect(),
             };
@@ -227,7 +231,8 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
                 &at("ExternalId"),
                 r.external_id.as_deref().unwrap_or_default(),
             )?;
-            let serials = catalog::delete_customer(core, actor, external_id.clone()).await?;
+            let scope = opt(&r.scope).unwrap_or_default();
+            let serials = catalog::delete_customer(core, actor, scope, external_id.clone()).await?;
             let out = DeletedOut {
                 external_id: external_id.into(),
                 unassigned_serial: serials.into_iter().map(Text::from).collect(),

@@ -24,6 +24,8 @@ struct RunReport {
     days: Option<String>,
     #[yaserde(prefix = "r", rename = "CustomerId")]
     customer_id: Option<String>,
+    #[yaserde(prefix = "r", rename = "Scope")]
+    scope: Option<String>,
     #[yaserde(prefix = "r", rename = "Ticket")]
     ticket: Option<String>,
     #[yaserde(prefix = "r", rename = "LicenseId")]
@@ -70,6 +72,7 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
         serial: opt(&r.serial),
         days: opt(&r.days),
         customer_id: opt(&r.customer_id),
+        scope: opt(&r.scope),
         ticket: opt(&r.ticket),
         license_id: opt(&r.license_id),
     };

@@ -44,6 +44,8 @@ struct Customer {
     email: Option<String>,
     #[yaserde(prefix = "s", rename = "Locale")]
     locale: Option<String>,
+    #[yaserde(prefix = "s", rename = "Scope")]
+    scope: Option<String>,
 }
 
 /// The XSD's `OrderLine`.
@@ -492,6 +494,7 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
                 source: opt(&r.source).unwrap_or_else(|| "soap".into()),
                 erp_order_id: opt(&r.erp_order_id),
                 customer: CustomerData {
+                    scope: opt(&r.customer.scope).unwrap_or_default(),
                     external_id: need("CreateOrder/Customer/ExternalId", &r.customer.external_id)?,
                     name: opt(&r.customer.name),
                     email: opt(&r.customer.email),
@@ -609,6 +612,7 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
             let customer = match &r.customer {
                 None => None,
                 Some(c) => Some(CustomerData {
+                    scope: opt(&c.scope).unwrap_or_default(),
                     external_id: need("CreateProductionOrder/Customer/ExternalId", &c.external_id)?,
                     name: opt(&c.name),
                     email: opt(&c.email),

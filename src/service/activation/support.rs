@@ -69,6 +69,8 @@ pub struct ContainerView {
     pub state: String,
     pub state_reason: String,
     pub customer_id: Option<String>,
+    /// The scope of `customer_id`: empty for the vendor's customers, a connector's source.
+    pub customer_scope: String,
     pub firms: Vec<ContainerFirmView>,
     pub licenses: Vec<ContainerLicense>,
 }
@@ -99,10 +101,7 @@ pub async fn get_container(core: &Core, actor: &Actor, serial: String) -> Result
     core.db
         .read(move |c| {
             let cont = containers::get(c, &serial)?;
-            let customer_id = match cont.customer_id {
-                Some(id) => customers::external_id_of(c, id)?,
-                None => None,
-            };
+            let (customer_id, customer_scope) = customers::owner(c, cont.customer_id)?;
             let mut firms = vec![];
             for m in mirrors::of_container(c, cont.id)? {
                 firms.push(ContainerFirmView {
@@ -127,6 +126,7 @@ pub async fn get_container(core: &Core, actor: &Actor, serial: String) -> Result
                 state: cont.state.as_str().to_string(),
                 state_reason: cont.state_reason,
                 customer_id,
+                customer_scope,
                 firms,
                 licenses,
             })

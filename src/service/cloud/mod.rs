@@ -41,6 +41,9 @@ const STAFF: &[Role] = &[Role::Admin, Role::Sales, Role::Support];
 pub struct NewCloudContainer {
     /// The customer's external id.
     pub customer: String,
+    /// Its scope: a connector's source (empty, the default: the vendor's customers).
+    #[serde(default)]
+    pub customer_scope: String,
     /// The firm code whose licenses it holds (default: the server's own).
     #[serde(default)]
     pub firm_code: Option<i64>,
@@ -79,7 +82,9 @@ impl From<CredentialRow> for Credential {
 pub struct CloudContainer {
     pub serial: String,
     pub firm_code: i64,
+    /// The customer's external id, and its scope (empty: the vendor's).
     pub customer: Option<String>,
+    pub customer_scope: String,
     pub state: ContainerState,
     pub created_at: NaiveDateTime,
     pub licenses: Vec<LicenseUse>,
@@ -106,11 +111,12 @@ pub async fn create_container(
 ) -> Result<CloudContainer> {
     actor.require(STAFF, "make cloud containers")?;
     check_id("customer", &req.customer)?;
+    super::catalog::check_scope("customer_scope", &req.customer_scope)?;
     let firm_code = req.firm_code.unwrap_or(core.default_firm.firm_code);
-    let external = req.customer.clone();
+    let (scope, external) = (req.customer_scope.clone(), req.customer.clone());
     let customer = core
         .db
-        .read(move |c| customers::id_of(c, &external))
+        .read(move |c| customers::id_of(c, &scope, &external))
         .await?;
     let serial = create_for(core, actor, customer, firm_code).await?;
     get_container(core, actor, serial).await
@@ -287,10 +293,7 @@ pub async fn get_container(core: &Core, actor: &Actor, serial: String) -> Result
         .read(move |c| {
             let (row, firm_id) = cloud(c, &serial, None)?;
             let firm_code = firms::code_of(c, firm_id)?;
-            let customer = match row.customer_id {
-                Some(id) => customers::external_id_of(c, id)?,
-                None => None,
-            };
+            let (customer, customer_scope) = customers::owner(c, row.customer_id)?;
             let since = (now() - chrono::Duration::days(31))
                 .format("%Y-%m-%d")
                 .to_string();
@@ -305,6 +308,7 @@ pub async fn get_container(core: &Core, actor: &Actor, serial: String) -> Result
                 serial,
                 firm_code,
                 customer,
+                customer_scope,
                 state: row.state,
                 created_at: row.created_at,
             })

@@ -470,11 +470,18 @@ pub async fn reset(
         .await
 }
 
-/// Assigns a container to a customer.
-pub async fn assign(core: &Core, actor: &Actor, serial: String, customer_id: String) -> Result<()> {
+/// Assigns a container to customer `customer_id` of `scope` (`""`: the vendor's).
+pub async fn assign(
+    core: &Core,
+    actor: &Actor,
+    serial: String,
+    scope: String,
+    customer_id: String,
+) -> Result<()> {
     actor.require(SUPPORT_ROLES, "assign containers")?;
     check_serial("serial", &serial)?;
     check_id("customer_id", &customer_id)?;
+    crate::service::catalog::check_scope("customer_scope", &scope)?;
     let actor = actor.clone();
     core.db
         .write(move |c| {
@@ -485,7 +492,7 @@ pub async fn assign(core: &Core, actor: &Actor, serial: String, customer_id: Str
                      theirs): make a new cloud container for the other customer"
                 )));
             }
-            let cust = customers::id_of(c, &customer_id)?;
+            let cust = customers::id_of(c, &scope, &customer_id)?;
             containers::set_customer(c, cont.id, Some(cust), crate::service::now())?;
             audit::record(
                 &actor,
@@ -493,7 +500,7 @@ pub async fn assign(core: &Core, actor: &Actor, serial: String, customer_id: Str
                     action: "container.assigned",
                     serial: Some(&serial),
                     details: serde_json::json!({"customer_id": customer_id,
-                        "previous": cont.customer_id}),
+                        "customer_scope": scope, "previous": cont.customer_id}),
                     ..Default::default()
                 },
             )

@@ -179,7 +179,8 @@ pub async fn complete(core: &Core, token: &str) -> Result<(String, Session)> {
                 return Err(gone());
             };
             let external_id = customer_id_for(&reg.email);
-            let customer = match customers::by_external_id(c, &external_id)? {
+            // A customer who registers is the vendor's own.
+            let customer = match customers::by_external_id(c, "", &external_id)? {
                 Some(cu) => cu,
                 None => {
                     let fallback = reg.email.split('@').next().unwrap_or_default().to_string();
@@ -193,7 +194,7 @@ pub async fn complete(core: &Core, token: &str) -> Result<(String, Session)> {
                         email: &reg.email,
                         locale: &reg.locale,
                     };
-                    let cu = customers::insert(c, &external_id, &contact, now)?;
+                    let cu = customers::insert(c, "", &external_id, &contact, now)?;
                     let actor = Actor {
                         name: format!("customer:{}", cu.id),
                         role: Role::Customer,
@@ -299,16 +300,13 @@ pub async fn take_trial(core: &Core, s: &Session, item_id: &str) -> Result<Strin
             offer.name
         )));
     }
-    let external_id = core
-        .db
-        .read(move |c| customers::external_id_of(c, customer))
-        .await?
-        .ok_or_else(|| Error::not_found("customer", customer))?;
+    let known = core.db.read(move |c| customers::get(c, customer)).await?;
     let order = NewOrder {
         source: TRIAL_SOURCE.into(),
         erp_order_id: Some(trial_order_id(customer, item_id)),
         customer: CustomerData {
-            external_id,
+            scope: known.scope,
+            external_id: known.external_id,
             name: None,
             email: None,
             locale: None,

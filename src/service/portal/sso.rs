@@ -372,7 +372,9 @@ pub async fn consume(core: &Core, saml_response: &str, relay_state: &str) -> Res
                     let Some(number) = number.as_deref() else {
                         return Err(Error::not_found("customer", "(no customer number)"));
                     };
-                    let customer = match customers::by_external_id(c, number)? {
+                    // The identity provider is the vendor's: its customer numbers are the
+                    // vendor's own customers.
+                    let customer = match customers::by_external_id(c, "", number)? {
                         Some(cu) => cu.id,
                         None if create => {
                             let contact = Contact {
@@ -380,7 +382,7 @@ pub async fn consume(core: &Core, saml_response: &str, relay_state: &str) -> Res
                                 email: &email,
                                 locale: "en",
                             };
-                            customers::insert(c, number, &contact, now)?.id
+                            customers::insert(c, "", number, &contact, now)?.id
                         }
                         None => return Err(Error::not_found("customer", number)),
                     };

@@ -279,6 +279,7 @@ pub async fn create(
         source: req.source,
         erp_order_id: req.erp_order_id,
         customer: req.customer.unwrap_or_else(|| CustomerData {
+            scope: String::new(),
             external_id: PRODUCTION_CUSTOMER.into(),
             name: None,
             email: None,
