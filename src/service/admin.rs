@@ -196,15 +196,15 @@ pub async fn orders(
                 OrderSearch::All
             } else {
                 let ticket = ticket_id(c, &search)?;
-                let customer = customers::first_named(c, &search)?;
+                let customers = customers::all_named(c, &search)?;
                 let erp = store::erp_order_id_exists(c, &search)?;
-                match (ticket, customer, erp) {
-                    (Some(t), None, false) => OrderSearch::Ticket(t),
-                    (None, Some(cust), false) => OrderSearch::Customer(cust),
-                    (None, None, _) => OrderSearch::ErpOrderId(&search),
-                    (ticket, customer, _) => OrderSearch::Any {
+                match (ticket, customers.is_empty(), erp) {
+                    (Some(t), true, false) => OrderSearch::Ticket(t),
+                    (None, false, false) => OrderSearch::Customers(customers),
+                    (None, true, _) => OrderSearch::ErpOrderId(&search),
+                    (ticket, _, _) => OrderSearch::Any {
                         erp_order_id: &search,
-                        customer,
+                        customers,
                         ticket,
                     },
                 }

@@ -162,8 +162,9 @@ async fn mail_report(
             table.rows.len()
         ));
     }
+    // A customer is its id in its scope: a shop's 1001 and the vendor's 1001 get two mails.
     let keys: &[&str] = if per_customer {
-        &["firm_code", "customer_id"]
+        &["firm_code", "customer_id", "customer_scope"]
     } else {
         &["firm_code"]
     };
@@ -178,11 +179,14 @@ async fn mail_report(
         let mut params = extra.clone();
         params["firm_code"] = key[0].clone();
         params["customer_id"] = key.get(1).cloned().unwrap_or(Value::Null);
+        params["customer_scope"] = key.get(2).cloned().unwrap_or(Value::Null);
         params["rows"] = json!(part.rows.len());
         params["columns"] = json!(part.columns.join(", "));
-        let name = match key.get(1).and_then(Value::as_str) {
-            Some(cust) => format!("{}-{}-{}.csv", part.report, key[0], cust),
-            None => format!("{}-{}.csv", part.report, key[0]),
+        let scope = key.get(2).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let name = match (key.get(1).and_then(Value::as_str), scope) {
+            (Some(cust), Some(scope)) => format!("{}-{}-{scope}-{cust}.csv", part.report, key[0]),
+            (Some(cust), None) => format!("{}-{}-{}.csv", part.report, key[0], cust),
+            _ => format!("{}-{}.csv", part.report, key[0]),
         };
         mails.push((params, name, part.to_csv()?));
     }

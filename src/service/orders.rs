@@ -200,8 +200,12 @@ pub(crate) async fn place_order(
             let erp_id = req.erp_order_id.clone().expect("validated");
             if let Some(order_id) = order_store::find(c, &req.source, &erp_id)? {
                 let view = load_order(c, order_id, false)?;
-                let same_customer = (&view.customer_scope, &view.customer_id)
-                    == (&req.customer.scope, &req.customer.external_id);
+                // The order found by its source and number names its customer: the same
+                // external id in the request's scope, or in the vendor's (a customer both a
+                // connector and the vendor's systems used before scopes stays the vendor's).
+                let same_customer = view.customer_id == req.customer.external_id
+                    && (view.customer_scope == req.customer.scope
+                        || view.customer_scope.is_empty());
                 if same_customer && lines_of(&view, INITIAL_BATCH) == req.lines {
                     return Ok((view, Placed::Repeated, 0));
                 }
@@ -287,7 +291,8 @@ pub(crate) async fn place_order(
                 order_id: Some(order_id),
                 ticket: Some(code.as_stored()),
                 details: serde_json::json!({"source": req.source, "erp_order_id": erp_id,
-                    "customer": customer.external_id, "lines": req.lines, "licenses": made}),
+                    "customer": customer.external_id, "customer_scope": customer.scope,
+                    "lines": req.lines, "licenses": made}),
                 ..Default::default()
             })?;
             then(c, &view)?;

@@ -256,6 +256,7 @@ const LICENSE_COLUMNS: &[&str] = &[
     "activated_at",
     "created_at",
     "customer_id",
+    "customer_scope",
 ];
 
 fn license_cells(l: LicenseLine) -> Result<Vec<Value>> {
@@ -275,6 +276,7 @@ fn license_cells(l: LicenseLine) -> Result<Vec<Value>> {
         iso_opt(l.activated_at),
         iso(l.created_at),
         json!(l.customer_id),
+        json!(l.customer_scope),
     ])
 }
 

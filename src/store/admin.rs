@@ -148,13 +148,14 @@ pub struct OrderLine {
 pub enum OrderSearch<'a> {
     All,
     ErpOrderId(&'a str),
-    Customer(i64),
+    /// The customers with one external id (one per scope).
+    Customers(Vec<i64>),
     Ticket(i64),
     /// A text that is more than one of them (an ERP order id that is also a customer's id):
     /// the orders of each (each term through its index; the page is sorted after).
     Any {
         erp_order_id: &'a str,
-        customer: Option<i64>,
+        customers: Vec<i64>,
         ticket: Option<i64>,
     },
 }
@@ -193,17 +194,17 @@ pub fn orders_page(
     q = match search {
         OrderSearch::All => q,
         OrderSearch::ErpOrderId(id) => q.filter(orders::erp_order_id.eq(id.to_string())),
-        OrderSearch::Customer(id) => q.filter(orders::customer_id.eq(id)),
+        OrderSearch::Customers(ids) => q.filter(orders::customer_id.eq_any(ids)),
         OrderSearch::Ticket(id) => q.filter(orders::ticket_id.eq(id)),
         // Ids are positive: -1 matches nothing.
         OrderSearch::Any {
             erp_order_id,
-            customer,
+            customers,
             ticket,
         } => q.filter(
             orders::erp_order_id
                 .eq(erp_order_id.to_string())
-                .or(orders::customer_id.eq(customer.unwrap_or(-1)))
+                .or(orders::customer_id.eq_any(customers))
                 .or(orders::ticket_id.eq(ticket.unwrap_or(-1))),
         ),
     };

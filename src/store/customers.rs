@@ -64,14 +64,13 @@ pub fn by_external_id(c: &mut Conn, scope: &str, external_id: &str) -> Result<Op
         .optional())?)
 }
 
-/// The first customer made with `external_id`, whatever its scope (a search).
-pub fn first_named(c: &mut Conn, external_id: &str) -> Result<Option<i64>> {
+/// Every customer with `external_id`, whatever its scope, oldest first (a search).
+pub fn all_named(c: &mut Conn, external_id: &str) -> Result<Vec<i64>> {
     Ok(customers::table
         .filter(customers::external_id.eq(external_id))
         .order(customers::id.asc())
         .select(customers::id)
-        .first(c)
-        .optional()?)
+        .load(c)?)
 }
 
 /// The customer `id` (primary key).

@@ -380,34 +380,42 @@ impl Db {
 }
 
 pub fn run_migrations(conn: &mut Conn) -> Result<()> {
-    let res = match conn {
+    let failed = |e: &dyn std::fmt::Display| Error::internal(format!("migrations failed: {e}"));
+    match conn {
         // A migration that makes a table again (SQLite cannot drop a column's constraint)
         // drops a table others refer to: as SQLite's procedure for such changes says, they
-        // run with foreign keys off, which are checked once they ran and turned on again.
+        // run with foreign keys off, in one transaction with the check of every reference
+        // that follows, so that a migration that broke one is undone; then they are on again.
         Conn::Sqlite(c) => {
             // Nothing to run (every start but the first of a version): no check of every row.
-            match c.has_pending_migration(SQLITE_MIGRATIONS) {
-                Ok(false) => return Ok(()),
-                Ok(true) => {}
-                Err(e) => return Err(Error::internal(format!("migrations failed: {e}"))),
+            if !c
+                .has_pending_migration(SQLITE_MIGRATIONS)
+                .map_err(|e| failed(&e))?
+            {
+                return Ok(());
             }
             c.batch_execute("PRAGMA foreign_keys = OFF")?;
-            let res = c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ());
-            let broken = diesel::sql_query("SELECT COUNT(*) AS n FROM pragma_foreign_key_check")
-                .get_result::<Count>(c);
-            c.batch_execute("PRAGMA foreign_keys = ON")?;
-            match broken? {
-                Count { n: 0 } => res,
-                Count { n } => {
-                    return Err(Error::internal(format!(
-                        "migrations left {n} row(s) referring to rows that are gone"
-                    )))
+            let ran = c.transaction::<_, Error, _>(|c| {
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(|e| failed(&e))?;
+                let broken =
+                    diesel::sql_query("SELECT COUNT(*) AS n FROM pragma_foreign_key_check")
+                        .get_result::<Count>(c)?;
+                match broken.n {
+                    0 => Ok(()),
+                    n => Err(failed(&format!(
+                        "{n} row(s) would refer to rows that are gone; nothing was changed"
+                    ))),
                 }
-            }
+            });
+            c.batch_execute("PRAGMA foreign_keys = ON")?;
+            ran
         }
-        Conn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
-    };
-    res.map_err(|e| Error::internal(format!("migrations failed: {e}")))
+        Conn::Pg(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| failed(&e)),
+    }
 }
 
 #[derive(QueryableByName)]

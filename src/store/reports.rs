@@ -30,8 +30,9 @@ pub struct LicenseLine {
     pub options: String,
     pub activated_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
-    /// The customer's external id.
+    /// The customer's external id, and its scope (empty: the vendor's).
     pub customer_id: String,
+    pub customer_scope: String,
 }
 
 impl LicenseLine {
@@ -62,6 +63,7 @@ macro_rules! license_lines {
                 licenses::activated_at,
                 licenses::created_at,
                 customers::external_id,
+                customers::scope,
             ))
             .order(licenses::id.asc())
     };

@@ -107,6 +107,23 @@ fn a_shops_customer_and_the_vendors_with_the_same_id_stay_two() {
         "no third customer: {list}"
     );
 
+    // An order the vendor's systems placed under the connector's source and number for a
+    // customer of the vendor's (as before scopes): the connector's resend finds it.
+    let mut before = order("S-9", "1002", &[("SNP-SINGLE", 1)]);
+    before["source"] = json!(shop_scope);
+    let (s, first) = app.admin("POST", "/api/v1/orders", Some(before));
+    assert_eq!(
+        (s, first["customer_scope"].clone()),
+        (201, json!("")),
+        "{first}"
+    );
+    let (s, body) = shop_order(&app, &pw, "S-9", "1002");
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.contains(first["ticket"].as_str().unwrap()),
+        "the same ticket: {body}"
+    );
+
     // Deleting names the scope too: the vendor's 1001 owns an order, the shop's as well.
     let (s, v) = app.admin("DELETE", "/api/v1/customers/1001?scope=nobody", None);
     assert_eq!(s, 404, "{v}");
@@ -136,8 +153,8 @@ fn migrate_before_scopes(db: &TestDb) -> Conn {
 fn the_migration_moves_a_connectors_customers_into_its_scope_and_keeps_ids() {
     let db = TestDb::new();
     let mut conn = migrate_before_scopes(&db);
-    // A customer a shop made (its only order came through connector notifications), one the
-    // vendor made (JSON order, no notification), and one both used.
+    // A customer a shop made (its only order placed by the connector), one the vendor made
+    // (a JSON order), and one both used.
     diesel::sql_query(
         "INSERT INTO customers (id, external_id, name, email, locale, created_at, updated_at) VALUES \
          (7, 'SHOP-7', 'Shop', '', 'en', '2026-01-01 00:00:00', '2026-01-01 00:00:00'), \
@@ -165,14 +182,31 @@ fn the_migration_moves_a_connectors_customers_into_its_scope_and_keeps_ids() {
     )
     .execute(&mut conn)
     .unwrap();
+    // The history says how each order was placed: W-1 and W-2 by the connector.
     diesel::sql_query(
-        "INSERT INTO notifications (connector, reference, received_at, outcome, detail, ticket, \
-         body) VALUES \
-         ('woo', 'W-1', '2026-01-01 00:00:00', 'order_created', '', 'AAAAA-BBBBB-CCCCC-DDDDD-EEEE1', ''), \
-         ('woo', 'W-2', '2026-01-01 00:00:00', 'order_created', '', 'AAAAA-BBBBB-CCCCC-DDDDD-EEEE3', '')",
+        "INSERT INTO events (at, actor, interface, action, order_id, details, prev_hash, hash) \
+         SELECT '2026-01-01 00:00:00', created_by, \
+           CASE WHEN source = 'woo' THEN 'connector' ELSE 'json' END, 'order.created', id, '{}', \
+           '', '' FROM orders ORDER BY id",
     )
     .execute(&mut conn)
     .unwrap();
+    // A customer deleted before the upgrade: its id is not given again.
+    diesel::sql_query(
+        "INSERT INTO customers (id, external_id, name, email, locale, created_at, updated_at) \
+         VALUES (20, 'GONE', '', '', 'en', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query("DELETE FROM customers WHERE id = 20")
+        .execute(&mut conn)
+        .unwrap();
+    if let Conn::Pg(_) = conn {
+        // As if the rows had been made one by one: the sequence went past them.
+        diesel::sql_query("SELECT setval('customers_id_seq', 20)")
+            .execute(&mut conn)
+            .unwrap();
+    }
     licentia::store::run_migrations(&mut conn).unwrap();
 
     #[derive(QueryableByName, Debug, PartialEq)]
@@ -211,6 +245,15 @@ fn the_migration_moves_a_connectors_customers_into_its_scope_and_keeps_ids() {
     )
     .execute(&mut conn)
     .unwrap();
+    let newest: Vec<Row> = diesel::sql_query(
+        "SELECT id, external_id, scope FROM customers WHERE external_id = 'SHOP-7' AND scope = ''",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert!(
+        newest[0].id > 20,
+        "a new customer's id goes on after the deleted one's: {newest:?}"
+    );
     let twice = diesel::sql_query(
         "INSERT INTO customers (external_id, name, email, locale, created_at, updated_at, scope) \
          VALUES ('SHOP-7', 'Again', '', 'en', '2026-01-02 00:00:00', '2026-01-02 00:00:00', 'woo')",

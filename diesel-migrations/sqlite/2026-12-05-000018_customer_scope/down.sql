@@ -1,3 +1,4 @@
+DROP INDEX customers_external_id;
 -- Back to one scope: fails if two scopes share an external id.
 CREATE TABLE customers_old (
   id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -144,7 +144,7 @@ async fn place(core: &Core_, actor: &crate::domain::Actor, f: &Form) -> Result<i
         }
         "new" | "container" => {
             let serial = field(f, "serial");
-            let customer_id = if way == "container" {
+            let (scope, customer_id) = if way == "container" {
                 // Everything the pushes need is checked before the order is made.
                 actor.require(
                     &[crate::domain::Role::Admin, crate::domain::Role::Support],
@@ -175,13 +175,14 @@ async fn place(core: &Core_, actor: &crate::domain::Actor, f: &Form) -> Result<i
                         )));
                     }
                 }
-                c.customer_id.ok_or_else(|| {
+                let id = c.customer_id.ok_or_else(|| {
                     Error::Conflict(format!(
                         "container {serial} is assigned to no customer: assign it first"
                     ))
-                })?
+                })?;
+                (c.customer_scope, id)
             } else {
-                field(f, "customer_id").to_string()
+                (String::new(), field(f, "customer_id").to_string())
             };
             let opt = |name| Some(field(f, name).to_string()).filter(|s| !s.is_empty());
             let order = orders::create_order(
@@ -191,7 +192,7 @@ async fn place(core: &Core_, actor: &crate::domain::Actor, f: &Form) -> Result<i
                     source: "backoffice".into(),
                     erp_order_id: opt("erp_order_id"),
                     customer: CustomerData {
-                        scope: String::new(),
+                        scope,
                         external_id: customer_id,
                         name: opt("customer_name"),
                         email: opt("customer_email"),

@@ -373,9 +373,18 @@ pub async fn consume(core: &Core, saml_response: &str, relay_state: &str) -> Res
                         return Err(Error::not_found("customer", "(no customer number)"));
                     };
                     // The identity provider is the vendor's: its customer numbers are the
-                    // vendor's own customers.
-                    let customer = match customers::by_external_id(c, "", number)? {
-                        Some(cu) => cu.id,
+                    // vendor's own customers, or, when the vendor has none with the number,
+                    // the one customer any connector has with it (an ERP's numbers, its
+                    // customers in its connector's scope).
+                    let known = match customers::by_external_id(c, "", number)? {
+                        Some(cu) => Some(cu.id),
+                        None => match customers::all_named(c, number)?.as_slice() {
+                            [only] => Some(*only),
+                            _ => None,
+                        },
+                    };
+                    let customer = match known {
+                        Some(id) => id,
                         None if create => {
                             let contact = Contact {
                                 name: &name,
