@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use base64::Engine;
-use openssl::pkey::PKey;
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
 
 use super::audit::{self, Event};
@@ -117,13 +116,8 @@ pub(super) async fn ensure_firm(
     if let Some(f) = db.read(move |c| store::find(c, code)).await? {
         return Ok(f);
     }
-    let key = PKey::generate_ed25519().map_err(|e| Error::internal(format!("keygen: {e}")))?;
-    let public = key
-        .raw_public_key()
-        .map_err(|e| Error::internal(e.to_string()))?;
-    let private = key
-        .raw_private_key()
-        .map_err(|e| Error::internal(e.to_string()))?;
+    let key = SigningKey::generate();
+    let (public, private) = (key.public(), key.raw());
     let key_id = hex::encode(&openssl::sha::sha256(&public)[..8]);
     let sealed = master.seal(&private, format!("firm:{code}").as_bytes())?;
     let public_b64 = B64.encode(&public);
