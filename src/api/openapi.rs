@@ -211,15 +211,31 @@ pub fn document(parts: &[Routes], title: &str, version: &str) -> Value {
     }
     written.subschema_for::<super::ErrorBody>();
     // A type read and written alike is one schema; one whose two sides differ (a field
-    // with a default is optional when read) keeps its written form under its own name
-    // and its read form as `…Input`, the requests' references renamed to it.
+    // with a default is optional when read), or that refers to such a type, keeps its
+    // written form under its own name and its read form as `…Input`, the requests'
+    // references renamed to it.
     let mut schemas: Map<String, Value> = written.take_definitions(true).into_iter().collect();
     let read_defs: Map<String, Value> = read.take_definitions(true).into_iter().collect();
-    let renamed: Vec<String> = read_defs
+    let mut renamed: Vec<String> = read_defs
         .iter()
         .filter(|(name, schema)| schemas.get(*name).is_some_and(|w| w != *schema))
         .map(|(name, _)| name.clone())
         .collect();
+    loop {
+        let referring: Vec<String> = read_defs
+            .iter()
+            .filter(|(name, schema)| {
+                schemas.contains_key(*name)
+                    && !renamed.contains(name)
+                    && refers_to(schema, &renamed)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if referring.is_empty() {
+            break;
+        }
+        renamed.extend(referring);
+    }
     for (name, mut schema) in read_defs {
         rename_refs(&mut schema, &renamed);
         let key = if renamed.contains(&name) {
@@ -414,6 +430,22 @@ fn query_params(schema: Value) -> Vec<Value> {
                 "schema": s})
         })
         .collect()
+}
+
+/// Whether `v` refers to one of the `names` schemas.
+fn refers_to(v: &Value, names: &[String]) -> bool {
+    match v {
+        Value::Object(m) => {
+            let own = m
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .is_some_and(|n| names.iter().any(|x| x == n));
+            own || m.values().any(|v| refers_to(v, names))
+        }
+        Value::Array(a) => a.iter().any(|v| refers_to(v, names)),
+        _ => false,
+    }
 }
 
 /// Points references to the renamed schemas at their `…Input` names.
