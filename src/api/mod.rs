@@ -7,6 +7,7 @@ pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod portal;
+pub mod report_stream;
 pub mod soap;
 
 use actix_web::http::StatusCode;

@@ -12,8 +12,10 @@ use crate::protocol::crypto;
 
 mod cloud;
 mod pages;
+mod scale;
 pub use cloud::{run_cloud, CloudBench};
 pub use pages::{run_pages, PagesBench};
+pub use scale::{run_scale, ScaleBench};
 
 pub struct OrderBench {
     pub url: String,

@@ -78,6 +78,21 @@ pub enum BenchCmd {
         #[arg(long, env = "LICENTIA_BENCH_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// Read the large reports (time to first byte, total, bytes, rows, the server's peak
+    /// memory) and look up licenses, tickets, customers, containers and orders drawn from
+    /// all of them (p50/p99, server CPU per lookup). Fill the database first
+    /// (`licentia demo --licenses N`).
+    Scale {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Lookups of each kind.
+        #[arg(long, default_value_t = 500)]
+        lookups: usize,
+        #[arg(long, default_value = "admin")]
+        user: String,
+        #[arg(long, env = "LICENTIA_BENCH_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
 }
 
 /// A benchmark's offered rate: a positive, finite number per second.
@@ -90,6 +105,23 @@ fn positive_rate(s: &str) -> Result<f64, String> {
 
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::Scale {
+            url,
+            lookups,
+            user,
+            password,
+        } => {
+            let b = licentia::bench::ScaleBench {
+                url,
+                user,
+                password,
+                lookups,
+            };
+            println!(
+                "{}",
+                super::blocking(move || licentia::bench::run_scale(&b)).await?
+            );
+        }
         BenchCmd::Pages {
             url,
             rounds,

@@ -52,8 +52,17 @@ enum Command {
     },
     /// Run the database migrations and exit.
     Migrate,
-    /// Seed a demo catalog and an admin user whose password is printed once.
-    Demo,
+    /// Seed a demo catalog and an admin user whose password is printed once; with
+    /// --licenses, also generate that many licenses (orders over the past year, activations,
+    /// returns, subscriptions expiring over the next) to measure at scale.
+    Demo {
+        /// Licenses to generate (none: the catalog and admin user only).
+        #[arg(long)]
+        licenses: Option<u64>,
+        /// The generator's random seed: the same seed makes the same plan.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Vendor users.
     #[command(subcommand)]
     User(UserCmd),
@@ -200,7 +209,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match command {
         Command::Migrate => println!("migrations are up to date"),
-        Command::Demo => server::print_demo(demo::seed(&core).await?),
+        Command::Demo { licenses, seed } => {
+            server::print_demo(demo::seed(&core).await?);
+            if let Some(n) = licenses {
+                let f = licentia::service::generate::fill(&core, n, seed).await?;
+                println!(
+                    "generated {} licenses, {} orders, {} customers, {} containers, {} events \
+                     in {:.1} s ({:.0} licenses/s)",
+                    f.licenses,
+                    f.orders,
+                    f.customers,
+                    f.containers,
+                    f.events,
+                    f.seconds,
+                    f.licenses as f64 / f.seconds.max(1e-9)
+                );
+            }
+        }
         Command::User(cmd) => users::user(&core, &actor, cmd).await?,
         Command::Firm(cmd) => users::firm(&core, &actor, cmd).await?,
         Command::Item(cmd) => items::run(&core, &actor, cmd).await?,

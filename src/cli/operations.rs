@@ -107,7 +107,8 @@ pub enum AuditCmd {
 #[derive(Args)]
 pub struct ReportArgs {
     /// container-licenses, expiring, customer-containers, ticket-licenses,
-    /// license-history, blacklist, never-activated, activations.
+    /// license-history, blacklist, never-activated, activations, production, duplicates,
+    /// cloud-seats, cloud-use, check-in, units.
     pub name: String,
     #[arg(long)]
     pub serial: Option<String>,
@@ -362,17 +363,42 @@ pub fn parse_report(a: &ReportArgs) -> anyhow::Result<reports::Report> {
     Ok(reports::Report::parse(&a.name, &params)?)
 }
 
+/// Writes the report to standard output as it is read, a page at a time.
 pub async fn report(
     core: &Core,
     actor: &Actor,
     report: reports::Report,
     format: &str,
 ) -> anyhow::Result<()> {
-    let table = reports::run(core, actor, report).await?;
-    match format {
-        "csv" => print!("{}", table.to_csv()?),
-        "json" => println!("{}", serde_json::to_string_pretty(&table.to_json())?),
+    use std::io::Write;
+    let json = match format {
+        "csv" => false,
+        "json" => true,
         other => anyhow::bail!("unknown format {other:?}: use csv or json"),
+    };
+    let (mut reading, first) =
+        reports::Reading::first(core, actor, report, reports::PAGE_ROWS).await?;
+    let columns = reading.columns;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut rows_sent = !first.is_empty();
+    if json {
+        out.write_all(&reports::json_head(reading.name, columns))?;
+        out.write_all(&reports::json_rows(columns, &first, true))?;
+    } else {
+        out.write_all(&reports::csv_rows(Some(columns), &first)?)?;
     }
+    while let Some(rows) = reading.next(core).await? {
+        if json {
+            out.write_all(&reports::json_rows(columns, &rows, !rows_sent))?;
+        } else {
+            out.write_all(&reports::csv_rows(None, &rows)?)?;
+        }
+        rows_sent |= !rows.is_empty();
+    }
+    if json {
+        out.write_all(reports::JSON_TAIL)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod cloud;
 pub mod connectors;
 pub mod demo;
 pub mod firms;
+pub mod generate;
 pub mod jobs;
 pub mod lifecycle;
 pub mod mail;

@@ -1,5 +1,12 @@
-//! Reports: each is a table with fixed columns, read in one transaction, and given out as
-//! JSON rows or as CSV (RFC 4180, UTF-8, a header row, times in ISO 8601 UTC).
+//! Reports: each is a table with fixed columns, given out as JSON rows or as CSV (RFC 4180,
+//! UTF-8, a header row, times in ISO 8601 UTC).
+//!
+//! The license reports (a container's, a ticket's, expiring, never activated) grow with the
+//! licenses, so they are read a page at a time (`Reading`): each page in its own read
+//! transaction, by key after the page before, and the front doors send each page as it is
+//! read, so memory stays that of one page however many rows follow. A license changed while
+//! its report is being read shows as it was when its page was read. The other reports are
+//! read whole, in one transaction.
 use serde_json::{json, Value};
 
 use super::Core;
@@ -177,7 +184,8 @@ pub struct Table {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// A report as JSON: its name, its columns, and a row per object keyed by column.
+/// A report as JSON: its name, its columns, and a row per object keyed by column. The JSON
+/// API writes this shape a page at a time (`json_head`, `json_rows`, `JSON_TAIL`).
 #[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct ReportJson {
     pub report: &'static str,
@@ -185,8 +193,64 @@ pub struct ReportJson {
     pub rows: Vec<serde_json::Map<String, Value>>,
 }
 
+/// What a report's JSON begins with, up to its first row.
+pub fn json_head(report: &str, columns: &[&str]) -> Vec<u8> {
+    let mut out = br#"{"report":"#.to_vec();
+    out.extend(json!(report).to_string().as_bytes());
+    out.extend(br#","columns":"#);
+    out.extend(json!(columns).to_string().as_bytes());
+    out.extend(br#","rows":["#);
+    out
+}
+
+/// What a report's JSON ends with, after its last row.
+pub const JSON_TAIL: &[u8] = b"]}";
+
+/// Rows as JSON objects keyed by column (in column order), each preceded by a comma unless
+/// it is the report's first row.
+pub fn json_rows(columns: &[&str], rows: &[Vec<Value>], first: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.len() * 256);
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 || !first {
+            out.push(b',');
+        }
+        out.push(b'{');
+        for (j, (c, v)) in columns.iter().zip(row).enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend(json!(c).to_string().as_bytes());
+            out.push(b':');
+            out.extend(v.to_string().as_bytes());
+        }
+        out.push(b'}');
+    }
+    out
+}
+
+/// Rows as CSV records, after the header row when `header` names the columns.
+pub fn csv_rows(header: Option<&[&str]>, rows: &[Vec<Value>]) -> Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(rows.len() * 128));
+    let cell = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let io = |e: csv::Error| Error::internal(format!("csv: {e}"));
+    if let Some(h) = header {
+        w.write_record(h).map_err(io)?;
+    }
+    for r in rows {
+        w.write_record(r.iter().map(cell)).map_err(io)?;
+    }
+    w.into_inner()
+        .map_err(|e| Error::internal(format!("csv: {e}")))
+}
+
 impl Table {
-    /// Rows as objects keyed by column, for JSON.
+    /// Rows as objects keyed by column.
     pub fn to_json(&self) -> ReportJson {
         let rows = self
             .rows
@@ -206,24 +270,10 @@ impl Table {
         }
     }
 
+    /// The whole report as CSV with its header row.
     pub fn to_csv(&self) -> Result<String> {
-        let mut w = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(vec![]);
-        let cell = |v: &Value| match v {
-            Value::Null => String::new(),
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let io = |e: csv::Error| Error::internal(format!("csv: {e}"));
-        w.write_record(self.columns).map_err(io)?;
-        for r in &self.rows {
-            w.write_record(r.iter().map(cell)).map_err(io)?;
-        }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| Error::internal(format!("csv: {e}")))?;
-        String::from_utf8(bytes).map_err(|e| Error::internal(format!("csv: {e}")))
+        String::from_utf8(csv_rows(Some(self.columns), &self.rows)?)
+            .map_err(|e| Error::internal(format!("csv: {e}")))
     }
 }
 
@@ -289,35 +339,175 @@ fn license_table(report: &'static str, rows: Vec<LicenseLine>) -> Result<Table> 
     })
 }
 
-/// Runs a report. Vendor roles only.
-pub async fn run(core: &Core, actor: &Actor, report: Report) -> Result<Table> {
+/// Rows of a page of the license reports: enough that a page's queries cost little beside
+/// its rows, few enough that a page in memory is a few hundred kilobytes.
+pub const PAGE_ROWS: i64 = 1000;
+
+/// Where a paged report's next page begins.
+#[derive(Debug, Clone)]
+enum Key {
+    /// After this license id.
+    License(i64),
+    /// The expiring report: after this expiration second and license id.
+    Expiry(store::ExpiryKey),
+}
+
+impl Key {
+    fn license(&self) -> i64 {
+        match self {
+            Key::License(id) => *id,
+            Key::Expiry((_, id)) => *id,
+        }
+    }
+}
+
+/// A report being read a page at a time: `first` checks the caller and the parameters and
+/// reads the first page, `next` the pages after it until none is left.
+pub struct Reading {
+    report: Report,
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    rows_per_page: i64,
+    /// Where the next page begins; `None` once the last page has been read.
+    next: Option<Option<Key>>,
+}
+
+impl Reading {
+    /// Opens `report` for `actor` (vendor roles only) and reads its first page of at most
+    /// `rows_per_page` rows (the license reports; the others come whole in one page).
+    pub async fn first(
+        core: &Core,
+        actor: &Actor,
+        report: Report,
+        rows_per_page: i64,
+    ) -> Result<(Reading, Vec<Vec<Value>>)> {
+        require(actor)?;
+        let mut r = Reading::start(report, rows_per_page);
+        let rows = r.next(core).await?.unwrap_or_default();
+        Ok((r, rows))
+    }
+
+    fn start(report: Report, rows_per_page: i64) -> Reading {
+        Reading {
+            report,
+            name: "",
+            columns: &[],
+            rows_per_page: rows_per_page.max(1),
+            next: Some(None),
+        }
+    }
+
+    /// Whether a page may follow the ones read.
+    pub fn more(&self) -> bool {
+        self.next.is_some()
+    }
+
+    /// The next page's rows; `None` after the last page.
+    pub async fn next(&mut self, core: &Core) -> Result<Option<Vec<Vec<Value>>>> {
+        let Some(after) = self.next.take() else {
+            return Ok(None);
+        };
+        let (report, limit) = (self.report.clone(), self.rows_per_page);
+        let (table, next) = core
+            .db
+            .read(move |c| build(c, &report, after.as_ref(), limit))
+            .await?;
+        self.name = table.report;
+        self.columns = table.columns;
+        self.next = next.map(Some);
+        Ok(Some(table.rows))
+    }
+}
+
+fn require(actor: &Actor) -> Result<()> {
     actor.require(
         &[Role::Admin, Role::Sales, Role::Support, Role::Erp],
         "read reports",
-    )?;
+    )
+}
+
+/// Runs a report whole. Vendor roles only.
+pub async fn run(core: &Core, actor: &Actor, report: Report) -> Result<Table> {
+    require(actor)?;
     read(core, report).await
 }
 
-/// Runs a report for the system (scheduled jobs).
+/// Runs a report whole for the system (scheduled jobs).
 pub async fn read(core: &Core, report: Report) -> Result<Table> {
-    core.db.read(move |c| build(c, &report)).await
+    let mut reading = Reading::start(report, PAGE_ROWS);
+    let mut rows = vec![];
+    while let Some(more) = reading.next(core).await? {
+        rows.extend(more);
+    }
+    Ok(Table {
+        report: reading.name,
+        columns: reading.columns,
+        rows,
+    })
 }
 
-fn build(c: &mut Conn, report: &Report) -> Result<Table> {
+/// A page of license report `report`: its rows, and where the next page begins when this
+/// one was full.
+fn license_page(
+    report: &'static str,
+    rows: Vec<LicenseLine>,
+    limit: i64,
+) -> Result<(Table, Option<Key>)> {
+    let next = match rows.last() {
+        Some(l) if rows.len() as i64 >= limit => Some(Key::License(l.id)),
+        _ => None,
+    };
+    Ok((license_table(report, rows)?, next))
+}
+
+/// A page of `report` after `after` with at most `limit` rows (the license reports), or the
+/// whole report (the others); and where the next page begins, if one may follow.
+fn build(
+    c: &mut Conn,
+    report: &Report,
+    after: Option<&Key>,
+    limit: i64,
+) -> Result<(Table, Option<Key>)> {
     let now = super::now();
-    Ok(match report {
+    let after_id = after.map_or(0, Key::license);
+    let table = match report {
         Report::ContainerLicenses { serial } => {
             check_serial("serial", serial)?;
             containers::get(c, serial)?;
-            license_table("container-licenses", store::licenses_in(c, serial)?)?
+            let rows = store::licenses_in(c, serial, after_id, limit)?;
+            return license_page("container-licenses", rows, limit);
         }
         Report::TicketLicenses { ticket } => {
             let code = TicketCode::parse(ticket)?;
             let tid = tickets::id_of(c, &code)?;
-            license_table("ticket-licenses", store::licenses_of_ticket(c, tid)?)?
+            let rows = store::licenses_of_ticket(c, tid, after_id, limit)?;
+            return license_page("ticket-licenses", rows, limit);
         }
-        Report::Expiring { days } => license_table("expiring", store::expiring(c, *days, now)?)?,
-        Report::NeverActivated => license_table("never-activated", store::never_activated(c)?)?,
+        Report::Expiring { days } => {
+            let until = now + chrono::Duration::days(i64::from(*days));
+            let key = match after {
+                Some(Key::Expiry(k)) => Some(k),
+                _ => None,
+            };
+            let rows = store::expiring(c, now, until, key, limit)?;
+            let next = match rows.last() {
+                Some((t, l)) if rows.len() as i64 >= limit => {
+                    Some(Key::Expiry((store::expiry_second(*t), l.id)))
+                }
+                _ => None,
+            };
+            // The page is read to the second; the report's bounds are exact.
+            let rows = rows
+                .into_iter()
+                .filter(|(t, _)| *t >= now && *t <= until)
+                .map(|(_, l)| l)
+                .collect();
+            return Ok((license_table("expiring", rows)?, next));
+        }
+        Report::NeverActivated => {
+            let rows = store::never_activated(c, after_id, limit)?;
+            return license_page("never-activated", rows, limit);
+        }
         Report::CustomerContainers { scope, customer_id } => {
             check_id("customer_id", customer_id)?;
             super::catalog::check_scope("scope", scope)?;
@@ -592,5 +782,6 @@ fn build(c: &mut Conn, report: &Report) -> Result<Table> {
             columns: &["day", "production_order_id", "programmed", "failed"],
             rows: super::production::report_rows(c)?,
         },
-    })
+    };
+    Ok((table, None))
 }

@@ -42,8 +42,8 @@ impl LicenseLine {
     }
 }
 
-/// Licenses with their item, ticket, customer and firm code, by license id; each report
-/// adds its filter.
+/// Licenses with their item, ticket, customer and firm code; each report adds its filter,
+/// its order and its page.
 macro_rules! license_lines {
     () => {
         licenses::table
@@ -65,53 +65,107 @@ macro_rules! license_lines {
                 customers::external_id,
                 customers::scope,
             ))
-            .order(licenses::id.asc())
     };
 }
 
-/// Every license in container `serial`, in any state.
-pub fn licenses_in(c: &mut Conn, serial: &str) -> Result<Vec<LicenseLine>> {
+/// The license reports read a page of `limit` licenses at a time, each after the last one
+/// of the page before (by key, never by offset), so a page costs the same at the start and
+/// at the end of ten million.
+///
+/// Every license in container `serial`, in any state, after license `after`.
+pub fn licenses_in(c: &mut Conn, serial: &str, after: i64, limit: i64) -> Result<Vec<LicenseLine>> {
     Ok(license_lines!()
         .filter(licenses::serial.eq(serial))
+        .filter(licenses::id.gt(after))
+        .order(licenses::id.asc())
+        .limit(limit)
         .load(c)?)
 }
 
-/// The licenses of ticket `ticket_id` that have not left it (not deleted).
-pub fn licenses_of_ticket(c: &mut Conn, ticket_id: i64) -> Result<Vec<LicenseLine>> {
+/// The licenses of ticket `ticket_id` that have not left it (not deleted), after license
+/// `after`.
+pub fn licenses_of_ticket(
+    c: &mut Conn,
+    ticket_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<LicenseLine>> {
     Ok(license_lines!()
         .filter(licenses::ticket_id.eq(ticket_id))
         .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
+        .filter(licenses::id.gt(after))
+        .order(licenses::id.asc())
+        .limit(limit)
         .load(c)?)
 }
 
-/// The licenses (not deleted) whose expiration time falls between `now` and `days` days
-/// later, soonest first (by license id among equal times).
-pub fn expiring(c: &mut Conn, days: u32, now: NaiveDateTime) -> Result<Vec<LicenseLine>> {
-    let until = now + chrono::Duration::days(i64::from(days));
-    // The expiration time lives in the license options; licenses without one never expire,
-    // so only those naming one are read.
-    let rows: Vec<LicenseLine> = license_lines!()
-        .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
-        .filter(licenses::options.like("%\"expiration_time\":\"%"))
-        .load(c)?;
-    let mut out = vec![];
-    for l in rows {
-        if let Some(t) = l.options()?.expiration_time.map(|t| t.naive_utc()) {
-            if t >= now && t <= until {
-                out.push((t, l));
-            }
-        }
-    }
-    out.sort_by_key(|(t, _)| *t);
-    Ok(out.into_iter().map(|(_, l)| l).collect())
+/// The key of the expiring report: a license's expiration time to the second
+/// (`YYYY-MM-DDTHH:MM:SS`, as the `expires_at` column holds it), then its id.
+pub type ExpiryKey = (String, i64);
+
+/// The expiration time as the `expires_at` column holds it.
+pub fn expiry_second(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-/// The licenses made and never activated: available, first generation, no activation time.
-pub fn never_activated(c: &mut Conn) -> Result<Vec<LicenseLine>> {
+/// The licenses (not deleted) whose expiration second falls between `from` and `until`,
+/// soonest first (by license id within a second), after `after`: the rows and each one's
+/// expiration time. The caller drops those outside the exact bounds (a fraction of a second
+/// either side).
+pub fn expiring(
+    c: &mut Conn,
+    from: NaiveDateTime,
+    until: NaiveDateTime,
+    after: Option<&ExpiryKey>,
+    limit: i64,
+) -> Result<Vec<(NaiveDateTime, LicenseLine)>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Bool, Text};
+    // `expires_at` is kept by the database (generated from the options), so it is not in the
+    // schema diesel writes with; its conditions are written out.
+    let (key, id) = match after {
+        Some((k, id)) => (k.clone(), *id),
+        None => (String::new(), 0),
+    };
+    let rows: Vec<LicenseLine> = license_lines!()
+        .filter(
+            sql::<Bool>("licenses.expires_at >= ")
+                .bind::<Text, _>(expiry_second(from))
+                .sql(" AND licenses.expires_at <= ")
+                .bind::<Text, _>(expiry_second(until))
+                .sql(" AND (licenses.expires_at, licenses.id) > (")
+                .bind::<Text, _>(key)
+                .sql(", ")
+                .bind::<BigInt, _>(id)
+                .sql(")"),
+        )
+        .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
+        .order(sql::<Text>("licenses.expires_at, licenses.id"))
+        .limit(limit)
+        .load(c)?;
+    rows.into_iter()
+        .map(|l| {
+            let t = l.options()?.expiration_time.ok_or_else(|| {
+                Error::internal(format!("license {} has expires_at but no expiration", l.id))
+            })?;
+            Ok((t.naive_utc(), l))
+        })
+        .collect()
+}
+
+/// The licenses made and never activated (available, first generation, no activation
+/// time), after license `after`.
+pub fn never_activated(c: &mut Conn, after: i64, limit: i64) -> Result<Vec<LicenseLine>> {
+    // Written as the partial index `licenses_never_activated` names them, so both databases
+    // read that index rather than the table.
     Ok(license_lines!()
-        .filter(licenses::state.eq(LicenseState::Available.as_str()))
-        .filter(licenses::activated_at.is_null())
-        .filter(licenses::generation.eq(1))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "licenses.state = 'available' AND licenses.activated_at IS NULL \
+             AND licenses.generation = 1",
+        ))
+        .filter(licenses::id.gt(after))
+        .order(licenses::id.asc())
+        .limit(limit)
         .load(c)?)
 }
 

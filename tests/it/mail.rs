@@ -694,9 +694,12 @@ fn a_failing_run_is_recorded_and_the_scheduler_goes_on() {
         .select(licenses::options)
         .first(&mut c)
         .unwrap();
-    // A damaged row makes the report fail.
+    // A damaged row makes the report fail (JSON still, as the database insists, but not
+    // license options: a quantity that is no number).
+    let mut damaged: serde_json::Value = serde_json::from_str(&good).unwrap();
+    damaged["license_quantity"] = "lots".into();
     diesel::update(licenses::table.filter(licenses::id.eq(ids[0][0])))
-        .set(licenses::options.eq("{\"expiration_time\":\"broken"))
+        .set(licenses::options.eq(damaged.to_string()))
         .execute(&mut c)
         .unwrap();
     let failed = |c: &mut licentia::store::Conn| -> Vec<String> {

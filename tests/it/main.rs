@@ -34,6 +34,7 @@ mod register;
 mod resilience;
 mod rules;
 mod saml;
+mod scale;
 mod soap;
 mod soap_clients;
 mod soap_golden;

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::charts::{self, Series};
 use super::{done, field, form, number, param, query_escape, staff, tried, Admin_, Core_, BASE};
 use crate::api::portal::form::Form;
+use crate::api::report_stream;
 use crate::domain::{Role, Settings};
 use crate::error::{Error, Result};
 use crate::service::reports::{self, Params, Report};
@@ -135,21 +136,23 @@ async fn report_list(core: Core_, admin: Admin_, req: HttpRequest) -> HttpRespon
     )
 }
 
-/// The report of the request: its name and its parameters from the query (empty ones left
-/// out, so a form's blank field takes the default).
-async fn run_report(
+/// The report of the request, opened with its first page of at most `rows` rows: its name
+/// and its parameters from the query (empty ones left out, so a form's blank field takes the
+/// default).
+async fn open_report(
     core: &Core_,
     actor: &crate::domain::Actor,
     req: &HttpRequest,
     name: &str,
-) -> Result<reports::Table> {
+    rows: i64,
+) -> Result<(reports::Reading, Vec<Vec<Value>>)> {
     let q = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map_err(|e| Error::invalid("query", e.to_string()))?
         .into_inner()
         .into_iter()
         .filter(|(k, v)| !v.is_empty() && k != "notice");
     let report = Report::parse(name, &Params::from_pairs(q)?)?;
-    reports::run(core, actor, report).await
+    reports::Reading::first(core, actor, report, rows).await
 }
 
 /// Rows a report page shows (the CSV has all).
@@ -162,14 +165,13 @@ async fn report(
     name: web::Path<String>,
 ) -> HttpResponse {
     let v = staff!(core, admin, req);
-    let table = tried!(
+    let (reading, first) = tried!(
         admin,
         v,
-        run_report(&core, &v.staff().actor, &req, &name).await
+        open_report(&core, &v.staff().actor, &req, &name, SHOWN_ROWS as i64 + 1).await
     );
-    let total = table.rows.len();
-    let rows: Vec<Vec<String>> = table
-        .rows
+    let cut = first.len() > SHOWN_ROWS || reading.more();
+    let rows: Vec<Vec<String>> = first
         .iter()
         .take(SHOWN_ROWS)
         .map(|r| {
@@ -196,11 +198,12 @@ async fn report(
         "reports.html",
         json!({"title": format!("{} {name}", admin.text(v.lang, "reports.report")),
             "reports": [],
-            "table": {"name": table.report, "columns": table.columns, "rows": rows,
-                "total": total, "cut": total > SHOWN_ROWS, "csv": csv, "params": params}}),
+            "table": {"name": reading.name, "columns": reading.columns, "rows": rows,
+                "total": first.len(), "cut": cut, "csv": csv, "params": params}}),
     )
 }
 
+/// The whole report as CSV, sent as it is read.
 async fn report_csv(
     core: Core_,
     admin: Admin_,
@@ -208,19 +211,16 @@ async fn report_csv(
     name: web::Path<String>,
 ) -> HttpResponse {
     let v = staff!(core, admin, req);
-    let table = tried!(
+    let (reading, first) = tried!(
         admin,
         v,
-        run_report(&core, &v.staff().actor, &req, &name).await
+        open_report(&core, &v.staff().actor, &req, &name, reports::PAGE_ROWS).await
     );
-    let body = tried!(admin, v, table.to_csv());
-    HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{}.csv\"", table.report),
-        ))
-        .body(body)
+    tried!(
+        admin,
+        v,
+        report_stream::respond(core, reading, first, report_stream::Format::Csv)
+    )
 }
 
 #[derive(serde::Deserialize)]

@@ -12,7 +12,7 @@ use base64::Engine;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{request_error, ApiError};
+use super::{report_stream, request_error, ApiError};
 use crate::domain::{Actor, Interface, Settings, TicketState};
 use crate::error::Error;
 use crate::service::lifecycle::{self, BlacklistAdd, DecisionBody};
@@ -453,20 +453,10 @@ async fn report(
     q: web::Query<std::collections::HashMap<String, String>>,
 ) -> Res {
     let mut q = q.into_inner();
-    let format = q.remove("format");
+    let format = report_stream::Format::parse(q.remove("format").as_deref())?;
     let report = Report::parse(&name, &reports::Params::from_pairs(q)?)?;
-    let table = reports::run(&core, &c.0, report).await?;
-    match format.as_deref() {
-        Some("csv") => Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                "Content-Disposition",
-                format!("attachment; filename=\"{}.csv\"", table.report),
-            ))
-            .body(table.to_csv()?)),
-        None | Some("json") => ok(table.to_json()),
-        Some(other) => Err(Error::invalid("format", format!("{other:?}: use csv or json")).into()),
-    }
+    let (reading, first) = reports::Reading::first(&core, &c.0, report, reports::PAGE_ROWS).await?;
+    Ok(report_stream::respond(core, reading, first, format)?)
 }
 
 async fn list_mail(core: Core_, c: Caller, q: web::Query<StateQuery>) -> Res {

@@ -1,0 +1,96 @@
+//! A report sent as it is read: the first page (read before the answer starts, so a wrong
+//! parameter is still a 400), then each page as the connection takes it, with chunked
+//! transfer. The server holds one page at a time however long the report.
+use actix_web::web::{self, Bytes};
+use actix_web::HttpResponse;
+use futures_util::stream::{self, StreamExt};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::service::reports::{self, Reading};
+use crate::service::Core;
+
+/// How the report is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+impl Format {
+    /// From a `format` query parameter (none: JSON).
+    pub fn parse(v: Option<&str>) -> Result<Format> {
+        match v {
+            Some("csv") => Ok(Format::Csv),
+            None | Some("json") => Ok(Format::Json),
+            Some(other) => Err(Error::invalid(
+                "format",
+                format!("{other:?}: use csv or json"),
+            )),
+        }
+    }
+}
+
+/// The answer of a report opened with `Reading::first`: `first` its first page's rows.
+pub fn respond(
+    core: web::Data<Core>,
+    reading: Reading,
+    first: Vec<Vec<Value>>,
+    format: Format,
+) -> Result<HttpResponse> {
+    let columns = reading.columns;
+    let head = match format {
+        Format::Csv => reports::csv_rows(Some(columns), &first)?,
+        Format::Json => {
+            let mut h = reports::json_head(reading.name, columns);
+            h.extend(reports::json_rows(columns, &first, true));
+            h
+        }
+    };
+    let name = reading.name;
+    // The pages after the first; `rows_sent` tells JSON whether a comma goes before the next
+    // row, `done` that the tail has been written.
+    let state = (core, reading, !first.is_empty(), false);
+    let rest = stream::try_unfold(
+        state,
+        move |(core, mut reading, rows_sent, done)| async move {
+            if done {
+                return Ok(None);
+            }
+            let page = reading.next(&core).await.inspect_err(|e| {
+                // The answer has begun: the client sees it cut short; the log says why.
+                tracing::error!(report = name, error = %e, "report stopped while being sent");
+            })?;
+            let Some(rows) = page else {
+                return Ok(match format {
+                    Format::Csv => None,
+                    Format::Json => {
+                        let tail = Bytes::from_static(reports::JSON_TAIL);
+                        Some((tail, (core, reading, rows_sent, true)))
+                    }
+                });
+            };
+            let bytes = match format {
+                Format::Csv => reports::csv_rows(None, &rows)?,
+                Format::Json => reports::json_rows(columns, &rows, !rows_sent),
+            };
+            let rows_sent = rows_sent || !rows.is_empty();
+            Ok(Some((
+                Bytes::from(bytes),
+                (core, reading, rows_sent, false),
+            )))
+        },
+    );
+    let body = stream::once(async move { Ok::<_, Error>(Bytes::from(head)) }).chain(rest);
+    let mut answer = HttpResponse::Ok();
+    match format {
+        Format::Csv => answer
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"{name}.csv\""),
+            )),
+        Format::Json => answer.content_type("application/json"),
+    };
+    Ok(answer.streaming(body))
+}

@@ -1,0 +1,389 @@
+//! Generated data for measuring at scale (`licentia demo --licenses N`): customers, orders
+//! and their tickets made over the past year, their licenses in the states a year of use
+//! leaves (never activated, activated into a container, activated and returned),
+//! subscriptions expiring over the year to come, and the history of each. Written straight
+//! through the store in large transactions, since the services' one order per transaction
+//! would take hours for ten million licenses.
+//!
+//! The containers it makes are records only: their keys are random and no client holds
+//! them, so they serve lookups, lists and reports, not round trips.
+use chrono::{Duration, NaiveDateTime};
+use rand::{Rng, SeedableRng};
+
+use super::Core;
+use crate::domain::ticket::TicketCode;
+use crate::domain::{ContainerType, ItemOptions, LicenseState};
+use crate::error::{Error, Result};
+use crate::store::containers::{self, NewContainer};
+use crate::store::customers::{self, Contact};
+use crate::store::history::{self, EventRow};
+use crate::store::licenses::{self, Generated};
+use crate::store::orders::{self, NewLine, NewOrder};
+use crate::store::{items, tickets, Conn};
+
+/// What was made.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Filled {
+    pub licenses: u64,
+    pub orders: u64,
+    pub customers: u64,
+    pub containers: u64,
+    pub events: u64,
+    pub seconds: f64,
+}
+
+/// The demo items orders are drawn from, and how often each is ordered (of 100).
+const MIX: &[(&str, u32)] = &[
+    ("SNP-SINGLE", 50),
+    ("SNP-SUB-1Y", 30),
+    ("SNP-FLOAT-5", 10),
+    ("SNP-TRIAL-30", 10),
+];
+
+/// Orders a transaction writes: large enough that a commit costs little per license, small
+/// enough that other writers wait a moment only.
+const ORDERS_PER_WRITE: usize = 1000;
+
+/// An order as planned before it is written.
+struct Planned {
+    erp_order_id: String,
+    /// A new customer's external id, or the index of an earlier order's customer in the write.
+    customer: Result<String, usize>,
+    code: TicketCode,
+    item: usize,
+    quantity: usize,
+    at: NaiveDateTime,
+    fate: Fate,
+}
+
+/// What became of an order's licenses.
+#[derive(Clone, Copy, PartialEq)]
+enum Fate {
+    /// Never activated.
+    Waiting,
+    /// Activated into a container (of this serial) `days` after the order.
+    Activated { serial: u64, days: i64 },
+    /// Activated, then returned `days` after the activation.
+    Returned { serial: u64, days: i64 },
+}
+
+/// Fills the database with `count` licenses (at least; the last order may carry a few more)
+/// from the demo catalog (`demo::seed` first). `seed` makes the same plan again.
+pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
+    if count == 0 {
+        return Err(Error::invalid("licenses", "must be at least 1"));
+    }
+    let started = std::time::Instant::now();
+    let catalog = core
+        .db
+        .read(|c| {
+            MIX.iter()
+                .map(|(id, _)| items::by_item_id(c, id))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| match e {
+            Error::NotFound { .. } => Error::invalid(
+                "licenses",
+                "the generator orders the demo catalog; run `licentia demo` first",
+            ),
+            e => e,
+        })?;
+    let options: Vec<ItemOptions> = catalog
+        .iter()
+        .map(|i| serde_json::from_str(&i.options).map_err(|e| Error::internal(e.to_string())))
+        .collect::<Result<_>>()?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // A run's names carry a tag of its own, so a second run adds to the first.
+    let run: u32 = rng.gen_range(0x10_0000..0xff_ffff);
+    let now = super::now();
+    let year = Duration::days(365);
+    let orders_expected = count.div_ceil(10).max(1);
+    let mut filled = Filled::default();
+    let mut made = 0u64;
+    let mut n = 0u64;
+    let mut next_serial: u64 = 9_000_000_000 + u64::from(run % 0x10_0000) * 1000;
+    while made < count {
+        let mut plan = Vec::with_capacity(ORDERS_PER_WRITE);
+        while plan.len() < ORDERS_PER_WRITE && made < count {
+            // Spread evenly over the past year, oldest first.
+            let at = now - year + year * (n as i32) / (orders_expected as i32).max(1);
+            let quantity = rng.gen_range(1..=19).min((count - made) as usize).max(1);
+            let pick = rng.gen_range(0..100);
+            let item = MIX
+                .iter()
+                .scan(0, |sum, (_, w)| {
+                    *sum += w;
+                    Some(*sum)
+                })
+                .position(|sum| pick < sum)
+                .unwrap_or(0);
+            // A customer orders ten times on average; the first order in a write is a new one.
+            let customer = if plan.is_empty() || rng.gen_ratio(1, 10) {
+                Ok(format!("GEN-{run:06x}-{n}"))
+            } else {
+                Err(rng.gen_range(0..plan.len()))
+            };
+            let fate = match rng.gen_range(0..100) {
+                0..30 => Fate::Waiting,
+                r => {
+                    next_serial += 1;
+                    let days = rng.gen_range(0..14);
+                    if r < 88 {
+                        Fate::Activated {
+                            serial: next_serial,
+                            days,
+                        }
+                    } else {
+                        Fate::Returned {
+                            serial: next_serial,
+                            days,
+                        }
+                    }
+                }
+            };
+            plan.push(Planned {
+                erp_order_id: format!("GEN-{run:06x}-{n}"),
+                customer,
+                code: TicketCode::generate(),
+                item,
+                quantity,
+                at,
+                fate,
+            });
+            made += quantity as u64;
+            n += 1;
+        }
+        let plan = std::sync::Arc::new(plan);
+        let (catalog, options) = (catalog.clone(), options.clone());
+        let part = core
+            .db
+            .write(move |c| write(c, &plan, &catalog, &options, now))
+            .await?;
+        filled.licenses += part.licenses;
+        filled.orders += part.orders;
+        filled.customers += part.customers;
+        filled.containers += part.containers;
+        filled.events += part.events;
+    }
+    filled.seconds = started.elapsed().as_secs_f64();
+    Ok(filled)
+}
+
+/// Writes the planned orders with their licenses, containers and events.
+fn write(
+    c: &mut Conn,
+    plan: &[Planned],
+    catalog: &[items::ItemRow],
+    options: &[ItemOptions],
+    now: NaiveDateTime,
+) -> Result<Filled> {
+    let mut f = Filled::default();
+    let mut customer_of: Vec<i64> = Vec::with_capacity(plan.len());
+    let mut generated = vec![];
+    let mut serials = vec![];
+    let mut events = vec![];
+    for o in plan {
+        let customer = match &o.customer {
+            Ok(external_id) => {
+                let (name, email) = (
+                    format!("Customer {external_id}"),
+                    format!("{}@example.com", external_id.to_lowercase()),
+                );
+                let contact = Contact {
+                    name: &name,
+                    email: &email,
+                    locale: "en",
+                };
+                f.customers += 1;
+                customers::insert(c, "", external_id, &contact, o.at)?.id
+            }
+            Err(earlier) => customer_of[*earlier],
+        };
+        customer_of.push(customer);
+        let ticket = tickets::insert(c, &o.code, customer, o.at)?;
+        let order = orders::insert(
+            c,
+            &NewOrder {
+                source: "demo",
+                erp_order_id: &o.erp_order_id,
+                customer_id: customer,
+                ticket_id: ticket,
+                comment: "",
+                created_by: "generator",
+            },
+            o.at,
+        )?;
+        let item = &catalog[o.item];
+        let line = orders::insert_line(
+            c,
+            &NewLine {
+                order_id: order,
+                batch_key: "",
+                position: 1,
+                item_pk: item.pk,
+                quantity: o.quantity as i32,
+            },
+        )?;
+        f.orders += 1;
+        events.push(event(
+            o.at,
+            "order.created",
+            Some(order),
+            Some(&o.code),
+            None,
+            None,
+            serde_json::json!({"source": "demo", "erp_order_id": o.erp_order_id,
+                "lines": [{"item_id": MIX[o.item].0, "quantity": o.quantity}]}),
+        ));
+        // Subscriptions run a year from the order, trials thirty days.
+        let mut opts = options[o.item].clone();
+        opts.expiration_time = match MIX[o.item].0 {
+            "SNP-SUB-1Y" => Some((o.at + Duration::days(365)).and_utc()),
+            "SNP-TRIAL-30" => Some((o.at + Duration::days(30)).and_utc()),
+            _ => opts.expiration_time,
+        };
+        let opts = serde_json::to_string(&opts).map_err(|e| Error::internal(e.to_string()))?;
+        let (state, serial, activated) = match o.fate {
+            Fate::Waiting => (LicenseState::Available, None, None),
+            Fate::Activated { serial, days } => (
+                LicenseState::Activated,
+                Some(serial),
+                Some(o.at + Duration::days(days)),
+            ),
+            Fate::Returned { serial, days } => (
+                LicenseState::Available,
+                Some(serial),
+                Some(o.at + Duration::days(days)),
+            ),
+        };
+        if let (Some(serial), Some(at)) = (serial, activated) {
+            serials.push((format!("130-{serial}"), customer, at.min(now)));
+        }
+        for _ in 0..o.quantity {
+            generated.push((
+                ticket,
+                line,
+                item,
+                opts.clone(),
+                state,
+                serial,
+                o.at,
+                activated,
+            ));
+        }
+    }
+    // The containers, each owned by its order's customer.
+    for (serial, customer, at) in &serials {
+        let mut key = [0u8; 32];
+        openssl::rand::rand_bytes(&mut key).map_err(|e| Error::internal(e.to_string()))?;
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
+        let row = containers::register(
+            c,
+            &NewContainer {
+                serial,
+                kind: ContainerType::Act,
+                public_key: &key,
+                enc_key: &key,
+                fingerprint: "[]",
+            },
+            *at,
+        )?;
+        containers::set_customer(c, row.id, Some(*customer), *at)?;
+        events.push(event(
+            *at,
+            "container.registered",
+            None,
+            None,
+            None,
+            Some(serial),
+            serde_json::json!({"type": "act"}),
+        ));
+        f.containers += 1;
+    }
+    let serial_names: Vec<Option<String>> = generated
+        .iter()
+        .map(|g| g.5.map(|s| format!("130-{s}")))
+        .collect();
+    let rows: Vec<Generated> = generated
+        .iter()
+        .zip(&serial_names)
+        .map(
+            |((ticket, line, item, opts, state, _, at, activated), serial)| Generated {
+                ticket_id: *ticket,
+                order_line_id: *line,
+                item_pk: item.pk,
+                firm_id: item.firm_id,
+                product_code: item.product_code,
+                options: opts,
+                state: *state,
+                // A returned license left its container.
+                serial: serial
+                    .as_deref()
+                    .filter(|_| *state == LicenseState::Activated),
+                created_at: *at,
+                activated_at: *activated,
+            },
+        )
+        .collect();
+    let ids = licenses::insert_generated(c, &rows)?;
+    for (id, (g, serial)) in ids.iter().zip(generated.iter().zip(&serial_names)) {
+        let (Some(serial), Some(at)) = (serial, g.7) else {
+            continue;
+        };
+        events.push(event(
+            at,
+            "license.activated",
+            None,
+            None,
+            Some(*id),
+            Some(serial),
+            serde_json::json!({}),
+        ));
+        if g.4 == LicenseState::Available {
+            let back = (at + Duration::days(30)).min(now);
+            events.push(event(
+                back,
+                "license.returned",
+                None,
+                None,
+                Some(*id),
+                Some(serial),
+                serde_json::json!({}),
+            ));
+        }
+    }
+    f.licenses = ids.len() as u64;
+    // The history in time order, as it would have been written.
+    events.sort_by_key(|e| e.at);
+    f.events = events.len() as u64;
+    for e in events {
+        history::defer(e)?;
+    }
+    Ok(f)
+}
+
+fn event(
+    at: NaiveDateTime,
+    action: &str,
+    order_id: Option<i64>,
+    ticket: Option<&TicketCode>,
+    license_id: Option<i64>,
+    serial: Option<&str>,
+    details: serde_json::Value,
+) -> EventRow {
+    EventRow {
+        id: 0,
+        at,
+        actor: "generator".into(),
+        interface: crate::domain::Interface::Cli.as_str().into(),
+        action: action.into(),
+        order_id,
+        ticket: ticket.map(|t| t.as_stored().to_string()),
+        license_id,
+        serial: serial.map(str::to_string),
+        details: details.to_string(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}

@@ -1,0 +1,377 @@
+//! At scale: nothing a user waits for reads a growing table from its start. A database
+//! filled by the generator (`licentia demo --licenses N`) is driven through every lookup,
+//! list page and license report of the JSON API, the back office and the gateway; every
+//! statement the server ran on it is recorded (diesel's instrumentation, for this test's
+//! database only) and explained by the database itself, and a plan that reads a growing
+//! table whole fails the test, naming the statement.
+//!
+//! SQLite (no statistics gathered, as in use) picks an index wherever one serves, so a
+//! `SCAN` of a growing table is a statement no index serves, or one walking a whole index.
+//! PostgreSQL chooses among its indexes by cost, and on a test-sized database walking a
+//! small table's primary key is cheapest; so there it explains the generic plan (whatever
+//! the parameters) with sequential scans priced out, and a `Seq Scan` left means no index
+//! could serve at all. The reports are also read whole through their pages and checked
+//! against the rows they must hold.
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use diesel::connection::{Instrumentation, InstrumentationEvent};
+use diesel::prelude::*;
+use serde_json::Value;
+
+use crate::harness::{backend, TestApp, TestDb, ADMIN_PW};
+
+/// The test database whose statements are recorded (its tag, which its URL contains).
+static WATCHED: Mutex<Option<String>> = Mutex::new(None);
+/// Whether its statements are being recorded now (the scenario's, not the start's or the
+/// test's own).
+static RECORDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The statements run on it, without their parameters.
+static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+struct Recorder {
+    watched: bool,
+}
+
+impl Instrumentation for Recorder {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        match event {
+            InstrumentationEvent::StartEstablishConnection { url, .. } => {
+                let watched = WATCHED.lock().unwrap();
+                self.watched = watched.as_ref().is_some_and(|tag| url.contains(tag));
+            }
+            InstrumentationEvent::StartQuery { query, .. }
+                if self.watched && RECORDING.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                let text = query.to_string();
+                let sql = text.split(" -- binds: ").next().unwrap_or_default();
+                SEEN.lock().unwrap().insert(sql.trim().to_string());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn recorder() -> Option<Box<dyn Instrumentation>> {
+    Some(Box::new(Recorder { watched: false }))
+}
+
+/// Tables that stay small whatever the licenses: read whole, they cost nothing.
+const SMALL: &[&str] = &[
+    "firms",
+    "items",
+    "settings",
+    "users",
+    "audit_head",
+    "audit_key",
+    "firm_keys",
+    "cloud_authorities",
+    "webhooks",
+    "job_runs",
+    "activation_counts",
+    "__diesel_schema_migrations",
+];
+
+/// What the database plans for `sql`: one line per step.
+fn plan(c: &mut licentia::store::Conn, sql: &str) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct SqlitePlan {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+    #[derive(QueryableByName)]
+    struct PgPlan {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[diesel(column_name = "QUERY PLAN")]
+        line: String,
+    }
+    match c {
+        licentia::store::Conn::Sqlite(c) => diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<SqlitePlan>(c)
+            .unwrap_or_else(|e| panic!("EXPLAIN {sql}: {e}"))
+            .into_iter()
+            .map(|p| p.detail)
+            .collect(),
+        licentia::store::Conn::Pg(c) => {
+            let params = (1..=100)
+                .take_while(|n| sql.contains(&format!("${n}")))
+                .count();
+            let nulls = vec!["NULL"; params].join(", ");
+            diesel::sql_query(format!("PREPARE scan_check AS {sql}"))
+                .execute(c)
+                .unwrap_or_else(|e| panic!("PREPARE {sql}: {e}"));
+            let execute = match params {
+                0 => "EXPLAIN (FORMAT JSON) EXECUTE scan_check".to_string(),
+                _ => format!("EXPLAIN (FORMAT JSON) EXECUTE scan_check({nulls})"),
+            };
+            let json = diesel::sql_query(execute)
+                .get_result::<PgPlan>(c)
+                .unwrap_or_else(|e| panic!("EXPLAIN {sql}: {e}"));
+            diesel::sql_query("DEALLOCATE scan_check")
+                .execute(c)
+                .unwrap();
+            let mut lines = vec![];
+            let tree: Value = serde_json::from_str(&json.line).unwrap();
+            pg_nodes(&tree[0]["Plan"], &mut lines);
+            lines
+        }
+    }
+}
+
+/// PostgreSQL's plan nodes as lines (`Seq Scan on t`, `Index Scan on t`, …).
+fn pg_nodes(node: &Value, out: &mut Vec<String>) {
+    if let Some(table) = node["Relation Name"].as_str() {
+        out.push(format!(
+            "{} on {table}",
+            node["Node Type"].as_str().unwrap_or("")
+        ));
+    }
+    for child in node["Plans"].as_array().into_iter().flatten() {
+        pg_nodes(child, out);
+    }
+}
+
+/// The growing table a plan line reads whole, if it does.
+fn full_scan(line: &str) -> Option<String> {
+    let table = if let Some(rest) = line.trim_start().strip_prefix("SCAN ") {
+        // SQLite: `SCAN t`, `SCAN t USING INDEX i` (every entry of an index is as bad).
+        rest.split_whitespace().next()?
+    } else if let Some(at) = line.find("Seq Scan on ") {
+        // PostgreSQL: `Seq Scan on t`, priced out: there is no index it could use.
+        line[at + "Seq Scan on ".len()..]
+            .split_whitespace()
+            .next()?
+    } else {
+        return None;
+    };
+    // A subquery's or a CTE's rows, SQLite's `SCAN CONSTANT ROW`: no table.
+    if table.starts_with('(') || table == "CONSTANT" || SMALL.contains(&table) {
+        return None;
+    }
+    Some(table.to_string())
+}
+
+fn get(app: &TestApp, path: &str) -> Value {
+    let (s, v) = app.admin("GET", path, None);
+    assert_eq!(s, 200, "GET {path}: {v}");
+    v
+}
+
+#[test]
+fn lookups_lists_and_reports_read_by_index_on_a_generated_database() {
+    diesel::connection::set_default_instrumentation(recorder).unwrap();
+    let db = TestDb::new();
+    let tag = db
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("licentia-test-")
+        .to_string();
+    *WATCHED.lock().unwrap() = Some(tag.clone());
+    let app = TestApp::start_on(db, |_| {});
+    let filled = app
+        .rt
+        .block_on(licentia::service::generate::fill(&app.core, 6_000, 7))
+        .unwrap();
+    assert!(filled.licenses >= 6_000, "{filled:?}");
+    assert!(
+        filled.orders >= 300 && filled.containers > 100,
+        "{filled:?}"
+    );
+    if backend() == "postgres" {
+        // As autovacuum would have by now on a database this size.
+        diesel::sql_query("ANALYZE")
+            .execute(match &mut app.db.connect() {
+                licentia::store::Conn::Pg(c) => c,
+                licentia::store::Conn::Sqlite(_) => unreachable!(),
+            })
+            .unwrap();
+    }
+
+    // Something of each kind to look up, from the middle of the data.
+    #[derive(QueryableByName)]
+    struct Pick {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        license: i64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        serial: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        code: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        erp: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        customer: String,
+    }
+    let pick: Pick = {
+        let sql = "SELECT l.id AS license, l.serial AS serial, t.code AS code, \
+                   o.erp_order_id AS erp, c.external_id AS customer \
+                   FROM licenses l JOIN tickets t ON t.id = l.ticket_id \
+                   JOIN orders o ON o.ticket_id = t.id JOIN customers c ON c.id = t.customer_id \
+                   WHERE l.serial IS NOT NULL ORDER BY l.id LIMIT 1 OFFSET 2000";
+        let mut c = app.db.connect();
+        match &mut c {
+            licentia::store::Conn::Sqlite(c) => diesel::sql_query(sql).get_result(c),
+            licentia::store::Conn::Pg(c) => diesel::sql_query(sql).get_result(c),
+        }
+        .unwrap()
+    };
+    let code = licentia::domain::ticket::TicketCode::parse(&pick.code).unwrap();
+
+    // Lookups.
+    RECORDING.store(true, std::sync::atomic::Ordering::SeqCst);
+    let t = get(&app, &format!("/api/v1/tickets/{code}"));
+    assert!(!t["licenses"].as_array().unwrap().is_empty(), "{t}");
+    get(&app, &format!("/api/v1/licenses/{}", pick.license));
+    get(&app, &format!("/api/v1/containers/{}", pick.serial));
+    get(&app, &format!("/api/v1/orders/demo/{}", pick.erp));
+    get(&app, &format!("/api/v1/customers/{}", pick.customer));
+    let (s, v) = app.call(
+        "GET",
+        &format!("/api/v1/gateway/tickets/{code}"),
+        None,
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    // Lists, first pages and pages after a key.
+    let customers = get(&app, "/api/v1/customers?limit=50");
+    let last = customers.as_array().unwrap().last().unwrap()["external_id"].clone();
+    get(
+        &app,
+        &format!(
+            "/api/v1/customers?limit=50&after={}",
+            last.as_str().unwrap()
+        ),
+    );
+    get(&app, &format!("/api/v1/history?ticket={code}"));
+    get(&app, &format!("/api/v1/history?serial={}", pick.serial));
+    get(
+        &app,
+        &format!("/api/v1/history?license_id={}", pick.license),
+    );
+    get(&app, "/api/v1/approvals");
+    get(&app, "/api/v1/mail");
+    // The license reports, read whole (several pages each).
+    let expiring = get(&app, "/api/v1/reports/expiring?days=60");
+    let never = get(&app, "/api/v1/reports/never-activated");
+    get(
+        &app,
+        &format!("/api/v1/reports/ticket-licenses?ticket={code}"),
+    );
+    get(
+        &app,
+        &format!("/api/v1/reports/container-licenses?serial={}", pick.serial),
+    );
+    get(
+        &app,
+        &format!(
+            "/api/v1/reports/customer-containers?customer_id={}",
+            pick.customer
+        ),
+    );
+    get(
+        &app,
+        &format!(
+            "/api/v1/reports/license-history?license_id={}",
+            pick.license
+        ),
+    );
+    // The back office's pages over the same data.
+    let mut staff = crate::admin::staff(&app, "admin", ADMIN_PW);
+    for page in [
+        "/admin/orders".to_string(),
+        format!("/admin/orders?q={}", pick.erp),
+        format!("/admin/orders?q={code}"),
+        "/admin/customers".to_string(),
+        format!("/admin/customers/view?id={}", pick.customer),
+        format!("/admin/containers?serial={}", pick.serial),
+        "/admin/reports/never-activated".to_string(),
+    ] {
+        let p = staff.get(&page);
+        assert_eq!(p.status, 200, "{page}: {}", p.body);
+    }
+    RECORDING.store(false, std::sync::atomic::Ordering::SeqCst);
+    *WATCHED.lock().unwrap() = None;
+
+    // Each report holds exactly its rows.
+    let mut c = app.db.connect();
+    let count = |c: &mut licentia::store::Conn, sql: &str| -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        match c {
+            licentia::store::Conn::Sqlite(c) => diesel::sql_query(sql).get_result::<N>(c),
+            licentia::store::Conn::Pg(c) => diesel::sql_query(sql).get_result::<N>(c),
+        }
+        .unwrap()
+        .n
+    };
+    let never_rows = never["rows"].as_array().unwrap();
+    assert_eq!(
+        never_rows.len() as i64,
+        count(
+            &mut c,
+            "SELECT COUNT(*) AS n FROM licenses WHERE state = 'available' \
+             AND activated_at IS NULL AND generation = 1"
+        )
+    );
+    assert!(
+        never_rows.len() > 1000,
+        "more than one page: {}",
+        never_rows.len()
+    );
+    let ids: Vec<i64> = never_rows
+        .iter()
+        .map(|r| r["license_id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "by license id, each once"
+    );
+    let times: Vec<&str> = expiring["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["expiration_time"].as_str().unwrap())
+        .collect();
+    assert!(!times.is_empty());
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "soonest first");
+
+    // Every statement the server ran, explained.
+    let seen = std::mem::take(&mut *SEEN.lock().unwrap());
+    assert!(seen.len() > 30, "statements recorded: {}", seen.len());
+    if let licentia::store::Conn::Pg(pg) = &mut c {
+        diesel::sql_query("SET enable_seqscan = off")
+            .execute(pg)
+            .unwrap();
+        diesel::sql_query("SET plan_cache_mode = force_generic_plan")
+            .execute(pg)
+            .unwrap();
+    }
+    let mut scans = vec![];
+    for sql in &seen {
+        let verb = sql.split_whitespace().next().unwrap_or("").to_uppercase();
+        if !["SELECT", "UPDATE", "DELETE", "WITH"].contains(&verb.as_str()) {
+            continue;
+        }
+        // The first page of a list with no filter: SQLite walks the table in key order and
+        // stops after the page's rows.
+        let upper = sql.to_uppercase();
+        if !upper.contains(" WHERE ") && upper.contains(" ORDER BY ") && upper.contains(" LIMIT ") {
+            continue;
+        }
+        for line in plan(&mut c, sql) {
+            if let Some(table) = full_scan(&line) {
+                scans.push(format!("{table}: {line}\n    in {sql}"));
+            }
+        }
+    }
+    assert!(
+        scans.is_empty(),
+        "{} plan(s) read a growing table whole:\n{}",
+        scans.len(),
+        scans.join("\n")
+    );
+}
