@@ -48,7 +48,7 @@ const ORDERS_PER_WRITE: usize = 1000;
 struct Planned {
     erp_order_id: String,
     /// A new customer's external id, or the index of an earlier order's customer in the write.
-    customer: Result<String, usize>,
+    customer: std::result::Result<String, usize>,
     code: TicketCode,
     item: usize,
     quantity: usize,
@@ -57,18 +57,23 @@ struct Planned {
 }
 
 /// What became of an order's licenses.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, PartialEq)]
 enum Fate {
     /// Never activated.
     Waiting,
-    /// Activated into a container (of this serial) `days` after the order.
-    Activated { serial: u64, days: i64 },
-    /// Activated, then returned `days` after the activation.
-    Returned { serial: u64, days: i64 },
+    /// Activated into container `serial` at `at`.
+    Activated { serial: String, at: NaiveDateTime },
+    /// Activated into container `serial` at `at`, then returned at `back`.
+    Returned {
+        serial: String,
+        at: NaiveDateTime,
+        back: NaiveDateTime,
+    },
 }
 
-/// Fills the database with `count` licenses (at least; the last order may carry a few more)
-/// from the demo catalog (`demo::seed` first). `seed` makes the same plan again.
+/// Fills the database with `count` licenses from the demo catalog (`demo::seed` first).
+/// `seed` makes the same plan again (under new names: each run's customers, orders and
+/// serials carry a tag of their own, so a second run adds to the first).
 pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
     if count == 0 {
         return Err(Error::invalid("licenses", "must be at least 1"));
@@ -94,21 +99,19 @@ pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
         .map(|i| serde_json::from_str(&i.options).map_err(|e| Error::internal(e.to_string())))
         .collect::<Result<_>>()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    // A run's names carry a tag of its own, so a second run adds to the first.
-    let run: u32 = rng.gen_range(0x10_0000..0xff_ffff);
+    // Five digits: a serial is `130-` and this tag and seven digits of the run's count.
+    let run: u32 = rand::rngs::OsRng.gen_range(10_000..100_000);
     let now = super::now();
     let year = Duration::days(365);
-    let orders_expected = count.div_ceil(10).max(1);
     let mut filled = Filled::default();
-    let mut made = 0u64;
-    let mut n = 0u64;
-    let mut next_serial: u64 = 9_000_000_000 + u64::from(run % 0x10_0000) * 1000;
+    let (mut made, mut n, mut containers) = (0u64, 0u64, 0u64);
     while made < count {
         let mut plan = Vec::with_capacity(ORDERS_PER_WRITE);
         while plan.len() < ORDERS_PER_WRITE && made < count {
-            // Spread evenly over the past year, oldest first.
-            let at = now - year + year * (n as i32) / (orders_expected as i32).max(1);
-            let quantity = rng.gen_range(1..=19).min((count - made) as usize).max(1);
+            // Spread evenly over the past year by the licenses made before, oldest first.
+            let at =
+                now - year + Duration::seconds((year.num_seconds() as u64 * made / count) as i64);
+            let quantity = rng.gen_range(1..=19).min(count - made) as usize;
             let pick = rng.gen_range(0..100);
             let item = MIX
                 .iter()
@@ -120,30 +123,27 @@ pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
                 .unwrap_or(0);
             // A customer orders ten times on average; the first order in a write is a new one.
             let customer = if plan.is_empty() || rng.gen_ratio(1, 10) {
-                Ok(format!("GEN-{run:06x}-{n}"))
+                Ok(format!("GEN-{run}-{n}"))
             } else {
                 Err(rng.gen_range(0..plan.len()))
             };
+            // Activated within two weeks of the order (not after now), returned within a month.
             let fate = match rng.gen_range(0..100) {
                 0..30 => Fate::Waiting,
                 r => {
-                    next_serial += 1;
-                    let days = rng.gen_range(0..14);
+                    containers += 1;
+                    let serial = format!("130-{run}{containers:07}");
+                    let at = (at + Duration::days(rng.gen_range(0..14))).min(now);
                     if r < 88 {
-                        Fate::Activated {
-                            serial: next_serial,
-                            days,
-                        }
+                        Fate::Activated { serial, at }
                     } else {
-                        Fate::Returned {
-                            serial: next_serial,
-                            days,
-                        }
+                        let back = (at + Duration::days(rng.gen_range(1..30))).min(now);
+                        Fate::Returned { serial, at, back }
                     }
                 }
             };
             plan.push(Planned {
-                erp_order_id: format!("GEN-{run:06x}-{n}"),
+                erp_order_id: format!("GEN-{run}-{n}"),
                 customer,
                 code: TicketCode::generate(),
                 item,
@@ -158,7 +158,7 @@ pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
         let (catalog, options) = (catalog.clone(), options.clone());
         let part = core
             .db
-            .write(move |c| write(c, &plan, &catalog, &options, now))
+            .write(move |c| write(c, &plan, &catalog, &options))
             .await?;
         filled.licenses += part.licenses;
         filled.orders += part.orders;
@@ -176,12 +176,12 @@ fn write(
     plan: &[Planned],
     catalog: &[items::ItemRow],
     options: &[ItemOptions],
-    now: NaiveDateTime,
 ) -> Result<Filled> {
     let mut f = Filled::default();
-    let mut customer_of: Vec<i64> = Vec::with_capacity(plan.len());
-    let mut generated = vec![];
-    let mut serials = vec![];
+    // Each order's customer: its key, its external id.
+    let mut customer_of: Vec<(i64, &str)> = Vec::with_capacity(plan.len());
+    // Each order's line, ticket and license options.
+    let mut lines = Vec::with_capacity(plan.len());
     let mut events = vec![];
     for o in plan {
         let customer = match &o.customer {
@@ -196,11 +196,13 @@ fn write(
                     locale: "en",
                 };
                 f.customers += 1;
-                customers::insert(c, "", external_id, &contact, o.at)?.id
+                let id = customers::insert(c, "", external_id, &contact, o.at)?.id;
+                (id, external_id.as_str())
             }
             Err(earlier) => customer_of[*earlier],
         };
         customer_of.push(customer);
+        let (customer, external_id) = customer;
         let ticket = tickets::insert(c, &o.code, customer, o.at)?;
         let order = orders::insert(
             c,
@@ -234,8 +236,36 @@ fn write(
             None,
             None,
             serde_json::json!({"source": "demo", "erp_order_id": o.erp_order_id,
-                "lines": [{"item_id": MIX[o.item].0, "quantity": o.quantity}]}),
+                "customer": external_id, "customer_scope": "", "lines": [{"item_id": MIX[o.item].0, "quantity": o.quantity}]}),
         ));
+        // The container, owned by the order's customer.
+        if let Fate::Activated { serial, at } | Fate::Returned { serial, at, .. } = &o.fate {
+            let mut key = [0u8; 32];
+            openssl::rand::rand_bytes(&mut key).map_err(|e| Error::internal(e.to_string()))?;
+            let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
+            let row = containers::register(
+                c,
+                &NewContainer {
+                    serial,
+                    kind: ContainerType::Act,
+                    public_key: &key,
+                    enc_key: &key,
+                    fingerprint: "[]",
+                },
+                *at,
+            )?;
+            containers::set_customer(c, row.id, Some(customer), *at)?;
+            events.push(event(
+                *at,
+                "container.registered",
+                None,
+                None,
+                None,
+                Some(serial),
+                serde_json::json!({"type": "act"}),
+            ));
+            f.containers += 1;
+        }
         // Subscriptions run a year from the order, trials thirty days.
         let mut opts = options[o.item].clone();
         opts.expiration_time = match MIX[o.item].0 {
@@ -244,92 +274,46 @@ fn write(
             _ => opts.expiration_time,
         };
         let opts = serde_json::to_string(&opts).map_err(|e| Error::internal(e.to_string()))?;
-        let (state, serial, activated) = match o.fate {
+        lines.push((line, ticket, opts));
+    }
+    let mut rows = Vec::with_capacity(plan.iter().map(|o| o.quantity).sum());
+    for (o, (line, ticket, opts)) in plan.iter().zip(&lines) {
+        let item = &catalog[o.item];
+        // A returned license left its container: available again, with its activation time.
+        let (state, serial, activated) = match &o.fate {
             Fate::Waiting => (LicenseState::Available, None, None),
-            Fate::Activated { serial, days } => (
-                LicenseState::Activated,
-                Some(serial),
-                Some(o.at + Duration::days(days)),
-            ),
-            Fate::Returned { serial, days } => (
-                LicenseState::Available,
-                Some(serial),
-                Some(o.at + Duration::days(days)),
-            ),
+            Fate::Activated { serial, at } => {
+                (LicenseState::Activated, Some(serial.as_str()), Some(*at))
+            }
+            Fate::Returned { at, .. } => (LicenseState::Available, None, Some(*at)),
         };
-        if let (Some(serial), Some(at)) = (serial, activated) {
-            serials.push((format!("130-{serial}"), customer, at.min(now)));
-        }
         for _ in 0..o.quantity {
-            generated.push((
-                ticket,
-                line,
-                item,
-                opts.clone(),
-                state,
-                serial,
-                o.at,
-                activated,
-            ));
-        }
-    }
-    // The containers, each owned by its order's customer.
-    for (serial, customer, at) in &serials {
-        let mut key = [0u8; 32];
-        openssl::rand::rand_bytes(&mut key).map_err(|e| Error::internal(e.to_string()))?;
-        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
-        let row = containers::register(
-            c,
-            &NewContainer {
-                serial,
-                kind: ContainerType::Act,
-                public_key: &key,
-                enc_key: &key,
-                fingerprint: "[]",
-            },
-            *at,
-        )?;
-        containers::set_customer(c, row.id, Some(*customer), *at)?;
-        events.push(event(
-            *at,
-            "container.registered",
-            None,
-            None,
-            None,
-            Some(serial),
-            serde_json::json!({"type": "act"}),
-        ));
-        f.containers += 1;
-    }
-    let serial_names: Vec<Option<String>> = generated
-        .iter()
-        .map(|g| g.5.map(|s| format!("130-{s}")))
-        .collect();
-    let rows: Vec<Generated> = generated
-        .iter()
-        .zip(&serial_names)
-        .map(
-            |((ticket, line, item, opts, state, _, at, activated), serial)| Generated {
+            rows.push(Generated {
                 ticket_id: *ticket,
                 order_line_id: *line,
                 item_pk: item.pk,
                 firm_id: item.firm_id,
                 product_code: item.product_code,
                 options: opts,
-                state: *state,
-                // A returned license left its container.
-                serial: serial
-                    .as_deref()
-                    .filter(|_| *state == LicenseState::Activated),
-                created_at: *at,
-                activated_at: *activated,
-            },
-        )
+                state,
+                serial,
+                created_at: o.at,
+                activated_at: activated,
+            });
+        }
+    }
+    // The licenses of an order's line are alike: ids are matched to orders by line.
+    let made = licenses::insert_generated(c, &rows)?;
+    let fate_of: std::collections::HashMap<i64, &Fate> = plan
+        .iter()
+        .zip(&lines)
+        .map(|(o, (line, _, _))| (*line, &o.fate))
         .collect();
-    let ids = licenses::insert_generated(c, &rows)?;
-    for (id, (g, serial)) in ids.iter().zip(generated.iter().zip(&serial_names)) {
-        let (Some(serial), Some(at)) = (serial, g.7) else {
-            continue;
+    for (id, line) in &made {
+        let (serial, at, back) = match fate_of.get(line) {
+            Some(Fate::Activated { serial, at }) => (serial, *at, None),
+            Some(Fate::Returned { serial, at, back }) => (serial, *at, Some(*back)),
+            _ => continue,
         };
         events.push(event(
             at,
@@ -340,8 +324,7 @@ fn write(
             Some(serial),
             serde_json::json!({}),
         ));
-        if g.4 == LicenseState::Available {
-            let back = (at + Duration::days(30)).min(now);
+        if let Some(back) = back {
             events.push(event(
                 back,
                 "license.returned",
@@ -353,7 +336,7 @@ fn write(
             ));
         }
     }
-    f.licenses = ids.len() as u64;
+    f.licenses = made.len() as u64;
     // The history in time order, as it would have been written.
     events.sort_by_key(|e| e.at);
     f.events = events.len() as u64;

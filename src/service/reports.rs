@@ -5,8 +5,9 @@
 //! licenses, so they are read a page at a time (`Reading`): each page in its own read
 //! transaction, by key after the page before, and the front doors send each page as it is
 //! read, so memory stays that of one page however many rows follow. A license changed while
-//! its report is being read shows as it was when its page was read. The other reports are
-//! read whole, in one transaction.
+//! its report is being read shows as it was when its page was read: one whose expiration
+//! moves later while the expiring report is read may show again at its new time, one that
+//! moves earlier not at all. The other reports are read whole, in one transaction.
 use serde_json::{json, Value};
 
 use super::Core;
@@ -368,6 +369,8 @@ pub struct Reading {
     pub name: &'static str,
     pub columns: &'static [&'static str],
     rows_per_page: i64,
+    /// The time the report is of (the expiring report's window), the same for every page.
+    now: chrono::NaiveDateTime,
     /// Where the next page begins; `None` once the last page has been read.
     next: Option<Option<Key>>,
 }
@@ -393,6 +396,7 @@ impl Reading {
             name: "",
             columns: &[],
             rows_per_page: rows_per_page.max(1),
+            now: super::now(),
             next: Some(None),
         }
     }
@@ -407,10 +411,10 @@ impl Reading {
         let Some(after) = self.next.take() else {
             return Ok(None);
         };
-        let (report, limit) = (self.report.clone(), self.rows_per_page);
+        let (report, limit, now) = (self.report.clone(), self.rows_per_page, self.now);
         let (table, next) = core
             .db
-            .read(move |c| build(c, &report, after.as_ref(), limit))
+            .read(move |c| build(c, &report, now, after.as_ref(), limit))
             .await?;
         self.name = table.report;
         self.columns = table.columns;
@@ -465,10 +469,10 @@ fn license_page(
 fn build(
     c: &mut Conn,
     report: &Report,
+    now: chrono::NaiveDateTime,
     after: Option<&Key>,
     limit: i64,
 ) -> Result<(Table, Option<Key>)> {
-    let now = super::now();
     let after_id = after.map_or(0, Key::license);
     let table = match report {
         Report::ContainerLicenses { serial } => {

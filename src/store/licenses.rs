@@ -575,8 +575,9 @@ pub struct Generated<'a> {
     pub activated_at: Option<NaiveDateTime>,
 }
 
-/// Inserts many generated licenses, several hundred to a statement; their ids in order.
-pub fn insert_generated(c: &mut Conn, rows: &[Generated]) -> Result<Vec<i64>> {
+/// Inserts many generated licenses, several hundred to a statement; each one's id and order
+/// line.
+pub fn insert_generated(c: &mut Conn, rows: &[Generated]) -> Result<Vec<(i64, i64)>> {
     let mut ids = Vec::with_capacity(rows.len());
     // 13 values a row: within SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
     for chunk in rows.chunks(500) {
@@ -600,9 +601,9 @@ pub fn insert_generated(c: &mut Conn, rows: &[Generated]) -> Result<Vec<i64>> {
                 )
             })
             .collect();
-        let made: Vec<i64> = on_backend!(c, x => diesel::insert_into(licenses::table)
+        let made: Vec<(i64, i64)> = on_backend!(c, x => diesel::insert_into(licenses::table)
             .values(&values)
-            .returning(licenses::id)
+            .returning((licenses::id, licenses::order_line_id))
             .get_results(x))?;
         ids.extend(made);
     }

@@ -252,13 +252,13 @@ fn lookups_lists_and_reports_read_by_index_on_a_generated_database() {
     get(&app, "/api/v1/approvals");
     get(&app, "/api/v1/mail");
     // The license reports, read whole (several pages each).
-    let expiring = get(&app, "/api/v1/reports/expiring?days=60");
+    let expiring = get(&app, "/api/v1/reports/expiring?days=365");
     let never = get(&app, "/api/v1/reports/never-activated");
-    get(
+    let on_ticket = get(
         &app,
         &format!("/api/v1/reports/ticket-licenses?ticket={code}"),
     );
-    get(
+    let in_container = get(
         &app,
         &format!("/api/v1/reports/container-licenses?serial={}", pick.serial),
     );
@@ -330,14 +330,60 @@ fn lookups_lists_and_reports_read_by_index_on_a_generated_database() {
         ids.windows(2).all(|w| w[0] < w[1]),
         "by license id, each once"
     );
-    let times: Vec<&str> = expiring["rows"]
+    // Soonest first, each license once, every one that expires within the year: at least
+    // those in the whole seconds after now, at most those from now's second on.
+    let keys: Vec<(&str, i64)> = expiring["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["expiration_time"].as_str().unwrap())
+        .map(|r| {
+            let t = r["expiration_time"].as_str().unwrap();
+            (t, r["license_id"].as_i64().unwrap())
+        })
         .collect();
-    assert!(!times.is_empty());
-    assert!(times.windows(2).all(|w| w[0] <= w[1]), "soonest first");
+    assert!(keys.len() > 1000, "more than one page: {}", keys.len());
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "soonest first, each once"
+    );
+    let now = chrono::Utc::now().naive_utc();
+    let second = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let window = |op: &str| {
+        format!(
+            "SELECT COUNT(*) AS n FROM licenses WHERE expires_at {op} '{}' \
+             AND expires_at <= '{}' AND state <> 'deleted'",
+            second(now),
+            second(now + chrono::Duration::days(365))
+        )
+    };
+    let (least, most) = (count(&mut c, &window(">")), count(&mut c, &window(">=")));
+    assert!(
+        (least..=most).contains(&(keys.len() as i64)),
+        "{least} <= {} <= {most}",
+        keys.len()
+    );
+    // A ticket's and a container's licenses, all of them.
+    assert_eq!(
+        on_ticket["rows"].as_array().unwrap().len() as i64,
+        count(
+            &mut c,
+            &format!(
+                "SELECT COUNT(*) AS n FROM licenses l JOIN tickets t ON t.id = l.ticket_id \
+                 WHERE t.code = '{}' AND l.state <> 'deleted'",
+                pick.code
+            )
+        )
+    );
+    assert_eq!(
+        in_container["rows"].as_array().unwrap().len() as i64,
+        count(
+            &mut c,
+            &format!(
+                "SELECT COUNT(*) AS n FROM licenses WHERE serial = '{}'",
+                pick.serial
+            )
+        )
+    );
 
     // Every statement the server ran, explained.
     let seen = std::mem::take(&mut *SEEN.lock().unwrap());
@@ -357,9 +403,16 @@ fn lookups_lists_and_reports_read_by_index_on_a_generated_database() {
             continue;
         }
         // The first page of a list with no filter: SQLite walks the table in key order and
-        // stops after the page's rows.
+        // stops after the page's rows, unless it must sort them all first.
         let upper = sql.to_uppercase();
-        if !upper.contains(" WHERE ") && upper.contains(" ORDER BY ") && upper.contains(" LIMIT ") {
+        let first_page =
+            !upper.contains(" WHERE ") && upper.contains(" ORDER BY ") && upper.contains(" LIMIT ");
+        if first_page {
+            for line in plan(&mut c, sql) {
+                if line.contains("TEMP B-TREE") {
+                    scans.push(format!("sorted whole: {line}\n    in {sql}"));
+                }
+            }
             continue;
         }
         for line in plan(&mut c, sql) {

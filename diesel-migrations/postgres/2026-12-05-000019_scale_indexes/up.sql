@@ -13,3 +13,9 @@ CREATE INDEX licenses_never_activated ON licenses (id)
 CREATE INDEX containers_customer ON containers (customer_id);
 -- A serial's blacklist entries, open or removed, newest first (the container's page).
 CREATE INDEX blacklist_serial ON blacklist (serial, id);
+-- A ticket's and a container's licenses page by id: the id beside the key serves the order
+-- (SQLite's indexes end in the row id already).
+DROP INDEX licenses_ticket;
+CREATE INDEX licenses_ticket ON licenses (ticket_id, id);
+DROP INDEX licenses_serial;
+CREATE INDEX licenses_serial ON licenses (serial, id);
