@@ -390,6 +390,77 @@ impl Reading {
         Ok((r, rows))
     }
 
+    /// Opens `report` for `actor` again where a page read before ended (`after`, the
+    /// `continuation` that page gave), and reads the page that follows it.
+    pub async fn resume(
+        core: &Core,
+        actor: &Actor,
+        report: Report,
+        after: &str,
+        rows_per_page: i64,
+    ) -> Result<(Reading, Vec<Vec<Value>>)> {
+        require(actor)?;
+        let mut r = Reading::start(report, rows_per_page);
+        let (now, key) = Reading::parse_continuation(after)?;
+        let fits = match (&r.report, &key) {
+            (Report::Expiring { .. }, Key::Expiry(_)) => true,
+            (
+                Report::ContainerLicenses { .. }
+                | Report::TicketLicenses { .. }
+                | Report::NeverActivated,
+                Key::License(_),
+            ) => true,
+            _ => false,
+        };
+        if !fits {
+            return Err(Error::invalid(
+                "after",
+                "is not where a page of this report ended",
+            ));
+        }
+        r.now = now;
+        r.next = Some(Some(key));
+        let rows = r.next(core).await?.unwrap_or_default();
+        Ok((r, rows))
+    }
+
+    /// Where the next page begins, as text to hand to `resume` (the report's time, and the
+    /// key of the last row read); none when no page follows.
+    pub fn continuation(&self) -> Option<String> {
+        let micros = self.now.and_utc().timestamp_micros();
+        match &self.next {
+            Some(Some(Key::License(id))) => Some(format!("{micros}.{id}")),
+            Some(Some(Key::Expiry((second, id)))) => Some(format!("{micros}.{second}.{id}")),
+            _ => None,
+        }
+    }
+
+    fn parse_continuation(text: &str) -> Result<(chrono::NaiveDateTime, Key)> {
+        let bad = || {
+            let shown: String = text.chars().take(60).collect();
+            Error::invalid(
+                "after",
+                format!("{shown:?} is not a continuation a report page gave"),
+            )
+        };
+        let parts: Vec<&str> = text.split('.').collect();
+        let number = |s: &str| s.parse::<i64>().ok().filter(|n| *n >= 0);
+        let now = number(parts[0])
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .ok_or_else(bad)?
+            .naive_utc();
+        let key = match parts[1..] {
+            [id] => Key::License(number(id).ok_or_else(bad)?),
+            [second, id] => {
+                let t = chrono::NaiveDateTime::parse_from_str(second, "%Y-%m-%dT%H:%M:%S")
+                    .map_err(|_| bad())?;
+                Key::Expiry((store::expiry_second(t), number(id).ok_or_else(bad)?))
+            }
+            _ => return Err(bad()),
+        };
+        Ok((now, key))
+    }
+
     fn start(report: Report, rows_per_page: i64) -> Reading {
         Reading {
             report,

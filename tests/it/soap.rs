@@ -665,6 +665,97 @@ fn zeep_runs_reports_over_the_report_service() {
     assert!(text.contains("unknown report"), "{text}");
 }
 
+/// A report longer than one answer carries: refused whole (naming the way), read in pages
+/// through zeep with `PageSize` and each page's `Next` as `After`, every row once and in
+/// order; a continuation that is not one, or one of another report, is a fault.
+#[test]
+fn zeep_reads_a_long_report_in_pages() {
+    let app = TestApp::start();
+    let pw = app.add_user("erp", Role::Erp);
+    app.rt
+        .block_on(licentia::service::generate::fill(&app.core, 36_000, 3))
+        .unwrap();
+    let (_, whole) = app.admin("GET", "/api/v1/reports/never-activated", None);
+    let expected: Vec<i64> = whole["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["license_id"].as_i64().unwrap())
+        .collect();
+    assert!(expected.len() > 10_000, "{}", expected.len());
+    let run = |args: Value| {
+        zeep_at(
+            &app,
+            "Report",
+            "ReportSoap12",
+            ("erp", &pw),
+            "RunReport",
+            args,
+        )
+    };
+    let v = run(json!({"Name": "never-activated"}));
+    assert!(fault(&v).contains("more than 10000 rows"), "{v}");
+    let (mut ids, mut after, mut pages) = (vec![], None::<String>, 0);
+    loop {
+        let mut args = json!({"Name": "never-activated", "PageSize": 4000});
+        if let Some(a) = &after {
+            args["After"] = a.clone().into();
+        }
+        let v = run(args);
+        let r = &v["ok"];
+        let rows = r["Row"].as_array().unwrap_or_else(|| panic!("{v}"));
+        assert!(rows.len() <= 4000);
+        let csv = r["Csv"].as_str().unwrap();
+        assert_eq!(
+            csv.lines().count(),
+            rows.len() + 1,
+            "the page's rows as CSV"
+        );
+        ids.extend(
+            rows.iter()
+                .map(|row| row["Value"][0].as_str().unwrap().parse::<i64>().unwrap()),
+        );
+        pages += 1;
+        match r["Next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(ids, expected, "every row once, in order");
+    assert!(pages >= 3, "{pages} pages");
+    // Continuations that are none, or another report's, and After without PageSize.
+    let expiring = run(json!({"Name": "expiring", "Days": 365, "PageSize": 10}));
+    let other = expiring["ok"]["Next"]
+        .as_str()
+        .expect("the expiring report goes on")
+        .to_string();
+    for (args, says) in [
+        (
+            json!({"Name": "never-activated", "PageSize": 10, "After": other}),
+            "is not where a page",
+        ),
+        (
+            json!({"Name": "never-activated", "PageSize": 10, "After": "12.x"}),
+            "not a continuation",
+        ),
+        (
+            json!({"Name": "never-activated", "After": "1.5"}),
+            "give PageSize too",
+        ),
+        (
+            json!({"Name": "blacklist", "PageSize": 10, "After": "1.5"}),
+            "is not where a page",
+        ),
+    ] {
+        let v = run(args.clone());
+        let f = fault(&v);
+        assert!(
+            f.contains("RunReport/After") && f.contains(says),
+            "{args}: {f}"
+        );
+    }
+}
+
 /// The Depot through zeep: no credentials (they are in the messages).
 fn zeep_depot(app: &TestApp, operation: &str, args: Value) -> Value {
     zeep_at(app, "Depot", "DepotSoap11", ("-", "-"), operation, args)

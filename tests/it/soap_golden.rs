@@ -2279,6 +2279,23 @@ fn soap_answers_are_byte_for_byte_the_golden_ones() {
         "<a:GetCustomer><a:ExternalId>C-X</a:ExternalId><a:Scope>paddle</a:Scope>\
          </a:GetCustomer>",
     );
+    let report = |name: &str, params: &str| {
+        format!("<r:RunReport><r:Name>{name}</r:Name>{params}</r:RunReport>")
+    };
+    g.fault(
+        "RunReport-page-size-out-of-range",
+        V12,
+        "Report",
+        erp,
+        &report("never-activated", "<r:PageSize>0</r:PageSize>"),
+    );
+    g.fault(
+        "RunReport-after-without-page-size",
+        V11,
+        "Report",
+        erp,
+        &report("never-activated", "<r:After>1.5</r:After>"),
+    );
 
     // Every operation of every service was asked at least once above.
     for svc in licentia::api::soap::SERVICES {

@@ -30,6 +30,10 @@ struct RunReport {
     ticket: Option<String>,
     #[yaserde(prefix = "r", rename = "LicenseId")]
     license_id: Option<String>,
+    #[yaserde(prefix = "r", rename = "PageSize")]
+    page_size: Option<String>,
+    #[yaserde(prefix = "r", rename = "After")]
+    after: Option<String>,
 }
 
 #[derive(Debug, Default, YaSerialize)]
@@ -44,7 +48,13 @@ struct RunReportResponse {
     /// The same rows as CSV (RFC 4180, header row, ISO 8601 UTC times).
     #[yaserde(prefix = "r", rename = "Csv")]
     csv: Text,
+    /// Where the next page begins (pass it as `After`); absent on the last page.
+    #[yaserde(prefix = "r", rename = "Next")]
+    next: Option<Text>,
 }
+
+/// The most rows one answer carries: a longer report is read in pages (`PageSize`, `After`).
+const MAX_ROWS: usize = 10_000;
 
 #[derive(Debug, Default, YaSerialize)]
 #[yaserde(rename = "Row", prefix = "r", namespaces = {"r" = "http://licentia.dev/ns/report/v1"})]
@@ -80,7 +90,63 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
         Error::Invalid { field, reason } => Error::invalid(format!("RunReport/{field}"), reason),
         other => other,
     })?;
-    let table = reports::run(core, actor, report).await?;
+    let page_size = match opt(&r.page_size) {
+        None => None,
+        Some(p) => match p.parse::<usize>() {
+            Ok(n) if (1..=MAX_ROWS).contains(&n) => Some(n),
+            _ => {
+                return Err(Error::invalid(
+                    "RunReport/PageSize",
+                    format!("{p:?} is not a number of rows between 1 and {MAX_ROWS}"),
+                ))
+            }
+        },
+    };
+    let rows_per_page = page_size.unwrap_or(MAX_ROWS) as i64;
+    let (mut reading, mut rows) = match (opt(&r.after), page_size) {
+        (None, _) => reports::Reading::first(core, actor, report, rows_per_page).await?,
+        (Some(after), Some(_)) => {
+            reports::Reading::resume(core, actor, report, &after, rows_per_page)
+                .await
+                .map_err(|e| match e {
+                    Error::Invalid { field, reason } if field == "after" => {
+                        Error::invalid("RunReport/After", reason)
+                    }
+                    other => other,
+                })?
+        }
+        (Some(_), None) => {
+            return Err(Error::invalid(
+                "RunReport/After",
+                "continues a report read in pages: give PageSize too",
+            ))
+        }
+    };
+    let next = match page_size {
+        Some(_) => reading.continuation(),
+        // The whole report in one answer, as long as it fits.
+        None => {
+            while let Some(more) = reading.next(core).await? {
+                rows.extend(more);
+                if rows.len() > MAX_ROWS {
+                    return Err(Error::invalid(
+                        "RunReport/PageSize",
+                        format!(
+                            "the {} report has more than {MAX_ROWS} rows: read it in pages \
+                             (PageSize, then each answer's Next as After)",
+                            reading.name
+                        ),
+                    ));
+                }
+            }
+            None
+        }
+    };
+    let table = reports::Table {
+        report: reading.name,
+        columns: reading.columns,
+        rows,
+    };
     let out = RunReportResponse {
         report: table.report.into(),
         column: table.columns.iter().map(|c| Text::from(*c)).collect(),
@@ -99,6 +165,7 @@ pub async fn call(core: &Core, actor: &Actor, op: &El) -> Result<String, Error> 
             })
             .collect(),
         csv: table.to_csv()?.into(),
+        next: next.map(Into::into),
     };
     encode(&format!("{P}:RunReportResponse"), &out)
 }
