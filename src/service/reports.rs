@@ -402,16 +402,16 @@ impl Reading {
         require(actor)?;
         let mut r = Reading::start(report, rows_per_page);
         let (now, key) = Reading::parse_continuation(after)?;
-        let fits = match (&r.report, &key) {
-            (Report::Expiring { .. }, Key::Expiry(_)) => true,
-            (
-                Report::ContainerLicenses { .. }
-                | Report::TicketLicenses { .. }
-                | Report::NeverActivated,
-                Key::License(_),
-            ) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (&r.report, &key),
+            (Report::Expiring { .. }, Key::Expiry(_))
+                | (
+                    Report::ContainerLicenses { .. }
+                        | Report::TicketLicenses { .. }
+                        | Report::NeverActivated,
+                    Key::License(_),
+                )
+        );
         if !fits {
             return Err(Error::invalid(
                 "after",
