@@ -88,6 +88,11 @@ pub struct Config {
     pub report_recipients: String,
     /// One expiry report per customer instead of one per firm code.
     pub expiry_report_per_customer: bool,
+    /// The largest attachment a report mail carries (bytes of the file, compressed above
+    /// 64 KiB); a larger report is mailed as a link to download it.
+    pub report_attachment_max_bytes: u64,
+    /// How long a report mail's link downloads the report.
+    pub report_link_days: u32,
     /// The folder with the connector definitions (one TOML file each); missing: none.
     pub connectors_dir: String,
     /// Attempts before an ERP write-back is marked failed (delays as for mails).
@@ -210,6 +215,8 @@ impl Default for Config {
             expiry_report_days: 30,
             report_recipients: String::new(),
             expiry_report_per_customer: false,
+            report_attachment_max_bytes: 5_000_000,
+            report_link_days: 7,
             connectors_dir: "connectors".into(),
             writeback_max_attempts: 20,
             webhook_max_attempts: 15,
@@ -345,6 +352,8 @@ impl Config {
             ("expiry_report_days", Int),
             ("report_recipients", Str),
             ("expiry_report_per_customer", Bool),
+            ("report_attachment_max_bytes", Int),
+            ("report_link_days", Int),
             ("connectors_dir", Str),
             ("writeback_max_attempts", Int),
             ("webhook_max_attempts", Int),
@@ -434,6 +443,15 @@ impl Config {
         }
         if !(1..=3650).contains(&self.expiry_report_days) {
             return Err(Error::invalid("expiry_report_days", "between 1 and 3650"));
+        }
+        if self.report_attachment_max_bytes < 1024 {
+            return Err(Error::invalid(
+                "report_attachment_max_bytes",
+                "at least 1024 (a report larger than this is mailed as a link)",
+            ));
+        }
+        if !(1..=365).contains(&self.report_link_days) {
+            return Err(Error::invalid("report_link_days", "between 1 and 365"));
         }
         for (key, expr) in [
             ("job_expiry_report", &self.job_expiry_report),

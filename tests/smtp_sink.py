@@ -5,6 +5,7 @@ JSON file in a folder: envelope, subject, and each MIME part decoded.
 
 Prints READY when it accepts connections; stops on SIGTERM.
 """
+import base64
 import asyncio
 import email
 import email.policy
@@ -32,6 +33,9 @@ class Keep:
                 "filename": part.get_filename(),
                 "text": part.get_content() if part.get_content_maintype() == "text"
                 else None,
+                # Any other part's bytes (a compressed report), in base64.
+                "data": None if part.get_content_maintype() == "text"
+                else base64.b64encode(part.get_content()).decode("ascii"),
             })
         self.n += 1
         record = {

@@ -31,14 +31,17 @@ impl Format {
     }
 }
 
-/// The answer of a report opened with `Reading::first`: `first` its first page's rows.
+/// The answer of a report opened with `Reading::first`: `first` its first page's rows; only
+/// the rows whose cells match `keep` (column index and value; none: every row).
 pub fn respond(
     core: web::Data<Core>,
     reading: Reading,
     first: Vec<Vec<Value>>,
     format: Format,
+    keep: Vec<(usize, Value)>,
 ) -> Result<HttpResponse> {
     let columns = reading.columns;
+    let first = kept(first, &keep);
     let head = match format {
         Format::Csv => reports::csv_rows(Some(columns), &first)?,
         Format::Json => {
@@ -48,39 +51,35 @@ pub fn respond(
         }
     };
     let name = reading.name;
-    // The pages after the first; `rows_sent` tells JSON whether a comma goes before the next
-    // row, `done` that the tail has been written.
-    let state = (core, reading, !first.is_empty(), false);
-    let rest = stream::try_unfold(
-        state,
-        move |(core, mut reading, rows_sent, done)| async move {
-            if done {
-                return Ok(None);
-            }
-            let page = reading.next(&core).await.inspect_err(|e| {
-                // The answer has begun: the client sees it cut short; the log says why.
-                tracing::error!(report = name, error = %e, "report stopped while being sent");
-            })?;
-            let Some(rows) = page else {
-                return Ok(match format {
-                    Format::Csv => None,
-                    Format::Json => {
-                        let tail = Bytes::from_static(reports::JSON_TAIL);
-                        Some((tail, (core, reading, rows_sent, true)))
-                    }
-                });
-            };
-            let bytes = match format {
-                Format::Csv => reports::csv_rows(None, &rows)?,
-                Format::Json => reports::json_rows(columns, &rows, !rows_sent),
-            };
-            let rows_sent = rows_sent || !rows.is_empty();
-            Ok(Some((
-                Bytes::from(bytes),
-                (core, reading, rows_sent, false),
-            )))
-        },
-    );
+    let state = Sending {
+        core,
+        reading,
+        keep,
+        rows_sent: !first.is_empty(),
+        done: false,
+    };
+    let rest = stream::try_unfold(state, move |mut st| async move {
+        if st.done {
+            return Ok(None);
+        }
+        let page = st.reading.next(&st.core).await.inspect_err(|e| {
+            // The answer has begun: the client sees it cut short; the log says why.
+            tracing::error!(report = name, error = %e, "report stopped while being sent");
+        })?;
+        let Some(rows) = page.map(|rows| kept(rows, &st.keep)) else {
+            st.done = true;
+            return Ok(match format {
+                Format::Csv => None,
+                Format::Json => Some((Bytes::from_static(reports::JSON_TAIL), st)),
+            });
+        };
+        let bytes = match format {
+            Format::Csv => reports::csv_rows(None, &rows)?,
+            Format::Json => reports::json_rows(columns, &rows, !st.rows_sent),
+        };
+        st.rows_sent |= !rows.is_empty();
+        Ok(Some((Bytes::from(bytes), st)))
+    });
     let body = stream::once(async move { Ok::<_, Error>(Bytes::from(head)) }).chain(rest);
     let mut answer = HttpResponse::Ok();
     match format {
@@ -93,4 +92,23 @@ pub fn respond(
         Format::Json => answer.content_type("application/json"),
     };
     Ok(answer.streaming(body))
+}
+
+/// A report being sent: the pages after the first.
+struct Sending {
+    core: web::Data<Core>,
+    reading: Reading,
+    keep: Vec<(usize, Value)>,
+    /// Whether a row has been written (JSON: a comma goes before the next).
+    rows_sent: bool,
+    /// Whether the last page (and JSON's tail) has been written.
+    done: bool,
+}
+
+/// The rows whose cells match `keep`.
+fn kept(mut rows: Vec<Vec<Value>>, keep: &[(usize, Value)]) -> Vec<Vec<Value>> {
+    if !keep.is_empty() {
+        rows.retain(|r| keep.iter().all(|(i, v)| r.get(*i) == Some(v)));
+    }
+    rows
 }

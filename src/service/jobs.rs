@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::mail::{self, NewMail};
-use super::reports::{self, Report, Table};
+use super::mail;
+use super::report_mail;
+use super::reports::Report;
 use super::workers::{Next, Stopping, Worker};
 use super::Core;
 use crate::domain::{Actor, JobRunState, Role};
@@ -120,102 +121,6 @@ pub async fn run_once(core: &Core, job: &'static str, at: chrono::NaiveDateTime)
     Ok(true)
 }
 
-fn recipients(core: &Core) -> Vec<String> {
-    core.config
-        .report_recipients
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// Splits a license report by the values of `keys` (firm code, and customer if asked).
-fn split_by(t: &Table, keys: &[&str]) -> Vec<(Vec<Value>, Vec<Vec<Value>>)> {
-    let idx: Vec<usize> = keys
-        .iter()
-        .filter_map(|k| t.columns.iter().position(|c| c == k))
-        .collect();
-    let mut groups: Vec<(Vec<Value>, Vec<Vec<Value>>)> = vec![];
-    for row in &t.rows {
-        let key: Vec<Value> = idx.iter().map(|i| row[*i].clone()).collect();
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, rows)) => rows.push(row.clone()),
-            None => groups.push((key, vec![row.clone()])),
-        }
-    }
-    groups
-}
-
-/// Mails a license report, one mail per group and recipient with the group's CSV.
-async fn mail_report(
-    core: &Core,
-    kind: &'static str,
-    table: Table,
-    per_customer: bool,
-    extra: Value,
-) -> Result<String> {
-    let to = recipients(core);
-    if to.is_empty() {
-        return Ok(format!(
-            "{} row(s); no report_recipients configured",
-            table.rows.len()
-        ));
-    }
-    // A customer is its id in its scope: a shop's 1001 and the vendor's 1001 get two mails.
-    let keys: &[&str] = if per_customer {
-        &["firm_code", "customer_id", "customer_scope"]
-    } else {
-        &["firm_code"]
-    };
-    let groups = split_by(&table, keys);
-    let mut mails = vec![];
-    for (key, rows) in groups {
-        let part = Table {
-            report: table.report,
-            columns: table.columns,
-            rows,
-        };
-        let mut params = extra.clone();
-        params["firm_code"] = key[0].clone();
-        params["customer_id"] = key.get(1).cloned().unwrap_or(Value::Null);
-        params["customer_scope"] = key.get(2).cloned().unwrap_or(Value::Null);
-        params["rows"] = json!(part.rows.len());
-        params["columns"] = json!(part.columns.join(", "));
-        let scope = key.get(2).and_then(Value::as_str).filter(|s| !s.is_empty());
-        let name = match (key.get(1).and_then(Value::as_str), scope) {
-            (Some(cust), Some(scope)) => format!("{}-{}-{scope}-{cust}.csv", part.report, key[0]),
-            (Some(cust), None) => format!("{}-{}-{}.csv", part.report, key[0], cust),
-            _ => format!("{}-{}.csv", part.report, key[0]),
-        };
-        mails.push((params, name, part.to_csv()?));
-    }
-    let n = mails.len();
-    core.db
-        .write(move |c| {
-            for (params, name, csv) in &mails {
-                for r in &to {
-                    mail::enqueue(
-                        c,
-                        NewMail {
-                            kind,
-                            recipient: r,
-                            locale: "en",
-                            params: params.clone(),
-                            attachment: Some((name.clone(), csv.clone())),
-                        },
-                    )?;
-                }
-            }
-            Ok(())
-        })
-        .await?;
-    Ok(format!(
-        "{} row(s) in {n} report(s) queued",
-        table.rows.len()
-    ))
-}
-
 fn iso(t: chrono::NaiveDateTime) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -235,17 +140,17 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
         }
         "expiry_report" => {
             let days = core.config.expiry_report_days;
-            let table = reports::read(core, Report::Expiring { days }).await?;
             let now = super::now();
             let until = now + chrono::Duration::days(i64::from(days));
             let extra = json!({"days": days, "from": iso(now), "until": iso(until)});
             let per_customer = core.config.expiry_report_per_customer;
-            mail_report(core, "expiry_report", table, per_customer, extra).await
+            let report = Report::Expiring { days };
+            report_mail::mail_report(core, "expiry_report", report, per_customer, extra).await
         }
         "never_activated_report" => {
-            let table = reports::read(core, Report::NeverActivated).await?;
             let extra = json!({"now": iso(super::now())});
-            mail_report(core, "never_activated_report", table, false, extra).await
+            let report = Report::NeverActivated;
+            report_mail::mail_report(core, "never_activated_report", report, false, extra).await
         }
         "outbox" => {
             let sender = mail::OutboxSender::new(&core.config)?;
@@ -288,6 +193,7 @@ pub async fn run_job(core: &Core, job: &str) -> Result<String> {
                     let portal = super::portal::housekeeping(c, window)?;
                     // Back office sessions past their end or idle for too long.
                     crate::store::admin::delete_expired(c, now, now - idle)?;
+                    super::report_mail::forget_expired(c, now)?;
                     Ok((runs, mails, deliveries, notes, stale, portal))
                 })
                 .await?;

@@ -82,9 +82,10 @@ fn sample(kind: &str) -> Value {
             "licenses": [{"item_id": "SKU-1", "name": "Product", "quantity": 2}]}),
         "expiry_report" => json!({"firm_code": 6000010, "customer_id": "C-1", "days": 30,
             "from": "2026-11-23T00:00:00Z", "until": "2026-12-23T00:00:00Z", "rows": 3,
-            "columns": "license_id, ticket"}),
+            "columns": "license_id, ticket", "link": null, "link_days": 7}),
         "never_activated_report" => json!({"firm_code": 6000010, "rows": 3,
-            "now": "2026-11-23T00:00:00Z", "columns": "license_id, ticket"}),
+            "now": "2026-11-23T00:00:00Z", "columns": "license_id, ticket",
+            "link": "https://example.com/admin/downloads/0a1b", "link_days": 7}),
         "verify_email" => json!({"name": "Jane Doe", "email": "jane@example.com",
             "verify_url": "https://example.com/portal/register/verify?token=abc", "hours": 24}),
         _ => json!({"approval_id": 1, "kind": "reactivation", "license_id": 7,
@@ -206,7 +207,7 @@ pub struct NewMail<'a> {
     pub recipient: &'a str,
     pub locale: &'a str,
     pub params: Value,
-    /// File name and CSV text.
+    /// File name and CSV text (a `.gz` file: its bytes in base64).
     pub attachment: Option<(String, String)>,
 }
 
@@ -335,6 +336,15 @@ impl Mailer {
             None => MultiPart::mixed().singlepart(text),
         };
         let body = match attachment {
+            // A compressed report is kept as base64 text in the outbox.
+            Some((name, gz)) if name.ends_with(".gz") => {
+                let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, gz)
+                    .map_err(|e| Failure::permanent(format!("attachment {name}: {e}")))?;
+                let kind = ContentType::parse("application/gzip").expect("content type");
+                MultiPart::mixed()
+                    .multipart(body)
+                    .singlepart(Attachment::new(name).body(bytes, kind))
+            }
             Some((name, csv)) => {
                 let kind = ContentType::parse("text/csv; charset=utf-8").expect("content type");
                 MultiPart::mixed()

@@ -15,6 +15,7 @@ pub mod orders;
 pub mod portal;
 pub mod production;
 mod queue;
+pub mod report_mail;
 pub mod reports;
 pub mod users;
 pub mod webhooks;

@@ -142,6 +142,39 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The report's name and its parameters as `parse` takes them (`Params::from_pairs`).
+    pub fn to_query(&self) -> (&'static str, Vec<(String, String)>) {
+        let one = |k: &str, v: String| vec![(k.to_string(), v)];
+        match self {
+            Report::ContainerLicenses { serial } => {
+                ("container-licenses", one("serial", serial.clone()))
+            }
+            Report::Expiring { days } => ("expiring", one("days", days.to_string())),
+            Report::CustomerContainers { scope, customer_id } => (
+                "customer-containers",
+                vec![
+                    ("scope".into(), scope.clone()),
+                    ("customer_id".into(), customer_id.clone()),
+                ],
+            ),
+            Report::TicketLicenses { ticket } => ("ticket-licenses", one("ticket", ticket.clone())),
+            Report::LicenseHistory { license_id } => {
+                ("license-history", one("license_id", license_id.to_string()))
+            }
+            Report::Blacklist => ("blacklist", vec![]),
+            Report::NeverActivated => ("never-activated", vec![]),
+            Report::ActivationsPerMonth => ("activations", vec![]),
+            Report::Production => ("production", vec![]),
+            Report::Duplicates => ("duplicates", vec![]),
+            Report::CloudSeats => ("cloud-seats", vec![]),
+            Report::CloudUse { days } => ("cloud-use", one("days", days.to_string())),
+            Report::CheckIn => ("check-in", vec![]),
+            Report::Units => ("units", vec![]),
+        }
+    }
+}
+
 /// The parameters a report may take, as every front door passes them: the JSON API's query
 /// string (`from_pairs`), the SOAP Report service's elements and the CLI's options fill the
 /// same fields. Values are text as given; `Report::parse` checks them.
@@ -388,6 +421,26 @@ impl Reading {
         let mut r = Reading::start(report, rows_per_page);
         let rows = r.next(core).await?.unwrap_or_default();
         Ok((r, rows))
+    }
+
+    /// `first` of the report as it was at `now` (the expiring report's window begins there).
+    pub async fn first_at(
+        core: &Core,
+        actor: &Actor,
+        report: Report,
+        rows_per_page: i64,
+        now: chrono::NaiveDateTime,
+    ) -> Result<(Reading, Vec<Vec<Value>>)> {
+        require(actor)?;
+        let mut r = Reading::start(report, rows_per_page);
+        r.now = now;
+        let rows = r.next(core).await?.unwrap_or_default();
+        Ok((r, rows))
+    }
+
+    /// The time the report is of.
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        self.now
     }
 
     /// Opens `report` for `actor` again where a page read before ended (`after`, the

@@ -11,6 +11,7 @@ pub mod cloud;
 pub mod contact;
 pub mod containers;
 pub mod customers;
+pub mod downloads;
 pub mod firms;
 pub mod history;
 pub mod items;

@@ -497,6 +497,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    report_downloads (token_hash) {
+        token_hash -> Text,
+        report -> Text,
+        params -> Text,
+        report_at -> Timestamp,
+        rows_of -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     firms,
     items,

@@ -784,3 +784,130 @@ fn the_ticket_mail_is_sent_again_on_request() {
     assert_eq!(s, 403);
     assert_eq!(app.count("outbox"), 2);
 }
+
+/// The never-activated report of a generated database, mailed by its job run now: the
+/// mails that arrived.
+fn mailed_report(app: &TestApp, sink: &SmtpSink) -> Vec<Value> {
+    let (s, v) = app.admin("POST", "/api/v1/jobs/never_activated_report/run", None);
+    assert_eq!(s, 200, "{v}");
+    let mails = sink.wait_for(1, 15);
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    mails
+}
+
+/// The never-activated report as CSV from the JSON API: what a mail must carry.
+fn never_activated_csv(app: &TestApp) -> String {
+    let (s, v) = app.call(
+        "GET",
+        "/api/v1/reports/never-activated?format=csv",
+        Some(("admin", crate::harness::ADMIN_PW)),
+        None,
+    );
+    assert_eq!(s, 200);
+    v.as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_large_report_goes_compressed_and_one_too_large_as_a_link_to_download_signed_in() {
+    use std::io::Read;
+    // Compressed: more than 64 KiB of CSV, less than the largest attachment once gzipped.
+    let sink = SmtpSink::start();
+    let app = TestApp::start_with(|c| {
+        with_smtp(&sink)(c);
+        c.report_recipients = "finance@vendor.example".into();
+    });
+    app.rt
+        .block_on(licentia::service::generate::fill(&app.core, 3000, 5))
+        .unwrap();
+    let whole = never_activated_csv(&app);
+    assert!(whole.len() > 64 * 1024, "{} bytes", whole.len());
+    let mail = &mailed_report(&app, &sink)[0];
+    let gz = mail["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["content_type"] == "application/gzip")
+        .unwrap_or_else(|| panic!("no compressed attachment: {mail}"));
+    assert!(
+        gz["filename"].as_str().unwrap().ends_with(".csv.gz"),
+        "{gz}"
+    );
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        gz["data"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert!(
+        bytes.len() < whole.len() / 3,
+        "{} bytes compressed",
+        bytes.len()
+    );
+    let mut csv = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut csv)
+        .unwrap();
+    assert_eq!(csv, whole, "the whole report, as the API gives it");
+    drop(app);
+
+    // Too large even so: the mail says how many rows and links to them.
+    let sink = SmtpSink::start();
+    let app = TestApp::start_with(|c| {
+        with_smtp(&sink)(c);
+        c.report_recipients = "finance@vendor.example".into();
+        c.report_attachment_max_bytes = 4096;
+        c.public_url = "https://licenses.vendor.example".into();
+    });
+    app.rt
+        .block_on(licentia::service::generate::fill(&app.core, 3000, 5))
+        .unwrap();
+    let whole = never_activated_csv(&app);
+    let mail = &mailed_report(&app, &sink)[0];
+    let parts = mail["parts"].as_array().unwrap();
+    assert!(
+        parts.iter().all(|p| p["filename"].is_null()),
+        "no attachment: {mail}"
+    );
+    let text = part(mail, "text/plain");
+    let rows = whole.lines().count() - 1;
+    assert!(
+        text.contains(&format!("too many to attach: {rows} row(s)")),
+        "{text}"
+    );
+    let at = text
+        .find("https://licenses.vendor.example/admin/downloads/")
+        .unwrap_or_else(|| panic!("no link: {text}"));
+    let link =
+        &text[at + "https://licenses.vendor.example".len()..][.."/admin/downloads/".len() + 64];
+    // Not signed in: the login first, back to the link after.
+    let p = crate::portal::Visitor::new(&app.base).get(link);
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert!(
+        p.location.starts_with("/admin/login?next="),
+        "{}",
+        p.location
+    );
+    let mut staff = crate::admin::staff(&app, "admin", crate::harness::ADMIN_PW);
+    let p = staff.get(link);
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(
+        p.body, whole,
+        "the mail's rows, as the report gave them when it was mailed"
+    );
+    // A token that is not one, and a link past its days.
+    let mut wrong = link.to_string();
+    wrong.replace_range(
+        wrong.len() - 1..,
+        if link.ends_with('0') { "1" } else { "0" },
+    );
+    assert_eq!(staff.get(&wrong).status, 404);
+    diesel::sql_query("UPDATE report_downloads SET expires_at = '2000-01-01 00:00:00'")
+        .execute(&mut app.db.connect())
+        .unwrap();
+    let p = staff.get(link);
+    assert!(
+        p.status >= 400 && p.body.contains("expired"),
+        "{}: {}",
+        p.status,
+        p.body
+    );
+}

@@ -12,12 +12,13 @@ use crate::api::report_stream;
 use crate::domain::{Role, Settings};
 use crate::error::{Error, Result};
 use crate::service::reports::{self, Params, Report};
-use crate::service::{admin, audit, catalog, connectors, jobs, mail, users};
+use crate::service::{admin, audit, catalog, connectors, jobs, mail, report_mail, users};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/reports", web::get().to(report_list))
         .route("/reports/{name}", web::get().to(report))
         .route("/reports/{name}/csv", web::get().to(report_csv))
+        .route("/downloads/{token}", web::get().to(download))
         .route("/mail", web::get().to(outbox))
         .route("/mail/{id}/requeue", web::post().to(requeue_mail))
         .route(
@@ -219,7 +220,28 @@ async fn report_csv(
     tried!(
         admin,
         v,
-        report_stream::respond(core, reading, first, report_stream::Format::Csv)
+        report_stream::respond(core, reading, first, report_stream::Format::Csv, vec![])
+    )
+}
+
+/// A report mailed as a link (too large to attach): the mail's rows as CSV, sent as they
+/// are read, to staff signed in, until the link expires.
+async fn download(
+    core: Core_,
+    admin: Admin_,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
+    let v = staff!(core, admin, req);
+    let (reading, first, keep) = tried!(
+        admin,
+        v,
+        report_mail::open_download(&core, &v.staff().actor, &token).await
+    );
+    tried!(
+        admin,
+        v,
+        report_stream::respond(core, reading, first, report_stream::Format::Csv, keep)
     )
 }
 
