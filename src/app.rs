@@ -194,15 +194,24 @@ fn server_outcome(
 }
 
 /// The request span without the query string: the GenericConnector's password travels in
-/// it and must not reach the logs.
+/// it and must not reach the logs. Nor does a report link's token (the last segment of
+/// `/admin/downloads/…`).
 pub struct PathOnlySpan;
+
+/// A request's path as the logs show it.
+fn logged_path(path: &str) -> &str {
+    match path.strip_prefix("/admin/downloads/") {
+        Some(token) if !token.is_empty() => "/admin/downloads/(token)",
+        _ => path,
+    }
+}
 
 impl tracing_actix_web::RootSpanBuilder for PathOnlySpan {
     fn on_request_start(req: &actix_web::dev::ServiceRequest) -> tracing::Span {
         tracing::info_span!(
             "request",
             method = %req.method(),
-            path = %req.path(),
+            path = %logged_path(req.path()),
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             exception.message = tracing::field::Empty,

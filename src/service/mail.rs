@@ -85,7 +85,7 @@ fn sample(kind: &str) -> Value {
             "columns": "license_id, ticket", "link": null, "link_days": 7}),
         "never_activated_report" => json!({"firm_code": 6000010, "rows": 3,
             "now": "2026-11-23T00:00:00Z", "columns": "license_id, ticket",
-            "link": "https://example.com/admin/downloads/0a1b", "link_days": 7}),
+            "link": null, "link_days": 7}),
         "verify_email" => json!({"name": "Jane Doe", "email": "jane@example.com",
             "verify_url": "https://example.com/portal/register/verify?token=abc", "hours": 24}),
         _ => json!({"approval_id": 1, "kind": "reactivation", "license_id": 7,
@@ -140,6 +140,27 @@ impl Templates {
         for (kind, langs) in KINDS {
             for lang in *langs {
                 t.render(kind, lang, &sample(kind))?;
+                // A report mailed as a link, and one from before links (none named).
+                if kind.ends_with("_report") {
+                    let link = "https://example.com/admin/downloads/0a1b";
+                    let mut linked = sample(kind);
+                    linked["link"] = json!(link);
+                    if !t.render(kind, lang, &linked)?.text.contains(link) {
+                        return Err(Error::invalid(
+                            "mail_templates_dir",
+                            format!(
+                                "{kind}.{lang}.txt never shows {{{{ link }}}}: a report too \
+                                 large to attach is mailed as a link instead"
+                            ),
+                        ));
+                    }
+                    let mut unlinked = sample(kind);
+                    if let Some(o) = unlinked.as_object_mut() {
+                        o.remove("link");
+                        o.remove("link_days");
+                    }
+                    t.render(kind, lang, &unlinked)?;
+                }
             }
         }
         Ok(t)
@@ -530,6 +551,21 @@ mod tests {
             "Subject: T {{ ticket }}\nHallo\n",
         )
         .unwrap();
+        // A report template that would say "attached" to a mail carrying a link instead.
+        std::fs::write(
+            dir.join("expiry_report.en.txt"),
+            "Subject: {{ rows }} expire\nThe attached CSV lists them.\n",
+        )
+        .unwrap();
+        let e = Templates::load(&config_with(&dir))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("expiry_report.en.txt") && e.contains("link"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.join("expiry_report.en.txt")).unwrap();
         let t = Templates::load(&config_with(&dir)).unwrap();
         let r = t.render("ticket", "de-AT", &sample("ticket")).unwrap();
         assert_eq!(r.subject, "T ABCDE-FGHJK-LMNPQ-RSTUV-WXZ23");

@@ -270,8 +270,13 @@ pub async fn open_download(
         Reading::first_at(core, actor, report, reports::PAGE_ROWS, d.report_at).await?;
     let keep = rows_of
         .into_iter()
-        .filter_map(|(k, v)| reading.columns.iter().position(|c| *c == k).map(|i| (i, v)))
-        .collect();
+        .map(
+            |(k, v)| match reading.columns.iter().position(|c| *c == k) {
+                Some(i) => Ok((i, v)),
+                None => Err(Error::internal(format!("report link: no column {k}"))),
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
     Ok((reading, first, keep))
 }
 

@@ -373,6 +373,9 @@ fn license_table(report: &'static str, rows: Vec<LicenseLine>) -> Result<Table> 
     })
 }
 
+/// How long a continuation of a report read in pages serves.
+const CONTINUATION_LASTS: chrono::Duration = chrono::Duration::days(7);
+
 /// Rows of a page of the license reports: enough that a page's queries cost little beside
 /// its rows, few enough that a page in memory is a few hundred kilobytes.
 pub const PAGE_ROWS: i64 = 1000;
@@ -454,41 +457,35 @@ impl Reading {
     ) -> Result<(Reading, Vec<Vec<Value>>)> {
         require(actor)?;
         let mut r = Reading::start(report, rows_per_page);
-        let (now, key) = Reading::parse_continuation(after)?;
-        let fits = matches!(
-            (&r.report, &key),
-            (Report::Expiring { .. }, Key::Expiry(_))
-                | (
-                    Report::ContainerLicenses { .. }
-                        | Report::TicketLicenses { .. }
-                        | Report::NeverActivated,
-                    Key::License(_),
-                )
-        );
-        if !fits {
-            return Err(Error::invalid(
-                "after",
-                "is not where a page of this report ended",
-            ));
-        }
+        let (now, key) = r.parse_continuation(after)?;
         r.now = now;
         r.next = Some(Some(key));
         let rows = r.next(core).await?.unwrap_or_default();
         Ok((r, rows))
     }
 
-    /// Where the next page begins, as text to hand to `resume` (the report's time, and the
-    /// key of the last row read); none when no page follows.
+    /// Where the next page begins, as text to hand to `resume`: the report's time, the key
+    /// of the last row read, and a tag of the report and its parameters (a continuation
+    /// serves only the report it came from); none when no page follows.
     pub fn continuation(&self) -> Option<String> {
         let micros = self.now.and_utc().timestamp_micros();
+        let tag = self.tag();
         match &self.next {
-            Some(Some(Key::License(id))) => Some(format!("{micros}.{id}")),
-            Some(Some(Key::Expiry((second, id)))) => Some(format!("{micros}.{second}.{id}")),
+            Some(Some(Key::License(id))) => Some(format!("{micros}.{id}.{tag}")),
+            Some(Some(Key::Expiry((second, id)))) => Some(format!("{micros}.{second}.{id}.{tag}")),
             _ => None,
         }
     }
 
-    fn parse_continuation(text: &str) -> Result<(chrono::NaiveDateTime, Key)> {
+    /// The report and its parameters, in eight hex digits.
+    fn tag(&self) -> String {
+        let (name, query) = self.report.to_query();
+        let text = serde_json::json!([name, query]).to_string();
+        hex::encode(&openssl::sha::sha256(text.as_bytes())[..4])
+    }
+
+    /// The time and key of a continuation of this report.
+    fn parse_continuation(&self, text: &str) -> Result<(chrono::NaiveDateTime, Key)> {
         let bad = || {
             let shown: String = text.chars().take(60).collect();
             Error::invalid(
@@ -496,12 +493,29 @@ impl Reading {
                 format!("{shown:?} is not a continuation a report page gave"),
             )
         };
-        let parts: Vec<&str> = text.split('.').collect();
+        let mut parts: Vec<&str> = text.split('.').collect();
+        if parts.pop() != Some(self.tag().as_str()) {
+            return Err(Error::invalid(
+                "after",
+                "is not where a page of this report (with these parameters) ended",
+            ));
+        }
         let number = |s: &str| s.parse::<i64>().ok().filter(|n| *n >= 0);
         let now = number(parts[0])
             .and_then(chrono::DateTime::from_timestamp_micros)
             .ok_or_else(bad)?
             .naive_utc();
+        // A report is read through within days; a continuation from another time is none.
+        let here = super::now();
+        if now > here + chrono::Duration::minutes(1) || now < here - CONTINUATION_LASTS {
+            return Err(Error::invalid(
+                "after",
+                format!(
+                    "is older than {} days (or from the future): read the report again",
+                    CONTINUATION_LASTS.num_days()
+                ),
+            ));
+        }
         let key = match parts[1..] {
             [id] => Key::License(number(id).ok_or_else(bad)?),
             [second, id] => {
@@ -511,6 +525,19 @@ impl Reading {
             }
             _ => return Err(bad()),
         };
+        let fits = matches!(
+            (&self.report, &key),
+            (Report::Expiring { .. }, Key::Expiry(_))
+                | (
+                    Report::ContainerLicenses { .. }
+                        | Report::TicketLicenses { .. }
+                        | Report::NeverActivated,
+                    Key::License(_),
+                )
+        );
+        if !fits {
+            return Err(bad());
+        }
         Ok((now, key))
     }
 

@@ -122,20 +122,23 @@ pub fn expiring(
     use diesel::dsl::sql;
     use diesel::sql_types::{BigInt, Bool, Text};
     // `expires_at` is kept by the database (generated from the options), so it is not in the
-    // schema diesel writes with; its conditions are written out.
+    // schema diesel writes with; its conditions are written out. A page after a key seeks to
+    // the key's second (a row value, `(expires_at, id) > (…)`, would not be sought by SQLite
+    // beside the report's own bound, and every page would read from the window's start).
+    let from = expiry_second(from);
     let (key, id) = match after {
-        Some((k, id)) => (k.clone(), *id),
-        None => (String::new(), 0),
+        Some((k, id)) if *k >= from => (k.clone(), *id),
+        _ => (from, 0),
     };
     let rows: Vec<LicenseLine> = license_lines!()
         .filter(
             sql::<Bool>("licenses.expires_at >= ")
-                .bind::<Text, _>(expiry_second(from))
+                .bind::<Text, _>(key.clone())
                 .sql(" AND licenses.expires_at <= ")
                 .bind::<Text, _>(expiry_second(until))
-                .sql(" AND (licenses.expires_at, licenses.id) > (")
+                .sql(" AND (licenses.expires_at > ")
                 .bind::<Text, _>(key)
-                .sql(", ")
+                .sql(" OR licenses.id > ")
                 .bind::<BigInt, _>(id)
                 .sql(")"),
         )

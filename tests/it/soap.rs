@@ -695,7 +695,7 @@ fn zeep_reads_a_long_report_in_pages() {
     };
     let v = run(json!({"Name": "never-activated"}));
     assert!(fault(&v).contains("more than 10000 rows"), "{v}");
-    let (mut ids, mut after, mut pages) = (vec![], None::<String>, 0);
+    let (mut ids, mut after, mut pages, mut first_next) = (vec![], None::<String>, 0, None);
     loop {
         let mut args = json!({"Name": "never-activated", "PageSize": 4000});
         if let Some(a) = &after {
@@ -717,29 +717,41 @@ fn zeep_reads_a_long_report_in_pages() {
         );
         pages += 1;
         match r["Next"].as_str() {
-            Some(next) => after = Some(next.to_string()),
+            Some(next) => {
+                first_next.get_or_insert_with(|| next.to_string());
+                after = Some(next.to_string())
+            }
             None => break,
         }
     }
     assert_eq!(ids, expected, "every row once, in order");
     assert!(pages >= 3, "{pages} pages");
-    // Continuations that are none, or another report's, and After without PageSize.
+    // Continuations that are none, another report's, or old, and After without PageSize.
     let expiring = run(json!({"Name": "expiring", "Days": 365, "PageSize": 10}));
     let other = expiring["ok"]["Next"]
         .as_str()
         .expect("the expiring report goes on")
         .to_string();
+    let mine = first_next.unwrap();
+    let parts: Vec<&str> = mine.split('.').collect();
+    let garbled = format!("{}.x.{}", parts[0], parts[2]);
+    let week_ago = chrono::Utc::now().timestamp_micros() - 8 * 86_400_000_000;
+    let old = format!("{week_ago}.{}.{}", parts[1], parts[2]);
     for (args, says) in [
         (
             json!({"Name": "never-activated", "PageSize": 10, "After": other}),
             "is not where a page",
         ),
         (
-            json!({"Name": "never-activated", "PageSize": 10, "After": "12.x"}),
+            json!({"Name": "never-activated", "PageSize": 10, "After": garbled}),
             "not a continuation",
         ),
         (
-            json!({"Name": "never-activated", "After": "1.5"}),
+            json!({"Name": "never-activated", "PageSize": 10, "After": old}),
+            "older than 7 days",
+        ),
+        (
+            json!({"Name": "never-activated", "After": mine}),
             "give PageSize too",
         ),
         (
