@@ -428,3 +428,72 @@ fn lookups_lists_and_reports_read_by_index_on_a_generated_database() {
         scans.join("\n")
     );
 }
+
+/// Licenses that expire in the same second, read across pages: each once, in license order
+/// within the second, the second itself where the report's window begins and ends, and
+/// what the pages skip is what lies outside the window (the pages seek by the key's second
+/// and then by id).
+#[test]
+fn the_expiring_report_reads_licenses_of_one_second_across_pages_each_once() {
+    use chrono::Timelike;
+    use licentia::service::reports::{Reading, Report};
+    let app = TestApp::start();
+    let item = |id: &str, at: chrono::DateTime<chrono::Utc>| {
+        let (s, v) = app.admin(
+            "POST",
+            "/api/v1/items",
+            Some(serde_json::json!({"item_id": id, "name": id, "firm_code": crate::activation::FIRM,
+                "product_code": 1001, "options": {"feature_map": 1, "expiration_time": at.to_rfc3339()}})),
+        );
+        assert_eq!(s, 201, "{v}");
+    };
+    let second = (chrono::Utc::now() + chrono::Duration::days(3))
+        .with_nanosecond(0)
+        .unwrap();
+    item("SAME-SECOND", second);
+    item("NEXT-SECOND", second + chrono::Duration::seconds(1));
+    item("OUTSIDE", second + chrono::Duration::days(30));
+    let (s, v) = app.admin(
+        "POST",
+        "/api/v1/orders",
+        Some(crate::harness::order(
+            "TIES-1",
+            "C-TIES",
+            &[("SAME-SECOND", 17), ("NEXT-SECOND", 4), ("OUTSIDE", 3)],
+        )),
+    );
+    assert_eq!(s, 201, "{v}");
+    let lines: Vec<Vec<i64>> = v["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["licenses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap())
+                .collect()
+        })
+        .collect();
+    let system = crate::harness::system();
+    let ids = app.rt.block_on(async {
+        let report = Report::Expiring { days: 10 };
+        let (mut reading, mut rows) = Reading::first(&app.core, &system, report, 5).await.unwrap();
+        let mut pages = 1;
+        while let Some(more) = reading.next(&app.core).await.unwrap() {
+            rows.extend(more);
+            pages += 1;
+        }
+        assert!(pages >= 5, "{pages} pages of five");
+        rows.iter()
+            .map(|r| r[0].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let mut want = lines[0].clone();
+    want.extend(&lines[1]);
+    assert_eq!(
+        ids, want,
+        "the second's licenses by id, then the next second's"
+    );
+}
