@@ -355,25 +355,19 @@ pub async fn dashboard(core: &Core, actor: &Actor) -> Result<Dashboard> {
             Ok((days, store::failed_queues(c)?, store::open_approvals(c)?))
         })
         .await?;
-    // The expiring licenses of the next weeks, counted per week from today.
-    let table = super::reports::read(
-        core,
-        super::reports::Report::Expiring {
-            days: (WEEKS * 7) as u32,
-        },
-    )
-    .await?;
-    let at = table.columns.iter().position(|c| *c == "expiration_time");
+    // The expiring licenses of the next weeks, counted per week from today (per day by the
+    // database, from the expiration index alone).
+    let until = now + Duration::days(WEEKS * 7);
+    let per_day = core
+        .db
+        .read(move |c| crate::store::reports::expiring_per_day(c, now, until))
+        .await?;
     let mut weeks = vec![0i64; WEEKS as usize];
-    for row in &table.rows {
-        let t = at
-            .and_then(|i| row.get(i))
-            .and_then(|v| v.as_str())
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
-        if let Some(t) = t {
-            let w = (t.naive_utc() - today).num_days() / 7;
-            if let Some(n) = weeks.get_mut(w.max(0) as usize) {
-                *n += 1;
+    for (day, n) in per_day {
+        if let Ok(d) = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d") {
+            let w = (d - today.date()).num_days() / 7;
+            if let Some(slot) = weeks.get_mut(w.max(0) as usize) {
+                *slot += n;
             }
         }
     }

@@ -140,9 +140,9 @@ pub fn expiring(
                 .bind::<Text, _>(key)
                 .sql(" OR licenses.id > ")
                 .bind::<BigInt, _>(id)
-                .sql(")"),
+                // As the partial index `licenses_expires_at` names them.
+                .sql(") AND licenses.expires_at IS NOT NULL AND licenses.state <> 'deleted'"),
         )
-        .filter(licenses::state.ne(LicenseState::Deleted.as_str()))
         .order(sql::<Text>("licenses.expires_at, licenses.id"))
         .limit(limit)
         .load(c)?;
@@ -154,6 +154,35 @@ pub fn expiring(
             Ok((t.naive_utc(), l))
         })
         .collect()
+}
+
+/// How many licenses (not deleted) expire on each UTC day whose expiration second falls
+/// between `from` and `until`, read from the index alone.
+pub fn expiring_per_day(
+    c: &mut Conn,
+    from: NaiveDateTime,
+    until: NaiveDateTime,
+) -> Result<Vec<(String, i64)>> {
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Day {
+        #[diesel(sql_type = Text)]
+        day: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let q = |from: &str, until: &str| {
+        diesel::sql_query(
+            "SELECT substr(expires_at, 1, 10) AS day, COUNT(*) AS n FROM licenses \
+             WHERE expires_at >= $1 AND expires_at <= $2 \
+             AND expires_at IS NOT NULL AND state <> 'deleted' GROUP BY substr(expires_at, 1, 10)",
+        )
+        .bind::<Text, _>(from.to_string())
+        .bind::<Text, _>(until.to_string())
+    };
+    let (from, until) = (expiry_second(from), expiry_second(until));
+    let days: Vec<Day> = crate::on_backend!(c, x => q(&from, &until).load(x))?;
+    Ok(days.into_iter().map(|d| (d.day, d.n)).collect())
 }
 
 /// The licenses made and never activated (available, first generation, no activation

@@ -279,6 +279,7 @@ fn lookups_lists_and_reports_read_by_index_on_a_generated_database() {
     // The back office's pages over the same data.
     let mut staff = crate::admin::staff(&app, "admin", ADMIN_PW);
     for page in [
+        "/admin".to_string(),
         "/admin/orders".to_string(),
         format!("/admin/orders?q={}", pick.erp),
         format!("/admin/orders?q={code}"),
@@ -434,7 +435,7 @@ fn lookups_lists_and_reports_read_by_index_on_a_generated_database() {
 /// what the pages skip is what lies outside the window (the pages seek by the key's second
 /// and then by id).
 #[test]
-fn the_expiring_report_reads_licenses_of_one_second_across_pages_each_once() {
+fn expiring_licenses_of_one_second_are_read_across_pages_once_and_counted_per_week() {
     use chrono::Timelike;
     use licentia::service::reports::{Reading, Report};
     let app = TestApp::start();
@@ -496,4 +497,12 @@ fn the_expiring_report_reads_licenses_of_one_second_across_pages_each_once() {
         ids, want,
         "the second's licenses by id, then the next second's"
     );
+    // The dashboard counts them per week from the expiration index: 21 in the first week,
+    // 3 in the fifth (33 days out), none else.
+    let board = app
+        .rt
+        .block_on(licentia::service::admin::dashboard(&app.core, &system))
+        .unwrap();
+    let weeks: Vec<i64> = board.expiring.iter().map(|(_, n)| *n).collect();
+    assert_eq!(weeks, [21, 0, 0, 0, 3, 0, 0, 0], "{:?}", board.expiring);
 }
