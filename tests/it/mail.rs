@@ -348,7 +348,7 @@ fn the_expiry_job_mails_a_csv_of_exactly_the_licenses_that_expire() {
 }
 
 /// An order from source `erp`; the license ids of each line.
-fn new_order_of(app: &TestApp, erp: &str, lines: &[(&str, i64)]) -> Vec<Vec<i64>> {
+pub(crate) fn new_order_of(app: &TestApp, erp: &str, lines: &[(&str, i64)]) -> Vec<Vec<i64>> {
     let (s, v) = app.admin(
         "POST",
         "/api/v1/orders",

@@ -454,29 +454,11 @@ fn expiring_licenses_of_one_second_are_read_across_pages_once_and_counted_per_we
     item("SAME-SECOND", second);
     item("NEXT-SECOND", second + chrono::Duration::seconds(1));
     item("OUTSIDE", second + chrono::Duration::days(30));
-    let (s, v) = app.admin(
-        "POST",
-        "/api/v1/orders",
-        Some(crate::harness::order(
-            "TIES-1",
-            "C-TIES",
-            &[("SAME-SECOND", 17), ("NEXT-SECOND", 4), ("OUTSIDE", 3)],
-        )),
+    let lines = crate::mail::new_order_of(
+        &app,
+        "TIES-1",
+        &[("SAME-SECOND", 17), ("NEXT-SECOND", 4), ("OUTSIDE", 3)],
     );
-    assert_eq!(s, 201, "{v}");
-    let lines: Vec<Vec<i64>> = v["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            l["licenses"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_i64().unwrap())
-                .collect()
-        })
-        .collect();
     let system = crate::harness::system();
     let ids = app.rt.block_on(async {
         let report = Report::Expiring { days: 10 };
