@@ -31,17 +31,14 @@ impl Format {
     }
 }
 
-/// The answer of a report opened with `Reading::first`: `first` its first page's rows; only
-/// the rows whose cells match `keep` (column index and value; none: every row).
+/// The answer of a report opened with `Reading::first`: `first` its first page's rows.
 pub fn respond(
     core: web::Data<Core>,
     reading: Reading,
     first: Vec<Vec<Value>>,
     format: Format,
-    keep: Vec<(usize, Value)>,
 ) -> Result<HttpResponse> {
     let columns = reading.columns;
-    let first = kept(first, &keep);
     let head = match format {
         Format::Csv => reports::csv_rows(Some(columns), &first)?,
         Format::Json => {
@@ -54,7 +51,6 @@ pub fn respond(
     let state = Sending {
         core,
         reading,
-        keep,
         rows_sent: !first.is_empty(),
         done: false,
     };
@@ -66,7 +62,7 @@ pub fn respond(
             // The answer has begun: the client sees it cut short; the log says why.
             tracing::error!(report = name, error = %e, "report stopped while being sent");
         })?;
-        let Some(rows) = page.map(|rows| kept(rows, &st.keep)) else {
+        let Some(rows) = page else {
             st.done = true;
             return Ok(match format {
                 Format::Csv => None,
@@ -98,17 +94,8 @@ pub fn respond(
 struct Sending {
     core: web::Data<Core>,
     reading: Reading,
-    keep: Vec<(usize, Value)>,
     /// Whether a row has been written (JSON: a comma goes before the next).
     rows_sent: bool,
     /// Whether the last page (and JSON's tail) has been written.
     done: bool,
-}
-
-/// The rows whose cells match `keep`.
-fn kept(mut rows: Vec<Vec<Value>>, keep: &[(usize, Value)]) -> Vec<Vec<Value>> {
-    if !keep.is_empty() {
-        rows.retain(|r| keep.iter().all(|(i, v)| r.get(*i) == Some(v)));
-    }
-    rows
 }

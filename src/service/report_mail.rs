@@ -239,13 +239,13 @@ fn attachment(
     }))
 }
 
-/// A link's report, opened for `actor` as it was when mailed: its first page, and the rows
-/// that are the link's (column index and value, all matching).
+/// A link's report, opened for `actor` as it was when mailed, keeping only the link's rows:
+/// its first page.
 pub async fn open_download(
     core: &Core,
     actor: &Actor,
     token: &str,
-) -> Result<(Reading, Vec<Vec<Value>>, Vec<(usize, Value)>)> {
+) -> Result<(Reading, Vec<Vec<Value>>)> {
     let unknown = || Error::not_found("report link", "this");
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(unknown());
@@ -266,7 +266,7 @@ pub async fn open_download(
     let params: Vec<(String, String)> = serde_json::from_str(&d.params).map_err(bad)?;
     let rows_of: serde_json::Map<String, Value> = serde_json::from_str(&d.rows_of).map_err(bad)?;
     let report = Report::parse(&d.report, &Params::from_pairs(params)?)?;
-    let (reading, first) =
+    let (mut reading, first) =
         Reading::first_at(core, actor, report, reports::PAGE_ROWS, d.report_at).await?;
     let keep = rows_of
         .into_iter()
@@ -277,7 +277,8 @@ pub async fn open_download(
             },
         )
         .collect::<Result<Vec<_>>>()?;
-    Ok((reading, first, keep))
+    let first = reading.keep_only(keep, first);
+    Ok((reading, first))
 }
 
 /// Forgets report links that expired a day ago or more (housekeeping).

@@ -220,7 +220,7 @@ async fn report_csv(
     tried!(
         admin,
         v,
-        report_stream::respond(core, reading, first, report_stream::Format::Csv, vec![])
+        report_stream::respond(core, reading, first, report_stream::Format::Csv)
     )
 }
 
@@ -233,7 +233,7 @@ async fn download(
     token: web::Path<String>,
 ) -> HttpResponse {
     let v = staff!(core, admin, req);
-    let (reading, first, keep) = tried!(
+    let (reading, first) = tried!(
         admin,
         v,
         report_mail::open_download(&core, &v.staff().actor, &token).await
@@ -241,7 +241,7 @@ async fn download(
     tried!(
         admin,
         v,
-        report_stream::respond(core, reading, first, report_stream::Format::Csv, keep)
+        report_stream::respond(core, reading, first, report_stream::Format::Csv)
     )
 }
 

@@ -456,13 +456,7 @@ async fn report(
     let format = report_stream::Format::parse(q.remove("format").as_deref())?;
     let report = Report::parse(&name, &reports::Params::from_pairs(q)?)?;
     let (reading, first) = reports::Reading::first(&core, &c.0, report, reports::PAGE_ROWS).await?;
-    Ok(report_stream::respond(
-        core,
-        reading,
-        first,
-        format,
-        vec![],
-    )?)
+    Ok(report_stream::respond(core, reading, first, format)?)
 }
 
 async fn list_mail(core: Core_, c: Caller, q: web::Query<StateQuery>) -> Res {

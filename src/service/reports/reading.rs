@@ -45,6 +45,8 @@ pub struct Reading {
     now: chrono::NaiveDateTime,
     /// Where the next page begins; `None` once the last page has been read.
     next: Option<Option<Key>>,
+    /// Only the rows whose cells match (column index and value; empty: every row).
+    keep: Vec<(usize, Value)>,
 }
 
 impl Reading {
@@ -185,7 +187,26 @@ impl Reading {
             rows_per_page: rows_per_page.max(1),
             now: crate::service::now(),
             next: Some(None),
+            keep: vec![],
         }
+    }
+
+    /// From here on only the rows whose cells match `keep` (column index and value): of
+    /// `first`, the page read already, and of every page after it.
+    pub fn keep_only(
+        &mut self,
+        keep: Vec<(usize, Value)>,
+        first: Vec<Vec<Value>>,
+    ) -> Vec<Vec<Value>> {
+        self.keep = keep;
+        self.kept(first)
+    }
+
+    fn kept(&self, mut rows: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
+        if !self.keep.is_empty() {
+            rows.retain(|r| self.keep.iter().all(|(i, v)| r.get(*i) == Some(v)));
+        }
+        rows
     }
 
     /// Whether a page may follow the ones read.
@@ -206,6 +227,6 @@ impl Reading {
         self.name = table.report;
         self.columns = table.columns;
         self.next = next.map(Some);
-        Ok(Some(table.rows))
+        Ok(Some(self.kept(table.rows)))
     }
 }
