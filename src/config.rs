@@ -663,6 +663,7 @@ mod tests {
         assert_eq!((c.listen.as_str(), c.pool_size), ("127.0.0.1:9000", 5));
         std::fs::write(&f, "lisen = \"x\"\n").unwrap();
         let e = Config::from_parts(Some(&f), &[]).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
         assert!(e.contains("lisen"), "{e}");
     }
 

@@ -96,7 +96,6 @@ fn the_generic_connector_call_of_license_central_works_as_written_and_appends_by
     );
     let (_, order) = app.admin("GET", "/api/v1/orders/generic/W-1", None);
     assert_eq!(order["lines"].as_array().unwrap().len(), 2, "{order}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -165,5 +164,4 @@ fn an_idoc_with_a_new_number_for_an_order_appends_and_its_resend_changes_nothing
         "{}",
         log(&app, "sap-orders05")
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }

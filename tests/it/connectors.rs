@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use licentia::domain::Role;
 use serde_json::Value;
 
-use crate::harness::TestApp;
+use crate::harness::{Scratch, TestApp};
 
 pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/connectors");
 pub(crate) const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/connectors");
@@ -258,19 +258,14 @@ const SECRETS: &[(&str, &str)] = &[
 ];
 
 /// The shipped definitions with the shops' secrets set.
-pub(crate) fn shipped_with_secrets() -> std::path::PathBuf {
+pub(crate) fn shipped_with_secrets() -> Scratch {
     definitions_with_writeback(9)
 }
 
 /// The shipped definitions with the SAP write-back pointed at `port` on loopback and the
 /// shops' secrets set.
-fn definitions_with_writeback(port: u16) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "licentia-connectors-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+fn definitions_with_writeback(port: u16) -> Scratch {
+    let dir = Scratch::new("connectors");
     for f in std::fs::read_dir(SHIPPED).unwrap() {
         let p = f.unwrap().path();
         let mut text = std::fs::read_to_string(&p).unwrap().replace(
@@ -380,7 +375,6 @@ fn a_sap_orders05_idoc_becomes_a_ticket_posted_back_once_when_the_erp_is_up_agai
     );
     assert_eq!(got[0].matches("<License ").count(), 3, "{}", got[0]);
     assert_eq!(log(&app, "sap-orders05")["writebacks"][0]["state"], "sent");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -527,13 +521,11 @@ fn bad_idocs_are_refused_with_a_clear_error_and_create_nothing() {
     let (s, xml) = post(&good.replace("Muster Maschinenbau", "Muster&#7;"), sap);
     assert_eq!(s, 400, "{xml}");
     assert!(xml.contains("U+0007"), "{xml}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn a_bad_definition_stops_the_start_naming_the_file_and_field() {
-    let dir = std::env::temp_dir().join(format!("licentia-baddef-{}", rand::random::<u32>()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("baddef");
     std::fs::write(
         dir.join("shop.toml"),
         "kind = \"generic\"\ncolour = \"red\"\n",
@@ -560,7 +552,6 @@ fn a_bad_definition_stops_the_start_naming_the_file_and_field() {
     // The shipped ones load.
     let shipped = licentia::service::connectors::Connectors::load(SHIPPED).unwrap();
     assert!(shipped.0.contains_key("generic") && shipped.0.contains_key("sap-orders05"));
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 fn hmac(md: openssl::hash::MessageDigest, key: &str, data: &[u8]) -> Vec<u8> {
@@ -990,8 +981,7 @@ fn twocheckout_ipn_places_complete_orders_and_answers_the_read_receipt() {
 
 #[test]
 fn a_new_xml_shop_is_one_more_file_and_its_buyers_get_the_ticket_as_text() {
-    let dir = std::env::temp_dir().join(format!("licentia-xmlshop-{}", rand::random::<u32>()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("xmlshop");
     std::fs::write(
         dir.join("myshop.toml"),
         r#"kind = "shop"
@@ -1063,7 +1053,6 @@ secret = "xml-shop-secret"
         assert!(t.starts_with("ERROR ") && t.contains(says), "{says}: {t}");
     }
     assert_eq!(app.count("orders"), 1);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -1097,7 +1086,7 @@ fn a_shop_without_its_secret_is_off_and_says_so() {
 /// A server whose SAP write-back posts to `port` (two attempts), the fixture IDoc placed
 /// through it, once its write-back has been marked failed; and the definitions' folder, for
 /// the test to remove.
-fn idoc_until_its_write_back_failed(port: u16) -> (TestApp, std::path::PathBuf) {
+fn idoc_until_its_write_back_failed(port: u16) -> (TestApp, Scratch) {
     let dir = definitions_with_writeback(port);
     let app = TestApp::start_with(|c| {
         c.connectors_dir = dir.display().to_string();
@@ -1128,7 +1117,7 @@ fn a_write_back_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let (app, dir) = idoc_until_its_write_back_failed(port);
+    let (app, _dir) = idoc_until_its_write_back_failed(port);
     let id = log(&app, "sap-orders05")["writebacks"][0]["id"]
         .as_i64()
         .unwrap();
@@ -1146,7 +1135,6 @@ fn a_write_back_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
     assert_eq!(s, 409);
     app.run_pending_workers();
     assert_eq!(receiver.bodies().len(), 1);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// An ERP that answers the write-back with a redirect (a logon page, say) has not taken the
@@ -1157,7 +1145,7 @@ fn a_write_back_answered_with_a_redirect_is_not_taken_as_delivered() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let receiver = Receiver::answering(listener, "302 Found\r\nLocation: /logon");
-    let (app, dir) = idoc_until_its_write_back_failed(port);
+    let (app, _dir) = idoc_until_its_write_back_failed(port);
     let l = log(&app, "sap-orders05");
     let error = l["writebacks"][0]["last_error"].as_str().unwrap();
     assert!(
@@ -1168,5 +1156,4 @@ fn a_write_back_answered_with_a_redirect_is_not_taken_as_delivered() {
     let bodies = receiver.bodies();
     assert_eq!(bodies.len(), 2, "{bodies:?}");
     assert!(bodies.iter().all(|b| b.contains("<Ticket>")), "{bodies:?}");
-    std::fs::remove_dir_all(dir).unwrap();
 }

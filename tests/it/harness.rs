@@ -29,6 +29,35 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
+/// A folder of a test's own under the temp directory, removed with everything in it when
+/// the test ends (passed or panicked).
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(what: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "licentia-{what}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn pg_admin_url() -> String {
     std::env::var("TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
