@@ -30,7 +30,12 @@ fn check_char(body: &[u8]) -> u8 {
 impl TicketCode {
     /// A new code from the operating system's CSPRNG.
     pub fn generate() -> TicketCode {
-        let mut rng = rand::rngs::OsRng;
+        TicketCode::generate_from(&mut rand::rngs::OsRng)
+    }
+
+    /// A new code from `rng`, a cryptographically secure one (a ticket is a credential):
+    /// the data generator draws a million from the thread's generator, not a system call each.
+    pub fn generate_from<R: Rng + rand::CryptoRng>(rng: &mut R) -> TicketCode {
         let mut body: Vec<u8> = (0..LEN - 1)
             .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())])
             .collect();

@@ -12,14 +12,10 @@ use rand::{Rng, SeedableRng};
 
 use super::Core;
 use crate::domain::ticket::TicketCode;
-use crate::domain::{ContainerType, ItemOptions, LicenseState};
+use crate::domain::{ItemOptions, LicenseState};
 use crate::error::{Error, Result};
-use crate::store::containers::{self, NewContainer};
-use crate::store::customers::{self, Contact};
 use crate::store::history::{self, EventRow};
-use crate::store::licenses::{self, Generated};
-use crate::store::orders::{self, NewLine, NewOrder};
-use crate::store::{items, tickets, Conn};
+use crate::store::{generated, items, Conn};
 
 /// What was made.
 #[derive(Debug, Default, serde::Serialize)]
@@ -99,8 +95,11 @@ pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
         .map(|i| serde_json::from_str(&i.options).map_err(|e| Error::internal(e.to_string())))
         .collect::<Result<_>>()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // Ticket codes are credentials even here: drawn from a generator seeded by the system.
+    let mut codes = rand::rngs::StdRng::from_entropy();
     // Five digits: a serial is `130-` and this tag and seven digits of the run's count.
     let run: u32 = rand::rngs::OsRng.gen_range(10_000..100_000);
+    core.db.write(|c| generated::page_cache(c, true)).await?;
     let now = super::now();
     let year = Duration::days(365);
     let mut filled = Filled::default();
@@ -145,7 +144,7 @@ pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
             plan.push(Planned {
                 erp_order_id: format!("GEN-{run}-{n}"),
                 customer,
-                code: TicketCode::generate(),
+                code: TicketCode::generate_from(&mut codes),
                 item,
                 quantity,
                 at,
@@ -166,118 +165,163 @@ pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
         filled.containers += part.containers;
         filled.events += part.events;
     }
+    core.db.write(|c| generated::page_cache(c, false)).await?;
     filled.seconds = started.elapsed().as_secs_f64();
     Ok(filled)
 }
 
-/// Writes the planned orders with their licenses, containers and events.
+/// Writes the planned orders with their licenses, containers and events, a few multi-row
+/// statements a table.
 fn write(
     c: &mut Conn,
     plan: &[Planned],
     catalog: &[items::ItemRow],
     options: &[ItemOptions],
 ) -> Result<Filled> {
+    use std::collections::HashMap;
     let mut f = Filled::default();
+    let contacts: Vec<(&str, String, String)> = plan
+        .iter()
+        .filter_map(|o| o.customer.as_ref().ok())
+        .map(|id| {
+            let email = format!("{}@example.com", id.to_lowercase());
+            (id.as_str(), format!("Customer {id}"), email)
+        })
+        .collect();
+    let new: Vec<_> = plan
+        .iter()
+        .filter(|o| o.customer.is_ok())
+        .zip(&contacts)
+        .map(|(o, (external_id, name, email))| generated::Customer {
+            external_id,
+            name,
+            email,
+            at: o.at,
+        })
+        .collect();
+    let added: HashMap<String, i64> = generated::customers(c, &new)?
+        .into_iter()
+        .map(|(id, external_id)| (external_id, id))
+        .collect();
+    f.customers = added.len() as u64;
     // Each order's customer: its key, its external id.
     let mut customer_of: Vec<(i64, &str)> = Vec::with_capacity(plan.len());
-    // Each order's line, ticket and license options.
-    let mut lines = Vec::with_capacity(plan.len());
-    let mut events = vec![];
     for o in plan {
-        let customer = match &o.customer {
-            Ok(external_id) => {
-                let (name, email) = (
-                    format!("Customer {external_id}"),
-                    format!("{}@example.com", external_id.to_lowercase()),
-                );
-                let contact = Contact {
-                    name: &name,
-                    email: &email,
-                    locale: "en",
-                };
-                f.customers += 1;
-                let id = customers::insert(c, "", external_id, &contact, o.at)?.id;
-                (id, external_id.as_str())
-            }
+        customer_of.push(match &o.customer {
+            Ok(external_id) => (added[external_id], external_id),
             Err(earlier) => customer_of[*earlier],
-        };
-        customer_of.push(customer);
-        let (customer, external_id) = customer;
-        let ticket = tickets::insert(c, &o.code, customer, o.at)?;
-        let order = orders::insert(
-            c,
-            &NewOrder {
-                source: "demo",
-                erp_order_id: &o.erp_order_id,
-                customer_id: customer,
-                ticket_id: ticket,
-                comment: "",
-                created_by: "generator",
-            },
-            o.at,
-        )?;
-        let item = &catalog[o.item];
-        let line = orders::insert_line(
-            c,
-            &NewLine {
-                order_id: order,
-                batch_key: "",
-                position: 1,
-                item_pk: item.pk,
-                quantity: o.quantity as i32,
-            },
-        )?;
-        f.orders += 1;
+        });
+    }
+    let ticket_rows: Vec<_> = plan
+        .iter()
+        .zip(&customer_of)
+        .map(|(o, (customer_id, _))| generated::Ticket {
+            code: o.code.as_stored(),
+            customer_id: *customer_id,
+            at: o.at,
+        })
+        .collect();
+    let ticket_of: HashMap<String, i64> = generated::tickets(c, &ticket_rows)?
+        .into_iter()
+        .map(|(id, code)| (code, id))
+        .collect();
+    let tickets: Vec<i64> = plan.iter().map(|o| ticket_of[o.code.as_stored()]).collect();
+    let order_rows: Vec<_> = plan
+        .iter()
+        .zip(&customer_of)
+        .zip(&tickets)
+        .map(|((o, (customer_id, _)), ticket_id)| generated::Order {
+            erp_order_id: &o.erp_order_id,
+            customer_id: *customer_id,
+            ticket_id: *ticket_id,
+            at: o.at,
+        })
+        .collect();
+    let order_of: HashMap<String, i64> = generated::orders(c, &order_rows)?
+        .into_iter()
+        .map(|(id, erp_order_id)| (erp_order_id, id))
+        .collect();
+    let orders: Vec<i64> = plan.iter().map(|o| order_of[&o.erp_order_id]).collect();
+    let line_rows: Vec<_> = plan
+        .iter()
+        .zip(&orders)
+        .map(|(o, order)| (*order, catalog[o.item].pk, o.quantity as i32))
+        .collect();
+    let line_of: HashMap<i64, i64> = generated::lines(c, &line_rows)?
+        .into_iter()
+        .map(|(id, order)| (order, id))
+        .collect();
+    f.orders = plan.len() as u64;
+    // The containers, owned by their order's customer.
+    let mut rng = rand::thread_rng();
+    let keys: Vec<String> = plan
+        .iter()
+        .filter(|o| o.fate != Fate::Waiting)
+        .map(|_| {
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                rng.gen::<[u8; 32]>(),
+            )
+        })
+        .collect();
+    let container_rows: Vec<_> = plan
+        .iter()
+        .zip(&customer_of)
+        .filter_map(|(o, (customer_id, _))| match &o.fate {
+            Fate::Activated { serial, at } | Fate::Returned { serial, at, .. } => {
+                Some((serial, *customer_id, *at))
+            }
+            Fate::Waiting => None,
+        })
+        .zip(&keys)
+        .map(|((serial, customer_id, at), key)| generated::Container {
+            serial,
+            key,
+            customer_id,
+            at,
+        })
+        .collect();
+    generated::containers(c, &container_rows)?;
+    f.containers = container_rows.len() as u64;
+    let mut events = Vec::with_capacity(plan.len() * 12);
+    for ((o, order), (_, external_id)) in plan.iter().zip(&orders).zip(&customer_of) {
         events.push(event(
             o.at,
             "order.created",
-            Some(order),
+            Some(*order),
             Some(&o.code),
             None,
             None,
             serde_json::json!({"source": "demo", "erp_order_id": o.erp_order_id,
                 "customer": external_id, "customer_scope": "", "lines": [{"item_id": MIX[o.item].0, "quantity": o.quantity}]}),
         ));
-        // The container, owned by the order's customer.
-        if let Fate::Activated { serial, at } | Fate::Returned { serial, at, .. } = &o.fate {
-            let mut key = [0u8; 32];
-            openssl::rand::rand_bytes(&mut key).map_err(|e| Error::internal(e.to_string()))?;
-            let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
-            let row = containers::register(
-                c,
-                &NewContainer {
-                    serial,
-                    kind: ContainerType::Act,
-                    public_key: &key,
-                    enc_key: &key,
-                    fingerprint: "[]",
-                },
-                *at,
-            )?;
-            containers::set_customer(c, row.id, Some(customer), *at)?;
-            events.push(event(
-                *at,
-                "container.registered",
-                None,
-                None,
-                None,
-                Some(serial),
-                serde_json::json!({"type": "act"}),
-            ));
-            f.containers += 1;
-        }
-        // Subscriptions run a year from the order, trials thirty days.
-        let mut opts = options[o.item].clone();
-        opts.expiration_time = match MIX[o.item].0 {
-            "SNP-SUB-1Y" => Some((o.at + Duration::days(365)).and_utc()),
-            "SNP-TRIAL-30" => Some((o.at + Duration::days(30)).and_utc()),
-            _ => opts.expiration_time,
-        };
-        let opts = serde_json::to_string(&opts).map_err(|e| Error::internal(e.to_string()))?;
-        lines.push((line, ticket, opts));
     }
+    for r in &container_rows {
+        events.push(event(
+            r.at,
+            "container.registered",
+            None,
+            None,
+            None,
+            Some(r.serial),
+            serde_json::json!({"type": "act"}),
+        ));
+    }
+    // Subscriptions run a year from the order, trials thirty days.
+    let opts: Vec<String> = plan
+        .iter()
+        .map(|o| {
+            let mut opts = options[o.item].clone();
+            opts.expiration_time = match MIX[o.item].0 {
+                "SNP-SUB-1Y" => Some((o.at + Duration::days(365)).and_utc()),
+                "SNP-TRIAL-30" => Some((o.at + Duration::days(30)).and_utc()),
+                _ => opts.expiration_time,
+            };
+            serde_json::to_string(&opts).map_err(|e| Error::internal(e.to_string()))
+        })
+        .collect::<Result<_>>()?;
     let mut rows = Vec::with_capacity(plan.iter().map(|o| o.quantity).sum());
-    for (o, (line, ticket, opts)) in plan.iter().zip(&lines) {
+    for ((o, order), (ticket, opts)) in plan.iter().zip(&orders).zip(tickets.iter().zip(&opts)) {
         let item = &catalog[o.item];
         // A returned license left its container: available again, with its activation time.
         let (state, serial, activated) = match &o.fate {
@@ -288,9 +332,9 @@ fn write(
             Fate::Returned { at, .. } => (LicenseState::Available, None, Some(*at)),
         };
         for _ in 0..o.quantity {
-            rows.push(Generated {
+            rows.push(generated::License {
                 ticket_id: *ticket,
-                order_line_id: *line,
+                order_line_id: line_of[order],
                 item_pk: item.pk,
                 firm_id: item.firm_id,
                 product_code: item.product_code,
@@ -303,11 +347,11 @@ fn write(
         }
     }
     // The licenses of an order's line are alike: ids are matched to orders by line.
-    let made = licenses::insert_generated(c, &rows)?;
-    let fate_of: std::collections::HashMap<i64, &Fate> = plan
+    let made = generated::licenses(c, &rows)?;
+    let fate_of: HashMap<i64, &Fate> = plan
         .iter()
-        .zip(&lines)
-        .map(|(o, (line, _, _))| (*line, &o.fate))
+        .zip(&orders)
+        .map(|(o, order)| (line_of[order], &o.fate))
         .collect();
     for (id, line) in &made {
         let (serial, at, back) = match fate_of.get(line) {

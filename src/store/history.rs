@@ -83,9 +83,17 @@ pub(super) fn cut_back(to: usize) {
 const INSERT_EVENTS: &str = "INSERT INTO events (at, actor, interface, action, order_id, ticket, \
      license_id, serial, details, prev_hash, hash) VALUES";
 
+/// Events a statement inserts.
+const ROWS: usize = 500;
+
 /// Inserts of up to this many events stay prepared (one statement per row count; a group
-/// of concurrent requests writes a few events each).
+/// of concurrent requests writes a few events each), and so does a full one (a large
+/// write, the data generator's, makes many).
 const REUSED_ROWS: usize = 64;
+
+fn reused(rows: usize) -> bool {
+    rows <= REUSED_ROWS || rows == ROWS
+}
 
 #[derive(QueryableByName)]
 struct Id {
@@ -136,7 +144,7 @@ pub(super) fn append(conn: &mut Conn) -> Result<()> {
     // One multi-row INSERT per 500 events: the head lock is held for as few round trips as
     // possible. Ids follow the VALUES order, which is the chain order. On PostgreSQL the
     // head moves in the same statement (a data-modifying WITH).
-    for chunk in rows.chunks(500) {
+    for chunk in rows.chunks(ROWS) {
         let last_hash = &chunk[chunk.len() - 1].hash;
         match conn {
             Conn::Pg(pg) => {
@@ -162,7 +170,7 @@ pub(super) fn append(conn: &mut Conn) -> Result<()> {
                 ));
                 let q = bind_events!(q.into_boxed::<diesel::pg::Pg>(), chunk)
                     .bind::<diesel::sql_types::Text, _>(last_hash);
-                let moved: Vec<Id> = if chunk.len() <= REUSED_ROWS {
+                let moved: Vec<Id> = if reused(chunk.len()) {
                     super::Reused(q).load(pg)?
                 } else {
                     q.load(pg)?
@@ -175,7 +183,7 @@ pub(super) fn append(conn: &mut Conn) -> Result<()> {
                 let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
                 let q = diesel::sql_query(format!("{INSERT_EVENTS} {values} RETURNING id"));
                 let q = bind_events!(q.into_boxed::<diesel::sqlite::Sqlite>(), chunk);
-                let ids: Vec<Id> = if chunk.len() <= REUSED_ROWS {
+                let ids: Vec<Id> = if reused(chunk.len()) {
                     super::Reused(q).load(lite)?
                 } else {
                     q.load(lite)?

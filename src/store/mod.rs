@@ -13,6 +13,7 @@ pub mod containers;
 pub mod customers;
 pub mod downloads;
 pub mod firms;
+pub mod generated;
 pub mod history;
 pub mod items;
 pub mod job_runs;
