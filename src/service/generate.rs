@@ -102,70 +102,76 @@ pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
     core.db.write(|c| generated::page_cache(c, true)).await?;
     let now = super::now();
     let year = Duration::days(365);
-    let mut filled = Filled::default();
-    let (mut made, mut n, mut containers) = (0u64, 0u64, 0u64);
-    while made < count {
-        let mut plan = Vec::with_capacity(ORDERS_PER_WRITE);
-        while plan.len() < ORDERS_PER_WRITE && made < count {
-            // Spread evenly over the past year by the licenses made before, oldest first.
-            let at =
-                now - year + Duration::seconds((year.num_seconds() as u64 * made / count) as i64);
-            let quantity = rng.gen_range(1..=19).min(count - made) as usize;
-            let pick = rng.gen_range(0..100);
-            let item = MIX
-                .iter()
-                .scan(0, |sum, (_, w)| {
-                    *sum += w;
-                    Some(*sum)
-                })
-                .position(|sum| pick < sum)
-                .unwrap_or(0);
-            // A customer orders ten times on average; the first order in a write is a new one.
-            let customer = if plan.is_empty() || rng.gen_ratio(1, 10) {
-                Ok(format!("GEN-{run}-{n}"))
-            } else {
-                Err(rng.gen_range(0..plan.len()))
-            };
-            // Activated within two weeks of the order (not after now), returned within a month.
-            let fate = match rng.gen_range(0..100) {
-                0..30 => Fate::Waiting,
-                r => {
-                    containers += 1;
-                    let serial = format!("130-{run}{containers:07}");
-                    let at = (at + Duration::days(rng.gen_range(0..14))).min(now);
-                    if r < 88 {
-                        Fate::Activated { serial, at }
-                    } else {
-                        let back = (at + Duration::days(rng.gen_range(1..30))).min(now);
-                        Fate::Returned { serial, at, back }
+    // The cache goes back to its size whether the fill ends well or not.
+    let filled = async {
+        let mut filled = Filled::default();
+        let (mut made, mut n, mut containers) = (0u64, 0u64, 0u64);
+        while made < count {
+            let mut plan = Vec::with_capacity(ORDERS_PER_WRITE);
+            while plan.len() < ORDERS_PER_WRITE && made < count {
+                // Spread evenly over the past year by the licenses made before, oldest first.
+                let at = now - year
+                    + Duration::seconds((year.num_seconds() as u64 * made / count) as i64);
+                let quantity = rng.gen_range(1..=19).min(count - made) as usize;
+                let pick = rng.gen_range(0..100);
+                let item = MIX
+                    .iter()
+                    .scan(0, |sum, (_, w)| {
+                        *sum += w;
+                        Some(*sum)
+                    })
+                    .position(|sum| pick < sum)
+                    .unwrap_or(0);
+                // A customer orders ten times on average; the first order in a write is a new one.
+                let customer = if plan.is_empty() || rng.gen_ratio(1, 10) {
+                    Ok(format!("GEN-{run}-{n}"))
+                } else {
+                    Err(rng.gen_range(0..plan.len()))
+                };
+                // Activated within two weeks of the order (not after now), returned within a month.
+                let fate = match rng.gen_range(0..100) {
+                    0..30 => Fate::Waiting,
+                    r => {
+                        containers += 1;
+                        let serial = format!("130-{run}{containers:07}");
+                        let at = (at + Duration::days(rng.gen_range(0..14))).min(now);
+                        if r < 88 {
+                            Fate::Activated { serial, at }
+                        } else {
+                            let back = (at + Duration::days(rng.gen_range(1..30))).min(now);
+                            Fate::Returned { serial, at, back }
+                        }
                     }
-                }
-            };
-            plan.push(Planned {
-                erp_order_id: format!("GEN-{run}-{n}"),
-                customer,
-                code: TicketCode::generate_from(&mut codes),
-                item,
-                quantity,
-                at,
-                fate,
-            });
-            made += quantity as u64;
-            n += 1;
+                };
+                plan.push(Planned {
+                    erp_order_id: format!("GEN-{run}-{n}"),
+                    customer,
+                    code: TicketCode::generate_from(&mut codes),
+                    item,
+                    quantity,
+                    at,
+                    fate,
+                });
+                made += quantity as u64;
+                n += 1;
+            }
+            let plan = std::sync::Arc::new(plan);
+            let (catalog, options) = (catalog.clone(), options.clone());
+            let part = core
+                .db
+                .write(move |c| write(c, &plan, &catalog, &options))
+                .await?;
+            filled.licenses += part.licenses;
+            filled.orders += part.orders;
+            filled.customers += part.customers;
+            filled.containers += part.containers;
+            filled.events += part.events;
         }
-        let plan = std::sync::Arc::new(plan);
-        let (catalog, options) = (catalog.clone(), options.clone());
-        let part = core
-            .db
-            .write(move |c| write(c, &plan, &catalog, &options))
-            .await?;
-        filled.licenses += part.licenses;
-        filled.orders += part.orders;
-        filled.customers += part.customers;
-        filled.containers += part.containers;
-        filled.events += part.events;
+        Ok::<_, Error>(filled)
     }
+    .await;
     core.db.write(|c| generated::page_cache(c, false)).await?;
+    let mut filled = filled?;
     filled.seconds = started.elapsed().as_secs_f64();
     Ok(filled)
 }
