@@ -214,7 +214,7 @@ fn write(
     let mut customer_of: Vec<(i64, &str)> = Vec::with_capacity(plan.len());
     for o in plan {
         customer_of.push(match &o.customer {
-            Ok(external_id) => (added[external_id], external_id),
+            Ok(external_id) => (id_of(&added, external_id.as_str())?, external_id),
             Err(earlier) => customer_of[*earlier],
         });
     }
@@ -231,7 +231,10 @@ fn write(
         .into_iter()
         .map(|(id, code)| (code, id))
         .collect();
-    let tickets: Vec<i64> = plan.iter().map(|o| ticket_of[o.code.as_stored()]).collect();
+    let tickets: Vec<i64> = plan
+        .iter()
+        .map(|o| id_of(&ticket_of, o.code.as_stored()))
+        .collect::<Result<_>>()?;
     let order_rows: Vec<_> = plan
         .iter()
         .zip(&customer_of)
@@ -247,7 +250,10 @@ fn write(
         .into_iter()
         .map(|(id, erp_order_id)| (erp_order_id, id))
         .collect();
-    let orders: Vec<i64> = plan.iter().map(|o| order_of[&o.erp_order_id]).collect();
+    let orders: Vec<i64> = plan
+        .iter()
+        .map(|o| id_of(&order_of, o.erp_order_id.as_str()))
+        .collect::<Result<_>>()?;
     let line_rows: Vec<_> = plan
         .iter()
         .zip(&orders)
@@ -257,6 +263,10 @@ fn write(
         .into_iter()
         .map(|(id, order)| (order, id))
         .collect();
+    let lines: Vec<i64> = orders
+        .iter()
+        .map(|order| id_of(&line_of, order))
+        .collect::<Result<_>>()?;
     f.orders = plan.len() as u64;
     // The containers, owned by their order's customer.
     let mut rng = rand::thread_rng();
@@ -326,29 +336,45 @@ fn write(
             serde_json::to_string(&opts).map_err(|e| Error::internal(e.to_string()))
         })
         .collect::<Result<_>>()?;
+    // Each order's time and its licenses' activation time, written out once for them all.
+    let stamps: Vec<(generated::Stamp, Option<generated::Stamp>)> = plan
+        .iter()
+        .map(|o| {
+            let activated = match &o.fate {
+                Fate::Waiting => None,
+                Fate::Activated { at, .. } | Fate::Returned { at, .. } => Some(*at),
+            };
+            (
+                generated::Stamp::new(o.at),
+                activated.map(generated::Stamp::new),
+            )
+        })
+        .collect();
     let mut rows = Vec::with_capacity(plan.iter().map(|o| o.quantity).sum());
-    for ((o, order), (ticket, opts)) in plan.iter().zip(&orders).zip(tickets.iter().zip(&opts)) {
+    for ((o, line), ((ticket, opts), (created, activated))) in plan
+        .iter()
+        .zip(&lines)
+        .zip(tickets.iter().zip(&opts).zip(&stamps))
+    {
         let item = &catalog[o.item];
         // A returned license left its container: available again, with its activation time.
-        let (state, serial, activated) = match &o.fate {
-            Fate::Waiting => (LicenseState::Available, None, None),
-            Fate::Activated { serial, at } => {
-                (LicenseState::Activated, Some(serial.as_str()), Some(*at))
-            }
-            Fate::Returned { at, .. } => (LicenseState::Available, None, Some(*at)),
+        let (state, serial) = match &o.fate {
+            Fate::Waiting => (LicenseState::Available, None),
+            Fate::Activated { serial, .. } => (LicenseState::Activated, Some(serial.as_str())),
+            Fate::Returned { .. } => (LicenseState::Available, None),
         };
         for _ in 0..o.quantity {
             rows.push(generated::License {
                 ticket_id: *ticket,
-                order_line_id: line_of[order],
+                order_line_id: *line,
                 item_pk: item.pk,
                 firm_id: item.firm_id,
                 product_code: item.product_code,
                 options: opts,
                 state,
                 serial,
-                created_at: o.at,
-                activated_at: activated,
+                created_at: created,
+                activated_at: activated.as_ref(),
             });
         }
     }
@@ -356,8 +382,8 @@ fn write(
     let made = generated::licenses(c, &rows)?;
     let fate_of: HashMap<i64, &Fate> = plan
         .iter()
-        .zip(&orders)
-        .map(|(o, order)| (line_of[order], &o.fate))
+        .zip(&lines)
+        .map(|(o, line)| (*line, &o.fate))
         .collect();
     for (id, line) in &made {
         let (serial, at, back) = match fate_of.get(line) {
@@ -394,6 +420,17 @@ fn write(
         history::defer(e)?;
     }
     Ok(f)
+}
+
+/// The id the database answered for the row of `key` (it answers every row inserted).
+fn id_of<K, Q>(ids: &std::collections::HashMap<K, i64>, key: &Q) -> Result<i64>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + std::fmt::Debug + ?Sized,
+{
+    ids.get(key)
+        .copied()
+        .ok_or_else(|| Error::internal(format!("the database answered no id for {key:?}")))
 }
 
 fn event(

@@ -179,6 +179,54 @@ fn lookups_lists_and_reports_read_by_index_on_a_generated_database() {
         filled.orders >= 300 && filled.containers > 100,
         "{filled:?}"
     );
+    // What was written hangs together: each order's ticket is its customer's, each license
+    // is on its order's ticket, each activated one in a container of that customer, and
+    // the history verifies.
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    for (sql, want) in [
+        ("SELECT COUNT(*) AS n FROM licenses", filled.licenses as i64),
+        ("SELECT COUNT(*) AS n FROM orders", filled.orders as i64),
+        (
+            "SELECT COUNT(*) AS n FROM containers",
+            filled.containers as i64,
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM orders o JOIN tickets t ON t.id = o.ticket_id \
+             WHERE t.customer_id <> o.customer_id",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM licenses l JOIN order_lines ol ON ol.id = l.order_line_id \
+             JOIN orders o ON o.id = ol.order_id WHERE o.ticket_id <> l.ticket_id",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM licenses l JOIN tickets t ON t.id = l.ticket_id \
+             JOIN containers c ON c.serial = l.serial WHERE c.customer_id <> t.customer_id",
+            0,
+        ),
+    ] {
+        let mut c = app.db.connect();
+        let got: Count = match &mut c {
+            licentia::store::Conn::Sqlite(c) => diesel::sql_query(sql).get_result(c),
+            licentia::store::Conn::Pg(c) => diesel::sql_query(sql).get_result(c),
+        }
+        .unwrap();
+        assert_eq!(got.n, want, "{sql}");
+    }
+    let chain = app
+        .rt
+        .block_on(licentia::service::audit::verify_chain(
+            &app.core,
+            &crate::harness::system(),
+        ))
+        .unwrap();
+    assert!(chain.problems.is_empty(), "{:?}", chain.problems);
+    assert!(chain.events >= filled.events, "{}", chain.events);
     if backend() == "postgres" {
         // As autovacuum would have by now on a database this size.
         diesel::sql_query("ANALYZE")
