@@ -99,10 +99,10 @@ pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
     let mut codes = rand::rngs::StdRng::from_entropy();
     // Five digits: a serial is `130-` and this tag and seven digits of the run's count.
     let run: u32 = rand::rngs::OsRng.gen_range(10_000..100_000);
-    core.db.write(|c| generated::page_cache(c, true)).await?;
+    core.db.write(|c| generated::bulk(c, true)).await?;
     let now = super::now();
     let year = Duration::days(365);
-    // The cache goes back to its size whether the fill ends well or not.
+    // The writer is set back whether the fill ends well or not.
     let filled = async {
         let mut filled = Filled::default();
         let (mut made, mut n, mut containers) = (0u64, 0u64, 0u64);
@@ -170,7 +170,7 @@ pub async fn fill(core: &Core, count: u64, seed: u64) -> Result<Filled> {
         Ok::<_, Error>(filled)
     }
     .await;
-    core.db.write(|c| generated::page_cache(c, false)).await?;
+    core.db.write(|c| generated::bulk(c, false)).await?;
     let mut filled = filled?;
     filled.seconds = started.elapsed().as_secs_f64();
     Ok(filled)
