@@ -289,9 +289,7 @@ fn definitions_with_writeback(port: u16) -> Scratch {
 
 #[test]
 fn a_sap_orders05_idoc_becomes_a_ticket_posted_back_once_when_the_erp_is_up_again() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener); // the ERP's endpoint is down
+    let port = crate::crash::free_port(); // the ERP's endpoint is down
     let dir = definitions_with_writeback(port);
     let app = TestApp::start_with(|c| {
         c.connectors_dir = dir.display().to_string();
@@ -1114,9 +1112,7 @@ fn idoc_until_its_write_back_failed(port: u16) -> (TestApp, Scratch) {
 
 #[test]
 fn a_write_back_that_keeps_failing_is_marked_failed_and_can_be_requeued() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    let port = crate::crash::free_port();
     let (app, _dir) = idoc_until_its_write_back_failed(port);
     let id = log(&app, "sap-orders05")["writebacks"][0]["id"]
         .as_i64()

@@ -17,12 +17,27 @@ use rand::{Rng, SeedableRng};
 use crate::activation::{new_act, FIRM};
 use crate::harness::TestDb;
 
+/// A port on loopback that nothing listens on.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Below the kernel's range for port 0: a port bound and freed there may be given at once
+    // to the next socket bound to port 0 (a test server's), and then something listens on it.
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if low <= 11_000 {
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+    }
+    loop {
+        let port = rand::thread_rng().gen_range(10_000..low);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// libfaketime's library, to preload into a server whose wall clock must run elsewhere (the
